@@ -1,0 +1,206 @@
+"""The wire protocol between the broker and its clients (shim, hooks, CLI). Standard library only.
+
+Frames are single-line JSON objects terminated by ``\\n`` on the pod's Unix socket.
+
+Request::
+
+    {"v": 1, "id": 7, "op": "tell", "agent": "writer", "token": "...", "args": {...}}
+
+Response (same ``id``)::
+
+    {"v": 1, "id": 7, "ok": true, "result": {...}}
+    {"v": 1, "id": 7, "ok": false, "error": {"code": "unknown_agent", "message": "..."}}
+
+Event (only on a connection that sent ``subscribe``)::
+
+    {"v": 1, "event": "message" | "state" | "notice", "data": {...}}
+
+Every request names the agent it acts for and carries that agent's token; the broker
+rejects a token that does not match the named agent (``auth``). The human is the member
+``user``; requests marked *user only* below need the user's token.
+
+Operations (``args`` -> ``result``):
+
+- ``hello {}`` -> ``{pod, protocol, broker_pid}``
+- ``tell {to, text, urgent=false, client_msg_id?}`` -> ``{message_id, status: "queued", recipients: [{name, state}]}``
+  ``to`` is a name, a list of names, or ``"all"`` (every member but the sender).
+- ``ask {to, text, client_msg_id?}`` -> ``{ask_id, message_id, status: "queued", recipients}``
+- ``wait_for_reply {ask_id, timeout_ms}`` -> ``{ask_id, status: "replied" | "timeout", replies, waiting_on}``
+  Blocks in the broker at most ``timeout_ms`` (capped at ``MAX_WAIT_MS``).
+- ``check_replies {ask_id}`` -> ``{ask_id, status: "replied" | "waiting", replies, waiting_on, delivery}``
+- ``read_messages {since?, limit?}`` -> ``{messages, next}``; without ``since`` it reads from the
+  agent's own read cursor. Returned messages are marked ``read``.
+- ``post_reply {ask_id, text, client_msg_id?}`` -> ``{message_id, ask_id, followup}``. Only an asked
+  agent may reply. Its first reply answers the ask; a later one is delivered to the asker as a
+  follow-up (``followup: true``) and never changes what ``wait_for_reply`` returned.
+- ``list_agents {}`` -> ``{agents: [{name, cli, role, state, unread}], routes: [...]}``
+- ``hook {event, inject=true}`` -> ``{state, claim, messages, context?}``. ``event`` is one of
+  ``HOOK_EVENTS``; it sets the agent's busy/idle state. With ``inject`` it claims the messages not yet
+  injected into the agent's model; the hook prints them and then sends ``ack_injected {claim}``.
+  A claim not acknowledged within ``CLAIM_LEASE_S`` is offered again (a hook that dies loses nothing).
+  ``session_start`` also returns ``context: {pod, role, members, routes}``.
+- ``ack_injected {claim}`` -> ``{injected: n}``
+- ``set_state {name, state}`` (user only) -> ``{name, state}``: the orchestrator reports a stopped CLI.
+- ``history {since?, limit?}`` (user only) -> ``{messages, next}``, each message with its ``delivery``.
+- ``subscribe {since?}`` (user only) -> ``{subscribed: true}``, then events on this connection.
+- ``status {}`` (user only) -> ``{pod, agents, routes, pending_deliveries}``.
+- ``sync {}`` (user only) -> ``{added, removed, changed}``: re-read the pod file the broker was started with.
+- ``prune {older_than_s?}`` (user only) -> ``{deleted}``.
+
+A message (in ``read_messages``, ``history``, events and hook injections)::
+
+    {"id": 12, "ts": 1764020000.5, "from": "writer", "to": ["reviewer"], "kind": "ask",
+     "text": "...", "ask_id": 12, "urgent": false, "followup": false}
+
+``kind`` is ``tell``, ``ask``, ``reply`` or ``notice`` (non-delivery notices from ``podctl``).
+Delivery states per recipient: ``queued`` (committed), ``injected`` (a hook put it in the model's
+context), ``read`` (returned by ``read_messages``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+MAX_WAIT_MS = 10 * 60 * 1000
+CLAIM_LEASE_S = 30.0
+SYSTEM_SENDER = "podctl"
+"""Sender name of messages the broker writes itself (non-delivery notices)."""
+
+HOOK_EVENTS = ("session_start", "turn_start", "tool_done", "turn_end", "session_end")
+BUSY_EVENTS = ("turn_start", "tool_done")
+IDLE_EVENTS = ("session_start", "turn_end")
+AGENT_STATES = ("busy", "idle", "stopped")
+
+# Error codes.
+BAD_REQUEST = "bad_request"
+PROTOCOL_MISMATCH = "protocol_version"
+AUTH = "auth"
+FORBIDDEN = "forbidden"
+UNKNOWN_AGENT = "unknown_agent"
+UNKNOWN_ASK = "unknown_ask"
+NOT_ASKED = "not_asked"
+EMPTY_TEXT = "empty_text"
+TOO_LARGE = "too_large"
+INTERNAL = "internal"
+
+
+class BrokerError(Exception):
+    """The broker answered with an error result."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class BrokerUnavailable(OSError):
+    """The broker could not be reached (not running, socket gone, timed out)."""
+
+
+def encode(frame: dict[str, Any]) -> bytes:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    frame = json.loads(line)
+    if not isinstance(frame, dict):
+        raise ValueError("a frame must be a JSON object")
+    return frame
+
+
+def request(req_id: int, op: str, agent: str, token: str, args: dict[str, Any]) -> dict[str, Any]:
+    return {"v": PROTOCOL_VERSION, "id": req_id, "op": op, "agent": agent, "token": token, "args": args}
+
+
+def ok(req_id: Any, result: dict[str, Any]) -> dict[str, Any]:
+    return {"v": PROTOCOL_VERSION, "id": req_id, "ok": True, "result": result}
+
+
+def error(req_id: Any, code: str, message: str) -> dict[str, Any]:
+    return {"v": PROTOCOL_VERSION, "id": req_id, "ok": False, "error": {"code": code, "message": message}}
+
+
+def event(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"v": PROTOCOL_VERSION, "event": name, "data": data}
+
+
+def unwrap(frame: dict[str, Any]) -> dict[str, Any]:
+    """The result of a response frame, or raise the BrokerError it carries."""
+    if frame.get("ok"):
+        return frame.get("result") or {}
+    err = frame.get("error") or {}
+    raise BrokerError(str(err.get("code", INTERNAL)), str(err.get("message", "unknown error")))
+
+
+@dataclass
+class Client:
+    """A blocking client for short-lived callers (hooks, CLI commands).
+
+    Every call has a timeout; an unreachable broker raises BrokerUnavailable quickly.
+    """
+
+    socket_path: str | os.PathLike[str]
+    agent: str
+    token: str
+    timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        self._sock: socket.socket | None = None
+        self._buf = b""
+        self._next_id = 0
+
+    def _connect(self) -> socket.socket:
+        if self._sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(os.fspath(self.socket_path))
+            except OSError as exc:
+                sock.close()
+                raise BrokerUnavailable(f"cannot reach the broker at {self.socket_path}: {exc}") from exc
+            self._sock = sock
+        return self._sock
+
+    def call(self, op: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
+        sock = self._connect()
+        self._next_id += 1
+        req_id = self._next_id
+        sock.settimeout(timeout if timeout is not None else self.timeout)
+        try:
+            sock.sendall(encode(request(req_id, op, self.agent, self.token, args)))
+            while True:
+                frame = decode(self._read_line(sock))
+                if frame.get("id") == req_id:
+                    return unwrap(frame)
+        except (OSError, ValueError) as exc:
+            self.close()
+            raise BrokerUnavailable(f"broker at {self.socket_path} did not answer {op}: {exc}") from exc
+
+    def _read_line(self, sock: socket.socket) -> bytes:
+        while b"\n" not in self._buf:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionResetError("broker closed the connection")
+            self._buf += chunk
+            if len(self._buf) > MAX_FRAME_BYTES:
+                raise ValueError("frame too large")
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+            self._buf = b""
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,32 @@
+"""The typer application: one module per command group registers its commands."""
+
+from __future__ import annotations
+
+import typer
+
+from . import agents, bench, bus, lifecycle, pods
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="podctl",
+        help="Run AI coding CLIs as one team: pod files, a durable broker, MCP tools and hooks.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    @app.callback()
+    def root() -> None:
+        """Run AI coding CLIs as one team."""
+
+    for group in (pods, lifecycle, bus, agents, bench):
+        group.register(app)
+
+    @app.command()
+    def version() -> None:
+        """Print podctl's version."""
+        from importlib.metadata import version as dist_version
+
+        typer.echo(dist_version("podctl"))
+
+    return app

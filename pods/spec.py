@@ -1,0 +1,114 @@
+"""The pod file schema (pydantic v2). A validated PodSpec is the resolved desired state of a pod."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+RESERVED_NAMES = frozenset({"user", "all", "podctl"})
+
+CliName = Literal["claude", "codex", "gemini", "script"]
+RestartPolicy = Literal["never", "on-failure", "always"]
+
+
+def _check_name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid name: use lowercase letters, digits and '-', starting with a letter or digit"
+        )
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentSpec(Strict):
+    """One agent: a CLI in its own tmux window."""
+
+    cli: CliName
+    role: str = ""
+    model: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    workdir: str | None = None
+    restart: RestartPolicy = "never"
+    script: dict[str, Any] | str | None = None
+
+
+class RouteSpec(Strict):
+    """A named address with a policy; agents `ask(to=<route name>)`."""
+
+    name: str
+    from_: list[str] | None = Field(default=None, alias="from")
+    to: list[str]
+    mode: Literal["all", "first"] = "all"
+    timeout: str = "10m"
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    _name = field_validator("name")(_check_name)
+
+
+class RuleSpec(Strict):
+    """An auto-ask rule: an event that sends an ask (or a hand-off) by itself."""
+
+    name: str
+    on: Literal["turn_end", "file_change", "pattern"]
+    agent: str | None = None
+    when: dict[str, Any] = Field(default_factory=dict)
+    ask: str | list[str] | None = None
+    handoff: str | None = None
+    text: str = ""
+    max_rounds: int = 3
+    cooldown: str = "0s"
+
+    _name = field_validator("name")(_check_name)
+
+
+class Limits(Strict):
+    message_bytes: int = Field(default=65536, gt=0)
+    wait_cap_ms: int = Field(default=50_000, gt=0, description="longest single wait_for_reply call")
+    undelivered_notice_s: float = Field(default=600.0, gt=0, description="non-delivery notice after this")
+    retention_days: float | None = Field(default=None, gt=0, description="history kept by `podctl prune`")
+
+
+class PodSpec(Strict):
+    """A resolved pod file (after `extends`)."""
+
+    name: str
+    workdir: str = "."
+    extends: str | None = None
+    vars: dict[str, Any] = Field(default_factory=dict)
+    agents: dict[str, AgentSpec]
+    routes: list[RouteSpec] = Field(default_factory=list)
+    rules: list[RuleSpec] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+
+    source: Path | None = Field(default=None, exclude=True, description="the pod file it was loaded from")
+
+    _name = field_validator("name")(_check_name)
+
+    @field_validator("agents")
+    @classmethod
+    def _agent_names(cls, agents: dict[str, AgentSpec]) -> dict[str, AgentSpec]:
+        if not agents:
+            raise ValueError("a pod needs at least one agent")
+        for name in agents:
+            _check_name(name)
+            if name in RESERVED_NAMES:
+                raise ValueError(f"{name!r} is reserved; choose another agent name")
+        return agents
+
+    def base_dir(self) -> Path:
+        """The folder the pod file's relative paths are resolved from."""
+        return self.source.parent if self.source else Path.cwd()
+
+    def agent_workdir(self, name: str) -> Path:
+        base = (self.base_dir() / self.workdir).resolve()
+        agent = self.agents[name]
+        return (base / agent.workdir).resolve() if agent.workdir else base

@@ -1,0 +1,59 @@
+"""Fixtures shared by every test: a private PODCTL_HOME and a private tmux server.
+
+No test may touch the user's home, their podctl state or their tmux server.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .helpers import BrokerProcess, write_pod
+
+
+@pytest.fixture(autouse=True)
+def podctl_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh state root per test (short path: Unix socket paths are limited to ~107 bytes)."""
+    home = Path(tmp_path_factory.mktemp("ph", numbered=True))
+    monkeypatch.setenv("PODCTL_HOME", str(home))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "xdg"))
+    return home
+
+
+@pytest.fixture(autouse=True)
+def tmux_socket(monkeypatch: pytest.MonkeyPatch):
+    """A private tmux server for this test, killed afterwards."""
+    name = f"podctl-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("PODCTL_TMUX_SOCKET", name)
+    monkeypatch.delenv("TMUX", raising=False)
+    yield name
+    subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True, timeout=10)
+
+
+TWO_AGENTS = """\
+name: {name}
+agents:
+  alice:
+    cli: script
+    role: writes code
+  bob:
+    cli: script
+    role: reviews code
+  carol:
+    cli: script
+    role: tests code
+"""
+
+
+@pytest.fixture
+def broker(tmp_path: Path, podctl_home: Path):
+    """A real broker for a three-agent script pod named `bus`."""
+    pod_file = write_pod(tmp_path / "bus", TWO_AGENTS.format(name="bus"))
+    proc = BrokerProcess(pod_file=pod_file, pod="bus", home=podctl_home)
+    proc.start()
+    yield proc
+    proc.stop()

@@ -1,0 +1,130 @@
+"""Shared test helpers: bounded polling (tests never sleep to wait) and process handles."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+PODCTL = [sys.executable, "-m", "podctl.orchestrator.cli.main"]
+"""Run the podctl CLI with the interpreter running the tests."""
+
+
+class WaitTimeout(AssertionError):
+    pass
+
+
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, message: str = ""
+) -> T:
+    """Poll `predicate` until it returns something truthy, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - the last error is reported on timeout
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_exc!r})" if last_exc else ""
+            raise WaitTimeout(f"timed out after {timeout}s waiting for {message or predicate}{detail}")
+        time.sleep(interval)
+
+
+def podctl(*args: str, check: bool = True, timeout: float = 60.0, **kw) -> subprocess.CompletedProcess[str]:
+    """Run `podctl ARGS` to completion and return its output."""
+    proc = subprocess.run([*PODCTL, *args], capture_output=True, text=True, timeout=timeout, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"podctl {' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+@dataclass
+class BrokerProcess:
+    """A real broker started with `podctl broker run POD_FILE`."""
+
+    pod_file: Path
+    pod: str
+    home: Path
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = self.home / f"{self.pod}-broker-test.log"
+
+    @property
+    def state(self) -> Path:
+        return self.home / self.pod
+
+    @property
+    def socket(self) -> Path:
+        return self.state / "broker.sock"
+
+    def token(self, agent: str) -> str:
+        return (self.state / "agents" / agent / "token").read_text().strip()
+
+    def start(self, timeout: float = 15.0) -> BrokerProcess:
+        from podctl.broker.wire import Client
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        logf = open(self.log, "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen(
+            [*PODCTL, "broker", "run", str(self.pod_file)], stdout=logf, stderr=subprocess.STDOUT
+        )
+        logf.close()
+
+        def ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"broker exited {self.proc.returncode}:\n{self.log.read_text()}")
+            with Client(self.socket, "user", self.token("user"), timeout=1.0) as c:
+                c.call("hello")
+            return True
+
+        wait_until(ready, timeout=timeout, message="the broker to answer hello")
+        return self
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def client(self, agent: str, timeout: float = 5.0):
+        from podctl.broker.wire import Client
+
+        return Client(self.socket, agent, self.token(agent), timeout=timeout)
+
+
+def write_pod(folder: Path, text: str, name: str = "pod.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def env_pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
