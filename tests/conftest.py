@@ -57,3 +57,11 @@ def broker(tmp_path: Path, podctl_home: Path):
     proc.start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def cli_bin() -> Path:
+    """The folder with the pinned real CLIs (`claude`, `codex`, `gemini`), installed once."""
+    from .clis.install import install_clis
+
+    return install_clis()

@@ -1,0 +1,41 @@
+"""Install the pinned agent CLIs (tests/clis/package.json + lock) into a cache folder with `npm ci`.
+
+The cache folder is keyed by the lock file's hash, so a version bump installs afresh and an
+unchanged lock costs nothing. A file lock keeps parallel test workers from installing twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("PODCTL_TEST_CLI_CACHE", REPO / ".cache" / "clis"))
+
+
+def install_clis(timeout: float = 900.0) -> Path:
+    """Return the `node_modules/.bin` folder holding `claude`, `codex` and `gemini`."""
+    lock = (HERE / "package-lock.json").read_bytes()
+    digest = hashlib.sha256(lock + (HERE / "package.json").read_bytes()).hexdigest()[:16]
+    target = cache_root() / digest
+    target.mkdir(parents=True, exist_ok=True)
+    done = target / ".installed"
+    with open(target / ".lock", "w") as lockf:
+        fcntl.flock(lockf, fcntl.LOCK_EX)
+        if not done.exists():
+            for name in ("package.json", "package-lock.json"):
+                shutil.copy(HERE / name, target / name)
+            subprocess.run(
+                ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+                cwd=target, check=True, timeout=timeout, capture_output=True,
+            )
+            done.write_text("ok\n")
+    return target / "node_modules" / ".bin"
