@@ -62,6 +62,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,6 +182,20 @@ class Client:
         except (OSError, ValueError) as exc:
             self.close()
             raise BrokerUnavailable(f"broker at {self.socket_path} did not answer {op}: {exc}") from exc
+
+    def events(self, since: int = 0) -> Iterator[dict[str, Any]]:
+        """Subscribe (user only) and yield event frames as they come; blocks between events."""
+        self.call("subscribe", since=since)
+        sock = self._connect()
+        sock.settimeout(None)
+        try:
+            while True:
+                frame = decode(self._read_line(sock))
+                if "event" in frame:
+                    yield frame
+        except (OSError, ValueError) as exc:
+            self.close()
+            raise BrokerUnavailable(f"lost the broker at {self.socket_path}: {exc}") from exc
 
     def _read_line(self, sock: socket.socket) -> bytes:
         while b"\n" not in self._buf:

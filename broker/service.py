@@ -1,0 +1,547 @@
+"""What the broker does with each request: routing, asks and replies, delivery, busy/idle.
+
+Transport-free: `Broker.handle(frame)` takes a decoded request frame and returns the response
+frame, so the server only moves bytes. Every operation's contract is in `wire.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from podctl.pods.spec import PodSpec, RouteSpec
+
+from . import wire
+from podctl.pods.durations import seconds
+from .paths import USER, PodPaths
+from .store import NewMessage, Store
+from .wake import Waker
+
+log = logging.getLogger("podctl.broker")
+
+USER_ONLY = frozenset({"set_state", "history", "subscribe", "status", "sync", "prune", "log"})
+READ_LIMIT = 500
+
+
+class OpError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Member:
+    name: str
+    cli: str
+    role: str
+    state: str = "stopped"
+    removed: bool = False
+    last_wake: str | None = None
+    last_wake_ts: float | None = None
+
+
+class Broker:
+    def __init__(self, spec: PodSpec, pod_file: Path | None, paths: PodPaths, store: Store) -> None:
+        self.spec = spec
+        self.pod_file = pod_file
+        self.paths = paths
+        self.store = store
+        self.members: dict[str, Member] = {}
+        self.tokens: dict[str, str] = {}
+        self.routes: dict[str, RouteSpec] = {}
+        self._reply_events: dict[int, asyncio.Event] = {}
+        self.subscribers: set[Callable[[dict[str, Any]], None]] = set()
+        self.waker: Waker | None = None
+        self.reload_spec: Callable[[], PodSpec] | None = None
+        self.started = time.time()
+
+    # -- setup ----------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Register the spec's agents (issuing tokens) and restore their last known state."""
+        await self.apply_spec(self.spec, announce=False)
+        for name, cli, role, state, removed in await self.store.fetchall(
+            "SELECT name, cli, role, state, removed FROM agents"
+        ):
+            if name in self.members:
+                self.members[name].state = state
+            elif removed:
+                self.members[name] = Member(name, cli, role, "stopped", removed=True)
+
+    async def apply_spec(self, spec: PodSpec, announce: bool = True) -> dict[str, list[str]]:
+        self.spec = spec
+        self.tokens[USER] = self.paths.issue_token(USER)
+        for name in spec.agents:
+            self.tokens[name] = self.paths.issue_token(name)
+        added, removed, changed = await self.store.sync_agents(
+            {name: (a.cli, a.role) for name, a in spec.agents.items()}
+        )
+        for name, agent in spec.agents.items():
+            member = self.members.get(name)
+            if member is None or member.removed:
+                self.members[name] = Member(name, agent.cli, agent.role, member.state if member else "stopped")
+            else:
+                member.cli, member.role = agent.cli, agent.role
+        for name in removed:
+            self.members[name].removed = True
+            self.members[name].state = "stopped"
+            self.tokens.pop(name, None)
+        self.routes = {r.name: r for r in spec.routes}
+        if announce:
+            for name in changed:
+                await self._system_message(
+                    [name], f"Your role in pod {spec.name} changed. Your role is now:\n{spec.agents[name].role}"
+                )
+        return {"added": added, "removed": removed, "changed": changed}
+
+    def active(self) -> list[str]:
+        return [m.name for m in self.members.values() if not m.removed]
+
+    # -- transport entry -----------------------------------------------------------------
+
+    async def handle(self, frame: dict[str, Any]) -> dict[str, Any]:
+        req_id = frame.get("id")
+        if frame.get("v") != wire.PROTOCOL_VERSION:
+            return wire.error(
+                req_id, wire.PROTOCOL_MISMATCH,
+                f"client speaks protocol {frame.get('v')!r}, this broker speaks {wire.PROTOCOL_VERSION}:"
+                " use the same podctl version for the broker and its clients (podctl down, then up)",
+            )
+        op = frame.get("op")
+        args = frame.get("args") or {}
+        try:
+            if not isinstance(op, str) or not isinstance(args, dict):
+                raise OpError(wire.BAD_REQUEST, "a request needs a string 'op' and an object 'args'")
+            agent = self._authenticate(frame.get("agent"), frame.get("token"))
+            if op in USER_ONLY and agent != USER:
+                raise OpError(wire.FORBIDDEN, f"{op} is for the pod's owner (user) only")
+            method = getattr(self, f"op_{op}", None)
+            if method is None:
+                raise OpError(wire.BAD_REQUEST, f"unknown operation {op!r}")
+            return wire.ok(req_id, await method(agent, **args))
+        except OpError as exc:
+            return wire.error(req_id, exc.code, exc.message)
+        except TypeError as exc:
+            return wire.error(req_id, wire.BAD_REQUEST, f"bad arguments for {op}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a bad request never crashes the broker
+            log.exception("%s failed", op)
+            return wire.error(req_id, wire.INTERNAL, f"{op} failed inside the broker: {exc}")
+
+    def _authenticate(self, agent: Any, token: Any) -> str:
+        if not isinstance(agent, str) or not isinstance(token, str):
+            raise OpError(wire.AUTH, "every request must name its agent and carry that agent's token")
+        expected = self.tokens.get(agent)
+        if expected is None and agent in self.active():
+            try:
+                expected = self.tokens[agent] = self.paths.read_token(agent)
+            except FileNotFoundError:
+                expected = None
+        if expected is None or not hmac.compare_digest(expected, token):
+            raise OpError(wire.AUTH, f"the token does not belong to agent {agent!r} of pod {self.spec.name}")
+        return agent
+
+    # -- messages ------------------------------------------------------------------------
+
+    def _check_text(self, text: Any) -> str:
+        if not isinstance(text, str) or not text.strip():
+            raise OpError(wire.EMPTY_TEXT, "the message text is empty: say something")
+        size = len(text.encode("utf-8"))
+        limit = self.spec.limits.message_bytes
+        if size > limit:
+            raise OpError(
+                wire.TOO_LARGE,
+                f"the message is {size} bytes; this pod's limit is {limit} (limits.message_bytes in the pod file):"
+                " shorten it or point to a file",
+            )
+        return text
+
+    def _resolve(self, sender: str, to: Any) -> tuple[list[str], str, RouteSpec | None]:
+        """Recipients of `to` (a name, a list of names, `all`, or a route name)."""
+        if isinstance(to, str):
+            names, target = [to], to
+        elif isinstance(to, list) and to and all(isinstance(n, str) for n in to):
+            names, target = to, ",".join(to)
+        else:
+            raise OpError(wire.BAD_REQUEST, "'to' must be an agent name, a list of names, or \"all\"")
+        if isinstance(to, str) and to in self.routes:
+            route = self.routes[to]
+            if route.from_ is not None and sender not in route.from_ and sender != USER:
+                raise OpError(wire.FORBIDDEN, f"route {to!r} is for {', '.join(route.from_)} only")
+            return [n for n in route.to if n != sender], to, route
+        active = self.active()
+        out: list[str] = []
+        for name in names:
+            if name == "all":
+                out.extend(n for n in active if n != sender)
+            elif name in active or name == USER:
+                out.append(name)
+            elif name in self.members:
+                raise OpError(wire.UNKNOWN_AGENT, f"agent {name!r} was removed from pod {self.spec.name}")
+            else:
+                known = ", ".join(sorted([*active, *self.routes]))
+                raise OpError(wire.UNKNOWN_AGENT, f"no agent or route {name!r} in pod {self.spec.name} (known: {known})")
+        out = list(dict.fromkeys(out))
+        if not out:
+            raise OpError(wire.UNKNOWN_AGENT, "nobody to send to: the pod has no other agent")
+        return out, target, None
+
+    def _recipient_states(self, names: list[str]) -> list[dict[str, str]]:
+        return [{"name": n, "state": "human" if n == USER else self.members[n].state} for n in names]
+
+    async def _commit(self, msg: NewMessage) -> NewMessage:
+        msg = await self.store.commit_message(msg)
+        if not msg.duplicate:
+            self._after_commit(msg)
+        return msg
+
+    def _after_commit(self, msg: NewMessage) -> None:
+        data = msg.as_dict()
+        self.publish(wire.event("message", data))
+        if msg.kind == "reply" and msg.ask_id is not None:
+            event = self._reply_events.pop(msg.ask_id, None)
+            if event is not None:
+                event.set()
+        if msg.kind in ("ask", "reply") or msg.urgent:
+            for name in msg.recipients:
+                self._maybe_wake(name)
+
+    def _maybe_wake(self, name: str) -> None:
+        member = self.members.get(name)
+        if self.waker is not None and member is not None and member.state == "idle" and not member.removed:
+            self.waker.request(name)
+
+    async def _system_message(self, recipients: list[str], text: str, kind: str = "notice") -> NewMessage:
+        return await self._commit(NewMessage(sender=wire.SYSTEM_SENDER, kind=kind, recipients=recipients, text=text))
+
+    def publish(self, frame: dict[str, Any]) -> None:
+        for subscriber in list(self.subscribers):
+            subscriber(frame)
+
+    # -- operations: the seven tools -------------------------------------------------------
+
+    async def op_hello(self, agent: str) -> dict[str, Any]:
+        limits = self.spec.limits
+        return {
+            "pod": self.spec.name, "protocol": wire.PROTOCOL_VERSION, "broker_pid": os.getpid(), "agent": agent,
+            "limits": {"message_bytes": limits.message_bytes, "wait_cap_ms": limits.wait_cap_ms},
+        }
+
+    async def op_tell(
+        self, agent: str, to: Any, text: Any, urgent: bool = False, client_msg_id: str | None = None
+    ) -> dict[str, Any]:
+        text = self._check_text(text)
+        recipients, target, _ = self._resolve(agent, to)
+        msg = await self._commit(NewMessage(
+            sender=agent, kind="tell", recipients=recipients, target=target, text=text,
+            urgent=bool(urgent), client_msg_id=client_msg_id,
+        ))
+        return {"message_id": msg.id, "status": "queued", "recipients": self._recipient_states(recipients)}
+
+    async def op_ask(self, agent: str, to: Any, text: Any, client_msg_id: str | None = None) -> dict[str, Any]:
+        text = self._check_text(text)
+        recipients, target, route = self._resolve(agent, to)
+        if agent in recipients:
+            raise OpError(wire.BAD_REQUEST, "you cannot ask yourself")
+        deadline = time.time() + seconds(route.timeout) if route is not None else None
+        msg = await self._commit(NewMessage(
+            sender=agent, kind="ask", recipients=recipients, target=target, text=text,
+            client_msg_id=client_msg_id, ask_mode=route.mode if route else "all",
+            ask_route=route.name if route else None, ask_deadline=deadline,
+        ))
+        return {
+            "ask_id": msg.ask_id, "message_id": msg.id, "status": "queued",
+            "recipients": self._recipient_states(recipients),
+            "mode": route.mode if route else "all",
+        }
+
+    async def _ask_for(self, agent: str, ask_id: Any) -> dict[str, Any]:
+        if isinstance(ask_id, str) and ask_id.isdigit():
+            ask_id = int(ask_id)
+        if not isinstance(ask_id, int) or isinstance(ask_id, bool):
+            raise OpError(wire.BAD_REQUEST, f"ask_id must be the number ask() returned, not {ask_id!r}")
+        ask = await self.store.ask(ask_id)
+        if ask is None:
+            raise OpError(wire.UNKNOWN_ASK, f"no ask with ask_id {ask_id} in pod {self.spec.name}")
+        if agent not in (ask["asker"], USER):
+            raise OpError(wire.FORBIDDEN, f"ask {ask_id} was sent by {ask['asker']}; only they can wait for its replies")
+        return ask
+
+    async def _ask_status(self, ask: dict[str, Any]) -> dict[str, Any]:
+        targets: dict[str, int | None] = ask["targets"]
+        reply_ids = [rid for rid in targets.values() if rid]
+        replies = [
+            {"from": m["from"], "text": m["text"], "message_id": m["id"], "ts": m["ts"]}
+            for m in await self.store.messages_by_id(reply_ids)
+        ]
+        waiting_on = sorted(a for a, rid in targets.items() if not rid)
+        done = bool(replies) if ask["mode"] == "first" else not waiting_on
+        if done:
+            status = "replied"
+        elif ask["deadline"] is not None and time.time() >= ask["deadline"]:
+            status = "expired"
+        else:
+            status = "waiting"
+        out: dict[str, Any] = {
+            "ask_id": ask["id"], "status": status, "mode": ask["mode"], "replies": replies, "waiting_on": waiting_on,
+        }
+        if ask["route"]:
+            out["route"] = ask["route"]
+        return out
+
+    async def op_wait_for_reply(self, agent: str, ask_id: Any, timeout_ms: Any = 30_000) -> dict[str, Any]:
+        ask = await self._ask_for(agent, ask_id)
+        if not isinstance(timeout_ms, (int, float)) or timeout_ms < 0:
+            raise OpError(wire.BAD_REQUEST, "timeout_ms must be a number of milliseconds >= 0")
+        deadline = time.monotonic() + min(float(timeout_ms), wire.MAX_WAIT_MS) / 1000.0
+        while True:
+            event = self._reply_events.setdefault(ask["id"], asyncio.Event())
+            result = await self._ask_status(await self.store.ask(ask["id"]) or ask)
+            if result["status"] in ("replied", "expired"):
+                return result
+            remaining = deadline - time.monotonic()
+            if ask["deadline"] is not None:
+                remaining = min(remaining, ask["deadline"] - time.time())
+            if remaining <= 0:
+                if ask["deadline"] is not None and time.time() >= ask["deadline"]:
+                    continue
+                result["status"] = "timeout"
+                return result
+            try:
+                await asyncio.wait_for(event.wait(), timeout=remaining)
+            except asyncio.TimeoutError:
+                pass
+
+    async def op_check_replies(self, agent: str, ask_id: Any) -> dict[str, Any]:
+        ask = await self._ask_for(agent, ask_id)
+        result = await self._ask_status(ask)
+        if result["status"] == "replied" or result["status"] == "expired":
+            pass
+        else:
+            result["status"] = "waiting"
+        result["delivery"] = (await self.store.deliveries_of([ask["id"]])).get(ask["id"], [])
+        return result
+
+    async def op_read_messages(self, agent: str, since: Any = None, limit: Any = 100) -> dict[str, Any]:
+        if since is None:
+            row = await self.store.fetchone("SELECT read_cursor FROM agents WHERE name=?", (agent,))
+            since = row[0] if row else 0
+        if not isinstance(since, int) or isinstance(since, bool) or since < 0:
+            raise OpError(wire.BAD_REQUEST, "since must be a message cursor (an integer >= 0), as returned in 'next'")
+        if not isinstance(limit, int) or not 1 <= limit <= READ_LIMIT:
+            raise OpError(wire.BAD_REQUEST, f"limit must be between 1 and {READ_LIMIT}")
+        messages = await self.store.inbox(agent, since, limit)
+        cursor = messages[-1]["id"] if messages else since
+        if agent != USER or messages:
+            await self.store.mark_read(agent, [m["id"] for m in messages], cursor, time.time())
+        return {"messages": messages, "next": cursor, "more": len(messages) == limit}
+
+    async def op_post_reply(self, agent: str, ask_id: Any, text: Any, client_msg_id: str | None = None) -> dict[str, Any]:
+        text = self._check_text(text)
+        if isinstance(ask_id, str) and ask_id.isdigit():
+            ask_id = int(ask_id)
+        ask = await self.store.ask(ask_id) if isinstance(ask_id, int) and not isinstance(ask_id, bool) else None
+        if ask is None:
+            raise OpError(wire.UNKNOWN_ASK, f"no ask with ask_id {ask_id!r} in pod {self.spec.name}")
+        if agent not in ask["targets"]:
+            raise OpError(wire.NOT_ASKED, f"ask {ask_id} was not sent to {agent}; only its recipients can reply")
+        followup = ask["targets"][agent] is not None
+        msg = await self._commit(NewMessage(
+            sender=agent, kind="reply", recipients=[ask["asker"]], target=ask["asker"], text=text,
+            ask_id=ask["id"], followup=followup, client_msg_id=client_msg_id,
+            reply_to=None if followup else (ask["id"], agent),
+        ))
+        return {"message_id": msg.id, "ask_id": ask["id"], "followup": followup, "status": "queued"}
+
+    async def op_list_agents(self, agent: str) -> dict[str, Any]:
+        unread = await self.store.unread_counts()
+        agents = [
+            {"name": m.name, "cli": m.cli, "role": m.role, "state": m.state, "unread": unread.get(m.name, 0),
+             "you": m.name == agent}
+            for m in self.members.values() if not m.removed
+        ]
+        return {"pod": self.spec.name, "agents": agents, "routes": self._routes()}
+
+    def _routes(self) -> list[dict[str, Any]]:
+        return [
+            {"name": r.name, "to": list(r.to), "mode": r.mode, "timeout": r.timeout,
+             "from": list(r.from_) if r.from_ is not None else None}
+            for r in self.routes.values()
+        ]
+
+    # -- operations: hooks ------------------------------------------------------------------
+
+    async def op_hook(self, agent: str, event: Any, inject: bool = True) -> dict[str, Any]:
+        if event not in wire.HOOK_EVENTS:
+            raise OpError(wire.BAD_REQUEST, f"event must be one of {', '.join(wire.HOOK_EVENTS)}")
+        if agent == USER:
+            raise OpError(wire.FORBIDDEN, "hooks are for agents")
+        state = "busy" if event in wire.BUSY_EVENTS else "idle" if event in wire.IDLE_EVENTS else "stopped"
+        await self._set_state(agent, state)
+        if event == "turn_start" and self.waker is not None:
+            self.waker.turn_started(agent)
+        claim, messages = (None, [])
+        if inject and state != "stopped":
+            claim, messages = await self.store.claim(agent, time.time(), wire.CLAIM_LEASE_S)
+        result: dict[str, Any] = {"state": state, "claim": claim, "messages": messages}
+        if event == "session_start":
+            result["context"] = {
+                "pod": self.spec.name,
+                "agent": agent,
+                "role": self.members[agent].role,
+                "members": [
+                    {"name": m.name, "cli": m.cli, "role": m.role, "state": m.state}
+                    for m in self.members.values() if not m.removed
+                ],
+                "routes": self._routes(),
+            }
+        if state == "idle":
+            pending = await self.store.pending_wakeworthy(agent, include_injected=event == "session_start")
+            unclaimed_now = [m for m in messages if m["kind"] in ("ask", "reply") or m["urgent"]]
+            if event == "session_start" and pending or event == "turn_end" and pending > len(unclaimed_now):
+                self._maybe_wake(agent)
+        return result
+
+    async def op_ack_injected(self, agent: str, claim: Any) -> dict[str, Any]:
+        if not isinstance(claim, str):
+            raise OpError(wire.BAD_REQUEST, "claim must be the string the hook op returned")
+        return {"injected": await self.store.ack_claim(agent, claim, time.time())}
+
+    async def _set_state(self, name: str, state: str) -> None:
+        member = self.members[name]
+        if member.state == state:
+            return
+        member.state = state
+        await self.store.set_state(name, state, time.time())
+        self.publish(wire.event("state", {"name": name, "state": state, "ts": time.time()}))
+
+    # -- operations: the owner ------------------------------------------------------------------
+
+    async def op_set_state(self, agent: str, name: Any, state: Any) -> dict[str, Any]:
+        if name not in self.members or self.members[name].removed:
+            raise OpError(wire.UNKNOWN_AGENT, f"no agent {name!r} in pod {self.spec.name}")
+        if state not in wire.AGENT_STATES:
+            raise OpError(wire.BAD_REQUEST, f"state must be one of {', '.join(wire.AGENT_STATES)}")
+        await self._set_state(name, state)
+        if state == "idle":
+            if await self.store.pending_wakeworthy(name, include_injected=False):
+                self._maybe_wake(name)
+        return {"name": name, "state": state}
+
+    async def op_history(self, agent: str, since: Any = 0, limit: Any = 200) -> dict[str, Any]:
+        if not isinstance(since, int) or not isinstance(limit, int) or not 1 <= limit <= 5000:
+            raise OpError(wire.BAD_REQUEST, "since must be an integer cursor and limit 1..5000")
+        messages = await self.store.history(since, limit)
+        deliveries = await self.store.deliveries_of([m["id"] for m in messages])
+        for m in messages:
+            m["delivery"] = deliveries.get(m["id"], [])
+        return {"messages": messages, "next": messages[-1]["id"] if messages else since, "more": len(messages) == limit}
+
+    async def op_status(self, agent: str) -> dict[str, Any]:
+        unread = await self.store.unread_counts()
+        rows = await self.store.fetchall(
+            "SELECT d.recipient, count(*) FROM deliveries d WHERE d.read_at IS NULL AND d.injected_at IS NULL"
+            " GROUP BY d.recipient"
+        )
+        last = await self.store.fetchone("SELECT max(id) FROM messages")
+        return {
+            "pod": self.spec.name,
+            "pod_file": str(self.pod_file) if self.pod_file else None,
+            "last_message_id": last[0] if last else None,
+            "broker_pid": os.getpid(),
+            "started": self.started,
+            "agents": [
+                {"name": m.name, "cli": m.cli, "role": m.role, "state": m.state, "unread": unread.get(m.name, 0),
+                 "last_wake": m.last_wake, "last_wake_ts": m.last_wake_ts,
+                 "waking": bool(self.waker and self.waker.pending(m.name))}
+                for m in self.members.values() if not m.removed
+            ],
+            "routes": self._routes(),
+            "pending_deliveries": dict(rows),
+        }
+
+    async def op_sync(self, agent: str) -> dict[str, Any]:
+        if self.reload_spec is None:
+            raise OpError(wire.BAD_REQUEST, "this broker was not started from a pod file")
+        try:
+            spec = self.reload_spec()
+        except Exception as exc:  # noqa: BLE001 - an invalid file changes nothing
+            raise OpError(wire.BAD_REQUEST, f"pod file not applied:\n{exc}") from exc
+        return await self.apply_spec(spec)
+
+    async def op_prune(self, agent: str, older_than_s: Any = None) -> dict[str, Any]:
+        if older_than_s is None:
+            days = self.spec.limits.retention_days
+            if days is None:
+                raise OpError(
+                    wire.BAD_REQUEST,
+                    "no retention set: pass --older-than, or set limits.retention_days in the pod file",
+                )
+            older_than_s = days * 86400
+        if not isinstance(older_than_s, (int, float)) or older_than_s < 0:
+            raise OpError(wire.BAD_REQUEST, "older_than_s must be a number of seconds >= 0")
+        return {"deleted": await self.store.prune(time.time() - older_than_s)}
+
+    async def op_log(self, agent: str, text: Any, level: str = "info") -> dict[str, Any]:
+        if not isinstance(text, str) or not text:
+            raise OpError(wire.EMPTY_TEXT, "nothing to log")
+        msg = await self._commit(NewMessage(
+            sender=wire.SYSTEM_SENDER, kind="log", recipients=[], target=str(level), text=text[:65536]
+        ))
+        return {"message_id": msg.id}
+
+    # -- background duties --------------------------------------------------------------------------
+
+    async def record_wake(self, name: str, result: str) -> None:
+        now = time.time()
+        member = self.members.get(name)
+        if member is not None:
+            member.last_wake, member.last_wake_ts = result, now
+        await self.store.write("INSERT INTO wakes(agent, ts, result) VALUES (?,?,?)", (name, now, result))
+        self.publish(wire.event("wake", {"name": name, "result": result, "ts": now}))
+
+    async def send_overdue_notices(self) -> int:
+        """Tell senders about messages no model has seen after `limits.undelivered_notice_s`."""
+        limit_s = self.spec.limits.undelivered_notice_s
+        overdue = await self.store.overdue(time.time() - limit_s)
+        if not overdue:
+            return 0
+        now = time.time()
+        statements = [
+            ("UPDATE deliveries SET notice_at=? WHERE message_id=? AND recipient=?", (now, mid, rcpt))
+            for mid, rcpt, _, _ in overdue
+        ]
+        await self.store.write_many(statements)
+        by_sender: dict[str, list[str]] = {}
+        for mid, rcpt, sender, kind in overdue:
+            if sender == wire.SYSTEM_SENDER or rcpt == USER:
+                continue
+            state = self.members[rcpt].state if rcpt in self.members else "removed"
+            by_sender.setdefault(sender, []).append(f"your {kind} #{mid} to {rcpt} ({rcpt} is {state})")
+        minutes = round(limit_s / 60, 1)
+        for sender, lines in by_sender.items():
+            if sender != USER and (sender not in self.members or self.members[sender].removed):
+                continue
+            await self._system_message(
+                [sender], f"Not delivered after {minutes} min: no model has seen " + "; ".join(lines) + "."
+            )
+        return len(overdue)
+
+    async def notices_loop(self) -> None:
+        while True:
+            interval = min(30.0, max(0.2, self.spec.limits.undelivered_notice_s / 4))
+            await asyncio.sleep(interval)
+            try:
+                await self.send_overdue_notices()
+            except Exception:  # noqa: BLE001 - keep the loop alive
+                log.exception("non-delivery notices failed")
+
+
+NudgeFactory = Callable[[Broker], Callable[[str], Awaitable[str]]]

@@ -1,0 +1,484 @@
+"""The pod's durable store: one SQLite file (WAL) through aiosqlite, schema versioned by migrations.
+
+Writes that acknowledge something to a client (a message, a reply) go through `commit_messages`,
+which commits before returning: the broker answers only after it. Concurrent writers are
+grouped into one transaction (group commit), which is what makes thousands of durable
+messages a second possible on one core. WAL with `synchronous=NORMAL` survives `kill -9` of the
+broker (every committed transaction is in the WAL file in the OS's hands); only a power cut can
+lose the last transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema.
+    """
+    CREATE TABLE agents(
+        name TEXT PRIMARY KEY,
+        cli TEXT NOT NULL,
+        role TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL DEFAULT 'stopped',
+        state_ts REAL NOT NULL DEFAULT 0,
+        removed INTEGER NOT NULL DEFAULT 0,
+        read_cursor INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE messages(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        sender TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        target TEXT,
+        text TEXT NOT NULL,
+        ask_id INTEGER,
+        urgent INTEGER NOT NULL DEFAULT 0,
+        followup INTEGER NOT NULL DEFAULT 0,
+        client_msg_id TEXT
+    );
+    CREATE UNIQUE INDEX messages_client_id ON messages(sender, client_msg_id)
+        WHERE client_msg_id IS NOT NULL;
+    CREATE INDEX messages_ts ON messages(ts);
+    CREATE TABLE deliveries(
+        recipient TEXT NOT NULL,
+        message_id INTEGER NOT NULL,
+        queued_at REAL NOT NULL,
+        injected_at REAL,
+        read_at REAL,
+        claim TEXT,
+        claimed_at REAL,
+        notice_at REAL,
+        PRIMARY KEY(recipient, message_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX deliveries_message ON deliveries(message_id);
+    CREATE TABLE asks(
+        id INTEGER PRIMARY KEY,
+        asker TEXT NOT NULL,
+        mode TEXT NOT NULL DEFAULT 'all',
+        route TEXT,
+        deadline REAL
+    );
+    CREATE TABLE ask_targets(
+        ask_id INTEGER NOT NULL,
+        agent TEXT NOT NULL,
+        reply_id INTEGER,
+        replied_at REAL,
+        PRIMARY KEY(ask_id, agent)
+    ) WITHOUT ROWID;
+    CREATE TABLE state_changes(
+        id INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        state TEXT NOT NULL,
+        ts REAL NOT NULL
+    );
+    CREATE TABLE wakes(
+        id INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        ts REAL NOT NULL,
+        result TEXT NOT NULL
+    );
+    """,
+]
+
+MESSAGE_COLUMNS = "m.id, m.ts, m.sender, m.kind, m.recipients, m.text, m.ask_id, m.urgent, m.followup, m.target"
+
+
+def message_row(row: Sequence[Any]) -> dict[str, Any]:
+    """A messages row (MESSAGE_COLUMNS) as the wire's message dict."""
+    return {
+        "id": row[0],
+        "ts": row[1],
+        "from": row[2],
+        "kind": row[3],
+        "to": json.loads(row[4]),
+        "text": row[5],
+        "ask_id": row[6],
+        "urgent": bool(row[7]),
+        "followup": bool(row[8]),
+        "target": row[9],
+    }
+
+
+def delivery_state(injected_at: float | None, read_at: float | None) -> str:
+    if read_at is not None:
+        return "read"
+    if injected_at is not None:
+        return "injected"
+    return "queued"
+
+
+@dataclass
+class NewMessage:
+    """A message to commit, with what the broker decided about it."""
+
+    sender: str
+    kind: str
+    recipients: list[str]
+    text: str
+    target: str | None = None
+    ask_id: int | None = None
+    urgent: bool = False
+    followup: bool = False
+    client_msg_id: str | None = None
+    ask_mode: str | None = None
+    """Set for kind 'ask': the ask row is created with these targets."""
+    ask_route: str | None = None
+    ask_deadline: float | None = None
+    reply_to: tuple[int, str] | None = None
+    """Set for a first reply: (ask_id, replier) marks that target answered."""
+    ts: float = field(default_factory=time.time)
+    id: int | None = None
+    duplicate: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ts": self.ts,
+            "from": self.sender,
+            "kind": self.kind,
+            "to": self.recipients,
+            "text": self.text,
+            "ask_id": self.ask_id,
+            "urgent": self.urgent,
+            "followup": self.followup,
+            "target": self.target,
+        }
+
+
+class Store:
+    """All SQL lives here.
+
+    Two connections: `conn` writes (serialized by `_lock`, grouped by `commit_message`), `rconn`
+    reads. In WAL mode the reader only ever sees committed data, so nothing is shown to a
+    recipient before it is durable, and reads never wait behind a write transaction.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, rconn: aiosqlite.Connection) -> None:
+        self.conn = conn
+        self.rconn = rconn
+        self._pending: list[tuple[NewMessage, asyncio.Future[NewMessage]]] = []
+        self._flush_task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        await cls._migrate_conn(conn)
+        rconn = await aiosqlite.connect(path, isolation_level=None)
+        await rconn.execute("PRAGMA busy_timeout=5000")
+        await rconn.execute("PRAGMA query_only=ON")
+        return cls(conn, rconn)
+
+    async def close(self) -> None:
+        if self._flush_task is not None:
+            await asyncio.wait_for(asyncio.shield(self._flush_task), timeout=10)
+        await self.rconn.close()
+        await self.conn.close()
+
+    @staticmethod
+    async def _migrate_conn(conn: aiosqlite.Connection) -> None:
+        async with conn.execute("PRAGMA user_version") as cur:
+            (version,) = await cur.fetchone()
+        if version > len(MIGRATIONS):
+            raise RuntimeError(
+                f"pod.db has schema version {version}, newer than this podctl knows ({len(MIGRATIONS)}): upgrade podctl"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")
+
+    async def schema_version(self) -> int:
+        async with self.rconn.execute("PRAGMA user_version") as cur:
+            return (await cur.fetchone())[0]
+
+    # -- writes -----------------------------------------------------------------
+
+    async def commit_message(self, msg: NewMessage) -> NewMessage:
+        """Commit one message (grouped with concurrent ones); returns once it is durable."""
+        fut: asyncio.Future[NewMessage] = asyncio.get_running_loop().create_future()
+        self._pending.append((msg, fut))
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = asyncio.create_task(self._flush())
+        return await fut
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            async with self._lock:
+                try:
+                    await self.conn.execute("BEGIN IMMEDIATE")
+                    for msg, _ in batch:
+                        await self._insert(msg)
+                    await self.conn.execute("COMMIT")
+                except BaseException as exc:
+                    await self._rollback()
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+            for msg, fut in batch:
+                if not fut.done():
+                    fut.set_result(msg)
+
+    async def _rollback(self) -> None:
+        try:
+            await self.conn.execute("ROLLBACK")
+        except Exception:  # noqa: BLE001 - no transaction was open
+            pass
+
+    async def _insert(self, msg: NewMessage) -> None:
+        conn = self.conn
+        if msg.client_msg_id:
+            async with conn.execute(
+                "SELECT id, ts, ask_id FROM messages WHERE sender=? AND client_msg_id=?",
+                (msg.sender, msg.client_msg_id),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                msg.id, msg.ts, msg.ask_id = row
+                msg.duplicate = True
+                return
+        cur = await conn.execute(
+            "INSERT INTO messages(ts, sender, kind, recipients, target, text, ask_id, urgent, followup, client_msg_id)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                msg.ts, msg.sender, msg.kind, json.dumps(msg.recipients), msg.target, msg.text,
+                msg.ask_id, int(msg.urgent), int(msg.followup), msg.client_msg_id,
+            ),
+        )
+        msg.id = cur.lastrowid
+        await cur.close()
+        if msg.kind == "ask":
+            msg.ask_id = msg.id
+            await conn.execute("UPDATE messages SET ask_id=? WHERE id=?", (msg.id, msg.id))
+            await conn.execute(
+                "INSERT INTO asks(id, asker, mode, route, deadline) VALUES (?,?,?,?,?)",
+                (msg.id, msg.sender, msg.ask_mode or "all", msg.ask_route, msg.ask_deadline),
+            )
+            await conn.executemany(
+                "INSERT INTO ask_targets(ask_id, agent) VALUES (?,?)", [(msg.id, r) for r in msg.recipients]
+            )
+        if msg.reply_to is not None:
+            ask_id, replier = msg.reply_to
+            await conn.execute(
+                "UPDATE ask_targets SET reply_id=?, replied_at=? WHERE ask_id=? AND agent=? AND reply_id IS NULL",
+                (msg.id, msg.ts, ask_id, replier),
+            )
+        if msg.recipients:
+            await conn.executemany(
+                "INSERT INTO deliveries(recipient, message_id, queued_at) VALUES (?,?,?)",
+                [(r, msg.id, msg.ts) for r in msg.recipients],
+            )
+
+    async def write(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """One small statement in its own transaction; returns the rows changed."""
+        async with self._lock:
+            cur = await self.conn.execute(sql, tuple(params))
+            count = cur.rowcount
+            await cur.close()
+            return count
+
+    async def write_many(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        async with self._lock:
+            try:
+                await self.conn.execute("BEGIN IMMEDIATE")
+                for sql, params in statements:
+                    await self.conn.execute(sql, tuple(params))
+                await self.conn.execute("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self.rconn.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> tuple[Any, ...] | None:
+        async with self.rconn.execute(sql, tuple(params)) as cur:
+            return await cur.fetchone()
+
+    # -- agents -------------------------------------------------------------------
+
+    async def sync_agents(self, agents: dict[str, tuple[str, str]]) -> tuple[list[str], list[str], list[str]]:
+        """Make the registry match `{name: (cli, role)}`; returns (added, removed, role_changed)."""
+        rows = await self.fetchall("SELECT name, cli, role, removed FROM agents")
+        known = {r[0]: (r[1], r[2], bool(r[3])) for r in rows}
+        added, removed, changed = [], [], []
+        statements: list[tuple[str, Sequence[Any]]] = []
+        for name, (cli, role) in agents.items():
+            if name not in known:
+                added.append(name)
+                statements.append(("INSERT INTO agents(name, cli, role) VALUES (?,?,?)", (name, cli, role)))
+                continue
+            old_cli, old_role, was_removed = known[name]
+            if was_removed:
+                added.append(name)
+            elif old_role != role:
+                changed.append(name)
+            statements.append(("UPDATE agents SET cli=?, role=?, removed=0 WHERE name=?", (cli, role, name)))
+        for name, (_, _, was_removed) in known.items():
+            if name not in agents and not was_removed:
+                removed.append(name)
+                statements.append(("UPDATE agents SET removed=1, state='stopped' WHERE name=?", (name,)))
+        if statements:
+            await self.write_many(statements)
+        return added, removed, changed
+
+    async def set_state(self, name: str, state: str, ts: float) -> None:
+        await self.write_many([
+            ("UPDATE agents SET state=?, state_ts=? WHERE name=?", (state, ts, name)),
+            ("INSERT INTO state_changes(agent, state, ts) VALUES (?,?,?)", (name, state, ts)),
+        ])
+
+    # -- reads --------------------------------------------------------------------
+
+    async def inbox(self, agent: str, since: int, limit: int) -> list[dict[str, Any]]:
+        rows = await self.fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id"
+            " WHERE d.recipient=? AND d.message_id>? ORDER BY d.message_id LIMIT ?",
+            (agent, since, limit),
+        )
+        return [message_row(r) for r in rows]
+
+    async def mark_read(self, agent: str, ids: list[int], cursor: int, now: float) -> None:
+        statements: list[tuple[str, Sequence[Any]]] = [
+            ("UPDATE agents SET read_cursor=max(read_cursor, ?) WHERE name=?", (cursor, agent))
+        ]
+        if ids:
+            marks = ",".join("?" * len(ids))
+            statements.append((
+                f"UPDATE deliveries SET read_at=? WHERE recipient=? AND read_at IS NULL AND message_id IN ({marks})",
+                (now, agent, *ids),
+            ))
+        await self.write_many(statements)
+
+    async def claim(self, agent: str, now: float, lease_s: float) -> tuple[str | None, list[dict[str, Any]]]:
+        """Claim the agent's messages that no model has seen yet, for a hook to inject."""
+        async with self._lock:
+            async with self.conn.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id"
+                " WHERE d.recipient=? AND d.injected_at IS NULL AND d.read_at IS NULL"
+                " AND (d.claim IS NULL OR d.claimed_at < ?) ORDER BY d.message_id",
+                (agent, now - lease_s),
+            ) as cur:
+                rows = list(await cur.fetchall())
+            if not rows:
+                return None, []
+            claim = uuid.uuid4().hex
+            ids = [r[0] for r in rows]
+            marks = ",".join("?" * len(ids))
+            await self.conn.execute(
+                f"UPDATE deliveries SET claim=?, claimed_at=? WHERE recipient=? AND message_id IN ({marks})",
+                (claim, now, agent, *ids),
+            )
+            return claim, [message_row(r) for r in rows]
+
+    async def ack_claim(self, agent: str, claim: str, now: float) -> int:
+        return await self.write(
+            "UPDATE deliveries SET injected_at=? WHERE recipient=? AND claim=? AND injected_at IS NULL",
+            (now, agent, claim),
+        )
+
+    async def deliveries_of(self, message_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        if not message_ids:
+            return {}
+        marks = ",".join("?" * len(message_ids))
+        rows = await self.fetchall(
+            "SELECT message_id, recipient, queued_at, injected_at, read_at FROM deliveries"
+            f" WHERE message_id IN ({marks}) ORDER BY message_id, recipient",
+            tuple(message_ids),
+        )
+        out: dict[int, list[dict[str, Any]]] = {}
+        for mid, rcpt, queued, injected, read in rows:
+            out.setdefault(mid, []).append({
+                "to": rcpt, "state": delivery_state(injected, read),
+                "queued_at": queued, "injected_at": injected, "read_at": read,
+            })
+        return out
+
+    async def history(self, since: int, limit: int) -> list[dict[str, Any]]:
+        rows = await self.fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id>? ORDER BY m.id LIMIT ?", (since, limit)
+        )
+        return [message_row(r) for r in rows]
+
+    async def ask(self, ask_id: int) -> dict[str, Any] | None:
+        row = await self.fetchone("SELECT id, asker, mode, route, deadline FROM asks WHERE id=?", (ask_id,))
+        if row is None:
+            return None
+        targets = await self.fetchall(
+            "SELECT t.agent, t.reply_id FROM ask_targets t WHERE t.ask_id=? ORDER BY t.agent", (ask_id,)
+        )
+        return {
+            "id": row[0], "asker": row[1], "mode": row[2], "route": row[3], "deadline": row[4],
+            "targets": {agent: reply_id for agent, reply_id in targets},
+        }
+
+    async def messages_by_id(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = await self.fetchall(f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id IN ({marks}) ORDER BY m.id", tuple(ids))
+        return [message_row(r) for r in rows]
+
+    async def unread_counts(self) -> dict[str, int]:
+        rows = await self.fetchall(
+            "SELECT recipient, count(*) FROM deliveries WHERE read_at IS NULL AND injected_at IS NULL GROUP BY recipient"
+        )
+        return dict(rows)
+
+    async def pending_wakeworthy(self, agent: str, include_injected: bool) -> int:
+        """Messages that call for the agent's attention (asks, urgent tells, replies) not yet seen."""
+        seen = "d.read_at IS NULL" if include_injected else "d.read_at IS NULL AND d.injected_at IS NULL"
+        row = await self.fetchone(
+            "SELECT count(*) FROM deliveries d JOIN messages m ON m.id=d.message_id"
+            f" WHERE d.recipient=? AND {seen} AND (m.kind IN ('ask','reply') OR m.urgent=1)",
+            (agent,),
+        )
+        return row[0] if row else 0
+
+    async def overdue(self, older_than: float) -> list[tuple[int, str, str, str]]:
+        """Deliveries no model has seen since before `older_than`: (message_id, recipient, sender, kind)."""
+        return [tuple(r) for r in await self.fetchall(
+            "SELECT d.message_id, d.recipient, m.sender, m.kind FROM deliveries d JOIN messages m ON m.id=d.message_id"
+            " WHERE d.injected_at IS NULL AND d.read_at IS NULL AND d.notice_at IS NULL AND d.queued_at < ?"
+            " AND m.kind != 'notice'",
+            (older_than,),
+        )]
+
+    async def prune(self, before: float) -> int:
+        """Delete messages older than `before` whose asks are settled; returns how many."""
+        async with self._lock:
+            try:
+                await self.conn.execute("BEGIN IMMEDIATE")
+                cur = await self.conn.execute("SELECT id FROM messages WHERE ts < ?", (before,))
+                ids = [r[0] for r in await cur.fetchall()]
+                await cur.close()
+                for chunk in range(0, len(ids), 500):
+                    part = ids[chunk:chunk + 500]
+                    marks = ",".join("?" * len(part))
+                    await self.conn.execute(f"DELETE FROM deliveries WHERE message_id IN ({marks})", part)
+                    await self.conn.execute(f"DELETE FROM ask_targets WHERE ask_id IN ({marks})", part)
+                    await self.conn.execute(f"DELETE FROM asks WHERE id IN ({marks})", part)
+                    await self.conn.execute(f"DELETE FROM messages WHERE id IN ({marks})", part)
+                await self.conn.execute("DELETE FROM state_changes WHERE ts < ?", (before,))
+                await self.conn.execute("DELETE FROM wakes WHERE ts < ?", (before,))
+                await self.conn.execute("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
+        return len(ids)
