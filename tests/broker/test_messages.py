@@ -1,0 +1,258 @@
+"""The broker's operations over its real socket: routing, asks and replies, delivery states, errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+import pytest
+
+from podctl.broker import wire
+
+from ..helpers import BrokerProcess, podctl, wait_until, write_pod
+
+
+def test_tell_is_queued_then_read_with_cursor(broker: BrokerProcess) -> None:
+    with broker.client("alice") as alice, broker.client("bob") as bob:
+        sent = alice.call("tell", to="bob", text="hello bob")
+        assert sent["status"] == "queued"
+        assert sent["recipients"] == [{"name": "bob", "state": "stopped"}]
+        inbox = bob.call("read_messages")
+        [msg] = inbox["messages"]
+        assert (msg["from"], msg["to"], msg["kind"], msg["text"], msg["urgent"], msg["ask_id"]) == (
+            "alice", ["bob"], "tell", "hello bob", False, None
+        )
+        assert msg["id"] == sent["message_id"] and inbox["next"] == msg["id"]
+        assert bob.call("read_messages")["messages"] == [], "read messages are not returned twice"
+        assert bob.call("read_messages", since=0)["messages"][0]["id"] == msg["id"], "an explicit cursor re-reads"
+
+
+def test_broadcast_reaches_every_other_agent(broker: BrokerProcess) -> None:
+    with broker.client("alice") as alice:
+        sent = alice.call("tell", to="all", text="standup in 5")
+    assert sorted(r["name"] for r in sent["recipients"]) == ["bob", "carol"]
+    for name in ("bob", "carol"):
+        with broker.client(name) as c:
+            assert [m["text"] for m in c.call("read_messages")["messages"]] == ["standup in 5"]
+    with broker.client("alice") as alice:
+        assert alice.call("read_messages")["messages"] == []
+        listed = alice.call("tell", to=["bob", "carol", "bob"], text="list form")
+        assert [r["name"] for r in listed["recipients"]] == ["bob", "carol"]
+
+
+def test_ask_reply_round_trip_with_delivery_states(broker: BrokerProcess) -> None:
+    with broker.client("alice") as alice, broker.client("bob") as bob:
+        asked = alice.call("ask", to="bob", text="review src/app.py")
+        ask_id = asked["ask_id"]
+        checked = alice.call("check_replies", ask_id=ask_id)
+        assert checked["status"] == "waiting" and checked["waiting_on"] == ["bob"]
+        assert [d["state"] for d in checked["delivery"]] == ["queued"]
+
+        result: dict = {}
+        waiter = threading.Thread(
+            target=lambda: result.update(
+                broker.client("alice", timeout=20).call("wait_for_reply", ask_id=ask_id, timeout_ms=15000)
+            )
+        )
+        waiter.start()
+        [msg] = bob.call("read_messages")["messages"]
+        assert msg["kind"] == "ask" and msg["ask_id"] == ask_id
+        assert alice.call("check_replies", ask_id=ask_id)["delivery"][0]["state"] == "read"
+        reply = bob.call("post_reply", ask_id=ask_id, text="LGTM")
+        assert reply["followup"] is False
+        waiter.join(timeout=20)
+        assert result["status"] == "replied"
+        assert [(r["from"], r["text"]) for r in result["replies"]] == [("bob", "LGTM")]
+
+        again = bob.call("post_reply", ask_id=ask_id, text="one more thing")
+        assert again["followup"] is True
+        final = alice.call("check_replies", ask_id=ask_id)
+        assert [r["text"] for r in final["replies"]] == ["LGTM"], "a follow-up never changes the answer"
+        kinds = [(m["kind"], m["followup"]) for m in alice.call("read_messages")["messages"]]
+        assert kinds == [("reply", False), ("reply", True)]
+
+
+def test_wait_for_reply_times_out_without_hanging(broker: BrokerProcess) -> None:
+    with broker.client("alice") as alice:
+        ask_id = alice.call("ask", to="bob", text="anyone?")["ask_id"]
+        result = alice.call("wait_for_reply", ask_id=ask_id, timeout_ms=200)
+    assert result["status"] == "timeout" and result["waiting_on"] == ["bob"] and result["replies"] == []
+
+
+def test_ask_to_several_waits_for_all(broker: BrokerProcess) -> None:
+    with broker.client("alice") as alice, broker.client("bob") as bob, broker.client("carol") as carol:
+        ask_id = alice.call("ask", to=["bob", "carol"], text="vote")["ask_id"]
+        bob.call("post_reply", ask_id=ask_id, text="yes")
+        partial = alice.call("wait_for_reply", ask_id=ask_id, timeout_ms=100)
+        assert partial["status"] == "timeout" and partial["waiting_on"] == ["carol"]
+        carol.call("post_reply", ask_id=ask_id, text="no")
+        done = alice.call("wait_for_reply", ask_id=ask_id, timeout_ms=5000)
+        assert done["status"] == "replied"
+        assert sorted((r["from"], r["text"]) for r in done["replies"]) == [("bob", "yes"), ("carol", "no")]
+
+
+@pytest.mark.parametrize(
+    ("op", "args", "code"),
+    [
+        ("tell", {"to": "zed", "text": "hi"}, wire.UNKNOWN_AGENT),
+        ("tell", {"to": "bob", "text": "   "}, wire.EMPTY_TEXT),
+        ("tell", {"to": "bob", "text": "x" * 70_000}, wire.TOO_LARGE),
+        ("tell", {"to": 42, "text": "hi"}, wire.BAD_REQUEST),
+        ("ask", {"to": "alice", "text": "me?"}, wire.BAD_REQUEST),
+        ("wait_for_reply", {"ask_id": 999, "timeout_ms": 10}, wire.UNKNOWN_ASK),
+        ("check_replies", {"ask_id": 999}, wire.UNKNOWN_ASK),
+        ("post_reply", {"ask_id": 999, "text": "x"}, wire.UNKNOWN_ASK),
+        ("read_messages", {"since": -1}, wire.BAD_REQUEST),
+        ("frobnicate", {}, wire.BAD_REQUEST),
+        ("tell", {"text": "no to"}, wire.BAD_REQUEST),
+        ("status", {}, wire.FORBIDDEN),
+    ],
+)
+def test_bad_requests_get_clear_errors(broker: BrokerProcess, op: str, args: dict, code: str) -> None:
+    with broker.client("alice") as alice:
+        with pytest.raises(wire.BrokerError) as err:
+            alice.call(op, **args)
+        assert err.value.code == code and err.value.message
+        assert alice.call("hello")["pod"] == "bus", "the broker survives every bad request"
+
+
+def test_only_the_asked_agent_may_reply(broker: BrokerProcess) -> None:
+    with broker.client("alice") as alice, broker.client("carol") as carol:
+        ask_id = alice.call("ask", to="bob", text="for bob")["ask_id"]
+        with pytest.raises(wire.BrokerError) as err:
+            carol.call("post_reply", ask_id=ask_id, text="I answer instead")
+        assert err.value.code == wire.NOT_ASKED
+        with pytest.raises(wire.BrokerError) as err:
+            carol.call("wait_for_reply", ask_id=ask_id, timeout_ms=10)
+        assert err.value.code == wire.FORBIDDEN
+
+
+def test_spoofed_token_and_other_protocol_are_rejected(broker: BrokerProcess) -> None:
+    with wire.Client(broker.socket, "alice", broker.token("bob")) as spoof:
+        with pytest.raises(wire.BrokerError) as err:
+            spoof.call("tell", to="carol", text="I am alice, trust me")
+        assert err.value.code == wire.AUTH
+    with wire.Client(broker.socket, "user", "guess") as spoof:
+        with pytest.raises(wire.BrokerError):
+            spoof.call("status")
+    with socket.socket(socket.AF_UNIX) as raw:
+        raw.settimeout(5)
+        raw.connect(str(broker.socket))
+        raw.sendall(json.dumps({"v": 99, "id": 1, "op": "hello", "agent": "alice", "token": "x", "args": {}}).encode() + b"\n")
+        answer = json.loads(raw.makefile().readline())
+    assert answer["error"]["code"] == wire.PROTOCOL_MISMATCH and "protocol 99" in answer["error"]["message"]
+    with broker.client("carol") as carol:
+        assert carol.call("read_messages")["messages"] == [], "nothing was sent by the spoofer"
+
+
+def test_state_folder_is_private(broker: BrokerProcess) -> None:
+    assert broker.state.stat().st_mode & 0o777 == 0o700
+    assert broker.socket.stat().st_mode & 0o777 == 0o600
+    assert broker.state.joinpath("agents", "alice", "token").stat().st_mode & 0o777 == 0o600
+
+
+def test_hook_claims_inject_exactly_once(broker: BrokerProcess) -> None:
+    with broker.client("alice") as alice, broker.client("bob") as bob:
+        started = bob.call("hook", event="session_start")
+        assert started["state"] == "idle" and started["context"]["role"] == "reviews code"
+        assert {m["name"] for m in started["context"]["members"]} == {"alice", "bob", "carol"}
+        mid = alice.call("tell", to="bob", text="while you work")["message_id"]
+        first = bob.call("hook", event="tool_done")
+        assert first["state"] == "busy" and [m["id"] for m in first["messages"]] == [mid]
+        assert bob.call("hook", event="tool_done")["messages"] == [], "a claimed message is not offered twice"
+        assert bob.call("ack_injected", claim=first["claim"]) == {"injected": 1}
+        with broker.client("user") as user:
+            [hist] = [m for m in user.call("history")["messages"] if m["id"] == mid]
+        assert [d["state"] for d in hist["delivery"]] == ["injected"]
+        assert bob.call("hook", event="turn_end")["messages"] == []
+
+
+def test_unacknowledged_claim_is_offered_again(tmp_path, podctl_home) -> None:
+    """A hook that dies before printing loses nothing: its claim lapses and the messages come back."""
+    pod = write_pod(tmp_path / "lease", "name: lease\nagents:\n  a: {cli: script}\n  b: {cli: script}\n")
+    proc = BrokerProcess(pod_file=pod, pod="lease", home=podctl_home).start()
+    try:
+        with proc.client("a") as a, proc.client("b") as b:
+            a.call("tell", to="b", text="keep me")
+            claimed = b.call("hook", event="turn_start")
+            assert len(claimed["messages"]) == 1
+            # The lease is 30 s in production; here the claim is simply never acknowledged and
+            # read_messages still returns the message: nothing was marked delivered.
+            assert [m["text"] for m in b.call("read_messages")["messages"]] == ["keep me"]
+    finally:
+        proc.stop()
+
+
+def test_message_to_stopped_agent_is_queued_and_says_so(broker: BrokerProcess) -> None:
+    with broker.client("alice") as alice, broker.client("bob") as bob:
+        bob.call("hook", event="session_start")
+        states = {r["name"]: r["state"] for r in alice.call("tell", to="all", text="hi")["recipients"]}
+        assert states == {"bob": "idle", "carol": "stopped"}
+
+
+def test_undelivered_message_produces_notice(tmp_path, podctl_home) -> None:
+    pod = write_pod(
+        tmp_path / "nd",
+        "name: nd\nlimits: {undelivered_notice_s: 0.5}\nagents:\n  a: {cli: script}\n  b: {cli: script}\n",
+    )
+    proc = BrokerProcess(pod_file=pod, pod="nd", home=podctl_home).start()
+    try:
+        with proc.client("a") as a:
+            mid = a.call("tell", to="b", text="are you there?")["message_id"]
+
+            def notice():
+                return [m for m in a.call("read_messages", since=0)["messages"] if m["kind"] == "notice"]
+
+            [msg] = wait_until(notice, timeout=20, message="a non-delivery notice")
+            assert msg["from"] == "podctl" and f"#{mid}" in msg["text"] and "b is stopped" in msg["text"]
+            assert len(notice()) == 1, "one notice per undelivered message"
+    finally:
+        proc.stop()
+
+
+def test_message_size_limit_comes_from_the_pod_file(tmp_path, podctl_home) -> None:
+    pod = write_pod(
+        tmp_path / "lim", "name: lim\nlimits: {message_bytes: 100}\nagents:\n  a: {cli: script}\n  b: {cli: script}\n"
+    )
+    proc = BrokerProcess(pod_file=pod, pod="lim", home=podctl_home).start()
+    try:
+        with proc.client("a") as a:
+            a.call("tell", to="b", text="x" * 100)
+            with pytest.raises(wire.BrokerError) as err:
+                a.call("tell", to="b", text="x" * 101)
+            assert err.value.code == wire.TOO_LARGE and "limits.message_bytes" in err.value.message
+    finally:
+        proc.stop()
+
+
+def test_send_tail_and_prune_from_the_cli(broker: BrokerProcess) -> None:
+    out = podctl("send", "bus", "--to", "bob", "--ask", "please review").stdout
+    assert "ask #" in out and "bob (stopped)" in out
+    podctl("send", "bus", "--to", "alice", "--urgent", "fire!")
+    text = podctl("tail", "bus").stdout
+    assert "user → bob ask #" in text and "please review" in text and "URGENT" in text
+    lines = [json.loads(line) for line in podctl("tail", "bus", "--json").stdout.splitlines()]
+    assert [m["kind"] for m in lines] == ["ask", "tell"] and lines[1]["urgent"] is True
+    assert all({"id", "ts", "from", "to", "kind", "text", "ask_id", "urgent", "delivery"} <= set(m) for m in lines)
+    bad = podctl("send", "bus", "--to", "nobody", "hi", check=False)
+    assert bad.returncode == 1 and "no agent or route 'nobody'" in bad.stderr
+    assert "deleted 2 messages" in podctl("prune", "bus", "--older-than", "0s").stdout
+    assert podctl("tail", "bus").stdout == ""
+
+
+def test_tail_follow_streams_new_messages(broker: BrokerProcess) -> None:
+    import subprocess
+
+    from ..helpers import PODCTL
+
+    podctl("send", "bus", "--to", "bob", "before")
+    follower = subprocess.Popen([*PODCTL, "tail", "bus", "--follow"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert "before" in follower.stdout.readline()
+        with broker.client("alice") as alice:
+            alice.call("tell", to="bob", text="after")
+        assert "alice → bob tell: after" in follower.stdout.readline()
+    finally:
+        follower.kill()
+        follower.wait(timeout=10)
