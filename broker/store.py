@@ -169,6 +169,7 @@ class Store:
         self._pending: list[tuple[NewMessage, asyncio.Future[NewMessage]]] = []
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._next_id = 0
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -180,7 +181,13 @@ class Store:
         rconn = await aiosqlite.connect(path, isolation_level=None)
         await rconn.execute("PRAGMA busy_timeout=5000")
         await rconn.execute("PRAGMA query_only=ON")
-        return cls(conn, rconn)
+        store = cls(conn, rconn)
+        async with conn.execute(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name='messages'), 0),"
+            " coalesce((SELECT max(id) FROM messages), 0))"
+        ) as cur:
+            store._next_id = (await cur.fetchone())[0]
+        return store
 
     async def close(self) -> None:
         if self._flush_task is not None:
@@ -217,12 +224,13 @@ class Store:
         while self._pending:
             batch, self._pending = self._pending, []
             async with self._lock:
+                next_id = self._next_id
                 try:
                     await self.conn.execute("BEGIN IMMEDIATE")
-                    for msg, _ in batch:
-                        await self._insert(msg)
+                    await self._insert_batch([msg for msg, _ in batch])
                     await self.conn.execute("COMMIT")
                 except BaseException as exc:
+                    self._next_id = next_id
                     await self._rollback()
                     for _, fut in batch:
                         if not fut.done():
@@ -240,49 +248,79 @@ class Store:
         except Exception:  # noqa: BLE001 - no transaction was open
             pass
 
-    async def _insert(self, msg: NewMessage) -> None:
+    async def _insert_batch(self, batch: list[NewMessage]) -> None:
+        """Insert a batch with a fixed number of statements, whatever its size.
+
+        Ids are assigned here (the broker is the store's only writer), so every table can be
+        written with one `executemany`. A message whose (sender, client_msg_id) is already stored
+        is a retry: it gets the stored id and is not inserted again.
+        """
         conn = self.conn
-        if msg.client_msg_id:
-            async with conn.execute(
-                "SELECT id, ts, ask_id FROM messages WHERE sender=? AND client_msg_id=?",
-                (msg.sender, msg.client_msg_id),
-            ) as cur:
-                row = await cur.fetchone()
-            if row is not None:
-                msg.id, msg.ts, msg.ask_id = row
-                msg.duplicate = True
-                return
-        cur = await conn.execute(
-            "INSERT INTO messages(ts, sender, kind, recipients, target, text, ask_id, urgent, followup, client_msg_id)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                msg.ts, msg.sender, msg.kind, json.dumps(msg.recipients), msg.target, msg.text,
-                msg.ask_id, int(msg.urgent), int(msg.followup), msg.client_msg_id,
-            ),
+        fresh: list[NewMessage] = []
+        seen: dict[tuple[str, str], NewMessage] = {}
+        for msg in batch:
+            key = (msg.sender, msg.client_msg_id) if msg.client_msg_id else None
+            if key is not None and key in seen:
+                first = seen[key]
+                msg.id, msg.ts, msg.ask_id, msg.duplicate = first.id, first.ts, first.ask_id, True
+                continue
+            self._next_id += 1
+            msg.id = self._next_id
+            if msg.kind == "ask":
+                msg.ask_id = msg.id
+            if key is not None:
+                seen[key] = msg
+            fresh.append(msg)
+        cur = await conn.executemany(
+            "INSERT OR IGNORE INTO messages(id, ts, sender, kind, recipients, target, text, ask_id, urgent, followup,"
+            " client_msg_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (m.id, m.ts, m.sender, m.kind, json.dumps(m.recipients), m.target, m.text, m.ask_id,
+                 int(m.urgent), int(m.followup), m.client_msg_id)
+                for m in fresh
+            ],
         )
-        msg.id = cur.lastrowid
-        await cur.close()
-        if msg.kind == "ask":
-            msg.ask_id = msg.id
-            await conn.execute("UPDATE messages SET ask_id=? WHERE id=?", (msg.id, msg.id))
-            await conn.execute(
+        if cur.rowcount != len(fresh):
+            fresh = await self._drop_retries(fresh)
+        if not fresh:
+            return
+        deliveries = [(r, m.id, m.ts) for m in fresh for r in m.recipients]
+        if deliveries:
+            await conn.executemany("INSERT INTO deliveries(recipient, message_id, queued_at) VALUES (?,?,?)", deliveries)
+        asks = [m for m in fresh if m.kind == "ask"]
+        if asks:
+            await conn.executemany(
                 "INSERT INTO asks(id, asker, mode, route, deadline) VALUES (?,?,?,?,?)",
-                (msg.id, msg.sender, msg.ask_mode or "all", msg.ask_route, msg.ask_deadline),
+                [(m.id, m.sender, m.ask_mode or "all", m.ask_route, m.ask_deadline) for m in asks],
             )
             await conn.executemany(
-                "INSERT INTO ask_targets(ask_id, agent) VALUES (?,?)", [(msg.id, r) for r in msg.recipients]
+                "INSERT INTO ask_targets(ask_id, agent) VALUES (?,?)", [(m.id, r) for m in asks for r in m.recipients]
             )
-        if msg.reply_to is not None:
-            ask_id, replier = msg.reply_to
-            await conn.execute(
+        replies = [m for m in fresh if m.reply_to is not None]
+        if replies:
+            await conn.executemany(
                 "UPDATE ask_targets SET reply_id=?, replied_at=? WHERE ask_id=? AND agent=? AND reply_id IS NULL",
-                (msg.id, msg.ts, ask_id, replier),
+                [(m.id, m.ts, *m.reply_to) for m in replies],
             )
-        if msg.recipients:
-            await conn.executemany(
-                "INSERT INTO deliveries(recipient, message_id, queued_at) VALUES (?,?,?)",
-                [(r, msg.id, msg.ts) for r in msg.recipients],
-            )
+
+    async def _drop_retries(self, fresh: list[NewMessage]) -> list[NewMessage]:
+        """Some inserts were ignored: those messages were stored before (a client's retry)."""
+        keyed = [m for m in fresh if m.client_msg_id]
+        marks = ",".join("?" * len(keyed))
+        async with self.conn.execute(
+            f"SELECT sender, client_msg_id, id, ts, ask_id FROM messages WHERE client_msg_id IN ({marks})",
+            [m.client_msg_id for m in keyed],
+        ) as cur:
+            stored = {(r[0], r[1]): (r[2], r[3], r[4]) for r in await cur.fetchall()}
+        kept = []
+        for msg in fresh:
+            hit = stored.get((msg.sender, msg.client_msg_id)) if msg.client_msg_id else None
+            if hit is not None and hit[0] != msg.id:
+                msg.id, msg.ts, msg.ask_id = hit
+                msg.duplicate = True
+            else:
+                kept.append(msg)
+        return kept
 
     async def write(self, sql: str, params: Iterable[Any] = ()) -> int:
         """One small statement in its own transaction; returns the rows changed."""
@@ -346,6 +384,12 @@ class Store:
 
     # -- reads --------------------------------------------------------------------
 
+    async def read_cursors(self) -> dict[str, int]:
+        rows = await self.fetchall(
+            "SELECT recipient, max(message_id) FROM deliveries WHERE read_at IS NOT NULL GROUP BY recipient"
+        )
+        return dict(rows)
+
     async def inbox(self, agent: str, since: int, limit: int) -> list[dict[str, Any]]:
         rows = await self.fetchall(
             f"SELECT {MESSAGE_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id"
@@ -354,17 +398,14 @@ class Store:
         )
         return [message_row(r) for r in rows]
 
-    async def mark_read(self, agent: str, ids: list[int], cursor: int, now: float) -> None:
-        statements: list[tuple[str, Sequence[Any]]] = [
-            ("UPDATE agents SET read_cursor=max(read_cursor, ?) WHERE name=?", (cursor, agent))
-        ]
+    async def mark_read(self, agent: str, ids: list[int], now: float) -> None:
+        """Mark messages read; the agent's read cursor is the newest message it has read."""
         if ids:
             marks = ",".join("?" * len(ids))
-            statements.append((
+            await self.write(
                 f"UPDATE deliveries SET read_at=? WHERE recipient=? AND read_at IS NULL AND message_id IN ({marks})",
                 (now, agent, *ids),
-            ))
-        await self.write_many(statements)
+            )
 
     async def claim(self, agent: str, now: float, lease_s: float) -> tuple[str | None, list[dict[str, Any]]]:
         """Claim the agent's messages that no model has seen yet, for a hook to inject."""
