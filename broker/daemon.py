@@ -85,6 +85,7 @@ async def serve(pod_file: Path, ready: asyncio.Event | None = None) -> None:
         log.info("broker for pod %s stopping", spec.name)
         notices.cancel()
         await server.stop()
+        await broker.rules.close()
         await broker.waker.close()
         await store.close()
         with contextlib.suppress(FileNotFoundError):

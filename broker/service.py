@@ -21,12 +21,15 @@ from podctl.pods.spec import PodSpec, RouteSpec
 from . import wire
 from podctl.pods.durations import seconds
 from .paths import USER, PodPaths
-from .store import NewMessage, Store
+from .store import MESSAGE_COLUMNS, NewMessage, Store, message_row
+from .rules import RuleEngine
 from .wake import Waker
 
 log = logging.getLogger("podctl.broker")
 
-USER_ONLY = frozenset({"set_state", "history", "subscribe", "status", "sync", "prune", "log"})
+USER_ONLY = frozenset({
+    "set_state", "history", "subscribe", "status", "sync", "prune", "log", "handoff", "rules", "reset_rule",
+})
 READ_LIMIT = 500
 
 
@@ -62,6 +65,8 @@ class Broker:
         self._reply_events: dict[int, asyncio.Event] = {}
         self.subscribers: set[Callable[[dict[str, Any]], None]] = set()
         self.waker: Waker | None = None
+        self.rules = RuleEngine(self)
+        self.handed_off: dict[str, str] = {}
         self.reload_spec: Callable[[], PodSpec] | None = None
         self.started = time.time()
 
@@ -98,6 +103,7 @@ class Broker:
             self.members[name].state = "stopped"
             self.tokens.pop(name, None)
         self.routes = {r.name: r for r in spec.routes}
+        self.rules.configure()
         if announce:
             for name in changed:
                 await self._system_message(
@@ -199,7 +205,7 @@ class Broker:
     def _recipient_states(self, names: list[str]) -> list[dict[str, str]]:
         return [{"name": n, "state": "human" if n == USER else self.members[n].state} for n in names]
 
-    async def _commit(self, msg: NewMessage) -> NewMessage:
+    async def commit(self, msg: NewMessage) -> NewMessage:
         msg = await self.store.commit_message(msg)
         if not msg.duplicate:
             self._after_commit(msg)
@@ -208,6 +214,7 @@ class Broker:
     def _after_commit(self, msg: NewMessage) -> None:
         data = msg.as_dict()
         self.publish(wire.event("message", data))
+        self.rules.on_message(msg)
         if msg.kind == "reply" and msg.ask_id is not None:
             event = self._reply_events.pop(msg.ask_id, None)
             if event is not None:
@@ -222,7 +229,7 @@ class Broker:
             self.waker.request(name)
 
     async def _system_message(self, recipients: list[str], text: str, kind: str = "notice") -> NewMessage:
-        return await self._commit(NewMessage(sender=wire.SYSTEM_SENDER, kind=kind, recipients=recipients, text=text))
+        return await self.commit(NewMessage(sender=wire.SYSTEM_SENDER, kind=kind, recipients=recipients, text=text))
 
     def publish(self, frame: dict[str, Any]) -> None:
         for subscriber in list(self.subscribers):
@@ -242,7 +249,7 @@ class Broker:
     ) -> dict[str, Any]:
         text = self._check_text(text)
         recipients, target, _ = self._resolve(agent, to)
-        msg = await self._commit(NewMessage(
+        msg = await self.commit(NewMessage(
             sender=agent, kind="tell", recipients=recipients, target=target, text=text,
             urgent=bool(urgent), client_msg_id=client_msg_id,
         ))
@@ -254,7 +261,7 @@ class Broker:
         if agent in recipients:
             raise OpError(wire.BAD_REQUEST, "you cannot ask yourself")
         deadline = time.time() + seconds(route.timeout) if route is not None else None
-        msg = await self._commit(NewMessage(
+        msg = await self.commit(NewMessage(
             sender=agent, kind="ask", recipients=recipients, target=target, text=text,
             client_msg_id=client_msg_id, ask_mode=route.mode if route else "all",
             ask_route=route.name if route else None, ask_deadline=deadline,
@@ -277,7 +284,7 @@ class Broker:
             raise OpError(wire.FORBIDDEN, f"ask {ask_id} was sent by {ask['asker']}; only they can wait for its replies")
         return ask
 
-    async def _ask_status(self, ask: dict[str, Any]) -> dict[str, Any]:
+    async def ask_status(self, ask: dict[str, Any]) -> dict[str, Any]:
         targets: dict[str, int | None] = ask["targets"]
         reply_ids = [rid for rid in targets.values() if rid]
         replies = [
@@ -306,7 +313,7 @@ class Broker:
         deadline = time.monotonic() + min(float(timeout_ms), wire.MAX_WAIT_MS) / 1000.0
         while True:
             event = self._reply_events.setdefault(ask["id"], asyncio.Event())
-            result = await self._ask_status(await self.store.ask(ask["id"]) or ask)
+            result = await self.ask_status(await self.store.ask(ask["id"]) or ask)
             if result["status"] in ("replied", "expired"):
                 return result
             remaining = deadline - time.monotonic()
@@ -324,7 +331,7 @@ class Broker:
 
     async def op_check_replies(self, agent: str, ask_id: Any) -> dict[str, Any]:
         ask = await self._ask_for(agent, ask_id)
-        result = await self._ask_status(ask)
+        result = await self.ask_status(ask)
         if result["status"] == "replied" or result["status"] == "expired":
             pass
         else:
@@ -356,8 +363,9 @@ class Broker:
         if agent not in ask["targets"]:
             raise OpError(wire.NOT_ASKED, f"ask {ask_id} was not sent to {agent}; only its recipients can reply")
         followup = ask["targets"][agent] is not None
-        msg = await self._commit(NewMessage(
-            sender=agent, kind="reply", recipients=[ask["asker"]], target=ask["asker"], text=text,
+        asker = ask["asker"]
+        msg = await self.commit(NewMessage(
+            sender=agent, kind="reply", recipients=[] if asker == wire.SYSTEM_SENDER else [asker], target=asker, text=text,
             ask_id=ask["id"], followup=followup, client_msg_id=client_msg_id,
             reply_to=None if followup else (ask["id"], agent),
         ))
@@ -390,6 +398,8 @@ class Broker:
         await self._set_state(agent, state)
         if event == "turn_start" and self.waker is not None:
             self.waker.turn_started(agent)
+        if event == "turn_end":
+            self.rules.on_turn_end(agent)
         claim, messages = (None, [])
         if inject and state != "stopped":
             claim, messages = await self.store.claim(agent, time.time(), wire.CLAIM_LEASE_S)
@@ -463,6 +473,7 @@ class Broker:
             "agents": [
                 {"name": m.name, "cli": m.cli, "role": m.role, "state": m.state, "unread": unread.get(m.name, 0),
                  "last_wake": m.last_wake, "last_wake_ts": m.last_wake_ts,
+                 "handed_off_to": self.handed_off.get(m.name),
                  "waking": bool(self.waker and self.waker.pending(m.name))}
                 for m in self.members.values() if not m.removed
             ],
@@ -495,10 +506,64 @@ class Broker:
     async def op_log(self, agent: str, text: Any, level: str = "info") -> dict[str, Any]:
         if not isinstance(text, str) or not text:
             raise OpError(wire.EMPTY_TEXT, "nothing to log")
-        msg = await self._commit(NewMessage(
-            sender=wire.SYSTEM_SENDER, kind="log", recipients=[], target=str(level), text=text[:65536]
+        return {"message_id": await self.log(text, str(level))}
+
+    async def log(self, text: str, level: str = "info") -> int | None:
+        """A line in the pod's transcript (kind "log", from podctl, to nobody) and its log file."""
+        log.log(logging.WARNING if level in ("warning", "error") else logging.INFO, "%s", text)
+        msg = await self.commit(NewMessage(sender=wire.SYSTEM_SENDER, kind="log", recipients=[], target=level, text=text[:65536]))
+        return msg.id
+
+    async def op_handoff(self, agent: str, **args: Any) -> dict[str, Any]:
+        source, target = args.get("from"), args.get("to")
+        for name in (source, target):
+            if name not in self.active():
+                raise OpError(wire.UNKNOWN_AGENT, f"no agent {name!r} in pod {self.spec.name}")
+        if source == target:
+            raise OpError(wire.BAD_REQUEST, "hand-off needs two different agents")
+        return await self.handoff(source, target, reason=str(args.get("reason") or "asked by the user"))
+
+    async def handoff(self, source: str, target: str, reason: str) -> dict[str, Any]:
+        """Give `target` what it needs to take over `source`'s thread, wake it, mark `source`."""
+        rows = await self.store.fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.kind IN ('tell','ask','reply')"
+            " AND (m.sender=? OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id=m.id AND d.recipient=?))"
+            " ORDER BY m.id DESC LIMIT 20",
+            (source, source),
+        )
+        recent = [message_row(r) for r in reversed(rows)]
+        task = next((m for m in reversed(recent) if m["from"] == USER), None)
+        digest = "\n".join(f"- #{m['id']} {m['from']} -> {','.join(m['to'])} ({m['kind']}): {m['text'][:400]}" for m in recent)
+        text = (
+            f"HAND-OFF: you take over the work of {source} ({self.members[source].cli}) in pod {self.spec.name}"
+            f" ({reason}).\n\nTheir role:\n{self.members[source].role or '(none)'}\n\n"
+            f"Task in progress:\n{task['text'] if task else '(no task from the user on record)'}\n\n"
+            f"Recent conversation of {source}:\n{digest or '(none)'}\n\n"
+            f"Look at the work tree for their changes, then carry on. Asks sent to {source} that are still open"
+            f" can be answered by you with post_reply only if they were also sent to you; otherwise tell the asker."
+        )
+        msg = await self.commit(NewMessage(
+            sender=wire.SYSTEM_SENDER, kind="tell", recipients=[target], target=target,
+            text=text[: self.spec.limits.message_bytes], urgent=True,
         ))
-        return {"message_id": msg.id}
+        self.handed_off[source] = target
+        await self.log(f"hand-off: {source} -> {target} ({reason})")
+        return {"from": source, "to": target, "message_id": msg.id}
+
+    async def op_rules(self, agent: str) -> dict[str, Any]:
+        return {"rules": [
+            {"name": r.name, "on": r.on, "agent": r.agent, "rounds": self.rules.states[r.name].rounds,
+             "max_rounds": r.max_rounds, "open_ask": self.rules.states[r.name].open_ask,
+             "last_fired": self.rules.states[r.name].last_fired or None}
+            for r in self.spec.rules
+        ]}
+
+    async def op_reset_rule(self, agent: str, name: Any) -> dict[str, Any]:
+        try:
+            self.rules.reset(str(name))
+        except KeyError as exc:
+            raise OpError(wire.BAD_REQUEST, str(exc.args[0])) from None
+        return {"name": name, "rounds": 0}
 
     # -- background duties --------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import agents, bench, bus, lifecycle, pods
+from . import agents, bench, bus, collab, lifecycle, pods
 
 
 def build_app() -> typer.Typer:
@@ -19,7 +19,7 @@ def build_app() -> typer.Typer:
     def root() -> None:
         """Run AI coding CLIs as one team."""
 
-    for group in (pods, lifecycle, bus, agents, bench):
+    for group in (pods, lifecycle, bus, collab, agents, bench):
         group.register(app)
 
     @app.command()

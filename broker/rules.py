@@ -1,0 +1,362 @@
+"""Auto-ask rules: events that send an ask by themselves and bring the answer back.
+
+Triggers: `turn_end` of an agent (from its hooks), `file_change` under its workdir (watchfiles,
+debounced), `pattern` (a regex seen in its tmux pane). Actions: `ask` a route or agents with a
+templated text, or `handoff` to another agent. The asks are sent by `podctl` on the agent's
+behalf; once every member answered (or the route's timeout passed) the gathered answer is sent
+to the agent as one urgent message, which wakes it.
+
+Guards against loops: a rule never fires on the turns of the agents it asks, waits `cooldown`
+between firings, never fires while its previous ask is open, and stops after `max_rounds`
+until the user gives the agent a new task (any message from `user`) or `podctl rules reset`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from podctl.pods.durations import seconds
+from podctl.pods.spec import RuleSpec
+
+from . import gitdiff, wire
+from .paths import USER
+from .store import NewMessage
+
+if TYPE_CHECKING:
+    from .service import Broker
+
+log = logging.getLogger("podctl.broker.rules")
+
+DIFF_CAP_BYTES = 24_000
+PANE_POLL_S = 1.0
+DEFAULT_ASK_TIMEOUT_S = 600.0
+
+
+class _SafeVars(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+@dataclass
+class RuleState:
+    rounds: int = 0
+    last_fired: float = 0.0
+    open_ask: int | None = None
+    baseline: str | None = None
+    """git tree of the agent's workdir when this rule last fired."""
+    quiet_logged: bool = False
+    seen_pane: str = ""
+
+
+@dataclass
+class Firing:
+    rule: str
+    agent: str
+    ask_id: int
+    targets: list[str]
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class RuleEngine:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.states: dict[str, RuleState] = {}
+        self.firings: dict[int, Firing] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._pane_task: asyncio.Task[None] | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def rules(self) -> list[RuleSpec]:
+        return list(self.broker.spec.rules)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def configure(self) -> None:
+        """(Re)start the watchers the current rules need; rule state survives reloads by name."""
+        names = {r.name for r in self.rules}
+        self.states = {n: s for n, s in self.states.items() if n in names}
+        for rule in self.rules:
+            self.states.setdefault(rule.name, RuleState())
+        wanted = {r.name for r in self.rules if r.on == "file_change" and r.agent}
+        for name in list(self._watchers):
+            if name not in wanted:
+                self._watchers.pop(name).cancel()
+        for rule in self.rules:
+            if rule.name in wanted and rule.name not in self._watchers:
+                self._watchers[rule.name] = asyncio.create_task(self._watch_files(rule.name))
+        if any(r.on == "pattern" for r in self.rules):
+            if self._pane_task is None or self._pane_task.done():
+                self._pane_task = asyncio.create_task(self._watch_panes())
+        elif self._pane_task is not None:
+            self._pane_task.cancel()
+            self._pane_task = None
+
+    async def close(self) -> None:
+        tasks = [*self._watchers.values(), *self._tasks, *(f.task for f in self.firings.values() if f.task)]
+        if self._pane_task is not None:
+            tasks.append(self._pane_task)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=2.0)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _rule(self, name: str) -> RuleSpec | None:
+        return next((r for r in self.rules if r.name == name), None)
+
+    # -- triggers ---------------------------------------------------------------------------
+
+    def on_turn_end(self, agent: str) -> None:
+        for rule in self.rules:
+            if rule.on == "turn_end" and rule.agent in (None, agent) and agent not in self._targets(rule, agent):
+                self._spawn(self._fire(rule.name, agent, reason="turn_end"))
+
+    def on_message(self, msg: NewMessage) -> None:
+        """A new task from the user resets the rounds of the rules acting for its recipients."""
+        if msg.sender == USER:
+            for rule in self.rules:
+                if rule.agent in msg.recipients:
+                    state = self.states[rule.name]
+                    state.rounds, state.quiet_logged = 0, False
+        if msg.kind == "reply" and msg.ask_id in self.firings:
+            self._spawn(self._settle(msg.ask_id))
+
+    def reset(self, name: str) -> None:
+        if name not in self.states:
+            known = ", ".join(sorted(self.states)) or "none"
+            raise KeyError(f"no rule {name!r} in pod {self.broker.spec.name} (rules: {known})")
+        state = self.states[name]
+        state.rounds, state.quiet_logged = 0, False
+
+    async def _watch_files(self, name: str) -> None:
+        from watchfiles import awatch
+
+        rule = self._rule(name)
+        if rule is None or rule.agent is None:
+            return
+        workdir = self.broker.spec.agent_workdir(rule.agent)
+        try:
+            async for batch in awatch(workdir, debounce=300, step=50, watch_filter=_not_git):
+                changed = sorted({os.path.relpath(path, workdir) for _, path in batch})
+                self._spawn(self._fire(name, rule.agent, reason="file_change", touched=changed))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a watcher failure is logged, the broker goes on
+            log.exception("file watcher of rule %s stopped", name)
+
+    async def _watch_panes(self) -> None:
+        while True:
+            await asyncio.sleep(PANE_POLL_S)
+            for rule in [r for r in self.rules if r.on == "pattern"]:
+                agents = [rule.agent] if rule.agent else self.broker.active()
+                for agent in agents:
+                    with contextlib.suppress(Exception):
+                        await self._check_pane(rule, agent)
+
+    async def _check_pane(self, rule: RuleSpec, agent: str) -> None:
+        regex = rule.when.get("regex") or rule.when.get("pattern")
+        if not regex:
+            return
+        text = await _capture_pane(f"={self.broker.spec.name}:={agent}")
+        state = self.states[rule.name]
+        match = None
+        for found in re.finditer(regex, text, re.MULTILINE):
+            match = found
+        if match is None:
+            return
+        end = text.find("\n", match.end())
+        line = text[text.rfind("\n", 0, match.start()) + 1: len(text) if end < 0 else end]
+        if line == state.seen_pane:
+            return
+        state.seen_pane = line
+        await self._fire(rule.name, agent, reason=f"pattern {regex!r} matched: {line.strip()[:200]}")
+
+    # -- firing -------------------------------------------------------------------------------
+
+    def _targets(self, rule: RuleSpec, agent: str) -> list[str]:
+        if rule.handoff:
+            return [rule.handoff]
+        asked = rule.ask if isinstance(rule.ask, list) else [rule.ask] if rule.ask else []
+        out: list[str] = []
+        for name in asked:
+            route = self.broker.routes.get(name)
+            out.extend(route.to if route else [name])
+        return out
+
+    async def _fire(self, name: str, agent: str, reason: str, touched: list[str] | None = None) -> None:
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            rule = self._rule(name)
+            if rule is None:
+                return
+            try:
+                await self._fire_locked(rule, agent, reason, touched)
+            except Exception as exc:  # noqa: BLE001 - a failing rule is reported, never fatal
+                log.exception("rule %s failed", name)
+                await self.broker.log(f"rule {name} failed: {exc}", level="error")
+
+    async def _fire_locked(self, rule: RuleSpec, agent: str, reason: str, touched: list[str] | None) -> None:
+        state = self.states.setdefault(rule.name, RuleState())
+        now = time.time()
+        if state.open_ask is not None:
+            return
+        if state.rounds >= rule.max_rounds:
+            if not state.quiet_logged:
+                state.quiet_logged = True
+                await self.broker.log(
+                    f"rule {rule.name}: reached max_rounds ({rule.max_rounds}) for {agent}; it stays quiet until the"
+                    f" user gives {agent} a new task or `podctl rules reset {self.broker.spec.name} {rule.name}`",
+                    level="warning",
+                )
+            return
+        if now - state.last_fired < seconds(rule.cooldown):
+            return
+        variables: dict[str, Any] = {
+            "agent": agent, "pod": self.broker.spec.name, "diff": "", "changed_files": "",
+            "last_message": await self._last_message(agent), "reason": reason,
+        }
+        if rule.on in ("turn_end", "file_change"):
+            change = await self._change(rule, agent, state, touched)
+            if change is None:
+                return
+            variables["changed_files"] = ", ".join(change.files)
+            variables["diff"] = _cap(change.diff)
+        if rule.handoff:
+            state.rounds += 1
+            state.last_fired = now
+            await self.broker.log(f"rule {rule.name} fired for {agent} ({reason}): hand-off to {rule.handoff}")
+            await self.broker.handoff(agent, rule.handoff, reason=f"rule {rule.name}: {reason}")
+            return
+        text = (rule.text or "{agent} asks for your review.\n{diff}").format_map(_SafeVars(variables))
+        text = text[: self.broker.spec.limits.message_bytes - 512]
+        header = f"[auto-ask by rule {rule.name}, on behalf of {agent}] "
+        targets = [t for t in self._targets(rule, agent) if t != agent and t in self.broker.active()]
+        if not targets:
+            return
+        route = self.broker.routes.get(rule.ask) if isinstance(rule.ask, str) else None
+        timeout = seconds(route.timeout) if route else DEFAULT_ASK_TIMEOUT_S
+        msg = await self.broker.commit(NewMessage(
+            sender=wire.SYSTEM_SENDER, kind="ask", recipients=targets, target=rule.ask if isinstance(rule.ask, str) else ",".join(targets),
+            text=header + text, ask_mode=route.mode if route else "all", ask_route=route.name if route else None,
+            ask_deadline=now + timeout,
+        ))
+        assert msg.ask_id is not None
+        state.rounds += 1
+        state.last_fired = now
+        state.open_ask = msg.ask_id
+        firing = Firing(rule.name, agent, msg.ask_id, targets)
+        firing.task = asyncio.create_task(self._expire(msg.ask_id, timeout))
+        self.firings[msg.ask_id] = firing
+        await self.broker.log(
+            f"rule {rule.name} fired for {agent} ({reason}): ask #{msg.ask_id} to {', '.join(targets)}"
+            f" (round {state.rounds}/{rule.max_rounds})"
+        )
+
+    async def _change(
+        self, rule: RuleSpec, agent: str, state: RuleState, touched: list[str] | None
+    ) -> gitdiff.Change | None:
+        workdir = self.broker.spec.agent_workdir(agent)
+        if not await gitdiff.is_repo(workdir):
+            await self.broker.log(f"rule {rule.name}: {workdir} is not a git repository; no diff to review", "warning")
+            return None
+        if state.baseline is None:
+            state.baseline = await gitdiff.base_tree(workdir)
+        old, current = state.baseline, await gitdiff.snapshot(workdir)
+        files = (await gitdiff.changes(workdir, old, current)).files
+        if touched is not None:
+            files = [f for f in files if f in touched] or files
+        globs = rule.when.get("changed") or rule.when.get("paths")
+        if globs:
+            globs = [globs] if isinstance(globs, str) else list(globs)
+            files = [f for f in files if any(fnmatch.fnmatch(f, g) for g in globs)]
+        if not files:
+            return None
+        state.baseline = current
+        return await gitdiff.changes(workdir, old, current, files=files)
+
+    async def _last_message(self, agent: str) -> str:
+        row = await self.broker.store.fetchone(
+            "SELECT text FROM messages WHERE sender=? AND kind IN ('tell','ask','reply') ORDER BY id DESC LIMIT 1",
+            (agent,),
+        )
+        return row[0] if row else ""
+
+    # -- answers ------------------------------------------------------------------------------
+
+    async def _expire(self, ask_id: int, timeout: float) -> None:
+        await asyncio.sleep(timeout)
+        await self._settle(ask_id, expired=True)
+
+    async def _settle(self, ask_id: int, expired: bool = False) -> None:
+        firing = self.firings.get(ask_id)
+        if firing is None:
+            return
+        ask = await self.broker.store.ask(ask_id)
+        if ask is None:
+            return
+        status = await self.broker.ask_status(ask)
+        if status["status"] == "waiting" and not expired:
+            return
+        self.firings.pop(ask_id, None)
+        if firing.task is not None and not expired:
+            firing.task.cancel()
+        state = self.states.get(firing.rule)
+        if state is not None and state.open_ask == ask_id:
+            state.open_ask = None
+        parts = [f"[{r['from']}]\n{r['text']}" for r in status["replies"]]
+        missing = status["waiting_on"] if status["status"] != "replied" else []
+        head = f"Answers to the auto-ask of rule {firing.rule} (ask #{ask_id})"
+        if missing:
+            head += f"; no answer from {', '.join(missing)} before the timeout"
+        text = head + ":\n\n" + ("\n\n".join(parts) if parts else "(nobody answered)")
+        await self.broker.commit(NewMessage(
+            sender=wire.SYSTEM_SENDER, kind="tell", recipients=[firing.agent], target=firing.agent,
+            text=text[: self.broker.spec.limits.message_bytes], urgent=True, ask_id=ask_id,
+        ))
+        await self.broker.log(f"rule {firing.rule}: gathered answer to ask #{ask_id} sent to {firing.agent}")
+
+
+def _cap(diff: str) -> str:
+    data = diff.encode("utf-8")
+    if len(data) <= DIFF_CAP_BYTES:
+        return diff
+    cut = data[:DIFF_CAP_BYTES].decode("utf-8", errors="ignore")
+    return cut + f"\n[diff cut: showing {DIFF_CAP_BYTES} of {len(data)} bytes; read the files for the rest]\n"
+
+
+def _not_git(change: Any, path: str) -> bool:
+    parts = Path(path).parts
+    return ".git" not in parts and "__pycache__" not in parts
+
+
+async def _capture_pane(target: str) -> str:
+    cmd = ["tmux"]
+    if os.environ.get("PODCTL_TMUX_SOCKET"):
+        cmd += ["-L", os.environ["PODCTL_TMUX_SOCKET"]]
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, "capture-pane", "-p", "-J", "-S", "-60", "-t", target,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=5.0)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return ""
+    return out.decode(errors="replace") if proc.returncode == 0 else ""
