@@ -1,0 +1,85 @@
+"""The broker across restarts and pod file changes: cursors, registry sync, removed agents."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from podctl.broker import wire
+
+from ..helpers import BrokerProcess, wait_until, write_pod
+from .test_rules import git_repo
+
+
+def test_read_cursor_and_history_survive_restart(broker: BrokerProcess) -> None:
+    with broker.client("alice") as alice, broker.client("bob") as bob:
+        alice.call("tell", to="bob", text="one")
+        assert [m["text"] for m in bob.call("read_messages")["messages"]] == ["one"]
+        alice.call("tell", to="bob", text="two")
+    broker.stop()
+    broker.start()
+    with broker.client("bob") as bob:
+        assert [m["text"] for m in bob.call("read_messages")["messages"]] == ["two"]
+        assert bob.call("list_agents")["agents"][0]["name"] == "alice"
+
+
+def test_sync_adds_removes_and_announces_role_changes(broker: BrokerProcess) -> None:
+    broker.pod_file.write_text(
+        "name: bus\nagents:\n  alice: {cli: script, role: now leads the team}\n  bob: {cli: script}\n"
+        "  dave: {cli: script, role: new}\n"
+    )
+    with broker.client("user") as user:
+        diff = user.call("sync")
+    assert diff == {"added": ["dave"], "removed": ["carol"], "changed": ["alice", "bob"]}
+    with broker.client("alice") as alice:
+        [notice] = alice.call("read_messages")["messages"]
+        assert notice["kind"] == "notice" and "now leads the team" in notice["text"]
+        with pytest.raises(wire.BrokerError) as err:
+            alice.call("tell", to="carol", text="hi")
+        assert err.value.code == wire.UNKNOWN_AGENT and "removed" in err.value.message
+        assert alice.call("tell", to="dave", text="welcome")["recipients"] == [{"name": "dave", "state": "stopped"}]
+    with broker.client("dave") as dave:
+        assert dave.call("read_messages")["messages"][0]["text"] == "welcome"
+    with pytest.raises(wire.BrokerError):
+        with wire.Client(broker.socket, "carol", broker.token("carol")) as carol:
+            carol.call("read_messages")
+
+
+def test_sync_with_an_invalid_file_changes_nothing(broker: BrokerProcess) -> None:
+    broker.pod_file.write_text("name: bus\nagents: [oops\n")
+    with broker.client("user") as user:
+        with pytest.raises(wire.BrokerError) as err:
+            user.call("sync")
+        assert re.search(r"pod\.yaml:\d+:\d+: ", err.value.message)
+        assert sorted(a["name"] for a in user.call("list_agents")["agents"]) == ["alice", "bob", "carol"]
+
+
+def test_file_change_rule_asks_after_a_save(tmp_path: Path, podctl_home: Path) -> None:
+    folder = tmp_path / "fc"
+    repo = git_repo(folder / "repo")
+    pod = write_pod(
+        folder,
+        "name: fc\nworkdir: repo\nagents:\n  writer: {cli: script}\n  rev: {cli: script}\n"
+        "rules:\n  - name: watch-src\n    on: file_change\n    agent: writer\n"
+        "    when: {changed: ['*.py']}\n    ask: rev\n    text: 'saved: {changed_files}'\n",
+    )
+    broker = BrokerProcess(pod_file=pod, pod="fc", home=podctl_home).start()
+    try:
+        with broker.client("rev") as rev:
+            wait_until(lambda: broker.client("user").call("rules")["rules"], timeout=10)
+            (repo / "ignored.txt").write_text("x\n")
+            (repo / "mod.py").write_text("VALUE = 1\n")
+            [ask] = wait_until(
+                lambda: [m for m in rev.call("read_messages")["messages"] if m["kind"] == "ask"],
+                timeout=20, message="an ask after the file change",
+            )
+            assert ask["text"].endswith("saved: mod.py")
+        subprocess.run(["git", "status", "--porcelain"], cwd=repo, check=True, capture_output=True)
+        assert "mod.py" not in subprocess.run(
+            ["git", "diff", "--cached", "--name-only"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout, "the user's index is untouched"
+    finally:
+        broker.stop()
