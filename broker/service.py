@@ -60,8 +60,6 @@ class Broker:
         self.members: dict[str, Member] = {}
         self.tokens: dict[str, str] = {}
         self.routes: dict[str, RouteSpec] = {}
-        self.read_cursors: dict[str, int] = {}
-        """Per member: the newest message it has read (where read_messages() goes on from)."""
         self._reply_events: dict[int, asyncio.Event] = {}
         self.subscribers: set[Callable[[dict[str, Any]], None]] = set()
         self.waker: Waker | None = None
@@ -82,7 +80,6 @@ class Broker:
                 self.members[name].state = state
             elif removed:
                 self.members[name] = Member(name, cli, role, "stopped", removed=True)
-        self.read_cursors = await self.store.read_cursors()
 
     async def apply_spec(self, spec: PodSpec, announce: bool = True) -> dict[str, list[str]]:
         self.spec = spec
@@ -340,17 +337,17 @@ class Broker:
         return result
 
     async def op_read_messages(self, agent: str, since: Any = None, limit: Any = 100) -> dict[str, Any]:
-        if since is None:
-            since = self.read_cursors.get(agent, 0)
-        if not isinstance(since, int) or isinstance(since, bool) or since < 0:
+        if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
             raise OpError(wire.BAD_REQUEST, "since must be a message cursor (an integer >= 0), as returned in 'next'")
         if not isinstance(limit, int) or not 1 <= limit <= READ_LIMIT:
             raise OpError(wire.BAD_REQUEST, f"limit must be between 1 and {READ_LIMIT}")
-        messages = await self.store.inbox(agent, since, limit)
-        cursor = messages[-1]["id"] if messages else since
+        if since is None:
+            messages = await self.store.unseen(agent, limit)
+        else:
+            messages = await self.store.inbox(agent, since, limit)
+        cursor = messages[-1]["id"] if messages else (since or 0)
         if messages:
             await self.store.mark_read(agent, [m["id"] for m in messages], time.time())
-            self.read_cursors[agent] = max(self.read_cursors.get(agent, 0), cursor)
         return {"messages": messages, "next": cursor, "more": len(messages) == limit}
 
     async def op_post_reply(self, agent: str, ask_id: Any, text: Any, client_msg_id: str | None = None) -> dict[str, Any]:

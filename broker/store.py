@@ -384,11 +384,14 @@ class Store:
 
     # -- reads --------------------------------------------------------------------
 
-    async def read_cursors(self) -> dict[str, int]:
+    async def unseen(self, agent: str, limit: int) -> list[dict[str, Any]]:
+        """The agent's messages that no hook injected and no read returned yet."""
         rows = await self.fetchall(
-            "SELECT recipient, max(message_id) FROM deliveries WHERE read_at IS NOT NULL GROUP BY recipient"
+            f"SELECT {MESSAGE_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id"
+            " WHERE d.recipient=? AND d.read_at IS NULL AND d.injected_at IS NULL ORDER BY d.message_id LIMIT ?",
+            (agent, limit),
         )
-        return dict(rows)
+        return [message_row(r) for r in rows]
 
     async def inbox(self, agent: str, since: int, limit: int) -> list[dict[str, Any]]:
         rows = await self.fetchall(

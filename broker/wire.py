@@ -28,8 +28,9 @@ Operations (``args`` -> ``result``):
 - ``wait_for_reply {ask_id, timeout_ms}`` -> ``{ask_id, status: "replied" | "timeout", replies, waiting_on}``
   Blocks in the broker at most ``timeout_ms`` (capped at ``MAX_WAIT_MS``).
 - ``check_replies {ask_id}`` -> ``{ask_id, status: "replied" | "waiting", replies, waiting_on, delivery}``
-- ``read_messages {since?, limit?}`` -> ``{messages, next}``; without ``since`` it reads from the
-  agent's own read cursor. Returned messages are marked ``read``.
+- ``read_messages {since?, limit?}`` -> ``{messages, next, more}``: with ``since``, every message
+  to the agent after that cursor; without it, the messages the agent has not seen yet (neither
+  injected by a hook nor read). Returned messages are marked ``read``.
 - ``post_reply {ask_id, text, client_msg_id?}`` -> ``{message_id, ask_id, followup}``. Only an asked
   agent may reply. Its first reply answers the ask; a later one is delivered to the asker as a
   follow-up (``followup: true``) and never changes what ``wait_for_reply`` returned.

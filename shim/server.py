@@ -163,7 +163,9 @@ def build_server(shim: Shim, pod: str, agent: str) -> MCPServer:
     @server.tool(structured_output=False)
     async def read_messages(
         since: Annotated[
-            int | None, Field(description="A cursor ('next' from an earlier call). Omit to get what you have not read yet.")
+            int | None,
+            Field(description="A cursor ('next' from an earlier call) to list everything after it."
+                  " Omit to get only what you have not seen yet (neither shown to you by podctl nor read)."),
         ] = None,
     ) -> CallToolResult:
         """Read your inbox: messages sent to you after a cursor, oldest first, and the next cursor.

@@ -1,0 +1,61 @@
+"""What a hook injects into a model's context: the pod at session start, then new messages.
+
+The text says who sent each message, its kind, its ask_id and how to answer, so that a model
+needs no other instructions. Standard library only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TOOLS_HELP = (
+    "Your podctl tools: list_agents() shows the team; tell(to, text) sends a note; ask(to, text) asks and"
+    " returns an ask_id, then wait_for_reply(ask_id) waits (call it again while it says \"pending\");"
+    " post_reply(ask_id, text) answers an ask sent to you; read_messages() lists your inbox."
+)
+
+
+def session_intro(ctx: dict[str, Any]) -> str:
+    lines = [f"You are agent `{ctx['agent']}` of the podctl pod `{ctx['pod']}`, a team of coding agents."]
+    if ctx.get("role"):
+        lines.append(f"Your role: {ctx['role']}")
+    others = [m for m in ctx.get("members", []) if m["name"] != ctx["agent"]]
+    if others:
+        lines.append("Your teammates (the human is `user`):")
+        lines += [f"- {m['name']} ({m['cli']}): {m['role'] or 'no role given'}" for m in others]
+    for route in ctx.get("routes", []):
+        lines.append(
+            f"Route `{route['name']}`: ask(to=\"{route['name']}\") asks {', '.join(route['to'])}"
+            f" ({'every member answers' if route['mode'] == 'all' else 'the first answer wins'})."
+        )
+    lines.append(TOOLS_HELP)
+    return "\n".join(lines)
+
+
+def format_message(message: dict[str, Any]) -> str:
+    kind, sender, mid = message["kind"], message["from"], message["id"]
+    urgent = " URGENT" if message.get("urgent") else ""
+    if kind == "ask":
+        head = (f"ask #{message['ask_id']} from {sender}{urgent}; answer it with"
+                f" post_reply(ask_id={message['ask_id']}, text=...)")
+    elif kind == "reply":
+        follow = " (follow-up)" if message.get("followup") else ""
+        head = f"reply{follow} from {sender} to your ask #{message['ask_id']}"
+    elif kind == "notice":
+        head = f"notice from {sender}"
+    else:
+        head = f"message #{mid} from {sender}{urgent}"
+    return f"[podctl {head}]\n{message['text']}"
+
+
+def injection(response: dict[str, Any]) -> str | None:
+    """The text to inject for one hook response, or None when there is nothing new."""
+    parts = []
+    if response.get("context"):
+        parts.append(session_intro(response["context"]))
+    messages = response.get("messages") or []
+    if messages:
+        count = f"{len(messages)} new podctl message{'s' if len(messages) > 1 else ''}"
+        parts.append(f"{count} (already delivered; no need to read_messages for these):")
+        parts += [format_message(m) for m in messages]
+    return "\n\n".join(parts) if parts else None

@@ -1,0 +1,62 @@
+"""From a pod spec to what the adapters need: an AgentContext per agent, and its fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from podctl.broker.paths import PodPaths
+from podctl.hooks.adapter import AgentContext, Launch, get_adapter
+from podctl.pods.spec import AgentSpec, PodSpec
+
+
+class CliMissing(RuntimeError):
+    pass
+
+
+def agent_context(spec: PodSpec, paths: PodPaths, name: str) -> AgentContext:
+    agent = spec.agents[name]
+    script = agent.script
+    if isinstance(script, str):
+        script = str((spec.base_dir() / script).resolve())
+    return AgentContext(
+        pod=spec.name, agent=name, cli=agent.cli, role=agent.role, workdir=spec.agent_workdir(name),
+        state_dir=paths.root, agent_dir=paths.agent_dir(name), token=paths.issue_token(name),
+        model=agent.model, args=tuple(agent.args), env=dict(agent.env), script=script, python=sys.executable,
+    )
+
+
+def fingerprint(spec: PodSpec, name: str) -> str:
+    """What a change to restarts the agent: everything that shapes its process but its role."""
+    agent: AgentSpec = spec.agents[name]
+    data = agent.model_dump(exclude={"role", "restart"})
+    data["workdir"] = str(spec.agent_workdir(name))
+    if isinstance(agent.script, str):
+        path = (spec.base_dir() / agent.script).resolve()
+        data["script_file"] = path.read_text(encoding="utf-8") if path.exists() else None
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def prepare_and_launch(spec: PodSpec, paths: PodPaths, name: str) -> Launch:
+    ctx = agent_context(spec, paths, name)
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    adapter = get_adapter(ctx.cli)
+    adapter.prepare(ctx)
+    return adapter.launch(ctx)
+
+
+def missing_clis(spec: PodSpec) -> list[str]:
+    """Agents whose CLI is not installed, as messages saying what to install."""
+    problems = []
+    for name, agent in spec.agents.items():
+        adapter = get_adapter(agent.cli)
+        if shutil.which(adapter.executable) is None and not Path(adapter.executable).is_file():
+            problems.append(f"agent {name}: `{adapter.executable}` ({agent.cli}) is not on PATH; install it first")
+    return problems
+
+
+def workdir_of(spec: PodSpec) -> Path:
+    return (spec.base_dir() / spec.workdir).resolve()

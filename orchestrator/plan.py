@@ -1,0 +1,70 @@
+"""Desired state (a pod spec) against observed state gives the steps that make them match.
+
+Pure: no tmux, no broker, no files; `podctl plan` prints these steps and `apply` runs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .tmux import TRANSCRIPT_WINDOW, WindowState
+
+StepKind = Literal["start_broker", "create_session", "add_agent", "restart_agent", "remove_agent", "update_role"]
+
+
+@dataclass(frozen=True)
+class Observed:
+    broker: bool
+    session: bool
+    windows: dict[str, WindowState] = field(default_factory=dict)
+    states: dict[str, str] = field(default_factory=dict)
+    """Each registered agent's busy/idle/stopped state, from the broker."""
+    roles: dict[str, str] = field(default_factory=dict)
+    """Each registered agent's role, from the broker."""
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: StepKind
+    agent: str | None = None
+    reason: str = ""
+    waits: bool = False
+    """True when the step must wait for the agent to end its turn (it is busy)."""
+
+    def describe(self) -> str:
+        who = f" {self.agent}" if self.agent else ""
+        text = f"{self.kind.replace('_', ' ')}{who}"
+        if self.reason:
+            text += f": {self.reason}"
+        if self.waits:
+            text += f" (waits until {self.agent} is idle; --force to do it now)"
+        return text
+
+
+def plan(
+    desired: dict[str, tuple[str, str]], observed: Observed, force: bool = False
+) -> list[Step]:
+    """Steps from `observed` to `desired` ({agent: (fingerprint, role)})."""
+    steps: list[Step] = []
+    if not observed.broker:
+        steps.append(Step("start_broker"))
+    if not observed.session:
+        steps.append(Step("create_session"))
+    windows = {n: w for n, w in observed.windows.items() if n != TRANSCRIPT_WINDOW} if observed.session else {}
+
+    def busy(name: str) -> bool:
+        return not force and observed.states.get(name) == "busy"
+
+    for name, (fp, role) in desired.items():
+        window = windows.get(name)
+        if window is None:
+            steps.append(Step("add_agent", name))
+        elif window.fingerprint != fp:
+            steps.append(Step("restart_agent", name, "its cli, model, args, env, workdir or script changed", busy(name)))
+        elif name in observed.roles and observed.roles[name] != role:
+            steps.append(Step("update_role", name, "told its new role, no restart"))
+    for name in windows:
+        if name not in desired:
+            steps.append(Step("remove_agent", name, "no longer in the pod file", busy(name)))
+    return steps

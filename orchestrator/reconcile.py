@@ -1,0 +1,134 @@
+"""Observe a pod, plan, and apply the plan: brings tmux and the broker to match the pod file."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from podctl.broker import wire
+from podctl.broker.paths import USER, PodPaths
+from podctl.pods.spec import PodSpec
+
+from . import processes, tmux
+from .launch import fingerprint, prepare_and_launch, workdir_of
+from .plan import Observed, Step, plan
+
+log = logging.getLogger("podctl.orchestrator")
+
+
+@dataclass
+class Outcome:
+    done: list[Step] = field(default_factory=list)
+    waiting: list[Step] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if not self.done and not self.waiting:
+            return "nothing to do: the pod matches its file"
+        lines = [f"✓ {s.describe()}" for s in self.done]
+        lines += [f"… {s.describe()}" for s in self.waiting]
+        return "\n".join(lines)
+
+
+def user_client(paths: PodPaths, timeout: float = 5.0) -> wire.Client:
+    return wire.Client(paths.socket, USER, paths.read_token(USER), timeout=timeout)
+
+
+def observe(spec: PodSpec, paths: PodPaths) -> Observed:
+    srv = tmux.server()
+    broker = processes.broker_alive(paths)
+    states: dict[str, str] = {}
+    roles: dict[str, str] = {}
+    if broker:
+        try:
+            with user_client(paths) as client:
+                for agent in client.call("status")["agents"]:
+                    states[agent["name"]] = agent["state"]
+                    roles[agent["name"]] = agent["role"]
+        except (OSError, wire.BrokerError):
+            broker = False
+    return Observed(
+        broker=broker, session=tmux.session_exists(srv, spec.name), windows=tmux.windows(srv, spec.name),
+        states=states, roles=roles,
+    )
+
+
+def desired(spec: PodSpec) -> dict[str, tuple[str, str]]:
+    return {name: (fingerprint(spec, name), agent.role) for name, agent in spec.agents.items()}
+
+
+def compute(spec: PodSpec, paths: PodPaths, force: bool = False) -> list[Step]:
+    return plan(desired(spec), observe(spec, paths), force=force)
+
+
+def transcript_command(pod: str) -> list[str]:
+    return [*processes.PODCTL, "tail", pod, "--follow", "--last", "200"]
+
+
+def apply(spec: PodSpec, paths: PodPaths, steps: list[Step]) -> Outcome:
+    """Run the steps that may run now; the ones waiting for a busy agent are returned as such."""
+    assert spec.source is not None, "a pod applied from a file"
+    outcome = Outcome()
+    srv = tmux.server()
+    paths.ensure()
+    if not any(s.kind == "start_broker" for s in steps) and processes.broker_alive(paths):
+        _sync(paths)
+    for step in steps:
+        if step.waits:
+            outcome.waiting.append(step)
+            continue
+        if step.kind == "start_broker":
+            processes.start_broker(spec.source, paths)
+        elif step.kind == "create_session":
+            tmux.create_session(srv, spec.name, transcript_command(spec.name), str(workdir_of(spec)))
+        elif step.kind in ("add_agent", "restart_agent"):
+            launch = prepare_and_launch(spec, paths, step.agent)
+            fp = fingerprint(spec, step.agent)
+            if step.kind == "restart_agent" and step.agent in tmux.windows(srv, spec.name):
+                tmux.respawn_window(srv, spec.name, step.agent, launch.argv, launch.env, str(launch.cwd), fp)
+            else:
+                tmux.start_window(srv, spec.name, step.agent, launch.argv, launch.env, str(launch.cwd), fp)
+        elif step.kind == "remove_agent":
+            tmux.kill_window(srv, spec.name, step.agent)
+            _set_stopped(paths, step.agent)
+        outcome.done.append(step)
+    return outcome
+
+
+def restart_agent(spec: PodSpec, paths: PodPaths, name: str) -> None:
+    """A fresh CLI process (fresh model context) with the same identity and history."""
+    srv = tmux.server()
+    launch = prepare_and_launch(spec, paths, name)
+    fp = fingerprint(spec, name)
+    if name in tmux.windows(srv, spec.name):
+        tmux.respawn_window(srv, spec.name, name, launch.argv, launch.env, str(launch.cwd), fp)
+    else:
+        tmux.start_window(srv, spec.name, name, launch.argv, launch.env, str(launch.cwd), fp)
+
+
+def _sync(paths: PodPaths) -> None:
+    with user_client(paths) as client:
+        client.call("sync")
+
+
+def _set_stopped(paths: PodPaths, name: str) -> None:
+    try:
+        with user_client(paths) as client:
+            client.call("set_state", name=name, state="stopped")
+    except (OSError, wire.BrokerError):
+        pass
+
+
+def report(paths: PodPaths, text: str, level: str = "info") -> None:
+    """A line in the pod's transcript (and the broker's log); silent if the broker is down."""
+    log.log(logging.WARNING if level != "info" else logging.INFO, "%s", text)
+    try:
+        with user_client(paths, timeout=2.0) as client:
+            client.call("log", text=text, level=level)
+    except (OSError, wire.BrokerError):
+        pass
+
+
+def record_pod_file(paths: PodPaths, pod_file: Path) -> None:
+    paths.ensure()
+    paths.pod_file_record.write_text(f"{pod_file.resolve()}\n")

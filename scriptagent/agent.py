@@ -1,0 +1,216 @@
+"""The script agent: a deterministic stand-in for a model CLI, for demos, CI and dry runs.
+
+Like a real CLI it talks to the pod only through its MCP server (`podctl shim`, through the real
+`mcp` client) and runs its adapter's hook commands at the moments a CLI would: session start,
+turn start, after each tool call, turn end. Its first turn plays the script's steps; every line
+on its standard input (the wake nudge) starts another turn in which it reads its inbox and
+answers the asks with the script's reply template.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from .script import Script, ScriptError, Step, load_script
+
+HOOK_TIMEOUT_S = 10.0
+TOOL_TIMEOUT_S = 120.0
+
+
+def show(text: str) -> None:
+    stamp = time.strftime("%H:%M:%S")
+    print(f"{stamp} {text}", flush=True)
+
+
+class ToolFailed(RuntimeError):
+    pass
+
+
+class ScriptAgent:
+    def __init__(self, config: dict[str, Any], script: Script) -> None:
+        self.config = config
+        self.script = script
+        self.agent = config["agent"]
+        self.workdir = Path(config["workdir"])
+        self.client: Client | None = None
+        self.turns = 0
+
+    async def tool(self, name: str, **args: Any) -> dict[str, Any]:
+        assert self.client is not None
+        result = await asyncio.wait_for(self.client.call_tool(name, args), timeout=TOOL_TIMEOUT_S)
+        data = json.loads(result.content[0].text)
+        if result.is_error:
+            raise ToolFailed(data.get("error", {}).get("message", str(data)))
+        return data
+
+    async def hook(self, event: str) -> None:
+        argv = self.config["hooks"][event]
+        payload = json.dumps({"event": event, "agent": self.agent, "cwd": str(self.workdir)}).encode()
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+        )
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(payload), timeout=HOOK_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            show(f"! hook {event} timed out")
+            return
+        if out.strip():
+            with contextlib.suppress(ValueError):
+                context = json.loads(out).get("additionalContext")
+                if context:
+                    show(f"⇢ injected at {event}:")
+                    for line in context.splitlines():
+                        print(f"    {line}", flush=True)
+
+    async def run_step(self, step: Step) -> None:
+        args = step.args
+        if step.kind == "sleep":
+            await asyncio.sleep(args["seconds"])
+            return
+        if step.kind == "say":
+            show(args["text"])
+            return
+        if step.kind == "write":
+            path = (self.workdir / args["path"]).resolve()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(str(args["text"]), encoding="utf-8")
+            show(f"✎ wrote {args['path']}")
+        elif step.kind == "tell":
+            sent = await self.tool("tell", to=args["to"], text=str(args["text"]), urgent=bool(args.get("urgent", False)))
+            show(f"→ tell {args['to']}: {args['text']}  (#{sent['message_id']})")
+        elif step.kind == "ask":
+            asked = await self.tool("ask", to=args["to"], text=str(args["text"]))
+            show(f"? ask {args['to']} #{asked['ask_id']}: {args['text']}")
+            await self.wait_reply(asked["ask_id"], float(args.get("timeout", 120)))
+        await self.hook("AfterTool")
+
+    async def wait_reply(self, ask_id: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = int(max(0.0, deadline - time.monotonic()) * 1000)
+            result = await self.tool("wait_for_reply", ask_id=ask_id, timeout_ms=remaining)
+            if result["status"] == "pending" and remaining > 0:
+                continue
+            for reply in result.get("replies", []):
+                show(f"← reply from {reply['from']} to #{ask_id}: {reply['text']}")
+            if result["status"] != "replied":
+                show(f"… ask #{ask_id}: {result['status']}, still waiting on {', '.join(result.get('waiting_on', []))}")
+            return
+
+    @property
+    def cursor_file(self) -> Path:
+        return Path(self.config["agent_dir"]) / "script-cursor"
+
+    def cursor(self) -> int:
+        try:
+            return int(self.cursor_file.read_text())
+        except (OSError, ValueError):
+            return 0
+
+    async def answer_inbox(self) -> None:
+        """Handle every message since this agent's own cursor, injected ones included."""
+        while True:
+            inbox = await self.tool("read_messages", since=self.cursor())
+            for message in inbox["messages"]:
+                await self.handle(message)
+                self.cursor_file.write_text(str(message["id"]))
+            if not inbox.get("more"):
+                return
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        kind, sender = message["kind"], message["from"]
+        if kind != "ask":
+            label = {"reply": f"reply to #{message['ask_id']}", "notice": "notice"}.get(kind, "message")
+            show(f"✉ {label} from {sender}: {message['text']}")
+            return
+        show(f"✉ ask #{message['ask_id']} from {sender}: {message['text']}")
+        text = self.script.replies.format_map(
+            _Vars(agent=self.agent, text=message["text"], ask_id=message["ask_id"], **{"from": sender})
+        )
+        try:
+            await self.tool("post_reply", ask_id=message["ask_id"], text=text)
+            show(f"↳ replied to #{message['ask_id']}: {text}")
+        except ToolFailed as exc:
+            show(f"! could not reply to #{message['ask_id']}: {exc}")
+        await self.hook("AfterTool")
+
+    async def turn(self, reason: str, steps: list[Step]) -> None:
+        self.turns += 1
+        show(f"── turn {self.turns} ({reason})")
+        await self.hook("TurnStart")
+        try:
+            for step in steps:
+                await self.run_step(step)
+            await self.answer_inbox()
+        except (ToolFailed, asyncio.TimeoutError, OSError) as exc:
+            show(f"! turn {self.turns} failed: {exc}")
+        await self.hook("TurnEnd")
+        show("── idle; waiting for a wake")
+
+    async def run(self) -> None:
+        params = StdioServerParameters(command=self.config["mcp"]["command"][0], args=self.config["mcp"]["command"][1:])
+        show(f"script agent {self.agent} of pod {self.config['pod']} (workdir {self.workdir})")
+        async with Client(params, read_timeout_seconds=TOOL_TIMEOUT_S + 10) as client:
+            self.client = client
+            tools = sorted(t.name for t in (await client.list_tools()).tools)
+            show(f"MCP tools: {', '.join(tools)}")
+            await self.hook("SessionStart")
+            if self.script.steps:
+                await self.turn("script", self.script.steps)
+            else:
+                show("── idle; waiting for a wake")
+            reader = await _stdin_reader()
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                await self.turn("woken", [])
+            await self.hook("SessionEnd")
+
+
+class _Vars(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+async def _stdin_reader() -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 1:
+        print("usage: python -m podctl.scriptagent AGENT_JSON", file=sys.stderr)
+        return 2
+    config = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    try:
+        script = load_script(config.get("script"), Path(config.get("script_base") or config["workdir"]))
+    except ScriptError as exc:
+        print(f"podctl script agent {config.get('agent')}: {exc}", file=sys.stderr)
+        return 2
+    agent = ScriptAgent(config, script)
+
+    async def guarded() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await agent.run()
+
+    asyncio.run(guarded())
+    return 0

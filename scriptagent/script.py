@@ -1,0 +1,81 @@
+"""The script a `cli: script` agent plays: a reply template and the steps of its first turn.
+
+```yaml
+replies: "LGTM from {agent}: {text}"     # answers every ask ({agent}, {from}, {text}, {ask_id})
+steps:
+  - write: {path: src/app.py, text: "print('hi')\\n"}
+  - tell: {to: reviewer, text: started, urgent: false}
+  - ask: {to: reviewer, text: "review src/app.py", timeout: 120}
+  - sleep: 0.5
+  - say: "a line shown in the pane"
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+STEP_KINDS = ("write", "tell", "ask", "sleep", "say")
+DEFAULT_REPLY = "Received by {agent}: {text}"
+
+
+class ScriptError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Script:
+    replies: str = DEFAULT_REPLY
+    steps: list[Step] = field(default_factory=list)
+
+
+def _step(index: int, raw: Any) -> Step:
+    if not isinstance(raw, dict) or len(raw) != 1:
+        raise ScriptError(f"step {index + 1}: write one of {', '.join(STEP_KINDS)} as a single-key mapping")
+    (kind, value), = raw.items()
+    if kind not in STEP_KINDS:
+        raise ScriptError(f"step {index + 1}: unknown step {kind!r}; use one of {', '.join(STEP_KINDS)}")
+    if kind == "sleep":
+        if not isinstance(value, (int, float)) or value < 0:
+            raise ScriptError(f"step {index + 1}: sleep takes a number of seconds")
+        return Step(kind, {"seconds": float(value)})
+    if kind == "say":
+        return Step(kind, {"text": str(value)})
+    if not isinstance(value, dict):
+        raise ScriptError(f"step {index + 1}: {kind} takes a mapping")
+    needed = {"write": ("path", "text"), "tell": ("to", "text"), "ask": ("to", "text")}[kind]
+    missing = [k for k in needed if k not in value]
+    if missing:
+        raise ScriptError(f"step {index + 1}: {kind} needs {', '.join(missing)}")
+    return Step(kind, dict(value))
+
+
+def load_script(raw: Any, base: Path) -> Script:
+    """A script from the pod file's inline mapping, or from a YAML file path relative to `base`."""
+    if raw is None:
+        return Script()
+    if isinstance(raw, str):
+        path = (base / raw).resolve()
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ScriptError(f"cannot read script {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ScriptError("a script is a mapping with `replies` and `steps`")
+    unknown = set(raw) - {"replies", "steps"}
+    if unknown:
+        raise ScriptError(f"unknown script key(s): {', '.join(sorted(unknown))}; use replies and steps")
+    steps = raw.get("steps") or []
+    if not isinstance(steps, list):
+        raise ScriptError("steps must be a list")
+    return Script(replies=str(raw.get("replies") or DEFAULT_REPLY), steps=[_step(i, s) for i, s in enumerate(steps)])
