@@ -386,7 +386,7 @@ class Broker:
 
     # -- operations: hooks ------------------------------------------------------------------
 
-    async def op_hook(self, agent: str, event: Any, inject: bool = True) -> dict[str, Any]:
+    async def op_hook(self, agent: str, event: Any, inject: bool = True, attention_only: bool = False) -> dict[str, Any]:
         if event not in wire.HOOK_EVENTS:
             raise OpError(wire.BAD_REQUEST, f"event must be one of {', '.join(wire.HOOK_EVENTS)}")
         if agent == USER:
@@ -399,7 +399,7 @@ class Broker:
             self.rules.on_turn_end(agent)
         claim, messages = (None, [])
         if inject and state != "stopped":
-            claim, messages = await self.store.claim(agent, time.time(), wire.CLAIM_LEASE_S)
+            claim, messages = await self.store.claim(agent, time.time(), wire.CLAIM_LEASE_S, bool(attention_only))
         result: dict[str, Any] = {"state": state, "claim": claim, "messages": messages}
         if event == "session_start":
             result["context"] = {

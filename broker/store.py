@@ -410,13 +410,16 @@ class Store:
                 (now, agent, *ids),
             )
 
-    async def claim(self, agent: str, now: float, lease_s: float) -> tuple[str | None, list[dict[str, Any]]]:
+    async def claim(
+        self, agent: str, now: float, lease_s: float, attention_only: bool = False
+    ) -> tuple[str | None, list[dict[str, Any]]]:
         """Claim the agent's messages that no model has seen yet, for a hook to inject."""
+        attention = " AND (m.kind IN ('ask','reply') OR m.urgent=1)" if attention_only else ""
         async with self._lock:
             async with self.conn.execute(
                 f"SELECT {MESSAGE_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id"
                 " WHERE d.recipient=? AND d.injected_at IS NULL AND d.read_at IS NULL"
-                " AND (d.claim IS NULL OR d.claimed_at < ?) ORDER BY d.message_id",
+                f" AND (d.claim IS NULL OR d.claimed_at < ?){attention} ORDER BY d.message_id",
                 (agent, now - lease_s),
             ) as cur:
                 rows = list(await cur.fetchall())

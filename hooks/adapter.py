@@ -87,6 +87,9 @@ class HookResult:
     """Our event (one of `wire.HOOK_EVENTS`) or None when this CLI event changes nothing."""
     inject: bool = True
     """Whether new messages may be injected in this event's output."""
+    attention_only: bool = False
+    """Inject only what needs the agent now (asks, replies, urgent tells): used at turn end, where
+    injecting means continuing the turn; plain tells wait for the next turn."""
 
 
 class Adapter(Protocol):
@@ -108,6 +111,20 @@ class Adapter(Protocol):
 
     def render(self, cli_event: str, payload: dict[str, Any], text: str | None) -> str:
         """The stdout this CLI expects from the hook; `text` is what to inject (None: nothing)."""
+
+
+def user_file(*parts: str) -> Path | None:
+    """A file of the user's own CLI setup (credentials), if it exists; podctl only reads or links it."""
+    path = Path.home().joinpath(*parts)
+    return path if path.is_file() else None
+
+
+def link_credentials(source: Path | None, target: Path) -> None:
+    """Let a per-agent config folder use the user's login: a symlink, never a copy or an edit."""
+    if source is None or target.exists() or target.is_symlink():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.symlink_to(source)
 
 
 def get_adapter(cli: str) -> Adapter:

@@ -79,7 +79,9 @@ def main(argv: list[str]) -> int:
             paths = PodPaths(Path(state).name, Path(state))
             timeout = int(os.environ.get("PODCTL_HOOK_TIMEOUT_MS") or DEFAULT_TIMEOUT_MS) / 1000.0
             client = wire.Client(paths.socket, agent, paths.read_token(agent), timeout=timeout)
-            response = client.call("hook", event=outcome.event, inject=outcome.inject)
+            response = client.call(
+                "hook", event=outcome.event, inject=outcome.inject, attention_only=outcome.attention_only
+            )
             text = injection(response)
         out = adapter.render(cli_event, payload, text)
         if out:

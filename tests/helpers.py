@@ -128,3 +128,32 @@ def env_pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def tmux_out(*args: str) -> str:
+    """Run tmux on the test's private server and return its output."""
+    cmd = ["tmux", "-L", os.environ["PODCTL_TMUX_SOCKET"], *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout
+
+
+def pane_text(pod: str, window: str) -> str:
+    return tmux_out("capture-pane", "-p", "-J", "-S", "-500", "-t", f"={pod}:={window}")
+
+
+def window_pids(pod: str) -> dict[str, int]:
+    """Each window's first pane pid, by window name."""
+    out = {}
+    for line in tmux_out("list-panes", "-s", "-t", f"={pod}", "-F", "#{window_name} #{pane_pid}").splitlines():
+        name, pid = line.split()
+        out.setdefault(name, int(pid))
+    return out
+
+
+def status_of(pod: str) -> dict:
+    import json
+
+    return json.loads(podctl("status", pod, "--json").stdout)
+
+
+def agent_state(pod: str, agent: str) -> str:
+    return next(a["state"] for a in status_of(pod)["agents"] if a["name"] == agent)

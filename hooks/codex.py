@@ -1,0 +1,170 @@
+"""The `codex` adapter (Codex CLI 0.169.0; facts in docs/reference and shared/reference/codex.md).
+
+Files podctl writes, all under the agent's folder (`$PODCTL_HOME/<pod>/agents/<name>/codex-home`,
+which is the CLI's `CODEX_HOME`; the user's `~/.codex` is never edited):
+- `config.toml`: the `podctl` MCP server (`required = true` so the first request already has the
+  tools, `default_tools_approval_mode = "approve"` so calls are not refused), project trust for
+  the workdir, the model-migration notice already seen (else a dialog can switch the model),
+  and `[hooks.state]` trust for our hooks (Codex silently skips untrusted hooks);
+- `hooks.json`: SessionStart, UserPromptSubmit, PostToolUse, Stop, SessionEnd -> `podctl hook`;
+- `auth.json`: a symlink to the user's `~/.codex/auth.json` when it exists, so their login works.
+
+Hook trust is pre-seeded by asking `codex app-server` (`hooks/list`) for each hook's current
+hash, the way Codex's own "Trust all" does; if that fails the CLI is launched with
+`--dangerously-bypass-hook-trust` instead (the hooks are podctl's own) and doctor says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from .adapter import AgentContext, HookResult, Launch, link_credentials, user_file
+from .output import additional_context, continue_turn
+
+EVENTS = {
+    "SessionStart": HookResult("session_start"),
+    "UserPromptSubmit": HookResult("turn_start"),
+    "PostToolUse": HookResult("tool_done"),
+    "Stop": HookResult("turn_end", attention_only=True),
+    "SessionEnd": HookResult("session_end", inject=False),
+}
+APP_SERVER_TIMEOUT_S = 30.0
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value)
+
+
+class CodexAdapter:
+    name = "codex"
+    executable = "codex"
+    wake_text = "You have new podctl messages (shown in your context). Handle them; answer asks with post_reply."
+    tested_versions = ("0.169.0",)
+
+    def home(self, ctx: AgentContext) -> Path:
+        return ctx.agent_dir / "codex-home"
+
+    def prepare(self, ctx: AgentContext) -> None:
+        home = self.home(ctx)
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        link_credentials(user_file(".codex", "auth.json"), home / "auth.json")
+        hooks = {
+            event: [{"matcher": "", "hooks": [{"type": "command", "command": shlex.join(ctx.hook_command(event)), "timeout": 10}]}]
+            for event in EVENTS
+        }
+        (home / "hooks.json").write_text(json.dumps({"hooks": hooks}, indent=2))
+        shim = ctx.shim_command()
+        lines = []
+        if ctx.model:
+            lines.append(f"model = {_toml_str(ctx.model)}")
+        lines += [
+            "",
+            "[mcp_servers.podctl]",
+            f"command = {_toml_str(shim[0])}",
+            f"args = [{', '.join(_toml_str(a) for a in shim[1:])}]",
+            "required = true",
+            'default_tools_approval_mode = "approve"',
+            "startup_timeout_sec = 30",
+            "tool_timeout_sec = 120",
+            "",
+            f"[projects.{_toml_str(str(ctx.workdir))}]",
+            'trust_level = "trusted"',
+            "",
+            "[notice.model_migrations]",
+            '"gpt-5.5" = "gpt-6-sol"',
+            "",
+        ]
+        config = home / "config.toml"
+        config.write_text("\n".join(lines))
+        trust = self.hook_trust(ctx, home)
+        flag = home / "bypass-hook-trust"
+        if trust:
+            with config.open("a") as fh:
+                for key, digest in trust.items():
+                    fh.write(f"\n[hooks.state.{_toml_str(key)}]\ntrusted_hash = {_toml_str(digest)}\n")
+            flag.unlink(missing_ok=True)
+        else:
+            flag.write_text("codex app-server did not list our hooks; launching with --dangerously-bypass-hook-trust\n")
+
+    def hook_trust(self, ctx: AgentContext, home: Path) -> dict[str, str]:
+        """Each hook's key and current hash, from `codex app-server` `hooks/list`."""
+        env = {**os.environ, **ctx.env, "CODEX_HOME": str(home)}
+        requests = [
+            {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"clientInfo": {"name": "podctl", "version": "1"}}},
+            {"jsonrpc": "2.0", "method": "initialized", "params": {}},
+            {"jsonrpc": "2.0", "id": 2, "method": "hooks/list", "params": {"cwds": [str(ctx.workdir)]}},
+        ]
+        try:
+            proc = subprocess.Popen(
+                [self.executable, "app-server"], cwd=ctx.workdir, env=env, text=True,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            )
+        except OSError:
+            return {}
+        assert proc.stdin is not None and proc.stdout is not None
+        trust: dict[str, str] = {}
+        try:
+            for request in requests:
+                proc.stdin.write(json.dumps(request) + "\n")
+            proc.stdin.flush()
+            deadline = time.monotonic() + APP_SERVER_TIMEOUT_S
+            while time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                message = json.loads(line) if line.strip().startswith("{") else {}
+                if message.get("id") == 2:
+                    trust = _hashes(message.get("result") or {})
+                    break
+        except (OSError, ValueError):
+            trust = {}
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
+        return trust
+
+    def launch(self, ctx: AgentContext) -> Launch:
+        argv = [self.executable, "--no-daemon"]
+        if (self.home(ctx) / "bypass-hook-trust").exists():
+            argv.append("--dangerously-bypass-hook-trust")
+        if ctx.model:
+            argv += ["-m", ctx.model]
+        argv += list(ctx.args)
+        return Launch(argv=argv, env={**ctx.env, "CODEX_HOME": str(self.home(ctx))}, cwd=ctx.workdir)
+
+    def hook_event(self, cli_event: str, payload: dict[str, Any]) -> HookResult:
+        return EVENTS.get(cli_event, HookResult(None, inject=False))
+
+    def render(self, cli_event: str, payload: dict[str, Any], text: str | None) -> str:
+        if cli_event == "Stop":
+            return continue_turn(text)
+        if cli_event in ("SessionStart", "UserPromptSubmit", "PostToolUse"):
+            return additional_context(cli_event, text)
+        return ""
+
+
+def _hashes(result: dict[str, Any]) -> dict[str, str]:
+    """`hooks/list` answers a list of entries (possibly grouped per cwd); keep key -> currentHash."""
+    found: dict[str, str] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "key" in node and "currentHash" in node:
+                found[str(node["key"])] = str(node["currentHash"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(result)
+    return found
+
+
+ADAPTER = CodexAdapter()

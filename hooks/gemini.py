@@ -1,0 +1,94 @@
+"""The `gemini` adapter (Gemini CLI 0.61.0; facts in shared/reference/gemini.md).
+
+Files podctl writes, all under the agent's folder (`.../agents/<name>/gemini-home`, the CLI's
+`GEMINI_CLI_HOME`; the user's `~/.gemini` is never edited):
+- `.gemini/settings.json`: auth type (API key when `GEMINI_API_KEY` is set, else the user's
+  Google login), no auto-update, no usage statistics, the `podctl` MCP server with `trust: true`,
+  and SessionStart, BeforeAgent, AfterTool, AfterAgent, SessionEnd hooks -> `podctl hook`;
+- `.gemini/trustedFolders.json`: the workdir (Gemini runs no hooks and no stdio MCP server in an
+  untrusted folder); `GEMINI_CLI_TRUST_WORKSPACE=true` is also set in its environment;
+- `.gemini/oauth_creds.json`, `google_accounts.json`: symlinks to the user's, when they exist.
+
+The shim gets its identity from `--state` on its command line: Gemini strips variables whose
+names contain TOKEN or KEY from an MCP server's environment, so no token travels by env.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+from .adapter import AgentContext, HookResult, Launch, link_credentials, user_file
+from .output import additional_context, continue_turn
+
+EVENTS = {
+    "SessionStart": HookResult("session_start"),
+    "BeforeAgent": HookResult("turn_start"),
+    "AfterTool": HookResult("tool_done"),
+    "AfterAgent": HookResult("turn_end", attention_only=True),
+    "SessionEnd": HookResult("session_end", inject=False),
+}
+
+
+class GeminiAdapter:
+    name = "gemini"
+    executable = "gemini"
+    wake_text = "You have new podctl messages (shown in your context). Handle them; answer asks with post_reply."
+    tested_versions = ("0.61.0",)
+
+    def home(self, ctx: AgentContext) -> Path:
+        return ctx.agent_dir / "gemini-home"
+
+    def prepare(self, ctx: AgentContext) -> None:
+        config = self.home(ctx) / ".gemini"
+        config.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name in ("oauth_creds.json", "google_accounts.json"):
+            link_credentials(user_file(".gemini", name), config / name)
+        api_key = "GEMINI_API_KEY" in ctx.env or "GEMINI_API_KEY" in os.environ
+        shim = ctx.shim_command()
+        settings = {
+            "security": {
+                "auth": {"selectedType": "gemini-api-key" if api_key else "oauth-personal"},
+                "folderTrust": {"enabled": True},
+            },
+            "privacy": {"usageStatisticsEnabled": False},
+            "telemetry": {"enabled": False},
+            "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
+            "ui": {"theme": "Default"},
+            "mcpServers": {"podctl": {"command": shim[0], "args": shim[1:], "trust": True, "timeout": 120_000}},
+            "hooks": {
+                event: [{"matcher": "", "hooks": [
+                    {"name": f"podctl-{event}", "type": "command", "command": shlex.join(ctx.hook_command(event)),
+                     "timeout": 10_000}
+                ]}]
+                for event in EVENTS
+            },
+        }
+        if ctx.model:
+            settings["model"] = {"name": ctx.model}
+        (config / "settings.json").write_text(json.dumps(settings, indent=2))
+        (config / "trustedFolders.json").write_text(json.dumps({str(ctx.workdir): "TRUST_FOLDER"}, indent=2))
+
+    def launch(self, ctx: AgentContext) -> Launch:
+        argv = [self.executable]
+        if ctx.model:
+            argv += ["-m", ctx.model]
+        argv += list(ctx.args)
+        env = {**ctx.env, "GEMINI_CLI_HOME": str(self.home(ctx)), "GEMINI_CLI_TRUST_WORKSPACE": "true"}
+        return Launch(argv=argv, env=env, cwd=ctx.workdir)
+
+    def hook_event(self, cli_event: str, payload: dict[str, Any]) -> HookResult:
+        return EVENTS.get(cli_event, HookResult(None, inject=False))
+
+    def render(self, cli_event: str, payload: dict[str, Any], text: str | None) -> str:
+        if cli_event == "AfterAgent":
+            return continue_turn(text)
+        if cli_event in ("SessionStart", "BeforeAgent", "AfterTool"):
+            return additional_context(cli_event, text)
+        return ""
+
+
+ADAPTER = GeminiAdapter()

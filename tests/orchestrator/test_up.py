@@ -1,0 +1,169 @@
+"""`podctl up` and friends on a real (private) tmux server with script agents."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ..helpers import agent_state, pane_text, podctl, status_of, tmux_out, wait_until, window_pids, write_pod
+
+REPO = Path(__file__).resolve().parents[2]
+
+POD = """\
+# a pod for the tests
+name: {name}
+agents:
+  writer:          # writes
+    cli: script
+    role: writes code
+    script:
+      replies: "writer: {{text}}"
+      steps:
+        - write: {{path: out/app.py, text: "x = 1\\n"}}
+        - ask: {{to: reviewer, text: "review out/app.py"}}
+  reviewer:
+    cli: script
+    role: reviews code
+    script:
+      replies: "LGTM from {{agent}}: {{text}}"
+"""
+
+
+def windows(pod: str) -> list[str]:
+    return tmux_out("list-windows", "-t", f"={pod}", "-F", "#{window_name}:#{window_panes}").split()
+
+
+def test_up_brings_exactly_the_expected_windows_and_a_second_up_is_a_noop(tmp_path: Path, pods) -> None:
+    pod_file = write_pod(tmp_path / "p1", POD.format(name="p1"))
+    first = pods.up(pod_file)
+    assert "start broker" in first and "add agent writer" in first and "add agent reviewer" in first
+    assert windows("p1") == ["podctl:1", "writer:1", "reviewer:1"]
+    wait_until(lambda: "LGTM from reviewer: review out/app.py" in pane_text("p1", "writer"), timeout=30,
+               message="the writer to get the reviewer's answer")
+    wait_until(lambda: "reviewer → writer reply to #" in pane_text("p1", "podctl"), timeout=30,
+               message="the transcript pane to show the reply")
+    assert (tmp_path / "p1" / "out" / "app.py").read_text() == "x = 1\n"
+    pids = window_pids("p1")
+    second = pods.up(pod_file)
+    assert "nothing to do" in second
+    assert window_pids("p1") == pids, "a second up disturbs nothing"
+    assert "nothing to do" in podctl("plan", str(pod_file)).stdout
+
+
+def test_down_then_up_keeps_history_and_restart_keeps_identity(tmp_path: Path, pods, podctl_home: Path) -> None:
+    pod_file = write_pod(tmp_path / "p2", POD.format(name="p2"))
+    pods.up(pod_file)
+    wait_until(lambda: "LGTM from reviewer" in podctl("tail", "p2").stdout, timeout=30, message="the first exchange")
+    token = (podctl_home / "p2" / "agents" / "reviewer" / "token").read_text()
+    down = podctl("down", "p2").stdout
+    assert "history kept" in down and tmux_out("has-session", "-t", "=p2") == ""
+    assert status_of("p2")["broker"] == "stopped"
+    pods.up(pod_file)
+    history = podctl("tail", "p2").stdout
+    assert history.count("review out/app.py") >= 2, "old history is still there after down and up"
+    pid = window_pids("p2")["reviewer"]
+    assert "restarted reviewer" in podctl("restart", "p2", "reviewer").stdout
+    wait_until(lambda: window_pids("p2")["reviewer"] != pid, timeout=10, message="a new reviewer process")
+    assert (podctl_home / "p2" / "agents" / "reviewer" / "token").read_text() == token
+    out = podctl("send", "p2", "--to", "reviewer", "--ask", "still you?", "--wait", "30").stdout
+    assert "reply from reviewer: LGTM from reviewer: still you?" in out
+
+
+def test_hot_reload_adds_changes_removes_and_rejects_bad_edits(tmp_path: Path, pods) -> None:
+    pod_file = write_pod(tmp_path / "p3", POD.format(name="p3"))
+    pods.up(pod_file)
+    wait_until(lambda: agent_state("p3", "reviewer") == "idle", timeout=30, message="reviewer idle")
+    pids = window_pids("p3")
+
+    pod_file.write_text(pod_file.read_text() + "  tester:\n    cli: script\n    role: tests\n")
+    wait_until(lambda: "tester:1" in windows("p3"), timeout=20, message="the added agent's window")
+    assert {k: v for k, v in window_pids("p3").items() if k != "tester"} == pids, "nothing else disturbed"
+
+    pod_file.write_text(pod_file.read_text().replace("role: reviews code", "role: reviews code and docs"))
+    wait_until(lambda: "reviews code and docs" in podctl("tail", "p3").stdout, timeout=20,
+               message="the reviewer to be told its new role")
+    assert window_pids("p3")["reviewer"] == pids["reviewer"], "a role change never restarts"
+
+    pod_file.write_text(pod_file.read_text().replace("  tester:\n    cli: script\n", "  tester:\n    cli: script\n    args: [--x]\n"))
+    before = window_pids("p3")
+    wait_until(lambda: window_pids("p3").get("tester") not in (None, before["tester"]), timeout=20,
+               message="the changed agent to restart")
+    assert window_pids("p3")["reviewer"] == before["reviewer"]
+
+    good = pod_file.read_text()
+    bad = good.replace("cli: script\n    args: [--x]", "cli: scrpt\n    args: [--x]")
+    assert bad != good
+    pod_file.write_text(bad)
+    wait_until(lambda: "invalid; nothing applied" in podctl("tail", "p3").stdout, timeout=20,
+               message="the invalid edit to be reported")
+    assert "pod.yaml:" in podctl("tail", "p3").stdout
+    assert "tester:1" in windows("p3"), "an invalid file changes nothing"
+
+    removed = good.replace("  tester:\n    cli: script\n    args: [--x]\n    role: tests\n", "")
+    assert removed != good
+    pod_file.write_text(removed)
+    wait_until(lambda: "tester:1" not in windows("p3"), timeout=20, message="the removed agent's window to go")
+    assert window_pids("p3")["reviewer"] == before["reviewer"]
+
+
+def test_add_and_remove_edit_the_file_keeping_comments(tmp_path: Path, pods) -> None:
+    pod_file = write_pod(tmp_path / "p4", POD.format(name="p4"))
+    pods.up(pod_file)
+    podctl("add", "p4", "script", "--name", "helper", "--role", "helps out")
+    text = pod_file.read_text()
+    assert "# a pod for the tests" in text and "# writes" in text and "helps out" in text
+    wait_until(lambda: "helper:1" in windows("p4"), timeout=20, message="the added agent")
+    podctl("remove", "p4", "helper")
+    assert "helper" not in pod_file.read_text() and "# writes" in pod_file.read_text()
+    wait_until(lambda: "helper:1" not in windows("p4"), timeout=20, message="the removed agent")
+    bad = podctl("remove", "p4", "nobody", check=False)
+    assert bad.returncode == 1 and "no agent 'nobody'" in bad.stderr
+
+
+def test_exited_agent_is_stopped_and_restart_policy_brings_it_back(tmp_path: Path, pods) -> None:
+    pod_file = write_pod(
+        tmp_path / "p5",
+        "name: p5\nagents:\n  keeper: {cli: script, restart: always}\n  quitter: {cli: script}\n",
+    )
+    pods.up(pod_file)
+    wait_until(lambda: agent_state("p5", "quitter") == "idle", timeout=30, message="quitter idle")
+    wait_until(lambda: agent_state("p5", "keeper") == "idle", timeout=30, message="keeper idle")
+    keeper_pid = window_pids("p5")["keeper"]
+    tmux_out("send-keys", "-t", "=p5:=quitter", "C-d")
+    wait_until(lambda: agent_state("p5", "quitter") == "stopped", timeout=20, message="quitter to show stopped")
+    tmux_out("send-keys", "-t", "=p5:=keeper", "C-d")
+    wait_until(lambda: window_pids("p5")["keeper"] != keeper_pid, timeout=20, message="keeper restarted")
+    wait_until(lambda: agent_state("p5", "keeper") == "idle", timeout=30, message="keeper back")
+    assert "agent quitter exited" in podctl("tail", "p5").stdout
+    assert agent_state("p5", "quitter") == "stopped", "restart: never leaves it stopped"
+
+
+def test_dead_broker_is_reported_and_repaired_by_up(tmp_path: Path, pods, podctl_home: Path) -> None:
+    import os
+    import signal
+
+    pod_file = write_pod(tmp_path / "p6", "name: p6\nagents:\n  solo: {cli: script}\n")
+    pods.up(pod_file)
+    podctl("down", "p6")
+    pods.up(pod_file)
+    pid = int((podctl_home / "p6" / "broker.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    status = podctl("status", "p6").stdout
+    assert "broker stopped" in status or "broker running" in status
+    pods.up(pod_file)
+    assert status_of("p6")["broker"] == "running"
+
+
+def test_up_fails_early_without_the_cli(tmp_path: Path, monkeypatch) -> None:
+    pod_file = write_pod(tmp_path / "p7", "name: p7\nagents:\n  a: {cli: codex}\n")
+    monkeypatch.setenv("PATH", str(Path(shutil.which("tmux")).parent))
+    out = podctl("up", str(pod_file), "--no-attach", check=False)
+    assert out.returncode == 1 and "`codex` (codex) is not on PATH" in out.stderr
+
+
+def test_demo_example_comes_up(tmp_path: Path, pods) -> None:
+    demo = tmp_path / "demo"
+    shutil.copytree(REPO / "examples" / "demo", demo)
+    pods.up(demo / "pod.yaml")
+    wait_until(lambda: "tester → writer reply to #" in podctl("tail", "demo").stdout, timeout=30,
+               message="the demo's exchange in the transcript")
