@@ -90,7 +90,7 @@ def apply(spec: PodSpec, paths: PodPaths, steps: list[Step]) -> Outcome:
                 tmux.start_window(srv, spec.name, step.agent, launch.argv, launch.env, str(launch.cwd), fp)
         elif step.kind == "remove_agent":
             tmux.kill_window(srv, spec.name, step.agent)
-            _set_stopped(paths, step.agent)
+            set_stopped(paths, step.agent)
         outcome.done.append(step)
     return outcome
 
@@ -111,7 +111,7 @@ def _sync(paths: PodPaths) -> None:
         client.call("sync")
 
 
-def _set_stopped(paths: PodPaths, name: str) -> None:
+def set_stopped(paths: PodPaths, name: str) -> None:
     try:
         with user_client(paths) as client:
             client.call("set_state", name=name, state="stopped")

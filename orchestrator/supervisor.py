@@ -97,14 +97,16 @@ class Supervisor:
         windows = tmux.windows(srv, self.spec.name)
         for name, agent in self.spec.agents.items():
             window = windows.get(name)
-            if window is None or not window.dead:
+            if window is not None and not window.dead:
                 self.reported_dead.discard(name)
                 continue
+            status = window.exit_status if window is not None else None
             if name not in self.reported_dead:
                 self.reported_dead.add(name)
-                reconcile._set_stopped(self.paths, name)
-                reconcile.report(self.paths, f"agent {name} exited (status {window.exit_status}); it is stopped", "warning")
-            wants = agent.restart == "always" or (agent.restart == "on-failure" and window.exit_status not in (0, None))
+                reconcile.set_stopped(self.paths, name)
+                how = f"exited (status {status})" if window is not None else "lost its window"
+                reconcile.report(self.paths, f"agent {name} {how}; it is stopped", "warning")
+            wants = agent.restart == "always" or (agent.restart == "on-failure" and status != 0)
             if not wants:
                 continue
             backoff = self.backoff.setdefault(name, Backoff())

@@ -44,6 +44,13 @@ async def tmux(socket: str | None, *args: str) -> str:
 async def pane_state(target: str, socket: str | None) -> str | None:
     """None if the pane can be nudged now, else the reason it cannot."""
     try:
+        return await _pane_state(target, socket)
+    except TmuxFailed as exc:
+        return f"pane missing ({exc})"
+
+
+async def _pane_state(target: str, socket: str | None) -> str | None:
+    try:
         info = await tmux(socket, "display-message", "-p", "-t", target, "#{pane_in_mode} #{pane_dead} #{session_name}")
     except TmuxFailed as exc:
         return f"pane missing ({exc})"

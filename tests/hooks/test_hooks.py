@@ -1,0 +1,121 @@
+"""The hook path: standard library only, never breaks its CLI, injects exactly once, in each CLI's format."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from podctl.hooks.adapter import HOOKS_DIR, get_adapter
+
+from ..helpers import BrokerProcess
+
+HEAVY = ("pydantic", "typer", "mcp", "yaml", "aiosqlite", "libtmux", "watchfiles", "ruamel", "click", "anyio")
+
+
+def run_hook(state: Path, agent: str, cli: str, event: str, payload: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-I", "-S", str(HOOKS_DIR / "fast.py"), "--state", str(state), "--agent", agent, cli, event],
+        input=json.dumps(payload or {}), capture_output=True, text=True, timeout=30,
+    )
+
+
+def test_hook_imports_only_the_standard_library(broker: BrokerProcess) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-X", "importtime", str(HOOKS_DIR / "fast.py"),
+         "--state", str(broker.state), "--agent", "bob", "claude", "UserPromptSubmit"],
+        input="{}", capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode == 0
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+    assert "podctl" in imported or any(m.startswith("podctl") for m in imported)
+    assert not imported & set(HEAVY), f"heavy imports on the hook path: {imported & set(HEAVY)}"
+
+
+@pytest.mark.parametrize("cli,event", [("claude", "PostToolUse"), ("codex", "UserPromptSubmit"), ("gemini", "AfterTool"), ("script", "AfterTool")])
+def test_broker_down_means_exit_0_with_nothing_injected(tmp_path: Path, cli: str, event: str) -> None:
+    state = tmp_path / "gone"
+    (state / "agents" / "a").mkdir(parents=True)
+    (state / "agents" / "a" / "token").write_text("t\n")
+    (state / "logs").mkdir()
+    proc = run_hook(state, "a", cli, event, {"hook_event_name": event})
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert "cannot reach the broker" in (state / "logs" / "hooks.log").read_text()
+
+
+def test_garbage_input_never_breaks_the_cli(broker: BrokerProcess) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", str(HOOKS_DIR / "fast.py"), "--state", str(broker.state), "--agent", "bob",
+         "claude", "PostToolUse"],
+        input="not json {", capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("cli", "event", "shape"),
+    [
+        ("claude", "UserPromptSubmit", "additional"),
+        ("claude", "Stop", "block"),
+        ("codex", "PostToolUse", "additional"),
+        ("codex", "Stop", "block"),
+        ("gemini", "BeforeAgent", "additional"),
+        ("gemini", "AfterAgent", "block"),
+    ],
+)
+def test_injection_in_each_cli_format_exactly_once(broker: BrokerProcess, cli: str, event: str, shape: str) -> None:
+    with broker.client("alice") as alice:
+        ask_id = alice.call("ask", to="bob", text="please check <this> & that")["ask_id"]
+    proc = run_hook(broker.state, "bob", cli, event, {"hook_event_name": event})
+    assert proc.returncode == 0
+    out = json.loads(proc.stdout)
+    if shape == "additional":
+        assert out["hookSpecificOutput"]["hookEventName"] == event
+        text = out["hookSpecificOutput"]["additionalContext"]
+    else:
+        assert out["decision"] == "block"
+        text = out["reason"]
+    assert f"ask #{ask_id} from alice" in text and f"post_reply(ask_id={ask_id}" in text
+    assert "please check <this> & that" in text
+    again = run_hook(broker.state, "bob", cli, event, {"hook_event_name": event})
+    assert again.stdout == "", "a message is injected once"
+    with broker.client("alice") as alice:
+        assert alice.call("check_replies", ask_id=ask_id)["delivery"][0]["state"] == "injected"
+
+
+def test_turn_end_does_not_continue_the_turn_for_a_plain_tell(broker: BrokerProcess) -> None:
+    with broker.client("alice") as alice:
+        alice.call("tell", to="bob", text="fyi, no rush")
+    assert run_hook(broker.state, "bob", "claude", "Stop").stdout == ""
+    out = json.loads(run_hook(broker.state, "bob", "claude", "UserPromptSubmit").stdout)
+    assert "fyi, no rush" in out["hookSpecificOutput"]["additionalContext"], "it waits for the next turn"
+
+
+def test_session_start_injects_role_members_and_routes(broker: BrokerProcess) -> None:
+    out = json.loads(run_hook(broker.state, "bob", "codex", "SessionStart").stdout)
+    text = out["hookSpecificOutput"]["additionalContext"]
+    assert "You are agent `bob` of the podctl pod `bus`" in text and "Your role: reviews code" in text
+    assert "- alice (script): writes code" in text and "post_reply(ask_id, text)" in text
+
+
+def test_adapters_prepare_their_files_in_the_agent_folder_only(tmp_path: Path) -> None:
+    from podctl.hooks.adapter import AgentContext
+
+    for cli in ("claude", "codex", "gemini", "script"):
+        agent_dir = tmp_path / "state" / "agents" / cli
+        agent_dir.mkdir(parents=True)
+        ctx = AgentContext(pod="p", agent=cli, cli=cli, role="r", workdir=tmp_path, state_dir=tmp_path / "state",
+                           agent_dir=agent_dir, token="t", model="m1", args=("--x",), env={"K": "V"})
+        adapter = get_adapter(cli)
+        if cli != "codex":
+            adapter.prepare(ctx)
+        launch = adapter.launch(ctx)
+        assert launch.cwd == tmp_path and launch.env["K"] == "V" and "--x" in launch.argv
+    assert json.loads((tmp_path / "state/agents/claude/mcp.json").read_text())["mcpServers"]["podctl"]["args"][-2:] == [
+        "--state", str(tmp_path / "state")]
+    settings = json.loads((tmp_path / "state/agents/gemini/gemini-home/.gemini/settings.json").read_text())
+    assert settings["mcpServers"]["podctl"]["trust"] is True and "env" not in settings["mcpServers"]["podctl"]
+    assert set(settings["hooks"]) == {"SessionStart", "BeforeAgent", "AfterTool", "AfterAgent", "SessionEnd"}
