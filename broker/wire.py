@@ -64,8 +64,9 @@ import json
 import os
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+
+Any = object
+"""Frames are JSON objects; this module avoids `typing` to keep the hook path light."""
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 16 * 1024 * 1024
@@ -140,19 +141,17 @@ def unwrap(frame: dict[str, Any]) -> dict[str, Any]:
     raise BrokerError(str(err.get("code", INTERNAL)), str(err.get("message", "unknown error")))
 
 
-@dataclass
 class Client:
     """A blocking client for short-lived callers (hooks, CLI commands).
 
     Every call has a timeout; an unreachable broker raises BrokerUnavailable quickly.
     """
 
-    socket_path: str | os.PathLike[str]
-    agent: str
-    token: str
-    timeout: float = 5.0
-
-    def __post_init__(self) -> None:
+    def __init__(self, socket_path: str | os.PathLike[str], agent: str, token: str, timeout: float = 5.0) -> None:
+        self.socket_path = socket_path
+        self.agent = agent
+        self.token = token
+        self.timeout = timeout
         self._sock: socket.socket | None = None
         self._buf = b""
         self._next_id = 0

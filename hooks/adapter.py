@@ -11,18 +11,14 @@ runs; the broker's wake path types `wake_text` into an idle agent's pane.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-ADAPTER_MODULES = {
-    "claude": "podctl.hooks.claude",
-    "codex": "podctl.hooks.codex",
-    "gemini": "podctl.hooks.gemini",
-    "script": "podctl.hooks.script",
-}
+from .hookio import ADAPTER_MODULES, HookResult, load_adapter
+
+__all__ = ["ADAPTER_MODULES", "HOOKS_DIR", "Adapter", "AgentContext", "HookResult", "Launch", "get_adapter"]
 
 HOOKS_DIR = Path(__file__).resolve().parent
 
@@ -79,19 +75,6 @@ class Launch:
     cwd: Path
 
 
-@dataclass(frozen=True)
-class HookResult:
-    """What the hook entry point learnt from one hook invocation of a CLI."""
-
-    event: str | None
-    """Our event (one of `wire.HOOK_EVENTS`) or None when this CLI event changes nothing."""
-    inject: bool = True
-    """Whether new messages may be injected in this event's output."""
-    attention_only: bool = False
-    """Inject only what needs the agent now (asks, replies, urgent tells): used at turn end, where
-    injecting means continuing the turn; plain tells wait for the next turn."""
-
-
 class Adapter(Protocol):
     name: str
     executable: str
@@ -128,9 +111,4 @@ def link_credentials(source: Path | None, target: Path) -> None:
 
 
 def get_adapter(cli: str) -> Adapter:
-    try:
-        module = ADAPTER_MODULES[cli]
-    except KeyError:
-        known = ", ".join(sorted(ADAPTER_MODULES))
-        raise KeyError(f"unknown cli {cli!r}: podctl knows {known}") from None
-    return importlib.import_module(module).ADAPTER
+    return load_adapter(cli)

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .adapter import AgentContext, HookResult, Launch, link_credentials, user_file
+from .hookio import HookResult
 from .output import additional_context, continue_turn
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .adapter import AgentContext, Launch
 
 EVENTS = {
     "SessionStart": HookResult("session_start"),
@@ -42,6 +45,10 @@ class ClaudeAdapter:
         return ctx.agent_dir / "claude-config"
 
     def prepare(self, ctx: AgentContext) -> None:
+        import shlex
+
+        from .adapter import link_credentials, user_file
+
         config = self.config_dir(ctx)
         config.mkdir(parents=True, exist_ok=True, mode=0o700)
         link_credentials(user_file(".claude", ".credentials.json"), config / ".credentials.json")
@@ -74,6 +81,8 @@ class ClaudeAdapter:
         (ctx.agent_dir / "settings.json").write_text(json.dumps(settings, indent=2))
 
     def launch(self, ctx: AgentContext) -> Launch:
+        from .adapter import Launch
+
         argv = [
             self.executable, "--mcp-config", str(ctx.agent_dir / "mcp.json"), "--strict-mcp-config",
             "--settings", str(ctx.agent_dir / "settings.json"),

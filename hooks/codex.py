@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
-import subprocess
-import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .adapter import AgentContext, HookResult, Launch, link_credentials, user_file
+from .hookio import HookResult
 from .output import additional_context, continue_turn
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .adapter import AgentContext, Launch
 
 EVENTS = {
     "SessionStart": HookResult("session_start"),
@@ -51,6 +52,10 @@ class CodexAdapter:
         return ctx.agent_dir / "codex-home"
 
     def prepare(self, ctx: AgentContext) -> None:
+        import shlex
+
+        from .adapter import link_credentials, user_file
+
         home = self.home(ctx)
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         link_credentials(user_file(".codex", "auth.json"), home / "auth.json")
@@ -94,6 +99,9 @@ class CodexAdapter:
 
     def hook_trust(self, ctx: AgentContext, home: Path) -> dict[str, str]:
         """Each hook's key and current hash, from `codex app-server` `hooks/list`."""
+        import subprocess
+        import time
+
         env = {**os.environ, **ctx.env, "CODEX_HOME": str(home)}
         requests = [
             {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"clientInfo": {"name": "podctl", "version": "1"}}},
@@ -130,6 +138,8 @@ class CodexAdapter:
         return trust
 
     def launch(self, ctx: AgentContext) -> Launch:
+        from .adapter import Launch
+
         argv = [self.executable, "--no-daemon"]
         if (self.home(ctx) / "bypass-hook-trust").exists():
             argv.append("--dangerously-bypass-hook-trust")

@@ -1,34 +1,28 @@
 """The command every CLI hook runs: `python -I -S hooks/fast.py --state DIR --agent NAME CLI EVENT`.
 
-`-S` skips site-packages, so `podctl` is not importable the usual way: this file mounts the two
-standard-library-only packages it needs (`podctl.broker`, `podctl.hooks`) straight from the
-folders beside it, then runs the hook. A hook costs little more than a bare interpreter start.
+`-S` skips site-packages, so `podctl` is not importable the usual way: this file registers the
+`podctl`, `podctl.broker` and `podctl.hooks` packages by hand, pointing at the folders beside it,
+and Python's own path finder loads their modules from there. Nothing else is imported: a hook
+costs little more than a bare interpreter start.
 """
 
-import importlib.util
 import sys
-import types
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = __file__.rsplit("/", 1)[0]
 
 
-def _mount(name: str, folder: Path) -> None:
-    spec = importlib.util.spec_from_file_location(
-        name, folder / "__init__.py", submodule_search_locations=[str(folder)]
-    )
-    module = importlib.util.module_from_spec(spec)
+def _package(name: str, folder: str) -> None:
+    module = type(sys)(name)
+    module.__path__ = [folder] if folder else []
+    module.__package__ = name
     sys.modules[name] = module
-    spec.loader.exec_module(module)
 
 
 def main() -> int:
-    if "podctl" not in sys.modules:
-        root = types.ModuleType("podctl")
-        root.__path__ = []
-        sys.modules["podctl"] = root
-    _mount("podctl.broker", HERE.parent / "broker")
-    _mount("podctl.hooks", HERE)
+    if "podctl.hooks" not in sys.modules:
+        _package("podctl", "")
+        _package("podctl.broker", HERE.rsplit("/", 1)[0] + "/broker")
+        _package("podctl.hooks", HERE)
     from podctl.hooks.run import main as run
 
     return run(sys.argv[1:])

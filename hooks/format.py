@@ -6,8 +6,6 @@ needs no other instructions. Standard library only.
 
 from __future__ import annotations
 
-from typing import Any
-
 TOOLS_HELP = (
     "Your podctl tools: list_agents() shows the team; tell(to, text) sends a note; ask(to, text) asks and"
     " returns an ask_id, then wait_for_reply(ask_id) waits (call it again while it says \"pending\");"
@@ -15,7 +13,7 @@ TOOLS_HELP = (
 )
 
 
-def session_intro(ctx: dict[str, Any]) -> str:
+def session_intro(ctx: dict[str, object]) -> str:
     lines = [f"You are agent `{ctx['agent']}` of the podctl pod `{ctx['pod']}`, a team of coding agents."]
     if ctx.get("role"):
         lines.append(f"Your role: {ctx['role']}")
@@ -32,7 +30,7 @@ def session_intro(ctx: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_message(message: dict[str, Any]) -> str:
+def format_message(message: dict[str, object]) -> str:
     kind, sender, mid = message["kind"], message["from"], message["id"]
     urgent = " URGENT" if message.get("urgent") else ""
     if kind == "ask":
@@ -48,7 +46,7 @@ def format_message(message: dict[str, Any]) -> str:
     return f"[podctl {head}]\n{message['text']}"
 
 
-def injection(response: dict[str, Any]) -> str | None:
+def injection(response: dict[str, object]) -> str | None:
     """The text to inject for one hook response, or None when there is nothing new."""
     parts = []
     if response.get("context"):

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .adapter import AgentContext, HookResult, Launch, link_credentials, user_file
+from .hookio import HookResult
 from .output import additional_context, continue_turn
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .adapter import AgentContext, Launch
 
 EVENTS = {
     "SessionStart": HookResult("session_start"),
@@ -43,6 +46,10 @@ class GeminiAdapter:
         return ctx.agent_dir / "gemini-home"
 
     def prepare(self, ctx: AgentContext) -> None:
+        import shlex
+
+        from .adapter import link_credentials, user_file
+
         config = self.home(ctx) / ".gemini"
         config.mkdir(parents=True, exist_ok=True, mode=0o700)
         for name in ("oauth_creds.json", "google_accounts.json"):
@@ -73,6 +80,8 @@ class GeminiAdapter:
         (config / "trustedFolders.json").write_text(json.dumps({str(ctx.workdir): "TRUST_FOLDER"}, indent=2))
 
     def launch(self, ctx: AgentContext) -> Launch:
+        from .adapter import Launch
+
         argv = [self.executable]
         if ctx.model:
             argv += ["-m", ctx.model]

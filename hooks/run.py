@@ -10,15 +10,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
-from pathlib import Path
-from typing import Any
 
 from podctl.broker import wire
-from podctl.broker.paths import PodPaths
 
-from .adapter import get_adapter
 from .format import injection
+from .hookio import load_adapter
 
 DEFAULT_TIMEOUT_MS = 90
 
@@ -35,7 +31,7 @@ def _parse(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     return opts, rest
 
 
-def _read_payload() -> dict[str, Any]:
+def _read_payload() -> dict[str, object]:
     if sys.stdin is None or sys.stdin.isatty():
         return {}
     try:
@@ -49,8 +45,10 @@ def _read_payload() -> dict[str, Any]:
 def _log(state: str | None, text: str) -> None:
     if not state:
         return
+    import time
+
     try:
-        with open(Path(state) / "logs" / "hooks.log", "a", encoding="utf-8") as fh:
+        with open(os.path.join(state, "logs", "hooks.log"), "a", encoding="utf-8") as fh:
             fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
     except OSError:
         pass
@@ -66,19 +64,20 @@ def main(argv: list[str]) -> int:
     cli, cli_event = rest
     payload = _read_payload()
     try:
-        adapter = get_adapter(cli)
+        adapter = load_adapter(cli)
     except (KeyError, ImportError) as exc:
         _log(state, f"{agent} {cli} {cli_event}: {exc}")
         return 0
     try:
         outcome = adapter.hook_event(cli_event, payload)
         text = None
-        response: dict[str, Any] = {}
+        response: dict[str, object] = {}
         client = None
         if outcome.event is not None:
-            paths = PodPaths(Path(state).name, Path(state))
             timeout = int(os.environ.get("PODCTL_HOOK_TIMEOUT_MS") or DEFAULT_TIMEOUT_MS) / 1000.0
-            client = wire.Client(paths.socket, agent, paths.read_token(agent), timeout=timeout)
+            with open(os.path.join(state, "agents", agent, "token"), encoding="utf-8") as fh:
+                token = fh.read().strip()
+            client = wire.Client(os.path.join(state, "broker.sock"), agent, token, timeout=timeout)
             response = client.call(
                 "hook", event=outcome.event, inject=outcome.inject, attention_only=outcome.attention_only
             )

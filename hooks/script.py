@@ -7,10 +7,15 @@ commands for its lifecycle events, written to `agent.json` in the agent's folder
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .adapter import AgentContext, HookResult, Launch
+
+from .hookio import HookResult
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .adapter import AgentContext, Launch
 
 EVENTS = {
     "SessionStart": ("session_start", True),
@@ -47,6 +52,8 @@ class ScriptAdapter:
         path.chmod(0o600)
 
     def launch(self, ctx: AgentContext) -> Launch:
+        from .adapter import Launch
+
         return Launch(
             argv=[ctx.python, "-m", "podctl.scriptagent", str(self.config_file(ctx)), *ctx.args],
             env={**ctx.env, "PODCTL_POD": ctx.pod, "PODCTL_AGENT": ctx.agent, "PODCTL_STATE": str(ctx.state_dir)},

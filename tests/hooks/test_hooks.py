@@ -119,3 +119,20 @@ def test_adapters_prepare_their_files_in_the_agent_folder_only(tmp_path: Path) -
     settings = json.loads((tmp_path / "state/agents/gemini/gemini-home/.gemini/settings.json").read_text())
     assert settings["mcpServers"]["podctl"]["trust"] is True and "env" not in settings["mcpServers"]["podctl"]
     assert set(settings["hooks"]) == {"SessionStart", "BeforeAgent", "AfterTool", "AfterAgent", "SessionEnd"}
+
+
+def test_doctor_reports_tmux_clis_and_state_folder(tmp_path: Path, monkeypatch) -> None:
+    import os
+    import shutil
+
+    from ..helpers import podctl
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "codex").write_text("#!/bin/sh\necho codex-cli 0.1.0\n")
+    (bin_dir / "codex").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{Path(shutil.which('tmux')).parent}:{os.environ['PATH']}")
+    rows = {r["check"]: r for r in __import__("json").loads(podctl("doctor", "--json").stdout)}
+    assert rows["tmux"]["ok"] is True and rows["tmux"]["detail"].startswith("tmux ")
+    assert rows["codex"]["ok"] is False and "podctl is tested with 0.169.0" in rows["codex"]["detail"]
+    assert rows["state folder"]["ok"] is True

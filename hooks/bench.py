@@ -1,0 +1,106 @@
+"""`podctl bench hooks`: hook latency per event against a bare interpreter, and wake latency.
+
+Hooks run as the CLIs run them (`python -I -S hooks/fast.py ...`) against a real broker; the
+floor is `python -I -S -c pass` measured in the same run. Wake latency is from the commit of an
+urgent message to an idle agent to the moment the wake text shows in its tmux pane.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from podctl.broker import wire
+
+from .adapter import HOOKS_DIR
+from .script import ADAPTER, EVENTS
+
+PODCTL = [sys.executable, "-m", "podctl.orchestrator.cli.main"]
+
+
+def _timed(argv: list[str], runs: int, stdin: bytes = b"{}") -> list[float]:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=30)
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def _summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {"p50_ms": round(statistics.median(ordered), 2), "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 2)}
+
+
+def run_hooks_bench(runs: int = 60, wakes: int = 15) -> dict[str, Any]:
+    socket = f"podctl-bench-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="podctl-bench-") as tmp:
+        home = Path(tmp) / "home"
+        pod_file = Path(tmp) / "benchhooks" / "pod.yaml"
+        pod_file.parent.mkdir()
+        pod_file.write_text("name: benchhooks\nagents:\n  agent: {cli: script}\n  peer: {cli: script}\n")
+        env = dict(os.environ, PODCTL_HOME=str(home), PODCTL_TMUX_SOCKET=socket)
+        broker = subprocess.Popen([*PODCTL, "broker", "run", str(pod_file)], env=env, stderr=subprocess.DEVNULL)
+        state = home / "benchhooks"
+        try:
+            deadline = time.monotonic() + 30
+            while not (state / "broker.sock").exists() or not (state / "agents" / "peer" / "token").exists():
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the benchmark's broker did not start")
+                time.sleep(0.02)
+            floor = _timed([sys.executable, "-I", "-S", "-c", "pass"], runs)
+            per_event = {}
+            for event in EVENTS:
+                argv = [sys.executable, "-I", "-S", str(HOOKS_DIR / "fast.py"), "--state", str(state),
+                        "--agent", "agent", "script", event]
+                per_event[event] = _summary(_timed(argv, runs))
+            wake = _wake_latency(state, socket, env, wakes)
+        finally:
+            broker.terminate()
+            broker.wait(timeout=10)
+            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)
+    floor_p50 = statistics.median(floor)
+    return {
+        "floor_python_I_S_pass": _summary(floor),
+        "hook_latency": per_event,
+        "hook_p50_over_floor": {e: round(v["p50_ms"] / floor_p50, 2) for e, v in per_event.items()},
+        "wake_commit_to_nudge_ms": wake,
+        "targets": {"hook_p50_over_floor": "<= 1.5", "wake_commit_to_nudge_ms": "p50 <= 300"},
+    }
+
+
+def _wake_latency(state: Path, socket: str, env: dict[str, str], rounds: int) -> dict[str, float]:
+    """Time from an urgent tell's commit to the wake text appearing in the idle agent's pane."""
+    subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-s", "benchhooks", "-n", "agent", "cat"],
+                   check=True, env=env, timeout=10)
+
+    def client(name: str) -> wire.Client:
+        return wire.Client(state / "broker.sock", name, (state / "agents" / name / "token").read_text().strip())
+
+    def pane() -> str:
+        return subprocess.run(["tmux", "-L", socket, "capture-pane", "-p", "-t", "=benchhooks:=agent"],
+                              capture_output=True, text=True, timeout=10).stdout
+
+    samples = []
+    with client("agent") as agent, client("peer") as peer:
+        for n in range(rounds):
+            agent.call("hook", event="turn_end", inject=False)
+            seen = pane().count(ADAPTER.wake_text)
+            start = time.perf_counter()
+            peer.call("tell", to="agent", text=f"wake {n}", urgent=True)
+            deadline = time.monotonic() + 10
+            while pane().count(ADAPTER.wake_text) == seen:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the wake never reached the pane")
+                time.sleep(0.005)
+            samples.append((time.perf_counter() - start) * 1000)
+            agent.call("hook", event="turn_start", inject=False)
+            agent.call("read_messages")
+    return _summary(samples)
