@@ -64,12 +64,28 @@ def test_idle_agent_is_woken_once_per_burst(tmp_path: Path, pods, podctl_home: P
     assert "last wake: sent" in status
 
 
-def test_a_wake_that_cannot_reach_a_pane_is_reported(tmp_path: Path, pods) -> None:
-    up(tmp_path, pods, "nowake")
-    wait_until(lambda: agent_state("nowake", "worker") == "idle", timeout=40, message="worker idle")
+def test_no_nudge_while_a_person_scrolls_the_pane_then_it_is_retried(tmp_path: Path, pods) -> None:
     from ..helpers import tmux_out
 
-    tmux_out("kill-window", "-t", "=nowake:=worker")
-    podctl("send", "nowake", "--to", "worker", "--ask", "anyone?")
-    wait_until(lambda: "skipped: pane missing" in podctl("status", "nowake").stdout, timeout=40,
-               message="the failed wake in status")
+    up(tmp_path, pods, "scroll")
+    wait_until(lambda: agent_state("scroll", "worker") == "idle", timeout=40, message="worker idle")
+    tmux_out("copy-mode", "-t", "=scroll:=worker")
+    podctl("send", "scroll", "--to", "worker", "--ask", "are you there?")
+    wait_until(lambda: "skipped: the pane is in copy mode" in podctl("status", "scroll").stdout, timeout=40,
+               message="the skipped wake in status")
+    assert "(woken)" not in pane_text("scroll", "worker")
+    tmux_out("send-keys", "-t", "=scroll:=worker", "-X", "cancel")
+    wait_until(lambda: "done: are you there?" in podctl("tail", "scroll").stdout, timeout=40,
+               message="the retried wake to get the ask answered")
+
+
+def test_an_agent_whose_window_is_gone_is_stopped_and_messages_wait(tmp_path: Path, pods) -> None:
+    from ..helpers import tmux_out
+
+    up(tmp_path, pods, "gone")
+    wait_until(lambda: agent_state("gone", "worker") == "idle", timeout=40, message="worker idle")
+    tmux_out("kill-window", "-t", "=gone:=worker")
+    wait_until(lambda: "worker lost its window" in podctl("tail", "gone").stdout, timeout=40,
+               message="the supervisor to notice")
+    out = podctl("send", "gone", "--to", "worker", "--ask", "anyone?").stdout
+    assert "worker (stopped)" in out
