@@ -60,13 +60,17 @@ context), ``read`` (returned by ``read_messages``).
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-from collections.abc import Iterator
+
+from . import codec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 Any = object
-"""Frames are JSON objects; this module avoids `typing` to keep the hook path light."""
+"""Frames are JSON objects. This module imports neither `typing`, `json` nor `socket`: every
+hook a CLI runs imports it, and those three cost more than the rest of a hook's work."""
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 16 * 1024 * 1024
@@ -107,11 +111,11 @@ class BrokerUnavailable(OSError):
 
 
 def encode(frame: dict[str, Any]) -> bytes:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+    return codec.dumps(frame).encode("utf-8") + b"\n"
 
 
 def decode(line: bytes) -> dict[str, Any]:
-    frame = json.loads(line)
+    frame = codec.loads(line.decode("utf-8"))
     if not isinstance(frame, dict):
         raise ValueError("a frame must be a JSON object")
     return frame
@@ -152,13 +156,13 @@ class Client:
         self.agent = agent
         self.token = token
         self.timeout = timeout
-        self._sock: socket.socket | None = None
+        self._sock: codec.Socket | None = None
         self._buf = b""
         self._next_id = 0
 
-    def _connect(self) -> socket.socket:
+    def _connect(self) -> codec.Socket:
         if self._sock is None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock = codec.unix_socket()
             sock.settimeout(self.timeout)
             try:
                 sock.connect(os.fspath(self.socket_path))
@@ -197,7 +201,7 @@ class Client:
             self.close()
             raise BrokerUnavailable(f"lost the broker at {self.socket_path}: {exc}") from exc
 
-    def _read_line(self, sock: socket.socket) -> bytes:
+    def _read_line(self, sock: codec.Socket) -> bytes:
         while b"\n" not in self._buf:
             chunk = sock.recv(65536)
             if not chunk:

@@ -13,14 +13,15 @@ and `~/.claude.json` are never edited):
 
 from __future__ import annotations
 
-import json
 import os
-from typing import TYPE_CHECKING, Any
 
 from .hookio import HookResult
 from .output import additional_context, continue_turn
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from pathlib import Path
 
     from .adapter import AgentContext, Launch
@@ -45,6 +46,7 @@ class ClaudeAdapter:
         return ctx.agent_dir / "claude-config"
 
     def prepare(self, ctx: AgentContext) -> None:
+        import json
         import shlex
 
         from .adapter import link_credentials, user_file

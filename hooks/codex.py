@@ -16,14 +16,15 @@ hash, the way Codex's own "Trust all" does; if that fails the CLI is launched wi
 
 from __future__ import annotations
 
-import json
 import os
-from typing import TYPE_CHECKING, Any
 
 from .hookio import HookResult
 from .output import additional_context, continue_turn
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from pathlib import Path
 
     from .adapter import AgentContext, Launch
@@ -52,6 +53,7 @@ class CodexAdapter:
         return ctx.agent_dir / "codex-home"
 
     def prepare(self, ctx: AgentContext) -> None:
+        import json
         import shlex
 
         from .adapter import link_credentials, user_file
@@ -99,6 +101,7 @@ class CodexAdapter:
 
     def hook_trust(self, ctx: AgentContext, home: Path) -> dict[str, str]:
         """Each hook's key and current hash, from `codex app-server` `hooks/list`."""
+        import json
         import subprocess
         import time
 

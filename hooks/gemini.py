@@ -15,14 +15,15 @@ names contain TOKEN or KEY from an MCP server's environment, so no token travels
 
 from __future__ import annotations
 
-import json
 import os
-from typing import TYPE_CHECKING, Any
 
 from .hookio import HookResult
 from .output import additional_context, continue_turn
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from pathlib import Path
 
     from .adapter import AgentContext, Launch
@@ -46,6 +47,7 @@ class GeminiAdapter:
         return ctx.agent_dir / "gemini-home"
 
     def prepare(self, ctx: AgentContext) -> None:
+        import json
         import shlex
 
         from .adapter import link_credentials, user_file

@@ -7,11 +7,10 @@ dies before printing leaves them to be offered again.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
-from podctl.broker import wire
+from podctl.broker import codec, wire
 
 from .format import injection
 from .hookio import load_adapter
@@ -36,7 +35,7 @@ def _read_payload() -> dict[str, object]:
         return {}
     try:
         data = sys.stdin.read()
-        payload = json.loads(data) if data.strip() else {}
+        payload = codec.loads(data) if data.strip() else {}
     except (OSError, ValueError):
         return {}
     return payload if isinstance(payload, dict) else {}

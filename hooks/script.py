@@ -6,13 +6,16 @@ commands for its lifecycle events, written to `agent.json` in the agent's folder
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
 
+
+from podctl.broker.codec import dumps
 
 from .hookio import HookResult
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from pathlib import Path
 
     from .adapter import AgentContext, Launch
@@ -36,6 +39,8 @@ class ScriptAdapter:
         return ctx.agent_dir / "agent.json"
 
     def prepare(self, ctx: AgentContext) -> None:
+        import json
+
         config = {
             "pod": ctx.pod,
             "agent": ctx.agent,
@@ -65,7 +70,7 @@ class ScriptAdapter:
         return HookResult(event=event, inject=inject)
 
     def render(self, cli_event: str, payload: dict[str, Any], text: str | None) -> str:
-        return json.dumps({"additionalContext": text}) if text else ""
+        return dumps({"additionalContext": text}) if text else ""
 
 
 ADAPTER = ScriptAdapter()

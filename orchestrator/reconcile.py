@@ -88,6 +88,7 @@ def apply(spec: PodSpec, paths: PodPaths, steps: list[Step]) -> Outcome:
                 tmux.respawn_window(srv, spec.name, step.agent, launch.argv, launch.env, str(launch.cwd), fp)
             else:
                 tmux.start_window(srv, spec.name, step.agent, launch.argv, launch.env, str(launch.cwd), fp)
+            set_state(paths, step.agent, "idle")
         elif step.kind == "remove_agent":
             tmux.kill_window(srv, spec.name, step.agent)
             set_stopped(paths, step.agent)
@@ -104,6 +105,7 @@ def restart_agent(spec: PodSpec, paths: PodPaths, name: str) -> None:
         tmux.respawn_window(srv, spec.name, name, launch.argv, launch.env, str(launch.cwd), fp)
     else:
         tmux.start_window(srv, spec.name, name, launch.argv, launch.env, str(launch.cwd), fp)
+    set_state(paths, name, "idle")
 
 
 def _sync(paths: PodPaths) -> None:
@@ -112,9 +114,18 @@ def _sync(paths: PodPaths) -> None:
 
 
 def set_stopped(paths: PodPaths, name: str) -> None:
+    set_state(paths, name, "stopped")
+
+
+def set_state(paths: PodPaths, name: str, state: str) -> None:
+    """Tell the broker an agent's CLI started (idle: it can be woken) or stopped.
+
+    Some CLIs run their session-start hook only with the first prompt, so the broker would
+    otherwise see a freshly started agent as stopped and never wake it.
+    """
     try:
         with user_client(paths) as client:
-            client.call("set_state", name=name, state="stopped")
+            client.call("set_state", name=name, state=state)
     except (OSError, wire.BrokerError):
         pass
 

@@ -167,3 +167,17 @@ def test_demo_example_comes_up(tmp_path: Path, pods) -> None:
     pods.up(demo / "pod.yaml")
     wait_until(lambda: "tester → writer reply to #" in podctl("tail", "demo").stdout, timeout=30,
                message="the demo's exchange in the transcript")
+
+
+def test_plan_cli_prints_the_steps_and_changes_nothing(tmp_path: Path, pods) -> None:
+    pod_file = write_pod(tmp_path / "p8", POD.format(name="p8"))
+    fresh = podctl("plan", str(pod_file)).stdout
+    assert "start broker" in fresh and "add agent writer" in fresh
+    assert tmux_out("has-session", "-t", "=p8") == "" and status_of("p8")["broker"] == "stopped"
+    pods.up(pod_file)
+    wait_until(lambda: agent_state("p8", "reviewer") == "idle", timeout=40, message="reviewer idle")
+    draft_text = pod_file.read_text().replace("role: reviews code", "role: reviews tests") + "  extra: {cli: script}\n"
+    draft = write_pod(tmp_path / "draft", f"workdir: {pod_file.parent}\n" + draft_text)
+    out = podctl("plan", str(draft)).stdout
+    assert "pod p8: 2 steps" in out and "update role reviewer" in out and "add agent extra" in out
+    assert "extra" not in tmux_out("list-windows", "-t", "=p8", "-F", "#{window_name}"), "plan changes nothing"

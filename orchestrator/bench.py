@@ -1,0 +1,84 @@
+"""`podctl bench up`: how fast a pod comes up and how fast a saved pod file is applied.
+
+Runs real `podctl up` on a private tmux server and a temporary PODCTL_HOME, with script agents.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+PODCTL = [sys.executable, "-m", "podctl.orchestrator.cli.main"]
+POD = "name: benchup\nagents:\n  a1: {cli: script}\n  a2: {cli: script}\n  a3: {cli: script}\n"
+
+
+def _windows(socket: str) -> dict[str, str]:
+    out = subprocess.run(
+        ["tmux", "-L", socket, "list-panes", "-s", "-t", "=benchup", "-F", "#{window_name} #{pane_dead}"],
+        capture_output=True, text=True, timeout=10,
+    ).stdout
+    return dict(line.split() for line in out.splitlines() if line.strip())
+
+
+def _wait(predicate, timeout: float = 30.0) -> float:
+    start = time.perf_counter()
+    while not predicate():
+        if time.perf_counter() - start > timeout:
+            raise RuntimeError("benchmark step timed out")
+        time.sleep(0.005)
+    return time.perf_counter() - start
+
+
+def _states(env: dict[str, str]) -> dict[str, str]:
+    import json
+
+    out = subprocess.run([*PODCTL, "status", "benchup", "--json"], capture_output=True, text=True, env=env, timeout=30)
+    return {a["name"]: a["state"] for a in json.loads(out.stdout)["agents"]} if out.returncode == 0 else {}
+
+
+def run_up_bench(rounds: int = 3, edits: int = 6) -> dict[str, Any]:
+    socket = f"podctl-bench-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="podctl-bench-") as tmp:
+        env = dict(os.environ, PODCTL_HOME=str(Path(tmp) / "home"), PODCTL_TMUX_SOCKET=socket)
+        env.pop("TMUX", None)
+        pod_file = Path(tmp) / "benchup" / "pod.yaml"
+        pod_file.parent.mkdir()
+        pod_file.write_text(POD)
+        windows_up, agents_idle, reload_applied = [], [], []
+        try:
+            for _ in range(rounds):
+                start = time.perf_counter()
+                subprocess.run([*PODCTL, "up", str(pod_file), "--no-attach"], env=env, check=True,
+                               capture_output=True, timeout=60)
+                _wait(lambda: all(_windows(socket).get(a) == "0" for a in ("a1", "a2", "a3")))
+                windows_up.append(time.perf_counter() - start)
+                _wait(lambda: set(_states(env).values()) == {"idle"})
+                agents_idle.append(time.perf_counter() - start)
+                subprocess.run([*PODCTL, "down", "benchup"], env=env, check=True, capture_output=True, timeout=60)
+            subprocess.run([*PODCTL, "up", str(pod_file), "--no-attach"], env=env, check=True, capture_output=True, timeout=60)
+            _wait(lambda: set(_states(env).values()) == {"idle"})
+            for n in range(edits):
+                added = n % 2 == 0
+                text = POD + ("  a4: {cli: script}\n" if added else "")
+                start = time.perf_counter()
+                pod_file.write_text(text)
+                _wait(lambda: ("a4" in _windows(socket)) == added)
+                reload_applied.append(time.perf_counter() - start)
+        finally:
+            subprocess.run([*PODCTL, "down", "benchup"], env=env, capture_output=True, timeout=60)
+            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)
+    return {
+        "up_to_windows_running_s": {"p50": round(statistics.median(windows_up), 3), "max": round(max(windows_up), 3)},
+        "up_to_agents_idle_s": {"p50": round(statistics.median(agents_idle), 3), "max": round(max(agents_idle), 3)},
+        "file_save_to_change_applied_s": {
+            "p50": round(statistics.median(reload_applied), 3), "max": round(max(reload_applied), 3)
+        },
+        "targets": {"up_to_windows_running_s": "<= 1.5 (3 script agents)", "file_save_to_change_applied_s": "p50 <= 1.0"},
+    }
