@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 
+from podctl.broker.codec import dumps
+
 from .hookio import HookResult
 from .output import additional_context, continue_turn
 
@@ -40,7 +42,8 @@ APP_SERVER_TIMEOUT_S = 30.0
 
 
 def _toml_str(value: str) -> str:
-    return json.dumps(value)
+    """A TOML basic string (its escapes are JSON's)."""
+    return dumps(value)
 
 
 class CodexAdapter:

@@ -1,0 +1,130 @@
+"""A fake OpenAI Responses API (`POST /v1/responses`, SSE) for driving the real Codex CLI in tests.
+
+Each request is recorded. Conversation requests are answered from a script, in order: a text
+answer, or a call of one of the MCP tools (`{"call": "post_reply", "arguments": {...}}`; the
+arguments may be a function of the request body). The
+thread-title side request of the TUI is answered on its own. An empty script answers "ok".
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FakeResponses:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.script: list[dict[str, Any]] = []
+        self.delay_s = 0.0
+        self._lock = threading.Lock()
+        self._n = 0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Cache-Control", "no-cache")
+                self.end_headers()
+                for event in fake.answer(body):
+                    self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+                    self.wfile.flush()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeResponses:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def conversation(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r for r in self.requests if not _is_title(r)]
+
+    def answer(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        with self._lock:
+            self.requests.append(body)
+            self._n += 1
+            n = self._n
+            step = {"text": '{"title": "podctl test"}'} if _is_title(body) else (
+                self.script.pop(0) if self.script else {"text": "ok"}
+            )
+        if self.delay_s and not _is_title(body):
+            time.sleep(self.delay_s)
+        if "call" in step:
+            arguments = step["arguments"](body) if callable(step.get("arguments")) else step.get("arguments", {})
+            item = {
+                "type": "function_call", "id": f"fc_{n}", "call_id": f"call_{n}", "namespace": "mcp__podctl",
+                "name": step["call"], "arguments": json.dumps(arguments), "status": "completed",
+            }
+        else:
+            item = {
+                "type": "message", "id": f"msg_{n}", "role": "assistant", "status": "completed",
+                "content": [{"type": "output_text", "text": step["text"], "annotations": []}],
+            }
+        response = {"id": f"resp_{n}", "object": "response", "status": "in_progress", "output": []}
+        events: list[dict[str, Any]] = [
+            {"type": "response.created", "response": response},
+            {"type": "response.output_item.added", "output_index": 0, "item": {**item, "status": "in_progress"}},
+        ]
+        if item["type"] == "message":
+            events += [
+                {"type": "response.content_part.added", "item_id": item["id"], "output_index": 0, "content_index": 0,
+                 "part": {"type": "output_text", "text": "", "annotations": []}},
+                {"type": "response.output_text.delta", "item_id": item["id"], "output_index": 0, "content_index": 0,
+                 "delta": step["text"]},
+                {"type": "response.output_text.done", "item_id": item["id"], "output_index": 0, "content_index": 0,
+                 "text": step["text"]},
+                {"type": "response.content_part.done", "item_id": item["id"], "output_index": 0, "content_index": 0,
+                 "part": item["content"][0]},
+            ]
+        else:
+            events += [
+                {"type": "response.function_call_arguments.delta", "item_id": item["id"], "output_index": 0,
+                 "delta": item["arguments"]},
+                {"type": "response.function_call_arguments.done", "item_id": item["id"], "output_index": 0,
+                 "arguments": item["arguments"]},
+            ]
+        usage = {"input_tokens": 10, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 5,
+                 "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 15}
+        events += [
+            {"type": "response.output_item.done", "output_index": 0, "item": item},
+            {"type": "response.completed", "response": {**response, "status": "completed", "output": [item], "usage": usage}},
+        ]
+        return events
+
+
+def _is_title(body: dict[str, Any]) -> bool:
+    fmt = (body.get("text") or {}).get("format") or {}
+    return fmt.get("type") == "json_schema"
+
+
+def request_text(body: dict[str, Any]) -> str:
+    """Everything in a request's input, as one string (for `in` checks)."""
+    return json.dumps(body.get("input", []), ensure_ascii=False)
+
+
+def tool_names(body: dict[str, Any]) -> set[str]:
+    names = set()
+    for tool in body.get("tools", []):
+        if tool.get("type") == "namespace":
+            names |= {f"{tool['name']}.{t['name']}" for t in tool.get("tools", [])}
+        elif "name" in tool:
+            names.add(tool["name"])
+    return names
