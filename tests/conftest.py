@@ -76,9 +76,10 @@ class Pods:
         self.names: set[str] = set()
 
     def up(self, pod_file: Path, *extra: str) -> str:
-        out = podctl("up", str(pod_file), "--no-attach", *extra).stdout
-        self.names.add(out.split(":", 1)[0].removeprefix("pod ").strip())
-        return out
+        from podctl.pods.load import load_pod
+
+        self.names.add(load_pod(pod_file).name)
+        return podctl("up", str(pod_file), "--no-attach", *extra).stdout
 
     def down_all(self) -> None:
         for name in self.names:

@@ -1,0 +1,70 @@
+"""The real Gemini CLI (pinned in tests/clis/package.json) in a pod, against a fake Gemini API."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from podctl.hooks.gemini import ADAPTER
+
+from ..fakes.gemini_api import FakeGemini, request_text, tool_names
+from ..helpers import agent_state, pane_text, podctl, wait_until, write_pod
+
+TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
+
+
+@pytest.fixture
+def gemini_env(cli_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("PATH", f"{cli_bin}:{os.environ['PATH']}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMINI_CLI_HOME", "HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+def pod_text(base_url: str) -> str:
+    return (
+        "name: gm\nagents:\n  rev:\n    cli: gemini\n    model: gemini-2.5-flash\n    role: reviews diffs\n"
+        f"    env: {{GOOGLE_GEMINI_BASE_URL: '{base_url}', GEMINI_API_KEY: dummy}}\n"
+        "  boss: {cli: script}\n"
+    )
+
+
+def ask_id_in(body: dict) -> int:
+    return int(re.findall(r"ask #(\d+) from user", request_text(body))[-1])
+
+
+def test_gemini_agent_is_woken_injected_and_answers_through_the_tools(gemini_env: Path, tmp_path: Path, pods) -> None:
+    with FakeGemini() as fake:
+        fake.delay_s = 4.0
+        fake.script = [
+            {"call": "post_reply", "arguments": lambda body: {"ask_id": ask_id_in(body), "text": "LGTM from gemini"}},
+            {"text": "Replied to the review."},
+        ]
+        pods.up(write_pod(tmp_path / "gm", pod_text(fake.base_url)))
+        wait_until(lambda: "Type your message" in pane_text("gm", "rev"), timeout=90,
+                   message="the Gemini CLI to be ready")
+
+        podctl("send", "gm", "--to", "rev", "--ask", "Please review src/feature.py")
+        first = wait_until(lambda: fake.conversation()[:1], timeout=60, message="Gemini's first request")[0]
+        assert {f"mcp_podctl_{t}" for t in TOOLS} <= tool_names(first), tool_names(first)
+        text = request_text(first)
+        assert ADAPTER.wake_text in text, "the nudge started the turn"
+        assert "Please review src/feature.py" in text, "the ask was injected before the turn"
+
+        wait_until(lambda: agent_state("gm", "rev") == "busy", timeout=30, message="rev busy during its turn")
+        podctl("send", "gm", "--to", "rev", "note sent while busy")
+        wait_until(lambda: "rev → user reply to #" in podctl("tail", "gm").stdout, timeout=60,
+                   message="the post_reply tool call to reach the broker")
+        assert "LGTM from gemini" in podctl("tail", "gm").stdout
+
+        second = wait_until(lambda: fake.conversation()[1:2], timeout=60, message="the request after the tool call")[0]
+        assert request_text(second).count("note sent while busy") == 1, "injected once, after the tool call"
+        wait_until(lambda: agent_state("gm", "rev") == "idle", timeout=60, message="rev idle after its turn")
+        assert not (gemini_env / ".gemini").exists(), "nothing written to the user's ~/.gemini"
