@@ -66,7 +66,7 @@ async def serve(pod_file: Path, ready: asyncio.Event | None = None) -> None:
     broker = Broker(spec, pod_file, paths, store)
     broker.reload_spec = lambda: load_pod(pod_file)
     await broker.load()
-    broker.waker = Waker(tmux_nudger(broker), lambda a: broker.members[a].state == "idle", broker.record_wake)
+    broker.waker = Waker(tmux_nudger(broker), broker.wakeable, broker.record_wake)
     server = Server(broker, paths.socket)
     await server.start()
     paths.broker_pid.write_text(f"{os.getpid()}\n")

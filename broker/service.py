@@ -33,6 +33,11 @@ USER_ONLY = frozenset({
 READ_LIMIT = 500
 
 
+def needs_attention(message: dict[str, Any]) -> bool:
+    """Whether a message wakes an idle recipient (the same rule as store.NEEDS_ATTENTION)."""
+    return message["kind"] in ("ask", "reply") or bool(message["urgent"]) or message["from"] == USER
+
+
 class OpError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -47,6 +52,8 @@ class Member:
     role: str
     state: str = "stopped"
     removed: bool = False
+    tools_ready: bool = False
+    """Its MCP server (`podctl shim`) has announced itself: a woken model will have the tools."""
     last_wake: str | None = None
     last_wake_ts: float | None = None
 
@@ -216,13 +223,17 @@ class Broker:
             event = self._reply_events.pop(msg.ask_id, None)
             if event is not None:
                 event.set()
-        if msg.kind in ("ask", "reply") or msg.urgent:
+        if needs_attention(msg.as_dict()):
             for name in msg.recipients:
                 self._maybe_wake(name)
 
-    def _maybe_wake(self, name: str) -> None:
+    def wakeable(self, name: str) -> bool:
+        """Idle, and its tools are up: a nudge now starts a turn that can answer."""
         member = self.members.get(name)
-        if self.waker is not None and member is not None and member.state == "idle" and not member.removed:
+        return member is not None and member.state == "idle" and member.tools_ready and not member.removed
+
+    def _maybe_wake(self, name: str) -> None:
+        if self.waker is not None and self.wakeable(name):
             self.waker.request(name)
 
     async def _system_message(self, recipients: list[str], text: str, kind: str = "notice") -> NewMessage:
@@ -234,7 +245,12 @@ class Broker:
 
     # -- operations: the seven tools -------------------------------------------------------
 
-    async def op_hello(self, agent: str) -> dict[str, Any]:
+    async def op_hello(self, agent: str, shim: bool = False) -> dict[str, Any]:
+        member = self.members.get(agent)
+        if shim and member is not None and not member.tools_ready:
+            member.tools_ready = True
+            if member.state == "idle" and await self.store.pending_wakeworthy(agent, include_injected=True):
+                self._maybe_wake(agent)
         limits = self.spec.limits
         return {
             "pod": self.spec.name, "protocol": wire.PROTOCOL_VERSION, "broker_pid": os.getpid(), "agent": agent,
@@ -414,7 +430,7 @@ class Broker:
             }
         if state == "idle":
             pending = await self.store.pending_wakeworthy(agent, include_injected=event == "session_start")
-            unclaimed_now = [m for m in messages if m["kind"] in ("ask", "reply") or m["urgent"]]
+            unclaimed_now = [m for m in messages if needs_attention(m)]
             if event == "session_start" and pending or event == "turn_end" and pending > len(unclaimed_now):
                 self._maybe_wake(agent)
         return result
@@ -426,6 +442,8 @@ class Broker:
 
     async def _set_state(self, name: str, state: str) -> None:
         member = self.members[name]
+        if state == "stopped":
+            member.tools_ready = False
         if member.state == state:
             return
         member.state = state
@@ -471,7 +489,7 @@ class Broker:
                 {"name": m.name, "cli": m.cli, "role": m.role, "state": m.state, "unread": unread.get(m.name, 0),
                  "last_wake": m.last_wake, "last_wake_ts": m.last_wake_ts,
                  "handed_off_to": self.handed_off.get(m.name),
-                 "waking": bool(self.waker and self.waker.pending(m.name))}
+                 "waking": bool(self.waker and self.waker.pending(m.name)), "tools_ready": m.tools_ready}
                 for m in self.members.values() if not m.removed
             ],
             "routes": self._routes(),

@@ -90,6 +90,9 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
+NEEDS_ATTENTION = "(m.kind IN ('ask','reply') OR m.urgent=1 OR m.sender='user')"
+"""Messages that wake an idle agent: asks, replies, urgent tells, and anything from the human."""
+
 MESSAGE_COLUMNS = "m.id, m.ts, m.sender, m.kind, m.recipients, m.text, m.ask_id, m.urgent, m.followup, m.target"
 
 
@@ -414,7 +417,7 @@ class Store:
         self, agent: str, now: float, lease_s: float, attention_only: bool = False
     ) -> tuple[str | None, list[dict[str, Any]]]:
         """Claim the agent's messages that no model has seen yet, for a hook to inject."""
-        attention = " AND (m.kind IN ('ask','reply') OR m.urgent=1)" if attention_only else ""
+        attention = f" AND {NEEDS_ATTENTION}" if attention_only else ""
         async with self._lock:
             async with self.conn.execute(
                 f"SELECT {MESSAGE_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id"
@@ -493,7 +496,7 @@ class Store:
         seen = "d.read_at IS NULL" if include_injected else "d.read_at IS NULL AND d.injected_at IS NULL"
         row = await self.fetchone(
             "SELECT count(*) FROM deliveries d JOIN messages m ON m.id=d.message_id"
-            f" WHERE d.recipient=? AND {seen} AND (m.kind IN ('ask','reply') OR m.urgent=1)",
+            f" WHERE d.recipient=? AND {seen} AND {NEEDS_ATTENTION}",
             (agent,),
         )
         return row[0] if row else 0

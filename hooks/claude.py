@@ -9,6 +9,10 @@ and `~/.claude.json` are never edited):
 - `mcp.json` (passed with `--mcp-config`, with `--strict-mcp-config`): the `podctl` MCP server;
 - `settings.json` (passed with `--settings`): SessionStart, UserPromptSubmit, PostToolUse, Stop,
   SessionEnd hooks -> `podctl hook`, and `mcp__podctl__*` tools allowed without a prompt.
+
+`ENABLE_TOOL_SEARCH=false` is set for the agent (unless its `env` says otherwise): Claude Code
+2.1 otherwise defers MCP tools behind a search tool, and the seven podctl tools should be in
+the model's hands from the first request.
 """
 
 from __future__ import annotations
@@ -92,7 +96,8 @@ class ClaudeAdapter:
         if ctx.model:
             argv += ["--model", ctx.model]
         argv += list(ctx.args)
-        return Launch(argv=argv, env={**ctx.env, "CLAUDE_CONFIG_DIR": str(self.config_dir(ctx))}, cwd=ctx.workdir)
+        env = {"ENABLE_TOOL_SEARCH": "false", **ctx.env, "CLAUDE_CONFIG_DIR": str(self.config_dir(ctx))}
+        return Launch(argv=argv, env=env, cwd=ctx.workdir)
 
     def hook_event(self, cli_event: str, payload: dict[str, Any]) -> HookResult:
         return EVENTS.get(cli_event, HookResult(None, inject=False))

@@ -195,6 +195,15 @@ def build_server(shim: Shim, pod: str, agent: str) -> MCPServer:
     return server
 
 
+def announce(paths: PodPaths, agent: str, token: str) -> None:
+    """Tell the broker this agent's tools are up, so it may be woken; never fatal."""
+    try:
+        with wire.Client(paths.socket, agent, token, timeout=2.0) as client:
+            client.call("hello", shim=True)
+    except (wire.BrokerError, wire.BrokerUnavailable):
+        pass
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="podctl shim", description="The stdio MCP server of one podctl agent.")
     parser.add_argument("--pod", required=True)
@@ -215,6 +224,7 @@ def main(argv: list[str]) -> int:
             )
             return 2
     cap = args.wait_cap_ms or (int(os.environ["PODCTL_WAIT_CAP_MS"]) if os.environ.get("PODCTL_WAIT_CAP_MS") else None)
+    announce(paths, args.agent, token)
     shim = Shim(AsyncClient(paths.socket, args.agent, token), cap)
     build_server(shim, args.pod, args.agent).run("stdio")
     return 0

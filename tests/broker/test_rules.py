@@ -57,6 +57,7 @@ def test_turn_end_with_changes_asks_both_reviewers_and_gathers_one_answer(tmp_pa
     broker, repo = start(tmp_path, podctl_home)
     try:
         with broker.client("writer") as w, broker.client("rev-a") as a, broker.client("rev-b") as b:
+            w.call("hello", shim=True)
             w.call("hook", event="session_start")
             w.call("hook", event="turn_start")
             (repo / "notes.txt").write_text("not under src\n")

@@ -2,6 +2,8 @@
 
 The cache folder is keyed by the lock file's hash, so a version bump installs afresh and an
 unchanged lock costs nothing. A file lock keeps parallel test workers from installing twice.
+Install scripts are not run (`--ignore-scripts`) except the one Claude Code needs: its
+postinstall puts the platform's native binary in place of `bin/claude.exe`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
 
+RECIPE = b"npm ci --ignore-scripts + claude-code install.cjs"
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("PODCTL_TEST_CLI_CACHE", REPO / ".cache" / "clis"))
 
@@ -24,7 +29,7 @@ def cache_root() -> Path:
 def install_clis(timeout: float = 900.0) -> Path:
     """Return the `node_modules/.bin` folder holding `claude`, `codex` and `gemini`."""
     lock = (HERE / "package-lock.json").read_bytes()
-    digest = hashlib.sha256(lock + (HERE / "package.json").read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(lock + (HERE / "package.json").read_bytes() + RECIPE).hexdigest()[:16]
     target = cache_root() / digest
     target.mkdir(parents=True, exist_ok=True)
     done = target / ".installed"
@@ -35,6 +40,10 @@ def install_clis(timeout: float = 900.0) -> Path:
                 shutil.copy(HERE / name, target / name)
             subprocess.run(
                 ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+                cwd=target, check=True, timeout=timeout, capture_output=True,
+            )
+            subprocess.run(
+                ["node", "node_modules/@anthropic-ai/claude-code/install.cjs"],
                 cwd=target, check=True, timeout=timeout, capture_output=True,
             )
             done.write_text("ok\n")

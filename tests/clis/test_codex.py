@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
-
-import pytest
 
 from podctl.hooks.codex import ADAPTER
 
@@ -15,17 +12,6 @@ from ..fakes.openai_responses import FakeResponses, request_text, tool_names
 from ..helpers import agent_state, pane_text, podctl, wait_until, write_pod
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
-
-
-@pytest.fixture
-def codex_env(cli_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("PATH", f"{cli_bin}:{os.environ['PATH']}")
-    for name in ("OPENAI_API_KEY", "CODEX_HOME", "HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    return home
 
 
 def pod_text(base_url: str) -> str:
@@ -43,7 +29,7 @@ def ask_id_in(body: dict) -> int:
 
 
 def test_codex_agent_is_woken_injected_and_answers_through_the_tools(
-    codex_env: Path, tmp_path: Path, pods, podctl_home: Path
+    cli_env: Path, tmp_path: Path, pods, podctl_home: Path
 ) -> None:
     with FakeResponses() as fake:
         fake.delay_s = 4.0
@@ -57,7 +43,7 @@ def test_codex_agent_is_woken_injected_and_answers_through_the_tools(
         codex_home = podctl_home / "cx" / "agents" / "rev" / "codex-home"
         assert not (codex_home / "bypass-hook-trust").exists(), "hooks were pre-trusted through codex app-server"
         assert (codex_home / "config.toml").read_text().count("trusted_hash") == 5
-        assert not any(codex_env.iterdir()), "nothing written to the user's home"
+        assert not any(cli_env.iterdir()), "nothing written to the user's home"
 
         podctl("send", "cx", "--to", "rev", "--ask", "Please review src/feature.py")
         first = wait_until(lambda: fake.conversation()[:1], timeout=60, message="Codex's first request")[0]

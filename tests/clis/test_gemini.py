@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
-
-import pytest
 
 from podctl.hooks.gemini import ADAPTER
 
@@ -14,18 +11,6 @@ from ..fakes.gemini_api import FakeGemini, request_text, tool_names
 from ..helpers import agent_state, pane_text, podctl, wait_until, write_pod
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
-
-
-@pytest.fixture
-def gemini_env(cli_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("PATH", f"{cli_bin}:{os.environ['PATH']}")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMINI_CLI_HOME", "HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    return home
 
 
 def pod_text(base_url: str) -> str:
@@ -40,7 +25,7 @@ def ask_id_in(body: dict) -> int:
     return int(re.findall(r"ask #(\d+) from user", request_text(body))[-1])
 
 
-def test_gemini_agent_is_woken_injected_and_answers_through_the_tools(gemini_env: Path, tmp_path: Path, pods) -> None:
+def test_gemini_agent_is_woken_injected_and_answers_through_the_tools(cli_env: Path, tmp_path: Path, pods) -> None:
     with FakeGemini() as fake:
         fake.delay_s = 4.0
         fake.script = [
@@ -67,4 +52,4 @@ def test_gemini_agent_is_woken_injected_and_answers_through_the_tools(gemini_env
         second = wait_until(lambda: fake.conversation()[1:2], timeout=60, message="the request after the tool call")[0]
         assert request_text(second).count("note sent while busy") == 1, "injected once, after the tool call"
         wait_until(lambda: agent_state("gm", "rev") == "idle", timeout=60, message="rev idle after its turn")
-        assert not (gemini_env / ".gemini").exists(), "nothing written to the user's ~/.gemini"
+        assert not (cli_env / ".gemini").exists(), "nothing written to the user's ~/.gemini"

@@ -29,6 +29,11 @@ def up(tmp_path: Path, pods, name: str, steps: str = "        - say: ready") -> 
     wait_until(lambda: agent_state(name, "boss") == "idle", timeout=40, message="boss idle")
 
 
+def settled(pod: str, agent: str = "worker") -> None:
+    """Wait until the agent finished its first turn and waits for a wake."""
+    wait_until(lambda: "waiting for a wake" in pane_text(pod, agent), timeout=40, message=f"{agent} to settle")
+
+
 def test_message_while_busy_is_injected_at_the_next_hook_once_and_status_shows_busy_then_idle(tmp_path: Path, pods) -> None:
     up(tmp_path, pods, "busy", steps="        - sleep: 6\n        - tell: {to: boss, text: after the sleep}")
     wait_until(lambda: agent_state("busy", "worker") == "busy", timeout=40, message="worker busy during its turn")
@@ -51,7 +56,7 @@ def test_idle_agent_is_woken_once_per_burst(tmp_path: Path, pods, podctl_home: P
     from podctl.broker import wire
 
     up(tmp_path, pods, "burst")
-    wait_until(lambda: agent_state("burst", "worker") == "idle", timeout=40, message="worker idle")
+    settled("burst")
     state = podctl_home / "burst"
     with wire.Client(state / "broker.sock", "user", (state / "agents/user/token").read_text().strip()) as user:
         for n in range(5):
@@ -68,7 +73,7 @@ def test_no_nudge_while_a_person_scrolls_the_pane_then_it_is_retried(tmp_path: P
     from ..helpers import tmux_out
 
     up(tmp_path, pods, "scroll")
-    wait_until(lambda: agent_state("scroll", "worker") == "idle", timeout=40, message="worker idle")
+    settled("scroll")
     tmux_out("copy-mode", "-t", "=scroll:=worker")
     podctl("send", "scroll", "--to", "worker", "--ask", "are you there?")
     wait_until(lambda: "skipped: the pane is in copy mode" in podctl("status", "scroll").stdout, timeout=40,
@@ -83,7 +88,7 @@ def test_an_agent_whose_window_is_gone_is_stopped_and_messages_wait(tmp_path: Pa
     from ..helpers import tmux_out
 
     up(tmp_path, pods, "gone")
-    wait_until(lambda: agent_state("gone", "worker") == "idle", timeout=40, message="worker idle")
+    settled("gone")
     tmux_out("kill-window", "-t", "=gone:=worker")
     wait_until(lambda: "worker lost its window" in podctl("tail", "gone").stdout, timeout=40,
                message="the supervisor to notice")

@@ -1,0 +1,27 @@
+"""The environment every real-CLI test runs in: the pinned CLIs first on PATH, a throwaway HOME
+(nothing may touch the user's own CLI config), no proxy and no inherited keys."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+INHERITED = (
+    "OPENAI_API_KEY", "CODEX_HOME", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMINI_CLI_HOME", "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CONFIG_DIR", "HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy",
+)
+
+
+@pytest.fixture
+def cli_env(cli_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Returns the throwaway HOME."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("PATH", f"{cli_bin}:{os.environ['PATH']}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    for name in INHERITED:
+        monkeypatch.delenv(name, raising=False)
+    return home
