@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import libtmux
 
+from . import proctree
+
 TRANSCRIPT_WINDOW = "podctl"
 FINGERPRINT_OPTION = "@podctl_fp"
 
@@ -113,9 +115,17 @@ def _mark(srv: libtmux.Server, pod: str, name: str, fingerprint: str) -> None:
 
 
 def kill_window(srv: libtmux.Server, pod: str, name: str) -> None:
+    """Close an agent's window and end its CLI's whole process tree."""
+    window = windows(srv, pod).get(name)
+    pids = proctree.tree([window.pid]) if window and window.pid else set()
     srv.cmd("kill-window", "-t", f"={pod}:={name}")
+    proctree.end(pids)
 
 
 def kill_session(srv: libtmux.Server, pod: str) -> None:
-    if session_exists(srv, pod):
-        srv.cmd("kill-session", "-t", f"={pod}")
+    """Close the pod's session and end every process its panes started."""
+    if not session_exists(srv, pod):
+        return
+    pids = proctree.tree([w.pid for w in windows(srv, pod).values() if w.pid])
+    srv.cmd("kill-session", "-t", f"={pod}")
+    proctree.end(pids)

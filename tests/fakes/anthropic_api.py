@@ -8,83 +8,39 @@ CLI's side requests) gets a short text.
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .http import FakeServer, Reply, step_arguments
 
-class FakeAnthropic:
+
+class FakeAnthropic(FakeServer):
     def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.paths: list[str] = []
+        super().__init__()
         self.script: list[dict[str, Any]] = []
         self.delay_s = 0.0
-        self._lock = threading.Lock()
         self._n = 0
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                with fake._lock:
-                    fake.paths.append("GET " + self.path)
-                self.send_response(404)
-                self.end_headers()
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                with fake._lock:
-                    fake.paths.append("POST " + self.path)
-                if "count_tokens" in self.path:
-                    self._json({"input_tokens": 10})
-                    return
-                if not self.path.startswith("/v1/messages"):
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                events = fake.answer(body)
-                if not body.get("stream"):
-                    self._json(events[-1]["message"])
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.end_headers()
-                for event in events[:-1]:
-                    self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
-                    self.wfile.flush()
-
-            def _json(self, data: dict[str, Any]) -> None:
-                raw = json.dumps(data).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> FakeAnthropic:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, method: str, path: str, body: dict[str, Any]) -> Reply:
+        if method != "POST" or not path.startswith("/v1/messages"):
+            return Reply(status=404)
+        if "count_tokens" in path:
+            return Reply({"input_tokens": 10})
+        events = self.answer(body)
+        if not body.get("stream"):
+            return Reply(events[-1]["message"])
+        return Reply(events=[f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events[:-1]])
 
     def conversation(self) -> list[dict[str, Any]]:
-        with self._lock:
+        with self.lock:
             return [r for r in self.requests if _is_conversation(r)]
 
     def answer(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        with self._lock:
+        with self.lock:
             self.requests.append(body)
             self._n += 1
             n = self._n
@@ -97,7 +53,7 @@ class FakeAnthropic:
                    "stop_reason": None, "stop_sequence": None, "usage": usage}
         events: list[dict[str, Any]] = [{"type": "message_start", "message": message}]
         if "call" in step:
-            args = step["arguments"](body) if callable(step.get("arguments")) else step.get("arguments", {})
+            args = step_arguments(step, body)
             block = {"type": "tool_use", "id": f"toolu_{n}", "name": f"mcp__podctl__{step['call']}", "input": {}}
             events += [
                 {"type": "content_block_start", "index": 0, "content_block": block},

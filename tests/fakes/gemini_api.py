@@ -6,59 +6,34 @@ answered generically."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .http import FakeServer, Reply, step_arguments
 
-class FakeGemini:
+
+class FakeGemini(FakeServer):
     def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
+        super().__init__()
         self.script: list[dict[str, Any]] = []
         self.delay_s = 0.0
-        self._lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                chunk = fake.answer(body)
-                self.send_response(200)
-                if "alt=sse" in self.path:
-                    self.send_header("Content-Type", "text/event-stream")
-                    self.end_headers()
-                    self.wfile.write(f"data: {json.dumps(chunk)}\r\n\r\n".encode())
-                else:
-                    self.send_header("Content-Type", "application/json")
-                    self.end_headers()
-                    self.wfile.write(json.dumps(chunk).encode())
-                self.wfile.flush()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> FakeGemini:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, method: str, path: str, body: dict[str, Any]) -> Reply:
+        if method != "POST":
+            return Reply(status=404)
+        chunk = self.answer(body)
+        return Reply(events=[f"data: {json.dumps(chunk)}\r\n\r\n"]) if "alt=sse" in path else Reply(chunk)
 
     def conversation(self) -> list[dict[str, Any]]:
-        with self._lock:
+        with self.lock:
             return [r for r in self.requests if not _is_side(r)]
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             self.requests.append(body)
             if _is_side(body):
                 return _chunk([{"text": json.dumps({"reasoning": "done", "next_speaker": "user"})}])
@@ -66,7 +41,7 @@ class FakeGemini:
         if self.delay_s:
             time.sleep(self.delay_s)
         if "call" in step:
-            args = step["arguments"](body) if callable(step.get("arguments")) else step.get("arguments", {})
+            args = step_arguments(step, body)
             return _chunk([{"functionCall": {"name": f"mcp_podctl_{step['call']}", "args": args}}])
         return _chunk([{"text": step["text"]}])
 

@@ -9,56 +9,34 @@ thread-title side request of the TUI is answered on its own. An empty script ans
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .http import FakeServer, Reply, step_arguments
 
-class FakeResponses:
+
+class FakeResponses(FakeServer):
     def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
+        super().__init__()
         self.script: list[dict[str, Any]] = []
         self.delay_s = 0.0
-        self._lock = threading.Lock()
         self._n = 0
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Cache-Control", "no-cache")
-                self.end_headers()
-                for event in fake.answer(body):
-                    self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
-                    self.wfile.flush()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        return f"http://127.0.0.1:{self.port}/v1"
 
-    def __enter__(self) -> FakeResponses:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, method: str, path: str, body: dict[str, Any]) -> Reply:
+        if method != "POST" or not path.startswith("/v1/responses"):
+            return Reply(status=404)
+        return Reply(events=[f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in self.answer(body)])
 
     def conversation(self) -> list[dict[str, Any]]:
-        with self._lock:
+        with self.lock:
             return [r for r in self.requests if not _is_title(r)]
 
     def answer(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        with self._lock:
+        with self.lock:
             self.requests.append(body)
             self._n += 1
             n = self._n
@@ -68,7 +46,7 @@ class FakeResponses:
         if self.delay_s and not _is_title(body):
             time.sleep(self.delay_s)
         if "call" in step:
-            arguments = step["arguments"](body) if callable(step.get("arguments")) else step.get("arguments", {})
+            arguments = step_arguments(step, body)
             item = {
                 "type": "function_call", "id": f"fc_{n}", "call_id": f"call_{n}", "namespace": "mcp__podctl",
                 "name": step["call"], "arguments": json.dumps(arguments), "status": "completed",

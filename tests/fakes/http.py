@@ -1,0 +1,83 @@
+"""The HTTP part every fake model server shares: a threaded server on 127.0.0.1 (port 0) that
+records each JSON request and sends what the vendor-specific `respond` returns."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class Reply:
+    """A whole JSON body, or server-sent events (one `data:` per chunk)."""
+
+    def __init__(self, body: Any = None, events: list[str] | None = None, status: int = 200) -> None:
+        self.body, self.events, self.status = body, events, status
+
+
+class FakeServer:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                self._send(fake.dispatch("GET", self.path, {}))
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                self._send(fake.dispatch("POST", self.path, body))
+
+            def _send(self, reply: Reply) -> None:
+                self.send_response(reply.status)
+                if reply.events is not None:
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    for event in reply.events:
+                        self.wfile.write(event.encode())
+                        self.wfile.flush()
+                    return
+                raw = json.dumps(reply.body if reply.body is not None else {}).encode()
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    def dispatch(self, method: str, path: str, body: dict[str, Any]) -> Reply:
+        with self.lock:
+            self.paths.append(f"{method} {path}")
+        return self.respond(method, path, body)
+
+    def respond(self, method: str, path: str, body: dict[str, Any]) -> Reply:
+        raise NotImplementedError
+
+    def record(self, body: dict[str, Any]) -> None:
+        with self.lock:
+            self.requests.append(body)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def step_arguments(step: dict[str, Any], body: dict[str, Any]) -> Any:
+    """A scripted tool call's arguments; they may be a function of the request body."""
+    args = step.get("arguments", {})
+    return args(body) if callable(args) else args
