@@ -157,3 +157,12 @@ def status_of(pod: str) -> dict:
 
 def agent_state(pod: str, agent: str) -> str:
     return next(a["state"] for a in status_of(pod)["agents"] if a["name"] == agent)
+
+
+def wait_for_pane(pod: str, window: str, text: str, timeout: float = 90.0) -> str:
+    """Wait for `text` on a pane's screen; on timeout the failure shows the screen."""
+    try:
+        return wait_until(lambda: (t := pane_text(pod, window)) and text in t and t, timeout=timeout,
+                          message=f"{text!r} in the {window} pane of {pod}")
+    except WaitTimeout as exc:
+        raise WaitTimeout(f"{exc}\n--- {pod}:{window} pane ---\n{pane_text(pod, window)}") from None

@@ -8,7 +8,7 @@ from pathlib import Path
 from podctl.hooks.claude import ADAPTER
 
 from ..fakes.anthropic_api import FakeAnthropic, request_text, tool_names
-from ..helpers import agent_state, pane_text, podctl, wait_until, write_pod
+from ..helpers import agent_state, pane_text, podctl, wait_for_pane, wait_until, write_pod
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
 
@@ -34,7 +34,7 @@ def test_claude_agent_is_woken_injected_and_answers_through_the_tools(cli_env: P
             {"text": "Replied to the review."},
         ]
         pods.up(write_pod(tmp_path / "cl", pod_text(fake.base_url)))
-        wait_until(lambda: "for shortcuts" in pane_text("cl", "rev"), timeout=90, message="Claude Code to be ready")
+        wait_for_pane("cl", "rev", "for shortcuts", timeout=120)
 
         podctl("send", "cl", "--to", "rev", "--ask", "Please review src/feature.py")
         try:

@@ -9,7 +9,7 @@ from pathlib import Path
 from podctl.hooks.codex import ADAPTER
 
 from ..fakes.openai_responses import FakeResponses, request_text, tool_names
-from ..helpers import agent_state, pane_text, podctl, wait_until, write_pod
+from ..helpers import agent_state, pane_text, podctl, wait_for_pane, wait_until, write_pod
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
 
@@ -38,8 +38,7 @@ def test_codex_agent_is_woken_injected_and_answers_through_the_tools(
             {"text": "Replied to the review."},
         ]
         pods.up(write_pod(tmp_path / "cx", pod_text(fake.base_url)))
-        wait_until(lambda: "Ask Codex" in pane_text("cx", "rev") or "›" in pane_text("cx", "rev"), timeout=60,
-                   message="the Codex TUI to be ready")
+        wait_for_pane("cx", "rev", "Ask Codex", timeout=120)
         codex_home = podctl_home / "cx" / "agents" / "rev" / "codex-home"
         assert not (codex_home / "bypass-hook-trust").exists(), "hooks were pre-trusted through codex app-server"
         assert (codex_home / "config.toml").read_text().count("trusted_hash") == 5

@@ -8,7 +8,7 @@ from pathlib import Path
 from podctl.hooks.gemini import ADAPTER
 
 from ..fakes.gemini_api import FakeGemini, request_text, tool_names
-from ..helpers import agent_state, pane_text, podctl, wait_until, write_pod
+from ..helpers import agent_state, pane_text, podctl, wait_for_pane, wait_until, write_pod
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
 
@@ -33,8 +33,7 @@ def test_gemini_agent_is_woken_injected_and_answers_through_the_tools(cli_env: P
             {"text": "Replied to the review."},
         ]
         pods.up(write_pod(tmp_path / "gm", pod_text(fake.base_url)))
-        wait_until(lambda: "Type your message" in pane_text("gm", "rev"), timeout=90,
-                   message="the Gemini CLI to be ready")
+        wait_for_pane("gm", "rev", "Type your message", timeout=120)
 
         podctl("send", "gm", "--to", "rev", "--ask", "Please review src/feature.py")
         first = wait_until(lambda: fake.conversation()[:1], timeout=60, message="Gemini's first request")[0]
