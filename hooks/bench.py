@@ -90,6 +90,7 @@ def _wake_latency(state: Path, socket: str, env: dict[str, str], rounds: int) ->
 
     samples = []
     with client("agent") as agent, client("peer") as peer:
+        agent.call("hello", shim=True)
         for n in range(rounds):
             agent.call("hook", event="turn_end", inject=False)
             seen = pane().count(ADAPTER.wake_text)
