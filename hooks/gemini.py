@@ -84,7 +84,8 @@ class GeminiAdapter:
     def launch(self, ctx: AgentContext) -> Launch:
         from .adapter import Launch
 
-        argv = [self.executable]
+        # In a CI environment (CI=true) Gemini CLI runs headless and exits: the pane must stay interactive.
+        argv = ["env", "-u", "CI", "-u", "CONTINUOUS_INTEGRATION", self.executable]
         if ctx.model:
             argv += ["-m", ctx.model]
         argv += list(ctx.args)

@@ -90,8 +90,8 @@ class Supervisor:
             return
         self.session_missing_since = None
         if not processes.broker_alive(self.paths):
-            reconcile.report(self.paths, "the broker was not running: restarted it", "warning")
             processes.start_broker(self.pod_file, self.paths)
+            reconcile.report(self.paths, "the broker was not running: restarted it", "warning")
         if self.waiting:
             self.reconcile(announce=False)
         windows = tmux.windows(srv, self.spec.name)

@@ -138,20 +138,38 @@ def test_exited_agent_is_stopped_and_restart_policy_brings_it_back(tmp_path: Pat
     assert agent_state("p5", "quitter") == "stopped", "restart: never leaves it stopped"
 
 
-def test_dead_broker_is_reported_and_repaired_by_up(tmp_path: Path, pods, podctl_home: Path) -> None:
+def test_dead_broker_is_reported_and_repaired(tmp_path: Path, pods, podctl_home: Path) -> None:
     import os
     import signal
 
     pod_file = write_pod(tmp_path / "p6", "name: p6\nagents:\n  solo: {cli: script}\n")
     pods.up(pod_file)
-    podctl("down", "p6")
-    pods.up(pod_file)
-    pid = int((podctl_home / "p6" / "broker.pid").read_text())
-    os.kill(pid, signal.SIGKILL)
+    pid_file = wait_until(lambda: (p := podctl_home / "p6" / "supervisor.pid").exists() and p, timeout=20,
+                          message="the supervisor to start")
+    os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    wait_until(lambda: status_of("p6")["supervisor"] == "stopped", timeout=20, message="the supervisor to stop")
+    os.kill(int((podctl_home / "p6" / "broker.pid").read_text()), signal.SIGKILL)
     status = podctl("status", "p6").stdout
-    assert "broker stopped" in status or "broker running" in status
+    assert "broker stopped" in status and "repairs it" in status
+    assert "start broker" in pods.up(pod_file)
+    assert status_of("p6")["broker"] == "running" and status_of("p6")["supervisor"] == "running"
+    os.kill(int((podctl_home / "p6" / "broker.pid").read_text()), signal.SIGKILL)
+    wait_until(lambda: "the broker was not running: restarted it" in podctl("tail", "p6").stdout, timeout=30,
+               message="the supervisor to restart a killed broker")
+
+
+def test_ls_and_delete(tmp_path: Path, pods, podctl_home: Path) -> None:
+    import json
+
+    pod_file = write_pod(tmp_path / "p9", "name: p9\nagents:\n  solo: {cli: script}\n")
     pods.up(pod_file)
-    assert status_of("p6")["broker"] == "running"
+    rows = json.loads(podctl("ls", "--json").stdout)
+    assert {"pod": "p9", "state": "up", "pod_file": str(pod_file)} in rows
+    refused = podctl("delete", "p9", input="n\n", check=False)
+    assert refused.returncode == 1 and (podctl_home / "p9").exists()
+    assert "deleted pod p9" in podctl("delete", "p9", "--yes").stdout
+    assert not (podctl_home / "p9").exists() and tmux_out("has-session", "-t", "=p9") == ""
+    assert json.loads(podctl("ls", "--json").stdout) == [r for r in rows if r["pod"] != "p9"]
 
 
 def test_up_fails_early_without_the_cli(tmp_path: Path, monkeypatch) -> None:
