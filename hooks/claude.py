@@ -20,12 +20,10 @@ from __future__ import annotations
 import os
 
 from .hookio import HookResult
-from .output import additional_context, continue_turn
+from .output import HookProtocol
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from pathlib import Path
 
     from .adapter import AgentContext, Launch
@@ -40,7 +38,9 @@ EVENTS = {
 TOOLS = ("tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents")
 
 
-class ClaudeAdapter:
+class ClaudeAdapter(HookProtocol):
+    events = EVENTS
+    turn_end_event = "Stop"
     name = "claude"
     executable = "claude"
     wake_text = "You have new podctl messages (shown in your context). Handle them; answer asks with post_reply."
@@ -98,16 +98,6 @@ class ClaudeAdapter:
         argv += list(ctx.args)
         env = {"ENABLE_TOOL_SEARCH": "false", **ctx.env, "CLAUDE_CONFIG_DIR": str(self.config_dir(ctx))}
         return Launch(argv=argv, env=env, cwd=ctx.workdir)
-
-    def hook_event(self, cli_event: str, payload: dict[str, Any]) -> HookResult:
-        return EVENTS.get(cli_event, HookResult(None, inject=False))
-
-    def render(self, cli_event: str, payload: dict[str, Any], text: str | None) -> str:
-        if cli_event == "Stop":
-            return continue_turn(text)
-        if cli_event in ("SessionStart", "UserPromptSubmit", "PostToolUse"):
-            return additional_context(cli_event, text)
-        return ""
 
 
 ADAPTER = ClaudeAdapter()

@@ -21,7 +21,7 @@ import os
 from podctl.broker.codec import dumps
 
 from .hookio import HookResult
-from .output import additional_context, continue_turn
+from .output import HookProtocol
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,7 +46,9 @@ def _toml_str(value: str) -> str:
     return dumps(value)
 
 
-class CodexAdapter:
+class CodexAdapter(HookProtocol):
+    events = EVENTS
+    turn_end_event = "Stop"
     name = "codex"
     executable = "codex"
     wake_text = "You have new podctl messages (shown in your context). Handle them; answer asks with post_reply."
@@ -153,16 +155,6 @@ class CodexAdapter:
             argv += ["-m", ctx.model]
         argv += list(ctx.args)
         return Launch(argv=argv, env={**ctx.env, "CODEX_HOME": str(self.home(ctx))}, cwd=ctx.workdir)
-
-    def hook_event(self, cli_event: str, payload: dict[str, Any]) -> HookResult:
-        return EVENTS.get(cli_event, HookResult(None, inject=False))
-
-    def render(self, cli_event: str, payload: dict[str, Any], text: str | None) -> str:
-        if cli_event == "Stop":
-            return continue_turn(text)
-        if cli_event in ("SessionStart", "UserPromptSubmit", "PostToolUse"):
-            return additional_context(cli_event, text)
-        return ""
 
 
 def _hashes(result: dict[str, Any]) -> dict[str, str]:

@@ -18,12 +18,10 @@ from __future__ import annotations
 import os
 
 from .hookio import HookResult
-from .output import additional_context, continue_turn
+from .output import HookProtocol
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from pathlib import Path
 
     from .adapter import AgentContext, Launch
@@ -37,7 +35,9 @@ EVENTS = {
 }
 
 
-class GeminiAdapter:
+class GeminiAdapter(HookProtocol):
+    events = EVENTS
+    turn_end_event = "AfterAgent"
     name = "gemini"
     executable = "gemini"
     wake_text = "You have new podctl messages (shown in your context). Handle them; answer asks with post_reply."
@@ -91,16 +91,6 @@ class GeminiAdapter:
         argv += list(ctx.args)
         env = {**ctx.env, "GEMINI_CLI_HOME": str(self.home(ctx)), "GEMINI_CLI_TRUST_WORKSPACE": "true"}
         return Launch(argv=argv, env=env, cwd=ctx.workdir)
-
-    def hook_event(self, cli_event: str, payload: dict[str, Any]) -> HookResult:
-        return EVENTS.get(cli_event, HookResult(None, inject=False))
-
-    def render(self, cli_event: str, payload: dict[str, Any], text: str | None) -> str:
-        if cli_event == "AfterAgent":
-            return continue_turn(text)
-        if cli_event in ("SessionStart", "BeforeAgent", "AfterTool"):
-            return additional_context(cli_event, text)
-        return ""
 
 
 ADAPTER = GeminiAdapter()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from podctl.broker.codec import dumps
 
+from .hookio import HookResult
+
 
 def additional_context(event_name: str, text: str | None) -> str:
     """Inject `text` into the model's context at this event (nothing when None)."""
@@ -18,3 +20,21 @@ def continue_turn(text: str | None) -> str:
     if not text:
         return ""
     return dumps({"decision": "block", "reason": text})
+
+
+class HookProtocol:
+    """The hook side of an adapter whose CLI speaks this protocol: `events` maps its native events
+    to ours; at `turn_end_event` injecting means continuing the turn, elsewhere adding context."""
+
+    events: dict[str, HookResult] = {}
+    turn_end_event = "Stop"
+
+    def hook_event(self, cli_event: str, payload: dict[str, object]) -> HookResult:
+        return self.events.get(cli_event, HookResult(None, inject=False))
+
+    def render(self, cli_event: str, payload: dict[str, object], text: str | None) -> str:
+        if cli_event == self.turn_end_event:
+            return continue_turn(text)
+        if cli_event in self.events and self.events[cli_event].inject:
+            return additional_context(cli_event, text)
+        return ""

@@ -5,7 +5,6 @@ No test may touch the user's home, their podctl state or their tmux server.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from collections.abc import Iterator

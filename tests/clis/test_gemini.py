@@ -8,7 +8,7 @@ from pathlib import Path
 from podctl.hooks.gemini import ADAPTER
 
 from ..fakes.gemini_api import FakeGemini, request_text, tool_names
-from ..helpers import agent_state, pane_text, podctl, wait_for_pane, wait_until, write_pod
+from ..helpers import agent_state, podctl, wait_for_pane, wait_until, write_pod
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
 
