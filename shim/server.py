@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -111,7 +113,15 @@ class Shim:
 
 
 def build_server(shim: Shim, pod: str, agent: str) -> MCPServer:
-    server = MCPServer(name="podctl", log_level="WARNING", instructions=INSTRUCTIONS + f"\nYou are agent `{agent}` of pod `{pod}`.\n")
+    @contextlib.asynccontextmanager
+    async def lifespan(_server: MCPServer) -> AsyncIterator[None]:
+        task = asyncio.create_task(announce(shim.client))
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    server = MCPServer(name="podctl", log_level="WARNING", lifespan=lifespan, instructions=INSTRUCTIONS + f"\nYou are agent `{agent}` of pod `{pod}`.\n")
 
     @server.tool(structured_output=False)
     async def tell(
@@ -195,11 +205,14 @@ def build_server(shim: Shim, pod: str, agent: str) -> MCPServer:
     return server
 
 
-def announce(paths: PodPaths, agent: str, token: str) -> None:
-    """Tell the broker this agent's tools are up, so it may be woken; never fatal."""
+ANNOUNCE_FOR_S = 120.0
+
+
+async def announce(client: AsyncClient) -> None:
+    """Tell the broker this agent's tools are up, so it may be woken. Retried in the background
+    (a loaded machine or a restarting broker must not leave the agent unwakeable); never fatal."""
     try:
-        with wire.Client(paths.socket, agent, token, timeout=2.0) as client:
-            client.call("hello", shim=True)
+        await client.call("hello", timeout=ANNOUNCE_FOR_S, shim=True)
     except (wire.BrokerError, wire.BrokerUnavailable):
         pass
 
@@ -224,7 +237,6 @@ def main(argv: list[str]) -> int:
             )
             return 2
     cap = args.wait_cap_ms or (int(os.environ["PODCTL_WAIT_CAP_MS"]) if os.environ.get("PODCTL_WAIT_CAP_MS") else None)
-    announce(paths, args.agent, token)
     shim = Shim(AsyncClient(paths.socket, args.agent, token), cap)
     build_server(shim, args.pod, args.agent).run("stdio")
     return 0
