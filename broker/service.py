@@ -11,7 +11,7 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -626,5 +626,3 @@ class Broker:
             except Exception:  # noqa: BLE001 - keep the loop alive
                 log.exception("non-delivery notices failed")
 
-
-NudgeFactory = Callable[[Broker], Callable[[str], Awaitable[str]]]

@@ -209,10 +209,6 @@ class Store:
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             await conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")
 
-    async def schema_version(self) -> int:
-        async with self.rconn.execute("PRAGMA user_version") as cur:
-            return (await cur.fetchone())[0]
-
     # -- writes -----------------------------------------------------------------
 
     async def commit_message(self, msg: NewMessage) -> NewMessage:

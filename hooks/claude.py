@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 
-from .hookio import HookResult
 from .output import HookProtocol
 
 TYPE_CHECKING = False
@@ -28,22 +27,12 @@ if TYPE_CHECKING:
 
     from .adapter import AgentContext, Launch
 
-EVENTS = {
-    "SessionStart": HookResult("session_start"),
-    "UserPromptSubmit": HookResult("turn_start"),
-    "PostToolUse": HookResult("tool_done"),
-    "Stop": HookResult("turn_end", attention_only=True),
-    "SessionEnd": HookResult("session_end", inject=False),
-}
 TOOLS = ("tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents")
 
 
 class ClaudeAdapter(HookProtocol):
-    events = EVENTS
-    turn_end_event = "Stop"
     name = "claude"
     executable = "claude"
-    wake_text = "You have new podctl messages (shown in your context). Handle them; answer asks with post_reply."
     tested_versions = ("2.1.328",)
 
     def config_dir(self, ctx: AgentContext) -> Path:
@@ -51,7 +40,6 @@ class ClaudeAdapter(HookProtocol):
 
     def prepare(self, ctx: AgentContext) -> None:
         import json
-        import shlex
 
         from .adapter import link_credentials, user_file
 
@@ -78,10 +66,7 @@ class ClaudeAdapter(HookProtocol):
             {"mcpServers": {"podctl": {"type": "stdio", "command": shim[0], "args": shim[1:]}}}, indent=2
         ))
         settings = {
-            "hooks": {
-                event: [{"matcher": "", "hooks": [{"type": "command", "command": shlex.join(ctx.hook_command(event)), "timeout": 10}]}]
-                for event in EVENTS
-            },
+            "hooks": self.hook_config(ctx.hook_command, timeout=10),
             "permissions": {"allow": [f"mcp__podctl__{tool}" for tool in TOOLS]},
         }
         (ctx.agent_dir / "settings.json").write_text(json.dumps(settings, indent=2))

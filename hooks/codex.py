@@ -20,7 +20,6 @@ import os
 
 from podctl.broker.codec import dumps
 
-from .hookio import HookResult
 from .output import HookProtocol
 
 TYPE_CHECKING = False
@@ -31,13 +30,6 @@ if TYPE_CHECKING:
 
     from .adapter import AgentContext, Launch
 
-EVENTS = {
-    "SessionStart": HookResult("session_start"),
-    "UserPromptSubmit": HookResult("turn_start"),
-    "PostToolUse": HookResult("tool_done"),
-    "Stop": HookResult("turn_end", attention_only=True),
-    "SessionEnd": HookResult("session_end", inject=False),
-}
 APP_SERVER_TIMEOUT_S = 30.0
 
 
@@ -47,11 +39,8 @@ def _toml_str(value: str) -> str:
 
 
 class CodexAdapter(HookProtocol):
-    events = EVENTS
-    turn_end_event = "Stop"
     name = "codex"
     executable = "codex"
-    wake_text = "You have new podctl messages (shown in your context). Handle them; answer asks with post_reply."
     tested_versions = ("0.169.0",)
 
     def home(self, ctx: AgentContext) -> Path:
@@ -59,17 +48,13 @@ class CodexAdapter(HookProtocol):
 
     def prepare(self, ctx: AgentContext) -> None:
         import json
-        import shlex
 
         from .adapter import link_credentials, user_file
 
         home = self.home(ctx)
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         link_credentials(user_file(".codex", "auth.json"), home / "auth.json")
-        hooks = {
-            event: [{"matcher": "", "hooks": [{"type": "command", "command": shlex.join(ctx.hook_command(event)), "timeout": 10}]}]
-            for event in EVENTS
-        }
+        hooks = self.hook_config(ctx.hook_command, timeout=10)
         (home / "hooks.json").write_text(json.dumps({"hooks": hooks}, indent=2))
         shim = ctx.shim_command()
         lines = []

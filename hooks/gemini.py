@@ -40,7 +40,6 @@ class GeminiAdapter(HookProtocol):
     turn_end_event = "AfterAgent"
     name = "gemini"
     executable = "gemini"
-    wake_text = "You have new podctl messages (shown in your context). Handle them; answer asks with post_reply."
     tested_versions = ("0.61.0",)
 
     def home(self, ctx: AgentContext) -> Path:
@@ -48,7 +47,6 @@ class GeminiAdapter(HookProtocol):
 
     def prepare(self, ctx: AgentContext) -> None:
         import json
-        import shlex
 
         from .adapter import link_credentials, user_file
 
@@ -68,13 +66,7 @@ class GeminiAdapter(HookProtocol):
             "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
             "ui": {"theme": "Default"},
             "mcpServers": {"podctl": {"command": shim[0], "args": shim[1:], "trust": True, "timeout": 120_000}},
-            "hooks": {
-                event: [{"matcher": "", "hooks": [
-                    {"name": f"podctl-{event}", "type": "command", "command": shlex.join(ctx.hook_command(event)),
-                     "timeout": 10_000}
-                ]}]
-                for event in EVENTS
-            },
+            "hooks": self.hook_config(ctx.hook_command, timeout=10_000, named=True),
         }
         if ctx.model:
             settings["model"] = {"name": ctx.model}

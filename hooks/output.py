@@ -22,12 +22,36 @@ def continue_turn(text: str | None) -> str:
     return dumps({"decision": "block", "reason": text})
 
 
+CLAUDE_STYLE_EVENTS = {
+    "SessionStart": HookResult("session_start"),
+    "UserPromptSubmit": HookResult("turn_start"),
+    "PostToolUse": HookResult("tool_done"),
+    "Stop": HookResult("turn_end", attention_only=True),
+    "SessionEnd": HookResult("session_end", inject=False),
+}
+"""The event names Claude Code defined and Codex adopted."""
+
+
 class HookProtocol:
     """The hook side of an adapter whose CLI speaks this protocol: `events` maps its native events
     to ours; at `turn_end_event` injecting means continuing the turn, elsewhere adding context."""
 
-    events: dict[str, HookResult] = {}
+    events: dict[str, HookResult] = CLAUDE_STYLE_EVENTS
     turn_end_event = "Stop"
+    wake_text = "You have new podctl messages (shown in your context). Handle them; answer asks with post_reply."
+
+    def hook_config(self, hook_command, timeout: int, named: bool = False) -> dict[str, list[dict[str, object]]]:
+        """The `hooks` settings block: one command handler per event, matching everything.
+
+        `hook_command` is `AgentContext.hook_command`; `timeout` is in the CLI's own unit;
+        `named` gives each handler a name (Gemini CLI shows and records hooks by name)."""
+        import shlex
+
+        def handler(event: str) -> dict[str, object]:
+            entry: dict[str, object] = {"name": f"podctl-{event}"} if named else {}
+            return {**entry, "type": "command", "command": shlex.join(hook_command(event)), "timeout": timeout}
+
+        return {event: [{"matcher": "", "hooks": [handler(event)]}] for event in self.events}
 
     def hook_event(self, cli_event: str, payload: dict[str, object]) -> HookResult:
         return self.events.get(cli_event, HookResult(None, inject=False))

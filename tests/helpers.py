@@ -122,13 +122,6 @@ def write_pod(folder: Path, text: str, name: str = "pod.yaml") -> Path:
     return path
 
 
-def env_pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
 
 def tmux_out(*args: str) -> str:
     """Run tmux on the test's private server and return its output."""

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -207,16 +208,9 @@ def register(app: typer.Typer) -> None:
         role: Annotated[Optional[str], typer.Option(help="its role")] = None,
     ) -> None:
         """Add an agent to the pod file (comments kept); a running pod follows."""
-        from podctl.pods.edit import EditError, add_agent
+        from podctl.pods.edit import add_agent
 
-        pod_file = _pod_file_of(pod)
-        try:
-            add_agent(pod_file, name, cli, role)
-        except EditError as exc:
-            typer.echo(f"podctl: {exc}", err=True)
-            raise typer.Exit(1) from None
-        typer.echo(f"added {name} ({cli}) to {pod_file}")
-        _apply_if_up(pod_file)
+        _edit(pod, lambda path: add_agent(path, name, cli, role), f"added {name} ({cli})")
 
     @app.command()
     def remove(
@@ -224,16 +218,9 @@ def register(app: typer.Typer) -> None:
         name: Annotated[str, typer.Argument(help="the agent")],
     ) -> None:
         """Remove an agent from the pod file (comments kept); a running pod follows."""
-        from podctl.pods.edit import EditError, remove_agent
+        from podctl.pods.edit import remove_agent
 
-        pod_file = _pod_file_of(pod)
-        try:
-            remove_agent(pod_file, name)
-        except EditError as exc:
-            typer.echo(f"podctl: {exc}", err=True)
-            raise typer.Exit(1) from None
-        typer.echo(f"removed {name} from {pod_file}")
-        _apply_if_up(pod_file)
+        _edit(pod, lambda path: remove_agent(path, name), f"removed {name}")
 
     @app.command()
     def delete(
@@ -315,6 +302,20 @@ def _pods() -> list[Path]:
     if not root.exists():
         return []
     return [p for p in root.iterdir() if p.is_dir() and (p / "pod.yaml.path").exists()]
+
+
+def _edit(pod: str, change: Callable[[Path], None], done: str) -> None:
+    """Edit the pod file (comments kept), then let a running pod follow it."""
+    from podctl.pods.edit import EditError
+
+    pod_file = _pod_file_of(pod)
+    try:
+        change(pod_file)
+    except EditError as exc:
+        typer.echo(f"podctl: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{done}: {pod_file}")
+    _apply_if_up(pod_file)
 
 
 def _apply_if_up(pod_file: Path) -> None:
