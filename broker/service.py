@@ -328,7 +328,7 @@ class Broker:
             event = self._reply_events.setdefault(ask["id"], asyncio.Event())
             result = await self.ask_status(await self.store.ask(ask["id"]) or ask)
             if result["status"] in ("replied", "expired"):
-                return result
+                return await self._returned(agent, result)
             remaining = deadline - time.monotonic()
             if ask["deadline"] is not None:
                 remaining = min(remaining, ask["deadline"] - time.time())
@@ -336,7 +336,7 @@ class Broker:
                 if ask["deadline"] is not None and time.time() >= ask["deadline"]:
                     continue
                 result["status"] = "timeout"
-                return result
+                return await self._returned(agent, result)
             try:
                 await asyncio.wait_for(event.wait(), timeout=remaining)
             except asyncio.TimeoutError:
@@ -345,11 +345,16 @@ class Broker:
     async def op_check_replies(self, agent: str, ask_id: Any) -> dict[str, Any]:
         ask = await self._ask_for(agent, ask_id)
         result = await self.ask_status(ask)
-        if result["status"] == "replied" or result["status"] == "expired":
-            pass
-        else:
+        if result["status"] not in ("replied", "expired"):
             result["status"] = "waiting"
         result["delivery"] = (await self.store.deliveries_of([ask["id"]])).get(ask["id"], [])
+        return await self._returned(agent, result)
+
+    async def _returned(self, agent: str, result: dict[str, Any]) -> dict[str, Any]:
+        """Replies a tool call hands to the caller are delivered: marked read, so no hook shows them again."""
+        ids = [r["message_id"] for r in result["replies"]]
+        if ids:
+            await self.store.mark_read(agent, ids, time.time())
         return result
 
     async def op_read_messages(self, agent: str, since: Any = None, limit: Any = 100) -> dict[str, Any]:

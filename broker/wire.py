@@ -28,6 +28,8 @@ Operations (``args`` -> ``result``):
 - ``wait_for_reply {ask_id, timeout_ms}`` -> ``{ask_id, status: "replied" | "timeout", replies, waiting_on}``
   Blocks in the broker at most ``timeout_ms`` (capped at ``MAX_WAIT_MS``).
 - ``check_replies {ask_id}`` -> ``{ask_id, status: "replied" | "waiting", replies, waiting_on, delivery}``
+  Replies that ``wait_for_reply`` or ``check_replies`` return are delivered: marked ``read`` for the
+  caller, so no hook injects them afterwards.
 - ``read_messages {since?, limit?}`` -> ``{messages, next, more}``: with ``since``, every message
   to the agent after that cursor; without it, the messages the agent has not seen yet (neither
   injected by a hook nor read). Returned messages are marked ``read``.
