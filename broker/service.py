@@ -14,12 +14,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field, ValidationError
+
+from podctl.pods.durations import seconds
 from podctl.pods.spec import PodSpec, RouteSpec
 
 from . import wire
-from podctl.pods.durations import seconds
+from .args import AskId, Claim, ClientMsgId, Cursor, Int64, Level, Millis, Name, Recipients, Seconds, checked, describe
 from .paths import USER, PodPaths
 from .store import MESSAGE_COLUMNS, NewMessage, Store, message_row
 from .rules import RuleEngine
@@ -142,6 +145,8 @@ class Broker:
             return wire.ok(req_id, await method(agent, **args))
         except OpError as exc:
             return wire.error(req_id, exc.code, exc.message)
+        except ValidationError as exc:
+            return wire.error(req_id, wire.BAD_REQUEST, f"bad arguments for {op}: {describe(exc)}")
         except TypeError as exc:
             return wire.error(req_id, wire.BAD_REQUEST, f"bad arguments for {op}: {exc}")
         except Exception as exc:  # noqa: BLE001 - a bad request never crashes the broker
@@ -211,6 +216,12 @@ class Broker:
 
     async def commit(self, msg: NewMessage) -> NewMessage:
         msg = await self.store.commit_message(msg)
+        if msg.conflict:
+            raise OpError(
+                wire.CONFLICT,
+                f"client_msg_id {msg.client_msg_id!r} was already used by {msg.sender} for another message"
+                f" (#{msg.id}); use a new id for a new message",
+            )
         if not msg.duplicate:
             self._after_commit(msg)
         return msg
@@ -245,6 +256,7 @@ class Broker:
 
     # -- operations: the seven tools -------------------------------------------------------
 
+    @checked
     async def op_hello(self, agent: str, shim: bool = False) -> dict[str, Any]:
         member = self.members.get(agent)
         if shim and member is not None and not member.tools_ready:
@@ -257,8 +269,9 @@ class Broker:
             "limits": {"message_bytes": limits.message_bytes, "wait_cap_ms": limits.wait_cap_ms},
         }
 
+    @checked
     async def op_tell(
-        self, agent: str, to: Any, text: Any, urgent: bool = False, client_msg_id: str | None = None
+        self, agent: str, to: Recipients, text: str, urgent: bool = False, client_msg_id: ClientMsgId | None = None
     ) -> dict[str, Any]:
         text = self._check_text(text)
         recipients, target, _ = self._resolve(agent, to)
@@ -268,7 +281,10 @@ class Broker:
         ))
         return {"message_id": msg.id, "status": "queued", "recipients": self._recipient_states(recipients)}
 
-    async def op_ask(self, agent: str, to: Any, text: Any, client_msg_id: str | None = None) -> dict[str, Any]:
+    @checked
+    async def op_ask(
+        self, agent: str, to: Recipients, text: str, client_msg_id: ClientMsgId | None = None
+    ) -> dict[str, Any]:
         text = self._check_text(text)
         recipients, target, route = self._resolve(agent, to)
         if agent in recipients:
@@ -319,10 +335,9 @@ class Broker:
             out["route"] = ask["route"]
         return out
 
-    async def op_wait_for_reply(self, agent: str, ask_id: Any, timeout_ms: Any = 30_000) -> dict[str, Any]:
+    @checked
+    async def op_wait_for_reply(self, agent: str, ask_id: AskId, timeout_ms: Millis = 30_000) -> dict[str, Any]:
         ask = await self._ask_for(agent, ask_id)
-        if not isinstance(timeout_ms, (int, float)) or timeout_ms < 0:
-            raise OpError(wire.BAD_REQUEST, "timeout_ms must be a number of milliseconds >= 0")
         deadline = time.monotonic() + min(float(timeout_ms), wire.MAX_WAIT_MS) / 1000.0
         while True:
             event = self._reply_events.setdefault(ask["id"], asyncio.Event())
@@ -342,7 +357,8 @@ class Broker:
             except asyncio.TimeoutError:
                 pass
 
-    async def op_check_replies(self, agent: str, ask_id: Any) -> dict[str, Any]:
+    @checked
+    async def op_check_replies(self, agent: str, ask_id: AskId) -> dict[str, Any]:
         ask = await self._ask_for(agent, ask_id)
         result = await self.ask_status(ask)
         if result["status"] not in ("replied", "expired"):
@@ -357,10 +373,9 @@ class Broker:
             await self.store.mark_read(agent, ids, time.time())
         return result
 
-    async def op_read_messages(self, agent: str, since: Any = None, limit: Any = 100) -> dict[str, Any]:
-        if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
-            raise OpError(wire.BAD_REQUEST, "since must be a message cursor (an integer >= 0), as returned in 'next'")
-        if not isinstance(limit, int) or not 1 <= limit <= READ_LIMIT:
+    @checked
+    async def op_read_messages(self, agent: str, since: Cursor | None = None, limit: Int64 = 100) -> dict[str, Any]:
+        if not 1 <= limit <= READ_LIMIT:
             raise OpError(wire.BAD_REQUEST, f"limit must be between 1 and {READ_LIMIT}")
         if since is None:
             messages = await self.store.unseen(agent, limit)
@@ -371,7 +386,10 @@ class Broker:
             await self.store.mark_read(agent, [m["id"] for m in messages], time.time())
         return {"messages": messages, "next": cursor, "more": len(messages) == limit}
 
-    async def op_post_reply(self, agent: str, ask_id: Any, text: Any, client_msg_id: str | None = None) -> dict[str, Any]:
+    @checked
+    async def op_post_reply(
+        self, agent: str, ask_id: AskId, text: str, client_msg_id: ClientMsgId | None = None
+    ) -> dict[str, Any]:
         text = self._check_text(text)
         if isinstance(ask_id, str) and ask_id.isdigit():
             ask_id = int(ask_id)
@@ -389,6 +407,7 @@ class Broker:
         ))
         return {"message_id": msg.id, "ask_id": ask["id"], "followup": followup, "status": "queued"}
 
+    @checked
     async def op_list_agents(self, agent: str) -> dict[str, Any]:
         unread = await self.store.unread_counts()
         agents = [
@@ -407,7 +426,8 @@ class Broker:
 
     # -- operations: hooks ------------------------------------------------------------------
 
-    async def op_hook(self, agent: str, event: Any, inject: bool = True, attention_only: bool = False) -> dict[str, Any]:
+    @checked
+    async def op_hook(self, agent: str, event: str, inject: bool = True, attention_only: bool = False) -> dict[str, Any]:
         if event not in wire.HOOK_EVENTS:
             raise OpError(wire.BAD_REQUEST, f"event must be one of {', '.join(wire.HOOK_EVENTS)}")
         if agent == USER:
@@ -440,9 +460,8 @@ class Broker:
                 self._maybe_wake(agent)
         return result
 
-    async def op_ack_injected(self, agent: str, claim: Any) -> dict[str, Any]:
-        if not isinstance(claim, str):
-            raise OpError(wire.BAD_REQUEST, "claim must be the string the hook op returned")
+    @checked
+    async def op_ack_injected(self, agent: str, claim: Claim) -> dict[str, Any]:
         return {"injected": await self.store.ack_claim(agent, claim, time.time())}
 
     async def _set_state(self, name: str, state: str) -> None:
@@ -457,7 +476,8 @@ class Broker:
 
     # -- operations: the owner ------------------------------------------------------------------
 
-    async def op_set_state(self, agent: str, name: Any, state: Any) -> dict[str, Any]:
+    @checked
+    async def op_set_state(self, agent: str, name: Name, state: str) -> dict[str, Any]:
         if name not in self.members or self.members[name].removed:
             raise OpError(wire.UNKNOWN_AGENT, f"no agent {name!r} in pod {self.spec.name}")
         if state not in wire.AGENT_STATES:
@@ -468,15 +488,17 @@ class Broker:
                 self._maybe_wake(name)
         return {"name": name, "state": state}
 
-    async def op_history(self, agent: str, since: Any = 0, limit: Any = 200) -> dict[str, Any]:
-        if not isinstance(since, int) or not isinstance(limit, int) or not 1 <= limit <= 5000:
-            raise OpError(wire.BAD_REQUEST, "since must be an integer cursor and limit 1..5000")
+    @checked
+    async def op_history(self, agent: str, since: Cursor = 0, limit: Int64 = 200) -> dict[str, Any]:
+        if not 1 <= limit <= 5000:
+            raise OpError(wire.BAD_REQUEST, "limit must be between 1 and 5000")
         messages = await self.store.history(since, limit)
         deliveries = await self.store.deliveries_of([m["id"] for m in messages])
         for m in messages:
             m["delivery"] = deliveries.get(m["id"], [])
         return {"messages": messages, "next": messages[-1]["id"] if messages else since, "more": len(messages) == limit}
 
+    @checked
     async def op_status(self, agent: str) -> dict[str, Any]:
         unread = await self.store.unread_counts()
         rows = await self.store.fetchall(
@@ -510,7 +532,8 @@ class Broker:
             raise OpError(wire.BAD_REQUEST, f"pod file not applied:\n{exc}") from exc
         return await self.apply_spec(spec)
 
-    async def op_prune(self, agent: str, older_than_s: Any = None) -> dict[str, Any]:
+    @checked
+    async def op_prune(self, agent: str, older_than_s: Seconds | None = None) -> dict[str, Any]:
         if older_than_s is None:
             days = self.spec.limits.retention_days
             if days is None:
@@ -519,12 +542,11 @@ class Broker:
                     "no retention set: pass --older-than, or set limits.retention_days in the pod file",
                 )
             older_than_s = days * 86400
-        if not isinstance(older_than_s, (int, float)) or older_than_s < 0:
-            raise OpError(wire.BAD_REQUEST, "older_than_s must be a number of seconds >= 0")
         return {"deleted": await self.store.prune(time.time() - older_than_s)}
 
-    async def op_log(self, agent: str, text: Any, level: str = "info") -> dict[str, Any]:
-        if not isinstance(text, str) or not text:
+    @checked
+    async def op_log(self, agent: str, text: str, level: Level = "info") -> dict[str, Any]:
+        if not text:
             raise OpError(wire.EMPTY_TEXT, "nothing to log")
         return {"message_id": await self.log(text, str(level))}
 
@@ -534,14 +556,17 @@ class Broker:
         msg = await self.commit(NewMessage(sender=wire.SYSTEM_SENDER, kind="log", recipients=[], target=level, text=text[:65536]))
         return msg.id
 
-    async def op_handoff(self, agent: str, **args: Any) -> dict[str, Any]:
-        source, target = args.get("from"), args.get("to")
+    @checked
+    async def op_handoff(
+        self, agent: str, source: Annotated[Name, Field(alias="from")], to: Name, reason: str = "asked by the user"
+    ) -> dict[str, Any]:
+        target = to
         for name in (source, target):
             if name not in self.active():
                 raise OpError(wire.UNKNOWN_AGENT, f"no agent {name!r} in pod {self.spec.name}")
         if source == target:
             raise OpError(wire.BAD_REQUEST, "hand-off needs two different agents")
-        return await self.handoff(source, target, reason=str(args.get("reason") or "asked by the user"))
+        return await self.handoff(source, target, reason=reason or "asked by the user")
 
     async def handoff(self, source: str, target: str, reason: str) -> dict[str, Any]:
         """Give `target` what it needs to take over `source`'s thread, wake it, mark `source`."""
@@ -570,6 +595,7 @@ class Broker:
         await self.log(f"hand-off: {source} -> {target} ({reason})")
         return {"from": source, "to": target, "message_id": msg.id}
 
+    @checked
     async def op_rules(self, agent: str) -> dict[str, Any]:
         return {"rules": [
             {"name": r.name, "on": r.on, "agent": r.agent, "rounds": self.rules.states[r.name].rounds,
@@ -578,7 +604,8 @@ class Broker:
             for r in self.spec.rules
         ]}
 
-    async def op_reset_rule(self, agent: str, name: Any) -> dict[str, Any]:
+    @checked
+    async def op_reset_rule(self, agent: str, name: Name) -> dict[str, Any]:
         try:
             self.rules.reset(str(name))
         except KeyError as exc:

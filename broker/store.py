@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,14 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
+class StoreError(RuntimeError):
+    """The pod's store cannot be used; the message names pod.db and what to do."""
+
+
+class StoreLost(StoreError):
+    """pod.db was deleted or replaced under the running broker: nothing more may be acknowledged."""
+
+
 NEEDS_ATTENTION = "(m.kind IN ('ask','reply') OR m.urgent=1 OR m.sender='user')"
 """Messages that wake an idle agent: asks, replies, urgent tells, and anything from the human."""
 
@@ -142,6 +152,12 @@ class NewMessage:
     ts: float = field(default_factory=time.time)
     id: int | None = None
     duplicate: bool = False
+    """A retry of a message already stored (same sender and client_msg_id): not stored again."""
+    conflict: bool = False
+    """The client_msg_id was already used by this sender for a different message."""
+
+    def same_as(self, kind: str, recipients: list[str], text: str) -> bool:
+        return (self.kind, self.recipients, self.text) == (kind, recipients, text)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -169,6 +185,10 @@ class Store:
     def __init__(self, conn: aiosqlite.Connection, rconn: aiosqlite.Connection) -> None:
         self.conn = conn
         self.rconn = rconn
+        self.path = Path()
+        self._inode = 0
+        self.lost: str | None = None
+        self.on_lost: Callable[[str], None] | None = None
         self._pending: list[tuple[NewMessage, asyncio.Future[NewMessage]]] = []
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -176,21 +196,58 @@ class Store:
 
     @classmethod
     async def open(cls, path: Path) -> Store:
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        await conn.execute("PRAGMA busy_timeout=5000")
-        await cls._migrate_conn(conn)
-        rconn = await aiosqlite.connect(path, isolation_level=None)
-        await rconn.execute("PRAGMA busy_timeout=5000")
-        await rconn.execute("PRAGMA query_only=ON")
-        store = cls(conn, rconn)
-        async with conn.execute(
-            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name='messages'), 0),"
-            " coalesce((SELECT max(id) FROM messages), 0))"
-        ) as cur:
-            store._next_id = (await cur.fetchone())[0]
-        return store
+        """Open (creating or migrating) the store; a store that cannot be used raises StoreError
+        with the reason, and leaves no connection thread behind."""
+        conns: list[aiosqlite.Connection] = []
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+            conns.append(conn)
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            await conn.execute("PRAGMA busy_timeout=5000")
+            await cls._migrate_conn(conn)
+            rconn = await aiosqlite.connect(path, isolation_level=None)
+            conns.append(rconn)
+            await rconn.execute("PRAGMA busy_timeout=5000")
+            await rconn.execute("PRAGMA query_only=ON")
+            store = cls(conn, rconn)
+            store.path = path
+            store._inode = os.stat(path).st_ino
+            async with conn.execute(
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name='messages'), 0),"
+                " coalesce((SELECT max(id) FROM messages), 0))"
+            ) as cur:
+                store._next_id = (await cur.fetchone())[0]
+            return store
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            for conn in conns:
+                try:
+                    await asyncio.wait_for(conn.close(), timeout=5)
+                except Exception:  # noqa: BLE001 - closing what failed to open; the cause is reported below
+                    pass
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(
+                f"cannot use the pod's store {path}: {exc}. If the disk is full, free space and try again;"
+                f" if the file is damaged, move it away (its history is lost) and run `podctl up` again"
+            ) from exc
+
+    def check_file(self) -> None:
+        """Refuse to go on if pod.db was deleted or replaced: acks would go into an unlinked file."""
+        if self.lost is not None:
+            raise StoreLost(self.lost)
+        try:
+            inode = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            inode = None
+        if inode != self._inode:
+            self.lost = (
+                f"the pod's store {self.path} was deleted or replaced while the broker ran; nothing more is"
+                " acknowledged: the broker stops (the supervisor or `podctl up` starts it on a new store)"
+            )
+            if self.on_lost is not None:
+                self.on_lost(self.lost)
+            raise StoreLost(self.lost)
 
     async def close(self) -> None:
         if self._flush_task is not None:
@@ -203,7 +260,7 @@ class Store:
         async with conn.execute("PRAGMA user_version") as cur:
             (version,) = await cur.fetchone()
         if version > len(MIGRATIONS):
-            raise RuntimeError(
+            raise StoreError(
                 f"pod.db has schema version {version}, newer than this podctl knows ({len(MIGRATIONS)}): upgrade podctl"
             )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
@@ -223,23 +280,41 @@ class Store:
         while self._pending:
             batch, self._pending = self._pending, []
             async with self._lock:
-                next_id = self._next_id
-                try:
-                    await self.conn.execute("BEGIN IMMEDIATE")
-                    await self._insert_batch([msg for msg, _ in batch])
-                    await self.conn.execute("COMMIT")
-                except BaseException as exc:
-                    self._next_id = next_id
-                    await self._rollback()
+                failed = await self._commit_batch(batch)
+                if failed is not None and len(batch) > 1 and not isinstance(failed, StoreLost):
+                    # One bad message must not fail the others: commit them one by one.
+                    for one in batch:
+                        await self._commit_batch([one])
+                elif failed is not None:
                     for _, fut in batch:
                         if not fut.done():
-                            fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
-            for msg, fut in batch:
-                if not fut.done():
-                    fut.set_result(msg)
+                            fut.set_exception(failed)
+
+    async def _commit_batch(self, batch: list[tuple[NewMessage, asyncio.Future[NewMessage]]]) -> Exception | None:
+        """Commit `batch` in one transaction and resolve its futures; on failure roll back and return
+        the error (a single message's future gets it)."""
+        next_id = self._next_id
+        try:
+            self.check_file()
+            await self.conn.execute("BEGIN IMMEDIATE")
+            await self._insert_batch([msg for msg, _ in batch])
+            await self.conn.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001 - reported to the callers whose messages failed
+            self._next_id = next_id
+            for msg, _ in batch:
+                msg.id, msg.duplicate = None, False
+            await self._rollback()
+            if len(batch) == 1 and not batch[0][1].done():
+                batch[0][1].set_exception(exc)
+            return exc
+        except BaseException:
+            self._next_id = next_id
+            await self._rollback()
+            raise
+        for msg, fut in batch:
+            if not fut.done():
+                fut.set_result(msg)
+        return None
 
     async def _rollback(self) -> None:
         try:
@@ -262,6 +337,7 @@ class Store:
             if key is not None and key in seen:
                 first = seen[key]
                 msg.id, msg.ts, msg.ask_id, msg.duplicate = first.id, first.ts, first.ask_id, True
+                msg.conflict = not msg.same_as(first.kind, first.recipients, first.text)
                 continue
             self._next_id += 1
             msg.id = self._next_id
@@ -307,16 +383,18 @@ class Store:
         keyed = [m for m in fresh if m.client_msg_id]
         marks = ",".join("?" * len(keyed))
         async with self.conn.execute(
-            f"SELECT sender, client_msg_id, id, ts, ask_id FROM messages WHERE client_msg_id IN ({marks})",
+            "SELECT sender, client_msg_id, id, ts, ask_id, kind, recipients, text FROM messages"
+            f" WHERE client_msg_id IN ({marks})",
             [m.client_msg_id for m in keyed],
         ) as cur:
-            stored = {(r[0], r[1]): (r[2], r[3], r[4]) for r in await cur.fetchall()}
+            stored = {(r[0], r[1]): r[2:] for r in await cur.fetchall()}
         kept = []
         for msg in fresh:
             hit = stored.get((msg.sender, msg.client_msg_id)) if msg.client_msg_id else None
             if hit is not None and hit[0] != msg.id:
-                msg.id, msg.ts, msg.ask_id = hit
+                msg.id, msg.ts, msg.ask_id = hit[0], hit[1], hit[2]
                 msg.duplicate = True
+                msg.conflict = not msg.same_as(hit[3], json.loads(hit[4]), hit[5])
             else:
                 kept.append(msg)
         return kept
@@ -324,6 +402,7 @@ class Store:
     async def write(self, sql: str, params: Iterable[Any] = ()) -> int:
         """One small statement in its own transaction; returns the rows changed."""
         async with self._lock:
+            self.check_file()
             cur = await self.conn.execute(sql, tuple(params))
             count = cur.rowcount
             await cur.close()
@@ -331,6 +410,7 @@ class Store:
 
     async def write_many(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
         async with self._lock:
+            self.check_file()
             try:
                 await self.conn.execute("BEGIN IMMEDIATE")
                 for sql, params in statements:

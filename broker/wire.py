@@ -96,6 +96,8 @@ UNKNOWN_ASK = "unknown_ask"
 NOT_ASKED = "not_asked"
 EMPTY_TEXT = "empty_text"
 TOO_LARGE = "too_large"
+CONFLICT = "conflict"
+BUSY = "busy"
 INTERNAL = "internal"
 
 

@@ -1,0 +1,103 @@
+"""Hostile or malformed requests on the raw socket: each gets a clear error and costs nothing else."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from podctl.broker import wire
+
+from ..helpers import BrokerProcess
+
+
+def raw_call(broker: BrokerProcess, payload: bytes, timeout: float = 10.0) -> dict:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(broker.socket))
+        sock.sendall(payload)
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            assert chunk, "the broker closed the connection without answering"
+            data += chunk
+    return json.loads(data)
+
+
+def frame(broker: BrokerProcess, op: str, args_json: str, agent: str = "alice") -> bytes:
+    token = broker.token(agent)
+    return f'{{"v":1,"id":1,"op":"{op}","agent":"{agent}","token":"{token}","args":{args_json}}}\n'.encode()
+
+
+@pytest.mark.parametrize(
+    ("op", "args_json"),
+    [
+        ("wait_for_reply", '{"ask_id":1,"timeout_ms":NaN}'),
+        ("wait_for_reply", '{"ask_id":1,"timeout_ms":Infinity}'),
+        ("wait_for_reply", '{"ask_id":1,"timeout_ms":1e400}'),
+        ("wait_for_reply", '{"ask_id":100000000000000000000000000000,"timeout_ms":10}'),
+        ("read_messages", '{"since":99999999999999999999}'),
+        ("prune", '{"older_than_s":-Infinity}'),
+        ("tell", '{"to":"bob","text":"hi","urgent":"yes"}'),
+        ("tell", '{"to":"bob","text":"hi","client_msg_id":{"a":1}}'),
+        ("tell", '{"to":"bob","text":"hi","sneaky":1}'),
+        ("hook", '{"event":["turn_end"]}'),
+    ],
+)
+def test_bad_numbers_and_types_are_bad_requests_answered_as_valid_json(broker: BrokerProcess, op: str, args_json: str) -> None:
+    agent = "user" if op == "prune" else "alice"
+    answer = raw_call(broker, frame(broker, op, args_json, agent))
+    assert answer["ok"] is False and answer["error"]["code"] == wire.BAD_REQUEST, answer
+    with broker.client("alice") as alice:
+        ask_id = alice.call("ask", to="bob", text="still there?")["ask_id"]
+        started = time.monotonic()
+        result = alice.call("wait_for_reply", ask_id=ask_id, timeout_ms=100, timeout=5.0)
+        assert result["status"] == "timeout"
+        assert time.monotonic() - started < 4.0, "the broker's timers still work"
+
+
+def test_one_malformed_request_never_fails_the_tells_of_others(broker: BrokerProcess) -> None:
+    """A dict as client_msg_id used to fail every tell of the same group commit ("unhashable type")."""
+    results: list[dict] = []
+    errors: list[BaseException] = []
+
+    def sender(agent: str, count: int) -> None:
+        try:
+            with broker.client(agent, timeout=30) as client:
+                for i in range(count):
+                    results.append(client.call("tell", to="carol", text=f"{agent} {i}"))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    def saboteur() -> None:
+        for _ in range(50):
+            raw_call(broker, frame(broker, "tell", '{"to":"carol","text":"x","client_msg_id":{"a":1}}', agent="bob"))
+
+    threads = [threading.Thread(target=sender, args=(a, 300)) for a in ("alice", "user")]
+    threads.append(threading.Thread(target=saboteur))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert len(results) == 600 and all(r["status"] == "queued" for r in results)
+    with broker.client("carol") as carol:
+        texts = []
+        while page := carol.call("read_messages", limit=500)["messages"]:
+            texts += [m["text"] for m in page]
+    assert len(texts) == 600
+
+
+def test_reusing_a_client_msg_id_for_another_message_is_a_conflict(broker: BrokerProcess) -> None:
+    with broker.client("alice") as alice:
+        first = alice.call("tell", to="bob", text="deploy", client_msg_id="m-1")
+        again = alice.call("tell", to="bob", text="deploy", client_msg_id="m-1")
+        assert again["message_id"] == first["message_id"], "a retry is stored once"
+        with pytest.raises(wire.BrokerError) as err:
+            alice.call("tell", to="carol", text="deploy", client_msg_id="m-1")
+        assert err.value.code == wire.CONFLICT and "m-1" in err.value.message
+    with broker.client("carol") as carol:
+        assert carol.call("read_messages")["messages"] == []
