@@ -282,6 +282,55 @@ def test_workdir_in_a_subfolder_reviews_only_the_agents_files_with_workdir_relat
         broker.stop()
 
 
+def test_changes_uncommitted_before_the_broker_started_are_the_baseline(tmp_path: Path, podctl_home: Path) -> None:
+    folder = tmp_path / "base"
+    repo = git_repo(folder / "repo")
+    (repo / "src").mkdir()
+    (repo / "src" / "wip.py").write_text("a = 1\n")
+    commit_all(repo)
+    (repo / "README.md").write_text("edited by the user, not committed\n")
+    (repo / "src" / "wip.py").write_text("a = 1\nb = 2  # user's\n")
+    (repo / "scratch.txt").write_text("untracked, the user's\n")
+    git(repo, "add", "README.md")  # something staged too: the index is the user's and must stay as it is
+    pod = write_pod(folder, EXACT_POD.format(name="base", workdir="repo"))
+    before = user_git_state(repo)
+    broker = BrokerProcess(pod_file=pod, pod="base", home=podctl_home).start()
+    try:
+        with broker.client("writer") as w, broker.client("rev") as r:
+            w.call("hook", event="session_start")
+            turn(w, lambda: (repo / "src" / "new.py").write_text("n = 0\n"))
+            [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked")
+            assert "changed=[src/new.py]" in ask["text"] and "+n = 0" in ask["text"]
+            assert "README" not in ask["text"] and "wip.py" not in ask["text"] and "scratch" not in ask["text"]
+            answer(w, r, ask)
+            turn(w, lambda: (repo / "src" / "wip.py").write_text("a = 1\nb = 2  # user's\nc = 3\n"))
+            [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked again")
+            assert "changed=[src/wip.py]" in ask["text"]
+            assert "+c = 3" in ask["text"] and "+b = 2" not in ask["text"], "only the agent's line is new"
+        assert_untouched(repo, before, new_status=("?? src/new.py",))
+    finally:
+        broker.stop()
+
+
+def test_a_rule_added_by_a_reload_takes_its_baseline_then(tmp_path: Path, podctl_home: Path) -> None:
+    folder = tmp_path / "later"
+    repo = git_repo(folder / "repo")
+    text = EXACT_POD.format(name="later", workdir="repo")
+    pod = write_pod(folder, text[: text.index("rules:")])
+    broker = BrokerProcess(pod_file=pod, pod="later", home=podctl_home).start()
+    try:
+        with broker.client("writer") as w, broker.client("rev") as r, broker.client("user") as user:
+            w.call("hook", event="session_start")
+            turn(w, lambda: (repo / "early.py").write_text("before the rule\n"))
+            write_pod(folder, text)
+            user.call("sync")
+            turn(w, lambda: (repo / "late.py").write_text("after the rule\n"))
+            [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked")
+            assert "changed=[late.py]" in ask["text"] and "early" not in ask["text"]
+    finally:
+        broker.stop()
+
+
 def test_workdir_in_a_repository_nested_in_another_repositorys_folder(tmp_path: Path, podctl_home: Path) -> None:
     outer = git_repo(tmp_path / "outer")
     inner = git_repo(outer / "vendor" / "inner")
