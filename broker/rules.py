@@ -51,8 +51,9 @@ class RuleState:
     rounds: int = 0
     last_fired: float = 0.0
     open_ask: int | None = None
-    baseline: str | None = None
-    """git tree of the agent's workdir when this rule last fired."""
+    baselines: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    """git tree per (agent, workdir) when the rule was configured, then when it last fired; None: no snapshot
+    could be taken then (not a repository yet), so the first diff is against HEAD."""
     quiet_logged: bool = False
     seen_pane: str = ""
 
@@ -82,8 +83,12 @@ class RuleEngine:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def configure(self) -> None:
-        """(Re)start the watchers the current rules need; rule state survives reloads by name."""
+    async def configure(self) -> None:
+        """(Re)start the watchers the current rules need; rule state survives reloads by name.
+
+        A rule that diffs a workdir snapshots it now, so what was already uncommitted before the pod came
+        up (or before a reload added the rule) is the baseline, not taken for the agent's work.
+        """
         names = {r.name for r in self.rules}
         self.states = {n: s for n, s in self.states.items() if n in names}
         for rule in self.rules:
@@ -101,6 +106,26 @@ class RuleEngine:
         elif self._pane_task is not None:
             self._pane_task.cancel()
             self._pane_task = None
+        await self._take_baselines()
+
+    async def _take_baselines(self) -> None:
+        """Snapshot each workdir a diffing rule has no baseline for yet (once per workdir, concurrently)."""
+        users: dict[str, list[tuple[RuleState, tuple[str, str]]]] = {}
+        for rule in self.rules:
+            if rule.on not in ("turn_end", "file_change"):
+                continue
+            state = self.states[rule.name]
+            for agent in [rule.agent] if rule.agent else list(self.broker.spec.agents):
+                key = self._baseline_key(agent)
+                if key not in state.baselines:
+                    users.setdefault(key[1], []).append((state, key))
+        trees = await asyncio.gather(*(_snapshot_or_none(Path(workdir)) for workdir in users))
+        for pairs, tree in zip(users.values(), trees):
+            for state, key in pairs:
+                state.baselines.setdefault(key, tree)
+
+    def _baseline_key(self, agent: str) -> tuple[str, str]:
+        return agent, str(self.broker.spec.agent_workdir(agent))
 
     async def close(self) -> None:
         tasks = [*self._watchers.values(), *self._tasks, *(f.task for f in self.firings.values() if f.task)]
@@ -271,13 +296,13 @@ class RuleEngine:
     async def _change(
         self, rule: RuleSpec, agent: str, state: RuleState, touched: list[str] | None
     ) -> gitdiff.Change | None:
-        workdir = self.broker.spec.agent_workdir(agent)
+        key = self._baseline_key(agent)
+        workdir = Path(key[1])
         if not await gitdiff.is_repo(workdir):
             await self.broker.log(f"rule {rule.name}: {workdir} is not a git repository; no diff to review", "warning")
             return None
-        if state.baseline is None:
-            state.baseline = await gitdiff.base_tree(workdir)
-        old, current = state.baseline, await gitdiff.snapshot(workdir)
+        old = state.baselines.get(key) or await gitdiff.base_tree(workdir)
+        current = await gitdiff.snapshot(workdir)
         files = (await gitdiff.changes(workdir, old, current)).files
         if touched is not None:
             files = [f for f in files if f in touched] or files
@@ -287,7 +312,7 @@ class RuleEngine:
             files = [f for f in files if any(fnmatch.fnmatch(f, g) for g in globs)]
         if not files:
             return None
-        state.baseline = current
+        state.baselines[key] = current
         return await gitdiff.changes(workdir, old, current, files=files)
 
     async def _last_message(self, agent: str) -> str:
@@ -338,6 +363,17 @@ def _cap(diff: str) -> str:
         return diff
     cut = data[:DIFF_CAP_BYTES].decode("utf-8", errors="ignore")
     return cut + f"\n[diff cut: showing {DIFF_CAP_BYTES} of {len(data)} bytes; read the files for the rest]\n"
+
+
+async def _snapshot_or_none(workdir: Path) -> str | None:
+    """The workdir's tree now, or None when it is no git work tree (yet): its first diff is then against HEAD."""
+    if not await gitdiff.is_repo(workdir):
+        return None
+    try:
+        return await gitdiff.snapshot(workdir)
+    except (gitdiff.GitError, OSError) as exc:
+        log.warning("no baseline snapshot of %s: %s", workdir, exc)
+        return None
 
 
 def _not_git(change: Any, path: str) -> bool:

@@ -110,7 +110,7 @@ class Broker:
             self.members[name].state = "stopped"
             self.tokens.pop(name, None)
         self.routes = {r.name: r for r in spec.routes}
-        self.rules.configure()
+        await self.rules.configure()
         if announce:
             for name in changed:
                 await self._system_message(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
+
+from podctl.broker import gitdiff
 
 from ..helpers import BrokerProcess, podctl, wait_until, write_pod
 
@@ -39,6 +42,35 @@ def git_repo(path: Path) -> Path:
     subprocess.run(["git", "add", "."], cwd=path, check=True)
     subprocess.run(["git", "commit", "-qm", "init"], cwd=path, check=True)
     return path
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def commit_all(repo: Path, message: str = "more") -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
+
+
+def user_git_state(repo: Path) -> dict[str, object]:
+    """Everything of the user's git state a rule must leave alone (read without refreshing the index)."""
+    index = Path(repo, git(repo, "rev-parse", "--git-path", "index").strip())
+    return {
+        "index": index.read_bytes(), "index_mtime": index.stat().st_mtime_ns,
+        "status": git(repo, "--no-optional-locks", "status", "--porcelain", "--untracked-files=all"),
+        "head": git(repo, "rev-parse", "HEAD"), "refs": git(repo, "for-each-ref"),
+        "stash": git(repo, "stash", "list"),
+    }
+
+
+def assert_untouched(repo: Path, before: dict[str, object], *, new_status: tuple[str, ...] = ()) -> None:
+    """The user's index (bytes and mtime), HEAD, refs and stash are as before; status differs only by the
+    agent's edits (`new_status`: porcelain lines)."""
+    after = user_git_state(repo)
+    assert {k: v for k, v in after.items() if k != "status"} == {k: v for k, v in before.items() if k != "status"}
+    expected = str(before["status"]).splitlines() + list(new_status)
+    assert sorted(str(after["status"]).splitlines()) == sorted(expected)
 
 
 def asks_to(client) -> list[dict]:
@@ -174,3 +206,235 @@ def test_pattern_in_a_pane_hands_off(tmp_path: Path, podctl_home: Path, tmux_soc
         assert "rule on-limit" in handoff["text"]
     finally:
         broker.stop()
+
+
+# -- workdir inside a repository, baselines ------------------------------------------------------
+
+EXACT_POD = """\
+name: {name}
+workdir: {workdir}
+agents:
+  writer: {{cli: script}}
+  rev: {{cli: script}}
+rules:
+  - name: exact
+    on: turn_end
+    agent: writer
+    ask: rev
+    text: "changed=[{{changed_files}}]\\n{{diff}}"
+    cooldown: 0s
+"""
+
+SRC_RULE = """\
+  - name: src-only
+    on: turn_end
+    agent: writer
+    when: {changed: ["src/**"]}
+    ask: rev2
+    text: "src=[{changed_files}]"
+    cooldown: 0s
+"""
+
+
+def turn(writer, edit) -> None:
+    writer.call("hook", event="turn_start")
+    edit()
+    writer.call("hook", event="turn_end")
+
+
+def answer(writer, rev, ask: dict) -> None:
+    """Reply to an auto-ask and wait until the writer has the gathered answer (the rule is free again)."""
+    rev.call("post_reply", ask_id=ask["ask_id"], text="ok")
+    wait_until(lambda: writer.call("read_messages")["messages"], timeout=20, message="the gathered answer")
+
+
+def test_workdir_in_a_subfolder_reviews_only_the_agents_files_with_workdir_relative_paths(
+    tmp_path: Path, podctl_home: Path
+) -> None:
+    repo = git_repo(tmp_path / "mono")
+    (repo / "lib").mkdir()
+    (repo / "lib" / "core.py").write_text("core = 1\n")
+    team = repo / "team"
+    team.mkdir()
+    (team / "plan.md").write_text("the plan\n")
+    pod = write_pod(team, EXACT_POD.format(name="subrev", workdir=".").replace(
+        "  rev: {cli: script}\n", "  rev: {cli: script}\n  rev2: {cli: script}\n") + SRC_RULE)
+    commit_all(repo)
+    before = user_git_state(repo)
+    broker = BrokerProcess(pod_file=pod, pod="subrev", home=podctl_home).start()
+    try:
+        with broker.client("writer") as w, broker.client("rev") as r, broker.client("rev2") as r2:
+            w.call("hook", event="session_start")
+
+            def edit() -> None:
+                (team / "src").mkdir()
+                (team / "src" / "app.py").write_text("print('hi')\n")
+
+            turn(w, edit)
+            [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked")
+            assert ask["text"].split("\n")[0].endswith("changed=[src/app.py]"), ask["text"]
+            assert "+print('hi')" in ask["text"] and "b/src/app.py" in ask["text"]
+            assert "README.md" not in ask["text"] and "core.py" not in ask["text"] and "team/" not in ask["text"]
+            [ask2] = wait_until(lambda: asks_to(r2), timeout=20, message="rev2 to be asked (glob relative to team/)")
+            assert ask2["text"].endswith("src=[src/app.py]")
+        assert_untouched(repo, before, new_status=("?? team/src/app.py",))
+    finally:
+        broker.stop()
+
+
+def test_changes_uncommitted_before_the_broker_started_are_the_baseline(tmp_path: Path, podctl_home: Path) -> None:
+    folder = tmp_path / "base"
+    repo = git_repo(folder / "repo")
+    (repo / "src").mkdir()
+    (repo / "src" / "wip.py").write_text("a = 1\n")
+    commit_all(repo)
+    (repo / "README.md").write_text("edited by the user, not committed\n")
+    (repo / "src" / "wip.py").write_text("a = 1\nb = 2  # user's\n")
+    (repo / "scratch.txt").write_text("untracked, the user's\n")
+    git(repo, "add", "README.md")  # something staged too: the index is the user's and must stay as it is
+    pod = write_pod(folder, EXACT_POD.format(name="base", workdir="repo"))
+    before = user_git_state(repo)
+    broker = BrokerProcess(pod_file=pod, pod="base", home=podctl_home).start()
+    try:
+        with broker.client("writer") as w, broker.client("rev") as r:
+            w.call("hook", event="session_start")
+            turn(w, lambda: (repo / "src" / "new.py").write_text("n = 0\n"))
+            [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked")
+            assert "changed=[src/new.py]" in ask["text"] and "+n = 0" in ask["text"]
+            assert "README" not in ask["text"] and "wip.py" not in ask["text"] and "scratch" not in ask["text"]
+            answer(w, r, ask)
+            turn(w, lambda: (repo / "src" / "wip.py").write_text("a = 1\nb = 2  # user's\nc = 3\n"))
+            [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked again")
+            assert "changed=[src/wip.py]" in ask["text"]
+            assert "+c = 3" in ask["text"] and "+b = 2" not in ask["text"], "only the agent's line is new"
+        assert_untouched(repo, before, new_status=("?? src/new.py",))
+    finally:
+        broker.stop()
+
+
+def test_a_rule_added_by_a_reload_takes_its_baseline_then(tmp_path: Path, podctl_home: Path) -> None:
+    folder = tmp_path / "later"
+    repo = git_repo(folder / "repo")
+    text = EXACT_POD.format(name="later", workdir="repo")
+    pod = write_pod(folder, text[: text.index("rules:")])
+    broker = BrokerProcess(pod_file=pod, pod="later", home=podctl_home).start()
+    try:
+        with broker.client("writer") as w, broker.client("rev") as r, broker.client("user") as user:
+            w.call("hook", event="session_start")
+            turn(w, lambda: (repo / "early.py").write_text("before the rule\n"))
+            write_pod(folder, text)
+            user.call("sync")
+            turn(w, lambda: (repo / "late.py").write_text("after the rule\n"))
+            [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked")
+            assert "changed=[late.py]" in ask["text"] and "early" not in ask["text"]
+    finally:
+        broker.stop()
+
+
+def test_workdir_in_a_repository_nested_in_another_repositorys_folder(tmp_path: Path, podctl_home: Path) -> None:
+    outer = git_repo(tmp_path / "outer")
+    inner = git_repo(outer / "vendor" / "inner")
+    (inner / "app").mkdir()
+    (inner / "app" / "main.py").write_text("main = 1\n")
+    commit_all(inner)
+    pod = write_pod(outer, EXACT_POD.format(name="nested", workdir="vendor/inner/app"))
+    before = {"outer": user_git_state(outer), "inner": user_git_state(inner)}
+    broker = BrokerProcess(pod_file=pod, pod="nested", home=podctl_home).start()
+    try:
+        with broker.client("writer") as w, broker.client("rev") as r:
+            w.call("hook", event="session_start")
+
+            def edit() -> None:
+                (inner / "app" / "feature.py").write_text("feature = True\n")
+                (inner / "app" / "main.py").write_text("main = 2\n")
+
+            turn(w, edit)
+            [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked")
+            assert "changed=[feature.py, main.py]" in ask["text"]
+            assert "-main = 1" in ask["text"] and "+main = 2" in ask["text"] and "a/main.py" in ask["text"]
+            assert "README" not in ask["text"] and "pod.yaml" not in ask["text"] and "app/" not in ask["text"]
+        assert_untouched(inner, before["inner"], new_status=("?? app/feature.py", " M app/main.py"))
+        after_outer = user_git_state(outer)
+        assert {k: v for k, v in after_outer.items() if k != "status"} == {
+            k: v for k, v in before["outer"].items() if k != "status"
+        }
+    finally:
+        broker.stop()
+
+
+# -- gitdiff on its own --------------------------------------------------------------------------
+
+
+def tree_files(repo: Path, tree: str) -> list[str]:
+    return git(repo, "ls-tree", "-r", "--full-tree", "--name-only", tree).split()
+
+
+def test_snapshot_of_a_subfolder_is_its_own_tree_with_untracked_files_and_without_ignored_ones(
+    tmp_path: Path,
+) -> None:
+    repo = git_repo(tmp_path / "r")
+    sub = repo / "team"
+    (sub / "src").mkdir(parents=True)
+    (sub / "src" / "a.py").write_text("a\n")
+    (repo / ".gitignore").write_text("*.log\n")
+    commit_all(repo)
+    (sub / "untracked.py").write_text("u\n")
+    (sub / "debug.log").write_text("ignored\n")
+    (repo / "outside.py").write_text("not in team\n")
+    before = user_git_state(repo)
+    base = asyncio.run(gitdiff.base_tree(sub))
+    now = asyncio.run(gitdiff.snapshot(sub))
+    assert tree_files(repo, base) == ["src/a.py"]
+    assert tree_files(repo, now) == ["src/a.py", "untracked.py"]
+    change = asyncio.run(gitdiff.changes(sub, base, now))
+    assert change.files == ["untracked.py"] and "+u" in change.diff and "b/untracked.py" in change.diff
+    assert_untouched(repo, before)
+
+
+def test_changes_names_only_the_files_asked_for_even_with_pathspec_characters(tmp_path: Path) -> None:
+    repo = git_repo(tmp_path / "r")
+    sub = repo / "pkg"
+    sub.mkdir()
+    old = asyncio.run(gitdiff.snapshot(sub))
+    (sub / "a*.py").write_text("star\n")
+    (sub / "ab.py").write_text("plain\n")
+    new = asyncio.run(gitdiff.snapshot(sub))
+    assert asyncio.run(gitdiff.changes(sub, old, new)).files == ["a*.py", "ab.py"]
+    only = asyncio.run(gitdiff.changes(sub, old, new, files=["a*.py"]))
+    assert only.files == ["a*.py"] and "+star" in only.diff and "plain" not in only.diff
+
+
+def test_empty_untracked_or_ignored_subfolders_snapshot_as_the_empty_tree(tmp_path: Path) -> None:
+    repo = git_repo(tmp_path / "r")
+    (repo / ".gitignore").write_text("build/\n")
+    commit_all(repo)
+    empty = git(repo, "hash-object", "-t", "tree", "/dev/null").strip()
+    for name in ("fresh", "build"):
+        (repo / name).mkdir()
+        assert asyncio.run(gitdiff.base_tree(repo / name)) == empty
+    (repo / "build" / "out.bin").write_text("ignored\n")
+    assert asyncio.run(gitdiff.snapshot(repo / "fresh")) == empty
+    assert asyncio.run(gitdiff.snapshot(repo / "build")) == empty
+    (repo / "fresh" / "x.py").write_text("x\n")
+    assert tree_files(repo, asyncio.run(gitdiff.snapshot(repo / "fresh"))) == ["x.py"]
+
+
+def test_snapshot_works_mid_merge_with_conflicts_outside_the_workdir(tmp_path: Path) -> None:
+    repo = git_repo(tmp_path / "r")
+    (repo / "sub").mkdir()
+    (repo / "sub" / "s.py").write_text("s\n")
+    commit_all(repo)
+    main = git(repo, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    git(repo, "checkout", "-qb", "other")
+    (repo / "README.md").write_text("theirs\n")
+    commit_all(repo)
+    git(repo, "checkout", "-q", main)
+    (repo / "README.md").write_text("ours\n")
+    commit_all(repo)
+    assert subprocess.run(["git", "merge", "-q", "other"], cwd=repo, capture_output=True).returncode != 0
+    (repo / "sub" / "t.py").write_text("t\n")
+    before = user_git_state(repo)
+    assert "UU README.md" in str(before["status"])
+    tree = asyncio.run(gitdiff.snapshot(repo / "sub"))
+    assert tree_files(repo, tree) == ["s.py", "t.py"]
+    assert_untouched(repo, before)
