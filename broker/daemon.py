@@ -1,22 +1,30 @@
-"""Run one pod's broker: `podctl broker run POD_FILE` (foreground; `podctl up` daemonizes it)."""
+"""Run one pod's broker: `podctl broker run POD_FILE` (foreground; `podctl up` daemonizes it).
+
+At most one broker runs per pod: it holds `broker.lock` for its whole life, and a second one
+exits at once with `ALREADY_RUNNING_EXIT`. A broker that cannot start (a bad pod file, a store it
+cannot use, a socket path too long) says why on stderr (its log) and exits 1 within seconds,
+leaving no thread or process behind.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
-from podctl.pods.load import load_pod
+from podctl.pods.errors import PodctlError
+from podctl.pods.load import PodFileError, load_pod
 
-from . import wire
-from .paths import PodPaths
-from .server import Server
+from .locks import ALREADY_RUNNING_EXIT, FileLock, write_pid_file
+from .paths import MAX_SOCKET_PATH, PodPaths
+from .server import Server, raise_fd_limit
 from .service import Broker
-from .store import Store
+from .store import Store, StoreError
 from .wake import Waker
 
 log = logging.getLogger("podctl.broker")
@@ -26,18 +34,8 @@ class AlreadyRunning(RuntimeError):
     pass
 
 
-def _check_not_running(paths: PodPaths) -> None:
-    if not paths.socket.exists():
-        return
-    try:
-        token = paths.read_token("user")
-        with wire.Client(paths.socket, "user", token, timeout=1.0) as client:
-            info = client.call("hello")
-    except (OSError, wire.BrokerError, FileNotFoundError):
-        return
-    raise AlreadyRunning(
-        f"a broker for pod {paths.pod} is already running (pid {info.get('broker_pid')}) on {paths.socket}"
-    )
+class StartFailed(RuntimeError):
+    pass
 
 
 def tmux_nudger(broker: Broker):
@@ -57,22 +55,49 @@ def tmux_nudger(broker: Broker):
     return nudge
 
 
+def _check_socket_path(paths: PodPaths) -> None:
+    size = len(os.fsencode(paths.socket))
+    if size > MAX_SOCKET_PATH:
+        raise StartFailed(
+            f"the socket path {paths.socket} is {size} bytes, over the {MAX_SOCKET_PATH} a Unix socket allows:"
+            " use a shorter pod name or a shorter PODCTL_HOME"
+        )
+
+
 async def serve(pod_file: Path, ready: asyncio.Event | None = None) -> None:
     pod_file = pod_file.resolve()
     spec = load_pod(pod_file)
     paths = PodPaths.of(spec.name).ensure()
-    _check_not_running(paths)
-    store = await Store.open(paths.db)
+    _check_socket_path(paths)
+    lock = FileLock(paths.broker_lock, f"the broker of pod {spec.name}")
+    if not lock.try_acquire():
+        raise AlreadyRunning(f"a broker of pod {spec.name} is already running ({lock.holder()})")
+    try:
+        write_pid_file(paths.broker_pid)
+        raise_fd_limit()
+        store = await Store.open(paths.db)
+        try:
+            await _serve(spec, pod_file, paths, store, ready)
+        finally:
+            await store.close()
+    finally:
+        lock.release()
+
+
+async def _serve(spec, pod_file: Path, paths: PodPaths, store: Store, ready: asyncio.Event | None) -> None:
+    stop = asyncio.Event()
     broker = Broker(spec, pod_file, paths, store)
-    broker.reload_spec = lambda: load_pod(pod_file)
+
+    def lost(reason: str) -> None:
+        log.error("%s", reason)
+        stop.set()
+
+    store.on_lost = lost
     await broker.load()
     broker.waker = Waker(tmux_nudger(broker), broker.wakeable, broker.record_wake)
     server = Server(broker, paths.socket)
     await server.start()
-    paths.broker_pid.write_text(f"{os.getpid()}\n")
-    paths.pod_file_record.write_text(f"{pod_file}\n")
     log.info("broker for pod %s listening on %s (pid %d)", spec.name, paths.socket, os.getpid())
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -87,27 +112,56 @@ async def serve(pod_file: Path, ready: asyncio.Event | None = None) -> None:
         await server.stop()
         await broker.rules.close()
         await broker.waker.close()
-        await store.close()
-        with contextlib.suppress(FileNotFoundError):
-            paths.broker_pid.unlink()
+
+
+class RepeatFilter(logging.Filter):
+    """Let a repeated log line through once per `window_s`, then say how often it repeated.
+
+    A client storm (thousands of refused connections, an accept loop out of file descriptors)
+    must not fill the disk with one line."""
+
+    def __init__(self, window_s: float = 10.0) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        first, count = self._seen.get(key, (0.0, 0))
+        if now - first >= self.window_s:
+            if count:
+                record.msg = f"{record.msg} [and {count} more like it in the last {self.window_s:.0f}s]"
+            self._seen[key] = (now, 0)
+            if len(self._seen) > 1000:
+                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window_s}
+            return True
+        self._seen[key] = (first, count + 1)
+        return False
+
+
+def setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RepeatFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(os.environ.get("PODCTL_LOG_LEVEL", "INFO"))
 
 
 def run(pod_file: Path) -> int:
-    logging.basicConfig(
-        level=os.environ.get("PODCTL_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging()
+    code = 0
     try:
         asyncio.run(serve(pod_file))
     except AlreadyRunning as exc:
         print(f"podctl broker: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - a clear message, not a traceback, for pod file errors
-        from podctl.pods.load import PodFileError
-
-        if isinstance(exc, PodFileError):
-            print(str(exc), file=sys.stderr)
-            return 1
-        raise
-    return 0
+        code = ALREADY_RUNNING_EXIT
+    except (PodctlError, PodFileError, StoreError, StartFailed, OSError) as exc:
+        print(f"podctl broker: cannot start: {exc}", file=sys.stderr)
+        code = 1
+    sys.stderr.flush()
+    if threading.active_count() > 1:
+        # A library thread that outlives the loop must not keep a dead broker alive.
+        os._exit(code)
+    return code

@@ -2,10 +2,13 @@
 
 ```
 $PODCTL_HOME/<pod>/          0700
+  .podctl-pod                marks a folder podctl made (only such folders are ever deleted)
   broker.sock                0600
   pod.db                     SQLite, WAL
-  pod.yaml.path              the pod file this pod was brought up from (for resume)
-  broker.pid                 pid of the broker daemon
+  pod.yaml.path              the pod file this pod was brought up from: its desired state
+  broker.lock, broker.pid    held / written by the broker daemon for its whole life
+  supervisor.lock, .pid      the same for the supervisor daemon
+  pod.lock                   held by whoever applies a change to the pod (up, down, the supervisor, ...)
   agents/<name>/             per-agent config the CLIs read, and its token (0600)
   logs/                      broker, supervisor, per-agent logs
 ```
@@ -31,9 +34,31 @@ def state_root() -> Path:
     return Path(xdg) / "podctl"
 
 
+NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+MAX_SOCKET_PATH = 107
+"""AF_UNIX paths are limited to 108 bytes on Linux, the terminating NUL included."""
+
+
+def valid_pod_name(name: str) -> bool:
+    """The pod file's name rule (`[a-z0-9][a-z0-9-]*`), without importing `re`."""
+    return bool(name) and name[0] != "-" and set(name) <= NAME_CHARS
+
+
 def ensure_private_dir(path: Path) -> Path:
-    """Create `path` (and parents) and force mode 0700 on it."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create `path` and every missing parent with mode 0700, whatever the umask, and force 0700 on `path`."""
+    missing: list[Path] = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(folder, 0o700)
     os.chmod(path, 0o700)
     return path
 
@@ -47,7 +72,33 @@ class PodPaths:
 
     @classmethod
     def of(cls, pod: str, root: Path | None = None) -> PodPaths:
+        """The pod's folder under the state root; a name that is not a pod name is refused, so no
+        argument can lead outside `$PODCTL_HOME`."""
+        if not valid_pod_name(pod):
+            raise ValueError(
+                f"{pod!r} is not a pod name: lowercase letters, digits and '-', starting with a letter or digit"
+            )
         return cls(pod=pod, root=(root or state_root()) / pod)
+
+    @property
+    def marker(self) -> Path:
+        return self.root / ".podctl-pod"
+
+    @property
+    def broker_lock(self) -> Path:
+        return self.root / "broker.lock"
+
+    @property
+    def supervisor_lock(self) -> Path:
+        return self.root / "supervisor.lock"
+
+    @property
+    def supervisor_pid(self) -> Path:
+        return self.root / "supervisor.pid"
+
+    @property
+    def apply_lock(self) -> Path:
+        return self.root / "pod.lock"
 
     @property
     def socket(self) -> Path:
@@ -80,11 +131,22 @@ class PodPaths:
         return self.agent_dir(name) / "token"
 
     def ensure(self) -> PodPaths:
-        """Create the pod's folders with private permissions."""
+        """Create the pod's folders with private permissions, marked as podctl's own."""
         ensure_private_dir(self.root)
         ensure_private_dir(self.agents)
         ensure_private_dir(self.logs)
+        if not self.marker.exists():
+            self.marker.write_text("a pod folder made by podctl\n")
         return self
+
+    def is_pod_folder(self) -> bool:
+        """A real folder podctl made directly under the state root (what `delete` may remove)."""
+        root = self.root
+        if root.is_symlink() or not root.is_dir():
+            return False
+        if root.resolve().parent != root.parent.resolve():
+            return False
+        return self.marker.is_file() or self.pod_file_record.is_file()
 
     def read_token(self, name: str) -> str:
         """The agent's token; raises FileNotFoundError if it was never issued."""

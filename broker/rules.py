@@ -316,11 +316,7 @@ class RuleEngine:
         return await gitdiff.changes(workdir, old, current, files=files)
 
     async def _last_message(self, agent: str) -> str:
-        row = await self.broker.store.fetchone(
-            "SELECT text FROM messages WHERE sender=? AND kind IN ('tell','ask','reply') ORDER BY id DESC LIMIT 1",
-            (agent,),
-        )
-        return row[0] if row else ""
+        return await self.broker.store.last_said(agent)
 
     # -- answers ------------------------------------------------------------------------------
 

@@ -19,12 +19,14 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError
 
 from podctl.pods.durations import seconds
+from podctl.pods.errors import PodctlError
 from podctl.pods.spec import PodSpec, RouteSpec
+from podctl.pods.transfer import from_wire
 
 from . import wire
 from .args import AskId, Claim, ClientMsgId, Cursor, Int64, Level, Millis, Name, Recipients, Seconds, checked, describe
 from .paths import USER, PodPaths
-from .store import MESSAGE_COLUMNS, NewMessage, Store, message_row
+from .store import NewMessage, Store
 from .rules import RuleEngine
 from .wake import Waker
 
@@ -75,7 +77,6 @@ class Broker:
         self.waker: Waker | None = None
         self.rules = RuleEngine(self)
         self.handed_off: dict[str, str] = {}
-        self.reload_spec: Callable[[], PodSpec] | None = None
         self.started = time.time()
 
     # -- setup ----------------------------------------------------------------------
@@ -83,13 +84,12 @@ class Broker:
     async def load(self) -> None:
         """Register the spec's agents (issuing tokens) and restore their last known state."""
         await self.apply_spec(self.spec, announce=False)
-        for name, cli, role, state, removed in await self.store.fetchall(
-            "SELECT name, cli, role, state, removed FROM agents"
-        ):
+        for row in (await self.store.overview())["agents"]:
+            name = row["name"]
             if name in self.members:
-                self.members[name].state = state
-            elif removed:
-                self.members[name] = Member(name, cli, role, "stopped", removed=True)
+                self.members[name].state = row["state"]
+            elif row["removed"]:
+                self.members[name] = Member(name, row["cli"], row["role"], "stopped", removed=True)
 
     async def apply_spec(self, spec: PodSpec, announce: bool = True) -> dict[str, list[str]]:
         self.spec = spec
@@ -500,37 +500,36 @@ class Broker:
 
     @checked
     async def op_status(self, agent: str) -> dict[str, Any]:
-        unread = await self.store.unread_counts()
-        rows = await self.store.fetchall(
-            "SELECT d.recipient, count(*) FROM deliveries d WHERE d.read_at IS NULL AND d.injected_at IS NULL"
-            " GROUP BY d.recipient"
-        )
-        last = await self.store.fetchone("SELECT max(id) FROM messages")
+        stored = await self.store.overview()
+        unseen = stored["unseen"]
         return {
             "pod": self.spec.name,
             "pod_file": str(self.pod_file) if self.pod_file else None,
-            "last_message_id": last[0] if last else None,
+            "last_message_id": stored["last_message_id"],
             "broker_pid": os.getpid(),
             "started": self.started,
             "agents": [
-                {"name": m.name, "cli": m.cli, "role": m.role, "state": m.state, "unread": unread.get(m.name, 0),
+                {"name": m.name, "cli": m.cli, "role": m.role, "state": m.state, "unread": unseen.get(m.name, 0),
                  "last_wake": m.last_wake, "last_wake_ts": m.last_wake_ts,
                  "handed_off_to": self.handed_off.get(m.name),
                  "waking": bool(self.waker and self.waker.pending(m.name)), "tools_ready": m.tools_ready}
                 for m in self.members.values() if not m.removed
             ],
             "routes": self._routes(),
-            "pending_deliveries": dict(rows),
+            "pending_deliveries": unseen,
         }
 
-    async def op_sync(self, agent: str) -> dict[str, Any]:
-        if self.reload_spec is None:
-            raise OpError(wire.BAD_REQUEST, "this broker was not started from a pod file")
+    @checked
+    async def op_sync(self, agent: str, spec: dict[str, Any], source: str) -> dict[str, Any]:
+        """Take the desired state the applier just applied (never a file the broker reads itself)."""
         try:
-            spec = self.reload_spec()
-        except Exception as exc:  # noqa: BLE001 - an invalid file changes nothing
-            raise OpError(wire.BAD_REQUEST, f"pod file not applied:\n{exc}") from exc
-        return await self.apply_spec(spec)
+            new = from_wire(spec, source)
+        except PodctlError as exc:
+            raise OpError(wire.BAD_REQUEST, str(exc)) from None
+        if new.name != self.spec.name:
+            raise OpError(wire.BAD_REQUEST, f"this broker serves pod {self.spec.name}, not {new.name}")
+        self.pod_file = new.source
+        return await self.apply_spec(new)
 
     @checked
     async def op_prune(self, agent: str, older_than_s: Seconds | None = None) -> dict[str, Any]:
@@ -570,13 +569,7 @@ class Broker:
 
     async def handoff(self, source: str, target: str, reason: str) -> dict[str, Any]:
         """Give `target` what it needs to take over `source`'s thread, wake it, mark `source`."""
-        rows = await self.store.fetchall(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.kind IN ('tell','ask','reply')"
-            " AND (m.sender=? OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id=m.id AND d.recipient=?))"
-            " ORDER BY m.id DESC LIMIT 20",
-            (source, source),
-        )
-        recent = [message_row(r) for r in reversed(rows)]
+        recent = await self.store.conversation_of(source, 20)
         task = next((m for m in reversed(recent) if m["from"] == USER), None)
         digest = "\n".join(f"- #{m['id']} {m['from']} -> {','.join(m['to'])} ({m['kind']}): {m['text'][:400]}" for m in recent)
         text = (
@@ -619,7 +612,7 @@ class Broker:
         member = self.members.get(name)
         if member is not None:
             member.last_wake, member.last_wake_ts = result, now
-        await self.store.write("INSERT INTO wakes(agent, ts, result) VALUES (?,?,?)", (name, now, result))
+        await self.store.record_wake(name, now, result)
         self.publish(wire.event("wake", {"name": name, "result": result, "ts": now}))
 
     async def send_overdue_notices(self) -> int:
@@ -628,12 +621,7 @@ class Broker:
         overdue = await self.store.overdue(time.time() - limit_s)
         if not overdue:
             return 0
-        now = time.time()
-        statements = [
-            ("UPDATE deliveries SET notice_at=? WHERE message_id=? AND recipient=?", (now, mid, rcpt))
-            for mid, rcpt, _, _ in overdue
-        ]
-        await self.store.write_many(statements)
+        await self.store.mark_noticed([(mid, rcpt) for mid, rcpt, _, _ in overdue], time.time())
         by_sender: dict[str, list[str]] = {}
         for mid, rcpt, sender, kind in overdue:
             if sender == wire.SYSTEM_SENDER or rcpt == USER:

@@ -105,6 +105,56 @@ NEEDS_ATTENTION = "(m.kind IN ('ask','reply') OR m.urgent=1 OR m.sender='user')"
 
 MESSAGE_COLUMNS = "m.id, m.ts, m.sender, m.kind, m.recipients, m.text, m.ask_id, m.urgent, m.followup, m.target"
 
+PAGE_BYTES = 2 * 1024 * 1024
+"""A page of messages (history, an inbox) stops once it holds this much text, after at least one
+message: no answer can grow past what a client reads and the broker holds comfortably."""
+
+
+def paged(sql: str) -> str:
+    """Wrap a query of MESSAGE_COLUMNS rows (ordered by id, with its LIMIT) so the page stops at
+    PAGE_BYTES of text; takes one more parameter, the byte budget."""
+    return (
+        "SELECT * FROM (SELECT *, sum(length(CAST(text AS BLOB))) OVER (ORDER BY id ROWS UNBOUNDED PRECEDING)"
+        f" AS run_bytes FROM ({sql})) WHERE run_bytes - length(CAST(text AS BLOB)) < ? ORDER BY id"
+    )
+
+
+SQL_HISTORY = paged(f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id>? ORDER BY m.id LIMIT ?")
+SQL_UNSEEN = paged(
+    f"SELECT {MESSAGE_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id"
+    " WHERE d.recipient=? AND d.read_at IS NULL AND d.injected_at IS NULL ORDER BY d.message_id LIMIT ?"
+)
+SQL_INBOX = paged(
+    f"SELECT {MESSAGE_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id"
+    " WHERE d.recipient=? AND d.message_id>? ORDER BY d.message_id LIMIT ?"
+)
+SQL_AGENTS = "SELECT name, cli, role, state, state_ts, removed FROM agents ORDER BY rowid"
+SQL_UNSEEN_COUNTS = (
+    "SELECT recipient, count(*) FROM deliveries WHERE read_at IS NULL AND injected_at IS NULL GROUP BY recipient"
+)
+SQL_LAST_MESSAGE = "SELECT max(id) FROM messages"
+SQL_LAST_WAKES = (
+    "SELECT w.agent, w.ts, w.result FROM wakes w WHERE w.id = (SELECT max(id) FROM wakes v WHERE v.agent = w.agent)"
+)
+
+
+def deliveries_sql(count: int) -> str:
+    marks = ",".join("?" * count)
+    return (
+        "SELECT message_id, recipient, queued_at, injected_at, read_at FROM deliveries"
+        f" WHERE message_id IN ({marks}) ORDER BY message_id, recipient"
+    )
+
+
+def deliveries_map(rows: Iterable[Sequence[Any]]) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {}
+    for mid, rcpt, queued, injected, read in rows:
+        out.setdefault(mid, []).append({
+            "to": rcpt, "state": delivery_state(injected, read),
+            "queued_at": queued, "injected_at": injected, "read_at": read,
+        })
+    return out
+
 
 def message_row(row: Sequence[Any]) -> dict[str, Any]:
     """A messages row (MESSAGE_COLUMNS) as the wire's message dict."""
@@ -465,20 +515,10 @@ class Store:
 
     async def unseen(self, agent: str, limit: int) -> list[dict[str, Any]]:
         """The agent's messages that no hook injected and no read returned yet."""
-        rows = await self.fetchall(
-            f"SELECT {MESSAGE_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id"
-            " WHERE d.recipient=? AND d.read_at IS NULL AND d.injected_at IS NULL ORDER BY d.message_id LIMIT ?",
-            (agent, limit),
-        )
-        return [message_row(r) for r in rows]
+        return [message_row(r) for r in await self.fetchall(SQL_UNSEEN, (agent, limit, PAGE_BYTES))]
 
     async def inbox(self, agent: str, since: int, limit: int) -> list[dict[str, Any]]:
-        rows = await self.fetchall(
-            f"SELECT {MESSAGE_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id"
-            " WHERE d.recipient=? AND d.message_id>? ORDER BY d.message_id LIMIT ?",
-            (agent, since, limit),
-        )
-        return [message_row(r) for r in rows]
+        return [message_row(r) for r in await self.fetchall(SQL_INBOX, (agent, since, limit, PAGE_BYTES))]
 
     async def mark_read(self, agent: str, ids: list[int], now: float) -> None:
         """Mark messages read; the agent's read cursor is the newest message it has read."""
@@ -522,25 +562,17 @@ class Store:
     async def deliveries_of(self, message_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
         if not message_ids:
             return {}
-        marks = ",".join("?" * len(message_ids))
-        rows = await self.fetchall(
-            "SELECT message_id, recipient, queued_at, injected_at, read_at FROM deliveries"
-            f" WHERE message_id IN ({marks}) ORDER BY message_id, recipient",
-            tuple(message_ids),
-        )
-        out: dict[int, list[dict[str, Any]]] = {}
-        for mid, rcpt, queued, injected, read in rows:
-            out.setdefault(mid, []).append({
-                "to": rcpt, "state": delivery_state(injected, read),
-                "queued_at": queued, "injected_at": injected, "read_at": read,
-            })
-        return out
+        return deliveries_map(await self.fetchall(deliveries_sql(len(message_ids)), tuple(message_ids)))
 
     async def history(self, since: int, limit: int) -> list[dict[str, Any]]:
-        rows = await self.fetchall(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id>? ORDER BY m.id LIMIT ?", (since, limit)
+        return [message_row(r) for r in await self.fetchall(SQL_HISTORY, (since, limit, PAGE_BYTES))]
+
+    async def overview(self) -> dict[str, Any]:
+        """What `status` shows of the store: agents, unseen counts, the last message, the last wakes."""
+        return overview(
+            await self.fetchall(SQL_AGENTS), await self.fetchall(SQL_UNSEEN_COUNTS),
+            await self.fetchone(SQL_LAST_MESSAGE), await self.fetchall(SQL_LAST_WAKES),
         )
-        return [message_row(r) for r in rows]
 
     async def ask(self, ask_id: int) -> dict[str, Any] | None:
         row = await self.fetchone("SELECT id, asker, mode, route, deadline FROM asks WHERE id=?", (ask_id,))
@@ -562,10 +594,7 @@ class Store:
         return [message_row(r) for r in rows]
 
     async def unread_counts(self) -> dict[str, int]:
-        rows = await self.fetchall(
-            "SELECT recipient, count(*) FROM deliveries WHERE read_at IS NULL AND injected_at IS NULL GROUP BY recipient"
-        )
-        return dict(rows)
+        return dict(await self.fetchall(SQL_UNSEEN_COUNTS))
 
     async def pending_wakeworthy(self, agent: str, include_injected: bool) -> int:
         """Messages that call for the agent's attention (asks, urgent tells, replies) not yet seen."""
@@ -576,6 +605,33 @@ class Store:
             (agent,),
         )
         return row[0] if row else 0
+
+    async def conversation_of(self, agent: str, limit: int) -> list[dict[str, Any]]:
+        """The agent's recent tells, asks and replies (sent or received), oldest first."""
+        rows = await self.fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.kind IN ('tell','ask','reply')"
+            " AND (m.sender=? OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id=m.id AND d.recipient=?))"
+            " ORDER BY m.id DESC LIMIT ?",
+            (agent, agent, limit),
+        )
+        return [message_row(r) for r in reversed(rows)]
+
+    async def last_said(self, agent: str) -> str:
+        """The text of the agent's last tell, ask or reply ('' if none)."""
+        row = await self.fetchone(
+            "SELECT text FROM messages WHERE sender=? AND kind IN ('tell','ask','reply') ORDER BY id DESC LIMIT 1",
+            (agent,),
+        )
+        return row[0] if row else ""
+
+    async def record_wake(self, agent: str, ts: float, result: str) -> None:
+        await self.write("INSERT INTO wakes(agent, ts, result) VALUES (?,?,?)", (agent, ts, result))
+
+    async def mark_noticed(self, deliveries: Sequence[tuple[int, str]], now: float) -> None:
+        await self.write_many([
+            ("UPDATE deliveries SET notice_at=? WHERE message_id=? AND recipient=?", (now, mid, rcpt))
+            for mid, rcpt in deliveries
+        ])
 
     async def overdue(self, older_than: float) -> list[tuple[int, str, str, str]]:
         """Deliveries no model has seen since before `older_than`: (message_id, recipient, sender, kind)."""
@@ -608,3 +664,68 @@ class Store:
                 await self._rollback()
                 raise
         return len(ids)
+
+
+def overview(
+    agents: Sequence[Sequence[Any]], unseen: Sequence[Sequence[Any]], last: Sequence[Any] | None,
+    wakes: Sequence[Sequence[Any]],
+) -> dict[str, Any]:
+    return {
+        "agents": [
+            {"name": r[0], "cli": r[1], "role": r[2], "state": r[3], "state_ts": r[4], "removed": bool(r[5])}
+            for r in agents
+        ],
+        "unseen": dict(unseen),
+        "last_message_id": last[0] if last else None,
+        "last_wakes": {r[0]: {"ts": r[1], "result": r[2]} for r in wakes},
+    }
+
+
+class ReadOnlyStore:
+    """The store of a pod whose broker is down, read with plain sqlite3 in read-only mode.
+
+    Safe while a broker starts: a reader never writes, never migrates and never blocks the
+    broker's writes (WAL). A pod that never started has no store: it reads as empty.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn: sqlite3.Connection | None = None
+        if path.exists():
+            try:
+                self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+                self.conn.execute("SELECT 1 FROM messages LIMIT 1")
+            except sqlite3.Error as exc:
+                self.close()
+                if "no such table" not in str(exc):
+                    raise StoreError(f"cannot read the pod's store {path}: {exc}") from exc
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if self.conn is None:
+            return []
+        return self.conn.execute(sql, tuple(params)).fetchall()
+
+    def history(self, since: int, limit: int) -> list[dict[str, Any]]:
+        messages = [message_row(r) for r in self._all(SQL_HISTORY, (since, limit, PAGE_BYTES))]
+        ids = [m["id"] for m in messages]
+        deliveries = deliveries_map(self._all(deliveries_sql(len(ids)), ids)) if ids else {}
+        for m in messages:
+            m["delivery"] = deliveries.get(m["id"], [])
+        return messages
+
+    def overview(self) -> dict[str, Any]:
+        last = self._all(SQL_LAST_MESSAGE)
+        return overview(
+            self._all(SQL_AGENTS), self._all(SQL_UNSEEN_COUNTS), last[0] if last else None, self._all(SQL_LAST_WAKES)
+        )
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def __enter__(self) -> ReadOnlyStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,4 +1,9 @@
-"""The pod's background processes: the broker daemon and the supervisor daemon (pid files, logs)."""
+"""The pod's background processes: the broker daemon and the supervisor daemon.
+
+Each daemon holds its own lock for its whole life (so there is at most one of each per pod) and
+records its pid with its start time; a pid is only ever signalled after that identity is checked,
+so a stale pid file naming a reused pid never hits an unrelated process.
+"""
 
 from __future__ import annotations
 
@@ -11,25 +16,15 @@ import time
 from pathlib import Path
 
 from podctl.broker import wire
+from podctl.broker.locks import ALREADY_RUNNING_EXIT, verified_pid
 from podctl.broker.paths import USER, PodPaths
+from podctl.pods.errors import PodctlError
 
 PODCTL = [sys.executable, "-m", "podctl.orchestrator.cli.main"]
 
 
-def supervisor_pid_file(paths: PodPaths) -> Path:
-    return paths.root / "supervisor.pid"
-
-
-def read_pid(path: Path) -> int | None:
-    try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return None
-    return pid
+class DaemonFailed(PodctlError):
+    """A daemon of the pod could not start; the message carries its own reason."""
 
 
 def broker_alive(paths: PodPaths, timeout: float = 1.0) -> bool:
@@ -39,6 +34,14 @@ def broker_alive(paths: PodPaths, timeout: float = 1.0) -> bool:
         return True
     except (OSError, wire.BrokerError):
         return False
+
+
+def broker_pid(paths: PodPaths) -> int | None:
+    return verified_pid(paths.broker_pid)
+
+
+def supervisor_pid(paths: PodPaths) -> int | None:
+    return verified_pid(paths.supervisor_pid)
 
 
 def spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -51,39 +54,73 @@ def spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def _log_since(log: Path, offset: int, lines: int = 6) -> str:
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(offset)
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
+
+
 def start_broker(pod_file: Path, paths: PodPaths, timeout: float = 20.0) -> None:
-    proc = spawn([*PODCTL, "broker", "run", str(pod_file)], paths.logs / "broker.log")
+    """Start the pod's broker and wait until it answers; raise DaemonFailed with its own reason."""
+    log = paths.logs / "broker.log"
+    offset = log.stat().st_size if log.exists() else 0
+    proc = spawn([*PODCTL, "broker", "run", str(pod_file)], log)
     deadline = time.monotonic() + timeout
     while not broker_alive(paths, timeout=0.5):
-        if proc.poll() is not None:
-            tail = (paths.logs / "broker.log").read_text(errors="replace").splitlines()[-5:]
-            raise RuntimeError(f"the broker of pod {paths.pod} exited at start:\n" + "\n".join(tail))
+        code = proc.poll()
+        if code is not None and code != ALREADY_RUNNING_EXIT:
+            reason = _log_since(log, offset) or f"it exited with status {code}"
+            raise DaemonFailed(f"the broker of pod {paths.pod} could not start:\n{reason}\n(log: {log})")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the broker of pod {paths.pod} did not answer within {timeout:.0f}s; see {paths.logs}/broker.log")
+            holder = broker_pid(paths)
+            if code == ALREADY_RUNNING_EXIT and holder is not None:
+                raise DaemonFailed(
+                    f"a broker of pod {paths.pod} (pid {holder}) holds its lock but does not answer:"
+                    f" `podctl down {paths.pod}` stops it; see {log}"
+                )
+            proc.kill()
+            raise DaemonFailed(f"the broker of pod {paths.pod} did not answer within {timeout:.0f}s; see {log}")
         time.sleep(0.02)
 
 
-def start_supervisor(pod_file: Path, paths: PodPaths) -> None:
-    if read_pid(supervisor_pid_file(paths)) is None:
-        spawn([*PODCTL, "supervise", str(pod_file)], paths.logs / "supervisor.log")
+def start_supervisor(pod_file: Path, paths: PodPaths, timeout: float = 10.0) -> None:
+    """Start the supervisor unless one runs, and wait until it has recorded itself (so a `down`
+    right after `up` finds it)."""
+    if supervisor_pid(paths) is not None:
+        return
+    proc = spawn([*PODCTL, "supervise", str(pod_file)], paths.logs / "supervisor.log")
+    deadline = time.monotonic() + timeout
+    while supervisor_pid(paths) is None and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
-def stop_pid(path: Path, timeout: float = 10.0) -> bool:
-    pid = read_pid(path)
+def stop(pid: int | None, timeout: float = 10.0) -> bool:
+    """SIGTERM a verified daemon pid, then SIGKILL if it is still there after `timeout`."""
     if pid is None:
         return False
     with contextlib.suppress(OSError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            break
+        if not _alive(pid):
+            return True
         time.sleep(0.02)
-    else:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
     return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return state[state.rfind(")") + 2:].split()[0] != "Z"

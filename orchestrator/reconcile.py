@@ -72,13 +72,14 @@ def apply(spec: PodSpec, paths: PodPaths, steps: list[Step]) -> Outcome:
     srv = tmux.server()
     paths.ensure()
     if not any(s.kind == "start_broker" for s in steps) and processes.broker_alive(paths):
-        _sync(paths)
+        sync(paths, spec)
     for step in steps:
         if step.waits:
             outcome.waiting.append(step)
             continue
         if step.kind == "start_broker":
             processes.start_broker(spec.source, paths)
+            sync(paths, spec)
         elif step.kind == "create_session":
             tmux.create_session(srv, spec.name, transcript_command(spec.name), str(workdir_of(spec)))
         elif step.kind in ("add_agent", "restart_agent"):
@@ -108,9 +109,12 @@ def restart_agent(spec: PodSpec, paths: PodPaths, name: str) -> None:
     set_state(paths, name, "idle")
 
 
-def _sync(paths: PodPaths) -> None:
+def sync(paths: PodPaths, spec: PodSpec) -> None:
+    """Hand the broker the spec being applied: it never reads a pod file of its own accord."""
+    from podctl.pods.transfer import to_wire
+
     with user_client(paths) as client:
-        client.call("sync")
+        client.call("sync", **to_wire(spec))
 
 
 def set_stopped(paths: PodPaths, name: str) -> None:
@@ -138,8 +142,3 @@ def report(paths: PodPaths, text: str, level: str = "info") -> None:
             client.call("log", text=text, level=level)
     except (OSError, wire.BrokerError):
         pass
-
-
-def record_pod_file(paths: PodPaths, pod_file: Path) -> None:
-    paths.ensure()
-    paths.pod_file_record.write_text(f"{pod_file.resolve()}\n")

@@ -2,10 +2,17 @@
 
 It keeps a running pod matching its file for as long as the pod is up, attached or not:
 - hot reload: watches the pod file (atomic saves included) and reconciles on every change;
-  an invalid file changes nothing and its errors go to the transcript;
+  an invalid file changes nothing and its errors go to the transcript; `podctl add/remove`
+  wait for what it applied (`applied.json`), and SIGHUP asks for a reload at once;
 - steps that waited for a busy agent are applied once it is idle;
-- an agent whose CLI exited is reported stopped, and restarted by its `restart` policy with
-  exponential backoff; a dead broker is restarted.
+- an agent whose CLI exited is reported stopped (with the last lines of its screen), and
+  restarted by its `restart` policy with exponential backoff; a dead broker is restarted, with
+  backoff when it cannot start.
+
+Its event loop never blocks: reloads and ticks (tmux, starting a broker, an adapter's slow
+preparation) run one at a time in a worker thread, under the pod's apply lock. A save during a
+slow apply is applied next (the last save wins), and SIGTERM ends the supervisor at once.
+At most one supervisor runs per pod: it holds `supervisor.lock` for its whole life.
 """
 
 from __future__ import annotations
@@ -13,24 +20,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+from podctl.broker.locks import ALREADY_RUNNING_EXIT, FileLock, write_pid_file
 from podctl.broker.paths import PodPaths
+from podctl.pods.errors import PodctlError
 from podctl.pods.load import PodFileError, load_pod
 from podctl.pods.spec import PodSpec
 
-from . import processes, reconcile, tmux
+from . import pod, processes, reconcile, tmux
 
 log = logging.getLogger("podctl.supervisor")
 
 TICK_S = 1.0
 DEBOUNCE_MS = 80
 SESSION_GONE_S = 3.0
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -41,6 +54,15 @@ class Backoff:
     def delay(self) -> float:
         return min(60.0, 1.0 * 2 ** max(0, self.failures - 1))
 
+    def due(self) -> bool:
+        return time.monotonic() >= self.next_try
+
+    def failed(self) -> float:
+        self.failures += 1
+        delay = self.delay()
+        self.next_try = time.monotonic() + delay
+        return delay
+
 
 class Supervisor:
     def __init__(self, pod_file: Path, spec: PodSpec) -> None:
@@ -48,36 +70,55 @@ class Supervisor:
         self.spec = spec
         self.paths = PodPaths.of(spec.name)
         self.backoff: dict[str, Backoff] = {}
+        self.broker_backoff = Backoff()
         self.reported_dead: set[str] = set()
         self.waiting: set[str] = set()
         self.session_missing_since: float | None = None
+        self.applied_digest: str | None = None
         self.stop = asyncio.Event()
+        self.dirty = asyncio.Event()
+
+    # -- work done in the worker thread, under the apply lock ----------------------------------
 
     def reload(self) -> None:
         try:
-            spec = load_pod(self.pod_file)
-        except PodFileError as exc:
-            reconcile.report(self.paths, f"{self.pod_file.name} changed but is invalid; nothing applied:\n{exc}", "error")
-            return
+            text = self.pod_file.read_text(encoding="utf-8")
         except FileNotFoundError:
             return
-        if spec.name != self.spec.name:
-            reconcile.report(
-                self.paths, f"the pod's name changed to {spec.name!r}: not applied (podctl down, then up)", "error"
-            )
+        digest = pod.file_digest(text)
+        if digest == self.applied_digest and not self.waiting:
             return
-        self.spec = spec
-        self.reconcile(announce=True)
+        with pod.applying(self.paths, "the supervisor (applying a saved pod file)"):
+            try:
+                spec = load_pod(self.pod_file)
+            except PodFileError as exc:
+                message = f"{self.pod_file.name} changed but is invalid; nothing applied:\n{exc}"
+                reconcile.report(self.paths, message, "error")
+                pod.record_applied(self.paths, digest, False, message)
+                self.applied_digest = digest
+                return
+            if spec.name != self.spec.name:
+                message = f"the pod's name changed to {spec.name!r}: not applied (podctl down, then up)"
+                reconcile.report(self.paths, message, "error")
+                pod.record_applied(self.paths, digest, False, message)
+                self.applied_digest = digest
+                return
+            self.spec = spec
+            summary = self.reconcile(announce=True)
+            pod.record_applied(self.paths, digest, True, summary)
+            self.applied_digest = digest
 
-    def reconcile(self, announce: bool) -> None:
+    def reconcile(self, announce: bool) -> str:
         steps = reconcile.compute(self.spec, self.paths)
         outcome = reconcile.apply(self.spec, self.paths, steps)
         waiting = {s.describe() for s in outcome.waiting}
+        summary = outcome.summary()
         if outcome.done or (waiting - self.waiting):
-            reconcile.report(self.paths, "reconciled the pod file:\n" + outcome.summary())
+            reconcile.report(self.paths, "reconciled the pod file:\n" + summary)
         elif announce:
             reconcile.report(self.paths, "pod file saved: nothing to change")
         self.waiting = waiting
+        return summary
 
     def tick(self) -> None:
         srv = tmux.server()
@@ -86,14 +127,31 @@ class Supervisor:
             self.session_missing_since = self.session_missing_since or now
             if now - self.session_missing_since > SESSION_GONE_S:
                 log.info("the tmux session of pod %s is gone; the supervisor stops", self.spec.name)
-                self.stop.set()
+                self.stop_soon()
             return
         self.session_missing_since = None
-        if not processes.broker_alive(self.paths):
+        with pod.applying(self.paths, "the supervisor (repairing the pod)"):
+            self._repair_broker()
+            if self.waiting:
+                self.reconcile(announce=False)
+            self._watch_agents(srv)
+
+    def _repair_broker(self) -> None:
+        if processes.broker_alive(self.paths) or not self.broker_backoff.due():
+            return
+        try:
             processes.start_broker(self.pod_file, self.paths)
-            reconcile.report(self.paths, "the broker was not running: restarted it", "warning")
-        if self.waiting:
-            self.reconcile(announce=False)
+            reconcile.sync(self.paths, self.spec)
+        except PodctlError as exc:
+            delay = self.broker_backoff.failed()
+            log.error("%s", exc)
+            if self.broker_backoff.failures in (1, 3) or delay >= 60:
+                reconcile.report(self.paths, f"{exc}\nretrying in {delay:.0f}s", "error")
+            return
+        self.broker_backoff = Backoff()
+        reconcile.report(self.paths, "the broker was not running: restarted it", "warning")
+
+    def _watch_agents(self, srv) -> None:
         windows = tmux.windows(srv, self.spec.name)
         for name, agent in self.spec.agents.items():
             window = windows.get(name)
@@ -105,17 +163,52 @@ class Supervisor:
                 self.reported_dead.add(name)
                 reconcile.set_stopped(self.paths, name)
                 how = f"exited (status {status})" if window is not None else "lost its window"
-                reconcile.report(self.paths, f"agent {name} {how}; it is stopped", "warning")
+                screen = pod.save_exit_screen(self.paths, name) if window is not None else ""
+                last = [line for line in screen.splitlines() if line.strip() and not line.startswith("Pane is dead")]
+                tail = ("; its last lines:\n" + "\n".join(last[-4:])) if last else ""
+                reconcile.report(self.paths, f"agent {name} {how}; it is stopped{tail}", "warning")
             wants = agent.restart == "always" or (agent.restart == "on-failure" and status != 0)
             if not wants:
                 continue
             backoff = self.backoff.setdefault(name, Backoff())
-            if time.monotonic() < backoff.next_try:
+            if not backoff.due():
                 continue
-            backoff.failures += 1
-            backoff.next_try = time.monotonic() + backoff.delay()
+            backoff.failed()
             reconcile.report(self.paths, f"restarting {name} (restart: {agent.restart}, attempt {backoff.failures})")
             reconcile.restart_agent(self.spec, self.paths, name)
+
+    # -- the event loop ---------------------------------------------------------------------------
+
+    def stop_soon(self) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+
+    async def blocking(self, work: Callable[[], T]) -> T | None:
+        """Run `work` in a daemon thread; return None at once if the supervisor is told to stop."""
+        future: asyncio.Future[T] = self.loop.create_future()
+
+        def done(result: T | None, error: BaseException | None) -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)  # type: ignore[arg-type]
+
+        def target() -> None:
+            try:
+                result = work()
+            except BaseException as exc:  # noqa: BLE001 - handed to the loop
+                self.loop.call_soon_threadsafe(done, None, exc)
+            else:
+                self.loop.call_soon_threadsafe(done, result, None)
+
+        threading.Thread(target=target, name="supervisor-work", daemon=True).start()
+        stopping = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait({future, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        return future.result() if future.done() else None
 
     async def watch(self) -> None:
         from watchfiles import awatch
@@ -125,22 +218,29 @@ class Supervisor:
             self.pod_file.parent, debounce=DEBOUNCE_MS, step=20, stop_event=self.stop,
             watch_filter=lambda _change, path: Path(path).name == target,
         ):
-            try:
-                self.reload()
-            except Exception as exc:  # noqa: BLE001 - keep watching
-                log.exception("reload failed")
-                reconcile.report(self.paths, f"reload failed: {exc}", "error")
+            self.dirty.set()
 
     async def run(self) -> None:
+        self.loop = asyncio.get_running_loop()
         watcher = asyncio.create_task(self.watch())
         try:
             while not self.stop.is_set():
-                try:
-                    self.tick()
-                except Exception:  # noqa: BLE001 - keep supervising
-                    log.exception("supervisor tick failed")
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), timeout=TICK_S)
+                    await asyncio.wait_for(self.dirty.wait(), timeout=TICK_S)
+                if self.stop.is_set():
+                    break
+                if self.dirty.is_set():
+                    self.dirty.clear()
+                    work, what = self.reload, "reload"
+                else:
+                    work, what = self.tick, "tick"
+                try:
+                    await self.blocking(work)
+                except PodctlError as exc:
+                    log.error("%s failed: %s", what, exc)
+                    reconcile.report(self.paths, f"{what} failed: {exc}", "error")
+                except Exception:  # noqa: BLE001 - keep supervising
+                    log.exception("supervisor %s failed", what)
         finally:
             self.stop.set()
             watcher.cancel()
@@ -153,22 +253,22 @@ def run(pod_file: Path) -> int:
     pod_file = pod_file.resolve()
     spec = load_pod(pod_file)
     supervisor = Supervisor(pod_file, spec)
-    pid_file = processes.supervisor_pid_file(supervisor.paths)
-    if processes.read_pid(pid_file) not in (None, os.getpid()):
-        print(f"a supervisor for pod {spec.name} is already running", file=sys.stderr)
-        return 1
-    pid_file.write_text(f"{os.getpid()}\n")
+    supervisor.applied_digest = pod.file_digest(pod_file.read_text(encoding="utf-8"))
+    lock = FileLock(supervisor.paths.supervisor_lock, f"the supervisor of pod {spec.name}")
+    if not lock.try_acquire():
+        print(f"a supervisor for pod {spec.name} is already running ({lock.holder()})", file=sys.stderr)
+        return ALREADY_RUNNING_EXIT
+    write_pid_file(supervisor.paths.supervisor_pid)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, supervisor.stop.set)
+        loop.add_signal_handler(signal.SIGHUP, supervisor.dirty.set)
         await supervisor.run()
 
     try:
         asyncio.run(main())
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            if processes.read_pid(pid_file) in (None, os.getpid()):
-                pid_file.unlink()
+        lock.release()
     return 0

@@ -42,6 +42,11 @@ def tmux_argv(*args: str) -> list[str]:
     return ["tmux", *(["-L", sock] if sock else []), *args]
 
 
+def target(pod: str, window: str | None = None) -> str:
+    """A tmux target matching the pod's session (and an agent's window) by exact name."""
+    return f"={pod}" if window is None else f"={pod}:={window}"
+
+
 @dataclass(frozen=True)
 class WindowState:
     name: str
@@ -112,6 +117,15 @@ def _mark(srv: libtmux.Server, pod: str, name: str, fingerprint: str) -> None:
     target = f"={pod}:={name}"
     srv.cmd("set-option", "-w", "-t", target, "remain-on-exit", "on")
     srv.cmd("set-option", "-w", "-t", target, FINGERPRINT_OPTION, fingerprint)
+
+
+def capture(srv: libtmux.Server, pod: str, name: str, lines: int = 200) -> str:
+    """The last `lines` of an agent's pane (a dead pane included), or "" if it is gone."""
+    try:
+        result = srv.cmd("capture-pane", "-p", "-J", "-S", f"-{lines}", "-t", target(pod, name))
+    except Exception:  # noqa: BLE001 - no server or no pane: nothing to show
+        return ""
+    return "\n".join(result.stdout) if not result.stderr else ""
 
 
 def kill_window(srv: libtmux.Server, pod: str, name: str) -> None:

@@ -6,41 +6,35 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from podctl.broker import wire
-from podctl.broker.paths import USER, PodPaths
+from podctl.broker.paths import USER
+from podctl.pods.errors import PodctlError, UsageError
 
 
 def user_client(pod: str, timeout: float = 10.0) -> wire.Client:
-    """A client acting as the pod's owner; exits with a clear message if the pod has no broker."""
-    paths = PodPaths.of(pod)
-    if not paths.root.exists():
-        typer.echo(f"podctl: no pod named {pod!r} in {paths.root.parent} (see `podctl ls`)", err=True)
-        raise typer.Exit(1)
+    """A client acting as the pod's owner (the pod must exist; its broker may be down)."""
+    from podctl.orchestrator.pod import find
+
+    paths = find(pod)
     try:
         token = paths.read_token(USER)
     except FileNotFoundError:
-        typer.echo(f"podctl: pod {pod!r} has no owner token yet: bring it up with `podctl up`", err=True)
-        raise typer.Exit(1) from None
+        raise PodctlError(f"pod {paths.pod!r} has no owner token yet: bring it up with `podctl up`") from None
     return wire.Client(paths.socket, USER, token, timeout=timeout)
 
 
-def call_or_exit(client: wire.Client, op: str, **args):
+def call_or_exit(client: wire.Client, op: str, **args: Any) -> dict[str, Any]:
     try:
         return client.call(op, **args)
     except wire.BrokerUnavailable:
         pod = Path(client.socket_path).parent.name
-        typer.echo(
-            f"podctl: the broker of pod {pod!r} is not running: start the pod with `podctl up` (or `podctl resume {pod}`)",
-            err=True,
-        )
-        raise typer.Exit(1) from None
-    except wire.BrokerError as exc:
-        typer.echo(f"podctl: {exc.message}", err=True)
-        raise typer.Exit(1) from None
+        raise PodctlError(
+            f"the broker of pod {pod!r} is not running: start the pod with `podctl resume {pod}` (or `podctl up`)"
+        ) from None
 
 
 def register(app: typer.Typer) -> None:
@@ -65,6 +59,8 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="print the broker's answer as JSON")] = False,
     ) -> None:
         """Send a message to the pod's agents as the human member `user`."""
+        if wait is not None and not ask:
+            raise UsageError("--wait waits for the reply to an ask: add --ask")
         if text == "-":
             text = sys.stdin.read()
         target: str | list[str] = to[0] if len(to) == 1 else to
@@ -104,16 +100,14 @@ def register(app: typer.Typer) -> None:
             sys.stdout.flush()
 
         with user_client(pod) as client:
-            cursor = 0
-            if last:
-                cursor = max(0, (call_or_exit(client, "status").get("last_message_id") or 0) - last)
-            while True:
-                page = call_or_exit(client, "history", since=cursor, limit=1000)
-                for message in page["messages"]:
-                    emit(json.dumps(message, ensure_ascii=False) if as_json else format_message(message))
-                cursor = page["next"]
-                if not page["more"]:
-                    break
+            try:
+                client.call("hello")
+            except wire.BrokerUnavailable:
+                cursor = _tail_stored(client, as_json, last, emit)
+                if not follow:
+                    return
+            else:
+                cursor = _tail_live(client, as_json, last, emit)
             if not follow:
                 return
             while True:
@@ -151,6 +145,40 @@ def register(app: typer.Typer) -> None:
         with user_client(pod) as client:
             result = call_or_exit(client, "prune", **args)
         typer.echo(f"deleted {result['deleted']} messages")
+
+
+def _tail_live(client: wire.Client, as_json: bool, last: int, emit: Any) -> int:
+    """Print the history from the running broker; returns the cursor after it."""
+    from podctl.broker.transcript import format_message
+
+    cursor = 0
+    if last:
+        cursor = max(0, (call_or_exit(client, "status").get("last_message_id") or 0) - last)
+    while True:
+        page = call_or_exit(client, "history", since=cursor, limit=1000)
+        for message in page["messages"]:
+            emit(json.dumps(message, ensure_ascii=False) if as_json else format_message(message))
+        cursor = page["next"]
+        if not page["more"]:
+            return cursor
+
+
+def _tail_stored(client: wire.Client, as_json: bool, last: int, emit: Any) -> int:
+    """Print the history of a pod that is down, straight from its store (read-only)."""
+    from podctl.broker.store import ReadOnlyStore
+    from podctl.broker.transcript import format_message
+
+    folder = Path(client.socket_path).parent
+    typer.echo(f"(pod {folder.name} is down: its history, from {folder / 'pod.db'})", err=True)
+    with ReadOnlyStore(folder / "pod.db") as store:
+        cursor = 0
+        if last:
+            cursor = max(0, (store.overview()["last_message_id"] or 0) - last)
+        while page := store.history(cursor, 1000):
+            for message in page:
+                emit(json.dumps(message, ensure_ascii=False) if as_json else format_message(message))
+            cursor = page[-1]["id"]
+    return cursor
 
 
 def _wait_for_broker(client: wire.Client) -> None:

@@ -2,7 +2,9 @@
 
 `podctl hook ...` and `podctl shim ...` are dispatched before anything heavy is imported:
 hooks run after every tool call and must stay standard-library only, and the shim's start-up
-time is dominated by importing `mcp`. Everything else goes through the typer app.
+time is dominated by importing `mcp`. Everything else goes through the typer app, and every
+error meant for the user (a PodctlError, a bad pod file, an unreachable broker) is printed here,
+once, without a traceback (`--debug` shows it).
 """
 
 from __future__ import annotations
@@ -20,9 +22,39 @@ def main(argv: list[str] | None = None) -> None:
         from podctl.shim.server import main as shim_main
 
         sys.exit(shim_main(args[1:]))
+    debug = "--debug" in args
+    if debug:
+        args = [a for a in args if a != "--debug"]
+    from podctl.broker import wire
+    from podctl.pods.errors import PodctlError
+    from podctl.pods.load import PodFileError
+
     from .app import build_app
 
-    build_app()(args=args, prog_name="podctl")
+    try:
+        build_app()(args=args, prog_name="podctl", standalone_mode=True)
+    except (PodctlError, PodFileError, wire.BrokerUnavailable, wire.BrokerError) as exc:
+        if debug:
+            raise
+        sys.exit(_report(exc))
+
+
+def _report(exc: BaseException) -> int:
+    from podctl.broker import wire
+    from podctl.pods.errors import PodctlError
+    from podctl.pods.load import PodFileError
+
+    if isinstance(exc, PodFileError):
+        print(str(exc), file=sys.stderr)
+        return 1
+    if isinstance(exc, wire.BrokerError):
+        print(f"podctl: {exc.message}", file=sys.stderr)
+        return 1
+    if isinstance(exc, wire.BrokerUnavailable):
+        print(f"podctl: {exc}", file=sys.stderr)
+        return 1
+    print(f"podctl: {exc}", file=sys.stderr)
+    return exc.exit_code if isinstance(exc, PodctlError) else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,226 @@
+"""Bringing a pod up, restarting an agent and editing a running pod's file, one applier at a time.
+
+The CLI calls these and renders what they return; every failure is a PodctlError that says what
+to do. `up` of a running pod from another pod file with the same name is refused unless
+`replace` is given: the pod file recorded at `up` is the pod's one desired state.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from podctl.broker import wire
+from podctl.broker.paths import PodPaths
+from podctl.pods.errors import PodctlError
+from podctl.pods.load import PodFileError, load_pod, load_pod_text
+from podctl.pods.spec import PodSpec
+
+from . import pod, processes, reconcile, tmux
+from .launch import missing_clis
+
+EARLY_EXIT_S = 3.0
+"""How long `up` watches the agents it started for a CLI that dies at once."""
+
+
+@dataclass
+class AgentFailure:
+    agent: str
+    exit_status: int | None
+    last_lines: list[str] = field(default_factory=list)
+    more: str = ""
+
+    def describe(self) -> str:
+        status = f"exited with status {self.exit_status}" if self.exit_status is not None else "exited"
+        lines = "".join(f"\n    | {line}" for line in self.last_lines)
+        more = f"\n    more: {self.more}" if self.more else ""
+        return f"✗ agent {self.agent} {status} right after it started:{lines or ' (it printed nothing)'}{more}"
+
+
+@dataclass
+class UpResult:
+    spec: PodSpec
+    outcome: reconcile.Outcome
+    failures: list[AgentFailure] = field(default_factory=list)
+    replaced: Path | None = None
+    """The pod file the pod ran from before `--replace`."""
+
+
+class PodFileMissing(PodctlError):
+    pass
+
+
+def read_pod_file(path: Path) -> tuple[str, PodSpec]:
+    """The file's text and its spec (loaded from that very text)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PodFileMissing(f"no pod file at {path} (create one with `podctl init`)") from None
+    except OSError as exc:
+        raise PodctlError(f"cannot read the pod file {path}: {exc.strerror or exc}") from None
+    return text, load_pod_text(text, path)
+
+
+def preflight(spec: PodSpec) -> None:
+    try:
+        tmux.server()
+    except tmux.TmuxMissing as exc:
+        raise PodctlError(str(exc)) from None
+    problems = missing_clis(spec)
+    if problems:
+        raise PodctlError("cannot bring the pod up:\n  " + "\n  ".join(problems))
+
+
+def bring_up(
+    pod_file: Path, force: bool = False, replace: bool = False, on_wait: Callable[[str], None] | None = None
+) -> UpResult:
+    pod_file = pod_file.resolve()
+    text, spec = read_pod_file(pod_file)
+    preflight(spec)
+    paths = PodPaths.of(spec.name).ensure()
+    replaced = None
+    with pod.applying(paths, "podctl up", on_wait=on_wait):
+        recorded = pod.recorded_file(paths)
+        if recorded is not None and recorded != pod_file and pod.running(paths):
+            if not replace:
+                raise PodctlError(
+                    f"pod {spec.name} is running from {recorded}, and {pod_file} has the same name:"
+                    f" `podctl up --replace {pod_file}` switches the running pod to this file (agents not in it"
+                    f" are removed), or give one of the two files another `name:`"
+                )
+            processes.stop(processes.supervisor_pid(paths))
+            replaced = recorded
+        pod.record_file(paths, pod_file)
+        steps = reconcile.compute(spec, paths, force=force)
+        outcome = reconcile.apply(spec, paths, steps)
+        summary = outcome.summary()
+        if replaced is not None:
+            reconcile.report(paths, f"podctl up --replace: the pod now follows {pod_file} (was {replaced})")
+        if outcome.done or outcome.waiting:
+            reconcile.report(paths, f"podctl up:\n{summary}")
+        pod.record_applied(paths, pod.file_digest(text), True, summary)
+        processes.start_supervisor(pod_file, paths)
+    started = [s.agent for s in outcome.done if s.kind in ("add_agent", "restart_agent") and s.agent]
+    return UpResult(spec, outcome, early_failures(paths, started), replaced)
+
+
+def early_failures(paths: PodPaths, agents: list[str], within: float = EARLY_EXIT_S) -> list[AgentFailure]:
+    """Agents among `agents` whose CLI died within `within` seconds of starting.
+
+    Watching stops early once every agent's MCP server has announced itself (it is up)."""
+    if not agents:
+        return []
+    deadline = time.monotonic() + within
+    srv = tmux.server()
+    while True:
+        windows = tmux.windows(srv, paths.pod)
+        dead = [a for a in agents if a in windows and windows[a].dead]
+        ready = _tools_ready(paths)
+        if dead and all(a in dead or a in ready for a in agents) or time.monotonic() >= deadline:
+            break
+        if not dead and all(a in ready for a in agents):
+            return []
+        time.sleep(0.1)
+    failures = []
+    for agent in dead:
+        screen = pod.save_exit_screen(paths, agent)
+        reason = pod.exit_reason(paths, agent, lines=6) or {}
+        failures.append(AgentFailure(
+            agent, windows[agent].exit_status, reason.get("last_lines", []) if screen else [], reason.get("more", ""),
+        ))
+    return failures
+
+
+def _tools_ready(paths: PodPaths) -> set[str]:
+    try:
+        with reconcile.user_client(paths, timeout=2.0) as client:
+            return {a["name"] for a in client.call("status")["agents"] if a.get("tools_ready")}
+    except (OSError, wire.BrokerError):
+        return set()
+
+
+def restart_agent(paths: PodPaths, agent: str) -> list[AgentFailure]:
+    pod_file = pod.recorded_file(paths)
+    if pod_file is None:
+        raise PodctlError(f"pod {paths.pod} has no recorded pod file: bring it up with `podctl up POD_FILE`")
+    _, spec = read_pod_file(pod_file)
+    if agent not in spec.agents:
+        raise PodctlError(f"no agent {agent!r} in pod {spec.name} (agents: {', '.join(spec.agents)})")
+    with pod.applying(paths, f"podctl restart {agent}"):
+        reconcile.restart_agent(spec, paths, agent)
+        reconcile.report(paths, f"restarted {agent} (podctl restart)")
+    return early_failures(paths, [agent])
+
+
+@dataclass
+class EditResult:
+    pod_file: Path
+    applied: str | None
+    """What the running pod did about it (None: the pod is not up)."""
+
+
+def edit_pod_file(pod_file: Path, change: Callable[[Path], None]) -> EditResult:
+    """Change the pod file through `change` (which edits the path it is given), refusing any edit
+    that would leave the file invalid, then let the running pod follow it.
+
+    When the supervisor runs it is the one applier: this waits for what it applied and returns
+    its summary, once."""
+    text, spec = read_pod_file(pod_file)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{pod_file.name}.", dir=pod_file.parent)
+    tmp = Path(tmp_name)
+    try:
+        os.write(fd, text.encode("utf-8"))
+        os.close(fd)
+        change(tmp)
+        new_text = tmp.read_text(encoding="utf-8")
+        try:
+            load_pod_text(new_text, pod_file)
+        except PodFileError as exc:
+            raise PodctlError(f"not changed: the pod file would be invalid:\n{exc}") from None
+        os.chmod(tmp, pod_file.stat().st_mode & 0o777)
+        os.replace(tmp, pod_file)
+    finally:
+        tmp.unlink(missing_ok=True)
+    paths = PodPaths.of(spec.name)
+    if not paths.is_pod_folder() or not pod.running(paths):
+        return EditResult(pod_file, None)
+    supervisor = processes.supervisor_pid(paths)
+    if supervisor is not None and pod.recorded_file(paths) == pod_file.resolve():
+        os.kill(supervisor, signal.SIGHUP)
+        record = pod.wait_applied(paths, pod_file, pod.file_digest(new_text))
+        if record.get("superseded"):
+            return EditResult(pod_file, "the file was saved again meanwhile; the pod follows the latest save")
+        if not record.get("ok"):
+            raise PodctlError(record.get("summary") or "the change was not applied")
+        return EditResult(pod_file, record.get("summary", ""))
+    result = bring_up(pod_file)
+    return EditResult(pod_file, result.outcome.summary())
+
+
+def pod_file_of(arg: str) -> Path:
+    """The pod file of a POD argument: the file itself, or the one recorded for the named pod."""
+    candidate = Path(arg)
+    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+        return candidate.resolve()
+    paths = pod.find(arg)
+    recorded = pod.recorded_file(paths)
+    if recorded is None:
+        raise PodctlError(f"pod {paths.pod} has no recorded pod file: bring it up with `podctl up POD_FILE`")
+    return recorded
+
+
+def down(paths: PodPaths, on_wait: Callable[[str], None] | None = None) -> list[str]:
+    with pod.applying(paths, "podctl down", on_wait=on_wait):
+        return pod.stop(paths)
+
+
+def load(path: Path) -> PodSpec:
+    try:
+        return load_pod(path)
+    except FileNotFoundError:
+        raise PodFileMissing(f"no pod file at {path} (create one with `podctl init`)") from None

@@ -1,0 +1,293 @@
+"""A pod as a whole: finding it by name, the pod file recorded for it (its one desired state),
+one applier at a time, stopping and deleting it, and its status as data for the CLI to render.
+
+Every command that names a pod goes through `find`, so a name that is not a pod name, or a pod
+that does not exist, is a clear error before anything touches the disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from podctl.broker import wire
+from podctl.broker.locks import FileLock, LockBusy
+from podctl.broker.paths import USER, PodPaths, state_root, valid_pod_name
+from podctl.pods.errors import PodctlError
+
+from . import processes, tmux
+
+APPLY_WAIT_S = 300.0
+"""How long a command waits for another one applying a change to the same pod."""
+
+
+class NoSuchPod(PodctlError):
+    pass
+
+
+def known_pods() -> list[str]:
+    root = state_root()
+    if not root.is_dir():
+        return []
+    names = []
+    for folder in root.iterdir():
+        if valid_pod_name(folder.name) and PodPaths.of(folder.name).is_pod_folder():
+            names.append(folder.name)
+    return sorted(names)
+
+
+def _no_such(name: str) -> NoSuchPod:
+    pods = known_pods()
+    listing = f"known pods: {', '.join(pods)}" if pods else "there are no pods yet: `podctl up POD_FILE` starts one"
+    return NoSuchPod(f"no pod named {name!r} in {state_root()} ({listing})")
+
+
+def paths_of(name: str) -> PodPaths:
+    """The folder of an existing pod; a bad name or an unknown pod is a PodctlError."""
+    if not valid_pod_name(name):
+        raise PodctlError(
+            f"{name!r} is not a pod name (lowercase letters, digits and '-', starting with a letter or digit);"
+            " give the pod's name or its pod file"
+        )
+    paths = PodPaths.of(name)
+    if not paths.is_pod_folder():
+        raise _no_such(name)
+    return paths
+
+
+def name_of(arg: str) -> str:
+    """A POD argument is a pod's name, or the path of its pod file (`.yaml`/`.yml`)."""
+    candidate = Path(arg)
+    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+        from podctl.pods.load import load_pod
+
+        return load_pod(candidate).name
+    return arg
+
+
+def find(arg: str) -> PodPaths:
+    return paths_of(name_of(arg))
+
+
+# -- the recorded pod file: the pod's desired state ---------------------------------------------
+
+
+def recorded_file(paths: PodPaths) -> Path | None:
+    try:
+        text = paths.pod_file_record.read_text().strip()
+    except OSError:
+        return None
+    return Path(text) if text else None
+
+
+def record_file(paths: PodPaths, pod_file: Path) -> None:
+    paths.ensure()
+    tmp = paths.pod_file_record.with_name(paths.pod_file_record.name + ".tmp")
+    tmp.write_text(f"{pod_file.resolve()}\n")
+    os.replace(tmp, paths.pod_file_record)
+
+
+def file_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def applied_record(paths: PodPaths) -> dict[str, Any]:
+    """What the supervisor last applied: `{digest, ok, summary, ts}` ({} if nothing yet)."""
+    try:
+        return json.loads((paths.root / "applied.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def record_applied(paths: PodPaths, digest: str, ok: bool, summary: str) -> None:
+    target = paths.root / "applied.json"
+    tmp = target.with_name("applied.json.tmp")
+    tmp.write_text(json.dumps({"digest": digest, "ok": ok, "summary": summary, "ts": time.time()}))
+    os.replace(tmp, target)
+
+
+def wait_applied(paths: PodPaths, pod_file: Path, digest: str, timeout: float = 120.0) -> dict[str, Any]:
+    """Wait for the supervisor to apply the pod file as it was written with `digest`.
+
+    If the file was saved again meanwhile (its digest on disk changed), the later save is what
+    the supervisor applies: the record returned then says `superseded`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = applied_record(paths)
+        if record.get("digest") == digest:
+            return record
+        try:
+            now = file_digest(pod_file.read_text(encoding="utf-8"))
+        except OSError:
+            now = ""
+        if now != digest and record.get("digest") == now:
+            return dict(record, superseded=True)
+        if processes.supervisor_pid(paths) is None:
+            raise PodctlError(f"the supervisor of pod {paths.pod} stopped before applying the change; run `podctl up`")
+        time.sleep(0.05)
+    raise PodctlError(
+        f"the supervisor of pod {paths.pod} did not apply the change within {timeout:.0f}s;"
+        f" see {paths.logs / 'supervisor.log'} and `podctl status {paths.pod}`"
+    )
+
+
+# -- one applier at a time -----------------------------------------------------------------------
+
+
+@contextmanager
+def applying(paths: PodPaths, purpose: str, on_wait: Callable[[str], None] | None = None,
+             timeout: float = APPLY_WAIT_S) -> Iterator[None]:
+    """Hold the pod's apply lock: up, down, delete, restart and the supervisor never overlap."""
+    paths.ensure()
+    lock = FileLock(paths.apply_lock, purpose)
+    try:
+        lock.acquire(timeout, on_wait=on_wait)
+    except LockBusy as exc:
+        raise PodctlError(
+            f"pod {paths.pod} is busy: {exc.holder or 'another podctl command'} has been changing it for over"
+            f" {timeout:.0f}s; try again when it is done"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def holder_text(holder: str) -> str:
+    """`12345 podctl down` -> `podctl down (pid 12345)`."""
+    pid, _, what = holder.partition(" ")
+    return f"{what} (pid {pid})" if pid.isdigit() and what else holder or "another podctl command"
+
+
+# -- running or not --------------------------------------------------------------------------------
+
+
+def running(paths: PodPaths) -> bool:
+    """Any part of the pod is up: its broker, its supervisor or its tmux session."""
+    if processes.supervisor_pid(paths) is not None or processes.broker_alive(paths, timeout=0.5):
+        return True
+    return tmux.session_exists(tmux.server(), paths.pod)
+
+
+def stop(paths: PodPaths) -> list[str]:
+    """Stop the supervisor (first, so it restarts nothing), the tmux session and the broker.
+    Call with the apply lock held. Returns what was running."""
+    stopped = []
+    if processes.stop(processes.supervisor_pid(paths)):
+        stopped.append("supervisor")
+    srv = tmux.server()
+    if tmux.session_exists(srv, paths.pod):
+        tmux.kill_session(srv, paths.pod)
+        stopped.append("tmux session")
+    if processes.stop(processes.broker_pid(paths)):
+        stopped.append("broker")
+    return stopped
+
+
+def delete(paths: PodPaths) -> None:
+    """Stop everything and remove the pod's folder; only a folder podctl made is ever removed."""
+    if not paths.is_pod_folder():
+        raise PodctlError(f"{paths.root} is not a pod folder made by podctl: nothing deleted")
+    with applying(paths, "podctl delete"):
+        stop(paths)
+        shutil.rmtree(paths.root)
+
+
+# -- status as data -----------------------------------------------------------------------------------
+
+
+def status(paths: PodPaths) -> dict[str, Any]:
+    """The pod's parts and agents; from the broker when it runs, else from its store (read-only)."""
+    from podctl.broker.store import ReadOnlyStore
+
+    out: dict[str, Any] = {
+        "pod": paths.pod, "state_dir": str(paths.root), "broker": "stopped", "supervisor": "stopped",
+        "pod_file": str(recorded_file(paths) or "") or None,
+    }
+    if processes.supervisor_pid(paths) is not None:
+        out["supervisor"] = "running"
+    srv = tmux.server()
+    windows = tmux.windows(srv, paths.pod)
+    out["session"] = "running" if tmux.session_exists(srv, paths.pod) else "stopped"
+    agents: dict[str, dict[str, Any]] = {}
+    live = _broker_status(paths)
+    if live is not None:
+        out["broker"] = "running"
+        agents = {a["name"]: a for a in live["agents"]}
+        out["routes"] = live["routes"]
+        out["pending_deliveries"] = live["pending_deliveries"]
+        out["last_message_id"] = live["last_message_id"]
+    else:
+        with ReadOnlyStore(paths.db) as store:
+            stored = store.overview()
+        for row in stored["agents"]:
+            if row["removed"]:
+                continue
+            wake = stored["last_wakes"].get(row["name"]) or {}
+            agents[row["name"]] = {
+                "name": row["name"], "cli": row["cli"], "role": row["role"], "state": "stopped",
+                "unread": stored["unseen"].get(row["name"], 0), "last_wake": wake.get("result"),
+                "last_wake_ts": wake.get("ts"), "tools_ready": False,
+            }
+        out["pending_deliveries"] = stored["unseen"]
+        out["last_message_id"] = stored["last_message_id"]
+    for name, window in windows.items():
+        if name == tmux.TRANSCRIPT_WINDOW:
+            continue
+        entry = agents.setdefault(name, {"name": name, "state": "unknown"})
+        entry["window"] = "exited" if window.dead else "running"
+        if window.dead:
+            entry["state"] = "stopped"
+            entry["exit_status"] = window.exit_status
+    for entry in agents.values():
+        entry.setdefault("window", "none")
+        if entry["window"] == "none":
+            entry["state"] = "stopped"
+        if entry["state"] == "stopped":
+            reason = exit_reason(paths, entry["name"])
+            if reason:
+                entry["reason"] = reason
+    out["agents"] = list(agents.values())
+    return out
+
+
+def _broker_status(paths: PodPaths) -> dict[str, Any] | None:
+    try:
+        token = paths.read_token(USER)
+        with wire.Client(paths.socket, USER, token, timeout=5.0) as client:
+            return client.call("status")
+    except (OSError, wire.BrokerError):
+        return None
+
+
+def exit_log(paths: PodPaths, agent: str) -> Path:
+    return paths.logs / f"{agent}.exit.log"
+
+
+def save_exit_screen(paths: PodPaths, agent: str) -> str:
+    """Keep the last screen of an agent whose CLI exited (it goes when the pane is respawned)."""
+    text = tmux.capture(tmux.server(), paths.pod, agent, lines=200)
+    if text.strip():
+        exit_log(paths, agent).write_text(text)
+    return text
+
+
+def exit_reason(paths: PodPaths, agent: str, lines: int = 4) -> dict[str, Any] | None:
+    """The last lines an exited agent printed, and where to read more; None if nothing was kept."""
+    path = exit_log(paths, agent)
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return None
+    kept = [line.rstrip() for line in text.splitlines() if line.strip()]
+    kept = [line for line in kept if not line.startswith("Pane is dead")]
+    if not kept:
+        return None
+    return {"last_lines": kept[-lines:], "more": f"less +G {path}"}
