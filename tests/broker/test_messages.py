@@ -256,3 +256,24 @@ def test_tail_follow_streams_new_messages(broker: BrokerProcess) -> None:
     finally:
         follower.kill()
         follower.wait(timeout=10)
+
+
+def test_frames_with_nan_or_infinity_are_rejected_with_valid_json(broker: BrokerProcess) -> None:
+    def strict(name: str) -> None:
+        raise AssertionError(f"the broker sent {name}, which is not JSON")
+
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(str(broker.socket))
+            token = json.dumps(broker.token("user"))
+            request = f'{{"v":1,"id":{constant},"op":"hello","agent":"user","token":{token},"args":{{}}}}\n'
+            sock.sendall(request.encode())
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                assert chunk, "the broker closed the connection without answering"
+                reply += chunk
+        frame = json.loads(reply, parse_constant=strict)
+        assert frame["ok"] is False and frame["error"]["code"] == wire.BAD_REQUEST
+        assert constant.lstrip("-") in frame["error"]["message"]
