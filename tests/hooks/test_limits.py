@@ -36,6 +36,73 @@ def fake_state(root: Path, agent: str = "bob") -> Path:
     return root
 
 
+def test_stdin_never_closed_exits_0_at_the_deadline(podctl_home: Path) -> None:
+    state = fake_state(podctl_home / "open")
+    proc = subprocess.Popen(
+        hook_command(state, "bob"), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=hook_env(PODCTL_HOOK_DEADLINE_MS="500"),
+    )
+    try:
+        proc.stdin.write(b'{"hook_event_name": "PostToolUse"')
+        proc.stdin.flush()
+        assert proc.wait(timeout=10) == 0
+        assert proc.stdout.read() == b"" and proc.stderr.read() == b""
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        proc.stdin.close()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert "gave up after the 500 ms deadline" in (state / "logs" / "hooks.log").read_text()
+
+
+def test_deeply_nested_json_on_stdin_exits_0_and_still_reports(broker: BrokerProcess) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    proc = subprocess.run(hook_command(broker.state, "bob"), input=deep, capture_output=True, text=True, timeout=30,
+                          env=hook_env(PODCTL_HOOK_TIMEOUT_MS="10000"))
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    with broker.client("alice") as alice:
+        states = {a["name"]: a["state"] for a in alice.call("list_agents")["agents"]}
+    assert states["bob"] == "busy", "an unreadable event still reports the tool call"
+
+
+def test_a_broker_that_trickles_bytes_cannot_hold_the_hook(podctl_home: Path) -> None:
+    """Each byte arrives well within the per-call timeout; only the total deadline ends the wait."""
+    state = fake_state(podctl_home / "trickle")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(state / "broker.sock"))
+    server.listen(1)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(65536)
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"x")
+                except OSError:
+                    return
+                stop.wait(0.05)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        proc = subprocess.run(
+            hook_command(state, "bob"), input="{}", capture_output=True, text=True, timeout=10,
+            env=hook_env(PODCTL_HOOK_TIMEOUT_MS="1000", PODCTL_HOOK_DEADLINE_MS="1500"),
+        )
+    finally:
+        stop.set()
+        server.close()
+        thread.join(timeout=10)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    assert "gave up after the 1500 ms deadline" in (state / "logs" / "hooks.log").read_text()
+
+
 def test_frames_are_strict_json() -> None:
     for text in ("NaN", "[1, Infinity]", '{"a": -Infinity}'):
         with pytest.raises(ValueError, match="not valid JSON"):
