@@ -103,6 +103,40 @@ def test_a_broker_that_trickles_bytes_cannot_hold_the_hook(podctl_home: Path) ->
     assert "gave up after the 1500 ms deadline" in (state / "logs" / "hooks.log").read_text()
 
 
+def test_a_huge_backlog_injects_a_bounded_batch_and_points_to_read_messages(broker: BrokerProcess) -> None:
+    text = "y" * 60_000
+    with broker.client("alice", timeout=30) as alice:
+        for n in range(300):
+            alice.call("tell", to="bob", text=f"{n:03d}{text}")
+    proc = subprocess.run(
+        hook_command(broker.state, "bob"), input="{}", capture_output=True, text=True, timeout=30,
+        env=hook_env(PODCTL_HOOK_TIMEOUT_MS="10000", PODCTL_HOOK_DEADLINE_MS="20000"),
+    )
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert 0 < len(proc.stdout) <= 40_000
+    injected = json.loads(proc.stdout)["hookSpecificOutput"]["additionalContext"]
+    assert "300 more podctl messages are waiting" in injected and "read_messages()" in injected
+    seen = []
+    with broker.client("bob", timeout=30) as bob:
+        while page := bob.call("read_messages")["messages"]:
+            seen += [m["text"][:3] for m in page]
+    assert seen == [f"{n:03d}" for n in range(300)], "every message is still there for read_messages"
+
+
+def test_a_backlog_is_injected_in_batches_oldest_first(broker: BrokerProcess) -> None:
+    with broker.client("alice") as alice:
+        for n in range(30):
+            alice.call("tell", to="bob", text=f"m{n:02d} " + "z" * 10_000)
+    proc = subprocess.run(hook_command(broker.state, "bob"), input="{}", capture_output=True, text=True,
+                          timeout=30, env=hook_env(PODCTL_HOOK_TIMEOUT_MS="10000"))
+    injected = json.loads(proc.stdout)["hookSpecificOutput"]["additionalContext"]
+    assert [f"m{n:02d}" in injected for n in range(5)] == [True, True, True, False, False]
+    assert "27 more podctl messages are waiting" in injected
+    with broker.client("bob") as bob:
+        rest = bob.call("read_messages")["messages"]
+    assert [m["text"][:3] for m in rest] == [f"m{n:02d}" for n in range(3, 30)], "the batch was acknowledged"
+
+
 def test_frames_are_strict_json() -> None:
     for text in ("NaN", "[1, Infinity]", '{"a": -Infinity}'):
         with pytest.raises(ValueError, match="not valid JSON"):
