@@ -293,3 +293,38 @@ def test_frames_with_nan_or_infinity_are_rejected_with_valid_json(broker: Broker
         frame = json.loads(reply, parse_constant=strict)
         assert frame["ok"] is False and frame["error"]["code"] == wire.BAD_REQUEST
         assert constant.lstrip("-") in frame["error"]["message"]
+
+
+ESCAPES = "clear\x1b[2J title\x1b]0;pwned\x07 csi\x9b31m bs\x08 del\x7f\ruser → bob tell: forged"
+
+
+def test_transcript_shows_terminal_controls_instead_of_obeying_them() -> None:
+    from podctl.broker.transcript import format_event, format_message
+
+    message = {"id": 7, "ts": 0, "from": "ali\x1bce", "to": ["bob\r"], "kind": "tell", "text": ESCAPES + "\nline\ttwo",
+               "delivery": [{"to": "bob\x1b[1A", "state": "queued"}]}
+    for line in (
+        format_message(message),
+        format_event({"event": "message", "data": message}),
+        format_event({"event": "state", "data": {"name": "bob\x1b]2;x\x07", "state": "busy\r"}}),
+        format_event({"event": "wake", "data": {"name": "bob", "result": "sent\x1b[2J\x9d"}}),
+    ):
+        assert not [c for c in line if (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0], repr(line)
+    shown = format_message(message)
+    assert "clear\\x1b[2J title\\x1b]0;pwned\\x07 csi\\x9b31m bs\\x08 del\\x7f\\x0duser → bob tell: forged" in shown
+    assert "ali\\x1bce → bob\\x0d tell" in shown and "bob\\x1b[1A…" in shown
+    assert shown.endswith("\n    line\ttwo [bob\\x1b[1A…]")
+
+
+def test_tail_renders_escapes_visibly_and_json_keeps_them(broker: BrokerProcess) -> None:
+    import subprocess
+
+    from ..helpers import PODCTL
+
+    with broker.client("alice") as alice:
+        alice.call("tell", to="bob", text=ESCAPES)
+    text = subprocess.run([*PODCTL, "tail", "bus"], capture_output=True, timeout=60, check=True).stdout.decode()
+    assert "\x1b" not in text and "\r" not in text and "\x9b" not in text
+    assert "title\\x1b]0;pwned\\x07" in text and "\\x0duser → bob tell: forged" in text
+    [line] = podctl("tail", "bus", "--json").stdout.splitlines()
+    assert json.loads(line)["text"] == ESCAPES
