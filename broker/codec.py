@@ -28,7 +28,12 @@ class _DecoderContext:
 
     @staticmethod
     def parse_constant(name: str) -> float:
-        return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
+        return _no_constant(name)
+
+
+def _no_constant(name: str) -> float:
+    """NaN and the infinities are not JSON (RFC 8259): a frame carrying them is rejected."""
+    raise ValueError(f"{name} is not valid JSON (use a number or null)")
 
 
 def _no_default(value: object) -> object:
@@ -41,7 +46,7 @@ _WHITESPACE = " \t\n\r"
 def _fast():
     import _json
 
-    encoder = _json.make_encoder(None, _no_default, _json.encode_basestring, None, ":", ",", False, False, True)
+    encoder = _json.make_encoder(None, _no_default, _json.encode_basestring, None, ":", ",", False, False, False)
     scanner = _json.make_scanner(_DecoderContext())
 
     def dumps(value: object) -> str:
@@ -67,9 +72,12 @@ def _standard():
     import json
 
     def dumps(value: object) -> str:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
-    return dumps, json.loads
+    def loads(text: str) -> object:
+        return json.loads(text, parse_constant=_no_constant)
+
+    return dumps, loads
 
 
 try:

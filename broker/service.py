@@ -438,10 +438,13 @@ class Broker:
             self.waker.turn_started(agent)
         if event == "turn_end":
             self.rules.on_turn_end(agent)
-        claim, messages = (None, [])
+        claim, messages, more = (None, [], 0)
         if inject and state != "stopped":
-            claim, messages = await self.store.claim(agent, time.time(), wire.CLAIM_LEASE_S, bool(attention_only))
-        result: dict[str, Any] = {"state": state, "claim": claim, "messages": messages}
+            claim, messages, more = await self.store.claim(
+                agent, time.time(), wire.CLAIM_LEASE_S, attention_only=bool(attention_only),
+                max_bytes=wire.HOOK_BATCH_BYTES, max_count=wire.HOOK_BATCH_COUNT,
+            )
+        result: dict[str, Any] = {"state": state, "claim": claim, "messages": messages, "more": more}
         if event == "session_start":
             result["context"] = {
                 "pod": self.spec.name,

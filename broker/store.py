@@ -172,6 +172,20 @@ def message_row(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
+def _within_budget(rows: list[tuple[Any, ...]], max_bytes: int) -> list[tuple[Any, ...]]:
+    """The leading rows whose sizes (each row's last column) add up to at most `max_bytes`.
+
+    It stops at the first row that does not fit, so a batch never skips ahead of an older message
+    that the next hook can still inject."""
+    taken, total = [], 0
+    for row in rows:
+        total += row[-1]
+        if total > max_bytes:
+            break
+        taken.append(row)
+    return taken
+
+
 def delivery_state(injected_at: float | None, read_at: float | None) -> str:
     if read_at is not None:
         return "read"
@@ -530,20 +544,31 @@ class Store:
             )
 
     async def claim(
-        self, agent: str, now: float, lease_s: float, attention_only: bool = False
-    ) -> tuple[str | None, list[dict[str, Any]]]:
-        """Claim the agent's messages that no model has seen yet, for a hook to inject."""
+        self, agent: str, now: float, lease_s: float, *, max_bytes: int, max_count: int, attention_only: bool = False
+    ) -> tuple[str | None, list[dict[str, Any]], int]:
+        """Claim a bounded batch of the agent's messages that no model has seen yet, for a hook to inject.
+
+        Oldest first, at most `max_count` messages and `max_bytes` of text (UTF-8), so one hook's
+        answer and output stay small however much is queued. A message larger than `max_bytes` is
+        never claimed: it stays unseen for `read_messages`. Returns (claim, messages, more), `more`
+        being the claimable messages left waiting after this batch."""
         attention = f" AND {NEEDS_ATTENTION}" if attention_only else ""
+        claimable = (
+            " FROM deliveries d JOIN messages m ON m.id = d.message_id"
+            " WHERE d.recipient=? AND d.injected_at IS NULL AND d.read_at IS NULL"
+            f" AND (d.claim IS NULL OR d.claimed_at < ?){attention}"
+        )
         async with self._lock:
+            async with self.conn.execute(f"SELECT count(*){claimable}", (agent, now - lease_s)) as cur:
+                waiting = (await cur.fetchone())[0]
             async with self.conn.execute(
-                f"SELECT {MESSAGE_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id"
-                " WHERE d.recipient=? AND d.injected_at IS NULL AND d.read_at IS NULL"
-                f" AND (d.claim IS NULL OR d.claimed_at < ?){attention} ORDER BY d.message_id",
-                (agent, now - lease_s),
+                f"SELECT {MESSAGE_COLUMNS}, length(CAST(m.text AS BLOB)){claimable}"
+                " AND length(CAST(m.text AS BLOB)) <= ? ORDER BY d.message_id LIMIT ?",
+                (agent, now - lease_s, max_bytes, max_count),
             ) as cur:
-                rows = list(await cur.fetchall())
+                rows = _within_budget(list(await cur.fetchall()), max_bytes)
             if not rows:
-                return None, []
+                return None, [], waiting
             claim = uuid.uuid4().hex
             ids = [r[0] for r in rows]
             marks = ",".join("?" * len(ids))
@@ -551,7 +576,7 @@ class Store:
                 f"UPDATE deliveries SET claim=?, claimed_at=? WHERE recipient=? AND message_id IN ({marks})",
                 (claim, now, agent, *ids),
             )
-            return claim, [message_row(r) for r in rows]
+            return claim, [message_row(r) for r in rows], waiting - len(rows)
 
     async def ack_claim(self, agent: str, claim: str, now: float) -> int:
         return await self.write(

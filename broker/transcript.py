@@ -1,4 +1,9 @@
-"""Messages as a person reads them (`podctl tail`, the transcript pane). Standard library only."""
+"""Messages as a person reads them (`podctl tail`, the transcript pane). Standard library only.
+
+Message text comes from agents and is printed into terminals: every field is passed through
+`visible`, so an escape sequence in it (clear screen, a pane title, a forged line after a carriage
+return) is shown as text instead of being obeyed. The store and `--json` keep the raw text.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +12,46 @@ from typing import Any
 
 MARKS = {"queued": "…", "injected": "✓", "read": "✓✓"}
 
+_CONTROLS = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]
+_SHOWN = {code: f"\\x{code:02x}" for code in _CONTROLS}
+"""C0 controls (ESC, BEL, CR, backspace, ...), DEL and the C1 controls (U+0080-U+009F, which some
+terminals obey like ESC sequences), each shown as `\\xNN`."""
+_SHOWN_IN_TEXT = {code: shown for code, shown in _SHOWN.items() if chr(code) not in "\n\t"}
+
+
+def visible(value: object, multiline: bool = False) -> str:
+    """`value` as text that is safe to print to a terminal: control characters become `\\xNN`.
+
+    With `multiline` (message text), newlines and tabs are kept (and a CRLF is a newline)."""
+    if multiline:
+        return str(value).replace("\r\n", "\n").translate(_SHOWN_IN_TEXT)
+    return str(value).translate(_SHOWN)
+
 
 def delivery_marks(delivery: list[dict[str, Any]]) -> str:
     if not delivery:
         return ""
-    return " [" + " ".join(f"{d['to']}{MARKS.get(d['state'], '?')}" for d in delivery) + "]"
+    return " [" + " ".join(f"{visible(d['to'])}{MARKS.get(d['state'], '?')}" for d in delivery) + "]"
 
 
 def format_message(message: dict[str, Any], with_delivery: bool = True) -> str:
     """One message as `HH:MM:SS #id from -> to  kind: text`, continuation lines indented."""
     clock = time.strftime("%H:%M:%S", time.localtime(message.get("ts") or time.time()))
-    kind = message.get("kind", "?")
+    kind = visible(message.get("kind", "?"))
+    mid = visible(message.get("id"))
     if kind == "log":
-        head = f"{clock} #{message['id']} podctl"
+        head = f"{clock} #{mid} podctl"
     else:
-        to = message.get("target") or ",".join(message.get("to") or [])
+        to = visible(message.get("target") or ",".join(str(t) for t in message.get("to") or []))
         label = kind
         if kind == "ask":
-            label = f"ask #{message.get('ask_id')}"
+            label = f"ask #{visible(message.get('ask_id'))}"
         elif kind == "reply":
-            label = f"reply to #{message.get('ask_id')}" + (" (follow-up)" if message.get("followup") else "")
+            label = f"reply to #{visible(message.get('ask_id'))}" + (" (follow-up)" if message.get("followup") else "")
         if message.get("urgent"):
             label += " URGENT"
-        head = f"{clock} #{message['id']} {message.get('from')} → {to} {label}"
-    text = str(message.get("text", "")).rstrip("\n").replace("\n", "\n    ")
+        head = f"{clock} #{mid} {visible(message.get('from'))} → {to} {label}"
+    text = visible(message.get("text", ""), multiline=True).rstrip("\n").replace("\n", "\n    ")
     marks = delivery_marks(message.get("delivery") or []) if with_delivery else ""
     return f"{head}: {text}{marks}"
 
@@ -41,7 +62,11 @@ def format_event(frame: dict[str, Any]) -> str | None:
     if name == "message":
         return format_message(data, with_delivery=False)
     if name == "state":
-        return f"{time.strftime('%H:%M:%S', time.localtime(data.get('ts')))}    {data.get('name')} is {data.get('state')}"
+        return f"{_clock(data)}    {visible(data.get('name'))} is {visible(data.get('state'))}"
     if name == "wake":
-        return f"{time.strftime('%H:%M:%S', time.localtime(data.get('ts')))}    wake {data.get('name')}: {data.get('result')}"
+        return f"{_clock(data)}    wake {visible(data.get('name'))}: {visible(data.get('result'))}"
     return None
+
+
+def _clock(data: dict[str, Any]) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(data.get("ts")))

@@ -37,9 +37,11 @@ Operations (``args`` -> ``result``):
   agent may reply. Its first reply answers the ask; a later one is delivered to the asker as a
   follow-up (``followup: true``) and never changes what ``wait_for_reply`` returned.
 - ``list_agents {}`` -> ``{agents: [{name, cli, role, state, unread}], routes: [...]}``
-- ``hook {event, inject=true}`` -> ``{state, claim, messages, context?}``. ``event`` is one of
-  ``HOOK_EVENTS``; it sets the agent's busy/idle state. With ``inject`` it claims the messages not yet
-  injected into the agent's model; the hook prints them and then sends ``ack_injected {claim}``.
+- ``hook {event, inject=true}`` -> ``{state, claim, messages, more, context?}``. ``event`` is one of
+  ``HOOK_EVENTS``; it sets the agent's busy/idle state. With ``inject`` it claims the oldest messages not
+  yet injected into the agent's model, at most ``HOOK_BATCH_COUNT`` and ``HOOK_BATCH_BYTES`` of text;
+  ``more`` counts those still waiting after this batch (read with ``read_messages``). The hook prints
+  the batch and then sends ``ack_injected {claim}``.
   A claim not acknowledged within ``CLAIM_LEASE_S`` is offered again (a hook that dies loses nothing).
   ``session_start`` also returns ``context: {pod, role, members, routes}``.
 - ``ack_injected {claim}`` -> ``{injected: n}``
@@ -78,6 +80,11 @@ PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 MAX_WAIT_MS = 10 * 60 * 1000
 CLAIM_LEASE_S = 30.0
+HOOK_BATCH_BYTES = 32 * 1024
+"""At most this much message text (UTF-8 bytes) is injected by one hook; a larger message is never
+injected (the agent is told it waits and reads it with read_messages)."""
+HOOK_BATCH_COUNT = 20
+"""At most this many messages are injected by one hook."""
 SYSTEM_SENDER = "podctl"
 """Sender name of messages the broker writes itself (non-delivery notices)."""
 

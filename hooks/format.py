@@ -46,6 +46,12 @@ def format_message(message: dict[str, object]) -> str:
     return f"[podctl {head}]\n{message['text']}"
 
 
+def waiting_note(more: int) -> str:
+    """What the agent is told about messages a hook did not inject (too many or too large at once)."""
+    many = f"{more} more podctl messages are" if more > 1 else "1 more podctl message is"
+    return f"{many} waiting (too many or too large to show here): call read_messages() to read them."
+
+
 def injection(response: dict[str, object]) -> str | None:
     """The text to inject for one hook response, or None when there is nothing new."""
     parts = []
@@ -56,4 +62,7 @@ def injection(response: dict[str, object]) -> str | None:
         count = f"{len(messages)} new podctl message{'s' if len(messages) > 1 else ''}"
         parts.append(f"{count} (already delivered; no need to read_messages for these):")
         parts += [format_message(m) for m in messages]
+    more = response.get("more")
+    if isinstance(more, int) and more > 0:
+        parts.append(waiting_note(more))
     return "\n\n".join(parts) if parts else None

@@ -21,6 +21,7 @@ from typing import Any
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
+from ..broker.transcript import visible
 from .script import Script, ScriptError, Step, load_script
 
 HOOK_TIMEOUT_S = 10.0
@@ -28,8 +29,9 @@ TOOL_TIMEOUT_S = 120.0
 
 
 def show(text: str) -> None:
+    """Print a line to the agent's pane; message text in it cannot drive the terminal (`visible`)."""
     stamp = time.strftime("%H:%M:%S")
-    print(f"{stamp} {text}", flush=True)
+    print(f"{stamp} {visible(text, multiline=True)}", flush=True)
 
 
 class ToolFailed(RuntimeError):
@@ -71,8 +73,8 @@ class ScriptAgent:
                 context = json.loads(out).get("additionalContext")
                 if context:
                     show(f"⇢ injected at {event}:")
-                    for line in context.splitlines():
-                        print(f"    {line}", flush=True)
+                    for line in context.split("\n"):
+                        print(f"    {visible(line, multiline=True)}", flush=True)
 
     async def run_step(self, step: Step) -> None:
         args = step.args

@@ -256,3 +256,75 @@ def test_tail_follow_streams_new_messages(broker: BrokerProcess) -> None:
     finally:
         follower.kill()
         follower.wait(timeout=10)
+
+
+def test_hook_batch_is_bounded_in_count_and_skips_what_can_never_fit(broker: BrokerProcess) -> None:
+    with broker.client("alice") as alice, broker.client("bob") as bob:
+        big = alice.call("tell", to="bob", text="B" * (wire.HOOK_BATCH_BYTES + 1))["message_id"]
+        small = [alice.call("tell", to="bob", text=f"s{n}")["message_id"] for n in range(wire.HOOK_BATCH_COUNT + 5)]
+        first = bob.call("hook", event="tool_done")
+        assert [m["id"] for m in first["messages"]] == small[: wire.HOOK_BATCH_COUNT]
+        assert first["more"] == 6, "the 5 small ones left and the one too large to inject"
+        bob.call("ack_injected", claim=first["claim"])
+        second = bob.call("hook", event="tool_done")
+        assert [m["id"] for m in second["messages"]] == small[wire.HOOK_BATCH_COUNT:] and second["more"] == 1
+        bob.call("ack_injected", claim=second["claim"])
+        third = bob.call("hook", event="tool_done")
+        assert (third["claim"], third["messages"], third["more"]) == (None, [], 1)
+        assert [m["id"] for m in bob.call("read_messages")["messages"]] == [big]
+
+
+def test_frames_with_nan_or_infinity_are_rejected_with_valid_json(broker: BrokerProcess) -> None:
+    def strict(name: str) -> None:
+        raise AssertionError(f"the broker sent {name}, which is not JSON")
+
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(str(broker.socket))
+            token = json.dumps(broker.token("user"))
+            request = f'{{"v":1,"id":{constant},"op":"hello","agent":"user","token":{token},"args":{{}}}}\n'
+            sock.sendall(request.encode())
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                assert chunk, "the broker closed the connection without answering"
+                reply += chunk
+        frame = json.loads(reply, parse_constant=strict)
+        assert frame["ok"] is False and frame["error"]["code"] == wire.BAD_REQUEST
+        assert constant.lstrip("-") in frame["error"]["message"]
+
+
+ESCAPES = "clear\x1b[2J title\x1b]0;pwned\x07 csi\x9b31m bs\x08 del\x7f\ruser → bob tell: forged"
+
+
+def test_transcript_shows_terminal_controls_instead_of_obeying_them() -> None:
+    from podctl.broker.transcript import format_event, format_message
+
+    message = {"id": 7, "ts": 0, "from": "ali\x1bce", "to": ["bob\r"], "kind": "tell", "text": ESCAPES + "\nline\ttwo",
+               "delivery": [{"to": "bob\x1b[1A", "state": "queued"}]}
+    for line in (
+        format_message(message),
+        format_event({"event": "message", "data": message}),
+        format_event({"event": "state", "data": {"name": "bob\x1b]2;x\x07", "state": "busy\r"}}),
+        format_event({"event": "wake", "data": {"name": "bob", "result": "sent\x1b[2J\x9d"}}),
+    ):
+        assert not [c for c in line if (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0], repr(line)
+    shown = format_message(message)
+    assert "clear\\x1b[2J title\\x1b]0;pwned\\x07 csi\\x9b31m bs\\x08 del\\x7f\\x0duser → bob tell: forged" in shown
+    assert "ali\\x1bce → bob\\x0d tell" in shown and "bob\\x1b[1A…" in shown
+    assert shown.endswith("\n    line\ttwo [bob\\x1b[1A…]")
+
+
+def test_tail_renders_escapes_visibly_and_json_keeps_them(broker: BrokerProcess) -> None:
+    import subprocess
+
+    from ..helpers import PODCTL
+
+    with broker.client("alice") as alice:
+        alice.call("tell", to="bob", text=ESCAPES)
+    text = subprocess.run([*PODCTL, "tail", "bus"], capture_output=True, timeout=60, check=True).stdout.decode()
+    assert "\x1b" not in text and "\r" not in text and "\x9b" not in text
+    assert "title\\x1b]0;pwned\\x07" in text and "\\x0duser → bob tell: forged" in text
+    [line] = podctl("tail", "bus", "--json").stdout.splitlines()
+    assert json.loads(line)["text"] == ESCAPES

@@ -94,3 +94,21 @@ def test_an_agent_whose_window_is_gone_is_stopped_and_messages_wait(tmp_path: Pa
                message="the supervisor to notice")
     out = podctl("send", "gone", "--to", "worker", "--ask", "anyone?").stdout
     assert "worker (stopped)" in out
+
+
+def test_message_text_cannot_drive_the_agent_pane(tmp_path: Path, pods, podctl_home: Path) -> None:
+    """Escape sequences in a message are shown as text in the script agent's pane, not obeyed."""
+    from podctl.broker import wire
+
+    from ..helpers import tmux_out
+
+    up(tmp_path, pods, "esc")
+    settled("esc")
+    state = podctl_home / "esc"
+    with wire.Client(state / "broker.sock", "user", (state / "agents/user/token").read_text().strip()) as user:
+        user.call("ask", to="worker", text="hi\x1b]2;pwned\x07 there\r\x1b[2Kforged\x9b1m")
+    text = wait_until(lambda: (t := pane_text("esc", "worker")) and "replied to #" in t and t, timeout=40,
+                      message="the ask to be answered")
+    shown = "hi\\x1b]2;pwned\\x07 there\\x0d\\x1b[2Kforged\\x9b1m"
+    assert text.count(shown) >= 3, f"injected, handled and replied lines show the escapes:\n{text}"
+    assert tmux_out("display-message", "-p", "-t", "=esc:=worker", "#{pane_title}").strip() != "pwned"
