@@ -65,6 +65,9 @@ def format_event(frame: dict[str, Any]) -> str | None:
         return f"{_clock(data)}    {visible(data.get('name'))} is {visible(data.get('state'))}"
     if name == "wake":
         return f"{_clock(data)}    wake {visible(data.get('name'))}: {visible(data.get('result'))}"
+    if name == "gap":
+        return (f"{_clock(data)}    … this view fell behind: {visible(data.get('skipped'))} events skipped"
+                " (messages are shown again from the history; busy/idle and wake lines in between are not)")
     return None
 
 

@@ -109,6 +109,14 @@ class BrokerProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
 
+    def sync(self) -> dict:
+        """What an applier does after loading the pod file: hand the broker the spec it applied."""
+        from podctl.pods.load import load_pod
+        from podctl.pods.transfer import to_wire
+
+        with self.client("user") as user:
+            return user.call("sync", **to_wire(load_pod(self.pod_file)))
+
     def client(self, agent: str, timeout: float = 5.0):
         from podctl.broker.wire import Client
 

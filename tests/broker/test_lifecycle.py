@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
@@ -31,8 +30,7 @@ def test_sync_adds_removes_and_announces_role_changes(broker: BrokerProcess) -> 
         "name: bus\nagents:\n  alice: {cli: script, role: now leads the team}\n  bob: {cli: script}\n"
         "  dave: {cli: script, role: new}\n"
     )
-    with broker.client("user") as user:
-        diff = user.call("sync")
+    diff = broker.sync()
     assert diff == {"added": ["dave"], "removed": ["carol"], "changed": ["alice", "bob"]}
     with broker.client("alice") as alice:
         [notice] = alice.call("read_messages")["messages"]
@@ -48,13 +46,23 @@ def test_sync_adds_removes_and_announces_role_changes(broker: BrokerProcess) -> 
             carol.call("read_messages")
 
 
-def test_sync_with_an_invalid_file_changes_nothing(broker: BrokerProcess) -> None:
-    broker.pod_file.write_text("name: bus\nagents: [oops\n")
+def test_the_broker_never_rereads_its_pod_file(broker: BrokerProcess) -> None:
+    """The desired state comes from the applier only: a file edited behind its back changes nothing,
+    and a spec of another pod or an invalid one is refused."""
+    broker.pod_file.write_text("name: bus\nagents:\n  alice: {cli: script}\n")
     with broker.client("user") as user:
-        with pytest.raises(wire.BrokerError) as err:
-            user.call("sync")
-        assert re.search(r"pod\.yaml:\d+:\d+: ", err.value.message)
         assert sorted(a["name"] for a in user.call("list_agents")["agents"]) == ["alice", "bob", "carol"]
+        with pytest.raises(wire.BrokerError) as err:
+            user.call("sync", spec={"name": "other", "agents": {"x": {"cli": "script"}}}, source="/x/pod.yaml")
+        assert "serves pod bus" in err.value.message
+        with pytest.raises(wire.BrokerError) as err:
+            user.call("sync", spec={"name": "bus", "agents": {}}, source="/x/pod.yaml")
+        assert err.value.code == wire.BAD_REQUEST
+        assert sorted(a["name"] for a in user.call("list_agents")["agents"]) == ["alice", "bob", "carol"]
+    with broker.client("alice") as alice:
+        with pytest.raises(wire.BrokerError) as err:
+            alice.call("sync", spec={"name": "bus", "agents": {"alice": {"cli": "script"}}}, source="")
+        assert err.value.code == wire.FORBIDDEN
 
 
 def test_file_change_rule_asks_after_a_save(tmp_path: Path, podctl_home: Path) -> None:

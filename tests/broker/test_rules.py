@@ -323,7 +323,7 @@ def test_a_rule_added_by_a_reload_takes_its_baseline_then(tmp_path: Path, podctl
             w.call("hook", event="session_start")
             turn(w, lambda: (repo / "early.py").write_text("before the rule\n"))
             write_pod(folder, text)
-            user.call("sync")
+            broker.sync()
             turn(w, lambda: (repo / "late.py").write_text("after the rule\n"))
             [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked")
             assert "changed=[late.py]" in ask["text"] and "early" not in ask["text"]
