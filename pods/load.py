@@ -197,6 +197,10 @@ def _pydantic_problems(exc: ValidationError, where: Where) -> list[Problem]:
                 loc, f"unknown key {loc[-1]!r}{where_msg}{_suggest(str(loc[-1]), known)}{allowed}", at_key=True
             ))
             continue
+        if loc[-1:] == ("[key]",):
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(where.problem(loc[:-1], f"{_dotted(loc[:-2]) or 'the pod'}: {message}", at_key=True))
+            continue
         field = _dotted(loc) or "the pod"
         if kind == "missing":
             problems.append(where.problem(loc[:-1], f"{field}: missing required key {loc[-1]!r}"))
@@ -308,7 +312,7 @@ def load_pod_text(text: str | None, path: str | Path) -> PodSpec:
         data.pop("source")
     if "name" not in data:
         data["name"] = path.parent.name
-        if not NAME_RE.match(data["name"]):
+        if not NAME_RE.fullmatch(data["name"]):
             problems.append(Problem(str(path), 1, 1, f"the folder name {data['name']!r} is not a valid pod name: add a name: key"))
     try:
         spec = PodSpec.model_validate(data)

@@ -47,6 +47,8 @@ BAD = [
     ("unknown-var", "name: p\nagents:\n  writer: {cli: '${writer_cli}'}\n", "3:17", "unknown variable ${writer_cli}"),
     ("script-on-real-cli", "name: p\nagents:\n  writer:\n    cli: codex\n    script: {steps: []}\n", "5:13", "`script` is only for cli: script"),
     ("route-named-like-agent", "name: p\n" + OK_AGENTS + "routes:\n  - name: writer\n    to: [reviewer]\n", "6:11", "has the name of an agent"),
+    ("pod-name-trailing-newline", 'name: "evil\\n"\n' + OK_AGENTS, "1:7", "'evil\\n' is not a valid name"),
+    ("agent-name-trailing-newline", 'name: p\nagents:\n  "evil\\n": {cli: script}\n', "3:3", "'evil\\n' is not a valid name"),
 ]
 
 
@@ -129,3 +131,19 @@ def test_schema_is_json_schema_with_the_pod_fields() -> None:
     assert set(schema["properties"]) >= {"name", "agents", "routes", "rules", "limits", "extends", "vars"}
     assert "source" not in schema["properties"]
     assert "from" in schema["$defs"]["RouteSpec"]["properties"]
+
+
+def test_every_bad_agent_name_is_reported(tmp_path: Path) -> None:
+    path = write_pod(tmp_path / "p", "name: p\nagents:\n  Writer: {cli: script}\n  user: {cli: script}\n  ok: {cli: script}\n")
+    with pytest.raises(PodFileError) as err:
+        load_pod(path)
+    assert [f"{p.line}:{p.col}" for p in err.value.problems] == ["3:3", "4:3"], str(err.value)
+    assert "'user' is reserved; choose another agent name" in err.value.problems[1].message
+
+
+def test_podctl_add_refuses_a_name_with_a_trailing_newline(tmp_path: Path) -> None:
+    from podctl.pods.edit import EditError, add_agent
+
+    path = write_pod(tmp_path / "p", "name: p\n" + OK_AGENTS)
+    with pytest.raises(EditError):
+        add_agent(path, "evil\n", "script")
