@@ -32,7 +32,7 @@ def _read(path: Path) -> tuple[YAML, CommentedMap]:
 
 
 def add_agent(path: Path, name: str, cli: str, role: str | None = None) -> None:
-    if not NAME_RE.match(name) or name in RESERVED_NAMES:
+    if not NAME_RE.fullmatch(name) or name in RESERVED_NAMES:
         raise EditError(f"{name!r} is not a valid agent name: lowercase letters, digits and '-'; not user/all/podctl")
     if cli not in CLIS:
         raise EditError(f"unknown cli {cli!r}: use one of {', '.join(CLIS)}")

@@ -3,14 +3,14 @@
 Loading resolves `extends` (a built-in template or a path) first: the base is merged under the
 file (mappings merge, lists replace, `agents` merge by name, `${var}` in strings is filled from
 `vars`), then the result is validated by the pydantic schema and by the checks that need the
-whole pod (routes and rules naming agents, durations, regexes).
+whole pod (pods/checks.py). Both always run, so one run reports every error of a file that
+parses; only unreadable files, bad YAML and a bad `extends` stop early.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
-from dataclasses import dataclass
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -18,92 +18,103 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from . import catalog
-from .durations import seconds
-from .positions import DuplicateKey, Mark, PodYamlLoader, Positions, load_with_positions
+from .checks import check_pod
+from .positions import PodYamlLoader, Positions, YamlLimit, load_with_positions
+from .problems import Layer, PodFileError, Problem, Where, dotted, suggest
 from .spec import NAME_RE, AgentSpec, Limits, PodSpec, RouteSpec, RuleSpec
+from .state import state_root as default_state_root
 
 __all__ = ["PodFileError", "PodYamlLoader", "Problem", "load_pod", "load_pod_text"]
 
 VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MAX_FILE_BYTES = 1 << 20
+"""A pod file is a few KB; anything over 1 MiB is the wrong file or an attack."""
+
+YAML_HINTS = (
+    ("mapping values are not allowed here", "a value with ': ' in it needs quotes, or this line is indented wrong"),
+    ("expected <block end>", "this line is indented differently from the lines above it"),
+    ("could not find expected ':'", "a key needs ': ' after it, or a line above is indented wrong"),
+    ("found undefined alias", "write the &anchor before the *alias that uses it"),
+    ("found duplicate anchor", "give each &anchor its own name"),
+    ("but found another document", "a pod file is one YAML document: remove the second '---'"),
+    ("but got '<stream end>'", "close the bracket or brace"),
+)
 
 
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int
-    col: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+def _too_large(file: str, size: int) -> PodFileError:
+    return PodFileError([Problem(file, 1, 1, f"pod file too large: {size} bytes, over the 1 MiB limit; is it the right file?")])
 
 
-class PodFileError(Exception):
-    """A pod file that cannot be used; `problems` lists every error found."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems
-
-
-@dataclass
-class Layer:
-    file: str
-    positions: Positions
-
-
-class Where:
-    """Positions across the files of an `extends` chain, most specific file first."""
-
-    def __init__(self, layers: list[Layer]) -> None:
-        self.layers = layers
-
-    def _find(self, path: tuple[Any, ...], keys: bool) -> tuple[str, Mark]:
-        path = tuple(path)
-        for k in range(len(path), -1, -1):
-            prefix = path[:k]
-            for layer in self.layers:
-                table = layer.positions.keys if keys and k == len(path) else layer.positions.values
-                if prefix in table:
-                    return layer.file, table[prefix]
-        return self.layers[0].file, Mark(1, 1)
-
-    def problem(self, path: tuple[Any, ...], message: str, at_key: bool = False) -> Problem:
-        file, mark = self._find(path, at_key)
-        return Problem(file, mark.line, mark.col, message)
+def _read_text(path: Path, text: str | None) -> str:
+    """The file's text, refusing what is not a regular UTF-8 file of at most MAX_FILE_BYTES."""
+    file = str(path)
+    if text is not None:
+        size = len(text.encode("utf-8", "replace"))
+        if size > MAX_FILE_BYTES:
+            raise _too_large(file, size)
+        return text
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise PodFileError([Problem(file, 1, 1, "cannot read the pod file: it is not a regular file")])
+        if info.st_size > MAX_FILE_BYTES:
+            raise _too_large(file, info.st_size)
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise PodFileError([Problem(file, 1, 1, f"cannot read the pod file: {exc.strerror or exc}")]) from exc
+    if len(raw) > MAX_FILE_BYTES:
+        raise _too_large(file, len(raw))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line, col = before.count(b"\n") + 1, len(before.rsplit(b"\n", 1)[-1].decode("utf-8")) + 1
+        raise PodFileError([Problem(file, line, col, "the pod file is not UTF-8 text: save it as UTF-8")]) from exc
 
 
-def _dotted(path: tuple[Any, ...]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _suggest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+def _yaml_problem(file: str, exc: yaml.YAMLError) -> Problem:
+    """A parser error said as what to fix, at the place to fix it."""
+    problem = str(getattr(exc, "problem", None) or exc)
+    context = getattr(exc, "context", None)
+    problem_mark, context_mark = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
+    if "cannot start any token" in problem and ("'\\t'" in problem or "'\t'" in problem) and problem_mark:
+        return Problem(file, problem_mark.line + 1, problem_mark.column + 1, "a tab character: YAML indents with spaces only")
+    if context == "while scanning a quoted scalar" and "end of stream" in problem and context_mark:
+        return Problem(file, context_mark.line + 1, context_mark.column + 1, "unterminated quote: close the string started here")
+    mark = problem_mark or context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    if context and problem.startswith("but "):
+        message = f"bad YAML: {context}, {problem}"
+    else:
+        message = f"bad YAML: {problem}"
+        if context and context_mark and context_mark is not mark:
+            message += f" ({context} started at line {context_mark.line + 1}, column {context_mark.column + 1})"
+    hint = next((h for key, h in YAML_HINTS if key in problem), None)
+    return Problem(file, line, col, f"{message}; {hint}" if hint else message)
 
 
 def _read(path: Path, text: str | None = None) -> tuple[dict[str, Any], Positions]:
-    try:
-        text = path.read_text(encoding="utf-8") if text is None else text
-    except OSError as exc:
-        raise PodFileError([Problem(str(path), 1, 1, f"cannot read the pod file: {exc.strerror or exc}")]) from exc
+    file = str(path)
+    text = _read_text(path, text)
     try:
         data, positions = load_with_positions(text)
-    except DuplicateKey as exc:
-        raise PodFileError([Problem(str(path), exc.mark.line, exc.mark.col, str(exc))]) from exc
+    except YamlLimit as exc:
+        raise PodFileError([Problem(file, exc.mark.line, exc.mark.col, str(exc))]) from exc
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise PodFileError([Problem(str(path), line, col, f"bad YAML: {problem}")]) from exc
+        raise PodFileError([_yaml_problem(file, exc)]) from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise PodFileError([Problem(str(path), 1, 1, "a pod file must be a mapping (name:, agents:, ...)")])
+        raise PodFileError([Problem(file, 1, 1, "a pod file must be a mapping (name:, agents:, ...)")])
     return data, positions
+
+
+def _duplicates(layers: list[Layer]) -> list[Problem]:
+    return [
+        Problem(layer.file, dup.mark.line, dup.mark.col, str(dup))
+        for layer in layers for dup in layer.positions.duplicates
+    ]
 
 
 def _merge(base: Any, over: Any) -> Any:
@@ -123,19 +134,22 @@ def _resolve(path: Path, text: str | None, chain: tuple[Path, ...]) -> tuple[dic
     if extends is None:
         return data, layers
     where = Where(layers)
+
+    def fail(message: str) -> PodFileError:
+        return PodFileError([*_duplicates(layers), where.problem(("extends",), message)])
+
     if not isinstance(extends, str) or not extends:
-        raise PodFileError([where.problem(("extends",), "extends takes a template name or a path to a pod file")])
+        raise fail("extends takes a template name or a path to a pod file")
     base_path = catalog.find(extends, path.parent)
     if base_path is None:
         names = catalog.names()
-        raise PodFileError([where.problem(
-            ("extends",),
-            f"no built-in template or file {extends!r}{_suggest(extends, names)} (built-in: {', '.join(names)})",
-        )])
+        raise fail(f"no built-in template or file {extends!r}{suggest(extends, names)} (built-in: {', '.join(names)})")
     if base_path in chain or base_path == path:
-        cycle = " -> ".join(p.name for p in (*chain, path, base_path))
-        raise PodFileError([where.problem(("extends",), f"extends makes a cycle: {cycle}")])
-    base, base_layers = _resolve(base_path, None, (*chain, path))
+        raise fail(f"extends makes a cycle: {' -> '.join(p.name for p in (*chain, path, base_path))}")
+    try:
+        base, base_layers = _resolve(base_path, None, (*chain, path))
+    except PodFileError as exc:
+        raise PodFileError([*_duplicates(layers), *exc.problems]) from None
     base.pop("name", None)
     return _merge(base, data), layers + base_layers
 
@@ -150,7 +164,7 @@ def _substitute(value: Any, variables: dict[str, Any], where: Where, path: tuple
             name = match.group(1)
             if name not in variables:
                 problems.append(where.problem(
-                    path, f"unknown variable ${{{name}}}{_suggest(name, list(variables))}; define it under vars:"
+                    path, f"unknown variable ${{{name}}}{suggest(name, list(variables))}; define it under vars:"
                 ))
                 return match.group(0)
             return str(variables[name])
@@ -182,8 +196,17 @@ def _field_names(model: type[BaseModel]) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items() if name != "source"]
 
 
+def _env_example(value: Any) -> str | None:
+    """How a non-string env value is written as a string, or None if it is not a plain scalar."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, (int, float)) else None
+
+
 def _pydantic_problems(exc: ValidationError, where: Where) -> list[Problem]:
-    problems = []
+    problems: list[Problem] = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
         kind = err["type"]
@@ -191,116 +214,44 @@ def _pydantic_problems(exc: ValidationError, where: Where) -> list[Problem]:
             parent = loc[:-1]
             model = _model_at(parent)
             known = _field_names(model) if model else []
-            where_msg = f" in {_dotted(parent)}" if parent else ""
+            where_msg = f" in {dotted(parent)}" if parent else ""
             allowed = f" (allowed: {', '.join(known)})" if known else ""
             problems.append(where.problem(
-                loc, f"unknown key {loc[-1]!r}{where_msg}{_suggest(str(loc[-1]), known)}{allowed}", at_key=True
+                loc, f"unknown key {loc[-1]!r}{where_msg}{suggest(str(loc[-1]), known)}{allowed}", at_key=True
             ))
             continue
-        field = _dotted(loc) or "the pod"
+        message = err["msg"].removeprefix("Value error, ")
+        if loc[-1:] == ("[key]",):
+            problems.append(where.problem(loc[:-1], f"{dotted(loc[:-2]) or 'the pod'}: {message}", at_key=True))
+            continue
+        field = dotted(loc) or "the pod"
+        in_env = kind == "string_type" and len(loc) == 4 and loc[0] == "agents" and loc[2] == "env"
+        example = _env_example(err.get("input")) if in_env else None
         if kind == "missing":
             problems.append(where.problem(loc[:-1], f"{field}: missing required key {loc[-1]!r}"))
         elif kind == "literal_error":
             expected = err.get("ctx", {}).get("expected", "")
             choices = re.findall(r"'([^']*)'", expected)
             problems.append(where.problem(
-                loc, f"{field}: {err['input']!r} is not one of {', '.join(choices)}{_suggest(str(err['input']), choices)}"
+                loc, f"{field}: {err['input']!r} is not one of {', '.join(choices)}{suggest(str(err['input']), choices)}"
             ))
+        elif example is not None:
+            problems.append(where.problem(loc, f'{field}: env values are strings: quote it, e.g. {loc[3]}: "{example}"'))
         else:
-            message = err["msg"].removeprefix("Value error, ")
             problems.append(where.problem(loc, f"{field}: {message}"))
     return problems
 
 
-def _check_pod(spec: PodSpec, where: Where) -> list[Problem]:
-    """Checks that need the whole pod: names that must exist, durations, regexes."""
-    problems: list[Problem] = []
-    agents = list(spec.agents)
-    routes = [r.name for r in spec.routes]
+def load_pod_text(text: str | None, path: str | Path, state_root: Path | None = None) -> PodSpec:
+    """Load a pod from `text` (or from the file when None), reporting positions in `path`.
 
-    def need_agent(name: str, path: tuple[Any, ...], what: str) -> None:
-        if name not in spec.agents:
-            problems.append(where.problem(path, f"{what} names unknown agent {name!r}{_suggest(name, agents)} (agents: {', '.join(agents)})"))
-
-    seen_routes: set[str] = set()
-    for i, route in enumerate(spec.routes):
-        base = ("routes", i)
-        if route.name in spec.agents:
-            problems.append(where.problem((*base, "name"), f"route {route.name!r} has the name of an agent; rename one of them"))
-        if route.name in seen_routes:
-            problems.append(where.problem((*base, "name"), f"duplicate route name {route.name!r}"))
-        seen_routes.add(route.name)
-        for j, member in enumerate(route.to):
-            need_agent(member, (*base, "to", j), f"route {route.name}")
-        for j, member in enumerate(route.from_ or []):
-            need_agent(member, (*base, "from", j), f"route {route.name}")
-        if not route.to:
-            problems.append(where.problem((*base, "to"), f"route {route.name} has nobody in `to`"))
-        _check_duration(route.timeout, (*base, "timeout"), where, problems)
-
-    seen_rules: set[str] = set()
-    for i, rule in enumerate(spec.rules):
-        base = ("rules", i)
-        if rule.name in seen_rules:
-            problems.append(where.problem((*base, "name"), f"duplicate rule name {rule.name!r}"))
-        seen_rules.add(rule.name)
-        if rule.agent is not None:
-            need_agent(rule.agent, (*base, "agent"), f"rule {rule.name}")
-        if (rule.ask is None) == (rule.handoff is None):
-            problems.append(where.problem(base, f"rule {rule.name} needs exactly one action: `ask` (a route or agents) or `handoff` (an agent)"))
-        asked = rule.ask if isinstance(rule.ask, list) else [rule.ask] if rule.ask else []
-        targets: list[str] = []
-        for j, name in enumerate(asked):
-            path = (*base, "ask", j) if isinstance(rule.ask, list) else (*base, "ask")
-            if name in routes:
-                targets += next(r.to for r in spec.routes if r.name == name)
-            elif name in spec.agents:
-                targets.append(name)
-            else:
-                problems.append(where.problem(
-                    path, f"rule {rule.name} asks {name!r}, which is neither a route nor an agent{_suggest(name, routes + agents)}"
-                ))
-        if rule.handoff is not None:
-            need_agent(rule.handoff, (*base, "handoff"), f"rule {rule.name}")
-            targets.append(rule.handoff)
-        if rule.agent is not None and rule.agent in targets:
-            problems.append(where.problem(
-                (*base, "agent"), f"rule {rule.name} acts for {rule.agent} and would ask {rule.agent} too: a rule never asks the agent it acts for"
-            ))
-        _check_duration(rule.cooldown, (*base, "cooldown"), where, problems)
-        if rule.max_rounds < 1:
-            problems.append(where.problem((*base, "max_rounds"), "max_rounds must be at least 1"))
-        if rule.on == "pattern":
-            regex = rule.when.get("regex")
-            if not isinstance(regex, str) or not regex:
-                problems.append(where.problem((*base, "when"), f"pattern rule {rule.name} needs when: {{regex: '...'}}"))
-            else:
-                try:
-                    re.compile(regex)
-                except re.error as exc:
-                    problems.append(where.problem((*base, "when", "regex"), f"bad regex: {exc}"))
-        elif rule.on == "file_change" and rule.agent is None:
-            problems.append(where.problem(base, f"file_change rule {rule.name} needs `agent` (whose workdir to watch)"))
-
-    for name, agent in spec.agents.items():
-        if agent.script is not None and agent.cli != "script":
-            problems.append(where.problem(("agents", name, "script"), f"agent {name}: `script` is only for cli: script"))
-    return problems
-
-
-def _check_duration(value: str, path: tuple[Any, ...], where: Where, problems: list[Problem]) -> None:
-    try:
-        seconds(value)
-    except ValueError as exc:
-        problems.append(where.problem(path, str(exc)))
-
-
-def load_pod_text(text: str | None, path: str | Path) -> PodSpec:
-    """Load a pod from `text` (or from the file when None), reporting positions in `path`."""
+    `state_root` (default: pods/state.py's rule) is where the broker socket will live; a pod
+    name too long for it is an error here rather than at `podctl up`.
+    """
     path = Path(path).resolve()
     data, layers = _resolve(path, text, ())
     where = Where(layers)
-    problems: list[Problem] = []
+    problems = _duplicates(layers)
     variables = data.get("vars") if isinstance(data.get("vars"), dict) else {}
     data = _substitute(data, variables, where, (), problems)
     if "source" in data:
@@ -308,17 +259,18 @@ def load_pod_text(text: str | None, path: str | Path) -> PodSpec:
         data.pop("source")
     if "name" not in data:
         data["name"] = path.parent.name
-        if not NAME_RE.match(data["name"]):
+        if not NAME_RE.fullmatch(data["name"]):
             problems.append(Problem(str(path), 1, 1, f"the folder name {data['name']!r} is not a valid pod name: add a name: key"))
+    spec: PodSpec | None = None
     try:
         spec = PodSpec.model_validate(data)
     except ValidationError as exc:
-        raise PodFileError(problems + _pydantic_problems(exc, where)) from None
-    problems += _check_pod(spec, where)
-    if problems:
-        raise PodFileError(problems)
+        problems += _pydantic_problems(exc, where)
+    problems += check_pod(data, where, path.parent, state_root or default_state_root())
+    if problems or spec is None:
+        raise PodFileError(where.in_order(problems))
     return spec.model_copy(update={"source": path})
 
 
-def load_pod(path: str | Path) -> PodSpec:
-    return load_pod_text(None, path)
+def load_pod(path: str | Path, state_root: Path | None = None) -> PodSpec:
+    return load_pod_text(None, path, state_root)

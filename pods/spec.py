@@ -2,25 +2,65 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
+"""Pod, agent, route and rule names. Check with `fullmatch`; the `\\Z` also keeps `.match` users
+exact (`$` would accept a trailing newline)."""
 RESERVED_NAMES = frozenset({"user", "all", "podctl"})
+
+RULE_TEXT_FIELDS = ("agent", "pod", "diff", "changed_files", "last_message", "reason", "workdir")
+"""The `{placeholders}` a rule's `text` may use (the broker fills them; `workdir` is reserved)."""
+
+SOCKET_PATH_MAX = 107
+"""Longest Unix socket path in bytes on Linux (sun_path is 108 bytes with the closing NUL)."""
 
 CliName = Literal["claude", "codex", "gemini", "script"]
 RestartPolicy = Literal["never", "on-failure", "always"]
 
 
 def _check_name(value: str) -> str:
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid name: use lowercase letters, digits and '-', starting with a letter or digit"
         )
     return value
+
+
+def _check_agent_name(value: str) -> str:
+    _check_name(value)
+    if value in RESERVED_NAMES:
+        raise ValueError(f"{value!r} is reserved; choose another agent name")
+    return value
+
+
+AgentName = Annotated[str, AfterValidator(_check_agent_name)]
+"""Checked per key, so every bad agent name is reported, not only the first."""
+
+
+def socket_path_problem(pod_name: str, state_root: Path) -> str | None:
+    """Why the pod's broker socket `<state root>/<pod>/broker.sock` cannot be bound, or None.
+
+    Binding a longer path fails only at `podctl up`; saying it at validation names the fix.
+    """
+    path = state_root / pod_name / "broker.sock"
+    size = len(os.fsencode(path))
+    if size <= SOCKET_PATH_MAX:
+        return None
+    room = SOCKET_PATH_MAX - (size - len(os.fsencode(pod_name)))
+    fix = (
+        f"use a pod name of at most {room} characters, or a shorter PODCTL_HOME"
+        if room >= 1 else "set a shorter PODCTL_HOME"
+    )
+    return (
+        f"pod name {pod_name!r} ({len(pod_name)} characters) makes the broker socket path {path} {size} bytes long,"
+        f" over the {SOCKET_PATH_MAX}-byte limit of Unix sockets: {fix}"
+    )
 
 
 class Strict(BaseModel):
@@ -84,7 +124,7 @@ class PodSpec(Strict):
     workdir: str = "."
     extends: str | None = None
     vars: dict[str, Any] = Field(default_factory=dict)
-    agents: dict[str, AgentSpec]
+    agents: dict[AgentName, AgentSpec]
     routes: list[RouteSpec] = Field(default_factory=list)
     rules: list[RuleSpec] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
@@ -95,13 +135,9 @@ class PodSpec(Strict):
 
     @field_validator("agents")
     @classmethod
-    def _agent_names(cls, agents: dict[str, AgentSpec]) -> dict[str, AgentSpec]:
+    def _some_agents(cls, agents: dict[str, AgentSpec]) -> dict[str, AgentSpec]:
         if not agents:
             raise ValueError("a pod needs at least one agent")
-        for name in agents:
-            _check_name(name)
-            if name in RESERVED_NAMES:
-                raise ValueError(f"{name!r} is reserved; choose another agent name")
         return agents
 
     def base_dir(self) -> Path:

@@ -24,7 +24,11 @@ DEFAULT_REPLY = "Received by {agent}: {text}"
 
 
 class ScriptError(ValueError):
-    pass
+    """A script that cannot be played; `step` is the 0-based index of the bad step, if any."""
+
+    def __init__(self, message: str, step: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 @dataclass(frozen=True)
@@ -41,22 +45,22 @@ class Script:
 
 def _step(index: int, raw: Any) -> Step:
     if not isinstance(raw, dict) or len(raw) != 1:
-        raise ScriptError(f"step {index + 1}: write one of {', '.join(STEP_KINDS)} as a single-key mapping")
+        raise ScriptError(f"step {index + 1}: write one of {', '.join(STEP_KINDS)} as a single-key mapping", step=index)
     (kind, value), = raw.items()
     if kind not in STEP_KINDS:
-        raise ScriptError(f"step {index + 1}: unknown step {kind!r}; use one of {', '.join(STEP_KINDS)}")
+        raise ScriptError(f"step {index + 1}: unknown step {kind!r}; use one of {', '.join(STEP_KINDS)}", step=index)
     if kind == "sleep":
         if not isinstance(value, (int, float)) or value < 0:
-            raise ScriptError(f"step {index + 1}: sleep takes a number of seconds")
+            raise ScriptError(f"step {index + 1}: sleep takes a number of seconds", step=index)
         return Step(kind, {"seconds": float(value)})
     if kind == "say":
         return Step(kind, {"text": str(value)})
     if not isinstance(value, dict):
-        raise ScriptError(f"step {index + 1}: {kind} takes a mapping")
+        raise ScriptError(f"step {index + 1}: {kind} takes a mapping", step=index)
     needed = {"write": ("path", "text"), "tell": ("to", "text"), "ask": ("to", "text")}[kind]
     missing = [k for k in needed if k not in value]
     if missing:
-        raise ScriptError(f"step {index + 1}: {kind} needs {', '.join(missing)}")
+        raise ScriptError(f"step {index + 1}: {kind} needs {', '.join(missing)}", step=index)
     return Step(kind, dict(value))
 
 
@@ -70,12 +74,26 @@ def load_script(raw: Any, base: Path) -> Script:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ScriptError(f"cannot read script {path}: {exc}") from exc
+    errors = script_errors(raw)
+    if errors:
+        raise errors[0]
+    return Script(replies=str(raw.get("replies") or DEFAULT_REPLY), steps=[_step(i, s) for i, s in enumerate(raw.get("steps") or [])])
+
+
+def script_errors(raw: Any) -> list[ScriptError]:
+    """Every error of an inline script (pod file validation reports them all; load_script the first)."""
     if not isinstance(raw, dict):
-        raise ScriptError("a script is a mapping with `replies` and `steps`")
+        return [ScriptError("a script is a mapping with `replies` and `steps`")]
+    errors: list[ScriptError] = []
     unknown = set(raw) - {"replies", "steps"}
     if unknown:
-        raise ScriptError(f"unknown script key(s): {', '.join(sorted(unknown))}; use replies and steps")
+        errors.append(ScriptError(f"unknown script key(s): {', '.join(sorted(map(str, unknown)))}; use replies and steps"))
     steps = raw.get("steps") or []
     if not isinstance(steps, list):
-        raise ScriptError("steps must be a list")
-    return Script(replies=str(raw.get("replies") or DEFAULT_REPLY), steps=[_step(i, s) for i, s in enumerate(steps)])
+        return [*errors, ScriptError("steps must be a list")]
+    for i, step in enumerate(steps):
+        try:
+            _step(i, step)
+        except ScriptError as exc:
+            errors.append(exc)
+    return errors
