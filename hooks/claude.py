@@ -8,11 +8,20 @@ and `~/.claude.json` are never edited):
   `~/.claude/.credentials.json` when it exists, so their login works;
 - `mcp.json` (passed with `--mcp-config`, with `--strict-mcp-config`): the `podctl` MCP server;
 - `settings.json` (passed with `--settings`): SessionStart, UserPromptSubmit, PostToolUse, Stop,
-  SessionEnd hooks -> `podctl hook`, and `mcp__podctl__*` tools allowed without a prompt.
+  SessionEnd hooks -> `podctl hook`, `mcp__podctl__*` tools allowed without a prompt, and
+  `disableDeepLinkRegistration` (else the CLI writes `~/.local/share/applications/
+  claude-code-url-handler.desktop` whatever `CLAUDE_CONFIG_DIR` says);
+- `claude-cache/`: the CLI's `XDG_CACHE_HOME`. Claude Code keeps its MCP logs in
+  `$XDG_CACHE_HOME/claude-cli-nodejs/` (else `~/.cache/...`) and has no narrower setting, so the
+  variable is moved for the CLI process;
+- `bash-env.sh` (the CLI's `CLAUDE_ENV_FILE`, run before each command of its Bash tool): gives
+  the agent's own commands the user's `XDG_CACHE_HOME` back, so pip, uv and the like keep using
+  the user's caches; it then runs the user's own `CLAUDE_ENV_FILE`, if any.
 
 `ENABLE_TOOL_SEARCH=false` is set for the agent (unless its `env` says otherwise): Claude Code
 2.1 otherwise defers MCP tools behind a search tool, and the seven podctl tools should be in
-the model's hands from the first request.
+the model's hands from the first request. `DISABLE_AUTOUPDATER=1` likewise: an agent does not
+update the user's Claude Code installation (`claude update` does).
 """
 
 from __future__ import annotations
@@ -37,6 +46,12 @@ class ClaudeAdapter(HookProtocol):
 
     def config_dir(self, ctx: AgentContext) -> Path:
         return ctx.agent_dir / "claude-config"
+
+    def cache_dir(self, ctx: AgentContext) -> Path:
+        return ctx.agent_dir / "claude-cache"
+
+    def env_file(self, ctx: AgentContext) -> Path:
+        return ctx.agent_dir / "bash-env.sh"
 
     def prepare(self, ctx: AgentContext) -> None:
         import json
@@ -68,8 +83,24 @@ class ClaudeAdapter(HookProtocol):
         settings = {
             "hooks": self.hook_config(ctx.hook_command, timeout=10),
             "permissions": {"allow": [f"mcp__podctl__{tool}" for tool in TOOLS]},
+            "disableDeepLinkRegistration": "disable",
         }
         (ctx.agent_dir / "settings.json").write_text(json.dumps(settings, indent=2))
+        self.cache_dir(ctx).mkdir(exist_ok=True, mode=0o700)
+        self.env_file(ctx).write_text(self.bash_env(ctx))
+
+    def bash_env(self, ctx: AgentContext) -> str:
+        """The script Claude Code runs before each Bash command: the user's `XDG_CACHE_HOME` (as the
+        agent's `env` or podctl's own environment has it, unset included), then the user's own
+        `CLAUDE_ENV_FILE`, which podctl's replaces."""
+        import shlex
+
+        cache = ctx.env.get("XDG_CACHE_HOME", os.environ.get("XDG_CACHE_HOME"))
+        lines = [f"export XDG_CACHE_HOME={shlex.quote(cache)}" if cache is not None else "unset XDG_CACHE_HOME"]
+        own = ctx.env.get("CLAUDE_ENV_FILE") or os.environ.get("CLAUDE_ENV_FILE")
+        if own and own != str(self.env_file(ctx)):
+            lines.append(f"if [ -f {shlex.quote(own)} ]; then . {shlex.quote(own)}; fi")
+        return "\n".join(lines) + "\n"
 
     def launch(self, ctx: AgentContext) -> Launch:
         from .adapter import Launch
@@ -81,7 +112,11 @@ class ClaudeAdapter(HookProtocol):
         if ctx.model:
             argv += ["--model", ctx.model]
         argv += list(ctx.args)
-        env = {"ENABLE_TOOL_SEARCH": "false", **ctx.env, "CLAUDE_CONFIG_DIR": str(self.config_dir(ctx))}
+        env = {
+            "ENABLE_TOOL_SEARCH": "false", "DISABLE_AUTOUPDATER": "1", **ctx.env,
+            "CLAUDE_CONFIG_DIR": str(self.config_dir(ctx)), "XDG_CACHE_HOME": str(self.cache_dir(ctx)),
+            "CLAUDE_ENV_FILE": str(self.env_file(ctx)),
+        }
         return Launch(argv=argv, env=env, cwd=ctx.workdir)
 
 

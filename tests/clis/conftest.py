@@ -1,5 +1,6 @@
 """The environment every real-CLI test runs in: the pinned CLIs first on PATH, a throwaway HOME
-(nothing may touch the user's own CLI config), no proxy and no inherited keys."""
+(nothing may touch the user's own CLI config), no proxy and no inherited keys; and the check that
+an agent wrote nothing outside its own folder."""
 
 from __future__ import annotations
 
@@ -25,3 +26,13 @@ def cli_env(cli_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
     for name in INHERITED:
         monkeypatch.delenv(name, raising=False)
     return home
+
+
+def outside_writes(home: Path, podctl_home: Path) -> set[str]:
+    """Every file, folder and symlink a test's agents left in the throwaway HOME, and in the
+    `$XDG_STATE_HOME` the root conftest points into PODCTL_HOME (outside any agent's folder).
+
+    docs/adapters.md ("Writes outside the agent's folder") lists what a CLI may still leave here;
+    at present nothing under HOME, for any of the three CLIs."""
+    roots = {"~": home, "$XDG_STATE_HOME": podctl_home / "xdg"}
+    return {f"{label}/{path.relative_to(root)}" for label, root in roots.items() for path in root.rglob("*")}

@@ -2,22 +2,47 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
+import pytest
+
+from podctl.hooks.adapter import AgentContext
 from podctl.hooks.claude import ADAPTER
 
 from ..fakes.anthropic_api import FakeAnthropic, request_text, tool_names
 from ..helpers import agent_state, pane_text, podctl, wait_for_pane, wait_until, write_pod
+from .conftest import outside_writes
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
+
+
+BASH_PROBE = 'echo "XDG_CACHE_HOME=${XDG_CACHE_HOME-unset}" > bash-env.txt'
+"""Run through Claude Code's own Bash tool: what the agent's commands see of the cache variable."""
+
+
+class FakeAnthropicWithBash(FakeAnthropic):
+    """The fake Messages API, where a script step `{"call": "Bash", ...}` calls Claude Code's
+    built-in Bash tool instead of a podctl tool."""
+
+    def answer(self, body: dict) -> list[dict]:
+        events = super().answer(body)
+        for event in events:
+            blocks = [event.get("content_block")] + event.get("message", {}).get("content", [])
+            for block in blocks:
+                if block and block.get("name") == "mcp__podctl__Bash":
+                    block["name"] = "Bash"
+        return events
 
 
 def pod_text(base_url: str, name: str = "cl") -> str:
     return (
         f"name: {name}\nagents:\n  rev:\n    cli: claude\n    model: claude-sonnet-4-5\n    role: reviews diffs\n"
+        "    args: ['--allowedTools', 'Bash']\n"
         f"    env: {{ANTHROPIC_BASE_URL: '{base_url}', ANTHROPIC_API_KEY: sk-ant-test-0123456789abcdefghij,"
-        " CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1'}\n"
+        " CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1'}\n"
         "  boss: {cli: script}\n"
     )
 
@@ -26,11 +51,14 @@ def ask_id_in(body: dict) -> int:
     return int(re.findall(r"ask #(\d+) from user", request_text(body))[-1])
 
 
-def test_claude_agent_is_woken_injected_and_answers_through_the_tools(cli_env: Path, tmp_path: Path, pods) -> None:
-    with FakeAnthropic() as fake:
+def test_claude_agent_is_woken_injected_and_answers_through_the_tools(
+    cli_env: Path, tmp_path: Path, pods, podctl_home: Path
+) -> None:
+    with FakeAnthropicWithBash() as fake:
         fake.delay_s = 4.0
         fake.script = [
             {"call": "post_reply", "arguments": lambda body: {"ask_id": ask_id_in(body), "text": "LGTM from claude"}},
+            {"call": "Bash", "arguments": {"command": BASH_PROBE, "description": "print the cache variable"}},
             {"text": "Replied to the review."},
         ]
         pods.up(write_pod(tmp_path / "cl", pod_text(fake.base_url)))
@@ -55,4 +83,34 @@ def test_claude_agent_is_woken_injected_and_answers_through_the_tools(cli_env: P
         second = wait_until(lambda: fake.conversation()[1:2], timeout=60, message="the request after the tool call")[0]
         assert request_text(second).count("note sent while busy") == 1, "injected once, after the tool call"
         wait_until(lambda: agent_state("cl", "rev") == "idle", timeout=60, message="rev idle after its turn")
-        assert not (cli_env / ".claude").exists() and not (cli_env / ".claude.json").exists()
+        assert (tmp_path / "cl" / "bash-env.txt").read_text() == "XDG_CACHE_HOME=unset\n", \
+            "the agent's own commands keep the user's cache folder"
+        podctl("down", "cl")
+        assert outside_writes(cli_env, podctl_home) == set(), "Claude Code wrote outside its agent folder"
+        mcp_logs = podctl_home / "cl" / "agents" / "rev" / "claude-cache" / "claude-cli-nodejs"
+        assert any(mcp_logs.rglob("mcp-logs-podctl/*.jsonl")), "the MCP logs went to the agent's folder"
+
+
+def test_claude_bash_commands_get_the_users_cache_folder_and_env_file_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The set-value case of BASH_PROBE above (there the user's XDG_CACHE_HOME is unset): podctl's
+    CLAUDE_ENV_FILE, run by bash the way Claude Code runs it, restores the user's value from the
+    agent's `env` and still runs the user's own CLAUDE_ENV_FILE."""
+    users_file = tmp_path / "user's env.sh"
+    users_file.write_text("export FROM_USERS_FILE=yes\n")
+    monkeypatch.setenv("CLAUDE_ENV_FILE", str(users_file))
+    monkeypatch.setenv("XDG_CACHE_HOME", "/not/this/one")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    agent_dir = tmp_path / "agents" / "rev"
+    agent_dir.mkdir(parents=True)
+    ctx = AgentContext(
+        pod="cl", agent="rev", cli="claude", role="reviews", workdir=tmp_path, state_dir=tmp_path,
+        agent_dir=agent_dir, token="t", env={"XDG_CACHE_HOME": "/home/u/my cache"},
+    )
+    ADAPTER.prepare(ctx)
+    launch = ADAPTER.launch(ctx)
+    assert launch.env["XDG_CACHE_HOME"] == str(agent_dir / "claude-cache")
+    script = '. "$CLAUDE_ENV_FILE"; echo "$XDG_CACHE_HOME|${FROM_USERS_FILE-}"'
+    out = subprocess.run(["bash", "-c", script], env={**os.environ, **launch.env}, capture_output=True, text=True, check=True)
+    assert out.stdout == "/home/u/my cache|yes\n", out.stderr

@@ -10,6 +10,7 @@ from podctl.hooks.codex import ADAPTER
 
 from ..fakes.openai_responses import FakeResponses, request_text, tool_names
 from ..helpers import agent_state, podctl, wait_for_pane, wait_until, write_pod
+from .conftest import outside_writes
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
 
@@ -42,7 +43,6 @@ def test_codex_agent_is_woken_injected_and_answers_through_the_tools(
         codex_home = podctl_home / "cx" / "agents" / "rev" / "codex-home"
         assert not (codex_home / "bypass-hook-trust").exists(), "hooks were pre-trusted through codex app-server"
         assert (codex_home / "config.toml").read_text().count("trusted_hash") == 5
-        assert not any(cli_env.iterdir()), "nothing written to the user's home"
 
         podctl("send", "cx", "--to", "rev", "--ask", "Please review src/feature.py")
         first = wait_until(lambda: fake.conversation()[:1], timeout=60, message="Codex's first request")[0]
@@ -60,3 +60,5 @@ def test_codex_agent_is_woken_injected_and_answers_through_the_tools(
         second = wait_until(lambda: fake.conversation()[1:2], timeout=60, message="the request after the tool call")[0]
         assert request_text(second).count("note sent while busy") == 1, "injected once, at the next hook"
         wait_until(lambda: agent_state("cx", "rev") == "idle", timeout=60, message="rev idle after its turn")
+        podctl("down", "cx")
+        assert outside_writes(cli_env, podctl_home) == set(), "Codex wrote outside its agent folder"

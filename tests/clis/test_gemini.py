@@ -9,6 +9,7 @@ from podctl.hooks.gemini import ADAPTER
 
 from ..fakes.gemini_api import FakeGemini, request_text, tool_names
 from ..helpers import agent_state, podctl, wait_for_pane, wait_until, write_pod
+from .conftest import outside_writes
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
 
@@ -25,7 +26,9 @@ def ask_id_in(body: dict) -> int:
     return int(re.findall(r"ask #(\d+) from user", request_text(body))[-1])
 
 
-def test_gemini_agent_is_woken_injected_and_answers_through_the_tools(cli_env: Path, tmp_path: Path, pods) -> None:
+def test_gemini_agent_is_woken_injected_and_answers_through_the_tools(
+    cli_env: Path, tmp_path: Path, pods, podctl_home: Path
+) -> None:
     with FakeGemini() as fake:
         fake.delay_s = 4.0
         fake.script = [
@@ -51,4 +54,5 @@ def test_gemini_agent_is_woken_injected_and_answers_through_the_tools(cli_env: P
         second = wait_until(lambda: fake.conversation()[1:2], timeout=60, message="the request after the tool call")[0]
         assert request_text(second).count("note sent while busy") == 1, "injected once, after the tool call"
         wait_until(lambda: agent_state("gm", "rev") == "idle", timeout=60, message="rev idle after its turn")
-        assert not (cli_env / ".gemini").exists(), "nothing written to the user's ~/.gemini"
+        podctl("down", "gm")
+        assert outside_writes(cli_env, podctl_home) == set(), "Gemini CLI wrote outside its agent folder"
