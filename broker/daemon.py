@@ -19,9 +19,10 @@ from pathlib import Path
 
 from podctl.pods.errors import PodctlError
 from podctl.pods.load import PodFileError, load_pod
+from podctl.pods.spec import SOCKET_PATH_MAX
 
 from .locks import ALREADY_RUNNING_EXIT, FileLock, write_pid_file
-from .paths import MAX_SOCKET_PATH, PodPaths
+from .paths import PodPaths
 from .server import Server, raise_fd_limit
 from .service import Broker
 from .store import Store, StoreError
@@ -57,9 +58,9 @@ def tmux_nudger(broker: Broker):
 
 def _check_socket_path(paths: PodPaths) -> None:
     size = len(os.fsencode(paths.socket))
-    if size > MAX_SOCKET_PATH:
+    if size > SOCKET_PATH_MAX:
         raise StartFailed(
-            f"the socket path {paths.socket} is {size} bytes, over the {MAX_SOCKET_PATH} a Unix socket allows:"
+            f"the socket path {paths.socket} is {size} bytes, over the {SOCKET_PATH_MAX} a Unix socket allows:"
             " use a shorter pod name or a shorter PODCTL_HOME"
         )
 

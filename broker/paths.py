@@ -1,4 +1,4 @@
-"""Where a pod's state lives on disk. Standard library only: hooks import it.
+"""Where a pod's state lives on disk, and the rules for what may name it. Standard library only.
 
 ```
 $PODCTL_HOME/<pod>/          0700
@@ -21,22 +21,13 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from podctl.pods.state import state_root
+
 USER = "user"
 """The human's member name in every pod."""
 
 
-def state_root() -> Path:
-    """`$PODCTL_HOME`, else `$XDG_STATE_HOME/podctl`, else `~/.local/state/podctl`."""
-    home = os.environ.get("PODCTL_HOME")
-    if home:
-        return Path(home).expanduser()
-    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(xdg) / "podctl"
-
-
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
-MAX_SOCKET_PATH = 107
-"""AF_UNIX paths are limited to 108 bytes on Linux, the terminating NUL included."""
 
 
 def valid_pod_name(name: str) -> bool:

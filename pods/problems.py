@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .errors import PodctlError
+
 import difflib
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +22,7 @@ class Problem:
         return f"{self.file}:{self.line}:{self.col}: {self.message}"
 
 
-class PodFileError(Exception):
+class PodFileError(PodctlError):
     """A pod file that cannot be used; `problems` lists every error found."""
 
     def __init__(self, problems: list[Problem]) -> None:
