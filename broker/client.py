@@ -2,6 +2,9 @@
 
 It reconnects by itself: a call made while the broker restarts waits (up to its timeout) for the
 broker to come back, and write requests carry a `client_msg_id` so a retried send is stored once.
+A client with a `greeting` (the shim: `{"shim": true}`) sends `hello` with it first on every
+connection it opens, and `stay_connected()` reconnects as soon as a connection drops, so a
+restarted broker learns at once that this agent's tools are up and it may be woken.
 """
 
 from __future__ import annotations
@@ -18,11 +21,20 @@ from . import wire
 RETRIED_WRITES = frozenset({"tell", "ask", "post_reply"})
 
 
+GREETING_TIMEOUT_S = 10.0
+
+
 class AsyncClient:
-    def __init__(self, socket_path: str | os.PathLike[str], agent: str, token: str) -> None:
+    def __init__(
+        self, socket_path: str | os.PathLike[str], agent: str, token: str, greeting: dict[str, Any] | None = None
+    ) -> None:
         self.socket_path = os.fspath(socket_path)
         self.agent = agent
         self.token = token
+        self.greeting = greeting
+        self._staying = False
+        self._closing = False
+        self._reconnect_task: asyncio.Task[None] | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -40,6 +52,12 @@ class AsyncClient:
                 raise wire.BrokerUnavailable(f"cannot reach the broker at {self.socket_path}: {exc}") from exc
             self._reader, self._writer = reader, writer
             self._read_task = asyncio.create_task(self._read_loop(reader))
+            if self.greeting is not None:
+                try:
+                    wire.unwrap(await self._exchange(writer, "hello", GREETING_TIMEOUT_S, dict(self.greeting)))
+                except (wire.BrokerError, wire.BrokerUnavailable) as exc:
+                    self._drop_connection()
+                    raise wire.BrokerUnavailable(f"the broker did not take this agent's hello: {exc}") from exc
             return writer
 
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
@@ -63,10 +81,29 @@ class AsyncClient:
         for fut in pending.values():
             if not fut.done():
                 fut.set_exception(wire.BrokerUnavailable("the broker closed the connection"))
+        if self._staying and not self._closing:
+            self.stay_connected()
 
-    async def call_once(self, op: str, timeout: float, **args: Any) -> dict[str, Any]:
-        """One attempt: raises BrokerUnavailable if the broker is unreachable or the connection drops."""
-        writer = await self._ensure()
+    def stay_connected(self) -> None:
+        """Connect now (in the background) and again whenever the connection drops."""
+        self._staying = True
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = 0.05
+        while not self._closing:
+            try:
+                await self._ensure()
+                return
+            except wire.BrokerUnavailable:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    async def _exchange(
+        self, writer: asyncio.StreamWriter, op: str, timeout: float, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Send one request on `writer` and wait for its response frame."""
         self._next_id += 1
         req_id = self._next_id
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -74,7 +111,7 @@ class AsyncClient:
         try:
             writer.write(wire.encode(wire.request(req_id, op, self.agent, self.token, args)))
             await writer.drain()
-            frame = await asyncio.wait_for(fut, timeout=timeout)
+            return await asyncio.wait_for(fut, timeout=timeout)
         except (ConnectionError, OSError) as exc:
             self._drop_connection()
             raise wire.BrokerUnavailable(f"lost the broker during {op}: {exc}") from exc
@@ -82,7 +119,11 @@ class AsyncClient:
             raise wire.BrokerUnavailable(f"the broker did not answer {op} within {timeout:.0f}s") from exc
         finally:
             self._pending.pop(req_id, None)
-        return wire.unwrap(frame)
+
+    async def call_once(self, op: str, timeout: float, **args: Any) -> dict[str, Any]:
+        """One attempt: raises BrokerUnavailable if the broker is unreachable or the connection drops."""
+        writer = await self._ensure()
+        return wire.unwrap(await self._exchange(writer, op, timeout, args))
 
     async def call(self, op: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
         """Call `op`, reconnecting while the broker is away, for at most `timeout` seconds."""
@@ -101,6 +142,9 @@ class AsyncClient:
                 delay = min(delay * 2, 1.0)
 
     async def close(self) -> None:
+        self._closing = True
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
         if self._read_task is not None:
             self._read_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -47,6 +47,10 @@ class AgentContext:
     def socket(self) -> Path:
         return self.state_dir / "broker.sock"
 
+    @property
+    def token_file(self) -> Path:
+        return self.agent_dir / "token"
+
     def hook_command(self, cli_event: str) -> list[str]:
         """The command line a CLI runs for one of its hook events.
 
@@ -55,14 +59,16 @@ class AgentContext:
         """
         return [
             self.python, "-I", "-S", str(HOOKS_DIR / "fast.py"),
-            "--state", str(self.state_dir), "--agent", self.agent, self.cli, cli_event,
+            "--socket", str(self.socket), "--token-file", str(self.token_file), "--agent", self.agent,
+            self.cli, cli_event,
         ]
 
     def shim_command(self) -> list[str]:
         """The command line of this agent's MCP server (`podctl shim`)."""
         return [
             self.python, "-m", "podctl.orchestrator.cli.main", "shim",
-            "--pod", self.pod, "--agent", self.agent, "--state", str(self.state_dir),
+            "--pod", self.pod, "--agent", self.agent, "--socket", str(self.socket),
+            "--token-file", str(self.token_file),
         ]
 
 

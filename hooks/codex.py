@@ -103,7 +103,7 @@ class CodexAdapter(HookProtocol):
         ]
         try:
             proc = subprocess.Popen(
-                [self.executable, "app-server"], cwd=ctx.workdir, env=env, text=True,
+                [self.executable, "app-server"], cwd=ctx.workdir, env=env,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             )
         except OSError:
@@ -111,15 +111,10 @@ class CodexAdapter(HookProtocol):
         assert proc.stdin is not None and proc.stdout is not None
         trust: dict[str, str] = {}
         try:
-            for request in requests:
-                proc.stdin.write(json.dumps(request) + "\n")
+            proc.stdin.write("".join(json.dumps(r) + "\n" for r in requests).encode())
             proc.stdin.flush()
-            deadline = time.monotonic() + APP_SERVER_TIMEOUT_S
-            while time.monotonic() < deadline:
-                line = proc.stdout.readline()
-                if not line:
-                    break
-                message = json.loads(line) if line.strip().startswith("{") else {}
+            for line in _lines(proc.stdout.fileno(), time.monotonic() + APP_SERVER_TIMEOUT_S):
+                message = json.loads(line) if line.strip().startswith(b"{") else {}
                 if message.get("id") == 2:
                     trust = _hashes(message.get("result") or {})
                     break
@@ -140,6 +135,29 @@ class CodexAdapter(HookProtocol):
             argv += ["-m", ctx.model]
         argv += list(ctx.args)
         return Launch(argv=argv, env={**ctx.env, "CODEX_HOME": str(self.home(ctx))}, cwd=ctx.workdir)
+
+
+def _lines(fd: int, deadline: float):
+    """Lines from a pipe until EOF or `deadline` (monotonic): a stalled `codex app-server` must
+    not hold up whoever is bringing the pod up."""
+    import select
+    import time
+
+    buf = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            return
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            yield line
 
 
 def _hashes(result: dict[str, Any]) -> dict[str, str]:

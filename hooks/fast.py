@@ -1,4 +1,4 @@
-"""The command every CLI hook runs: `python -I -S hooks/fast.py --state DIR --agent NAME CLI EVENT`.
+"""The command every CLI hook runs: `python -I -S hooks/fast.py --socket S --token-file F --agent NAME CLI EVENT`.
 
 `-S` skips site-packages, so `podctl` is not importable the usual way: this file registers the
 `podctl`, `podctl.broker` and `podctl.hooks` packages by hand, pointing at the folders beside it,

@@ -9,7 +9,7 @@ Files podctl writes, all under the agent's folder (`.../agents/<name>/gemini-hom
   untrusted folder); `GEMINI_CLI_TRUST_WORKSPACE=true` is also set in its environment;
 - `.gemini/oauth_creds.json`, `google_accounts.json`: symlinks to the user's, when they exist.
 
-The shim gets its identity from `--state` on its command line: Gemini strips variables whose
+The shim gets its identity from `--socket` and `--token-file` on its command line: Gemini strips variables whose
 names contain TOKEN or KEY from an MCP server's environment, so no token travels by env.
 """
 

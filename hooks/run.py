@@ -31,7 +31,7 @@ def _parse(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     rest: list[str] = []
     it = iter(argv)
     for arg in it:
-        if arg in ("--state", "--agent"):
+        if arg in ("--state", "--agent", "--socket", "--token-file"):
             opts[arg[2:]] = next(it, "")
         else:
             rest.append(arg)
@@ -122,7 +122,7 @@ def _disarm_deadline(previous: object) -> None:
     _signal.signal(_signal.SIGALRM, previous)
 
 
-def _hook(state: str, agent: str, cli: str, cli_event: str) -> None:
+def _hook(socket: str, token_file: str, agent: str, cli: str, cli_event: str) -> None:
     """One hook run: read the CLI's event, tell the broker, print what to inject, acknowledge it."""
     payload = _read_payload()
     adapter = load_adapter(cli)
@@ -131,9 +131,9 @@ def _hook(state: str, agent: str, cli: str, cli_event: str) -> None:
         _write(adapter.render(cli_event, payload, None))
         return
     timeout = _env_ms("PODCTL_HOOK_TIMEOUT_MS", DEFAULT_TIMEOUT_MS) / 1000.0
-    with open(os.path.join(state, "agents", agent, "token"), encoding="utf-8") as fh:
+    with open(token_file, encoding="utf-8") as fh:
         token = fh.read().strip()
-    with wire.Client(os.path.join(state, "broker.sock"), agent, token, timeout=timeout) as client:
+    with wire.Client(socket, agent, token, timeout=timeout) as client:
         response = client.call(
             "hook", event=outcome.event, inject=outcome.inject, attention_only=outcome.attention_only
         )
@@ -149,17 +149,24 @@ def _write(out: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    """`--socket PATH --token-file PATH --agent NAME CLI EVENT`: the agent's own identity only.
+    (`--state POD_DIR` stands for the pod folder's socket and the agent's token in it.)"""
     opts, rest = _parse(argv)
-    state = opts.get("state") or os.environ.get("PODCTL_STATE")
     agent = opts.get("agent") or os.environ.get("PODCTL_AGENT")
-    if len(rest) != 2 or not state or not agent:
-        print("usage: podctl hook --state POD_STATE_DIR --agent NAME CLI EVENT", file=sys.stderr)
+    state_dir = opts.get("state")
+    socket = opts.get("socket") or (os.path.join(state_dir, "broker.sock") if state_dir else None)
+    token_file = opts.get("token-file") or (
+        os.path.join(state_dir, "agents", agent, "token") if state_dir and agent else None
+    )
+    if len(rest) != 2 or not socket or not token_file or not agent:
+        print("usage: podctl hook --socket SOCKET --token-file FILE --agent NAME CLI EVENT", file=sys.stderr)
         return 0
+    state = os.path.dirname(socket)
     cli, cli_event = rest
     where = f"{agent} {cli} {cli_event}"
     previous = _arm_deadline(_env_ms("PODCTL_HOOK_DEADLINE_MS", DEFAULT_DEADLINE_MS), state, where)
     try:
-        _hook(state, agent, cli, cli_event)
+        _hook(socket, token_file, agent, cli, cli_event)
     except _EXPECTED as exc:
         _log(state, f"{where}: {exc}")
     except BaseException as exc:  # noqa: BLE001 - a hook never breaks its CLI, whatever it is

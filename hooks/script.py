@@ -61,7 +61,7 @@ class ScriptAdapter:
 
         return Launch(
             argv=[ctx.python, "-m", "podctl.scriptagent", str(self.config_file(ctx)), *ctx.args],
-            env={**ctx.env, "PODCTL_POD": ctx.pod, "PODCTL_AGENT": ctx.agent, "PODCTL_STATE": str(ctx.state_dir)},
+            env={**ctx.env, "PODCTL_POD": ctx.pod, "PODCTL_AGENT": ctx.agent},
             cwd=ctx.workdir,
         )
 

@@ -115,11 +115,11 @@ class Shim:
 def build_server(shim: Shim, pod: str, agent: str) -> MCPServer:
     @contextlib.asynccontextmanager
     async def lifespan(_server: MCPServer) -> AsyncIterator[None]:
-        task = asyncio.create_task(announce(shim.client))
+        announce(shim.client)
         try:
             yield
         finally:
-            task.cancel()
+            await shim.client.close()
 
     server = MCPServer(name="podctl", log_level="WARNING", lifespan=lifespan, instructions=INSTRUCTIONS + f"\nYou are agent `{agent}` of pod `{pod}`.\n")
 
@@ -205,38 +205,37 @@ def build_server(shim: Shim, pod: str, agent: str) -> MCPServer:
     return server
 
 
-ANNOUNCE_FOR_S = 120.0
-
-
-async def announce(client: AsyncClient) -> None:
-    """Tell the broker this agent's tools are up, so it may be woken. Retried in the background
-    (a loaded machine or a restarting broker must not leave the agent unwakeable); never fatal."""
-    try:
-        await client.call("hello", timeout=ANNOUNCE_FOR_S, shim=True)
-    except (wire.BrokerError, wire.BrokerUnavailable):
-        pass
+def announce(client: AsyncClient) -> None:
+    """Tell the broker this agent's tools are up, so it may be woken: the client greets it with
+    `hello {shim: true}` on every connection, and reconnects at once when the broker restarts
+    (a restarted broker must not leave the agent unwakeable)."""
+    client.stay_connected()
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="podctl shim", description="The stdio MCP server of one podctl agent.")
     parser.add_argument("--pod", required=True)
     parser.add_argument("--agent", required=True)
-    parser.add_argument("--state", help="the pod's state folder (default: $PODCTL_HOME/POD)")
+    parser.add_argument("--socket", help="the pod's broker socket")
+    parser.add_argument("--token-file", help="this agent's token file")
+    parser.add_argument("--state", help="the pod's state folder (stands for its socket and the agent's token in it)")
     parser.add_argument("--wait-cap-ms", type=int, default=None, help="longest single wait_for_reply call")
     args = parser.parse_args(argv)
     paths = PodPaths(args.pod, Path(args.state)) if args.state else PodPaths.of(args.pod)
+    socket = Path(args.socket) if args.socket else paths.socket
+    token_file = Path(args.token_file) if args.token_file else paths.token_file(args.agent)
     token = os.environ.get("PODCTL_TOKEN")
     if not token:
         try:
-            token = paths.read_token(args.agent)
+            token = token_file.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             print(
-                f"podctl shim: no token for agent {args.agent!r} in {paths.agents}: is it an agent of pod"
+                f"podctl shim: no token for agent {args.agent!r} at {token_file}: is it an agent of pod"
                 f" {args.pod!r}? Bring the pod up with `podctl up` first.",
                 file=sys.stderr,
             )
             return 2
     cap = args.wait_cap_ms or (int(os.environ["PODCTL_WAIT_CAP_MS"]) if os.environ.get("PODCTL_WAIT_CAP_MS") else None)
-    shim = Shim(AsyncClient(paths.socket, args.agent, token), cap)
+    shim = Shim(AsyncClient(socket, args.agent, token, greeting={"shim": True}), cap)
     build_server(shim, args.pod, args.agent).run("stdio")
     return 0

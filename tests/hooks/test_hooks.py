@@ -114,11 +114,39 @@ def test_adapters_prepare_their_files_in_the_agent_folder_only(tmp_path: Path) -
             adapter.prepare(ctx)
         launch = adapter.launch(ctx)
         assert launch.cwd == tmp_path and launch.env["K"] == "V" and "--x" in launch.argv
-    assert json.loads((tmp_path / "state/agents/claude/mcp.json").read_text())["mcpServers"]["podctl"]["args"][-2:] == [
-        "--state", str(tmp_path / "state")]
+    assert json.loads((tmp_path / "state/agents/claude/mcp.json").read_text())["mcpServers"]["podctl"]["args"][-4:] == [
+        "--socket", str(tmp_path / "state" / "broker.sock"), "--token-file", str(tmp_path / "state/agents/claude/token")]
     settings = json.loads((tmp_path / "state/agents/gemini/gemini-home/.gemini/settings.json").read_text())
     assert settings["mcpServers"]["podctl"]["trust"] is True and "env" not in settings["mcpServers"]["podctl"]
     assert set(settings["hooks"]) == {"SessionStart", "BeforeAgent", "AfterTool", "AfterAgent", "SessionEnd"}
+
+
+def test_an_agent_is_handed_only_its_own_identity(tmp_path: Path) -> None:
+    """Its environment, command line and config files name the pod's socket and its own folder,
+    never the pod folder itself (which leads to every other token, the user's included)."""
+    import re
+
+    from podctl.hooks.adapter import AgentContext
+
+    state = tmp_path / "state"
+    for cli in ("claude", "codex", "gemini", "script"):
+        agent_dir = state / "agents" / cli
+        agent_dir.mkdir(parents=True)
+        ctx = AgentContext(pod="p", agent=cli, cli=cli, role="r", workdir=tmp_path, state_dir=state,
+                           agent_dir=agent_dir, token="t", env={"K": "V"})
+        adapter = get_adapter(cli)
+        if cli != "codex":
+            adapter.prepare(ctx)
+        launch = adapter.launch(ctx)
+        assert "PODCTL_STATE" not in launch.env
+        texts = [*launch.argv, *launch.env.values()]
+        texts += [p.read_text(errors="replace") for p in agent_dir.rglob("*") if p.is_file() and not p.is_symlink()]
+        if cli == "codex":
+            texts += [" ".join(ctx.hook_command("Stop")), " ".join(ctx.shim_command())]
+        for text in texts:
+            for match in re.finditer(re.escape(str(state)) + r"([^\s\"',\]]*)", text):
+                rest = match.group(1)
+                assert rest == "/broker.sock" or rest.startswith(f"/agents/{cli}"), (cli, match.group(0))
 
 
 def test_doctor_reports_tmux_clis_and_state_folder(tmp_path: Path, monkeypatch) -> None:
