@@ -283,8 +283,11 @@ class Server:
         os.chmod(self.socket_path, 0o600)
 
     def drop(self, conn: Connection, why: str) -> None:
+        """Close a connection at once, discarding what it has not read (a close would wait for it)."""
         log.warning("dropped a client connection: %s", why)
         self.connections.discard(conn)
+        with contextlib.suppress(Exception):
+            conn.writer.transport.abort()
         asyncio.get_running_loop().create_task(conn.close())
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -223,6 +223,9 @@ class Supervisor:
     async def run(self) -> None:
         self.loop = asyncio.get_running_loop()
         watcher = asyncio.create_task(self.watch())
+        with contextlib.suppress(OSError):
+            if pod.file_digest(self.pod_file.read_text(encoding="utf-8")) != self.applied_digest:
+                self.dirty.set()  # saved between `up` applying it and this supervisor starting
         try:
             while not self.stop.is_set():
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -253,7 +256,7 @@ def run(pod_file: Path) -> int:
     pod_file = pod_file.resolve()
     spec = load_pod(pod_file)
     supervisor = Supervisor(pod_file, spec)
-    supervisor.applied_digest = pod.file_digest(pod_file.read_text(encoding="utf-8"))
+    supervisor.applied_digest = pod.applied_record(supervisor.paths).get("digest")
     lock = FileLock(supervisor.paths.supervisor_lock, f"the supervisor of pod {spec.name}")
     if not lock.try_acquire():
         print(f"a supervisor for pod {spec.name} is already running ({lock.holder()})", file=sys.stderr)

@@ -59,6 +59,8 @@ class BrokerProcess:
     pod: str
     home: Path
     proc: subprocess.Popen[bytes] | None = None
+    nofile: int | None = None
+    """An open-file limit for the broker process (soft and hard, so it cannot raise it)."""
     log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -80,8 +82,16 @@ class BrokerProcess:
 
         self.home.mkdir(parents=True, exist_ok=True)
         logf = open(self.log, "ab")  # noqa: SIM115 - handed to the child
+        limit = self.nofile
+
+        def preexec() -> None:
+            if limit is not None:
+                import resource
+
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
         self.proc = subprocess.Popen(
-            [*PODCTL, "broker", "run", str(self.pod_file)], stdout=logf, stderr=subprocess.STDOUT
+            [*PODCTL, "broker", "run", str(self.pod_file)], stdout=logf, stderr=subprocess.STDOUT, preexec_fn=preexec
         )
         logf.close()
 

@@ -1,0 +1,176 @@
+"""The broker's limits under hostile or careless clients: no client costs the others their service,
+the broker its memory or file descriptors, or the pod its acknowledged messages."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from pathlib import Path
+
+from podctl.broker import wire
+
+from ..conftest import TWO_AGENTS
+from ..helpers import BrokerProcess, wait_until, write_pod
+
+
+def connect(broker: BrokerProcess) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(broker.socket))
+    return sock
+
+
+def request(broker: BrokerProcess, agent: str, op: str, args: dict, req_id: int = 1) -> bytes:
+    return wire.encode(wire.request(req_id, op, agent, broker.token(agent), args))
+
+
+def still_served(broker: BrokerProcess) -> None:
+    with broker.client("carol", timeout=5.0) as carol:
+        assert carol.call("tell", to="alice", text="still here")["status"] == "queued"
+
+
+def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+    except (ConnectionResetError, TimeoutError, socket.timeout):
+        pass
+    return data
+
+
+def test_a_client_that_never_reads_its_answers_is_dropped(broker: BrokerProcess) -> None:
+    with broker.client("alice") as alice:
+        for i in range(40):
+            alice.call("tell", to="bob", text=f"{i} " + "x" * 50_000)
+    hog = connect(broker)
+    hog.setblocking(False)
+    frame = request(broker, "user", "history", {"since": 0, "limit": 40})
+    sent = 0
+    closed = threading.Event()
+
+    def pump() -> None:
+        nonlocal sent
+        import select
+
+        while not closed.is_set():
+            _, ready, _ = select.select([], [hog], [], 0.2)
+            if not ready:
+                continue
+            try:
+                hog.send(frame)
+                sent += 1
+            except BlockingIOError:
+                continue
+            except OSError:
+                closed.set()
+
+    pumper = threading.Thread(target=pump, daemon=True)
+    pumper.start()
+    try:
+        for _ in range(5):
+            still_served(broker)
+        wait_until(closed.is_set, timeout=60, message="the broker to drop the client that does not read")
+    finally:
+        closed.set()
+        pumper.join(timeout=5)
+        hog.close()
+    still_served(broker)
+    assert "does not read its answers" in broker.log.read_text()
+
+
+def test_unfinished_frames_are_bounded_and_the_biggest_holder_goes_first(broker: BrokerProcess) -> None:
+    chunk = b"x" * (1 << 20)
+    holders = [connect(broker) for _ in range(12)]
+    try:
+        for sock in holders:
+            sock.settimeout(10)
+            try:
+                for _ in range(7):
+                    sock.sendall(chunk)
+            except OSError:
+                pass
+            still_served(broker)
+        answers = [read_until_closed(sock, timeout=0.5) for sock in holders]
+        dropped = [a for a in answers if b'"code":"busy"' in a or b"busy" in a]
+        assert dropped, "with 84 MB of unfinished frames some holders are dropped"
+        huge = connect(broker)
+        try:
+            huge.settimeout(10)
+            try:
+                for _ in range(9):
+                    huge.sendall(chunk)
+            except OSError:
+                pass
+            answer = read_until_closed(huge, timeout=5)
+        finally:
+            huge.close()
+        assert json.loads(answer.splitlines()[0])["error"]["code"] in (wire.TOO_LARGE, wire.BUSY)
+    finally:
+        for sock in holders:
+            sock.close()
+    still_served(broker)
+
+
+def test_idle_connections_cannot_lock_everyone_out(tmp_path: Path, podctl_home: Path) -> None:
+    pod_file = write_pod(tmp_path / "fds", TWO_AGENTS.format(name="fds"))
+    broker = BrokerProcess(pod_file=pod_file, pod="fds", home=podctl_home, nofile=256).start()
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(400):
+            try:
+                idle.append(connect(broker))
+            except OSError:
+                break
+        with broker.client("alice", timeout=10.0) as alice:
+            assert alice.call("hello")["pod"] == "fds", "a new client is served: the idlest ones were evicted"
+        with broker.client("bob", timeout=10.0) as bob:
+            assert bob.call("tell", to="alice", text="hi")["status"] == "queued"
+        assert broker.log.stat().st_size < 200_000, "repeated log lines are rate-limited"
+    finally:
+        for sock in idle:
+            sock.close()
+        broker.stop()
+
+
+def test_a_deleted_store_is_never_acknowledged_into(broker: BrokerProcess) -> None:
+    with broker.client("alice") as alice:
+        alice.call("tell", to="bob", text="before")
+    (broker.state / "pod.db").unlink()
+    with broker.client("alice") as alice:
+        try:
+            answer = alice.call("tell", to="bob", text="into the void?")
+        except (wire.BrokerError, wire.BrokerUnavailable) as exc:
+            answer = {"error": str(exc)}
+    assert "message_id" not in answer, "no ack after pod.db was deleted"
+    assert broker.proc is not None
+    broker.proc.wait(timeout=20)
+    assert "deleted or replaced" in broker.log.read_text()
+
+
+def test_a_subscriber_that_falls_behind_gets_a_gap_marker_and_every_message(broker: BrokerProcess) -> None:
+    sub = connect(broker)
+    try:
+        sub.sendall(request(broker, "user", "subscribe", {"since": 0}))
+        with broker.client("alice") as alice:
+            sent = [alice.call("tell", to="bob", text=f"big {i} " + "y" * 60_000)["message_id"] for i in range(40)]
+            for _ in range(800):
+                alice.call("hook", event="turn_start", inject=False)
+                alice.call("hook", event="turn_end", inject=False)
+            sent.append(alice.call("tell", to="bob", text="last")["message_id"])
+        sub.settimeout(5)
+        buf = b""
+        events: list[dict] = []
+        while not any(e.get("event") == "message" and e["data"]["id"] == sent[-1] for e in events):
+            chunk = sub.recv(1 << 20)
+            assert chunk, "the broker closed the subscription"
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            events += [json.loads(line) for line in lines if line]
+    finally:
+        sub.close()
+    gaps = [e for e in events if e.get("event") == "gap"]
+    assert gaps and gaps[0]["data"]["skipped"] > 0, "the reader is told it fell behind"
+    seen = {e["data"]["id"] for e in events if e.get("event") == "message"}
+    assert set(sent) <= seen, "no message is lost to a slow reader"
