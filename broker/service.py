@@ -438,13 +438,15 @@ class Broker:
             self.waker.turn_started(agent)
         if event == "turn_end":
             self.rules.on_turn_end(agent)
-        claim, messages, more = (None, [], 0)
+        claim, messages, pointers, more = (None, [], [], 0)
         if inject and state != "stopped":
-            claim, messages, more = await self.store.claim(
+            claim, messages, pointers, more = await self.store.claim(
                 agent, time.time(), wire.CLAIM_LEASE_S, attention_only=bool(attention_only),
                 max_bytes=wire.HOOK_BATCH_BYTES, max_count=wire.HOOK_BATCH_COUNT,
             )
-        result: dict[str, Any] = {"state": state, "claim": claim, "messages": messages, "more": more}
+        result: dict[str, Any] = {
+            "state": state, "claim": claim, "messages": messages, "too_large": pointers, "more": more,
+        }
         if event == "session_start":
             result["context"] = {
                 "pod": self.spec.name,
@@ -458,8 +460,8 @@ class Broker:
             }
         if state == "idle":
             pending = await self.store.pending_wakeworthy(agent, include_injected=event == "session_start")
-            unclaimed_now = [m for m in messages if needs_attention(m)]
-            if event == "session_start" and pending or event == "turn_end" and pending > len(unclaimed_now):
+            shown_now = len([m for m in messages if needs_attention(m)]) + len(pointers)
+            if event == "session_start" and pending or event == "turn_end" and pending > shown_now:
                 self._maybe_wake(agent)
         return result
 

@@ -90,6 +90,10 @@ MIGRATIONS: list[str] = [
         result TEXT NOT NULL
     );
     """,
+    # 2: a message too large for a hook is shown to the model as a pointer once (pointed_at).
+    """
+    ALTER TABLE deliveries ADD COLUMN pointed_at REAL;
+    """,
 ]
 
 class StoreError(RuntimeError):
@@ -104,6 +108,11 @@ NEEDS_ATTENTION = "(m.kind IN ('ask','reply') OR m.urgent=1 OR m.sender='user')"
 """Messages that wake an idle agent: asks, replies, urgent tells, and anything from the human."""
 
 MESSAGE_COLUMNS = "m.id, m.ts, m.sender, m.kind, m.recipients, m.text, m.ask_id, m.urgent, m.followup, m.target"
+
+MAX_POINTERS = 3
+"""Messages too large to inject that one hook points to; the rest are counted as waiting."""
+POINTER = ":pointer"
+"""Suffix of the claim on messages a hook points to instead of injecting (too large)."""
 
 PAGE_BYTES = 2 * 1024 * 1024
 """A page of messages (history, an inbox) stops once it holds this much text, after at least one
@@ -545,44 +554,64 @@ class Store:
 
     async def claim(
         self, agent: str, now: float, lease_s: float, *, max_bytes: int, max_count: int, attention_only: bool = False
-    ) -> tuple[str | None, list[dict[str, Any]], int]:
+    ) -> tuple[str | None, list[dict[str, Any]], list[dict[str, Any]], int]:
         """Claim a bounded batch of the agent's messages that no model has seen yet, for a hook to inject.
 
         Oldest first, at most `max_count` messages and `max_bytes` of text (UTF-8), so one hook's
         answer and output stay small however much is queued. A message larger than `max_bytes` is
-        never claimed: it stays unseen for `read_messages`. Returns (claim, messages, more), `more`
-        being the claimable messages left waiting after this batch."""
+        never injected: it is claimed as a pointer (the hook says it waits for `read_messages`),
+        once, and stays unseen until read. Returns (claim, messages, pointers, more), `more` being
+        the messages left waiting after this batch."""
         attention = f" AND {NEEDS_ATTENTION}" if attention_only else ""
         claimable = (
             " FROM deliveries d JOIN messages m ON m.id = d.message_id"
             " WHERE d.recipient=? AND d.injected_at IS NULL AND d.read_at IS NULL"
             f" AND (d.claim IS NULL OR d.claimed_at < ?){attention}"
         )
+        fits = " AND length(CAST(m.text AS BLOB)) <= ?"
+        oversized = " AND length(CAST(m.text AS BLOB)) > ? AND d.pointed_at IS NULL"
+        params = (agent, now - lease_s, max_bytes)
         async with self._lock:
-            async with self.conn.execute(f"SELECT count(*){claimable}", (agent, now - lease_s)) as cur:
+            async with self.conn.execute(
+                f"SELECT count(*){claimable} AND (length(CAST(m.text AS BLOB)) <= ? OR d.pointed_at IS NULL)", params
+            ) as cur:
                 waiting = (await cur.fetchone())[0]
             async with self.conn.execute(
-                f"SELECT {MESSAGE_COLUMNS}, length(CAST(m.text AS BLOB)){claimable}"
-                " AND length(CAST(m.text AS BLOB)) <= ? ORDER BY d.message_id LIMIT ?",
-                (agent, now - lease_s, max_bytes, max_count),
+                f"SELECT {MESSAGE_COLUMNS}, length(CAST(m.text AS BLOB)){claimable}{fits}"
+                " ORDER BY d.message_id LIMIT ?",
+                (*params, max_count),
             ) as cur:
                 rows = _within_budget(list(await cur.fetchall()), max_bytes)
-            if not rows:
-                return None, [], waiting
+            async with self.conn.execute(
+                f"SELECT m.id, m.sender, m.kind, m.ask_id, length(CAST(m.text AS BLOB)){claimable}{oversized}"
+                " ORDER BY d.message_id LIMIT ?",
+                (*params, MAX_POINTERS),
+            ) as cur:
+                big = list(await cur.fetchall())
+            if not rows and not big:
+                return None, [], [], waiting
             claim = uuid.uuid4().hex
-            ids = [r[0] for r in rows]
-            marks = ",".join("?" * len(ids))
-            await self.conn.execute(
-                f"UPDATE deliveries SET claim=?, claimed_at=? WHERE recipient=? AND message_id IN ({marks})",
-                (claim, now, agent, *ids),
-            )
-            return claim, [message_row(r) for r in rows], waiting - len(rows)
+            for ids, value in (([r[0] for r in rows], claim), ([r[0] for r in big], claim + POINTER)):
+                if ids:
+                    marks = ",".join("?" * len(ids))
+                    await self.conn.execute(
+                        f"UPDATE deliveries SET claim=?, claimed_at=? WHERE recipient=? AND message_id IN ({marks})",
+                        (value, now, agent, *ids),
+                    )
+            pointers = [{"id": r[0], "from": r[1], "kind": r[2], "ask_id": r[3], "bytes": r[4]} for r in big]
+            return claim, [message_row(r) for r in rows], pointers, waiting - len(rows) - len(big)
 
     async def ack_claim(self, agent: str, claim: str, now: float) -> int:
-        return await self.write(
+        """The hook printed its batch: those messages are injected, its pointers shown (once)."""
+        injected = await self.write(
             "UPDATE deliveries SET injected_at=? WHERE recipient=? AND claim=? AND injected_at IS NULL",
             (now, agent, claim),
         )
+        await self.write(
+            "UPDATE deliveries SET pointed_at=? WHERE recipient=? AND claim=? AND pointed_at IS NULL",
+            (now, agent, claim + POINTER),
+        )
+        return injected
 
     async def deliveries_of(self, message_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
         if not message_ids:
@@ -623,7 +652,9 @@ class Store:
 
     async def pending_wakeworthy(self, agent: str, include_injected: bool) -> int:
         """Messages that call for the agent's attention (asks, urgent tells, replies) not yet seen."""
-        seen = "d.read_at IS NULL" if include_injected else "d.read_at IS NULL AND d.injected_at IS NULL"
+        seen = "d.read_at IS NULL" if include_injected else (
+            "d.read_at IS NULL AND d.injected_at IS NULL AND d.pointed_at IS NULL"
+        )
         row = await self.fetchone(
             "SELECT count(*) FROM deliveries d JOIN messages m ON m.id=d.message_id"
             f" WHERE d.recipient=? AND {seen} AND {NEEDS_ATTENTION}",

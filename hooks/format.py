@@ -52,6 +52,13 @@ def waiting_note(more: int) -> str:
     return f"{many} waiting (too many or too large to show here): call read_messages() to read them."
 
 
+def too_large_note(pointer: dict[str, object]) -> str:
+    """A message too large to inject, pointed to once; it stays unread until read_messages."""
+    what = f"ask #{pointer['ask_id']}" if pointer.get("kind") == "ask" else f"{pointer.get('kind')} #{pointer.get('id')}"
+    return (f"[podctl {what} from {pointer.get('from')} is too large to show here ({pointer.get('bytes')} bytes):"
+            " call read_messages() to read it.]")
+
+
 def injection(response: dict[str, object]) -> str | None:
     """The text to inject for one hook response, or None when there is nothing new."""
     parts = []
@@ -62,6 +69,8 @@ def injection(response: dict[str, object]) -> str | None:
         count = f"{len(messages)} new podctl message{'s' if len(messages) > 1 else ''}"
         parts.append(f"{count} (already delivered; no need to read_messages for these):")
         parts += [format_message(m) for m in messages]
+    for pointer in response.get("too_large") or []:
+        parts.append(too_large_note(pointer))
     more = response.get("more")
     if isinstance(more, int) and more > 0:
         parts.append(waiting_note(more))

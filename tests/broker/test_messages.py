@@ -258,20 +258,24 @@ def test_tail_follow_streams_new_messages(broker: BrokerProcess) -> None:
         follower.wait(timeout=10)
 
 
-def test_hook_batch_is_bounded_in_count_and_skips_what_can_never_fit(broker: BrokerProcess) -> None:
+def test_hook_batch_is_bounded_in_count_and_points_once_to_what_can_never_fit(broker: BrokerProcess) -> None:
     with broker.client("alice") as alice, broker.client("bob") as bob:
-        big = alice.call("tell", to="bob", text="B" * (wire.HOOK_BATCH_BYTES + 1))["message_id"]
+        big = alice.call("ask", to="bob", text="B" * (wire.HOOK_BATCH_BYTES + 1))["ask_id"]
         small = [alice.call("tell", to="bob", text=f"s{n}")["message_id"] for n in range(wire.HOOK_BATCH_COUNT + 5)]
         first = bob.call("hook", event="tool_done")
         assert [m["id"] for m in first["messages"]] == small[: wire.HOOK_BATCH_COUNT]
-        assert first["more"] == 6, "the 5 small ones left and the one too large to inject"
+        assert [p["ask_id"] for p in first["too_large"]] == [big], "the one too large is pointed to"
+        assert first["more"] == 5, "the 5 small ones left"
         bob.call("ack_injected", claim=first["claim"])
         second = bob.call("hook", event="tool_done")
-        assert [m["id"] for m in second["messages"]] == small[wire.HOOK_BATCH_COUNT:] and second["more"] == 1
+        assert [m["id"] for m in second["messages"]] == small[wire.HOOK_BATCH_COUNT:]
+        assert (second["too_large"], second["more"]) == ([], 0), "a pointer is shown once"
         bob.call("ack_injected", claim=second["claim"])
-        third = bob.call("hook", event="tool_done")
-        assert (third["claim"], third["messages"], third["more"]) == (None, [], 1)
-        assert [m["id"] for m in bob.call("read_messages")["messages"]] == [big]
+        third = bob.call("hook", event="turn_end", attention_only=True)
+        assert (third["claim"], third["messages"], third["too_large"], third["more"]) == (None, [], [], 0), (
+            "a turn end is never continued again for a message it already pointed to"
+        )
+        assert [m["id"] for m in bob.call("read_messages")["messages"]] == [big], "it stays unread until read"
 
 
 def test_frames_with_nan_or_infinity_are_rejected_with_valid_json(broker: BrokerProcess) -> None:

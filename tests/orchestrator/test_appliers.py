@@ -237,3 +237,26 @@ def test_state_folders_are_private_whatever_the_umask(
                    home / "priv" / "agents" / "solo"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
     assert stat.S_IMODE((home / "priv" / "broker.sock").stat().st_mode) == 0o600
+
+
+def test_the_supervisor_backs_off_from_a_broker_that_cannot_start(tmp_path: Path, pods, podctl_home: Path) -> None:
+    pod_file = write_pod(tmp_path / "flaky", "name: flaky\nagents:\n  solo: {cli: script}\n")
+    pods.up(pod_file)
+    state = podctl_home / "flaky"
+    db = state / "pod.db"
+    os.kill(int((state / "broker.pid").read_text().split()[0]), signal.SIGKILL)
+    for extra in (db.with_name("pod.db-wal"), db.with_name("pod.db-shm")):
+        extra.unlink(missing_ok=True)
+    db.write_bytes(b"this is not a database\n" * 400)
+    log = state / "logs" / "supervisor.log"
+
+    def failed_twice() -> bool:
+        assert len(daemons(pod_file)["broker"]) <= 1, "never two brokers for one pod"
+        return log.read_text().count("could not start") >= 2
+
+    wait_until(failed_twice, timeout=30, message="the supervisor to try, fail and try again")
+    text = log.read_text()
+    assert "pod.db" in text and "retrying in" in text, text
+    db.unlink()
+    wait_until(lambda: status_of("flaky")["broker"] == "running", timeout=60,
+               message="the supervisor to start the broker once the store is usable again")
