@@ -111,7 +111,7 @@ class RuleSpec(Strict):
 
 
 class Limits(Strict):
-    message_bytes: int = Field(default=65536, gt=0)
+    message_bytes: int = Field(default=65536, gt=0, le=1_048_576, description="largest message text, in bytes (at most 1 MiB)")
     wait_cap_ms: int = Field(default=50_000, gt=0, description="longest single wait_for_reply call")
     undelivered_notice_s: float = Field(default=600.0, gt=0, description="non-delivery notice after this")
     retention_days: float | None = Field(default=None, gt=0, description="history kept by `podctl prune`")
