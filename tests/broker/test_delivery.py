@@ -47,3 +47,10 @@ def test_a_reply_printed_by_send_wait_is_read_by_the_user(broker: BrokerProcess)
         assert _reply_state(user, ask["ask_id"], "user") == "read"
     status = json.loads(podctl("status", "bus", "--json").stdout)
     assert "user" not in status["pending_deliveries"], status["pending_deliveries"]
+
+
+def test_wait_without_ask_is_a_usage_error(broker: BrokerProcess) -> None:
+    out = podctl("send", "bus", "--to", "bob", "hello", "--wait", "5", check=False)
+    assert out.returncode == 2 and "--wait waits for the reply to an ask: add --ask" in out.stderr
+    with broker.client("bob") as bob:
+        assert bob.call("read_messages")["messages"] == [], "nothing was sent"
