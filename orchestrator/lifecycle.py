@@ -126,6 +126,10 @@ def early_failures(paths: PodPaths, agents: list[str], within: float = EARLY_EXI
         if not dead and all(a in ready for a in agents):
             return []
         time.sleep(0.1)
+    settle = time.monotonic() + 1.0
+    while any(windows[a].exit_status is None for a in dead) and time.monotonic() < settle:
+        time.sleep(0.05)  # tmux marks a pane dead a moment before it records the exit status
+        windows = tmux.windows(srv, paths.pod)
     failures = []
     for agent in dead:
         screen = pod.save_exit_screen(paths, agent)

@@ -20,6 +20,8 @@ from podctl.broker.locks import ALREADY_RUNNING_EXIT, verified_pid
 from podctl.broker.paths import USER, PodPaths
 from podctl.pods.errors import PodctlError
 
+from . import proctree
+
 PODCTL = [sys.executable, "-m", "podctl.orchestrator.cli.main"]
 
 
@@ -106,21 +108,9 @@ def stop(pid: int | None, timeout: float = 10.0) -> bool:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not proctree.alive(pid):
             return True
         time.sleep(0.02)
     with contextlib.suppress(OSError):
         os.kill(pid, signal.SIGKILL)
     return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return state[state.rfind(")") + 2:].split()[0] != "Z"

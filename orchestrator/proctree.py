@@ -40,11 +40,12 @@ def tree(roots: list[int]) -> set[int]:
 
 
 def alive(pid: int) -> bool:
+    """Running, not a zombie: a dead child its parent has not reaped yet counts as gone."""
     try:
-        os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return True
+    return stat[stat.rfind(")") + 2:].split()[0] not in ("Z", "X")
 
 
 def end(pids: set[int], grace_s: float = 3.0) -> None:

@@ -82,14 +82,8 @@ def apply(spec: PodSpec, paths: PodPaths, steps: list[Step]) -> Outcome:
             sync(paths, spec)
         elif step.kind == "create_session":
             tmux.create_session(srv, spec.name, transcript_command(spec.name), str(workdir_of(spec)))
-        elif step.kind in ("add_agent", "restart_agent"):
-            launch = prepare_and_launch(spec, paths, step.agent)
-            fp = fingerprint(spec, step.agent)
-            if step.kind == "restart_agent" and step.agent in tmux.windows(srv, spec.name):
-                tmux.respawn_window(srv, spec.name, step.agent, launch.argv, launch.env, str(launch.cwd), fp)
-            else:
-                tmux.start_window(srv, spec.name, step.agent, launch.argv, launch.env, str(launch.cwd), fp)
-            set_state(paths, step.agent, "idle")
+        elif step.kind in ("add_agent", "restart_agent") and step.agent:
+            restart_agent(spec, paths, step.agent)
         elif step.kind == "remove_agent":
             tmux.kill_window(srv, spec.name, step.agent)
             set_stopped(paths, step.agent)
@@ -101,11 +95,9 @@ def restart_agent(spec: PodSpec, paths: PodPaths, name: str) -> None:
     """A fresh CLI process (fresh model context) with the same identity and history."""
     srv = tmux.server()
     launch = prepare_and_launch(spec, paths, name)
-    fp = fingerprint(spec, name)
-    if name in tmux.windows(srv, spec.name):
-        tmux.respawn_window(srv, spec.name, name, launch.argv, launch.env, str(launch.cwd), fp)
-    else:
-        tmux.start_window(srv, spec.name, name, launch.argv, launch.env, str(launch.cwd), fp)
+    run = tmux.respawn_window if name in tmux.windows(srv, spec.name) else tmux.start_window
+    run(srv, spec.name, name, launch.argv, launch.env, str(launch.cwd), fingerprint(spec, name),
+        str(paths.agent_dir(name) / "exit-status"))
     set_state(paths, name, "idle")
 
 

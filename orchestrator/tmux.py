@@ -9,6 +9,7 @@ how the planner sees that an agent's command line changed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -20,6 +21,9 @@ from . import proctree
 
 TRANSCRIPT_WINDOW = "podctl"
 FINGERPRINT_OPTION = "@podctl_fp"
+STATUS_OPTION = "@podctl_status_file"
+"""Where an agent's command writes its exit status: tmux does not always record it for a CLI that
+exits at once (seen with tmux 3.3), and `up` and `status` must say how an agent died."""
 
 
 class TmuxMissing(RuntimeError):
@@ -67,13 +71,16 @@ def windows(srv: libtmux.Server, pod: str) -> dict[str, WindowState]:
     """Every window of the pod's session with its first pane's state."""
     if not session_exists(srv, pod):
         return {}
-    fmt = "\t".join(["#{window_name}", "#{pane_dead}", "#{pane_dead_status}", "#{pane_pid}", "#{" + FINGERPRINT_OPTION + "}"])
-    result = srv.cmd("list-panes", "-s", "-t", f"={pod}", "-F", fmt)
+    fields = ["#{window_name}", "#{pane_dead}", "#{pane_dead_status}", "#{pane_pid}",
+              "#{" + FINGERPRINT_OPTION + "}", "#{" + STATUS_OPTION + "}"]
+    result = srv.cmd("list-panes", "-s", "-t", target(pod), "-F", "\t".join(fields))
     out: dict[str, WindowState] = {}
     for line in result.stdout:
-        name, dead, status, pid, fp = (line.split("\t") + [""] * 5)[:5]
+        name, dead, status, pid, fp, status_file = (line.split("\t") + [""] * 6)[:6]
         if name in out:
             continue
+        if dead == "1" and not status.isdigit() and status_file:
+            status = _read_status(status_file)
         out[name] = WindowState(
             name=name, dead=dead == "1", exit_status=int(status) if status.isdigit() else None,
             pid=int(pid) if pid.isdigit() else None, fingerprint=fp,
@@ -81,42 +88,49 @@ def windows(srv: libtmux.Server, pod: str) -> dict[str, WindowState]:
     return out
 
 
+def _read_status(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
 def create_session(srv: libtmux.Server, pod: str, transcript_cmd: list[str], cwd: str) -> None:
     srv.new_session(
         session_name=pod, window_name=TRANSCRIPT_WINDOW, window_command=shlex.join(transcript_cmd),
         start_directory=cwd, attach=False, x=200, y=50,
     )
-    srv.cmd("set-option", "-t", f"={pod}", "history-limit", "20000")
+    srv.cmd("set-option", "-t", target(pod), "history-limit", "20000")
 
 
 def start_window(
-    srv: libtmux.Server, pod: str, name: str, argv: list[str], env: dict[str, str], cwd: str, fingerprint: str
+    srv: libtmux.Server, pod: str, name: str, argv: list[str], env: dict[str, str], cwd: str, fingerprint: str,
+    status_file: str,
 ) -> None:
     """Open the agent's window running `argv` (killing a previous window of that name)."""
     if name in windows(srv, pod):
-        srv.cmd("kill-window", "-t", f"={pod}:={name}")
-    args = ["new-window", "-d", "-t", f"={pod}:", "-n", name, "-c", cwd]
-    for key, value in env.items():
-        args += ["-e", f"{key}={value}"]
-    srv.cmd(*args, shlex.join(argv))
-    _mark(srv, pod, name, fingerprint)
+        srv.cmd("kill-window", "-t", target(pod, name))
+    srv.cmd("new-window", "-d", "-t", f"={pod}:", "-n", name, "-c", cwd, "exec cat")
+    srv.cmd("set-option", "-w", "-t", target(pod, name), "remain-on-exit", "on")
+    respawn_window(srv, pod, name, argv, env, cwd, fingerprint, status_file)
 
 
 def respawn_window(
-    srv: libtmux.Server, pod: str, name: str, argv: list[str], env: dict[str, str], cwd: str, fingerprint: str
+    srv: libtmux.Server, pod: str, name: str, argv: list[str], env: dict[str, str], cwd: str, fingerprint: str,
+    status_file: str,
 ) -> None:
-    """Restart the agent's CLI in its existing window (fresh process, same window)."""
-    args = ["respawn-pane", "-k", "-t", f"={pod}:={name}.0", "-c", cwd]
+    """Run `argv` as the agent's CLI in its window (a fresh process, the same window); its exit
+    status goes to `status_file`."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(status_file)
+    srv.cmd("set-option", "-w", "-t", target(pod, name), STATUS_OPTION, status_file)
+    srv.cmd("set-option", "-w", "-t", target(pod, name), FINGERPRINT_OPTION, fingerprint)
+    script = f'{shlex.join(argv)}; s=$?; echo "$s" > "$1"; exit "$s"'
+    args = ["respawn-pane", "-k", "-t", f"{target(pod, name)}.0", "-c", cwd]
     for key, value in env.items():
         args += ["-e", f"{key}={value}"]
-    srv.cmd(*args, shlex.join(argv))
-    _mark(srv, pod, name, fingerprint)
-
-
-def _mark(srv: libtmux.Server, pod: str, name: str, fingerprint: str) -> None:
-    target = f"={pod}:={name}"
-    srv.cmd("set-option", "-w", "-t", target, "remain-on-exit", "on")
-    srv.cmd("set-option", "-w", "-t", target, FINGERPRINT_OPTION, fingerprint)
+    srv.cmd(*args, shlex.join(["sh", "-c", script, "podctl-agent", status_file]))
 
 
 def capture(srv: libtmux.Server, pod: str, name: str, lines: int = 200) -> str:
@@ -132,7 +146,7 @@ def kill_window(srv: libtmux.Server, pod: str, name: str) -> None:
     """Close an agent's window and end its CLI's whole process tree."""
     window = windows(srv, pod).get(name)
     pids = proctree.tree([window.pid]) if window and window.pid else set()
-    srv.cmd("kill-window", "-t", f"={pod}:={name}")
+    srv.cmd("kill-window", "-t", target(pod, name))
     proctree.end(pids)
 
 
@@ -141,5 +155,5 @@ def kill_session(srv: libtmux.Server, pod: str) -> None:
     if not session_exists(srv, pod):
         return
     pids = proctree.tree([w.pid for w in windows(srv, pod).values() if w.pid])
-    srv.cmd("kill-session", "-t", f"={pod}")
+    srv.cmd("kill-session", "-t", target(pod))
     proctree.end(pids)

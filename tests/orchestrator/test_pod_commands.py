@@ -14,20 +14,20 @@ from ..helpers import pane_text, podctl, status_of, tmux_out, wait_until, write_
 SOLO = "name: {name}\nagents:\n  solo: {{cli: script}}\n"
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["status", "nosuch"], ["status", "nosuch", "--json"], ["down", "nosuch"], ["resume", "nosuch"],
-        ["restart", "nosuch", "a"], ["delete", "nosuch", "-y"], ["tail", "nosuch"], ["attach", "nosuch"],
-        ["send", "nosuch", "--to", "a", "hi"], ["prune", "nosuch", "--older-than", "1d"],
-        ["rules", "list", "nosuch"], ["handoff", "nosuch", "a", "b"], ["add", "nosuch", "script", "--name", "x"],
-    ],
-)
-def test_every_command_given_an_unknown_pod_fails_and_lists_the_known_ones(args: list[str], tmp_path: Path, pods) -> None:
+UNKNOWN_POD_COMMANDS = [
+    ["status", "nosuch"], ["status", "nosuch", "--json"], ["down", "nosuch"], ["resume", "nosuch"],
+    ["restart", "nosuch", "a"], ["delete", "nosuch", "-y"], ["tail", "nosuch"], ["attach", "nosuch"],
+    ["send", "nosuch", "--to", "a", "hi"], ["prune", "nosuch", "--older-than", "1d"],
+    ["rules", "list", "nosuch"], ["handoff", "nosuch", "a", "b"], ["add", "nosuch", "script", "--name", "x"],
+]
+
+
+def test_every_command_given_an_unknown_pod_fails_and_lists_the_known_ones(tmp_path: Path, pods) -> None:
     pods.up(write_pod(tmp_path / "real", SOLO.format(name="real")))
-    out = podctl(*args, check=False)
-    assert out.returncode == 1, (args, out.stdout, out.stderr)
-    assert "no pod named 'nosuch'" in out.stderr and "known pods: real" in out.stderr, out.stderr
+    for args in UNKNOWN_POD_COMMANDS:
+        out = podctl(*args, check=False)
+        assert out.returncode == 1, (args, out.stdout, out.stderr)
+        assert "no pod named 'nosuch'" in out.stderr and "known pods: real" in out.stderr, (args, out.stderr)
 
 
 @pytest.mark.parametrize("name", ["..", ".", "a/b", "../victim", "Real", "-x", "real\n"])
