@@ -19,10 +19,11 @@ from pathlib import Path
 
 from podctl.pods.errors import PodctlError
 from podctl.pods.load import PodFileError, load_pod
-from podctl.pods.spec import SOCKET_PATH_MAX
+from podctl.pods.spec import SOCKET_PATH_MAX, PodSpec
 
 from .locks import ALREADY_RUNNING_EXIT, FileLock, write_pid_file
 from .paths import PodPaths
+from .ports import Ports
 from .server import Server, raise_fd_limit
 from .service import Broker
 from .store import Store, StoreError
@@ -39,23 +40,6 @@ class StartFailed(RuntimeError):
     pass
 
 
-def tmux_nudger(broker: Broker):
-    """The wake hook: type the agent's CLI's fixed wake text into its tmux pane."""
-
-    async def nudge(agent: str) -> str:
-        try:
-            from podctl.hooks.adapter import get_adapter
-            from podctl.orchestrator.tmux_nudge import nudge as tmux_nudge
-        except ImportError as exc:
-            return f"skipped: nudging is unavailable ({exc})"
-        member = broker.members[agent]
-        text = get_adapter(member.cli).wake_text
-        target = f"={broker.spec.name}:={agent}"
-        return await tmux_nudge(target, text, os.environ.get("PODCTL_TMUX_SOCKET"))
-
-    return nudge
-
-
 def _check_socket_path(paths: PodPaths) -> None:
     size = len(os.fsencode(paths.socket))
     if size > SOCKET_PATH_MAX:
@@ -65,7 +49,7 @@ def _check_socket_path(paths: PodPaths) -> None:
         )
 
 
-async def serve(pod_file: Path, ready: asyncio.Event | None = None) -> None:
+async def serve(pod_file: Path, ports: Ports, ready: asyncio.Event | None = None) -> None:
     pod_file = pod_file.resolve()
     spec = load_pod(pod_file)
     paths = PodPaths.of(spec.name).ensure()
@@ -78,16 +62,18 @@ async def serve(pod_file: Path, ready: asyncio.Event | None = None) -> None:
         raise_fd_limit()
         store = await Store.open(paths.db)
         try:
-            await _serve(spec, pod_file, paths, store, ready)
+            await _serve(spec, pod_file, paths, store, ports, ready)
         finally:
             await store.close()
     finally:
         lock.release()
 
 
-async def _serve(spec, pod_file: Path, paths: PodPaths, store: Store, ready: asyncio.Event | None) -> None:
+async def _serve(
+    spec: PodSpec, pod_file: Path, paths: PodPaths, store: Store, ports: Ports, ready: asyncio.Event | None
+) -> None:
     stop = asyncio.Event()
-    broker = Broker(spec, pod_file, paths, store)
+    broker = Broker(spec, pod_file, paths, store, ports)
 
     def lost(reason: str) -> None:
         log.error("%s", reason)
@@ -95,7 +81,7 @@ async def _serve(spec, pod_file: Path, paths: PodPaths, store: Store, ready: asy
 
     store.on_lost = lost
     await broker.load()
-    broker.waker = Waker(tmux_nudger(broker), broker.wakeable, broker.record_wake)
+    broker.waker = Waker(broker.nudge, broker.wakeable, broker.record_wake)
     server = Server(broker, paths.socket)
     await server.start()
     log.info("broker for pod %s listening on %s (pid %d)", spec.name, paths.socket, os.getpid())
@@ -150,11 +136,12 @@ def setup_logging() -> None:
     root.setLevel(os.environ.get("PODCTL_LOG_LEVEL", "INFO"))
 
 
-def run(pod_file: Path) -> int:
+def run(pod_file: Path, ports: Ports) -> int:
+    """Run the broker in this process until SIGTERM; the exit status says how it ended."""
     setup_logging()
     code = 0
     try:
-        asyncio.run(serve(pod_file))
+        asyncio.run(serve(pod_file, ports))
     except AlreadyRunning as exc:
         print(f"podctl broker: {exc}", file=sys.stderr)
         code = ALREADY_RUNNING_EXIT

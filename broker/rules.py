@@ -22,17 +22,15 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from podctl.pods.durations import seconds
-from podctl.pods.spec import RuleSpec
+from podctl.pods.spec import PodSpec, RouteSpec, RuleSpec
 
 from . import gitdiff, wire
 from .paths import USER
 from .store import NewMessage
 
-if TYPE_CHECKING:
-    from .service import Broker
 
 log = logging.getLogger("podctl.broker.rules")
 
@@ -41,7 +39,23 @@ PANE_POLL_S = 1.0
 DEFAULT_ASK_TIMEOUT_S = 600.0
 
 
-class _SafeVars(dict):
+class RuleHost(Protocol):
+    """What the rule engine needs of the broker, and nothing more."""
+
+    spec: PodSpec
+    routes: dict[str, RouteSpec]
+
+    def active(self) -> list[str]: ...
+    async def commit(self, msg: NewMessage) -> NewMessage: ...
+    async def log(self, text: str, level: str = "info") -> int | None: ...
+    async def handoff(self, source: str, target: str, reason: str) -> dict[str, Any]: ...
+    async def ask_status(self, ask: dict[str, Any]) -> dict[str, Any]: ...
+    async def ask_record(self, ask_id: int) -> dict[str, Any] | None: ...
+    async def last_said(self, agent: str) -> str: ...
+    async def read_pane(self, agent: str) -> str: ...
+
+
+class _SafeVars(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
 
@@ -68,8 +82,8 @@ class Firing:
 
 
 class RuleEngine:
-    def __init__(self, broker: Broker) -> None:
-        self.broker = broker
+    def __init__(self, host: RuleHost) -> None:
+        self.host = host
         self.states: dict[str, RuleState] = {}
         self.firings: dict[int, Firing] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -79,7 +93,7 @@ class RuleEngine:
 
     @property
     def rules(self) -> list[RuleSpec]:
-        return list(self.broker.spec.rules)
+        return list(self.host.spec.rules)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -115,7 +129,7 @@ class RuleEngine:
             if rule.on not in ("turn_end", "file_change"):
                 continue
             state = self.states[rule.name]
-            for agent in [rule.agent] if rule.agent else list(self.broker.spec.agents):
+            for agent in [rule.agent] if rule.agent else list(self.host.spec.agents):
                 key = self._baseline_key(agent)
                 if key not in state.baselines:
                     users.setdefault(key[1], []).append((state, key))
@@ -125,7 +139,7 @@ class RuleEngine:
                 state.baselines.setdefault(key, tree)
 
     def _baseline_key(self, agent: str) -> tuple[str, str]:
-        return agent, str(self.broker.spec.agent_workdir(agent))
+        return agent, str(self.host.spec.agent_workdir(agent))
 
     async def close(self) -> None:
         tasks = [*self._watchers.values(), *self._tasks, *(f.task for f in self.firings.values() if f.task)]
@@ -165,7 +179,7 @@ class RuleEngine:
     def reset(self, name: str) -> None:
         if name not in self.states:
             known = ", ".join(sorted(self.states)) or "none"
-            raise KeyError(f"no rule {name!r} in pod {self.broker.spec.name} (rules: {known})")
+            raise KeyError(f"no rule {name!r} in pod {self.host.spec.name} (rules: {known})")
         state = self.states[name]
         state.rounds, state.quiet_logged = 0, False
 
@@ -175,7 +189,7 @@ class RuleEngine:
         rule = self._rule(name)
         if rule is None or rule.agent is None:
             return
-        workdir = self.broker.spec.agent_workdir(rule.agent)
+        workdir = self.host.spec.agent_workdir(rule.agent)
         try:
             async for batch in awatch(workdir, debounce=300, step=50, watch_filter=_not_git):
                 changed = sorted({os.path.relpath(path, workdir) for _, path in batch})
@@ -189,7 +203,7 @@ class RuleEngine:
         while True:
             await asyncio.sleep(PANE_POLL_S)
             for rule in [r for r in self.rules if r.on == "pattern"]:
-                agents = [rule.agent] if rule.agent else self.broker.active()
+                agents = [rule.agent] if rule.agent else self.host.active()
                 for agent in agents:
                     with contextlib.suppress(Exception):
                         await self._check_pane(rule, agent)
@@ -198,7 +212,7 @@ class RuleEngine:
         regex = rule.when.get("regex") or rule.when.get("pattern")
         if not regex:
             return
-        text = await _capture_pane(f"={self.broker.spec.name}:={agent}")
+        text = await self.host.read_pane(agent)
         state = self.states[rule.name]
         match = None
         for found in re.finditer(regex, text, re.MULTILINE):
@@ -220,7 +234,7 @@ class RuleEngine:
         asked = rule.ask if isinstance(rule.ask, list) else [rule.ask] if rule.ask else []
         out: list[str] = []
         for name in asked:
-            route = self.broker.routes.get(name)
+            route = self.host.routes.get(name)
             out.extend(route.to if route else [name])
         return out
 
@@ -234,7 +248,7 @@ class RuleEngine:
                 await self._fire_locked(rule, agent, reason, touched)
             except Exception as exc:  # noqa: BLE001 - a failing rule is reported, never fatal
                 log.exception("rule %s failed", name)
-                await self.broker.log(f"rule {name} failed: {exc}", level="error")
+                await self.host.log(f"rule {name} failed: {exc}", level="error")
 
     async def _fire_locked(self, rule: RuleSpec, agent: str, reason: str, touched: list[str] | None) -> None:
         state = self.states.setdefault(rule.name, RuleState())
@@ -244,16 +258,16 @@ class RuleEngine:
         if state.rounds >= rule.max_rounds:
             if not state.quiet_logged:
                 state.quiet_logged = True
-                await self.broker.log(
+                await self.host.log(
                     f"rule {rule.name}: reached max_rounds ({rule.max_rounds}) for {agent}; it stays quiet until the"
-                    f" user gives {agent} a new task or `podctl rules reset {self.broker.spec.name} {rule.name}`",
+                    f" user gives {agent} a new task or `podctl rules reset {self.host.spec.name} {rule.name}`",
                     level="warning",
                 )
             return
         if now - state.last_fired < seconds(rule.cooldown):
             return
         variables: dict[str, Any] = {
-            "agent": agent, "pod": self.broker.spec.name, "diff": "", "changed_files": "",
+            "agent": agent, "pod": self.host.spec.name, "diff": "", "changed_files": "",
             "last_message": await self._last_message(agent), "reason": reason,
         }
         if rule.on in ("turn_end", "file_change"):
@@ -265,18 +279,18 @@ class RuleEngine:
         if rule.handoff:
             state.rounds += 1
             state.last_fired = now
-            await self.broker.log(f"rule {rule.name} fired for {agent} ({reason}): hand-off to {rule.handoff}")
-            await self.broker.handoff(agent, rule.handoff, reason=f"rule {rule.name}: {reason}")
+            await self.host.log(f"rule {rule.name} fired for {agent} ({reason}): hand-off to {rule.handoff}")
+            await self.host.handoff(agent, rule.handoff, reason=f"rule {rule.name}: {reason}")
             return
         text = (rule.text or "{agent} asks for your review.\n{diff}").format_map(_SafeVars(variables))
-        text = text[: self.broker.spec.limits.message_bytes - 512]
+        text = text[: self.host.spec.limits.message_bytes - 512]
         header = f"[auto-ask by rule {rule.name}, on behalf of {agent}] "
-        targets = [t for t in self._targets(rule, agent) if t != agent and t in self.broker.active()]
+        targets = [t for t in self._targets(rule, agent) if t != agent and t in self.host.active()]
         if not targets:
             return
-        route = self.broker.routes.get(rule.ask) if isinstance(rule.ask, str) else None
+        route = self.host.routes.get(rule.ask) if isinstance(rule.ask, str) else None
         timeout = seconds(route.timeout) if route else DEFAULT_ASK_TIMEOUT_S
-        msg = await self.broker.commit(NewMessage(
+        msg = await self.host.commit(NewMessage(
             sender=wire.SYSTEM_SENDER, kind="ask", recipients=targets, target=rule.ask if isinstance(rule.ask, str) else ",".join(targets),
             text=header + text, ask_mode=route.mode if route else "all", ask_route=route.name if route else None,
             ask_deadline=now + timeout,
@@ -288,7 +302,7 @@ class RuleEngine:
         firing = Firing(rule.name, agent, msg.ask_id, targets)
         firing.task = asyncio.create_task(self._expire(msg.ask_id, timeout))
         self.firings[msg.ask_id] = firing
-        await self.broker.log(
+        await self.host.log(
             f"rule {rule.name} fired for {agent} ({reason}): ask #{msg.ask_id} to {', '.join(targets)}"
             f" (round {state.rounds}/{rule.max_rounds})"
         )
@@ -299,7 +313,7 @@ class RuleEngine:
         key = self._baseline_key(agent)
         workdir = Path(key[1])
         if not await gitdiff.is_repo(workdir):
-            await self.broker.log(f"rule {rule.name}: {workdir} is not a git repository; no diff to review", "warning")
+            await self.host.log(f"rule {rule.name}: {workdir} is not a git repository; no diff to review", "warning")
             return None
         old = state.baselines.get(key) or await gitdiff.base_tree(workdir)
         current = await gitdiff.snapshot(workdir)
@@ -316,7 +330,7 @@ class RuleEngine:
         return await gitdiff.changes(workdir, old, current, files=files)
 
     async def _last_message(self, agent: str) -> str:
-        return await self.broker.store.last_said(agent)
+        return await self.host.last_said(agent)
 
     # -- answers ------------------------------------------------------------------------------
 
@@ -328,10 +342,10 @@ class RuleEngine:
         firing = self.firings.get(ask_id)
         if firing is None:
             return
-        ask = await self.broker.store.ask(ask_id)
+        ask = await self.host.ask_record(ask_id)
         if ask is None:
             return
-        status = await self.broker.ask_status(ask)
+        status = await self.host.ask_status(ask)
         if status["status"] == "waiting" and not expired:
             return
         self.firings.pop(ask_id, None)
@@ -346,11 +360,11 @@ class RuleEngine:
         if missing:
             head += f"; no answer from {', '.join(missing)} before the timeout"
         text = head + ":\n\n" + ("\n\n".join(parts) if parts else "(nobody answered)")
-        await self.broker.commit(NewMessage(
+        await self.host.commit(NewMessage(
             sender=wire.SYSTEM_SENDER, kind="tell", recipients=[firing.agent], target=firing.agent,
-            text=text[: self.broker.spec.limits.message_bytes], urgent=True, ask_id=ask_id,
+            text=text[: self.host.spec.limits.message_bytes], urgent=True, ask_id=ask_id,
         ))
-        await self.broker.log(f"rule {firing.rule}: gathered answer to ask #{ask_id} sent to {firing.agent}")
+        await self.host.log(f"rule {firing.rule}: gathered answer to ask #{ask_id} sent to {firing.agent}")
 
 
 def _cap(diff: str) -> str:
@@ -375,20 +389,3 @@ async def _snapshot_or_none(workdir: Path) -> str | None:
 def _not_git(change: Any, path: str) -> bool:
     parts = Path(path).parts
     return ".git" not in parts and "__pycache__" not in parts
-
-
-async def _capture_pane(target: str) -> str:
-    cmd = ["tmux"]
-    if os.environ.get("PODCTL_TMUX_SOCKET"):
-        cmd += ["-L", os.environ["PODCTL_TMUX_SOCKET"]]
-    proc = await asyncio.create_subprocess_exec(
-        *cmd, "capture-pane", "-p", "-J", "-S", "-60", "-t", target,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout=5.0)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return ""
-    return out.decode(errors="replace") if proc.returncode == 0 else ""

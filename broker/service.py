@@ -27,6 +27,7 @@ from . import wire
 from .args import AskId, Claim, ClientMsgId, Cursor, Int64, Level, Millis, Name, Recipients, Seconds, checked, describe
 from .paths import USER, PodPaths
 from .store import NewMessage, Store
+from .ports import Ports
 from .rules import RuleEngine
 from .wake import Waker
 
@@ -64,7 +65,10 @@ class Member:
 
 
 class Broker:
-    def __init__(self, spec: PodSpec, pod_file: Path | None, paths: PodPaths, store: Store) -> None:
+    def __init__(
+        self, spec: PodSpec, pod_file: Path | None, paths: PodPaths, store: Store, ports: Ports | None = None
+    ) -> None:
+        self.ports = ports or Ports()
         self.spec = spec
         self.pod_file = pod_file
         self.paths = paths
@@ -609,6 +613,24 @@ class Broker:
         except KeyError as exc:
             raise OpError(wire.BAD_REQUEST, str(exc.args[0])) from None
         return {"name": name, "rounds": 0}
+
+    # -- what the rule engine needs (RuleHost) -----------------------------------------------------
+
+    async def ask_record(self, ask_id: int) -> dict[str, Any] | None:
+        return await self.store.ask(ask_id)
+
+    async def last_said(self, agent: str) -> str:
+        return await self.store.last_said(agent)
+
+    async def read_pane(self, agent: str) -> str:
+        return await self.ports.read_pane(self.spec.name, agent)
+
+    async def nudge(self, agent: str) -> str:
+        """The wake the Waker calls: the port types the agent's CLI's wake text into its pane."""
+        member = self.members.get(agent)
+        if member is None:
+            return "skipped: no such agent"
+        return await self.ports.nudge(self.spec.name, agent, member.cli)
 
     # -- background duties --------------------------------------------------------------------------
 

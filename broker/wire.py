@@ -71,10 +71,10 @@ from . import codec
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from typing import Any
 
-Any = object
-"""Frames are JSON objects. This module imports neither `typing`, `json` nor `socket`: every
-hook a CLI runs imports it, and those three cost more than the rest of a hook's work."""
+# Standard library only, and not even `typing`, `json` or `socket` (codec.py has the C halves of
+# the last two): every hook imports this module, and the hook path is fenced (hooks/path/).
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 16 * 1024 * 1024

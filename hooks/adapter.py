@@ -1,26 +1,53 @@
-"""The adapter shape: everything podctl knows about one agent CLI. Standard library only.
+"""The adapter shape: everything podctl knows about one agent CLI.
 
-One module per CLI (`claude.py`, `codex.py`, `gemini.py`, `script.py`) defines an `ADAPTER`
-object of this shape; `get_adapter(cli)` finds it. Adding a CLI means adding one module and
-one line to `ADAPTER_MODULES`.
+Each CLI is an object of this shape registered under the entry-point group `podctl.adapters`
+(pods/clis.py; the built-ins in pyproject.toml): one module per CLI here (`claude.py`, `codex.py`,
+`gemini.py`, `script.py`), and any installed package can add one (docs/adapters.md).
 
-The orchestrator calls `prepare` then `launch` to start an agent in its tmux window; the hook
-entry point (`podctl hook CLI EVENT`) calls `hook_event` and `render` for every hook the CLI
-runs; the broker's wake path types `wake_text` into an idle agent's pane.
+The orchestrator calls `prepare` then `launch` to start an agent in its tmux window. Each native
+hook event of the CLI is described by a `HookEvent` in `hook_events`, and the adapter writes the
+hook commands into the CLI's config with `AgentContext.hook_command`, so the hook path itself
+(hooks/path/) never imports an adapter. The broker's wake types `wake_text` into an idle agent's pane.
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .hookio import ADAPTER_MODULES, HookResult, load_adapter
-
-__all__ = ["ADAPTER_MODULES", "HOOKS_DIR", "Adapter", "AgentContext", "HookResult", "Launch", "get_adapter"]
+from podctl.pods import clis
 
 HOOKS_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class HookEvent:
+    """What one native hook event of a CLI means to podctl, and how the hook answers it.
+
+    `event`: podctl's event (one of `wire.HOOK_EVENTS`), or None when it changes nothing.
+    `inject`: whether new messages may be injected in the answer.
+    `attention_only`: inject only what needs the agent now (asks, replies, urgent tells); used at
+    turn end, where injecting means continuing the turn, so plain tells wait for the next turn.
+    `output`: the shape of the answer on stdout (hooks/path/render.py).
+    """
+
+    event: str | None
+    inject: bool = True
+    attention_only: bool = False
+    output: str = "none"
+
+    def options(self) -> list[str]:
+        argv = ["--event", self.event] if self.event else []
+        argv += ["--output", self.output]
+        if self.attention_only:
+            argv.append("--attention-only")
+        if not self.inject:
+            argv.append("--no-inject")
+        return argv
 
 
 @dataclass(frozen=True)
@@ -51,17 +78,21 @@ class AgentContext:
     def token_file(self) -> Path:
         return self.agent_dir / "token"
 
-    def hook_command(self, cli_event: str) -> list[str]:
+    def hook_command(self, how: HookEvent) -> list[str]:
         """The command line a CLI runs for one of its hook events.
 
         `python -I -S hooks/fast.py`: no site-packages scan, standard library only, so a hook costs
-        little more than a bare interpreter start.
-        """
+        little more than a bare interpreter start. It carries the agent's own identity only (its
+        socket and token file), and everything the hook needs to know about the event."""
         return [
             self.python, "-I", "-S", str(HOOKS_DIR / "fast.py"),
             "--socket", str(self.socket), "--token-file", str(self.token_file), "--agent", self.agent,
-            self.cli, cli_event,
+            *how.options(),
         ]
+
+    def hook_shell(self, how: HookEvent) -> str:
+        """`hook_command` as one shell command line (for CLIs whose config takes a string)."""
+        return shlex.join(self.hook_command(how))
 
     def shim_command(self) -> list[str]:
         """The command line of this agent's MCP server (`podctl shim`)."""
@@ -85,9 +116,16 @@ class Adapter(Protocol):
     name: str
     executable: str
     """The program looked up on PATH (doctor, `up`'s early check)."""
+    version_args: tuple[str, ...]
+    """What to run `executable` with to print its version (doctor)."""
+    tested_versions: tuple[str, ...]
+    """The versions podctl's tests run (doctor compares)."""
     wake_text: str
     """The fixed nudge typed into an idle agent's pane. Never message content."""
-    tested_versions: tuple[str, ...]
+    takes_script: bool
+    """Whether its agents take a `script:` field in the pod file."""
+    hook_events: Mapping[str, HookEvent]
+    """Each native hook event podctl installs, and what it means."""
 
     def prepare(self, ctx: AgentContext) -> None:
         """Write the per-agent files (MCP entry, hooks, settings, trust) under `ctx.agent_dir`."""
@@ -95,11 +133,11 @@ class Adapter(Protocol):
     def launch(self, ctx: AgentContext) -> Launch:
         """The command, environment and folder that start this CLI for `ctx`."""
 
-    def hook_event(self, cli_event: str, payload: dict[str, Any]) -> HookResult:
-        """Map a native hook event (and its stdin JSON) to our busy/idle event."""
 
-    def render(self, cli_event: str, payload: dict[str, Any], text: str | None) -> str:
-        """The stdout this CLI expects from the hook; `text` is what to inject (None: nothing)."""
+def get_adapter(cli: str) -> Adapter:
+    """The registered adapter of `cli` (raises pods.clis.UnknownCli)."""
+    adapter: Adapter = clis.adapter(cli)
+    return adapter
 
 
 def user_file(*parts: str) -> Path | None:
@@ -114,7 +152,3 @@ def link_credentials(source: Path | None, target: Path) -> None:
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     target.symlink_to(source)
-
-
-def get_adapter(cli: str) -> Adapter:
-    return load_adapter(cli)

@@ -20,7 +20,7 @@ from typing import Any
 from podctl.broker import wire
 
 from .adapter import HOOKS_DIR
-from .script import ADAPTER, EVENTS
+from .script import ADAPTER
 
 PODCTL = [sys.executable, "-m", "podctl.orchestrator.cli.main"]
 
@@ -57,9 +57,9 @@ def run_hooks_bench(runs: int = 60, wakes: int = 15) -> dict[str, Any]:
                 time.sleep(0.02)
             floor = _timed([sys.executable, "-I", "-S", "-c", "pass"], runs)
             per_event = {}
-            for event in EVENTS:
+            for event, how in ADAPTER.hook_events.items():
                 argv = [sys.executable, "-I", "-S", str(HOOKS_DIR / "fast.py"), "--state", str(state),
-                        "--agent", "agent", "script", event]
+                        "--agent", "agent", *how.options()]
                 per_event[event] = _summary(_timed(argv, runs))
             wake = _wake_latency(state, socket, env, wakes)
         finally:

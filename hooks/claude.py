@@ -26,15 +26,12 @@ update the user's Claude Code installation (`claude update` does).
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
-from .output import HookProtocol
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from .adapter import AgentContext, Launch
+from .adapter import AgentContext, Launch, link_credentials, user_file
+from .protocol import HookProtocol
 
 TOOLS = ("tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents")
 
@@ -54,10 +51,6 @@ class ClaudeAdapter(HookProtocol):
         return ctx.agent_dir / "bash-env.sh"
 
     def prepare(self, ctx: AgentContext) -> None:
-        import json
-
-        from .adapter import link_credentials, user_file
-
         config = self.config_dir(ctx)
         config.mkdir(parents=True, exist_ok=True, mode=0o700)
         link_credentials(user_file(".claude", ".credentials.json"), config / ".credentials.json")
@@ -81,7 +74,7 @@ class ClaudeAdapter(HookProtocol):
             {"mcpServers": {"podctl": {"type": "stdio", "command": shim[0], "args": shim[1:]}}}, indent=2
         ))
         settings = {
-            "hooks": self.hook_config(ctx.hook_command, timeout=10),
+            "hooks": self.hook_config(ctx, timeout=10),
             "permissions": {"allow": [f"mcp__podctl__{tool}" for tool in TOOLS]},
             "disableDeepLinkRegistration": "disable",
         }
@@ -103,8 +96,6 @@ class ClaudeAdapter(HookProtocol):
         return "\n".join(lines) + "\n"
 
     def launch(self, ctx: AgentContext) -> Launch:
-        from .adapter import Launch
-
         argv = [
             self.executable, "--mcp-config", str(ctx.agent_dir / "mcp.json"), "--strict-mcp-config",
             "--settings", str(ctx.agent_dir / "settings.json"),

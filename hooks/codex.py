@@ -16,26 +16,24 @@ hash, the way Codex's own "Trust all" does; if that fails the CLI is launched wi
 
 from __future__ import annotations
 
+import json
 import os
+import select
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-from podctl.broker.codec import dumps
-
-from .output import HookProtocol
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
-    from pathlib import Path
-
-    from .adapter import AgentContext, Launch
+from .adapter import AgentContext, Launch, link_credentials, user_file
+from .protocol import HookProtocol
 
 APP_SERVER_TIMEOUT_S = 30.0
 
 
 def _toml_str(value: str) -> str:
     """A TOML basic string (its escapes are JSON's)."""
-    return dumps(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 class CodexAdapter(HookProtocol):
@@ -47,14 +45,10 @@ class CodexAdapter(HookProtocol):
         return ctx.agent_dir / "codex-home"
 
     def prepare(self, ctx: AgentContext) -> None:
-        import json
-
-        from .adapter import link_credentials, user_file
-
         home = self.home(ctx)
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         link_credentials(user_file(".codex", "auth.json"), home / "auth.json")
-        hooks = self.hook_config(ctx.hook_command, timeout=10)
+        hooks = self.hook_config(ctx, timeout=10)
         (home / "hooks.json").write_text(json.dumps({"hooks": hooks}, indent=2))
         shim = ctx.shim_command()
         lines = []
@@ -92,9 +86,6 @@ class CodexAdapter(HookProtocol):
     def hook_trust(self, ctx: AgentContext, home: Path) -> dict[str, str]:
         """Each hook's key and current hash, from `codex app-server` `hooks/list`."""
         import json
-        import subprocess
-        import time
-
         env = {**os.environ, **ctx.env, "CODEX_HOME": str(home)}
         requests = [
             {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"clientInfo": {"name": "podctl", "version": "1"}}},
@@ -126,8 +117,6 @@ class CodexAdapter(HookProtocol):
         return trust
 
     def launch(self, ctx: AgentContext) -> Launch:
-        from .adapter import Launch
-
         argv = [self.executable, "--no-daemon"]
         if (self.home(ctx) / "bypass-hook-trust").exists():
             argv.append("--dangerously-bypass-hook-trust")
@@ -137,12 +126,9 @@ class CodexAdapter(HookProtocol):
         return Launch(argv=argv, env={**ctx.env, "CODEX_HOME": str(self.home(ctx))}, cwd=ctx.workdir)
 
 
-def _lines(fd: int, deadline: float):
+def _lines(fd: int, deadline: float) -> Iterator[bytes]:
     """Lines from a pipe until EOF or `deadline` (monotonic): a stalled `codex app-server` must
     not hold up whoever is bringing the pod up."""
-    import select
-    import time
-
     buf = b""
     while True:
         remaining = deadline - time.monotonic()

@@ -1,4 +1,5 @@
-"""The command every CLI hook runs: `python -I -S hooks/fast.py --socket S --token-file F --agent NAME CLI EVENT`.
+"""The command every CLI hook runs: `python -I -S hooks/fast.py --socket S --token-file F --agent NAME ...`
+(the options: hooks/path/run.py).
 
 `-S` skips site-packages, so `podctl` is not importable the usual way: this file registers the
 `podctl`, `podctl.broker` and `podctl.hooks` packages by hand, pointing at the folders beside it,
@@ -23,7 +24,7 @@ def main() -> int:
         _package("podctl", "")
         _package("podctl.broker", HERE.rsplit("/", 1)[0] + "/broker")
         _package("podctl.hooks", HERE)
-    from podctl.hooks.run import main as run
+    from podctl.hooks.path.run import main as run
 
     return run(sys.argv[1:])
 

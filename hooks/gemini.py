@@ -15,29 +15,18 @@ names contain TOKEN or KEY from an MCP server's environment, so no token travels
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
-from .hookio import HookResult
-from .output import HookProtocol
+from .adapter import AgentContext, Launch, link_credentials, user_file
+from .protocol import HookProtocol, hook_table
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from .adapter import AgentContext, Launch
-
-EVENTS = {
-    "SessionStart": HookResult("session_start"),
-    "BeforeAgent": HookResult("turn_start"),
-    "AfterTool": HookResult("tool_done"),
-    "AfterAgent": HookResult("turn_end", attention_only=True),
-    "SessionEnd": HookResult("session_end", inject=False),
-}
+EVENTS = hook_table("SessionStart", "BeforeAgent", "AfterTool", "AfterAgent", "SessionEnd")
 
 
 class GeminiAdapter(HookProtocol):
-    events = EVENTS
-    turn_end_event = "AfterAgent"
+    hook_events = EVENTS
     name = "gemini"
     executable = "gemini"
     tested_versions = ("0.61.0",)
@@ -46,10 +35,6 @@ class GeminiAdapter(HookProtocol):
         return ctx.agent_dir / "gemini-home"
 
     def prepare(self, ctx: AgentContext) -> None:
-        import json
-
-        from .adapter import link_credentials, user_file
-
         config = self.home(ctx) / ".gemini"
         config.mkdir(parents=True, exist_ok=True, mode=0o700)
         for name in ("oauth_creds.json", "google_accounts.json"):
@@ -66,7 +51,7 @@ class GeminiAdapter(HookProtocol):
             "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
             "ui": {"theme": "Default"},
             "mcpServers": {"podctl": {"command": shim[0], "args": shim[1:], "trust": True, "timeout": 120_000}},
-            "hooks": self.hook_config(ctx.hook_command, timeout=10_000, named=True),
+            "hooks": self.hook_config(ctx, timeout=10_000, named=True),
         }
         if ctx.model:
             settings["model"] = {"name": ctx.model}
@@ -74,8 +59,6 @@ class GeminiAdapter(HookProtocol):
         (config / "trustedFolders.json").write_text(json.dumps({str(ctx.workdir): "TRUST_FOLDER"}, indent=2))
 
     def launch(self, ctx: AgentContext) -> Launch:
-        from .adapter import Launch
-
         # In a CI environment (CI=true) Gemini CLI runs headless and exits: the pane must stay interactive.
         argv = ["env", "-u", "CI", "-u", "CONTINUOUS_INTEGRATION", self.executable]
         if ctx.model:

@@ -13,10 +13,6 @@ from podctl.hooks.adapter import AgentContext, Launch, get_adapter
 from podctl.pods.spec import AgentSpec, PodSpec
 
 
-class CliMissing(RuntimeError):
-    pass
-
-
 def agent_context(spec: PodSpec, paths: PodPaths, name: str) -> AgentContext:
     agent = spec.agents[name]
     script = agent.script
@@ -56,6 +52,11 @@ def missing_clis(spec: PodSpec) -> list[str]:
         if shutil.which(adapter.executable) is None and not Path(adapter.executable).is_file():
             problems.append(f"agent {name}: `{adapter.executable}` ({agent.cli}) is not on PATH; install it first")
     return problems
+
+
+def wake_text(cli: str) -> str:
+    """The fixed text that wakes an idle agent of this CLI (never message content)."""
+    return get_adapter(cli).wake_text
 
 
 def workdir_of(spec: PodSpec) -> Path:

@@ -1,38 +1,43 @@
-"""The wake nudge: type an adapter's fixed wake text into an idle agent's pane, then Enter.
+"""The broker's view of the panes: the wake nudge, and the screen text of pattern rules.
 
-Runs inside the broker (asyncio subprocesses of `tmux`, no libtmux). Never message content:
-the text is the adapter's constant. Text and Enter go in two `send-keys` calls with a pause
-between, because several CLIs treat a pasted burst ending in Enter as a newline, not a submit.
+Runs inside the broker (asyncio subprocesses of `tmux`, no libtmux calls, every one with a
+timeout), on the pod's tmux server (`tmux.socket_name()`) and its targets (`tmux.target()`).
 
-Pane-state aware: it does nothing (and says why) when the pane is gone or dead, in copy mode,
-still changing on screen (the CLI is rendering), or when a person pressed a key in that
-session within the last seconds.
+The nudge types an adapter's fixed wake text into an idle agent's pane, then Enter. Never
+message content: the text is the adapter's constant. Text and Enter go in two `send-keys` calls
+with a pause between, because several CLIs treat a pasted burst ending in Enter as a newline,
+not a submit. It is pane-state aware: it does nothing (and says why) when the pane is gone or
+dead, in copy mode, still changing on screen (the CLI is rendering), or when a person pressed a
+key in that session within the last seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
+
+from .tmux import socket_name, target
 
 SUBMIT_PAUSE_S = 0.3
 RENDER_PROBE_S = 0.08
 TYPING_QUIET_S = 2.0
 TMUX_TIMEOUT_S = 5.0
+PANE_LINES = 60
 
 
 class TmuxFailed(RuntimeError):
     pass
 
 
-async def tmux(socket: str | None, *args: str) -> str:
-    cmd = ["tmux", *(["-L", socket] if socket else []), *args]
+async def tmux(*args: str) -> str:
+    sock = socket_name()
     proc = await asyncio.create_subprocess_exec(
-        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        "tmux", *(["-L", sock] if sock else []), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout=TMUX_TIMEOUT_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         raise TmuxFailed(f"tmux {args[0]} timed out") from None
@@ -41,49 +46,53 @@ async def tmux(socket: str | None, *args: str) -> str:
     return out.decode(errors="replace")
 
 
-async def pane_state(target: str, socket: str | None) -> str | None:
+async def capture(pod: str, agent: str) -> str:
+    """The last lines of the agent's screen, joined where the terminal wrapped them ("" if none)."""
+    try:
+        return await tmux("capture-pane", "-p", "-J", "-S", f"-{PANE_LINES}", "-t", target(pod, agent))
+    except (TmuxFailed, OSError):
+        return ""
+
+
+async def pane_state(pane: str) -> str | None:
     """None if the pane can be nudged now, else the reason it cannot."""
     try:
-        return await _pane_state(target, socket)
+        info = await tmux("display-message", "-p", "-t", pane, "#{pane_in_mode} #{pane_dead} #{session_name}")
     except TmuxFailed as exc:
         return f"pane missing ({exc})"
-
-
-async def _pane_state(target: str, socket: str | None) -> str | None:
-    try:
-        info = await tmux(socket, "display-message", "-p", "-t", target, "#{pane_in_mode} #{pane_dead} #{session_name}")
-    except TmuxFailed as exc:
-        return f"pane missing ({exc})"
-    in_mode, dead, session = (info.split() + ["", "", ""])[:3]
+    in_mode, dead, session = ([*info.split(), "", "", ""])[:3]
     if dead == "1":
         return "the CLI in the pane has exited"
     if in_mode == "1":
         return "the pane is in copy mode"
     try:
-        clients = await tmux(socket, "list-clients", "-t", f"={session}", "-F", "#{client_activity}")
+        clients = await tmux("list-clients", "-t", f"={session}", "-F", "#{client_activity}")
     except TmuxFailed:
         clients = ""
     now = time.time()
     if any(line.strip().isdigit() and now - int(line) < TYPING_QUIET_S for line in clients.splitlines()):
         return "a person is typing in this session"
-    first = await tmux(socket, "capture-pane", "-p", "-t", target)
-    await asyncio.sleep(RENDER_PROBE_S)
-    second = await tmux(socket, "capture-pane", "-p", "-t", target)
+    try:
+        first = await tmux("capture-pane", "-p", "-t", pane)
+        await asyncio.sleep(RENDER_PROBE_S)
+        second = await tmux("capture-pane", "-p", "-t", pane)
+    except TmuxFailed as exc:
+        return f"pane missing ({exc})"
     if first != second:
         return "the pane is still rendering"
     return None
 
 
-async def nudge(target: str, text: str, tmux_socket: str | None = None) -> str:
+async def nudge(pod: str, agent: str, text: str) -> str:
     """Type `text`, pause, press Enter. Returns "sent" or "skipped: <reason>"."""
-    socket = tmux_socket if tmux_socket is not None else os.environ.get("PODCTL_TMUX_SOCKET")
-    reason = await pane_state(target, socket)
+    pane = target(pod, agent)
+    reason = await pane_state(pane)
     if reason is not None:
         return f"skipped: {reason}"
     try:
-        await tmux(socket, "send-keys", "-t", target, "-l", text)
+        await tmux("send-keys", "-t", pane, "-l", text)
         await asyncio.sleep(SUBMIT_PAUSE_S)
-        await tmux(socket, "send-keys", "-t", target, "Enter")
+        await tmux("send-keys", "-t", pane, "Enter")
     except TmuxFailed as exc:
         return f"skipped: {exc}"
     return "sent"

@@ -10,16 +10,14 @@ import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
-from podctl.scriptagent.script import script_errors
+from .script import script_errors
 
 from .durations import seconds
 from .problems import Problem, Where, suggest
-from .spec import NAME_RE, RULE_TEXT_FIELDS, CliName, socket_path_problem
-
-REAL_CLIS = tuple(cli for cli in get_args(CliName) if cli != "script")
-"""A `script` on one of these is a mistake (an unknown cli is the schema's error)."""
+from . import clis
+from .spec import NAME_RE, RULE_TEXT_FIELDS, socket_path_problem
 
 
 @dataclass
@@ -199,8 +197,10 @@ def _braced(names: list[str]) -> str:
 
 def _check_script(agent: str, spec: dict[str, Any], base_dir: Path, ctx: Context) -> None:
     script, path = spec["script"], ("agents", agent, "script")
-    if spec.get("cli") in REAL_CLIS:
-        ctx.add(path, f"agent {agent}: `script` is only for cli: script")
+    cli = spec.get("cli")
+    if isinstance(cli, str) and cli in clis.names() and not clis.takes_script(cli):
+        takers = ", ".join(name for name in clis.names() if clis.takes_script(name))
+        ctx.add(path, f"agent {agent}: `script` is only for cli: {takers}")
     if isinstance(script, str):
         problem = _script_file_problem(script, base_dir)
         if problem:

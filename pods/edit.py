@@ -7,13 +7,13 @@ from pathlib import Path
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
+from .errors import PodctlError
 from .spec import NAME_RE, RESERVED_NAMES
 
-CLIS = ("claude", "codex", "gemini", "script")
 
 
-class EditError(ValueError):
-    pass
+class EditError(PodctlError):
+    """An edit that cannot be made (a bad name, an unknown agent or cli)."""
 
 
 def _yaml() -> YAML:
@@ -34,8 +34,10 @@ def _read(path: Path) -> tuple[YAML, CommentedMap]:
 def add_agent(path: Path, name: str, cli: str, role: str | None = None) -> None:
     if not NAME_RE.fullmatch(name) or name in RESERVED_NAMES:
         raise EditError(f"{name!r} is not a valid agent name: lowercase letters, digits and '-'; not user/all/podctl")
-    if cli not in CLIS:
-        raise EditError(f"unknown cli {cli!r}: use one of {', '.join(CLIS)}")
+    from . import clis
+
+    if cli not in clis.names():
+        raise EditError(f"unknown cli {cli!r}: use one of {', '.join(clis.names())}")
     yaml, data = _read(path)
     agents = data.get("agents")
     if agents is None:

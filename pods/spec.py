@@ -20,7 +20,6 @@ RULE_TEXT_FIELDS = ("agent", "pod", "diff", "changed_files", "last_message", "re
 SOCKET_PATH_MAX = 107
 """Longest Unix socket path in bytes on Linux (sun_path is 108 bytes with the closing NUL)."""
 
-CliName = Literal["claude", "codex", "gemini", "script"]
 RestartPolicy = Literal["never", "on-failure", "always"]
 
 
@@ -67,10 +66,21 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _check_cli(value: str) -> str:
+    """`cli` names a registered adapter (pods/clis.py), so plug-ins are accepted like built-ins."""
+    from . import clis
+    from .problems import suggest
+
+    known = clis.names()
+    if value not in known:
+        raise ValueError(f"{value!r} is not one of {', '.join(known)}{suggest(value, known)}")
+    return value
+
+
 class AgentSpec(Strict):
     """One agent: a CLI in its own tmux window."""
 
-    cli: CliName
+    cli: Annotated[str, AfterValidator(_check_cli), Field(description="the agent's CLI (a registered adapter)")]
     role: str = ""
     model: str | None = None
     args: list[str] = Field(default_factory=list)
@@ -139,6 +149,19 @@ class PodSpec(Strict):
         if not agents:
             raise ValueError("a pod needs at least one agent")
         return agents
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """The JSON Schema of pod files for editors, with the registered CLIs as `cli`'s choices."""
+        from . import clis
+
+        doc = cls.model_json_schema(by_alias=True)
+        doc["properties"].pop("source", None)
+        doc["required"] = [r for r in doc.get("required", []) if r != "name"]
+        doc["$defs"]["AgentSpec"]["properties"]["cli"]["enum"] = clis.names()
+        doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        doc["title"] = "podctl pod file"
+        return doc
 
     def base_dir(self) -> Path:
         """The folder the pod file's relative paths are resolved from."""

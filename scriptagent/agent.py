@@ -22,7 +22,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from ..broker.transcript import visible
-from .script import Script, ScriptError, Step, load_script
+from podctl.pods.script import Script, ScriptError, Step, load_script
 
 HOOK_TIMEOUT_S = 10.0
 TOOL_TIMEOUT_S = 120.0

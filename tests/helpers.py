@@ -133,6 +133,26 @@ class BrokerProcess:
         return Client(self.socket, agent, self.token(agent), timeout=timeout)
 
 
+def hook_argv(state: Path, agent: str, cli: str, native: str, *python_flags: str) -> list[str]:
+    """The command a CLI's hook runs for one of its native events (as the adapter writes it)."""
+    from podctl.hooks.adapter import HOOKS_DIR, get_adapter
+
+    how = get_adapter(cli).hook_events[native]
+    return [sys.executable, "-I", "-S", *python_flags, str(HOOKS_DIR / "fast.py"),
+            "--state", str(state), "--agent", agent, *how.options()]
+
+
+def git_repo(path: Path) -> Path:
+    """A git repository with one commit (README.md), made with the user's git but its own identity."""
+    path.mkdir(parents=True)
+    for args in (["init", "-q"], ["config", "user.email", "t@example.com"], ["config", "user.name", "t"]):
+        subprocess.run(["git", *args], cwd=path, check=True)
+    (path / "README.md").write_text("hello\n")
+    subprocess.run(["git", "add", "."], cwd=path, check=True)
+    subprocess.run(["git", "commit", "-qm", "init"], cwd=path, check=True)
+    return path
+
+
 def write_pod(folder: Path, text: str, name: str = "pod.yaml") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name

@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
     @broker_app.command("run")
     def broker_run(pod_file: Annotated[Path, typer.Argument(help="the pod file")]) -> None:
         """Run the pod's broker in the foreground, logging to stderr."""
-        from podctl.broker.daemon import run
+        from podctl.orchestrator.broker_main import run
 
         raise typer.Exit(run(pod_file))
 

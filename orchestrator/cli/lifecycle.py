@@ -111,7 +111,7 @@ def _edited(result: Any, done: str) -> None:
 
 def add(
     pod: PodArg,
-    cli: Annotated[str, typer.Argument(help="claude, codex, gemini or script")],
+    cli: Annotated[str, typer.Argument(help="the agent's CLI")],
     name: Annotated[str, typer.Option("--name", help="the new agent's name")],
     role: Annotated[Optional[str], typer.Option(help="its role")] = None,
 ) -> None:
@@ -224,9 +224,10 @@ def supervise(pod_file: Annotated[Path, typer.Argument()]) -> None:
 
 
 def _attach(pod: str) -> None:
+    from podctl.orchestrator.tmux import socket_name as tmux_socket_name
     from podctl.orchestrator.tmux import tmux_argv
 
-    if os.environ.get("TMUX") and not os.environ.get("PODCTL_TMUX_SOCKET"):
+    if os.environ.get("TMUX") and not tmux_socket_name():
         argv = tmux_argv("switch-client", "-t", f"={pod}")
     else:
         argv = tmux_argv("attach-session", "-t", f"={pod}")
@@ -234,6 +235,10 @@ def _attach(pod: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from podctl.pods import clis
+
+    choices = ", ".join(clis.names())
+    add.__annotations__["cli"] = Annotated[str, typer.Argument(help=f"the agent's CLI: {choices}")]
     for command in (up, plan, resume, down, restart, add, remove, delete, status, attach):
         app.command()(command)
     app.command("ls")(list_pods)

@@ -15,7 +15,7 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["hook"]:
-        from podctl.hooks.run import main as hook_main
+        from podctl.hooks.path.run import main as hook_main
 
         sys.exit(hook_main(args[1:]))
     if args[:1] == ["shim"]:

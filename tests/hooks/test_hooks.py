@@ -11,31 +11,50 @@ import pytest
 
 from podctl.hooks.adapter import HOOKS_DIR, get_adapter
 
-from ..helpers import BrokerProcess
+from podctl.pods import clis
 
-HEAVY = ("pydantic", "typer", "mcp", "yaml", "aiosqlite", "libtmux", "watchfiles", "ruamel", "click", "anyio")
+from ..helpers import BrokerProcess, hook_argv
+
+PODCTL_ALLOWED = {
+    "podctl", "podctl.broker", "podctl.broker.wire", "podctl.broker.codec",
+    "podctl.hooks", "podctl.hooks.path", "podctl.hooks.path.run", "podctl.hooks.path.render", "podctl.hooks.path.text",
+}
+STDLIB_ALLOWED = {
+    "_json", "_socket", "_signal", "time", "__future__",
+    "os", "stat", "_stat", "posixpath", "genericpath", "_collections_abc",
+}
+"""Beyond what a bare `python -I -S` imports anyway: the C halves of json and socket, the alarm of
+the deadline, `time` for the log line, `__future__` for annotations, and `os` with what it needs."""
 
 
 def run_hook(state: Path, agent: str, cli: str, event: str, payload: dict | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-I", "-S", str(HOOKS_DIR / "fast.py"), "--state", str(state), "--agent", agent, cli, event],
-        input=json.dumps(payload or {}), capture_output=True, text=True, timeout=30,
+        hook_argv(state, agent, cli, event), input=json.dumps(payload or {}), capture_output=True, text=True, timeout=30,
     )
 
 
-def test_hook_imports_only_the_standard_library(broker: BrokerProcess) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-I", "-S", "-X", "importtime", str(HOOKS_DIR / "fast.py"),
-         "--state", str(broker.state), "--agent", "bob", "claude", "UserPromptSubmit"],
-        input="{}", capture_output=True, text=True, timeout=30,
-    )
-    assert proc.returncode == 0
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
-    assert "podctl" in imported or any(m.startswith("podctl") for m in imported)
-    assert not imported & set(HEAVY), f"heavy imports on the hook path: {imported & set(HEAVY)}"
+def imported_by(argv: list[str], stdin: str = "{}") -> set[str]:
+    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line} - {"package"}
 
 
-@pytest.mark.parametrize("cli,event", [("claude", "PostToolUse"), ("codex", "UserPromptSubmit"), ("gemini", "AfterTool"), ("script", "AfterTool")])
+@pytest.mark.parametrize("cli", clis.names())
+def test_the_hook_path_is_fenced_in(broker: BrokerProcess, cli: str) -> None:
+    """A hook imports only the fenced package, the wire protocol, and a few C modules: no adapter,
+    no json, socket, re, typing or enum (docs: hooks/path/__init__.py)."""
+    native = next(n for n, how in clis.adapter(cli).hook_events.items() if how.event == "tool_done")
+    with broker.client("alice") as alice:
+        alice.call("tell", to="bob", text="so it has something to inject")
+    baseline = imported_by([sys.executable, "-I", "-S", "-X", "importtime", "-c", "pass"])
+    imported = imported_by(hook_argv(broker.state, "bob", cli, native, "-X", "importtime")) - baseline
+    ours = {m for m in imported if m.startswith("podctl")}
+    assert ours <= PODCTL_ALLOWED, f"the hook imported {sorted(ours - PODCTL_ALLOWED)}"
+    others = imported - ours
+    assert others <= STDLIB_ALLOWED, f"the hook imported {sorted(others - STDLIB_ALLOWED)}"
+
+
+@pytest.mark.parametrize(("cli", "event"), [(c, next(iter(clis.adapter(c).hook_events))) for c in clis.names()])
 def test_broker_down_means_exit_0_with_nothing_injected(tmp_path: Path, cli: str, event: str) -> None:
     state = tmp_path / "gone"
     (state / "agents" / "a").mkdir(parents=True)
@@ -47,11 +66,8 @@ def test_broker_down_means_exit_0_with_nothing_injected(tmp_path: Path, cli: str
 
 
 def test_garbage_input_never_breaks_the_cli(broker: BrokerProcess) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-I", "-S", str(HOOKS_DIR / "fast.py"), "--state", str(broker.state), "--agent", "bob",
-         "claude", "PostToolUse"],
-        input="not json {", capture_output=True, text=True, timeout=30,
-    )
+    proc = subprocess.run(hook_argv(broker.state, "bob", "claude", "PostToolUse"), input="not json {",
+                          capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0
 
 
@@ -142,7 +158,8 @@ def test_an_agent_is_handed_only_its_own_identity(tmp_path: Path) -> None:
         texts = [*launch.argv, *launch.env.values()]
         texts += [p.read_text(errors="replace") for p in agent_dir.rglob("*") if p.is_file() and not p.is_symlink()]
         if cli == "codex":
-            texts += [" ".join(ctx.hook_command("Stop")), " ".join(ctx.shim_command())]
+            texts += [" ".join(ctx.hook_command(how)) for how in adapter.hook_events.values()]
+            texts.append(" ".join(ctx.shim_command()))
         for text in texts:
             for match in re.finditer(re.escape(str(state)) + r"([^\s\"',\]]*)", text):
                 rest = match.group(1)

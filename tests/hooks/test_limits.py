@@ -17,11 +17,11 @@ import pytest
 from podctl.broker import codec, wire
 from podctl.hooks.adapter import HOOKS_DIR
 
-from ..helpers import BrokerProcess
+from ..helpers import BrokerProcess, hook_argv
 
 
 def hook_command(state: Path, agent: str, cli: str = "claude", event: str = "PostToolUse") -> list[str]:
-    return [sys.executable, "-I", "-S", str(HOOKS_DIR / "fast.py"), "--state", str(state), "--agent", agent, cli, event]
+    return hook_argv(state, agent, cli, event)
 
 
 def hook_env(**overrides: str) -> dict[str, str]:

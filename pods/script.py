@@ -1,4 +1,4 @@
-"""The script a `cli: script` agent plays: a reply template and the steps of its first turn.
+"""The script a `cli: script` agent plays (the `script:` field of a pod file): a reply template and the steps of its first turn.
 
 ```yaml
 replies: "LGTM from {agent}: {text}"     # answers every ask ({agent}, {from}, {text}, {ask_id})
@@ -19,11 +19,13 @@ from typing import Any
 
 import yaml
 
+from .errors import PodctlError
+
 STEP_KINDS = ("write", "tell", "ask", "sleep", "say")
 DEFAULT_REPLY = "Received by {agent}: {text}"
 
 
-class ScriptError(ValueError):
+class ScriptError(PodctlError):
     """A script that cannot be played; `step` is the 0-based index of the bad step, if any."""
 
     def __init__(self, message: str, step: int | None = None) -> None:

@@ -1,4 +1,10 @@
-"""`podctl hook CLI EVENT`: report busy/idle to the broker and inject new messages. Standard library only.
+"""A hook run: report busy/idle to the broker and inject new messages. Standard library only.
+
+    python -I -S hooks/fast.py --socket SOCK --token-file FILE --agent NAME \
+        --event EVENT --output OUTPUT [--attention-only] [--no-inject]
+
+`--event` is podctl's event (`wire.HOOK_EVENTS`; omitted: nothing to report) and `--output` the
+shape of the answer (`render.OUTPUTS`), both chosen by the CLI's adapter for each native event.
 
 It never breaks its CLI: whatever goes wrong (no broker, a slow or trickling broker, stdin never
 closed, bad or huge input), it exits 0 within one total deadline with nothing injected. Messages
@@ -11,31 +17,35 @@ from __future__ import annotations
 import os
 import sys
 
-from podctl.broker import codec, wire
+from podctl.broker import wire
 
-from .format import injection
-from .hookio import load_adapter
+from .render import render
+from .text import injection
 
 DEFAULT_TIMEOUT_MS = 90
 """Per broker call (PODCTL_HOOK_TIMEOUT_MS): how long one request may wait for its answer."""
 DEFAULT_DEADLINE_MS = 2000
 """The whole hook (PODCTL_HOOK_DEADLINE_MS): read stdin, reach the broker, print, acknowledge."""
 MAX_STDIN_BYTES = 4 * 1024 * 1024
-"""A larger event on stdin is ignored (treated as empty): no CLI sends that much to a hook."""
+"""Read no more of stdin than this: no CLI sends that much to a hook."""
 
-_EXPECTED = (wire.BrokerUnavailable, wire.BrokerError, OSError, ValueError, KeyError, ImportError)
+_EXPECTED = (wire.BrokerUnavailable, wire.BrokerError, OSError, ValueError)
+VALUED = ("--state", "--agent", "--socket", "--token-file", "--event", "--output")
+FLAGS = ("--attention-only", "--no-inject")
 
 
-def _parse(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+def _parse(argv: list[str]) -> dict[str, str] | None:
+    """The options, or None when the command line is not one podctl writes."""
     opts: dict[str, str] = {}
-    rest: list[str] = []
     it = iter(argv)
     for arg in it:
-        if arg in ("--state", "--agent", "--socket", "--token-file"):
+        if arg in VALUED:
             opts[arg[2:]] = next(it, "")
+        elif arg in FLAGS:
+            opts[arg[2:]] = "1"
         else:
-            rest.append(arg)
-    return opts, rest
+            return None
+    return opts
 
 
 def _env_ms(name: str, default: int) -> int:
@@ -47,7 +57,8 @@ def _env_ms(name: str, default: int) -> int:
 
 
 def _read_stdin() -> bytes:
-    """All of stdin, or b"" when it is a terminal, closed, or over MAX_STDIN_BYTES.
+    """All of stdin (the CLI's event, which podctl does not need: it is read so the CLI's write
+    never fails), or b"" when it is a terminal, closed, or over MAX_STDIN_BYTES.
 
     Plain `os.read` on fd 0: a writer that never closes the pipe is cut off by the deadline alarm."""
     try:
@@ -65,18 +76,6 @@ def _read_stdin() -> bytes:
             chunks.append(chunk)
     except OSError:
         return b""
-
-
-def _read_payload() -> dict[str, object]:
-    """The CLI's event object from stdin; {} when there is none or it is not a usable JSON object."""
-    data = _read_stdin().decode("utf-8", "replace")
-    if not data.strip():
-        return {}
-    try:
-        payload = codec.loads(data)
-    except (ValueError, RecursionError):
-        return {}
-    return payload if isinstance(payload, dict) else {}
 
 
 def _log(state: str | None, text: str) -> None:
@@ -122,22 +121,20 @@ def _disarm_deadline(previous: object) -> None:
     _signal.signal(_signal.SIGALRM, previous)
 
 
-def _hook(socket: str, token_file: str, agent: str, cli: str, cli_event: str) -> None:
-    """One hook run: read the CLI's event, tell the broker, print what to inject, acknowledge it."""
-    payload = _read_payload()
-    adapter = load_adapter(cli)
-    outcome = adapter.hook_event(cli_event, payload)
-    if outcome.event is None:
-        _write(adapter.render(cli_event, payload, None))
+def _hook(socket: str, token_file: str, agent: str, opts: dict[str, str]) -> None:
+    """One hook run: drain the CLI's event, tell the broker, print what to inject, acknowledge it."""
+    _read_stdin()
+    output = opts.get("output") or "none"
+    event = opts.get("event")
+    if not event:
         return
     timeout = _env_ms("PODCTL_HOOK_TIMEOUT_MS", DEFAULT_TIMEOUT_MS) / 1000.0
     with open(token_file, encoding="utf-8") as fh:
         token = fh.read().strip()
+    inject = "no-inject" not in opts and output != "none"
     with wire.Client(socket, agent, token, timeout=timeout) as client:
-        response = client.call(
-            "hook", event=outcome.event, inject=outcome.inject, attention_only=outcome.attention_only
-        )
-        _write(adapter.render(cli_event, payload, injection(response)))
+        response = client.call("hook", event=event, inject=inject, attention_only="attention-only" in opts)
+        _write(render(output, injection(response)))
         if response.get("claim"):
             client.call("ack_injected", claim=response["claim"])
 
@@ -149,24 +146,24 @@ def _write(out: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """`--socket PATH --token-file PATH --agent NAME CLI EVENT`: the agent's own identity only.
-    (`--state POD_DIR` stands for the pod folder's socket and the agent's token in it.)"""
-    opts, rest = _parse(argv)
-    agent = opts.get("agent") or os.environ.get("PODCTL_AGENT")
-    state_dir = opts.get("state")
-    socket = opts.get("socket") or (os.path.join(state_dir, "broker.sock") if state_dir else None)
-    token_file = opts.get("token-file") or (
+    """Always 0: a hook never breaks its CLI. (`--state POD_DIR` stands for the pod folder's socket
+    and the agent's token in it.)"""
+    opts = _parse(argv)
+    agent = (opts or {}).get("agent")
+    state_dir = (opts or {}).get("state")
+    socket = (opts or {}).get("socket") or (os.path.join(state_dir, "broker.sock") if state_dir else None)
+    token_file = (opts or {}).get("token-file") or (
         os.path.join(state_dir, "agents", agent, "token") if state_dir and agent else None
     )
-    if len(rest) != 2 or not socket or not token_file or not agent:
-        print("usage: podctl hook --socket SOCKET --token-file FILE --agent NAME CLI EVENT", file=sys.stderr)
+    if opts is None or not socket or not token_file or not agent:
+        print("usage: fast.py --socket SOCKET --token-file FILE --agent NAME --event EVENT --output OUTPUT"
+              " [--attention-only] [--no-inject]", file=sys.stderr)
         return 0
     state = os.path.dirname(socket)
-    cli, cli_event = rest
-    where = f"{agent} {cli} {cli_event}"
+    where = f"{agent} {opts.get('event') or '-'}"
     previous = _arm_deadline(_env_ms("PODCTL_HOOK_DEADLINE_MS", DEFAULT_DEADLINE_MS), state, where)
     try:
-        _hook(socket, token_file, agent, cli, cli_event)
+        _hook(socket, token_file, agent, opts)
     except _EXPECTED as exc:
         _log(state, f"{where}: {exc}")
     except BaseException as exc:  # noqa: BLE001 - a hook never breaks its CLI, whatever it is

@@ -1,0 +1,26 @@
+"""The broker's process: `podctl broker run POD_FILE` (daemonized by `up`).
+
+The broker knows nothing of tmux or of the CLIs; this is where it is given the ports that do
+(broker/ports.py): the wake nudge into an agent's pane, and the pane reader of pattern rules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from podctl.broker import daemon
+from podctl.broker.ports import Ports
+
+from . import tmux_nudge
+from .launch import wake_text
+
+
+async def _nudge(pod: str, agent: str, cli: str) -> str:
+    return await tmux_nudge.nudge(pod, agent, wake_text(cli))
+
+
+PORTS = Ports(nudge=_nudge, read_pane=tmux_nudge.capture)
+
+
+def run(pod_file: Path) -> int:
+    return daemon.run(pod_file, PORTS)
