@@ -8,6 +8,7 @@ steps:
   - ask: {to: reviewer, text: "review src/app.py", timeout: 120}
   - sleep: 0.5
   - say: "a line shown in the pane"
+  - wait_for: go.flag          # until this file exists in the workdir (a long tool call; at most 120 s)
 ```
 """
 
@@ -21,7 +22,8 @@ import yaml
 
 from .errors import PodctlError
 
-STEP_KINDS = ("write", "tell", "ask", "sleep", "say")
+STEP_KINDS = ("write", "tell", "ask", "sleep", "say", "wait_for")
+WAIT_FOR_S = 120.0
 DEFAULT_REPLY = "Received by {agent}: {text}"
 
 
@@ -57,6 +59,10 @@ def _step(index: int, raw: Any) -> Step:
         return Step(kind, {"seconds": float(value)})
     if kind == "say":
         return Step(kind, {"text": str(value)})
+    if kind == "wait_for":
+        if not isinstance(value, str) or not value:
+            raise ScriptError(f"step {index + 1}: wait_for takes a file path (relative to the workdir)", step=index)
+        return Step(kind, {"path": value})
     if not isinstance(value, dict):
         raise ScriptError(f"step {index + 1}: {kind} takes a mapping", step=index)
     needed = {"write": ("path", "text"), "tell": ("to", "text"), "ask": ("to", "text")}[kind]

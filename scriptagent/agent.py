@@ -22,7 +22,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from ..broker.transcript import visible
-from podctl.pods.script import Script, ScriptError, Step, load_script
+from podctl.pods.script import WAIT_FOR_S, Script, ScriptError, Step, load_script
 
 HOOK_TIMEOUT_S = 10.0
 TOOL_TIMEOUT_S = 120.0
@@ -84,6 +84,9 @@ class ScriptAgent:
         if step.kind == "say":
             show(args["text"])
             return
+        if step.kind == "wait_for":
+            await self.wait_for(self.workdir / args["path"])
+            return
         if step.kind == "write":
             path = (self.workdir / args["path"]).resolve()
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,6 +100,13 @@ class ScriptAgent:
             show(f"? ask {args['to']} #{asked['ask_id']}: {args['text']}")
             await self.wait_reply(asked["ask_id"], float(args.get("timeout", 120)))
         await self.hook("AfterTool")
+
+    async def wait_for(self, path: Path) -> None:
+        """Stand for a long tool call: busy until `path` exists (the test or demo says when)."""
+        show(f"… working until {path.name} exists")
+        deadline = time.monotonic() + WAIT_FOR_S
+        while not path.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     async def wait_reply(self, ask_id: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .helpers import BrokerProcess, podctl, write_pod
+from .helpers import TWO_AGENTS, BrokerProcess, LocalBroker, podctl, write_pod
 
 
 @pytest.fixture(autouse=True)
@@ -34,29 +35,35 @@ def tmux_socket(monkeypatch: pytest.MonkeyPatch):
     subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True, timeout=10)
 
 
-TWO_AGENTS = """\
-name: {name}
-agents:
-  alice:
-    cli: script
-    role: writes code
-  bob:
-    cli: script
-    role: reviews code
-  carol:
-    cli: script
-    role: tests code
-"""
+@pytest.fixture
+def start_broker(podctl_home: Path) -> Iterator[Callable[..., BrokerProcess]]:
+    """Start real brokers (`start_broker(pod_file, nofile=...)`); every one is stopped afterwards."""
+    started: list[BrokerProcess] = []
+
+    def start(pod_file: Path, **options: Any) -> BrokerProcess:
+        from podctl.pods.load import load_pod
+
+        proc = BrokerProcess(pod_file=pod_file, pod=load_pod(pod_file).name, home=podctl_home, **options)
+        started.append(proc)
+        return proc.start()
+
+    yield start
+    for proc in started:
+        proc.stop()
 
 
 @pytest.fixture
-def broker(tmp_path: Path, podctl_home: Path):
+def local_broker(tmp_path: Path, podctl_home: Path) -> Iterator[LocalBroker]:
+    """The `broker` fixture's pod, handled in this process (no socket, no subprocess)."""
+    handle = LocalBroker(write_pod(tmp_path / "bus", TWO_AGENTS.format(name="bus")))
+    yield handle
+    handle.close()
+
+
+@pytest.fixture
+def broker(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> BrokerProcess:
     """A real broker for a three-agent script pod named `bus`."""
-    pod_file = write_pod(tmp_path / "bus", TWO_AGENTS.format(name="bus"))
-    proc = BrokerProcess(pod_file=pod_file, pod="bus", home=podctl_home)
-    proc.start()
-    yield proc
-    proc.stop()
+    return start_broker(write_pod(tmp_path / "bus", TWO_AGENTS.format(name="bus")))
 
 
 @pytest.fixture(scope="session")

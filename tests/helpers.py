@@ -18,6 +18,22 @@ PODCTL = [sys.executable, "-m", "podctl.orchestrator.cli.main"]
 """Run the podctl CLI with the interpreter running the tests."""
 
 
+TWO_AGENTS = """\
+name: {name}
+agents:
+  alice:
+    cli: script
+    role: writes code
+  bob:
+    cli: script
+    role: reviews code
+  carol:
+    cli: script
+    role: tests code
+"""
+"""A pod of three script agents (the `broker` fixture's, named `bus`)."""
+
+
 class WaitTimeout(AssertionError):
     pass
 
@@ -197,3 +213,43 @@ def wait_for_pane(pod: str, window: str, text: str, timeout: float = 90.0) -> st
                           message=f"{text!r} in the {window} pane of {pod}")
     except WaitTimeout as exc:
         raise WaitTimeout(f"{exc}\n--- {pod}:{window} pane ---\n{pane_text(pod, window)}") from None
+
+
+class LocalBroker:
+    """The broker's request handler in this process, on a real store, with no socket: op tables and
+    error cases run in milliseconds. (Where the transport matters, use the `broker` fixture.)"""
+
+    def __init__(self, pod_file: Path) -> None:
+        import asyncio
+
+        from podctl.broker.paths import PodPaths
+        from podctl.broker.service import Broker
+        from podctl.broker.store import Store
+        from podctl.pods.load import load_pod
+
+        self.loop = asyncio.new_event_loop()
+        spec = load_pod(pod_file)
+        self.paths = PodPaths.of(spec.name).ensure()
+        self.store = self.run(Store.open(self.paths.db))
+        self.broker = Broker(spec, pod_file, self.paths, self.store)
+        self.run(self.broker.load())
+        self._next = 0
+
+    def run(self, coro):  # type: ignore[no-untyped-def]
+        return self.loop.run_until_complete(coro)
+
+    def frame(self, agent: str, op: str, args: dict) -> dict:
+        from podctl.broker import wire
+
+        self._next += 1
+        return wire.request(self._next, op, agent, self.paths.read_token(agent), args)
+
+    def call(self, agent: str, op: str, **args: object) -> dict:
+        from podctl.broker import wire
+
+        return wire.unwrap(self.run(self.broker.handle(self.frame(agent, op, args))))
+
+    def close(self) -> None:
+        self.run(self.broker.rules.close())
+        self.run(self.store.close())
+        self.loop.close()

@@ -45,8 +45,8 @@ agents:
 """
 
 
-def test_kill9_during_burst_loses_nothing_acknowledged(tmp_path: Path, podctl_home: Path) -> None:
-    broker = BrokerProcess(pod_file=write_pod(tmp_path / "durable", POD), pod="durable", home=podctl_home).start()
+def test_kill9_during_burst_loses_nothing_acknowledged(tmp_path: Path, podctl_home: Path, start_broker) -> None:
+    broker = start_broker(write_pod(tmp_path / "durable", POD))
     senders = {}
     for name in ("s1", "s2", "s3", "s4"):
         acked = tmp_path / f"{name}.acked"
@@ -71,7 +71,6 @@ def test_kill9_during_burst_loses_nothing_acknowledged(tmp_path: Path, podctl_ho
         for proc, _ in senders.values():
             if proc.poll() is None:
                 proc.kill()
-        broker.stop()
 
     db = sqlite3.connect(podctl_home / "durable" / "pod.db")
     rows = db.execute("SELECT sender, client_msg_id, count(*) FROM messages GROUP BY sender, client_msg_id").fetchall()

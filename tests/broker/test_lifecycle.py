@@ -9,8 +9,7 @@ import pytest
 
 from podctl.broker import wire
 
-from ..helpers import BrokerProcess, wait_until, write_pod
-from .test_rules import git_repo
+from ..helpers import BrokerProcess, git_repo, wait_until, write_pod
 
 
 def test_read_cursor_and_history_survive_restart(broker: BrokerProcess) -> None:
@@ -65,7 +64,7 @@ def test_the_broker_never_rereads_its_pod_file(broker: BrokerProcess) -> None:
         assert err.value.code == wire.FORBIDDEN
 
 
-def test_file_change_rule_asks_after_a_save(tmp_path: Path, podctl_home: Path) -> None:
+def test_file_change_rule_asks_after_a_save(tmp_path: Path, start_broker) -> None:
     folder = tmp_path / "fc"
     repo = git_repo(folder / "repo")
     pod = write_pod(
@@ -74,20 +73,17 @@ def test_file_change_rule_asks_after_a_save(tmp_path: Path, podctl_home: Path) -
         "rules:\n  - name: watch-src\n    on: file_change\n    agent: writer\n"
         "    when: {changed: ['*.py']}\n    ask: rev\n    text: 'saved: {changed_files}'\n",
     )
-    broker = BrokerProcess(pod_file=pod, pod="fc", home=podctl_home).start()
-    try:
-        with broker.client("rev") as rev:
-            wait_until(lambda: broker.client("user").call("rules")["rules"], timeout=10)
-            (repo / "ignored.txt").write_text("x\n")
-            (repo / "mod.py").write_text("VALUE = 1\n")
-            [ask] = wait_until(
-                lambda: [m for m in rev.call("read_messages")["messages"] if m["kind"] == "ask"],
-                timeout=20, message="an ask after the file change",
-            )
-            assert ask["text"].endswith("saved: mod.py")
-        subprocess.run(["git", "status", "--porcelain"], cwd=repo, check=True, capture_output=True)
-        assert "mod.py" not in subprocess.run(
-            ["git", "diff", "--cached", "--name-only"], cwd=repo, capture_output=True, text=True, check=True
-        ).stdout, "the user's index is untouched"
-    finally:
-        broker.stop()
+    broker = start_broker(pod)
+    with broker.client("rev") as rev:
+        wait_until(lambda: broker.client("user").call("rules")["rules"], timeout=10)
+        (repo / "ignored.txt").write_text("x\n")
+        (repo / "mod.py").write_text("VALUE = 1\n")
+        [ask] = wait_until(
+            lambda: [m for m in rev.call("read_messages")["messages"] if m["kind"] == "ask"],
+            timeout=20, message="an ask after the file change",
+        )
+        assert ask["text"].endswith("saved: mod.py")
+    subprocess.run(["git", "status", "--porcelain"], cwd=repo, check=True, capture_output=True)
+    assert "mod.py" not in subprocess.run(
+        ["git", "diff", "--cached", "--name-only"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout, "the user's index is untouched"

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from podctl.broker import wire
 
-from ..conftest import TWO_AGENTS
-from ..helpers import BrokerProcess, wait_until, write_pod
+from ..helpers import TWO_AGENTS, BrokerProcess, wait_until, write_pod
 
 
 def connect(broker: BrokerProcess) -> socket.socket:
@@ -113,9 +112,8 @@ def test_unfinished_frames_are_bounded_and_the_biggest_holder_goes_first(broker:
     still_served(broker)
 
 
-def test_idle_connections_cannot_lock_everyone_out(tmp_path: Path, podctl_home: Path) -> None:
-    pod_file = write_pod(tmp_path / "fds", TWO_AGENTS.format(name="fds"))
-    broker = BrokerProcess(pod_file=pod_file, pod="fds", home=podctl_home, nofile=256).start()
+def test_idle_connections_cannot_lock_everyone_out(tmp_path: Path, start_broker) -> None:
+    broker = start_broker(write_pod(tmp_path / "fds", TWO_AGENTS.format(name="fds")), nofile=256)
     idle: list[socket.socket] = []
     try:
         for _ in range(400):
@@ -131,7 +129,6 @@ def test_idle_connections_cannot_lock_everyone_out(tmp_path: Path, podctl_home: 
     finally:
         for sock in idle:
             sock.close()
-        broker.stop()
 
 
 def test_a_deleted_store_is_never_acknowledged_into(broker: BrokerProcess) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from podctl.broker import wire
 
-from ..helpers import BrokerProcess, podctl, wait_until, write_pod
+from ..helpers import BrokerProcess, LocalBroker, podctl, wait_until, write_pod
 
 
 def test_tell_is_queued_then_read_with_cursor(broker: BrokerProcess) -> None:
@@ -109,12 +109,11 @@ def test_ask_to_several_waits_for_all(broker: BrokerProcess) -> None:
         ("status", {}, wire.FORBIDDEN),
     ],
 )
-def test_bad_requests_get_clear_errors(broker: BrokerProcess, op: str, args: dict, code: str) -> None:
-    with broker.client("alice") as alice:
-        with pytest.raises(wire.BrokerError) as err:
-            alice.call(op, **args)
-        assert err.value.code == code and err.value.message
-        assert alice.call("hello")["pod"] == "bus", "the broker survives every bad request"
+def test_bad_requests_get_clear_errors(local_broker: LocalBroker, op: str, args: dict, code: str) -> None:
+    with pytest.raises(wire.BrokerError) as err:
+        local_broker.call("alice", op, **args)
+    assert err.value.code == code and err.value.message
+    assert local_broker.call("alice", "hello")["pod"] == "bus", "the broker survives every bad request"
 
 
 def test_only_the_asked_agent_may_reply(broker: BrokerProcess) -> None:
@@ -168,20 +167,17 @@ def test_hook_claims_inject_exactly_once(broker: BrokerProcess) -> None:
         assert bob.call("hook", event="turn_end")["messages"] == []
 
 
-def test_unacknowledged_claim_is_offered_again(tmp_path, podctl_home) -> None:
+def test_unacknowledged_claim_is_offered_again(tmp_path, podctl_home, start_broker) -> None:
     """A hook that dies before printing loses nothing: its claim lapses and the messages come back."""
     pod = write_pod(tmp_path / "lease", "name: lease\nagents:\n  a: {cli: script}\n  b: {cli: script}\n")
-    proc = BrokerProcess(pod_file=pod, pod="lease", home=podctl_home).start()
-    try:
-        with proc.client("a") as a, proc.client("b") as b:
-            a.call("tell", to="b", text="keep me")
-            claimed = b.call("hook", event="turn_start")
-            assert len(claimed["messages"]) == 1
-            # The lease is 30 s in production; here the claim is simply never acknowledged and
-            # read_messages still returns the message: nothing was marked delivered.
-            assert [m["text"] for m in b.call("read_messages")["messages"]] == ["keep me"]
-    finally:
-        proc.stop()
+    proc = start_broker(pod)
+    with proc.client("a") as a, proc.client("b") as b:
+        a.call("tell", to="b", text="keep me")
+        claimed = b.call("hook", event="turn_start")
+        assert len(claimed["messages"]) == 1
+        # The lease is 30 s in production; here the claim is simply never acknowledged and
+        # read_messages still returns the message: nothing was marked delivered.
+        assert [m["text"] for m in b.call("read_messages")["messages"]] == ["keep me"]
 
 
 def test_message_to_stopped_agent_is_queued_and_says_so(broker: BrokerProcess) -> None:
@@ -191,39 +187,33 @@ def test_message_to_stopped_agent_is_queued_and_says_so(broker: BrokerProcess) -
         assert states == {"bob": "idle", "carol": "stopped"}
 
 
-def test_undelivered_message_produces_notice(tmp_path, podctl_home) -> None:
+def test_undelivered_message_produces_notice(tmp_path, podctl_home, start_broker) -> None:
     pod = write_pod(
         tmp_path / "nd",
         "name: nd\nlimits: {undelivered_notice_s: 0.5}\nagents:\n  a: {cli: script}\n  b: {cli: script}\n",
     )
-    proc = BrokerProcess(pod_file=pod, pod="nd", home=podctl_home).start()
-    try:
-        with proc.client("a") as a:
-            mid = a.call("tell", to="b", text="are you there?")["message_id"]
+    proc = start_broker(pod)
+    with proc.client("a") as a:
+        mid = a.call("tell", to="b", text="are you there?")["message_id"]
 
-            def notice():
-                return [m for m in a.call("read_messages", since=0)["messages"] if m["kind"] == "notice"]
+        def notice():
+            return [m for m in a.call("read_messages", since=0)["messages"] if m["kind"] == "notice"]
 
-            [msg] = wait_until(notice, timeout=20, message="a non-delivery notice")
-            assert msg["from"] == "podctl" and f"#{mid}" in msg["text"] and "b is stopped" in msg["text"]
-            assert len(notice()) == 1, "one notice per undelivered message"
-    finally:
-        proc.stop()
+        [msg] = wait_until(notice, timeout=20, message="a non-delivery notice")
+        assert msg["from"] == "podctl" and f"#{mid}" in msg["text"] and "b is stopped" in msg["text"]
+        assert len(notice()) == 1, "one notice per undelivered message"
 
 
-def test_message_size_limit_comes_from_the_pod_file(tmp_path, podctl_home) -> None:
+def test_message_size_limit_comes_from_the_pod_file(tmp_path, podctl_home, start_broker) -> None:
     pod = write_pod(
         tmp_path / "lim", "name: lim\nlimits: {message_bytes: 100}\nagents:\n  a: {cli: script}\n  b: {cli: script}\n"
     )
-    proc = BrokerProcess(pod_file=pod, pod="lim", home=podctl_home).start()
-    try:
-        with proc.client("a") as a:
-            a.call("tell", to="b", text="x" * 100)
-            with pytest.raises(wire.BrokerError) as err:
-                a.call("tell", to="b", text="x" * 101)
-            assert err.value.code == wire.TOO_LARGE and "limits.message_bytes" in err.value.message
-    finally:
-        proc.stop()
+    proc = start_broker(pod)
+    with proc.client("a") as a:
+        a.call("tell", to="b", text="x" * 100)
+        with pytest.raises(wire.BrokerError) as err:
+            a.call("tell", to="b", text="x" * 101)
+        assert err.value.code == wire.TOO_LARGE and "limits.message_bytes" in err.value.message
 
 
 def test_send_tail_and_prune_from_the_cli(broker: BrokerProcess) -> None:

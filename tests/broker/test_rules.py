@@ -8,7 +8,7 @@ from pathlib import Path
 
 from podctl.broker import gitdiff
 
-from ..helpers import BrokerProcess, podctl, wait_until, write_pod
+from ..helpers import BrokerProcess, git_repo, podctl, wait_until, write_pod
 
 REVIEW_POD = """\
 name: autorev
@@ -32,16 +32,6 @@ rules:
     max_rounds: {max_rounds}
     cooldown: 0s
 """
-
-
-def git_repo(path: Path) -> Path:
-    path.mkdir(parents=True)
-    for args in (["init", "-q"], ["config", "user.email", "t@example.com"], ["config", "user.name", "t"]):
-        subprocess.run(["git", *args], cwd=path, check=True)
-    (path / "README.md").write_text("hello\n")
-    subprocess.run(["git", "add", "."], cwd=path, check=True)
-    subprocess.run(["git", "commit", "-qm", "init"], cwd=path, check=True)
-    return path
 
 
 def git(repo: Path, *args: str) -> str:
@@ -78,134 +68,122 @@ def asks_to(client) -> list[dict]:
     return [m for m in client.call("read_messages")["messages"] if m["kind"] == "ask"]
 
 
-def start(tmp_path: Path, home: Path, max_rounds: int = 3) -> tuple[BrokerProcess, Path]:
+def start(start_broker, tmp_path: Path, max_rounds: int = 3) -> tuple[BrokerProcess, Path]:
     folder = tmp_path / "autorev"
     repo = git_repo(folder / "repo")
     pod = write_pod(folder, REVIEW_POD.format(max_rounds=max_rounds))
-    return BrokerProcess(pod_file=pod, pod="autorev", home=home).start(), repo
+    return start_broker(pod), repo
 
 
-def test_turn_end_with_changes_asks_both_reviewers_and_gathers_one_answer(tmp_path: Path, podctl_home: Path) -> None:
-    broker, repo = start(tmp_path, podctl_home)
-    try:
-        with broker.client("writer") as w, broker.client("rev-a") as a, broker.client("rev-b") as b:
-            w.call("hello", shim=True)
-            w.call("hook", event="session_start")
-            w.call("hook", event="turn_start")
-            (repo / "notes.txt").write_text("not under src\n")
-            w.call("hook", event="turn_end")
-            (repo / "src").mkdir()
-            (repo / "src" / "app.py").write_text("print('hi')\n")
-            w.call("hook", event="turn_start")
-            w.call("hook", event="turn_end")
-            [ask_a] = wait_until(lambda: asks_to(a), timeout=20, message="rev-a to be asked")
-            [ask_b] = wait_until(lambda: asks_to(b), timeout=20, message="rev-b to be asked")
-            assert ask_a["id"] == ask_b["id"] and ask_a["from"] == "podctl"
-            assert "writer changed src/app.py" in ask_a["text"] and "+print('hi')" in ask_a["text"]
-            assert "notes.txt" not in ask_a["text"], "only files matching the rule's globs are reviewed"
-            a.call("post_reply", ask_id=ask_a["ask_id"], text="A: looks fine")
-            assert [m for m in w.call("read_messages", since=0)["messages"] if m["from"] == "podctl"] == []
-            b.call("post_reply", ask_id=ask_b["ask_id"], text="B: add a test")
+def test_turn_end_with_changes_asks_both_reviewers_and_gathers_one_answer(tmp_path: Path, start_broker) -> None:
+    broker, repo = start(start_broker, tmp_path)
+    with broker.client("writer") as w, broker.client("rev-a") as a, broker.client("rev-b") as b:
+        w.call("hello", shim=True)
+        w.call("hook", event="session_start")
+        w.call("hook", event="turn_start")
+        (repo / "notes.txt").write_text("not under src\n")
+        w.call("hook", event="turn_end")
+        (repo / "src").mkdir()
+        (repo / "src" / "app.py").write_text("print('hi')\n")
+        w.call("hook", event="turn_start")
+        w.call("hook", event="turn_end")
+        [ask_a] = wait_until(lambda: asks_to(a), timeout=20, message="rev-a to be asked")
+        [ask_b] = wait_until(lambda: asks_to(b), timeout=20, message="rev-b to be asked")
+        assert ask_a["id"] == ask_b["id"] and ask_a["from"] == "podctl"
+        assert "writer changed src/app.py" in ask_a["text"] and "+print('hi')" in ask_a["text"]
+        assert "notes.txt" not in ask_a["text"], "only files matching the rule's globs are reviewed"
+        a.call("post_reply", ask_id=ask_a["ask_id"], text="A: looks fine")
+        assert [m for m in w.call("read_messages", since=0)["messages"] if m["from"] == "podctl"] == []
+        b.call("post_reply", ask_id=ask_b["ask_id"], text="B: add a test")
 
-            def gathered():
-                return [m for m in w.call("read_messages", since=0)["messages"] if m["from"] == "podctl"]
+        def gathered():
+            return [m for m in w.call("read_messages", since=0)["messages"] if m["from"] == "podctl"]
 
-            [answer] = wait_until(gathered, timeout=20, message="the gathered answer")
-            assert answer["urgent"] and "[rev-a]\nA: looks fine" in answer["text"] and "[rev-b]\nB: add a test" in answer["text"]
-            with broker.client("user") as user:
+        [answer] = wait_until(gathered, timeout=20, message="the gathered answer")
+        assert answer["urgent"] and "[rev-a]\nA: looks fine" in answer["text"] and "[rev-b]\nB: add a test" in answer["text"]
+        with broker.client("user") as user:
 
-                def writer_woken():
-                    [writer] = [ag for ag in user.call("status")["agents"] if ag["name"] == "writer"]
-                    return writer["last_wake"]
+            def writer_woken():
+                [writer] = [ag for ag in user.call("status")["agents"] if ag["name"] == "writer"]
+                return writer["last_wake"]
 
-                wait_until(writer_woken, timeout=20, message="the idle writer to be woken for the answer")
-                logs = [m["text"] for m in user.call("history")["messages"] if m["kind"] == "log"]
-            assert any("rule auto-review fired for writer" in t for t in logs)
-    finally:
-        broker.stop()
+            wait_until(writer_woken, timeout=20, message="the idle writer to be woken for the answer")
+            logs = [m["text"] for m in user.call("history")["messages"] if m["kind"] == "log"]
+        assert any("rule auto-review fired for writer" in t for t in logs)
 
 
-def test_loop_guard_stops_at_max_rounds_until_the_user_gives_a_new_task(tmp_path: Path, podctl_home: Path) -> None:
-    broker, repo = start(tmp_path, podctl_home, max_rounds=2)
+def test_loop_guard_stops_at_max_rounds_until_the_user_gives_a_new_task(tmp_path: Path, start_broker) -> None:
+    broker, repo = start(start_broker, tmp_path, max_rounds=2)
     (repo / "src").mkdir()
-    try:
-        with broker.client("writer") as w, broker.client("rev-a") as a, broker.client("rev-b") as b:
-            w.call("hook", event="session_start")
-            for round_no in range(3):
-                (repo / "src" / f"f{round_no}.py").write_text(f"x = {round_no}\n")
-                w.call("hook", event="turn_start")
-                w.call("hook", event="turn_end")
-                if round_no < 2:
-                    [ask] = wait_until(lambda: asks_to(a), timeout=20, message=f"ask of round {round_no}")
-                    assert f"src/f{round_no}.py" in ask["text"] and f"f{round_no - 1}.py" not in ask["text"]
-                    a.call("post_reply", ask_id=ask["ask_id"], text="ok")
-                    b.call("read_messages")
-                    b.call("post_reply", ask_id=ask["ask_id"], text="ok")
-                    wait_until(lambda: w.call("read_messages")["messages"], timeout=20, message="gathered answer")
-            with broker.client("user") as user:
-                wait_until(
-                    lambda: any("reached max_rounds" in m["text"] for m in user.call("history")["messages"]),
-                    timeout=20, message="the max_rounds notice",
-                )
-                assert asks_to(a) == [], "no third round"
-                assert "round 2/2" in podctl("rules", "list", "autorev").stdout
-                user.call("tell", to="writer", text="new task: add logging")
-            (repo / "src" / "f3.py").write_text("y = 3\n")
+    with broker.client("writer") as w, broker.client("rev-a") as a, broker.client("rev-b") as b:
+        w.call("hook", event="session_start")
+        for round_no in range(3):
+            (repo / "src" / f"f{round_no}.py").write_text(f"x = {round_no}\n")
             w.call("hook", event="turn_start")
             w.call("hook", event="turn_end")
-            [ask] = wait_until(lambda: asks_to(a), timeout=20, message="a new round after a new task")
-            assert "src/f2.py" in ask["text"] and "src/f3.py" in ask["text"]
-    finally:
-        broker.stop()
+            if round_no < 2:
+                [ask] = wait_until(lambda: asks_to(a), timeout=20, message=f"ask of round {round_no}")
+                assert f"src/f{round_no}.py" in ask["text"] and f"f{round_no - 1}.py" not in ask["text"]
+                a.call("post_reply", ask_id=ask["ask_id"], text="ok")
+                b.call("read_messages")
+                b.call("post_reply", ask_id=ask["ask_id"], text="ok")
+                wait_until(lambda: w.call("read_messages")["messages"], timeout=20, message="gathered answer")
+        with broker.client("user") as user:
+            wait_until(
+                lambda: any("reached max_rounds" in m["text"] for m in user.call("history")["messages"]),
+                timeout=20, message="the max_rounds notice",
+            )
+            assert asks_to(a) == [], "no third round"
+            assert "round 2/2" in podctl("rules", "list", "autorev").stdout
+            user.call("tell", to="writer", text="new task: add logging")
+        (repo / "src" / "f3.py").write_text("y = 3\n")
+        w.call("hook", event="turn_start")
+        w.call("hook", event="turn_end")
+        [ask] = wait_until(lambda: asks_to(a), timeout=20, message="a new round after a new task")
+        assert "src/f2.py" in ask["text"] and "src/f3.py" in ask["text"]
 
 
-def test_handoff_gives_role_digest_and_task(tmp_path: Path, podctl_home: Path) -> None:
+def test_handoff_gives_role_digest_and_task(tmp_path: Path, start_broker) -> None:
     pod = write_pod(
         tmp_path / "relay",
         "name: relay\nagents:\n  primary: {cli: script, role: implements the parser}\n  backup: {cli: script}\n",
     )
-    broker = BrokerProcess(pod_file=pod, pod="relay", home=podctl_home).start()
-    try:
-        podctl("send", "relay", "--to", "primary", "implement the CSV parser")
-        with broker.client("primary") as p:
-            p.call("tell", to="backup", text="I am halfway: tokenizer done")
-        out = podctl("handoff", "relay", "primary", "backup", "--reason", "rate limit").stdout
-        assert "primary handed off to backup" in out
-        with broker.client("backup") as b:
-            handoff = [m for m in b.call("read_messages")["messages"] if m["from"] == "podctl"][-1]
-        assert handoff["urgent"] and "implements the parser" in handoff["text"]
-        assert "implement the CSV parser" in handoff["text"] and "tokenizer done" in handoff["text"]
-        with broker.client("user") as user:
-            [primary] = [a for a in user.call("status")["agents"] if a["name"] == "primary"]
-        assert primary["handed_off_to"] == "backup"
-    finally:
-        broker.stop()
+    broker = start_broker(pod)
+    podctl("send", "relay", "--to", "primary", "implement the CSV parser")
+    with broker.client("primary") as p:
+        p.call("tell", to="backup", text="I am halfway: tokenizer done")
+    out = podctl("handoff", "relay", "primary", "backup", "--reason", "rate limit").stdout
+    assert "primary handed off to backup" in out
+    with broker.client("backup") as b:
+        handoff = [m for m in b.call("read_messages")["messages"] if m["from"] == "podctl"][-1]
+    assert handoff["urgent"] and "implements the parser" in handoff["text"]
+    assert "implement the CSV parser" in handoff["text"] and "tokenizer done" in handoff["text"]
+    with broker.client("user") as user:
+        [primary] = [a for a in user.call("status")["agents"] if a["name"] == "primary"]
+    assert primary["handed_off_to"] == "backup"
 
 
-def test_pattern_in_a_pane_hands_off(tmp_path: Path, podctl_home: Path, tmux_socket: str) -> None:
+def test_pattern_in_a_pane_hands_off(tmp_path: Path, start_broker, tmux_socket: str) -> None:
     pod = write_pod(
         tmp_path / "patt",
         "name: patt\nagents:\n  primary: {cli: script, role: main}\n  backup: {cli: script}\n"
         "rules:\n  - name: on-limit\n    on: pattern\n    agent: primary\n"
         "    when: {regex: 'rate limit (reached|exceeded)'}\n    handoff: backup\n",
     )
-    broker = BrokerProcess(pod_file=pod, pod="patt", home=podctl_home).start()
-    try:
-        subprocess.run(
-            ["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "patt", "-n", "primary", "cat"], check=True
+    broker = start_broker(pod)
+    subprocess.run(
+        ["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "patt", "-n", "primary", "cat"], check=True
+    )
+    subprocess.run(
+        ["tmux", "-L", tmux_socket, "send-keys", "-t", "=patt:=primary", "-l", "API error: rate limit reached"],
+        check=True,
+    )
+    with broker.client("backup") as b:
+        [handoff] = wait_until(
+            lambda: [m for m in b.call("read_messages", since=0)["messages"] if "HAND-OFF" in m["text"]],
+            timeout=20, message="a hand-off to backup",
         )
-        subprocess.run(
-            ["tmux", "-L", tmux_socket, "send-keys", "-t", "=patt:=primary", "-l", "API error: rate limit reached"],
-            check=True,
-        )
-        with broker.client("backup") as b:
-            [handoff] = wait_until(
-                lambda: [m for m in b.call("read_messages", since=0)["messages"] if "HAND-OFF" in m["text"]],
-                timeout=20, message="a hand-off to backup",
-            )
-        assert "rule on-limit" in handoff["text"]
-    finally:
-        broker.stop()
+    assert "rule on-limit" in handoff["text"]
 
 
 # -- workdir inside a repository, baselines ------------------------------------------------------
@@ -249,7 +227,7 @@ def answer(writer, rev, ask: dict) -> None:
 
 
 def test_workdir_in_a_subfolder_reviews_only_the_agents_files_with_workdir_relative_paths(
-    tmp_path: Path, podctl_home: Path
+    tmp_path: Path, start_broker
 ) -> None:
     repo = git_repo(tmp_path / "mono")
     (repo / "lib").mkdir()
@@ -261,28 +239,25 @@ def test_workdir_in_a_subfolder_reviews_only_the_agents_files_with_workdir_relat
         "  rev: {cli: script}\n", "  rev: {cli: script}\n  rev2: {cli: script}\n") + SRC_RULE)
     commit_all(repo)
     before = user_git_state(repo)
-    broker = BrokerProcess(pod_file=pod, pod="subrev", home=podctl_home).start()
-    try:
-        with broker.client("writer") as w, broker.client("rev") as r, broker.client("rev2") as r2:
-            w.call("hook", event="session_start")
+    broker = start_broker(pod)
+    with broker.client("writer") as w, broker.client("rev") as r, broker.client("rev2") as r2:
+        w.call("hook", event="session_start")
 
-            def edit() -> None:
-                (team / "src").mkdir()
-                (team / "src" / "app.py").write_text("print('hi')\n")
+        def edit() -> None:
+            (team / "src").mkdir()
+            (team / "src" / "app.py").write_text("print('hi')\n")
 
-            turn(w, edit)
-            [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked")
-            assert ask["text"].split("\n")[0].endswith("changed=[src/app.py]"), ask["text"]
-            assert "+print('hi')" in ask["text"] and "b/src/app.py" in ask["text"]
-            assert "README.md" not in ask["text"] and "core.py" not in ask["text"] and "team/" not in ask["text"]
-            [ask2] = wait_until(lambda: asks_to(r2), timeout=20, message="rev2 to be asked (glob relative to team/)")
-            assert ask2["text"].endswith("src=[src/app.py]")
-        assert_untouched(repo, before, new_status=("?? team/src/app.py",))
-    finally:
-        broker.stop()
+        turn(w, edit)
+        [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked")
+        assert ask["text"].split("\n")[0].endswith("changed=[src/app.py]"), ask["text"]
+        assert "+print('hi')" in ask["text"] and "b/src/app.py" in ask["text"]
+        assert "README.md" not in ask["text"] and "core.py" not in ask["text"] and "team/" not in ask["text"]
+        [ask2] = wait_until(lambda: asks_to(r2), timeout=20, message="rev2 to be asked (glob relative to team/)")
+        assert ask2["text"].endswith("src=[src/app.py]")
+    assert_untouched(repo, before, new_status=("?? team/src/app.py",))
 
 
-def test_changes_uncommitted_before_the_broker_started_are_the_baseline(tmp_path: Path, podctl_home: Path) -> None:
+def test_changes_uncommitted_before_the_broker_started_are_the_baseline(tmp_path: Path, start_broker) -> None:
     folder = tmp_path / "base"
     repo = git_repo(folder / "repo")
     (repo / "src").mkdir()
@@ -294,44 +269,38 @@ def test_changes_uncommitted_before_the_broker_started_are_the_baseline(tmp_path
     git(repo, "add", "README.md")  # something staged too: the index is the user's and must stay as it is
     pod = write_pod(folder, EXACT_POD.format(name="base", workdir="repo"))
     before = user_git_state(repo)
-    broker = BrokerProcess(pod_file=pod, pod="base", home=podctl_home).start()
-    try:
-        with broker.client("writer") as w, broker.client("rev") as r:
-            w.call("hook", event="session_start")
-            turn(w, lambda: (repo / "src" / "new.py").write_text("n = 0\n"))
-            [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked")
-            assert "changed=[src/new.py]" in ask["text"] and "+n = 0" in ask["text"]
-            assert "README" not in ask["text"] and "wip.py" not in ask["text"] and "scratch" not in ask["text"]
-            answer(w, r, ask)
-            turn(w, lambda: (repo / "src" / "wip.py").write_text("a = 1\nb = 2  # user's\nc = 3\n"))
-            [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked again")
-            assert "changed=[src/wip.py]" in ask["text"]
-            assert "+c = 3" in ask["text"] and "+b = 2" not in ask["text"], "only the agent's line is new"
-        assert_untouched(repo, before, new_status=("?? src/new.py",))
-    finally:
-        broker.stop()
+    broker = start_broker(pod)
+    with broker.client("writer") as w, broker.client("rev") as r:
+        w.call("hook", event="session_start")
+        turn(w, lambda: (repo / "src" / "new.py").write_text("n = 0\n"))
+        [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked")
+        assert "changed=[src/new.py]" in ask["text"] and "+n = 0" in ask["text"]
+        assert "README" not in ask["text"] and "wip.py" not in ask["text"] and "scratch" not in ask["text"]
+        answer(w, r, ask)
+        turn(w, lambda: (repo / "src" / "wip.py").write_text("a = 1\nb = 2  # user's\nc = 3\n"))
+        [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked again")
+        assert "changed=[src/wip.py]" in ask["text"]
+        assert "+c = 3" in ask["text"] and "+b = 2" not in ask["text"], "only the agent's line is new"
+    assert_untouched(repo, before, new_status=("?? src/new.py",))
 
 
-def test_a_rule_added_by_a_reload_takes_its_baseline_then(tmp_path: Path, podctl_home: Path) -> None:
+def test_a_rule_added_by_a_reload_takes_its_baseline_then(tmp_path: Path, start_broker) -> None:
     folder = tmp_path / "later"
     repo = git_repo(folder / "repo")
     text = EXACT_POD.format(name="later", workdir="repo")
     pod = write_pod(folder, text[: text.index("rules:")])
-    broker = BrokerProcess(pod_file=pod, pod="later", home=podctl_home).start()
-    try:
-        with broker.client("writer") as w, broker.client("rev") as r, broker.client("user") as user:
-            w.call("hook", event="session_start")
-            turn(w, lambda: (repo / "early.py").write_text("before the rule\n"))
-            write_pod(folder, text)
-            broker.sync()
-            turn(w, lambda: (repo / "late.py").write_text("after the rule\n"))
-            [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked")
-            assert "changed=[late.py]" in ask["text"] and "early" not in ask["text"]
-    finally:
-        broker.stop()
+    broker = start_broker(pod)
+    with broker.client("writer") as w, broker.client("rev") as r, broker.client("user") as user:
+        w.call("hook", event="session_start")
+        turn(w, lambda: (repo / "early.py").write_text("before the rule\n"))
+        write_pod(folder, text)
+        broker.sync()
+        turn(w, lambda: (repo / "late.py").write_text("after the rule\n"))
+        [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked")
+        assert "changed=[late.py]" in ask["text"] and "early" not in ask["text"]
 
 
-def test_workdir_in_a_repository_nested_in_another_repositorys_folder(tmp_path: Path, podctl_home: Path) -> None:
+def test_workdir_in_a_repository_nested_in_another_repositorys_folder(tmp_path: Path, start_broker) -> None:
     outer = git_repo(tmp_path / "outer")
     inner = git_repo(outer / "vendor" / "inner")
     (inner / "app").mkdir()
@@ -339,27 +308,24 @@ def test_workdir_in_a_repository_nested_in_another_repositorys_folder(tmp_path: 
     commit_all(inner)
     pod = write_pod(outer, EXACT_POD.format(name="nested", workdir="vendor/inner/app"))
     before = {"outer": user_git_state(outer), "inner": user_git_state(inner)}
-    broker = BrokerProcess(pod_file=pod, pod="nested", home=podctl_home).start()
-    try:
-        with broker.client("writer") as w, broker.client("rev") as r:
-            w.call("hook", event="session_start")
+    broker = start_broker(pod)
+    with broker.client("writer") as w, broker.client("rev") as r:
+        w.call("hook", event="session_start")
 
-            def edit() -> None:
-                (inner / "app" / "feature.py").write_text("feature = True\n")
-                (inner / "app" / "main.py").write_text("main = 2\n")
+        def edit() -> None:
+            (inner / "app" / "feature.py").write_text("feature = True\n")
+            (inner / "app" / "main.py").write_text("main = 2\n")
 
-            turn(w, edit)
-            [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked")
-            assert "changed=[feature.py, main.py]" in ask["text"]
-            assert "-main = 1" in ask["text"] and "+main = 2" in ask["text"] and "a/main.py" in ask["text"]
-            assert "README" not in ask["text"] and "pod.yaml" not in ask["text"] and "app/" not in ask["text"]
-        assert_untouched(inner, before["inner"], new_status=("?? app/feature.py", " M app/main.py"))
-        after_outer = user_git_state(outer)
-        assert {k: v for k, v in after_outer.items() if k != "status"} == {
-            k: v for k, v in before["outer"].items() if k != "status"
-        }
-    finally:
-        broker.stop()
+        turn(w, edit)
+        [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked")
+        assert "changed=[feature.py, main.py]" in ask["text"]
+        assert "-main = 1" in ask["text"] and "+main = 2" in ask["text"] and "a/main.py" in ask["text"]
+        assert "README" not in ask["text"] and "pod.yaml" not in ask["text"] and "app/" not in ask["text"]
+    assert_untouched(inner, before["inner"], new_status=("?? app/feature.py", " M app/main.py"))
+    after_outer = user_git_state(outer)
+    assert {k: v for k, v in after_outer.items() if k != "status"} == {
+        k: v for k, v in before["outer"].items() if k != "status"
+    }
 
 
 # -- gitdiff on its own --------------------------------------------------------------------------

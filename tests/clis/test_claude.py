@@ -55,7 +55,7 @@ def test_claude_agent_is_woken_injected_and_answers_through_the_tools(
     cli_env: Path, tmp_path: Path, pods, podctl_home: Path
 ) -> None:
     with FakeAnthropicWithBash() as fake:
-        fake.delay_s = 4.0
+        fake.hold()
         fake.script = [
             {"call": "post_reply", "arguments": lambda body: {"ask_id": ask_id_in(body), "text": "LGTM from claude"}},
             {"call": "Bash", "arguments": {"command": BASH_PROBE, "description": "print the cache variable"}},
@@ -76,6 +76,7 @@ def test_claude_agent_is_woken_injected_and_answers_through_the_tools(
 
         wait_until(lambda: agent_state("cl", "rev") == "busy", timeout=30, message="rev busy during its turn")
         podctl("send", "cl", "--to", "rev", "note sent while busy")
+        fake.release()
         wait_until(lambda: "rev → user reply to #" in podctl("tail", "cl").stdout, timeout=60,
                    message="the post_reply tool call to reach the broker")
         assert "LGTM from claude" in podctl("tail", "cl").stdout

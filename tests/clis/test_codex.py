@@ -33,7 +33,7 @@ def test_codex_agent_is_woken_injected_and_answers_through_the_tools(
     cli_env: Path, tmp_path: Path, pods, podctl_home: Path
 ) -> None:
     with FakeResponses() as fake:
-        fake.delay_s = 4.0
+        fake.hold()
         fake.script = [
             {"call": "post_reply", "arguments": lambda body: {"ask_id": ask_id_in(body), "text": "LGTM from codex"}},
             {"text": "Replied to the review."},
@@ -53,6 +53,7 @@ def test_codex_agent_is_woken_injected_and_answers_through_the_tools(
 
         wait_until(lambda: agent_state("cx", "rev") == "busy", timeout=30, message="rev busy during its turn")
         podctl("send", "cx", "--to", "rev", "note sent while busy")
+        fake.release()
         wait_until(lambda: "rev → user reply to #" in podctl("tail", "cx").stdout, timeout=60,
                    message="the post_reply tool call to reach the broker")
         assert "LGTM from codex" in podctl("tail", "cx").stdout

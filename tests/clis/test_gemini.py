@@ -30,7 +30,7 @@ def test_gemini_agent_is_woken_injected_and_answers_through_the_tools(
     cli_env: Path, tmp_path: Path, pods, podctl_home: Path
 ) -> None:
     with FakeGemini() as fake:
-        fake.delay_s = 4.0
+        fake.hold()
         fake.script = [
             {"call": "post_reply", "arguments": lambda body: {"ask_id": ask_id_in(body), "text": "LGTM from gemini"}},
             {"text": "Replied to the review."},
@@ -47,6 +47,7 @@ def test_gemini_agent_is_woken_injected_and_answers_through_the_tools(
 
         wait_until(lambda: agent_state("gm", "rev") == "busy", timeout=30, message="rev busy during its turn")
         podctl("send", "gm", "--to", "rev", "note sent while busy")
+        fake.release()
         wait_until(lambda: "rev → user reply to #" in podctl("tail", "gm").stdout, timeout=60,
                    message="the post_reply tool call to reach the broker")
         assert "LGTM from gemini" in podctl("tail", "gm").stdout

@@ -8,7 +8,6 @@ CLI's side requests) gets a short text.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from .http import FakeServer, Reply, step_arguments
@@ -18,7 +17,6 @@ class FakeAnthropic(FakeServer):
     def __init__(self) -> None:
         super().__init__()
         self.script: list[dict[str, Any]] = []
-        self.delay_s = 0.0
         self._n = 0
 
     @property
@@ -45,8 +43,8 @@ class FakeAnthropic(FakeServer):
             self._n += 1
             n = self._n
             step = (self.script.pop(0) if self.script else {"text": "ok"}) if _is_conversation(body) else {"text": "ok"}
-        if self.delay_s and _is_conversation(body):
-            time.sleep(self.delay_s)
+        if _is_conversation(body):
+            self.wait_gate()
         model = body.get("model", "claude-test")
         usage = {"input_tokens": 10, "output_tokens": 5}
         message = {"id": f"msg_{n}", "type": "message", "role": "assistant", "model": model, "content": [],

@@ -6,7 +6,6 @@ answered generically."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from .http import FakeServer, Reply, step_arguments
@@ -16,7 +15,6 @@ class FakeGemini(FakeServer):
     def __init__(self) -> None:
         super().__init__()
         self.script: list[dict[str, Any]] = []
-        self.delay_s = 0.0
 
     @property
     def base_url(self) -> str:
@@ -38,8 +36,7 @@ class FakeGemini(FakeServer):
             if _is_side(body):
                 return _chunk([{"text": json.dumps({"reasoning": "done", "next_speaker": "user"})}])
             step = self.script.pop(0) if self.script else {"text": "ok"}
-        if self.delay_s:
-            time.sleep(self.delay_s)
+        self.wait_gate()
         if "call" in step:
             args = step_arguments(step, body)
             return _chunk([{"functionCall": {"name": f"mcp_podctl_{step['call']}", "args": args}}])

@@ -21,6 +21,8 @@ class FakeServer:
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.lock = threading.Lock()
+        self.gate = threading.Event()
+        self.gate.set()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,6 +65,18 @@ class FakeServer:
 
     def respond(self, method: str, path: str, body: dict[str, Any]) -> Reply:
         raise NotImplementedError
+
+    def hold(self) -> None:
+        """Answer no conversation request until `release()`: the agent stays mid-turn (busy) for
+        exactly as long as the test needs, with no fixed delay."""
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def wait_gate(self, timeout: float = 120.0) -> None:
+        if not self.gate.wait(timeout):
+            raise RuntimeError("the fake model server was held and never released")
 
     def record(self, body: dict[str, Any]) -> None:
         with self.lock:

@@ -9,7 +9,6 @@ thread-title side request of the TUI is answered on its own. An empty script ans
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from .http import FakeServer, Reply, step_arguments
@@ -19,7 +18,6 @@ class FakeResponses(FakeServer):
     def __init__(self) -> None:
         super().__init__()
         self.script: list[dict[str, Any]] = []
-        self.delay_s = 0.0
         self._n = 0
 
     @property
@@ -43,8 +41,8 @@ class FakeResponses(FakeServer):
             step = {"text": '{"title": "podctl test"}'} if _is_title(body) else (
                 self.script.pop(0) if self.script else {"text": "ok"}
             )
-        if self.delay_s and not _is_title(body):
-            time.sleep(self.delay_s)
+        if not _is_title(body):
+            self.wait_gate()
         if "call" in step:
             arguments = step_arguments(step, body)
             item = {

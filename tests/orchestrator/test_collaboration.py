@@ -8,8 +8,7 @@ import pytest
 
 from podctl.pods import catalog
 
-from ..broker.test_rules import git_repo
-from ..helpers import pane_text, podctl, status_of, tmux_out, wait_until, write_pod
+from ..helpers import git_repo, pane_text, podctl, status_of, tmux_out, wait_until, write_pod
 
 REVIEW = """\
 name: autoreview

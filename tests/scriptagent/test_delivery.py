@@ -24,9 +24,11 @@ agents:
 """
 
 
-def up(tmp_path: Path, pods, name: str, steps: str = "        - say: ready") -> None:
+def up(tmp_path: Path, pods, name: str, steps: str = "        - say: ready") -> Path:
+    """Bring the pod up; returns its workdir."""
     pods.up(write_pod(tmp_path / name, POD.format(name=name, steps=steps)))
     wait_until(lambda: agent_state(name, "boss") == "idle", timeout=40, message="boss idle")
+    return tmp_path / name
 
 
 def settled(pod: str, agent: str = "worker") -> None:
@@ -35,14 +37,15 @@ def settled(pod: str, agent: str = "worker") -> None:
 
 
 def test_message_while_busy_is_injected_at_the_next_hook_once_and_status_shows_busy_then_idle(tmp_path: Path, pods) -> None:
-    up(tmp_path, pods, "busy", steps="        - sleep: 6\n        - tell: {to: boss, text: after the sleep}")
+    workdir = up(tmp_path, pods, "busy", steps="        - wait_for: go\n        - tell: {to: boss, text: once it may go on}")
     wait_until(lambda: agent_state("busy", "worker") == "busy", timeout=40, message="worker busy during its turn")
     podctl("send", "busy", "--to", "worker", "--ask", "sent while busy")
+    (workdir / "go").touch()
     text = wait_until(
         lambda: (t := pane_text("busy", "worker")) and "injected at AfterTool" in t and t, timeout=40,
         message="the ask to be injected after the next tool call",
     )
-    after_tool = text.split("→ tell boss: after the sleep")[1]
+    after_tool = text.split("→ tell boss: once it may go on")[1]
     assert "sent while busy" in after_tool.split("injected at AfterTool")[1]
     wait_until(lambda: agent_state("busy", "worker") == "idle", timeout=40, message="worker idle after its turn")
     final = pane_text("busy", "worker")
