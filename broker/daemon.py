@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from podctl.pods.errors import PodctlError
-from podctl.pods.load import PodFileError, load_pod
+from podctl.pods.load import load_pod
 from podctl.pods.spec import SOCKET_PATH_MAX, PodSpec
 
 from .locks import ALREADY_RUNNING_EXIT, FileLock, write_pid_file
@@ -26,17 +26,17 @@ from .paths import PodPaths
 from .ports import Ports
 from .server import Server, raise_fd_limit
 from .service import Broker
-from .store import Store, StoreError
+from .store import Store
 from .wake import Waker
 
 log = logging.getLogger("podctl.broker")
 
 
-class AlreadyRunning(RuntimeError):
+class AlreadyRunning(PodctlError):
     pass
 
 
-class StartFailed(RuntimeError):
+class StartFailed(PodctlError):
     pass
 
 
@@ -145,7 +145,7 @@ def run(pod_file: Path, ports: Ports) -> int:
     except AlreadyRunning as exc:
         print(f"podctl broker: {exc}", file=sys.stderr)
         code = ALREADY_RUNNING_EXIT
-    except (PodctlError, PodFileError, StoreError, StartFailed, OSError) as exc:
+    except (PodctlError, OSError) as exc:
         print(f"podctl broker: cannot start: {exc}", file=sys.stderr)
         code = 1
     sys.stderr.flush()

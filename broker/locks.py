@@ -17,7 +17,6 @@ import os
 import time
 from pathlib import Path
 
-
 ALREADY_RUNNING_EXIT = 3
 """Exit status of a daemon that found its lock held: another one runs, nothing is wrong."""
 

@@ -31,7 +31,6 @@ from . import gitdiff, wire
 from .paths import USER
 from .store import NewMessage
 
-
 log = logging.getLogger("podctl.broker.rules")
 
 DIFF_CAP_BYTES = 24_000

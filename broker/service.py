@@ -16,19 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError
-
 from podctl.pods.durations import seconds
 from podctl.pods.errors import PodctlError
 from podctl.pods.spec import PodSpec, RouteSpec
 from podctl.pods.transfer import from_wire
+from pydantic import Field, ValidationError
 
 from . import wire
 from .args import AskId, Claim, ClientMsgId, Cursor, Int64, Level, Millis, Name, Recipients, Seconds, checked, describe
 from .paths import USER, PodPaths
-from .store import NewMessage, Store
 from .ports import Ports
 from .rules import RuleEngine
+from .store import NewMessage, Store
 from .wake import Waker
 
 log = logging.getLogger("podctl.broker")

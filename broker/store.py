@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from podctl.pods.errors import PodctlError
 
 MIGRATIONS: list[str] = [
     # 1: the first schema.
@@ -96,7 +97,7 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-class StoreError(RuntimeError):
+class StoreError(PodctlError):
     """The pod's store cannot be used; the message names pod.db and what to do."""
 
 

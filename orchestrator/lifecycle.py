@@ -67,10 +67,7 @@ def read_pod_file(path: Path) -> tuple[str, PodSpec]:
 
 
 def preflight(spec: PodSpec) -> None:
-    try:
-        tmux.server()
-    except tmux.TmuxMissing as exc:
-        raise PodctlError(str(exc)) from None
+    tmux.server()
     problems = missing_clis(spec)
     if problems:
         raise PodctlError("cannot bring the pod up:\n  " + "\n  ".join(problems))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from podctl.broker import wire
 from podctl.broker.paths import USER, PodPaths

@@ -16,6 +16,7 @@ import shutil
 from dataclasses import dataclass
 
 import libtmux
+from podctl.pods.errors import PodctlError
 
 from . import proctree
 
@@ -26,7 +27,7 @@ STATUS_OPTION = "@podctl_status_file"
 exits at once (seen with tmux 3.3), and `up` and `status` must say how an agent died."""
 
 
-class TmuxMissing(RuntimeError):
+class TmuxMissing(PodctlError):
     pass
 
 

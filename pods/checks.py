@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .script import script_errors
-
+from . import clis
 from .durations import seconds
 from .problems import Problem, Where, suggest
-from . import clis
+from .script import script_errors
 from .spec import NAME_RE, RULE_TEXT_FIELDS, socket_path_problem
 
 

@@ -11,7 +11,6 @@ from .errors import PodctlError
 from .spec import NAME_RE, RESERVED_NAMES
 
 
-
 class EditError(PodctlError):
     """An edit that cannot be made (a bad name, an unknown agent or cli)."""
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from .errors import PodctlError
-
 import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import PodctlError
 from .positions import Mark, Positions
 
 

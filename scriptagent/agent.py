@@ -20,9 +20,9 @@ from typing import Any
 
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from podctl.pods.script import WAIT_FOR_S, Script, ScriptError, Step, load_script
 
 from ..broker.transcript import visible
-from podctl.pods.script import WAIT_FOR_S, Script, ScriptError, Step, load_script
 
 HOOK_TIMEOUT_S = 10.0
 TOOL_TIMEOUT_S = 120.0

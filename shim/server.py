@@ -20,11 +20,10 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, TextContent
-from pydantic import Field
-
 from podctl.broker import wire
 from podctl.broker.client import AsyncClient
 from podctl.broker.paths import PodPaths
+from pydantic import Field
 
 DEFAULT_WAIT_CAP_MS = 50_000
 """Each wait_for_reply call returns before the CLIs' own tool timeout (about 60 s)."""

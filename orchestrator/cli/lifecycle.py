@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-
 from podctl.pods.errors import PodctlError, UsageError
 
 PodArg = Annotated[str, typer.Argument(help="the pod's name (or its pod file)")]

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-
 from podctl.pods.errors import PodctlError
 
 INIT_TEMPLATE = """\

@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from ..helpers import BrokerProcess, wait_until, write_pod
+from ..helpers import wait_until, write_pod
 
 SENDER = textwrap.dedent(
     """

@@ -8,7 +8,6 @@ import threading
 import time
 
 import pytest
-
 from podctl.broker import wire
 
 from ..helpers import BrokerProcess, LocalBroker

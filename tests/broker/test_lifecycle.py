@@ -6,7 +6,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from podctl.broker import wire
 
 from ..helpers import BrokerProcess, git_repo, wait_until, write_pod

@@ -7,7 +7,6 @@ import socket
 import threading
 
 import pytest
-
 from podctl.broker import wire
 
 from ..helpers import BrokerProcess, LocalBroker, podctl, wait_until, write_pod

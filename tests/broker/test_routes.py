@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from podctl.broker import wire
 
 from ..helpers import BrokerProcess, write_pod

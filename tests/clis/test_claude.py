@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from podctl.hooks.adapter import AgentContext
 from podctl.hooks.claude import ADAPTER
 

@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from podctl.hooks.adapter import HOOKS_DIR, get_adapter
-
+from podctl.hooks.adapter import get_adapter
 from podctl.pods import clis
 
 from ..helpers import BrokerProcess, hook_argv

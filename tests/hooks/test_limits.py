@@ -8,14 +8,11 @@ import math
 import os
 import socket
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
-
 from podctl.broker import codec, wire
-from podctl.hooks.adapter import HOOKS_DIR
 
 from ..helpers import BrokerProcess, hook_argv
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from podctl.pods import catalog
 
 from ..helpers import git_repo, pane_text, podctl, status_of, tmux_out, wait_until, write_pod

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from podctl.pods import catalog
 from podctl.pods.load import PodFileError, load_pod
 
