@@ -11,12 +11,13 @@ lose the last transactions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -369,32 +370,44 @@ class Store:
         the error (a single message's future gets it)."""
         next_id = self._next_id
         try:
-            self.check_file()
-            await self.conn.execute("BEGIN IMMEDIATE")
-            await self._insert_batch([msg for msg, _ in batch])
-            await self.conn.execute("COMMIT")
+            async with self._immediate():
+                await self._insert_batch([msg for msg, _ in batch])
         except Exception as exc:  # noqa: BLE001 - reported to the callers whose messages failed
             self._next_id = next_id
             for msg, _ in batch:
                 msg.id, msg.duplicate = None, False
-            await self._rollback()
             if len(batch) == 1 and not batch[0][1].done():
                 batch[0][1].set_exception(exc)
             return exc
         except BaseException:
             self._next_id = next_id
-            await self._rollback()
             raise
         for msg, fut in batch:
             if not fut.done():
                 fut.set_result(msg)
         return None
 
-    async def _rollback(self) -> None:
+    @contextlib.asynccontextmanager
+    async def _immediate(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction on the writer connection: BEGIN IMMEDIATE, then COMMIT, or ROLLBACK
+        on any error (COMMIT's own included). The caller holds `_lock`."""
+        self.check_file()
+        await self.conn.execute("BEGIN IMMEDIATE")
         try:
-            await self.conn.execute("ROLLBACK")
-        except Exception:  # noqa: BLE001 - no transaction was open
-            pass
+            yield self.conn
+            await self.conn.execute("COMMIT")
+        except BaseException:
+            try:
+                await self.conn.execute("ROLLBACK")
+            except Exception:  # noqa: BLE001 - the transaction may already be gone
+                pass
+            raise
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction of its own (serialized with every other write)."""
+        async with self._lock, self._immediate() as conn:
+            yield conn
 
     async def _insert_batch(self, batch: list[NewMessage]) -> None:
         """Insert a batch with a fixed number of statements, whatever its size.
@@ -473,7 +486,7 @@ class Store:
                 kept.append(msg)
         return kept
 
-    async def write(self, sql: str, params: Iterable[Any] = ()) -> int:
+    async def _write(self, sql: str, params: Iterable[Any] = ()) -> int:
         """One small statement in its own transaction; returns the rows changed."""
         async with self._lock:
             self.check_file()
@@ -482,23 +495,16 @@ class Store:
             await cur.close()
             return count
 
-    async def write_many(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
-        async with self._lock:
-            self.check_file()
-            try:
-                await self.conn.execute("BEGIN IMMEDIATE")
-                for sql, params in statements:
-                    await self.conn.execute(sql, tuple(params))
-                await self.conn.execute("COMMIT")
-            except BaseException:
-                await self._rollback()
-                raise
+    async def _write_many(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        async with self.transaction() as conn:
+            for sql, params in statements:
+                await conn.execute(sql, tuple(params))
 
-    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+    async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         async with self.rconn.execute(sql, tuple(params)) as cur:
             return list(await cur.fetchall())
 
-    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> tuple[Any, ...] | None:
+    async def _fetchone(self, sql: str, params: Iterable[Any] = ()) -> tuple[Any, ...] | None:
         async with self.rconn.execute(sql, tuple(params)) as cur:
             return await cur.fetchone()
 
@@ -506,7 +512,7 @@ class Store:
 
     async def sync_agents(self, agents: dict[str, tuple[str, str]]) -> tuple[list[str], list[str], list[str]]:
         """Make the registry match `{name: (cli, role)}`; returns (added, removed, role_changed)."""
-        rows = await self.fetchall("SELECT name, cli, role, removed FROM agents")
+        rows = await self._fetchall("SELECT name, cli, role, removed FROM agents")
         known = {r[0]: (r[1], r[2], bool(r[3])) for r in rows}
         added, removed, changed = [], [], []
         statements: list[tuple[str, Sequence[Any]]] = []
@@ -526,11 +532,11 @@ class Store:
                 removed.append(name)
                 statements.append(("UPDATE agents SET removed=1, state='stopped' WHERE name=?", (name,)))
         if statements:
-            await self.write_many(statements)
+            await self._write_many(statements)
         return added, removed, changed
 
     async def set_state(self, name: str, state: str, ts: float) -> None:
-        await self.write_many([
+        await self._write_many([
             ("UPDATE agents SET state=?, state_ts=? WHERE name=?", (state, ts, name)),
             ("INSERT INTO state_changes(agent, state, ts) VALUES (?,?,?)", (name, state, ts)),
         ])
@@ -539,16 +545,16 @@ class Store:
 
     async def unseen(self, agent: str, limit: int) -> list[dict[str, Any]]:
         """The agent's messages that no hook injected and no read returned yet."""
-        return [message_row(r) for r in await self.fetchall(SQL_UNSEEN, (agent, limit, PAGE_BYTES))]
+        return [message_row(r) for r in await self._fetchall(SQL_UNSEEN, (agent, limit, PAGE_BYTES))]
 
     async def inbox(self, agent: str, since: int, limit: int) -> list[dict[str, Any]]:
-        return [message_row(r) for r in await self.fetchall(SQL_INBOX, (agent, since, limit, PAGE_BYTES))]
+        return [message_row(r) for r in await self._fetchall(SQL_INBOX, (agent, since, limit, PAGE_BYTES))]
 
     async def mark_read(self, agent: str, ids: list[int], now: float) -> None:
         """Mark messages read; the agent's read cursor is the newest message it has read."""
         if ids:
             marks = ",".join("?" * len(ids))
-            await self.write(
+            await self._write(
                 f"UPDATE deliveries SET read_at=? WHERE recipient=? AND read_at IS NULL AND message_id IN ({marks})",
                 (now, agent, *ids),
             )
@@ -604,11 +610,11 @@ class Store:
 
     async def ack_claim(self, agent: str, claim: str, now: float) -> int:
         """The hook printed its batch: those messages are injected, its pointers shown (once)."""
-        injected = await self.write(
+        injected = await self._write(
             "UPDATE deliveries SET injected_at=? WHERE recipient=? AND claim=? AND injected_at IS NULL",
             (now, agent, claim),
         )
-        await self.write(
+        await self._write(
             "UPDATE deliveries SET pointed_at=? WHERE recipient=? AND claim=? AND pointed_at IS NULL",
             (now, agent, claim + POINTER),
         )
@@ -617,23 +623,23 @@ class Store:
     async def deliveries_of(self, message_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
         if not message_ids:
             return {}
-        return deliveries_map(await self.fetchall(deliveries_sql(len(message_ids)), tuple(message_ids)))
+        return deliveries_map(await self._fetchall(deliveries_sql(len(message_ids)), tuple(message_ids)))
 
     async def history(self, since: int, limit: int) -> list[dict[str, Any]]:
-        return [message_row(r) for r in await self.fetchall(SQL_HISTORY, (since, limit, PAGE_BYTES))]
+        return [message_row(r) for r in await self._fetchall(SQL_HISTORY, (since, limit, PAGE_BYTES))]
 
     async def overview(self) -> dict[str, Any]:
         """What `status` shows of the store: agents, unseen counts, the last message, the last wakes."""
         return overview(
-            await self.fetchall(SQL_AGENTS), await self.fetchall(SQL_UNSEEN_COUNTS),
-            await self.fetchone(SQL_LAST_MESSAGE), await self.fetchall(SQL_LAST_WAKES),
+            await self._fetchall(SQL_AGENTS), await self._fetchall(SQL_UNSEEN_COUNTS),
+            await self._fetchone(SQL_LAST_MESSAGE), await self._fetchall(SQL_LAST_WAKES),
         )
 
     async def ask(self, ask_id: int) -> dict[str, Any] | None:
-        row = await self.fetchone("SELECT id, asker, mode, route, deadline FROM asks WHERE id=?", (ask_id,))
+        row = await self._fetchone("SELECT id, asker, mode, route, deadline FROM asks WHERE id=?", (ask_id,))
         if row is None:
             return None
-        targets = await self.fetchall(
+        targets = await self._fetchall(
             "SELECT t.agent, t.reply_id FROM ask_targets t WHERE t.ask_id=? ORDER BY t.agent", (ask_id,)
         )
         return {
@@ -645,18 +651,18 @@ class Store:
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
-        rows = await self.fetchall(f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id IN ({marks}) ORDER BY m.id", tuple(ids))
+        rows = await self._fetchall(f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id IN ({marks}) ORDER BY m.id", tuple(ids))
         return [message_row(r) for r in rows]
 
     async def unread_counts(self) -> dict[str, int]:
-        return dict(await self.fetchall(SQL_UNSEEN_COUNTS))
+        return dict(await self._fetchall(SQL_UNSEEN_COUNTS))
 
     async def pending_wakeworthy(self, agent: str, include_injected: bool) -> int:
         """Messages that call for the agent's attention (asks, urgent tells, replies) not yet seen."""
         seen = "d.read_at IS NULL" if include_injected else (
             "d.read_at IS NULL AND d.injected_at IS NULL AND d.pointed_at IS NULL"
         )
-        row = await self.fetchone(
+        row = await self._fetchone(
             "SELECT count(*) FROM deliveries d JOIN messages m ON m.id=d.message_id"
             f" WHERE d.recipient=? AND {seen} AND {NEEDS_ATTENTION}",
             (agent,),
@@ -665,7 +671,7 @@ class Store:
 
     async def conversation_of(self, agent: str, limit: int) -> list[dict[str, Any]]:
         """The agent's recent tells, asks and replies (sent or received), oldest first."""
-        rows = await self.fetchall(
+        rows = await self._fetchall(
             f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.kind IN ('tell','ask','reply')"
             " AND (m.sender=? OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id=m.id AND d.recipient=?))"
             " ORDER BY m.id DESC LIMIT ?",
@@ -675,24 +681,24 @@ class Store:
 
     async def last_said(self, agent: str) -> str:
         """The text of the agent's last tell, ask or reply ('' if none)."""
-        row = await self.fetchone(
+        row = await self._fetchone(
             "SELECT text FROM messages WHERE sender=? AND kind IN ('tell','ask','reply') ORDER BY id DESC LIMIT 1",
             (agent,),
         )
         return row[0] if row else ""
 
     async def record_wake(self, agent: str, ts: float, result: str) -> None:
-        await self.write("INSERT INTO wakes(agent, ts, result) VALUES (?,?,?)", (agent, ts, result))
+        await self._write("INSERT INTO wakes(agent, ts, result) VALUES (?,?,?)", (agent, ts, result))
 
     async def mark_noticed(self, deliveries: Sequence[tuple[int, str]], now: float) -> None:
-        await self.write_many([
+        await self._write_many([
             ("UPDATE deliveries SET notice_at=? WHERE message_id=? AND recipient=?", (now, mid, rcpt))
             for mid, rcpt in deliveries
         ])
 
     async def overdue(self, older_than: float) -> list[tuple[int, str, str, str]]:
         """Deliveries no model has seen since before `older_than`: (message_id, recipient, sender, kind)."""
-        return [tuple(r) for r in await self.fetchall(
+        return [tuple(r) for r in await self._fetchall(
             "SELECT d.message_id, d.recipient, m.sender, m.kind FROM deliveries d JOIN messages m ON m.id=d.message_id"
             " WHERE d.injected_at IS NULL AND d.read_at IS NULL AND d.notice_at IS NULL AND d.queued_at < ?"
             " AND m.kind != 'notice'",
@@ -701,25 +707,19 @@ class Store:
 
     async def prune(self, before: float) -> int:
         """Delete messages older than `before` whose asks are settled; returns how many."""
-        async with self._lock:
-            try:
-                await self.conn.execute("BEGIN IMMEDIATE")
-                cur = await self.conn.execute("SELECT id FROM messages WHERE ts < ?", (before,))
-                ids = [r[0] for r in await cur.fetchall()]
-                await cur.close()
-                for chunk in range(0, len(ids), 500):
-                    part = ids[chunk:chunk + 500]
-                    marks = ",".join("?" * len(part))
-                    await self.conn.execute(f"DELETE FROM deliveries WHERE message_id IN ({marks})", part)
-                    await self.conn.execute(f"DELETE FROM ask_targets WHERE ask_id IN ({marks})", part)
-                    await self.conn.execute(f"DELETE FROM asks WHERE id IN ({marks})", part)
-                    await self.conn.execute(f"DELETE FROM messages WHERE id IN ({marks})", part)
-                await self.conn.execute("DELETE FROM state_changes WHERE ts < ?", (before,))
-                await self.conn.execute("DELETE FROM wakes WHERE ts < ?", (before,))
-                await self.conn.execute("COMMIT")
-            except BaseException:
-                await self._rollback()
-                raise
+        async with self.transaction() as conn:
+            cur = await conn.execute("SELECT id FROM messages WHERE ts < ?", (before,))
+            ids = [r[0] for r in await cur.fetchall()]
+            await cur.close()
+            for chunk in range(0, len(ids), 500):
+                part = ids[chunk:chunk + 500]
+                marks = ",".join("?" * len(part))
+                await conn.execute(f"DELETE FROM deliveries WHERE message_id IN ({marks})", part)
+                await conn.execute(f"DELETE FROM ask_targets WHERE ask_id IN ({marks})", part)
+                await conn.execute(f"DELETE FROM asks WHERE id IN ({marks})", part)
+                await conn.execute(f"DELETE FROM messages WHERE id IN ({marks})", part)
+            await conn.execute("DELETE FROM state_changes WHERE ts < ?", (before,))
+            await conn.execute("DELETE FROM wakes WHERE ts < ?", (before,))
         return len(ids)
 
 
