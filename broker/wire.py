@@ -13,7 +13,11 @@ Response (same ``id``)::
 
 Event (only on a connection that sent ``subscribe``)::
 
-    {"v": 1, "event": "message" | "state" | "notice", "data": {...}}
+    {"v": 1, "event": "message" | "state" | "wake" | "gap", "data": {...}}
+
+``message`` is a stored message (below); ``state`` ``{name, state, ts}`` an agent's busy/idle/stopped;
+``wake`` ``{name, result, ts}`` a wake nudge; ``gap`` ``{skipped, after, ts}`` says the subscriber
+fell behind and that many events were skipped (the messages among them are sent again).
 
 Every request names the agent it acts for and carries that agent's token; the broker
 rejects a token that does not match the named agent (``auth``). The human is the member
@@ -37,11 +41,13 @@ Operations (``args`` -> ``result``):
   agent may reply. Its first reply answers the ask; a later one is delivered to the asker as a
   follow-up (``followup: true``) and never changes what ``wait_for_reply`` returned.
 - ``list_agents {}`` -> ``{agents: [{name, cli, role, state, unread}], routes: [...]}``
-- ``hook {event, inject=true}`` -> ``{state, claim, messages, more, context?}``. ``event`` is one of
-  ``HOOK_EVENTS``; it sets the agent's busy/idle state. With ``inject`` it claims the oldest messages not
-  yet injected into the agent's model, at most ``HOOK_BATCH_COUNT`` and ``HOOK_BATCH_BYTES`` of text;
-  ``more`` counts those still waiting after this batch (read with ``read_messages``). The hook prints
-  the batch and then sends ``ack_injected {claim}``.
+- ``hook {event, inject=true, attention_only=false}`` -> ``{state, claim, messages, too_large, more, context?}``.
+  ``event`` is one of ``HOOK_EVENTS``; it sets the agent's busy/idle state. With ``inject`` it claims the
+  oldest messages not yet injected into the agent's model (with ``attention_only``, only asks, replies,
+  urgent tells and the user's), at most ``HOOK_BATCH_COUNT`` and ``HOOK_BATCH_BYTES`` of text;
+  ``too_large`` points (once) to messages too large to inject, and ``more`` counts those still waiting
+  after this batch (read with ``read_messages``). The hook prints the batch and then sends
+  ``ack_injected {claim}``.
   A claim not acknowledged within ``CLAIM_LEASE_S`` is offered again (a hook that dies loses nothing).
   ``session_start`` also returns ``context: {pod, role, members, routes}``.
 - ``ack_injected {claim}`` -> ``{injected: n}``
@@ -49,8 +55,13 @@ Operations (``args`` -> ``result``):
 - ``history {since?, limit?}`` (user only) -> ``{messages, next}``, each message with its ``delivery``.
 - ``subscribe {since?}`` (user only) -> ``{subscribed: true}``, then events on this connection.
 - ``status {}`` (user only) -> ``{pod, agents, routes, pending_deliveries}``.
-- ``sync {}`` (user only) -> ``{added, removed, changed}``: re-read the pod file the broker was started with.
+- ``sync {spec, source}`` (user only) -> ``{added, removed, changed}``: the desired state the applier just
+  applied (the pod spec as JSON and its file); the broker never reads a pod file after it starts.
 - ``prune {older_than_s?}`` (user only) -> ``{deleted}``.
+- ``log {text, level="info"}`` (user only) -> ``{message_id}``: a line in the transcript (kind ``log``, from ``podctl``).
+- ``handoff {from, to, reason?}`` (user only) -> ``{from, to, message_id}``: ``to`` takes over ``from``'s thread.
+- ``rules {}`` (user only) -> ``{rules: [{name, on, agent, rounds, max_rounds, open_ask, last_fired}]}``.
+- ``reset_rule {name}`` (user only) -> ``{name, rounds: 0}``: a rule that reached ``max_rounds`` may fire again.
 
 A message (in ``read_messages``, ``history``, events and hook injections)::
 

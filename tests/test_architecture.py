@@ -1,0 +1,85 @@
+"""The architecture holds: imports run one way (pods <- broker <- orchestrator <- cli), the hook
+path and the shim know only the wire protocol, and the wire protocol's documentation lists every
+operation the broker has."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FOLDERS = {"pods": "pods", "broker": "broker", "hooks": "hooks", "shim": "shim", "scriptagent": "scriptagent",
+           "orchestrator": "orchestrator"}
+
+PROTOCOL = {"podctl.broker.wire", "podctl.broker.codec"}
+ALLOWED: dict[str, set[str]] = {
+    "podctl.pods": {"podctl.pods"},
+    "podctl.broker": {"podctl.pods", "podctl.broker"},
+    "podctl.hooks.path": {"podctl.hooks.path", *PROTOCOL},
+    "podctl.hooks": {"podctl.pods", "podctl.hooks", *PROTOCOL},
+    "podctl.shim": {"podctl.shim", "podctl.broker.client", "podctl.broker.paths", *PROTOCOL},
+    "podctl.scriptagent": {"podctl.scriptagent", "podctl.pods", "podctl.broker.transcript"},
+    "podctl.orchestrator": {"podctl.pods", "podctl.broker", "podctl.hooks", "podctl.orchestrator", "podctl.shim"},
+}
+"""What each part may import of podctl (a prefix allows its submodules). The most specific part
+a module belongs to decides."""
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for folder in FOLDERS.values():
+        for path in (REPO / folder).rglob("*.py"):
+            rel = path.relative_to(REPO).with_suffix("")
+            parts = list(rel.parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found["podctl." + ".".join(parts)] = path
+    return found
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+    """Every podctl module `name` imports, wherever in the file (lazy imports included)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("podctl")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.startswith("podctl"):
+                out |= {f"{target}.{a.name}" if f"{target}.{a.name}" in known else target for a in node.names}
+    return out
+
+
+def part_of(name: str) -> str:
+    return max((p for p in ALLOWED if name == p or name.startswith(p + ".")), key=len)
+
+
+def allowed(part: str, target: str) -> bool:
+    return any(target == a or target.startswith(a + ".") for a in ALLOWED[part])
+
+
+@pytest.mark.parametrize("name", sorted(modules()))
+def test_imports_run_one_way(name: str) -> None:
+    path = modules()[name]
+    part = part_of(name)
+    known = set(modules())
+    wrong = sorted(t for t in imports_of(name, path, known) if not allowed(part, t))
+    assert not wrong, f"{name} ({part}) may not import {wrong}"
+
+
+def test_the_wire_protocol_documents_every_operation() -> None:
+    from podctl.broker import service, wire
+
+    documented = set(re.findall(r"^- ``(\w+) ", wire.__doc__ or "", re.MULTILINE))
+    ops = {name[3:] for name in dir(service.Broker) if name.startswith("op_")} | {"subscribe"}  # served by server.py
+    assert ops == documented, f"undocumented: {sorted(ops - documented)}; documented but gone: {sorted(documented - ops)}"
