@@ -33,7 +33,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def checked(method: F) -> F:
     """Validate an operation's arguments strictly against its annotations."""
-    return validate_call(config=ConfigDict(strict=True, arbitrary_types_allowed=True))(method)  # type: ignore[return-value]
+    return validate_call(config=ConfigDict(strict=True, arbitrary_types_allowed=True))(method)
 
 
 def describe(exc: ValidationError) -> str:

@@ -26,7 +26,7 @@ AGENTS = ["sink", "ping", *(f"w{i}" for i in range(8))]
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _peak_rss_mb(pid: int) -> float | None:
@@ -49,6 +49,14 @@ def _pids_matching(needle: str) -> list[int]:
             except OSError:
                 continue
     return out
+
+
+def _json_of(result: Any) -> dict[str, Any]:
+    """A tool result's JSON (the shim answers with one text block)."""
+    import json
+
+    parsed: dict[str, Any] = json.loads(result.content[0].text)
+    return parsed
 
 
 async def _latency(paths: PodPaths, rounds: int) -> dict[str, float]:
@@ -106,20 +114,20 @@ async def _shim_figures(paths: PodPaths, rounds: int, starts: int) -> dict[str, 
         async with Client(params("w0"), read_timeout_seconds=60):
             start_times.append((time.perf_counter() - t0) * 1000)
 
-    import json
 
     round_trips = []
-    async with Client(params("ping"), read_timeout_seconds=60) as asker, Client(params("w7"), read_timeout_seconds=60) as answerer:
+    async with (
+        Client(params("ping"), read_timeout_seconds=60) as asker,
+        Client(params("w7"), read_timeout_seconds=60) as answerer,
+    ):
         await answerer.call_tool("read_messages", {})
         for n in range(rounds):
             t0 = time.perf_counter()
-            asked = json.loads((await asker.call_tool("ask", {"to": "w7", "text": f"q{n}"})).content[0].text)
-            inbox = json.loads((await answerer.call_tool("read_messages", {})).content[0].text)
+            asked = _json_of(await asker.call_tool("ask", {"to": "w7", "text": f"q{n}"}))
+            inbox = _json_of(await answerer.call_tool("read_messages", {}))
             ask_id = next(m["ask_id"] for m in inbox["messages"] if m["kind"] == "ask")
             await answerer.call_tool("post_reply", {"ask_id": ask_id, "text": f"a{n}"})
-            waited = json.loads(
-                (await asker.call_tool("wait_for_reply", {"ask_id": asked["ask_id"], "timeout_ms": 10000})).content[0].text
-            )
+            waited = _json_of(await asker.call_tool("wait_for_reply", {"ask_id": asked["ask_id"], "timeout_ms": 10000}))
             assert waited["status"] == "replied", waited
             round_trips.append((time.perf_counter() - t0) * 1000)
         shim_pids = _pids_matching(f"shim --pod {POD} --agent ping")

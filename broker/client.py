@@ -65,7 +65,8 @@ class AsyncClient:
             while True:
                 line = await reader.readuntil(b"\n")
                 frame = wire.decode(line)
-                fut = self._pending.pop(frame.get("id"), None) if "id" in frame else None
+                req_id = frame.get("id")
+                fut = self._pending.pop(req_id, None) if isinstance(req_id, int) else None
                 if fut is not None and not fut.done():
                     fut.set_result(frame)
         except (asyncio.IncompleteReadError, ConnectionError, OSError, ValueError):
@@ -115,7 +116,7 @@ class AsyncClient:
         except (ConnectionError, OSError) as exc:
             self._drop_connection()
             raise wire.BrokerUnavailable(f"lost the broker during {op}: {exc}") from exc
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise wire.BrokerUnavailable(f"the broker did not answer {op} within {timeout:.0f}s") from exc
         finally:
             self._pending.pop(req_id, None)

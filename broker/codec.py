@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import _socket
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, ClassVar
+
 Socket = _socket.socket
 
 
@@ -24,7 +29,7 @@ class _DecoderContext:
     object_pairs_hook = None
     parse_float = float
     parse_int = int
-    memo: dict[str, str] = {}
+    memo: ClassVar[dict[str, str]] = {}
 
     @staticmethod
     def parse_constant(name: str) -> float:
@@ -43,16 +48,16 @@ def _no_default(value: object) -> object:
 _WHITESPACE = " \t\n\r"
 
 
-def _fast():
+def _fast() -> tuple[Callable[[object], str], Callable[[str], Any]]:
     import _json
 
     encoder = _json.make_encoder(None, _no_default, _json.encode_basestring, None, ":", ",", False, False, False)
-    scanner = _json.make_scanner(_DecoderContext())
+    scanner = _json.make_scanner(_DecoderContext())  # type: ignore[arg-type]
 
     def dumps(value: object) -> str:
         return "".join(encoder(value, 0))
 
-    def loads(text: str) -> object:
+    def loads(text: str) -> Any:
         start = len(text) - len(text.lstrip(_WHITESPACE))
         try:
             value, end = scanner(text, start)
@@ -68,13 +73,13 @@ def _fast():
     return dumps, loads
 
 
-def _standard():
+def _standard() -> tuple[Callable[[object], str], Callable[[str], Any]]:
     import json
 
     def dumps(value: object) -> str:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
-    def loads(text: str) -> object:
+    def loads(text: str) -> Any:
         return json.loads(text, parse_constant=_no_constant)
 
     return dumps, loads

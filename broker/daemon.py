@@ -62,7 +62,7 @@ async def serve(pod_file: Path, ports: Ports, ready: asyncio.Event | None = None
         raise_fd_limit()
         store = await Store.open(paths.db)
         try:
-            await _serve(spec, pod_file, paths, store, ports, ready)
+            await _serve(spec, pod_file, paths, store, ports=ports, ready=ready)
         finally:
             await store.close()
     finally:
@@ -70,7 +70,7 @@ async def serve(pod_file: Path, ports: Ports, ready: asyncio.Event | None = None
 
 
 async def _serve(
-    spec: PodSpec, pod_file: Path, paths: PodPaths, store: Store, ports: Ports, ready: asyncio.Event | None
+    spec: PodSpec, pod_file: Path, paths: PodPaths, store: Store, *, ports: Ports, ready: asyncio.Event | None
 ) -> None:
     stop = asyncio.Event()
     broker = Broker(spec, pod_file, paths, store, ports)

@@ -32,7 +32,7 @@ async def _git(workdir: Path, *args: str, env: dict[str, str] | None = None) -> 
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout=GIT_TIMEOUT_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         raise GitError(f"git {' '.join(args)} took over {GIT_TIMEOUT_S:.0f}s in {workdir}") from None

@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from podctl.pods.state import state_root
+from podctl.pods.state import state_root as state_root  # noqa: PLC0414 - re-exported: the state root rule is one
 
 USER = "user"
 """The human's member name in every pod."""

@@ -133,7 +133,7 @@ class RuleEngine:
                 if key not in state.baselines:
                     users.setdefault(key[1], []).append((state, key))
         trees = await asyncio.gather(*(_snapshot_or_none(Path(workdir)) for workdir in users))
-        for pairs, tree in zip(users.values(), trees):
+        for pairs, tree in zip(users.values(), trees, strict=True):
             for state, key in pairs:
                 state.baselines.setdefault(key, tree)
 
@@ -195,7 +195,7 @@ class RuleEngine:
                 self._spawn(self._fire(name, rule.agent, reason="file_change", touched=changed))
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - a watcher failure is logged, the broker goes on
+        except Exception:
             log.exception("file watcher of rule %s stopped", name)
 
     async def _watch_panes(self) -> None:
@@ -245,7 +245,7 @@ class RuleEngine:
                 return
             try:
                 await self._fire_locked(rule, agent, reason, touched)
-            except Exception as exc:  # noqa: BLE001 - a failing rule is reported, never fatal
+            except Exception as exc:
                 log.exception("rule %s failed", name)
                 await self.host.log(f"rule {name} failed: {exc}", level="error")
 
@@ -290,7 +290,8 @@ class RuleEngine:
         route = self.host.routes.get(rule.ask) if isinstance(rule.ask, str) else None
         timeout = seconds(route.timeout) if route else DEFAULT_ASK_TIMEOUT_S
         msg = await self.host.commit(NewMessage(
-            sender=wire.SYSTEM_SENDER, kind="ask", recipients=targets, target=rule.ask if isinstance(rule.ask, str) else ",".join(targets),
+            sender=wire.SYSTEM_SENDER, kind="ask", recipients=targets,
+            target=rule.ask if isinstance(rule.ask, str) else ",".join(targets),
             text=header + text, ask_mode=route.mode if route else "all", ask_route=route.name if route else None,
             ask_deadline=now + timeout,
         ))

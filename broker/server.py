@@ -85,7 +85,7 @@ class Connection:
             self.writer.write(wire.encode(frame))
             try:
                 await asyncio.wait_for(self.writer.drain(), timeout=STALL_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.server.drop(self, "it does not read its answers")
                 raise ConnectionResetError("client does not read") from None
 

@@ -152,7 +152,7 @@ class Broker:
             return wire.error(req_id, wire.BAD_REQUEST, f"bad arguments for {op}: {describe(exc)}")
         except TypeError as exc:
             return wire.error(req_id, wire.BAD_REQUEST, f"bad arguments for {op}: {exc}")
-        except Exception as exc:  # noqa: BLE001 - a bad request never crashes the broker
+        except Exception as exc:
             log.exception("%s failed", op)
             return wire.error(req_id, wire.INTERNAL, f"{op} failed inside the broker: {exc}")
 
@@ -357,7 +357,7 @@ class Broker:
                 return await self._returned(agent, result)
             try:
                 await asyncio.wait_for(event.wait(), timeout=remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     @checked
@@ -441,7 +441,10 @@ class Broker:
             self.waker.turn_started(agent)
         if event == "turn_end":
             self.rules.on_turn_end(agent)
-        claim, messages, pointers, more = (None, [], [], 0)
+        claim: str | None = None
+        messages: list[dict[str, Any]] = []
+        pointers: list[dict[str, Any]] = []
+        more = 0
         if inject and state != "stopped":
             claim, messages, pointers, more = await self.store.claim(
                 agent, time.time(), wire.CLAIM_LEASE_S, attention_only=bool(attention_only),
@@ -464,7 +467,7 @@ class Broker:
         if state == "idle":
             pending = await self.store.pending_wakeworthy(agent, include_injected=event == "session_start")
             shown_now = len([m for m in messages if needs_attention(m)]) + len(pointers)
-            if event == "session_start" and pending or event == "turn_end" and pending > shown_now:
+            if (event == "session_start" and pending) or (event == "turn_end" and pending > shown_now):
                 self._maybe_wake(agent)
         return result
 
@@ -491,9 +494,8 @@ class Broker:
         if state not in wire.AGENT_STATES:
             raise OpError(wire.BAD_REQUEST, f"state must be one of {', '.join(wire.AGENT_STATES)}")
         await self._set_state(name, state)
-        if state == "idle":
-            if await self.store.pending_wakeworthy(name, include_injected=False):
-                self._maybe_wake(name)
+        if state == "idle" and await self.store.pending_wakeworthy(name, include_injected=False):
+            self._maybe_wake(name)
         return {"name": name, "state": state}
 
     @checked
@@ -669,6 +671,6 @@ class Broker:
             await asyncio.sleep(interval)
             try:
                 await self.send_overdue_notices()
-            except Exception:  # noqa: BLE001 - keep the loop alive
+            except Exception:
                 log.exception("non-delivery notices failed")
 

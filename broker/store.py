@@ -183,7 +183,14 @@ def message_row(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def _within_budget(rows: list[tuple[Any, ...]], max_bytes: int) -> list[tuple[Any, ...]]:
+def _first(row: Any) -> Any:
+    """The first column of a row SQLite must return (an aggregate's)."""
+    if row is None:
+        raise StoreError("the pod's store returned no row where one is always expected")
+    return row[0]
+
+
+def _within_budget(rows: list[Any], max_bytes: int) -> list[Any]:
     """The leading rows whose sizes (each row's last column) add up to at most `max_bytes`.
 
     It stops at the first row that does not fit, so a batch never skips ahead of an older message
@@ -292,7 +299,7 @@ class Store:
                 "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name='messages'), 0),"
                 " coalesce((SELECT max(id) FROM messages), 0))"
             ) as cur:
-                store._next_id = (await cur.fetchone())[0]
+                store._next_id = _first(await cur.fetchone())
             return store
         except (sqlite3.Error, OSError, StoreError) as exc:
             for conn in conns:
@@ -333,7 +340,7 @@ class Store:
     @staticmethod
     async def _migrate_conn(conn: aiosqlite.Connection) -> None:
         async with conn.execute("PRAGMA user_version") as cur:
-            (version,) = await cur.fetchone()
+            version = int(_first(await cur.fetchone()))
         if version > len(MIGRATIONS):
             raise StoreError(
                 f"pod.db has schema version {version}, newer than this podctl knows ({len(MIGRATIONS)}): upgrade podctl"
@@ -462,7 +469,7 @@ class Store:
         if replies:
             await conn.executemany(
                 "UPDATE ask_targets SET reply_id=?, replied_at=? WHERE ask_id=? AND agent=? AND reply_id IS NULL",
-                [(m.id, m.ts, *m.reply_to) for m in replies],
+                [(m.id, m.ts, *m.reply_to) for m in replies if m.reply_to is not None],
             )
 
     async def _drop_retries(self, fresh: list[NewMessage]) -> list[NewMessage]:
@@ -500,11 +507,11 @@ class Store:
             for sql, params in statements:
                 await conn.execute(sql, tuple(params))
 
-    async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+    async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
         async with self.rconn.execute(sql, tuple(params)) as cur:
             return list(await cur.fetchall())
 
-    async def _fetchone(self, sql: str, params: Iterable[Any] = ()) -> tuple[Any, ...] | None:
+    async def _fetchone(self, sql: str, params: Iterable[Any] = ()) -> Any:
         async with self.rconn.execute(sql, tuple(params)) as cur:
             return await cur.fetchone()
 
@@ -521,7 +528,7 @@ class Store:
                 added.append(name)
                 statements.append(("INSERT INTO agents(name, cli, role) VALUES (?,?,?)", (name, cli, role)))
                 continue
-            old_cli, old_role, was_removed = known[name]
+            _, old_role, was_removed = known[name]
             if was_removed:
                 added.append(name)
             elif old_role != role:
@@ -582,7 +589,7 @@ class Store:
             async with self.conn.execute(
                 f"SELECT count(*){claimable} AND (length(CAST(m.text AS BLOB)) <= ? OR d.pointed_at IS NULL)", params
             ) as cur:
-                waiting = (await cur.fetchone())[0]
+                waiting = int(_first(await cur.fetchone()))
             async with self.conn.execute(
                 f"SELECT {MESSAGE_COLUMNS}, length(CAST(m.text AS BLOB)){claimable}{fits}"
                 " ORDER BY d.message_id LIMIT ?",
@@ -732,7 +739,7 @@ def overview(
             {"name": r[0], "cli": r[1], "role": r[2], "state": r[3], "state_ts": r[4], "removed": bool(r[5])}
             for r in agents
         ],
-        "unseen": dict(unseen),
+        "unseen": {r[0]: r[1] for r in unseen},
         "last_message_id": last[0] if last else None,
         "last_wakes": {r[0]: {"ts": r[1], "result": r[2]} for r in wakes},
     }

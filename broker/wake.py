@@ -82,13 +82,13 @@ class Waker:
                 try:
                     await asyncio.wait_for(started.wait(), timeout=confirm)
                     return
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     confirm *= 2
             if self._is_idle(agent):
                 await self._record(agent, f"failed: no turn started after {policy.attempts} nudges")
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("wake of %s failed", agent)
 
     async def close(self) -> None:
@@ -97,5 +97,5 @@ class Waker:
         for task in self._tasks.values():
             try:
                 await asyncio.wait_for(task, timeout=2.0)
-            except (asyncio.CancelledError, asyncio.TimeoutError):
+            except (TimeoutError, asyncio.CancelledError):
                 pass

@@ -5,6 +5,7 @@ Runs real `podctl up` on a private tmux server and a temporary PODCTL_HOME, with
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +24,16 @@ POD = "name: benchup\nagents:\n  a1: {cli: script}\n  a2: {cli: script}\n  a3: {
 def _windows(socket: str) -> dict[str, str]:
     out = subprocess.run(
         ["tmux", "-L", socket, "list-panes", "-s", "-t", "=benchup", "-F", "#{window_name} #{pane_dead}"],
-        capture_output=True, text=True, timeout=10,
+        capture_output=True, text=True, timeout=10, check=False,
     ).stdout
     return dict(line.split() for line in out.splitlines() if line.strip())
 
 
-def _wait(predicate, timeout: float = 30.0) -> float:
+def _has_window(socket: str, name: str, wanted: bool) -> bool:
+    return (name in _windows(socket)) == wanted
+
+
+def _wait(predicate: Callable[[], object], timeout: float = 30.0) -> float:
     start = time.perf_counter()
     while not predicate():
         if time.perf_counter() - start > timeout:
@@ -39,7 +45,9 @@ def _wait(predicate, timeout: float = 30.0) -> float:
 def _states(env: dict[str, str]) -> dict[str, str]:
     import json
 
-    out = subprocess.run([*PODCTL, "status", "benchup", "--json"], capture_output=True, text=True, env=env, timeout=30)
+    out = subprocess.run(
+        [*PODCTL, "status", "benchup", "--json"], capture_output=True, text=True, env=env, timeout=30, check=False
+    )
     return {a["name"]: a["state"] for a in json.loads(out.stdout)["agents"]} if out.returncode == 0 else {}
 
 
@@ -69,11 +77,11 @@ def run_up_bench(rounds: int = 3, edits: int = 6) -> dict[str, Any]:
                 text = POD + ("  a4: {cli: script}\n" if added else "")
                 start = time.perf_counter()
                 pod_file.write_text(text)
-                _wait(lambda: ("a4" in _windows(socket)) == added)
+                _wait(functools.partial(_has_window, socket, "a4", added))
                 reload_applied.append(time.perf_counter() - start)
         finally:
-            subprocess.run([*PODCTL, "down", "benchup"], env=env, capture_output=True, timeout=60)
-            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)
+            subprocess.run([*PODCTL, "down", "benchup"], env=env, capture_output=True, timeout=60, check=False)
+            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10, check=False)
     return {
         "up_to_windows_running_s": {"p50": round(statistics.median(windows_up), 3), "max": round(max(windows_up), 3)},
         "up_to_agents_idle_s": {"p50": round(statistics.median(agents_idle), 3), "max": round(max(agents_idle), 3)},

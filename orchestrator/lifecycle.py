@@ -118,7 +118,7 @@ def early_failures(paths: PodPaths, agents: list[str], within: float = EARLY_EXI
         windows = tmux.windows(srv, paths.pod)
         dead = [a for a in agents if a in windows and windows[a].dead]
         ready = _tools_ready(paths)
-        if dead and all(a in dead or a in ready for a in agents) or time.monotonic() >= deadline:
+        if (dead and all(a in dead or a in ready for a in agents)) or time.monotonic() >= deadline:
             break
         if not dead and all(a in ready for a in agents):
             return []

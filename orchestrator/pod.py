@@ -101,7 +101,8 @@ def file_digest(text: str) -> str:
 def applied_record(paths: PodPaths) -> dict[str, Any]:
     """What the supervisor last applied: `{digest, ok, summary, ts}` ({} if nothing yet)."""
     try:
-        return json.loads((paths.root / "applied.json").read_text())
+        record: dict[str, Any] = json.loads((paths.root / "applied.json").read_text())
+        return record
     except (OSError, ValueError):
         return {}
 

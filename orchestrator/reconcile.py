@@ -83,7 +83,7 @@ def apply(spec: PodSpec, paths: PodPaths, steps: list[Step]) -> Outcome:
             tmux.create_session(srv, spec.name, transcript_command(spec.name), str(workdir_of(spec)))
         elif step.kind in ("add_agent", "restart_agent") and step.agent:
             restart_agent(spec, paths, step.agent)
-        elif step.kind == "remove_agent":
+        elif step.kind == "remove_agent" and step.agent:
             tmux.kill_window(srv, spec.name, step.agent)
             set_stopped(paths, step.agent)
         outcome.done.append(step)
@@ -94,9 +94,11 @@ def restart_agent(spec: PodSpec, paths: PodPaths, name: str) -> None:
     """A fresh CLI process (fresh model context) with the same identity and history."""
     srv = tmux.server()
     launch = prepare_and_launch(spec, paths, name)
-    run = tmux.respawn_window if name in tmux.windows(srv, spec.name) else tmux.start_window
-    run(srv, spec.name, name, launch.argv, launch.env, str(launch.cwd), fingerprint(spec, name),
-        str(paths.agent_dir(name) / "exit-status"))
+    start = tmux.respawn_window if name in tmux.windows(srv, spec.name) else tmux.start_window
+    start(srv, spec.name, name, tmux.PaneRun(
+        argv=launch.argv, env=launch.env, cwd=str(launch.cwd), fingerprint=fingerprint(spec, name),
+        status_file=str(paths.agent_dir(name) / "exit-status"),
+    ))
     set_state(paths, name, "idle")
 
 

@@ -27,8 +27,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import libtmux
 from podctl.broker.locks import ALREADY_RUNNING_EXIT, FileLock, write_pid_file
 from podctl.broker.paths import PodPaths
 from podctl.pods.errors import PodctlError
@@ -52,7 +53,7 @@ class Backoff:
     next_try: float = 0.0
 
     def delay(self) -> float:
-        return min(60.0, 1.0 * 2 ** max(0, self.failures - 1))
+        return min(60.0, float(2 ** max(0, self.failures - 1)))
 
     def due(self) -> bool:
         return time.monotonic() >= self.next_try
@@ -151,7 +152,7 @@ class Supervisor:
         self.broker_backoff = Backoff()
         reconcile.report(self.paths, "the broker was not running: restarted it", "warning")
 
-    def _watch_agents(self, srv) -> None:
+    def _watch_agents(self, srv: libtmux.Server) -> None:
         windows = tmux.windows(srv, self.spec.name)
         for name, agent in self.spec.agents.items():
             window = windows.get(name)
@@ -203,9 +204,10 @@ class Supervisor:
                 self.loop.call_soon_threadsafe(done, result, None)
 
         threading.Thread(target=target, name="supervisor-work", daemon=True).start()
-        stopping = asyncio.ensure_future(self.stop.wait())
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(self.stop.wait())
+        waiting: set[asyncio.Future[Any]] = {future, stopping}
         try:
-            await asyncio.wait({future, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
         return future.result() if future.done() else None
@@ -242,7 +244,7 @@ class Supervisor:
                 except PodctlError as exc:
                     log.error("%s failed: %s", what, exc)
                     reconcile.report(self.paths, f"{what} failed: {exc}", "error")
-                except Exception:  # noqa: BLE001 - keep supervising
+                except Exception:
                     log.exception("supervisor %s failed", what)
         finally:
             self.stop.set()

@@ -105,33 +105,38 @@ def create_session(srv: libtmux.Server, pod: str, transcript_cmd: list[str], cwd
     srv.cmd("set-option", "-t", target(pod), "history-limit", "20000")
 
 
-def start_window(
-    srv: libtmux.Server, pod: str, name: str, argv: list[str], env: dict[str, str], cwd: str, fingerprint: str,
-    status_file: str,
-) -> None:
-    """Open the agent's window running `argv` (killing a previous window of that name)."""
+@dataclass(frozen=True)
+class PaneRun:
+    """What an agent's window runs: the CLI's command line, its environment and folder, the
+    fingerprint of that launch (`@podctl_fp`), and the file its exit status goes to."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    fingerprint: str
+    status_file: str
+
+
+def start_window(srv: libtmux.Server, pod: str, name: str, run: PaneRun) -> None:
+    """Open the agent's window running `run` (killing a previous window of that name)."""
     if name in windows(srv, pod):
         srv.cmd("kill-window", "-t", target(pod, name))
-    srv.cmd("new-window", "-d", "-t", f"={pod}:", "-n", name, "-c", cwd, "exec cat")
+    srv.cmd("new-window", "-d", "-t", f"={pod}:", "-n", name, "-c", run.cwd, "exec cat")
     srv.cmd("set-option", "-w", "-t", target(pod, name), "remain-on-exit", "on")
-    respawn_window(srv, pod, name, argv, env, cwd, fingerprint, status_file)
+    respawn_window(srv, pod, name, run)
 
 
-def respawn_window(
-    srv: libtmux.Server, pod: str, name: str, argv: list[str], env: dict[str, str], cwd: str, fingerprint: str,
-    status_file: str,
-) -> None:
-    """Run `argv` as the agent's CLI in its window (a fresh process, the same window); its exit
-    status goes to `status_file`."""
+def respawn_window(srv: libtmux.Server, pod: str, name: str, run: PaneRun) -> None:
+    """Run the agent's CLI in its window (a fresh process, the same window)."""
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(status_file)
-    srv.cmd("set-option", "-w", "-t", target(pod, name), STATUS_OPTION, status_file)
-    srv.cmd("set-option", "-w", "-t", target(pod, name), FINGERPRINT_OPTION, fingerprint)
-    script = f'{shlex.join(argv)}; s=$?; echo "$s" > "$1"; exit "$s"'
-    args = ["respawn-pane", "-k", "-t", f"{target(pod, name)}.0", "-c", cwd]
-    for key, value in env.items():
+        os.unlink(run.status_file)
+    srv.cmd("set-option", "-w", "-t", target(pod, name), STATUS_OPTION, run.status_file)
+    srv.cmd("set-option", "-w", "-t", target(pod, name), FINGERPRINT_OPTION, run.fingerprint)
+    script = f'{shlex.join(run.argv)}; s=$?; echo "$s" > "$1"; exit "$s"'
+    args = ["respawn-pane", "-k", "-t", f"{target(pod, name)}.0", "-c", run.cwd]
+    for key, value in run.env.items():
         args += ["-e", f"{key}={value}"]
-    srv.cmd(*args, shlex.join(["sh", "-c", script, "podctl-agent", status_file]))
+    srv.cmd(*args, shlex.join(["sh", "-c", script, "podctl-agent", run.status_file]))
 
 
 def capture(srv: libtmux.Server, pod: str, name: str, lines: int = 200) -> str:

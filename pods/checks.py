@@ -108,7 +108,8 @@ def _check_rules(rules: Any, ctx: Context) -> None:
         ctx.need_agent(agent, (*base, "agent"), label)
         targets = _check_actions(rule, base, label, ctx)
         if isinstance(agent, str) and agent in targets:
-            ctx.add((*base, "agent"), f"{label} acts for {agent} and would ask {agent} too: a rule never asks the agent it acts for")
+            ctx.add((*base, "agent"),
+                    f"{label} acts for {agent} and would ask {agent} too: a rule never asks the agent it acts for")
         ctx.duration(rule.get("cooldown"), (*base, "cooldown"))
         rounds = rule.get("max_rounds")
         if isinstance(rounds, int) and not isinstance(rounds, bool) and rounds < 1:
@@ -134,7 +135,8 @@ def _check_actions(rule: dict[str, Any], base: tuple[Any, ...], label: str, ctx:
         elif ctx.agents is None or name in ctx.agents:
             targets.append(name)
         else:
-            ctx.add(path, f"{label} asks {name!r}, which is neither a route nor an agent{suggest(name, [*ctx.routes, *ctx.agents])}")
+            hint = suggest(name, [*ctx.routes, *ctx.agents])
+            ctx.add(path, f"{label} asks {name!r}, which is neither a route nor an agent{hint}")
     ctx.need_agent(handoff, (*base, "handoff"), label)
     if isinstance(handoff, str):
         targets.append(handoff)
@@ -167,9 +169,14 @@ def text_problems(text: str) -> list[str]:
     for name in dict.fromkeys(fields):
         base = re.split(r"[.\[]", name, maxsplit=1)[0]
         if not base:
-            problems.append(f"{{{name}}} has no placeholder name: use one of {_braced(known)}, or double the braces for a literal {{{{ }}}}")
+            problems.append(
+                f"{{{name}}} has no placeholder name: use one of {_braced(known)}, or double the braces for a literal {{{{ }}}}"
+            )
         elif base not in known:
-            problems.append(f"unknown placeholder {{{base}}}{suggest(base, known)} (known: {_braced(known)}; write {{{{ and }}}} for literal braces)")
+            problems.append(
+                f"unknown placeholder {{{base}}}{suggest(base, known)}"
+                f" (known: {_braced(known)}; write {{{{ and }}}} for literal braces)"
+            )
     if problems:
         return problems
     try:

@@ -39,7 +39,7 @@ def adapter(name: str) -> Any:
         raise UnknownCli(f"unknown cli {name!r}: podctl knows {', '.join(names()) or 'none'} (entry points {GROUP})")
     try:
         return entry.load()
-    except Exception as exc:  # noqa: BLE001 - a broken plug-in is reported, not a traceback
+    except Exception as exc:
         raise UnknownCli(f"the adapter of cli {name!r} ({entry.value}) cannot be loaded: {exc}") from exc
 
 

@@ -252,7 +252,8 @@ def load_pod_text(text: str | None, path: str | Path, state_root: Path | None = 
     data, layers = _resolve(path, text, ())
     where = Where(layers)
     problems = _duplicates(layers)
-    variables = data.get("vars") if isinstance(data.get("vars"), dict) else {}
+    raw_vars = data.get("vars")
+    variables: dict[str, Any] = raw_vars if isinstance(raw_vars, dict) else {}
     data = _substitute(data, variables, where, (), problems)
     if "source" in data:
         problems.append(where.problem(("source",), "unknown key 'source'", at_key=True))
@@ -260,7 +261,8 @@ def load_pod_text(text: str | None, path: str | Path, state_root: Path | None = 
     if "name" not in data:
         data["name"] = path.parent.name
         if not NAME_RE.fullmatch(data["name"]):
-            problems.append(Problem(str(path), 1, 1, f"the folder name {data['name']!r} is not a valid pod name: add a name: key"))
+            message = f"the folder name {data['name']!r} is not a valid pod name: add a name: key"
+            problems.append(Problem(str(path), 1, 1, message))
     spec: PodSpec | None = None
     try:
         spec = PodSpec.model_validate(data)

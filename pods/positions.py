@@ -48,7 +48,7 @@ class YamlLimit(ValueError):
         self.mark = mark
 
 
-class PodYamlLoader(yaml.SafeLoader):
+class PodYamlLoader(yaml.SafeLoader):  # type: ignore[misc]
     """SafeLoader with YAML 1.2 booleans and limits on nesting and alias expansion.
 
     YAML 1.1 reads `on`, `off`, `yes`, `no` as booleans, which would turn a rule's `on:` key
@@ -188,7 +188,9 @@ def load_with_positions(text: str) -> tuple[Any, Positions]:
             for key_node, value_node in node.value:
                 key = build(key_node, (*path, "<key>"))
                 if isinstance(key, (list, dict)):
-                    raise yaml.constructor.ConstructorError(None, None, "a mapping key must be a plain value", key_node.start_mark)
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "a mapping key must be a plain value", key_node.start_mark
+                    )
                 if key in seen:
                     positions.duplicates.append(DuplicateKey(str(key), _mark(key_node), seen[key]))
                 seen.setdefault(key, _mark(key_node))

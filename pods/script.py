@@ -85,7 +85,8 @@ def load_script(raw: Any, base: Path) -> Script:
     errors = script_errors(raw)
     if errors:
         raise errors[0]
-    return Script(replies=str(raw.get("replies") or DEFAULT_REPLY), steps=[_step(i, s) for i, s in enumerate(raw.get("steps") or [])])
+    steps = [_step(i, s) for i, s in enumerate(raw.get("steps") or [])]
+    return Script(replies=str(raw.get("replies") or DEFAULT_REPLY), steps=steps)
 
 
 def script_errors(raw: Any) -> list[ScriptError]:

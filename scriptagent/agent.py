@@ -20,6 +20,7 @@ from typing import Any
 
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp.types import TextContent
 from podctl.pods.script import WAIT_FOR_S, Script, ScriptError, Step, load_script
 
 from ..broker.transcript import visible
@@ -50,7 +51,8 @@ class ScriptAgent:
     async def tool(self, name: str, **args: Any) -> dict[str, Any]:
         assert self.client is not None
         result = await asyncio.wait_for(self.client.call_tool(name, args), timeout=TOOL_TIMEOUT_S)
-        data = json.loads(result.content[0].text)
+        first = result.content[0]
+        data: dict[str, Any] = json.loads(first.text if isinstance(first, TextContent) else "{}")
         if result.is_error:
             raise ToolFailed(data.get("error", {}).get("message", str(data)))
         return data
@@ -63,7 +65,7 @@ class ScriptAgent:
         )
         try:
             out, _ = await asyncio.wait_for(proc.communicate(payload), timeout=HOOK_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
             show(f"! hook {event} timed out")
@@ -166,7 +168,7 @@ class ScriptAgent:
             for step in steps:
                 await self.run_step(step)
             await self.answer_inbox()
-        except (ToolFailed, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, ToolFailed, OSError) as exc:
             show(f"! turn {self.turns} failed: {exc}")
         await self.hook("TurnEnd")
         show("── idle; waiting for a wake")
@@ -192,7 +194,7 @@ class ScriptAgent:
             await self.hook("SessionEnd")
 
 
-class _Vars(dict):
+class _Vars(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
 
@@ -219,6 +221,7 @@ def main(argv: list[str]) -> int:
     async def guarded() -> None:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
+        assert task is not None
         for sig in (signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):

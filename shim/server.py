@@ -120,7 +120,8 @@ def build_server(shim: Shim, pod: str, agent: str) -> MCPServer:
         finally:
             await shim.client.close()
 
-    server = MCPServer(name="podctl", log_level="WARNING", lifespan=lifespan, instructions=INSTRUCTIONS + f"\nYou are agent `{agent}` of pod `{pod}`.\n")
+    instructions = INSTRUCTIONS + f"\nYou are agent `{agent}` of pod `{pod}`.\n"
+    server = MCPServer(name="podctl", log_level="WARNING", lifespan=lifespan, instructions=instructions)
 
     @server.tool(structured_output=False)
     async def tell(

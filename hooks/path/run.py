@@ -95,7 +95,7 @@ def _arm_deadline(deadline_ms: int, state: str, where: str) -> object:
     interrupted by SIGALRM). `_signal` rather than `signal`, which imports `enum`. Returns the
     previous SIGALRM handler for `_disarm_deadline`, or None when no alarm could be set (not the
     main thread: then only the per-call timeouts bound the hook)."""
-    import _signal
+    import _signal  # type: ignore[import-not-found]
 
     def expire(signum: int, frame: object) -> None:
         _signal.signal(_signal.SIGALRM, lambda *_: os._exit(0))

@@ -6,6 +6,10 @@ needs no other instructions. Standard library only.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 TOOLS_HELP = (
     "Your podctl tools: list_agents() shows the team; tell(to, text) sends a note; ask(to, text) asks and"
     " returns an ask_id, then wait_for_reply(ask_id) waits (call it again while it says \"pending\");"
@@ -13,7 +17,7 @@ TOOLS_HELP = (
 )
 
 
-def session_intro(ctx: dict[str, object]) -> str:
+def session_intro(ctx: dict[str, Any]) -> str:
     lines = [f"You are agent `{ctx['agent']}` of the podctl pod `{ctx['pod']}`, a team of coding agents."]
     if ctx.get("role"):
         lines.append(f"Your role: {ctx['role']}")
@@ -30,7 +34,7 @@ def session_intro(ctx: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def format_message(message: dict[str, object]) -> str:
+def format_message(message: dict[str, Any]) -> str:
     kind, sender, mid = message["kind"], message["from"], message["id"]
     urgent = " URGENT" if message.get("urgent") else ""
     if kind == "ask":
@@ -52,14 +56,14 @@ def waiting_note(more: int) -> str:
     return f"{many} waiting (too many or too large to show here): call read_messages() to read them."
 
 
-def too_large_note(pointer: dict[str, object]) -> str:
+def too_large_note(pointer: dict[str, Any]) -> str:
     """A message too large to inject, pointed to once; it stays unread until read_messages."""
     what = f"ask #{pointer['ask_id']}" if pointer.get("kind") == "ask" else f"{pointer.get('kind')} #{pointer.get('id')}"
     return (f"[podctl {what} from {pointer.get('from')} is too large to show here ({pointer.get('bytes')} bytes):"
             " call read_messages() to read it.]")
 
 
-def injection(response: dict[str, object]) -> str | None:
+def injection(response: dict[str, Any]) -> str | None:
     """The text to inject for one hook response, or None when there is nothing new."""
     parts = []
     if response.get("context"):

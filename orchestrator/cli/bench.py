@@ -33,7 +33,8 @@ def _runner(module: str, function: str) -> Callable[[], dict[str, Any]]:
     def run() -> dict[str, Any]:
         from importlib import import_module
 
-        return getattr(import_module(module), function)()
+        figures: dict[str, Any] = getattr(import_module(module), function)()
+        return figures
 
     return run
 

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from podctl.broker import wire
@@ -52,7 +52,7 @@ def send(
     to: Annotated[list[str], typer.Option("--to", help="an agent, a route, or all (repeatable)")],
     ask: Annotated[bool, typer.Option("--ask", help="send an ask (the recipient is woken to answer)")] = False,
     urgent: Annotated[bool, typer.Option("--urgent", help="wake the recipient even if idle")] = False,
-    wait: Annotated[Optional[float], typer.Option(help="with --ask: wait this many seconds for the reply")] = None,
+    wait: Annotated[float | None, typer.Option(help="with --ask: wait this many seconds for the reply")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the broker's answer as one JSON object")] = False,
 ) -> None:
     """Send a message to the pod's agents as the human member `user`."""
@@ -126,7 +126,7 @@ def _follow(client: wire.Client, cursor: int, as_json: bool, emit: Any) -> None:
 def prune(
     pod: PodArg,
     older_than: Annotated[
-        Optional[str], typer.Option(help="delete history older than this (e.g. 30d, 12h); default: limits.retention_days")
+        str | None, typer.Option(help="delete history older than this (e.g. 30d, 12h); default: limits.retention_days")
     ] = None,
 ) -> None:
     """Delete old history from the pod's store."""
@@ -162,7 +162,7 @@ def _tail_live(client: wire.Client, as_json: bool, last: int, emit: Any) -> int:
         page = call_or_exit(client, "history", since=cursor, limit=1000)
         for message in page["messages"]:
             emit(json.dumps(message, ensure_ascii=False) if as_json else format_message(message))
-        cursor = page["next"]
+        cursor = int(page["next"])
         if not page["more"]:
             return cursor
 

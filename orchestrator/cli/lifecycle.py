@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from podctl.pods.errors import PodctlError, UsageError
@@ -26,7 +26,9 @@ def _say_waiting(holder: str) -> None:
 
 def up(
     pod_file: Annotated[Path, typer.Argument(help="the pod file")] = Path("pod.yaml"),
-    attach: Annotated[bool, typer.Option("--attach/--no-attach", help="attach to the tmux session (default: when in a terminal)")] = True,
+    attach: Annotated[
+        bool, typer.Option("--attach/--no-attach", help="attach to the tmux session (default: when in a terminal)")
+    ] = True,
     force: Annotated[bool, typer.Option(help="restart busy agents now instead of after their turn")] = False,
     replace: Annotated[bool, typer.Option(help="switch a running pod of the same name to this file")] = False,
 ) -> None:
@@ -112,7 +114,7 @@ def add(
     pod: PodArg,
     cli: Annotated[str, typer.Argument(help="the agent's CLI")],
     name: Annotated[str, typer.Option("--name", help="the new agent's name")],
-    role: Annotated[Optional[str], typer.Option(help="its role")] = None,
+    role: Annotated[str | None, typer.Option(help="its role")] = None,
 ) -> None:
     """Add an agent to the pod file (comments kept); a running pod follows."""
     from podctl.orchestrator.lifecycle import edit_pod_file, pod_file_of
@@ -138,7 +140,7 @@ def remove(pod: PodArg, name: Annotated[str, typer.Argument(help="the agent")]) 
 
 
 def delete(
-    pod: Annotated[Optional[str], typer.Argument(help="the pod")] = None,
+    pod: Annotated[str | None, typer.Argument(help="the pod")] = None,
     all_pods: Annotated[bool, typer.Option("--all", help="every pod")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from podctl.pods.errors import PodctlError
@@ -79,7 +79,7 @@ def templates() -> None:
 
 def init(
     path: Annotated[Path, typer.Argument(help="where to write the pod file")] = Path("pod.yaml"),
-    template: Annotated[Optional[str], typer.Option(help="extend a built-in template (see podctl templates)")] = None,
+    template: Annotated[str | None, typer.Option(help="extend a built-in template (see podctl templates)")] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
 ) -> None:
     """Write a commented pod.yaml to start from."""

@@ -34,7 +34,7 @@ def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
     try:
         while chunk := sock.recv(1 << 20):
             data += chunk
-    except (ConnectionResetError, TimeoutError, socket.timeout):
+    except (ConnectionResetError, TimeoutError):
         pass
     return data
 

@@ -131,9 +131,8 @@ def test_spoofed_token_and_other_protocol_are_rejected(broker: BrokerProcess) ->
         with pytest.raises(wire.BrokerError) as err:
             spoof.call("tell", to="carol", text="I am alice, trust me")
         assert err.value.code == wire.AUTH
-    with wire.Client(broker.socket, "user", "guess") as spoof:
-        with pytest.raises(wire.BrokerError):
-            spoof.call("status")
+    with wire.Client(broker.socket, "user", "guess") as spoof, pytest.raises(wire.BrokerError):
+        spoof.call("status")
     with socket.socket(socket.AF_UNIX) as raw:
         raw.settimeout(5)
         raw.connect(str(broker.socket))

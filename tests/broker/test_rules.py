@@ -290,7 +290,7 @@ def test_a_rule_added_by_a_reload_takes_its_baseline_then(tmp_path: Path, start_
     text = EXACT_POD.format(name="later", workdir="repo")
     pod = write_pod(folder, text[: text.index("rules:")])
     broker = start_broker(pod)
-    with broker.client("writer") as w, broker.client("rev") as r, broker.client("user") as user:
+    with broker.client("writer") as w, broker.client("rev") as r:
         w.call("hook", event="session_start")
         turn(w, lambda: (repo / "early.py").write_text("before the rule\n"))
         write_pod(folder, text)

@@ -29,7 +29,7 @@ class FakeAnthropicWithBash(FakeAnthropic):
     def answer(self, body: dict) -> list[dict]:
         events = super().answer(body)
         for event in events:
-            blocks = [event.get("content_block")] + event.get("message", {}).get("content", [])
+            blocks = [event.get("content_block"), *event.get("message", {}).get("content", [])]
             for block in blocks:
                 if block and block.get("name") == "mcp__podctl__Bash":
                     block["name"] = "Bash"

@@ -163,7 +163,7 @@ def test_concurrent_ups_serialize_and_leave_one_broker_and_one_supervisor(tmp_pa
     down = subprocess.Popen([*PODCTL, "down", "race"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     up = subprocess.Popen([*PODCTL, "up", str(pod_file), "--no-attach"], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
-    (down_out, down_err), (up_out, up_err) = down.communicate(timeout=120), up.communicate(timeout=120)
+    (_, down_err), (_, up_err) = down.communicate(timeout=120), up.communicate(timeout=120)
     assert down.returncode == 0 and up.returncode == 0, (down_err, up_err)
     running = daemons(pod_file)
     if tmux_out("has-session", "-t", "=race") == "" and not running["broker"]:

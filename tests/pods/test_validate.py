@@ -201,7 +201,7 @@ def test_every_error_is_reported_in_one_run_sorted_by_position(tmp_path: Path) -
         ("19:11", "rule auto text: unknown placeholder {changd}; did you mean 'changed_files'?"),
     ]
     assert len(found) == len(expected), str(err.value)
-    for (where, message), (want_where, want) in zip(found, expected):
+    for (where, message), (want_where, want) in zip(found, expected, strict=True):
         assert where == want_where and want in message, str(err.value)
 
 

@@ -130,7 +130,7 @@ def test_pending_wait_survives_broker_restart(broker: BrokerProcess) -> None:
             err, result = await waiting
             assert not err and result["status"] == "replied"
             assert result["replies"][0]["text"] == "answer after the restart"
-            err, told = await call(alice, "tell", to="bob", text="still connected")
+            err, _ = await call(alice, "tell", to="bob", text="still connected")
             assert not err
 
     run(scenario())
