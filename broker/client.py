@@ -35,7 +35,6 @@ class AsyncClient:
         self._staying = False
         self._closing = False
         self._reconnect_task: asyncio.Task[None] | None = None
-        self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._read_task: asyncio.Task[None] | None = None
@@ -50,7 +49,7 @@ class AsyncClient:
                 reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=wire.MAX_FRAME_BYTES)
             except OSError as exc:
                 raise wire.BrokerUnavailable(f"cannot reach the broker at {self.socket_path}: {exc}") from exc
-            self._reader, self._writer = reader, writer
+            self._writer = writer
             self._read_task = asyncio.create_task(self._read_loop(reader))
             if self.greeting is not None:
                 try:

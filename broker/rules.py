@@ -208,7 +208,7 @@ class RuleEngine:
                         await self._check_pane(rule, agent)
 
     async def _check_pane(self, rule: RuleSpec, agent: str) -> None:
-        regex = rule.when.get("regex") or rule.when.get("pattern")
+        regex = rule.when.get("regex")
         if not regex:
             return
         text = await self.host.read_pane(agent)

@@ -92,9 +92,11 @@ MIGRATIONS: list[str] = [
         result TEXT NOT NULL
     );
     """,
-    # 2: a message too large for a hook is shown to the model as a pointer once (pointed_at).
+    # 2: a message too large for a hook is shown to the model as a pointer once (pointed_at); read
+    # cursors live in memory (the column was never read).
     """
     ALTER TABLE deliveries ADD COLUMN pointed_at REAL;
+    ALTER TABLE agents DROP COLUMN read_cursor;
     """,
 ]
 

@@ -1,8 +1,7 @@
 """YAML with positions: plain data (like `safe_load`) plus the line and column of every node.
 
-Positions are keyed by the path to a value (`("agents", "writer", "cli")`); for mapping keys,
-`Positions.key(path)` gives where the key itself was written, which is where an unknown key is
-reported. Duplicate keys, which PyYAML silently resolves to the last one, are collected as errors.
+Positions are keyed by the path to a value (`("agents", "writer", "cli")`); `Positions.keys` has
+where each mapping key itself was written, which is where an unknown key is reported. Duplicate keys, which PyYAML silently resolves to the last one, are collected as errors.
 
 Hostile YAML is refused while it is composed, before anything is expanded: an alias is the same
 node object reused, so building plain data from it copies the anchored subtree once per use; a
@@ -149,19 +148,6 @@ class Positions:
     values: dict[Path, Mark] = field(default_factory=dict)
     keys: dict[Path, Mark] = field(default_factory=dict)
     duplicates: list[DuplicateKey] = field(default_factory=list)
-
-    def at(self, path: Path) -> Mark:
-        """The position of the value at `path`, or of its nearest ancestor that has one."""
-        path = tuple(path)
-        while path:
-            if path in self.values:
-                return self.values[path]
-            path = path[:-1]
-        return self.values.get((), Mark(1, 1))
-
-    def key(self, path: Path) -> Mark:
-        """Where the mapping key ending `path` was written (falls back to the value)."""
-        return self.keys.get(tuple(path)) or self.at(path)
 
 
 def load_with_positions(text: str) -> tuple[Any, Positions]:

@@ -212,7 +212,7 @@ def main(argv: list[str]) -> int:
         return 2
     config = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     try:
-        script = load_script(config.get("script"), Path(config.get("script_base") or config["workdir"]))
+        script = load_script(config.get("script"), Path(config["workdir"]))
     except ScriptError as exc:
         print(f"podctl script agent {config.get('agent')}: {exc}", file=sys.stderr)
         return 2
