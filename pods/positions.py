@@ -1,7 +1,8 @@
 """YAML with positions: plain data (like `safe_load`) plus the line and column of every node.
 
 Positions are keyed by the path to a value (`("agents", "writer", "cli")`); `Positions.keys` has
-where each mapping key itself was written, which is where an unknown key is reported. Duplicate keys, which PyYAML silently resolves to the last one, are collected as errors.
+where each mapping key itself was written, which is where an unknown key is reported. Duplicate
+keys, which PyYAML silently resolves to the last one, are collected as errors.
 
 Hostile YAML is refused while it is composed, before anything is expanded: an alias is the same
 node object reused, so building plain data from it copies the anchored subtree once per use; a
