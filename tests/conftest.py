@@ -82,9 +82,9 @@ class Pods:
         self.names: set[str] = set()
 
     def up(self, pod_file: Path, *extra: str) -> str:
-        from podctl.pods.load import load_pod
+        import yaml
 
-        self.names.add(load_pod(pod_file).name)
+        self.names.add(yaml.safe_load(pod_file.read_text())["name"])
         return podctl("up", str(pod_file), "--no-attach", *extra).stdout
 
     def down_all(self) -> None:
