@@ -34,7 +34,7 @@ BUFFER_BUDGET = 64 * 1024 * 1024
 """Bytes of unfinished plus not yet answered request frames, all connections together."""
 MAX_IN_FLIGHT = 32
 MAX_UNSENT_BYTES = 4 * 1024 * 1024
-STALL_S = 10.0
+STALL_S = 5.0
 READ_CHUNK = 64 * 1024
 SUBSCRIBER_QUEUE = 1000
 HISTORY_PAGE = 500

@@ -202,8 +202,33 @@ def status_of(pod: str) -> dict:
     return json.loads(podctl("status", pod, "--json").stdout)
 
 
+def broker_call(pod: str, op: str, **args: object) -> dict:
+    """Ask the pod's running broker as its owner, in this process (polling loops use this rather
+    than a `podctl` subprocess each time)."""
+    from podctl.broker.paths import USER, PodPaths
+    from podctl.broker.wire import Client
+
+    paths = PodPaths.of(pod)
+    with Client(paths.socket, USER, paths.read_token(USER), timeout=10.0) as client:
+        return client.call(op, **args)
+
+
 def agent_state(pod: str, agent: str) -> str:
-    return next(a["state"] for a in status_of(pod)["agents"] if a["name"] == agent)
+    """The agent's busy/idle/stopped state as the broker knows it."""
+    return next(a["state"] for a in broker_call(pod, "status")["agents"] if a["name"] == agent)
+
+
+def transcript(pod: str) -> str:
+    """The pod's history as `podctl tail` prints it (from the running broker, in this process)."""
+    from podctl.broker.transcript import format_message
+
+    lines, cursor = [], 0
+    while True:
+        page = broker_call(pod, "history", since=cursor, limit=1000)
+        lines += [format_message(m) for m in page["messages"]]
+        cursor = page["next"]
+        if not page["more"]:
+            return "\n".join(lines) + "\n"
 
 
 def wait_for_pane(pod: str, window: str, text: str, timeout: float = 90.0) -> str:

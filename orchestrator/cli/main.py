@@ -27,13 +27,12 @@ def main(argv: list[str] | None = None) -> None:
         args = [a for a in args if a != "--debug"]
     from podctl.broker import wire
     from podctl.pods.errors import PodctlError
-    from podctl.pods.load import PodFileError
 
     from .app import build_app
 
     try:
         build_app()(args=args, prog_name="podctl", standalone_mode=True)
-    except (PodctlError, PodFileError, wire.BrokerUnavailable, wire.BrokerError) as exc:
+    except (PodctlError, wire.BrokerUnavailable, wire.BrokerError) as exc:
         if debug:
             raise
         sys.exit(_report(exc))
@@ -42,9 +41,8 @@ def main(argv: list[str] | None = None) -> None:
 def _report(exc: BaseException) -> int:
     from podctl.broker import wire
     from podctl.pods.errors import PodctlError
-    from podctl.pods.load import PodFileError
 
-    if isinstance(exc, PodFileError):
+    if getattr(exc, "problems", None):  # a PodFileError: FILE:LINE:COL lines, nothing to add
         print(str(exc), file=sys.stderr)
         return 1
     if isinstance(exc, wire.BrokerError):

@@ -12,7 +12,7 @@ from podctl.hooks.adapter import AgentContext
 from podctl.hooks.claude import ADAPTER
 
 from ..fakes.anthropic_api import FakeAnthropic, request_text, tool_names
-from ..helpers import agent_state, pane_text, podctl, wait_for_pane, wait_until, write_pod
+from ..helpers import agent_state, pane_text, podctl, transcript, wait_for_pane, wait_until, write_pod
 from .conftest import outside_writes
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
@@ -76,7 +76,7 @@ def test_claude_agent_is_woken_injected_and_answers_through_the_tools(
         wait_until(lambda: agent_state("cl", "rev") == "busy", timeout=30, message="rev busy during its turn")
         podctl("send", "cl", "--to", "rev", "note sent while busy")
         fake.release()
-        wait_until(lambda: "rev → user reply to #" in podctl("tail", "cl").stdout, timeout=60,
+        wait_until(lambda: "rev → user reply to #" in transcript("cl"), timeout=60,
                    message="the post_reply tool call to reach the broker")
         assert "LGTM from claude" in podctl("tail", "cl").stdout
 

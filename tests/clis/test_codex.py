@@ -9,7 +9,7 @@ from pathlib import Path
 from podctl.hooks.codex import ADAPTER
 
 from ..fakes.openai_responses import FakeResponses, request_text, tool_names
-from ..helpers import agent_state, podctl, wait_for_pane, wait_until, write_pod
+from ..helpers import agent_state, podctl, transcript, wait_for_pane, wait_until, write_pod
 from .conftest import outside_writes
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
@@ -54,7 +54,7 @@ def test_codex_agent_is_woken_injected_and_answers_through_the_tools(
         wait_until(lambda: agent_state("cx", "rev") == "busy", timeout=30, message="rev busy during its turn")
         podctl("send", "cx", "--to", "rev", "note sent while busy")
         fake.release()
-        wait_until(lambda: "rev → user reply to #" in podctl("tail", "cx").stdout, timeout=60,
+        wait_until(lambda: "rev → user reply to #" in transcript("cx"), timeout=60,
                    message="the post_reply tool call to reach the broker")
         assert "LGTM from codex" in podctl("tail", "cx").stdout
 

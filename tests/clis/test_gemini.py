@@ -8,7 +8,7 @@ from pathlib import Path
 from podctl.hooks.gemini import ADAPTER
 
 from ..fakes.gemini_api import FakeGemini, request_text, tool_names
-from ..helpers import agent_state, podctl, wait_for_pane, wait_until, write_pod
+from ..helpers import agent_state, podctl, transcript, wait_for_pane, wait_until, write_pod
 from .conftest import outside_writes
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
@@ -48,7 +48,7 @@ def test_gemini_agent_is_woken_injected_and_answers_through_the_tools(
         wait_until(lambda: agent_state("gm", "rev") == "busy", timeout=30, message="rev busy during its turn")
         podctl("send", "gm", "--to", "rev", "note sent while busy")
         fake.release()
-        wait_until(lambda: "rev → user reply to #" in podctl("tail", "gm").stdout, timeout=60,
+        wait_until(lambda: "rev → user reply to #" in transcript("gm"), timeout=60,
                    message="the post_reply tool call to reach the broker")
         assert "LGTM from gemini" in podctl("tail", "gm").stdout
 

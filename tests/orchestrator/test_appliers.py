@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ..helpers import PODCTL, agent_state, podctl, status_of, tmux_out, wait_until, write_pod
+from ..helpers import PODCTL, agent_state, podctl, status_of, tmux_out, transcript, wait_until, write_pod
 
 TWO = """\
 name: {name}
@@ -50,10 +50,6 @@ def daemons(pod_file: Path) -> dict[str, list[int]]:
         elif "supervise" in text:
             found["supervisor"].append(int(entry.name))
     return found
-
-
-def transcript(pod: str) -> str:
-    return podctl("tail", pod).stdout
 
 
 def test_up_of_another_file_with_a_running_pods_name_is_refused_unless_replace(tmp_path: Path, pods) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ..helpers import pane_text, podctl, status_of, tmux_out, wait_until, write_pod
+from ..helpers import pane_text, podctl, status_of, tmux_out, transcript, wait_until, write_pod
 
 SOLO = "name: {name}\nagents:\n  solo: {{cli: script}}\n"
 
@@ -72,7 +72,7 @@ def test_history_and_status_of_a_pod_that_is_down(tmp_path: Path, pods) -> None:
     out = podctl("send", "hist", "--to", "solo", "--ask", "are you there?", "--wait", "30").stdout
     assert "reply from solo: ok: are you there?" in out
     podctl("send", "hist", "--to", "mute", "stay quiet")
-    live = wait_until(lambda: (t := podctl("tail", "hist").stdout) and "[mute✓✓]" in t and t, timeout=30,
+    live = wait_until(lambda: (t := transcript("hist")) and "[mute✓✓]" in t and t, timeout=30,
                       message="mute to read the message it was woken for")
     podctl("down", "hist")
 

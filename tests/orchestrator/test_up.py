@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..helpers import agent_state, pane_text, podctl, status_of, tmux_out, wait_until, window_pids, write_pod
+from ..helpers import agent_state, pane_text, podctl, status_of, tmux_out, transcript, wait_until, window_pids, write_pod
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,7 +53,7 @@ def test_up_brings_exactly_the_expected_windows_and_a_second_up_is_a_noop(tmp_pa
 def test_down_then_up_keeps_history_and_restart_keeps_identity(tmp_path: Path, pods, podctl_home: Path) -> None:
     pod_file = write_pod(tmp_path / "p2", POD.format(name="p2"))
     pods.up(pod_file)
-    wait_until(lambda: "LGTM from reviewer" in podctl("tail", "p2").stdout, timeout=30, message="the first exchange")
+    wait_until(lambda: "LGTM from reviewer" in transcript("p2"), timeout=30, message="the first exchange")
     token = (podctl_home / "p2" / "agents" / "reviewer" / "token").read_text()
     down = podctl("down", "p2").stdout
     assert "history kept" in down and tmux_out("has-session", "-t", "=p2") == ""
@@ -80,7 +80,7 @@ def test_hot_reload_adds_changes_removes_and_rejects_bad_edits(tmp_path: Path, p
     assert {k: v for k, v in window_pids("p3").items() if k != "tester"} == pids, "nothing else disturbed"
 
     pod_file.write_text(pod_file.read_text().replace("role: reviews code", "role: reviews code and docs"))
-    wait_until(lambda: "reviews code and docs" in podctl("tail", "p3").stdout, timeout=20,
+    wait_until(lambda: "reviews code and docs" in transcript("p3"), timeout=20,
                message="the reviewer to be told its new role")
     assert window_pids("p3")["reviewer"] == pids["reviewer"], "a role change never restarts"
 
@@ -94,7 +94,7 @@ def test_hot_reload_adds_changes_removes_and_rejects_bad_edits(tmp_path: Path, p
     bad = good.replace("cli: script\n    args: [--x]", "cli: scrpt\n    args: [--x]")
     assert bad != good
     pod_file.write_text(bad)
-    wait_until(lambda: "invalid; nothing applied" in podctl("tail", "p3").stdout, timeout=20,
+    wait_until(lambda: "invalid; nothing applied" in transcript("p3"), timeout=20,
                message="the invalid edit to be reported")
     assert "pod.yaml:" in podctl("tail", "p3").stdout
     assert "tester:1" in windows("p3"), "an invalid file changes nothing"
@@ -154,7 +154,7 @@ def test_dead_broker_is_reported_and_repaired(tmp_path: Path, pods, podctl_home:
     assert "start broker" in pods.up(pod_file)
     assert status_of("p6")["broker"] == "running" and status_of("p6")["supervisor"] == "running"
     os.kill(int((podctl_home / "p6" / "broker.pid").read_text().split()[0]), signal.SIGKILL)
-    wait_until(lambda: "the broker was not running: restarted it" in podctl("tail", "p6").stdout, timeout=30,
+    wait_until(lambda: "the broker was not running: restarted it" in transcript("p6"), timeout=30,
                message="the supervisor to restart a killed broker")
 
 
@@ -183,7 +183,7 @@ def test_demo_example_comes_up(tmp_path: Path, pods) -> None:
     demo = tmp_path / "demo"
     shutil.copytree(REPO / "examples" / "demo", demo)
     pods.up(demo / "pod.yaml")
-    wait_until(lambda: "tester → writer reply to #" in podctl("tail", "demo").stdout, timeout=30,
+    wait_until(lambda: "tester → writer reply to #" in transcript("demo"), timeout=30,
                message="the demo's exchange in the transcript")
 
 

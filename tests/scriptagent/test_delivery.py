@@ -7,7 +7,7 @@ from pathlib import Path
 
 from podctl.hooks.script import ADAPTER
 
-from ..helpers import agent_state, pane_text, podctl, wait_until, write_pod
+from ..helpers import agent_state, pane_text, podctl, transcript, wait_until, write_pod
 
 POD = """\
 name: {name}
@@ -83,7 +83,7 @@ def test_no_nudge_while_a_person_scrolls_the_pane_then_it_is_retried(tmp_path: P
                message="the skipped wake in status")
     assert "(woken)" not in pane_text("scroll", "worker")
     tmux_out("send-keys", "-t", "=scroll:=worker", "-X", "cancel")
-    wait_until(lambda: "done: are you there?" in podctl("tail", "scroll").stdout, timeout=40,
+    wait_until(lambda: "done: are you there?" in transcript("scroll"), timeout=40,
                message="the retried wake to get the ask answered")
 
 
@@ -93,7 +93,7 @@ def test_an_agent_whose_window_is_gone_is_stopped_and_messages_wait(tmp_path: Pa
     up(tmp_path, pods, "gone")
     settled("gone")
     tmux_out("kill-window", "-t", "=gone:=worker")
-    wait_until(lambda: "worker lost its window" in podctl("tail", "gone").stdout, timeout=40,
+    wait_until(lambda: "worker lost its window" in transcript("gone"), timeout=40,
                message="the supervisor to notice")
     out = podctl("send", "gone", "--to", "worker", "--ask", "anyone?").stdout
     assert "worker (stopped)" in out
