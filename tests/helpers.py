@@ -158,6 +158,15 @@ def hook_argv(state: Path, agent: str, cli: str, native: str, *python_flags: str
             "--state", str(state), "--agent", agent, *how.options()]
 
 
+def pod_folder(pod: str, pod_file: Path) -> Path:
+    """The state folder of a pod that was brought up once and is down (no process is started)."""
+    from podctl.broker.paths import PodPaths
+
+    paths = PodPaths.of(pod).ensure()
+    paths.pod_file_record.write_text(f"{pod_file.resolve()}\n")
+    return paths.root
+
+
 def git_repo(path: Path) -> Path:
     """A git repository with one commit (README.md), made with the user's git but its own identity."""
     path.mkdir(parents=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ..helpers import PODCTL, agent_state, podctl, status_of, tmux_out, transcript, wait_until, write_pod
+from ..helpers import PODCTL, agent_state, pod_folder, podctl, status_of, tmux_out, transcript, wait_until, write_pod
 
 TWO = """\
 name: {name}
@@ -172,9 +172,7 @@ def test_concurrent_ups_serialize_and_leave_one_broker_and_one_supervisor(tmp_pa
 
 
 def test_a_stale_pid_file_never_signals_an_unrelated_process(tmp_path: Path, pods, podctl_home: Path) -> None:
-    pod_file = write_pod(tmp_path / "stale", "name: stale\nagents:\n  solo: {cli: script}\n")
-    pods.up(pod_file)
-    podctl("down", "stale")
+    pod_folder("stale", write_pod(tmp_path / "stale", "name: stale\nagents:\n  solo: {cli: script}\n"))
     bystander = subprocess.Popen(["sleep", "60"])
     try:
         (podctl_home / "stale" / "broker.pid").write_text(f"{bystander.pid} 12345\n")
@@ -189,11 +187,8 @@ def test_a_stale_pid_file_never_signals_an_unrelated_process(tmp_path: Path, pod
 
 def test_a_broker_that_cannot_start_fails_up_at_once_naming_the_store(tmp_path: Path, pods, podctl_home: Path) -> None:
     pod_file = write_pod(tmp_path / "bad", "name: bad\nagents:\n  solo: {cli: script}\n")
-    pods.up(pod_file)
-    podctl("down", "bad")
-    db = podctl_home / "bad" / "pod.db"
-    for extra in (db.with_name("pod.db-wal"), db.with_name("pod.db-shm")):
-        extra.unlink(missing_ok=True)
+    pods.names.add("bad")
+    db = pod_folder("bad", pod_file) / "pod.db"
     db.write_bytes(b"this is not a database\n" * 400)
     out = podctl("up", str(pod_file), "--no-attach", check=False, timeout=30)
     assert out.returncode == 1 and "pod.db" in out.stderr and "Traceback" not in out.stderr, out.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ..helpers import pane_text, podctl, status_of, tmux_out, transcript, wait_until, write_pod
+from ..helpers import pane_text, pod_folder, podctl, status_of, tmux_out, transcript, wait_until, write_pod
 
 SOLO = "name: {name}\nagents:\n  solo: {{cli: script}}\n"
 
@@ -22,8 +22,8 @@ UNKNOWN_POD_COMMANDS = [
 ]
 
 
-def test_every_command_given_an_unknown_pod_fails_and_lists_the_known_ones(tmp_path: Path, pods) -> None:
-    pods.up(write_pod(tmp_path / "real", SOLO.format(name="real")))
+def test_every_command_given_an_unknown_pod_fails_and_lists_the_known_ones(tmp_path: Path) -> None:
+    pod_folder("real", write_pod(tmp_path / "real", SOLO.format(name="real")))
     for args in UNKNOWN_POD_COMMANDS:
         out = podctl(*args, check=False)
         assert out.returncode == 1, (args, out.stdout, out.stderr)
