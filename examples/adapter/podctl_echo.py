@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 from podctl.hooks.adapter import AgentContext, HookEvent, Launch
 
@@ -24,7 +25,7 @@ class EchoAdapter:
     wake_text = "podctl: new messages"
     """Typed into an idle agent's pane (then Enter) to start a turn. Never message content."""
     takes_script = False
-    hook_events = {
+    hook_events: ClassVar[dict[str, HookEvent]] = {
         # native event: podctl's event, and how the hook answers (see hooks/path/render.py)
         "SessionStart": HookEvent("session_start", output="plain"),
         "TurnStart": HookEvent("turn_start", output="plain"),
