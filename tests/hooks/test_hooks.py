@@ -118,7 +118,7 @@ def test_session_start_injects_role_members_and_routes(broker: BrokerProcess) ->
 def test_adapters_prepare_their_files_in_the_agent_folder_only(tmp_path: Path) -> None:
     from podctl.hooks.adapter import AgentContext
 
-    for cli in ("claude", "codex", "gemini", "script"):
+    for cli in clis.names():
         agent_dir = tmp_path / "state" / "agents" / cli
         agent_dir.mkdir(parents=True)
         ctx = AgentContext(pod="p", agent=cli, cli=cli, role="r", workdir=tmp_path, state_dir=tmp_path / "state",
@@ -143,7 +143,7 @@ def test_an_agent_is_handed_only_its_own_identity(tmp_path: Path) -> None:
     from podctl.hooks.adapter import AgentContext
 
     state = tmp_path / "state"
-    for cli in ("claude", "codex", "gemini", "script"):
+    for cli in clis.names():
         agent_dir = state / "agents" / cli
         agent_dir.mkdir(parents=True)
         ctx = AgentContext(pod="p", agent=cli, cli=cli, role="r", workdir=tmp_path, state_dir=state,

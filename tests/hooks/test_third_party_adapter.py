@@ -48,4 +48,6 @@ def test_without_the_package_the_cli_is_unknown(tmp_path: Path, monkeypatch) -> 
     monkeypatch.delenv("PYTHONPATH", raising=False)
     pod_file = write_pod(tmp_path / "plug", "name: plug\nagents:\n  echoer: {cli: echo}\n")
     out = podctl("validate", str(pod_file), check=False)
-    assert out.returncode == 1 and "'echo' is not one of claude, codex, gemini, script" in out.stdout
+    from podctl.pods import clis
+
+    assert out.returncode == 1 and f"'echo' is not one of {', '.join(clis.names())}" in out.stdout
