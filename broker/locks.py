@@ -104,8 +104,9 @@ def start_time(pid: int) -> str | None:
     return fields[19]
 
 
-def write_pid_file(path: Path) -> None:
-    pid = os.getpid()
+def write_pid_file(path: Path, pid: int | None = None) -> None:
+    """Record a process (this one by default) with its start time, atomically."""
+    pid = pid or os.getpid()
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(f"{pid} {start_time(pid) or ''}\n")
     os.replace(tmp, path)

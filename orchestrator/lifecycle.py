@@ -24,8 +24,10 @@ from podctl.pods.spec import PodSpec
 from . import pod, processes, reconcile, tmux
 from .launch import missing_clis
 
-EARLY_EXIT_S = 3.0
-"""How long `up` watches the agents it started for a CLI that dies at once."""
+EARLY_EXIT_S = 1.5
+"""How long `up` watches the agents it started for a CLI that dies at once (bad arguments, a
+broken config, a missing dependency: such a CLI dies at once); later deaths are the
+supervisor's to report (the transcript, `status`)."""
 
 
 @dataclass
@@ -109,7 +111,8 @@ def bring_up(
 def early_failures(paths: PodPaths, agents: list[str], within: float = EARLY_EXIT_S) -> list[AgentFailure]:
     """Agents among `agents` whose CLI died within `within` seconds of starting.
 
-    Watching stops early once every agent's MCP server has announced itself (it is up)."""
+    Watching stops early once every agent's MCP server has announced itself (it is up), or one
+    of them died and the others are up."""
     if not agents:
         return []
     deadline = time.monotonic() + within

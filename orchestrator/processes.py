@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from podctl.broker import wire
-from podctl.broker.locks import ALREADY_RUNNING_EXIT, verified_pid
+from podctl.broker.locks import ALREADY_RUNNING_EXIT, verified_pid, write_pid_file
 from podctl.broker.paths import USER, PodPaths
 from podctl.pods.errors import PodctlError
 
@@ -89,15 +89,13 @@ def start_broker(pod_file: Path, paths: PodPaths, timeout: float = 20.0) -> None
         time.sleep(0.02)
 
 
-def start_supervisor(pod_file: Path, paths: PodPaths, timeout: float = 10.0) -> None:
-    """Start the supervisor unless one runs, and wait until it has recorded itself (so a `down`
-    right after `up` finds it)."""
+def start_supervisor(pod_file: Path, paths: PodPaths) -> None:
+    """Start the supervisor unless one runs, and record it at once (so a `down` right after `up`
+    finds it); it records itself too when it starts."""
     if supervisor_pid(paths) is not None:
         return
     proc = spawn([*PODCTL, "supervise", str(pod_file)], paths.logs / "supervisor.log")
-    deadline = time.monotonic() + timeout
-    while supervisor_pid(paths) is None and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    write_pid_file(paths.supervisor_pid, proc.pid)
 
 
 def stop(pid: int | None, timeout: float = 10.0) -> bool:

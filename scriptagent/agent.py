@@ -16,14 +16,13 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mcp import Client
-from mcp.client.stdio import StdioServerParameters
-from mcp.types import TextContent
+from podctl.broker.transcript import visible
 from podctl.pods.script import WAIT_FOR_S, Script, ScriptError, Step, load_script
 
-from ..broker.transcript import visible
+if TYPE_CHECKING:
+    from mcp import Client
 
 HOOK_TIMEOUT_S = 10.0
 TOOL_TIMEOUT_S = 120.0
@@ -51,6 +50,8 @@ class ScriptAgent:
     async def tool(self, name: str, **args: Any) -> dict[str, Any]:
         assert self.client is not None
         result = await asyncio.wait_for(self.client.call_tool(name, args), timeout=TOOL_TIMEOUT_S)
+        from mcp.types import TextContent
+
         first = result.content[0]
         data: dict[str, Any] = json.loads(first.text if isinstance(first, TextContent) else "{}")
         if result.is_error:
@@ -174,6 +175,9 @@ class ScriptAgent:
         show("── idle; waiting for a wake")
 
     async def run(self) -> None:
+        from mcp import Client  # here, not at the top: a bad script is reported before this costly import
+        from mcp.client.stdio import StdioServerParameters
+
         params = StdioServerParameters(command=self.config["mcp"]["command"][0], args=self.config["mcp"]["command"][1:])
         show(f"script agent {self.agent} of pod {self.config['pod']} (workdir {self.workdir})")
         async with Client(params, read_timeout_seconds=TOOL_TIMEOUT_S + 10) as client:
