@@ -88,5 +88,9 @@ def run_up_bench(rounds: int = 3, edits: int = 6) -> dict[str, Any]:
         "file_save_to_change_applied_s": {
             "p50": round(statistics.median(reload_applied), 3), "max": round(max(reload_applied), 3)
         },
-        "targets": {"up_to_windows_running_s": "<= 2.5 (3 script agents; up watches the agents it started for up to 1.5 s, to report one that dies at once)", "file_save_to_change_applied_s": "p50 <= 1.0"},
+        "targets": {
+            "up_to_windows_running_s":
+                "<= 2.5 (3 script agents; up watches the agents it started for up to 1.5 s, to report one that dies at once)",
+            "file_save_to_change_applied_s": "p50 <= 1.0",
+        },
     }
