@@ -1,10 +1,21 @@
-"""The typer application: one module per command group registers its commands."""
+"""The typer application: one module per command group registers its module-level commands."""
 
 from __future__ import annotations
 
 import typer
 
 from . import agents, bench, bus, collab, lifecycle, pods
+
+
+def root() -> None:
+    """Run AI coding CLIs as one team."""
+
+
+def version() -> None:
+    """Print podctl's version."""
+    from importlib.metadata import version as dist_version
+
+    typer.echo(dist_version("podctl"))
 
 
 def build_app() -> typer.Typer:
@@ -15,18 +26,8 @@ def build_app() -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
     )
-    @app.callback()
-    def root() -> None:
-        """Run AI coding CLIs as one team."""
-
+    app.callback()(root)
     for group in (pods, lifecycle, bus, collab, agents, bench):
         group.register(app)
-
-    @app.command()
-    def version() -> None:
-        """Print podctl's version."""
-        from importlib.metadata import version as dist_version
-
-        typer.echo(dist_version("podctl"))
-
+    app.command()(version)
     return app
