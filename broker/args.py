@@ -26,6 +26,7 @@ Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
 Recipients = Name | Annotated[list[Name], Field(min_length=1, max_length=MAX_RECIPIENTS)]
 ClientMsgId = Annotated[str, Field(min_length=1, max_length=128)]
 Claim = Annotated[str, Field(min_length=1, max_length=64)]
+SessionId = Annotated[str, Field(pattern=r"^[0-9a-f]{8,64}$")]
 Level = Annotated[str, Field(max_length=16)]
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -1,11 +1,7 @@
-"""An asyncio client of the broker for long-lived callers (the shim, `podctl tail`, benchmarks).
+"""An asyncio client of the broker for long-lived callers (benchmarks, tools written in asyncio).
 
 It reconnects by itself: a call made while the broker restarts waits (up to its timeout) for the
-broker to come back, and write requests carry a `client_msg_id` so a retried send is stored once.
-A client with a `greeting` (the shim: `{"shim": true}`) sends `hello` with it first on every
-connection it opens, and `stay_connected()` reconnects as soon as a connection drops, so a
-restarted broker learns at once that this agent's tools are up and it may be woken.
-"""
+broker to come back, and write requests carry a `client_msg_id` so a retried send is stored once."""
 
 from __future__ import annotations
 
@@ -21,20 +17,11 @@ from . import wire
 RETRIED_WRITES = frozenset({"tell", "ask", "post_reply"})
 
 
-GREETING_TIMEOUT_S = 10.0
-
-
 class AsyncClient:
-    def __init__(
-        self, socket_path: str | os.PathLike[str], agent: str, token: str, greeting: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, socket_path: str | os.PathLike[str], agent: str, token: str) -> None:
         self.socket_path = os.fspath(socket_path)
         self.agent = agent
         self.token = token
-        self.greeting = greeting
-        self._staying = False
-        self._closing = False
-        self._reconnect_task: asyncio.Task[None] | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._read_task: asyncio.Task[None] | None = None
@@ -51,12 +38,6 @@ class AsyncClient:
                 raise wire.BrokerUnavailable(f"cannot reach the broker at {self.socket_path}: {exc}") from exc
             self._writer = writer
             self._read_task = asyncio.create_task(self._read_loop(reader))
-            if self.greeting is not None:
-                try:
-                    wire.unwrap(await self._exchange(writer, "hello", GREETING_TIMEOUT_S, dict(self.greeting)))
-                except (wire.BrokerError, wire.BrokerUnavailable) as exc:
-                    self._drop_connection()
-                    raise wire.BrokerUnavailable(f"the broker did not take this agent's hello: {exc}") from exc
             return writer
 
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
@@ -81,24 +62,6 @@ class AsyncClient:
         for fut in pending.values():
             if not fut.done():
                 fut.set_exception(wire.BrokerUnavailable("the broker closed the connection"))
-        if self._staying and not self._closing:
-            self.stay_connected()
-
-    def stay_connected(self) -> None:
-        """Connect now (in the background) and again whenever the connection drops."""
-        self._staying = True
-        if self._reconnect_task is None or self._reconnect_task.done():
-            self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
-
-    async def _reconnect(self) -> None:
-        delay = 0.05
-        while not self._closing:
-            try:
-                await self._ensure()
-                return
-            except wire.BrokerUnavailable:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
 
     async def _exchange(
         self, writer: asyncio.StreamWriter, op: str, timeout: float, args: dict[str, Any]
@@ -142,9 +105,6 @@ class AsyncClient:
                 delay = min(delay * 2, 1.0)
 
     async def close(self) -> None:
-        self._closing = True
-        if self._reconnect_task is not None:
-            self._reconnect_task.cancel()
         if self._read_task is not None:
             self._read_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

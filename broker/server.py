@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import wire
+from .mcp_session import McpSession
 from .service import Broker
 
 log = logging.getLogger("podctl.broker.server")
@@ -65,6 +66,8 @@ class Connection:
         self.writer = writer
         self.tasks: set[asyncio.Task[None]] = set()
         self.subscribed = False
+        self.mcp: McpSession | None = None
+        """Set once the relay of an agent's CLI asked for MCP: every line is then MCP JSON-RPC."""
         self.held = 0
         """Bytes this connection holds against the budget (its unfinished frame and running requests)."""
         self.last_active = time.monotonic()
@@ -76,18 +79,10 @@ class Connection:
 
     @property
     def idle(self) -> bool:
-        return not self.tasks and not self.subscribed
+        return not self.tasks and not self.subscribed and self.mcp is None
 
     async def send(self, frame: dict[str, Any]) -> None:
-        async with self._write_lock:
-            if self.closed:
-                raise ConnectionResetError("connection closed")
-            self.writer.write(wire.encode(frame))
-            try:
-                await asyncio.wait_for(self.writer.drain(), timeout=STALL_S)
-            except TimeoutError:
-                self.server.drop(self, "it does not read its answers")
-                raise ConnectionResetError("client does not read") from None
+        await self.send_raw(wire.encode(frame))
 
     def _hold(self, n: int) -> bool:
         """Count `n` more bytes against the budget, evicting the biggest holder if that frees enough."""
@@ -121,6 +116,12 @@ class Connection:
                 while (end := buf.find(b"\n")) >= 0:
                     line = bytes(buf[: end + 1])
                     del buf[: end + 1]
+                    if self.mcp is not None:
+                        await self.mcp.feed(line)
+                        self._release(len(line))
+                        continue
+                    if b'"mcp"' in line and await self._start_mcp(line):
+                        continue
                     await self._slots.acquire()
                     task = asyncio.create_task(self._answer(line))
                     self.tasks.add(task)
@@ -129,7 +130,55 @@ class Connection:
             return
         finally:
             self._release(len(buf))
+            if self.mcp is not None:
+                self.mcp.close()
             await self.close()
+
+    async def _start_mcp(self, line: bytes) -> bool:
+        """Switch this connection to MCP if `line` is an `mcp` request the broker accepts; the
+        lines after it are then the agent's MCP session (no other frame is read on it)."""
+        try:
+            frame = wire.decode(line)
+        except ValueError:
+            return False
+        if frame.get("op") != "mcp":
+            return False
+        self._release(len(line))
+        response = await self.broker.handle(frame)
+        await self.send(response)
+        if not response.get("ok"):
+            return True
+        result = response["result"]
+        agent, token = str(frame["agent"]), str(frame["token"])
+        self.mcp = McpSession(
+            self.broker.handle, pod=self.broker.spec.name, agent=agent, token=token, session=str(result["session"]),
+            wait_cap_ms=int(result["wait_cap_ms"]), send_line=self.send_raw,
+        )
+        task = asyncio.create_task(self._run_mcp(self.mcp))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return True
+
+    async def _run_mcp(self, session: McpSession) -> None:
+        try:
+            await session.run()
+        except Exception:
+            log.exception("the MCP session of %s failed", session.agent)
+        finally:
+            self.broker.mcp_closed(session.agent)
+            self.server.drop(self, "its MCP session ended")
+
+    async def send_raw(self, data: bytes) -> None:
+        """Write a frame or an MCP line; a client that does not read them is dropped."""
+        async with self._write_lock:
+            if self.closed:
+                raise ConnectionResetError("connection closed")
+            self.writer.write(data)
+            try:
+                await asyncio.wait_for(self.writer.drain(), timeout=STALL_S)
+            except TimeoutError:
+                self.server.drop(self, "it does not read its answers")
+                raise ConnectionResetError("client does not read") from None
 
     async def _refuse(self, code: str, message: str) -> None:
         with contextlib.suppress(ConnectionError, OSError, asyncio.TimeoutError):

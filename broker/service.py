@@ -23,7 +23,21 @@ from podctl.pods.transfer import from_wire
 from pydantic import Field, ValidationError
 
 from . import wire
-from .args import AskId, Claim, ClientMsgId, Cursor, Int64, Level, Millis, Name, Recipients, Seconds, checked, describe
+from .args import (
+    AskId,
+    Claim,
+    ClientMsgId,
+    Cursor,
+    Int64,
+    Level,
+    Millis,
+    Name,
+    Recipients,
+    Seconds,
+    SessionId,
+    checked,
+    describe,
+)
 from .paths import USER, PodPaths
 from .ports import Ports
 from .rules import RuleEngine
@@ -80,6 +94,7 @@ class Broker:
         self.waker: Waker | None = None
         self.rules = RuleEngine(self)
         self.handed_off: dict[str, str] = {}
+        self.mcp_sessions: dict[str, int] = {}
         self.started = time.time()
 
     # -- setup ----------------------------------------------------------------------
@@ -261,16 +276,40 @@ class Broker:
 
     @checked
     async def op_hello(self, agent: str, shim: bool = False) -> dict[str, Any]:
-        member = self.members.get(agent)
-        if shim and member is not None and not member.tools_ready:
-            member.tools_ready = True
-            if member.state == "idle" and await self.store.pending_wakeworthy(agent, include_injected=True):
-                self._maybe_wake(agent)
+        if shim:
+            await self._tools_up(agent)
         limits = self.spec.limits
         return {
             "pod": self.spec.name, "protocol": wire.PROTOCOL_VERSION, "broker_pid": os.getpid(), "agent": agent,
             "limits": {"message_bytes": limits.message_bytes, "wait_cap_ms": limits.wait_cap_ms},
         }
+
+    @checked
+    async def op_mcp(self, agent: str, session: SessionId, wait_cap_ms: Int64 | None = None) -> dict[str, Any]:
+        """The relay of the agent's CLI opens its MCP session (server.py switches the connection):
+        the agent's tools are up from now on, so it may be woken."""
+        if agent == USER:
+            raise OpError(wire.FORBIDDEN, "MCP sessions are for agents")
+        self.mcp_sessions[agent] = self.mcp_sessions.get(agent, 0) + 1
+        await self._tools_up(agent)
+        cap = self.spec.limits.wait_cap_ms
+        return {"mcp": True, "session": session, "wait_cap_ms": min(wait_cap_ms or cap, cap)}
+
+    def mcp_closed(self, agent: str) -> None:
+        """An MCP session ended (its CLI exited, or the connection dropped): with none left, the
+        agent has no tools to be woken with until its relay connects again."""
+        left = self.mcp_sessions.get(agent, 0) - 1
+        self.mcp_sessions[agent] = max(0, left)
+        member = self.members.get(agent)
+        if left <= 0 and member is not None:
+            member.tools_ready = False
+
+    async def _tools_up(self, agent: str) -> None:
+        member = self.members.get(agent)
+        if member is not None and not member.tools_ready:
+            member.tools_ready = True
+            if member.state == "idle" and await self.store.pending_wakeworthy(agent, include_injected=True):
+                self._maybe_wake(agent)
 
     @checked
     async def op_tell(

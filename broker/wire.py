@@ -41,6 +41,9 @@ Operations (``args`` -> ``result``):
   agent may reply. Its first reply answers the ask; a later one is delivered to the asker as a
   follow-up (``followup: true``) and never changes what ``wait_for_reply`` returned.
 - ``list_agents {}`` -> ``{agents: [{name, cli, role, state, unread}], routes: [...]}``
+- ``mcp {session, wait_cap_ms?}`` -> ``{mcp: true, session, wait_cap_ms}``: the relay of the agent's CLI
+  (``podctl shim``) opens its MCP session; every later line on this connection is the CLI's MCP JSON-RPC,
+  answered by the broker's seven tools (broker/mcp_tools.py). The agent's tools are up from then on.
 - ``hook {event, inject=true, attention_only=false}`` -> ``{state, claim, messages, too_large, more, context?}``.
   ``event`` is one of ``HOOK_EVENTS``; it sets the agent's busy/idle state. With ``inject`` it claims the
   oldest messages not yet injected into the agent's model (with ``attention_only``, only asks, replies,

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from podctl.pods import clis
 
 HOOKS_DIR = Path(__file__).resolve().parent
+SHIM_DIR = HOOKS_DIR.parent / "shim"
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,11 @@ class AgentContext:
         return shlex.join(self.hook_command(how))
 
     def shim_command(self) -> list[str]:
-        """The command line of this agent's MCP server (`podctl shim`)."""
+        """The command line of this agent's MCP server (`podctl shim`, a relay to the broker).
+
+        `python -I -S shim/fast.py`, like a hook: the CLI waits for its answer to `initialize`."""
         return [
-            self.python, "-m", "podctl.orchestrator.cli.main", "shim",
+            self.python, "-I", "-S", str(SHIM_DIR / "fast.py"),
             "--pod", self.pod, "--agent", self.agent, "--socket", str(self.socket),
             "--token-file", str(self.token_file),
         ]

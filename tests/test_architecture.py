@@ -20,7 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "podctl.broker": {"podctl.pods", "podctl.broker"},
     "podctl.hooks.path": {"podctl.hooks.path", *PROTOCOL},
     "podctl.hooks": {"podctl.pods", "podctl.hooks", *PROTOCOL},
-    "podctl.shim": {"podctl.shim", "podctl.broker.client", "podctl.broker.paths", *PROTOCOL},
+    "podctl.shim": {"podctl.shim", *PROTOCOL},
     "podctl.scriptagent": {"podctl.scriptagent", "podctl.pods", "podctl.broker.transcript"},
     "podctl.orchestrator": {"podctl.pods", "podctl.broker", "podctl.hooks", "podctl.orchestrator", "podctl.shim"},
 }

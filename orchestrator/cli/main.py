@@ -1,8 +1,8 @@
 """The `podctl` entry point.
 
-`podctl hook ...` and `podctl shim ...` are dispatched before anything heavy is imported:
-hooks run after every tool call and must stay standard-library only, and the shim's start-up
-time is dominated by importing `mcp`. Everything else goes through the typer app, and every
+`podctl hook ...` and `podctl shim ...` are dispatched before anything heavy is imported: hooks
+run after every tool call and the shim relays an agent's MCP session, both standard-library
+only (the CLIs run them as `python -I -S .../fast.py`). Everything else goes through the typer app, and every
 error meant for the user (a PodctlError, a bad pod file, an unreachable broker) is printed here,
 once, without a traceback (`--debug` shows it).
 """
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
 
         sys.exit(hook_main(args[1:]))
     if args[:1] == ["shim"]:
-        from podctl.shim.server import main as shim_main
+        from podctl.shim.relay import main as shim_main
 
         sys.exit(shim_main(args[1:]))
     debug = "--debug" in args
