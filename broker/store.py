@@ -584,28 +584,29 @@ class Store:
             " WHERE d.recipient=? AND d.injected_at IS NULL AND d.read_at IS NULL"
             f" AND (d.claim IS NULL OR d.claimed_at < ?){attention}"
         )
-        fits = " AND length(CAST(m.text AS BLOB)) <= ?"
-        oversized = " AND length(CAST(m.text AS BLOB)) > ? AND d.pointed_at IS NULL"
+        size = "length(CAST(m.text AS BLOB))"
+        eligible = f" AND ({size} <= ? OR d.pointed_at IS NULL)"
         params = (agent, now - lease_s, max_bytes)
+        window = max_count + MAX_POINTERS
+        columns = MESSAGE_COLUMNS.replace("m.text", f"CASE WHEN {size} <= ? THEN m.text ELSE '' END")
         async with self._lock:
+            # One query in the common case (nothing or a little waiting): the hook runs after every tool call.
             async with self.conn.execute(
-                f"SELECT count(*){claimable} AND (length(CAST(m.text AS BLOB)) <= ? OR d.pointed_at IS NULL)", params
+                f"SELECT {columns}, {size}{claimable}{eligible} ORDER BY d.message_id LIMIT ?",
+                (max_bytes, *params, window),
             ) as cur:
-                waiting = int(_first(await cur.fetchone()))
-            async with self.conn.execute(
-                f"SELECT {MESSAGE_COLUMNS}, length(CAST(m.text AS BLOB)){claimable}{fits}"
-                " ORDER BY d.message_id LIMIT ?",
-                (*params, max_count),
-            ) as cur:
-                rows = _within_budget(list(await cur.fetchall()), max_bytes)
-            async with self.conn.execute(
-                f"SELECT m.id, m.sender, m.kind, m.ask_id, length(CAST(m.text AS BLOB)){claimable}{oversized}"
-                " ORDER BY d.message_id LIMIT ?",
-                (*params, MAX_POINTERS),
-            ) as cur:
-                big = list(await cur.fetchall())
+                found = list(await cur.fetchall())
+            fitting = [r for r in found if r[-1] <= max_bytes]
+            rows = _within_budget(fitting[:max_count], max_bytes)
+            oversized = [r for r in found if r[-1] > max_bytes]
+            big = oversized[:MAX_POINTERS]
+            if len(found) < window:
+                more = len(fitting) - len(rows) + len(oversized) - len(big)
+            else:
+                async with self.conn.execute(f"SELECT count(*){claimable}{eligible}", params) as cur:
+                    more = int(_first(await cur.fetchone())) - len(rows) - len(big)
             if not rows and not big:
-                return None, [], [], waiting
+                return None, [], [], more
             claim = uuid.uuid4().hex
             for ids, value in (([r[0] for r in rows], claim), ([r[0] for r in big], claim + POINTER)):
                 if ids:
@@ -614,8 +615,8 @@ class Store:
                         f"UPDATE deliveries SET claim=?, claimed_at=? WHERE recipient=? AND message_id IN ({marks})",
                         (value, now, agent, *ids),
                     )
-            pointers = [{"id": r[0], "from": r[1], "kind": r[2], "ask_id": r[3], "bytes": r[4]} for r in big]
-            return claim, [message_row(r) for r in rows], pointers, waiting - len(rows) - len(big)
+            pointers = [{"id": r[0], "from": r[2], "kind": r[3], "ask_id": r[6], "bytes": r[-1]} for r in big]
+            return claim, [message_row(r) for r in rows], pointers, more
 
     async def ack_claim(self, agent: str, claim: str, now: float) -> int:
         """The hook printed its batch: those messages are injected, its pointers shown (once)."""

@@ -78,12 +78,11 @@ context), ``read`` (returned by ``read_messages``).
 
 from __future__ import annotations
 
-import os
-
 from . import codec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import os
     from collections.abc import Iterator
     from typing import Any
 
@@ -190,7 +189,7 @@ class Client:
             sock = codec.unix_socket()
             sock.settimeout(self.timeout)
             try:
-                sock.connect(os.fspath(self.socket_path))
+                sock.connect(str(self.socket_path))
             except OSError as exc:
                 sock.close()
                 raise BrokerUnavailable(f"cannot reach the broker at {self.socket_path}: {exc}") from exc

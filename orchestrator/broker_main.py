@@ -1,4 +1,5 @@
-"""The broker's process: `podctl broker run POD_FILE` (daemonized by `up`).
+"""The broker's process: `python -m podctl.orchestrator.broker_main POD_FILE`, daemonized by `up`
+(`podctl broker run POD_FILE` runs it in the foreground).
 
 The broker knows nothing of tmux or of the CLIs; this is where it is given the ports that do
 (broker/ports.py): the wake nudge into an agent's pane, and the pane reader of pattern rules.
@@ -24,3 +25,9 @@ PORTS = Ports(nudge=_nudge, read_pane=tmux_nudge.capture)
 
 def run(pod_file: Path) -> int:
     return daemon.run(pod_file, PORTS)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(run(Path(sys.argv[1])))

@@ -19,61 +19,16 @@ from typing import Any
 
 from podctl.broker import wire
 from podctl.broker.locks import FileLock, LockBusy
-from podctl.broker.paths import USER, PodPaths, state_root, valid_pod_name
+from podctl.broker.paths import USER, PodPaths
 from podctl.pods.errors import PodctlError
 
 from . import processes, tmux
+from .podref import NoSuchPod, find, known_pods, name_of, paths_of
+
+__all__ = ["NoSuchPod", "find", "known_pods", "name_of", "paths_of"]
 
 APPLY_WAIT_S = 300.0
 """How long a command waits for another one applying a change to the same pod."""
-
-
-class NoSuchPod(PodctlError):
-    pass
-
-
-def known_pods() -> list[str]:
-    root = state_root()
-    if not root.is_dir():
-        return []
-    names = []
-    for folder in root.iterdir():
-        if valid_pod_name(folder.name) and PodPaths.of(folder.name).is_pod_folder():
-            names.append(folder.name)
-    return sorted(names)
-
-
-def _no_such(name: str) -> NoSuchPod:
-    pods = known_pods()
-    listing = f"known pods: {', '.join(pods)}" if pods else "there are no pods yet: `podctl up POD_FILE` starts one"
-    return NoSuchPod(f"no pod named {name!r} in {state_root()} ({listing})")
-
-
-def paths_of(name: str) -> PodPaths:
-    """The folder of an existing pod; a bad name or an unknown pod is a PodctlError."""
-    if not valid_pod_name(name):
-        raise PodctlError(
-            f"{name!r} is not a pod name (lowercase letters, digits and '-', starting with a letter or digit);"
-            " give the pod's name or its pod file"
-        )
-    paths = PodPaths.of(name)
-    if not paths.is_pod_folder():
-        raise _no_such(name)
-    return paths
-
-
-def name_of(arg: str) -> str:
-    """A POD argument is a pod's name, or the path of its pod file (`.yaml`/`.yml`)."""
-    candidate = Path(arg)
-    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
-        from podctl.pods.load import load_pod
-
-        return load_pod(candidate).name
-    return arg
-
-
-def find(arg: str) -> PodPaths:
-    return paths_of(name_of(arg))
 
 
 # -- the recorded pod file: the pod's desired state ---------------------------------------------

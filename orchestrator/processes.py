@@ -70,7 +70,7 @@ def start_broker(pod_file: Path, paths: PodPaths, timeout: float = 20.0) -> None
     """Start the pod's broker and wait until it answers; raise DaemonFailed with its own reason."""
     log = paths.logs / "broker.log"
     offset = log.stat().st_size if log.exists() else 0
-    proc = spawn([*PODCTL, "broker", "run", str(pod_file)], log)
+    proc = spawn([sys.executable, "-m", "podctl.orchestrator.broker_main", str(pod_file)], log)
     deadline = time.monotonic() + timeout
     while not broker_alive(paths, timeout=0.5):
         code = proc.poll()
@@ -94,7 +94,7 @@ def start_supervisor(pod_file: Path, paths: PodPaths) -> None:
     finds it); it records itself too when it starts."""
     if supervisor_pid(paths) is not None:
         return
-    proc = spawn([*PODCTL, "supervise", str(pod_file)], paths.logs / "supervisor.log")
+    proc = spawn([sys.executable, "-m", "podctl.orchestrator.supervisor", str(pod_file)], paths.logs / "supervisor.log")
     write_pid_file(paths.supervisor_pid, proc.pid)
 
 

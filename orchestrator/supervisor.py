@@ -1,4 +1,4 @@
-"""The pod's supervisor daemon (`podctl supervise POD_FILE`, started by `podctl up`).
+"""The pod's supervisor daemon (`python -m podctl.orchestrator.supervisor POD_FILE`, started by `podctl up`).
 
 It keeps a running pod matching its file for as long as the pod is up, attached or not:
 - hot reload: watches the pod file (atomic saves included) and reconciles on every change;
@@ -277,3 +277,7 @@ def run(pod_file: Path) -> int:
     finally:
         lock.release()
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(Path(sys.argv[1])))

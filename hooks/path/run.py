@@ -14,7 +14,7 @@ offered again.
 
 from __future__ import annotations
 
-import os
+import posix as os  # `os` itself costs a millisecond more (stat, posixpath, abc): a hook counts them
 import sys
 
 from podctl.broker import wire
@@ -50,7 +50,7 @@ def _parse(argv: list[str]) -> dict[str, str] | None:
 
 def _env_ms(name: str, default: int) -> int:
     try:
-        value = int(os.environ.get(name) or default)
+        value = int(os.environ.get(name.encode()) or default)
     except ValueError:
         return default
     return value if value > 0 else default
@@ -84,7 +84,7 @@ def _log(state: str | None, text: str) -> None:
     import time
 
     try:
-        with open(os.path.join(state, "logs", "hooks.log"), "a", encoding="utf-8") as fh:
+        with open(f"{state}/logs/hooks.log", "a", encoding="utf-8") as fh:
             fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
     except OSError:
         pass
@@ -151,15 +151,15 @@ def main(argv: list[str]) -> int:
     opts = _parse(argv)
     agent = (opts or {}).get("agent")
     state_dir = (opts or {}).get("state")
-    socket = (opts or {}).get("socket") or (os.path.join(state_dir, "broker.sock") if state_dir else None)
+    socket = (opts or {}).get("socket") or (f"{state_dir}/broker.sock" if state_dir else None)
     token_file = (opts or {}).get("token-file") or (
-        os.path.join(state_dir, "agents", agent, "token") if state_dir and agent else None
+        f"{state_dir}/agents/{agent}/token" if state_dir and agent else None
     )
     if opts is None or not socket or not token_file or not agent:
         print("usage: fast.py --socket SOCKET --token-file FILE --agent NAME --event EVENT --output OUTPUT"
               " [--attention-only] [--no-inject]", file=sys.stderr)
         return 0
-    state = os.path.dirname(socket)
+    state = socket.rsplit("/", 1)[0]
     where = f"{agent} {opts.get('event') or '-'}"
     previous = _arm_deadline(_env_ms("PODCTL_HOOK_DEADLINE_MS", DEFAULT_DEADLINE_MS), state, where)
     try:

@@ -28,9 +28,15 @@ def main(argv: list[str] | None = None) -> None:
     from podctl.broker import wire
     from podctl.pods.errors import PodctlError
 
-    from .app import build_app
-
     try:
+        if args[:1] in (["send"], ["tail"]):
+            from .fast import run
+
+            code = run(args)
+            if code is not None:
+                sys.exit(code)
+        from .app import build_app
+
         build_app()(args=args, prog_name="podctl", standalone_mode=True)
     except (PodctlError, wire.BrokerUnavailable, wire.BrokerError) as exc:
         if debug:

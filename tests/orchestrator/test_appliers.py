@@ -45,9 +45,9 @@ def daemons(pod_file: Path) -> dict[str, list[int]]:
         text = [a.decode(errors="replace") for a in argv]
         if str(pod_file) not in text:
             continue
-        if "broker" in text and "run" in text:
+        if "podctl.orchestrator.broker_main" in text or ("broker" in text and "run" in text):
             found["broker"].append(int(entry.name))
-        elif "supervise" in text:
+        elif "podctl.orchestrator.supervisor" in text or "supervise" in text:
             found["supervisor"].append(int(entry.name))
     return found
 

@@ -1,0 +1,61 @@
+"""Finding a pod by the name (or pod file) a command was given: the light half of orchestrator/pod.py,
+imported by the commands people run often (`send`, `tail`), so they start fast.
+
+Every command that names a pod goes through `find`, so a name that is not a pod name, or a pod
+that does not exist, is a clear error before anything touches the disk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from podctl.broker.paths import PodPaths, state_root, valid_pod_name
+from podctl.pods.errors import PodctlError
+
+
+class NoSuchPod(PodctlError):
+    pass
+
+
+def known_pods() -> list[str]:
+    root = state_root()
+    if not root.is_dir():
+        return []
+    names = []
+    for folder in root.iterdir():
+        if valid_pod_name(folder.name) and PodPaths.of(folder.name).is_pod_folder():
+            names.append(folder.name)
+    return sorted(names)
+
+
+def _no_such(name: str) -> NoSuchPod:
+    pods = known_pods()
+    listing = f"known pods: {', '.join(pods)}" if pods else "there are no pods yet: `podctl up POD_FILE` starts one"
+    return NoSuchPod(f"no pod named {name!r} in {state_root()} ({listing})")
+
+
+def paths_of(name: str) -> PodPaths:
+    """The folder of an existing pod; a bad name or an unknown pod is a PodctlError."""
+    if not valid_pod_name(name):
+        raise PodctlError(
+            f"{name!r} is not a pod name (lowercase letters, digits and '-', starting with a letter or digit);"
+            " give the pod's name or its pod file"
+        )
+    paths = PodPaths.of(name)
+    if not paths.is_pod_folder():
+        raise _no_such(name)
+    return paths
+
+
+def name_of(arg: str) -> str:
+    """A POD argument is a pod's name, or the path of its pod file (`.yaml`/`.yml`)."""
+    candidate = Path(arg)
+    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+        from podctl.pods.load import load_pod
+
+        return load_pod(candidate).name
+    return arg
+
+
+def find(arg: str) -> PodPaths:
+    return paths_of(name_of(arg))

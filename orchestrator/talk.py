@@ -1,0 +1,148 @@
+"""Talking to a pod as its owner (the member `user`): send a message, read the transcript.
+
+Standard library, the wire protocol and the pod lookup only: `podctl send` and `podctl tail`
+(which the transcript window runs) import nothing heavier, so they start at close to the speed
+of a bare interpreter (orchestrator/cli/fast.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from podctl.broker import wire
+from podctl.broker.paths import USER
+from podctl.pods.errors import PodctlError, UsageError
+
+from .podref import find
+
+Emit = Callable[[str], None]
+
+
+def user_client(pod: str, timeout: float = 10.0) -> wire.Client:
+    """A client acting as the pod's owner (the pod must exist; its broker may be down)."""
+    paths = find(pod)
+    try:
+        token = paths.read_token(USER)
+    except FileNotFoundError:
+        raise PodctlError(f"pod {paths.pod!r} has no owner token yet: bring it up with `podctl up`") from None
+    return wire.Client(paths.socket, USER, token, timeout=timeout)
+
+
+def call(client: wire.Client, op: str, **args: Any) -> dict[str, Any]:
+    """One operation; an unreachable broker is a PodctlError that says how to start it."""
+    try:
+        return client.call(op, **args)
+    except wire.BrokerUnavailable:
+        pod = Path(client.socket_path).parent.name
+        raise PodctlError(
+            f"the broker of pod {pod!r} is not running: start the pod with `podctl resume {pod}` (or `podctl up`)"
+        ) from None
+
+
+def send(
+    pod: str, text: str, to: list[str], *, ask: bool = False, urgent: bool = False, wait: float | None = None
+) -> dict[str, Any]:
+    """Send a tell (or an ask, waiting `wait` seconds for its reply); returns the broker's answer."""
+    if wait is not None and not ask:
+        raise UsageError("--wait waits for the reply to an ask: add --ask")
+    if not to:
+        raise UsageError("name the recipients with --to (an agent, a route, or all)")
+    if text == "-":
+        text = sys.stdin.read()
+    target: str | list[str] = to[0] if len(to) == 1 else to
+    with user_client(pod) as client:
+        op, extra = ("ask", {}) if ask else ("tell", {"urgent": urgent})
+        result = call(client, op, to=target, text=text, **extra)
+        if ask and wait:
+            result["reply"] = call(
+                client, "wait_for_reply", timeout=wait + 10, ask_id=result["ask_id"], timeout_ms=int(wait * 1000)
+            )
+    return result
+
+
+def sent_lines(result: dict[str, Any], ask: bool, wait: float | None) -> list[str]:
+    states = ", ".join(f"{r['name']} ({r['state']})" for r in result["recipients"])
+    label = f"ask #{result['ask_id']}" if ask else f"message #{result['message_id']}"
+    lines = [f"{label} queued for {states}"]
+    lines += [f"reply from {reply['from']}: {reply['text']}" for reply in (result.get("reply") or {}).get("replies", [])]
+    if ask and wait and result["reply"]["status"] != "replied":
+        lines.append(f"no reply yet ({result['reply']['status']}); waiting on {', '.join(result['reply']['waiting_on'])}")
+    return lines
+
+
+def tail(pod: str, emit: Emit, note: Emit, *, follow: bool = False, as_json: bool = False, last: int = 0) -> None:
+    """Print the history (from the broker, or from the store when the pod is down), then with
+    `follow` every new event, riding out broker restarts."""
+    with user_client(pod) as client:
+        try:
+            client.call("hello")
+        except wire.BrokerUnavailable:
+            cursor = _stored(client, as_json, last, emit, note)
+        else:
+            cursor = _live(client, as_json, last, emit)
+        if follow:
+            _follow(client, cursor, as_json, emit)
+
+
+def _line(message: dict[str, Any], as_json: bool) -> str:
+    from podctl.broker.transcript import format_message
+
+    return json.dumps(message, ensure_ascii=False) if as_json else format_message(message)
+
+
+def _live(client: wire.Client, as_json: bool, last: int, emit: Emit) -> int:
+    """Print the history from the running broker; returns the cursor after it."""
+    cursor = 0
+    if last:
+        cursor = max(0, (call(client, "status").get("last_message_id") or 0) - last)
+    while True:
+        page = call(client, "history", since=cursor, limit=1000)
+        for message in page["messages"]:
+            emit(_line(message, as_json))
+        cursor = int(page["next"])
+        if not page["more"]:
+            return cursor
+
+
+def _stored(client: wire.Client, as_json: bool, last: int, emit: Emit, note: Emit) -> int:
+    """Print the history of a pod that is down, straight from its store (read-only)."""
+    from podctl.broker.store import ReadOnlyStore
+
+    folder = Path(client.socket_path).parent
+    note(f"(pod {folder.name} is down: its history, from {folder / 'pod.db'})")
+    with ReadOnlyStore(folder / "pod.db") as store:
+        cursor = 0
+        if last:
+            cursor = max(0, (store.overview()["last_message_id"] or 0) - last)
+        while page := store.history(cursor, 1000):
+            for message in page:
+                emit(_line(message, as_json))
+            cursor = page[-1]["id"]
+    return cursor
+
+
+def _follow(client: wire.Client, cursor: int, as_json: bool, emit: Emit) -> None:
+    from podctl.broker.transcript import format_event
+
+    while True:
+        try:
+            for frame in client.events(since=cursor):
+                if frame["event"] == "message":
+                    cursor = max(cursor, frame["data"]["id"])
+                if as_json:
+                    emit(json.dumps(frame, ensure_ascii=False))
+                elif line := format_event(frame):
+                    emit(line)
+        except wire.BrokerUnavailable:
+            emit("… broker unreachable; waiting for it to come back (Ctrl-C to stop)")
+            while True:
+                try:
+                    client.call("hello")
+                    break
+                except wire.BrokerUnavailable:
+                    time.sleep(0.5)
