@@ -26,10 +26,13 @@ PODCTL = [sys.executable, "-m", "podctl.orchestrator.cli.main"]
 
 
 def _timed(argv: list[str], runs: int, stdin: bytes = b"{}") -> list[float]:
+    """Wall time of whole runs. The output is captured: then the end of a run is seen the moment
+    its pipes close (with output sent to /dev/null, `subprocess` polls for the exit with growing
+    pauses, which rounds every run up to about 7.5 or 15.5 ms)."""
     samples = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(argv, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=30)
+        subprocess.run(argv, input=stdin, capture_output=True, check=False, timeout=30)
         samples.append((time.perf_counter() - start) * 1000)
     return samples
 
@@ -55,12 +58,18 @@ def run_hooks_bench(runs: int = 60, wakes: int = 15) -> dict[str, Any]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the benchmark's broker did not start")
                 time.sleep(0.02)
-            floor = _timed([sys.executable, "-I", "-S", "-c", "pass"], runs)
-            per_event = {}
-            for event, how in ADAPTER.hook_events.items():
-                argv = [sys.executable, "-I", "-S", str(HOOKS_DIR / "fast.py"), "--state", str(state),
+            commands = {
+                event: [sys.executable, "-I", "-S", str(HOOKS_DIR / "fast.py"), "--state", str(state),
                         "--agent", "agent", *how.options()]
-                per_event[event] = _summary(_timed(argv, runs))
+                for event, how in ADAPTER.hook_events.items()
+            }
+            floor: list[float] = []
+            samples: dict[str, list[float]] = {event: [] for event in commands}
+            for _ in range(runs):  # interleaved, so a busy moment weighs on the floor and the hooks alike
+                floor += _timed([sys.executable, "-I", "-S", "-c", "pass"], 1)
+                for event, argv in commands.items():
+                    samples[event] += _timed(argv, 1)
+            per_event = {event: _summary(values) for event, values in samples.items()}
             wake = _wake_latency(state, socket, env, wakes)
         finally:
             broker.terminate()
@@ -72,7 +81,7 @@ def run_hooks_bench(runs: int = 60, wakes: int = 15) -> dict[str, Any]:
         "hook_latency": per_event,
         "hook_p50_over_floor": {e: round(v["p50_ms"] / floor_p50, 2) for e, v in per_event.items()},
         "wake_commit_to_nudge_ms": wake,
-        "targets": {"hook_p50_over_floor": "<= 1.5", "wake_commit_to_nudge_ms": "p50 <= 300"},
+        "targets": {"hook_p50_over_floor": "<= 1.3", "wake_commit_to_nudge_ms": "p50 <= 300"},
     }
 
 

@@ -50,6 +50,8 @@ def register(app: typer.Typer) -> None:
          "Reconciler: `up` of a 3-agent script pod until every window runs, and file save -> change applied."),
         ("hooks", "podctl.hooks.bench", "run_hooks_bench",
          "Hooks: latency per event against a bare `python -I -S`, and wake latency from commit to nudge."),
+        ("footprint", "podctl.orchestrator.bench_footprint", "run_footprint_bench",
+         "Memory and start-up: peak RSS per process of pods of 2 and 10 script agents, shim start, `podctl send`."),
     ):
         bench.command(name, help=doc)(_command(_runner(module, function)))
 

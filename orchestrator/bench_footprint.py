@@ -1,0 +1,175 @@
+"""`podctl bench footprint`: what a pod costs in memory and start-up time on this machine.
+
+Real pods of script agents (N = 2 and 10) on a private tmux server and a temporary PODCTL_HOME:
+the peak RSS of every process, summed by kind (podctl's own: broker, supervisor, transcript,
+shims; and the script agents, which stand in for the CLIs); the shim's spawn -> `initialize`
+answered; and `podctl send`'s wall time. Each time is given next to a bare interpreter measured
+in the same run, as a ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from podctl.hooks.adapter import SHIM_DIR
+
+PODCTL = [sys.executable, "-m", "podctl.orchestrator.cli.main"]
+KINDS: dict[str, Callable[[str], bool]] = {
+    "broker": lambda cmd: "podctl.orchestrator.broker_main" in cmd,
+    "supervisor": lambda cmd: "podctl.orchestrator.supervisor" in cmd,
+    "transcript": lambda cmd: " tail " in cmd and "--follow" in cmd,
+    "shims": lambda cmd: "shim/fast.py" in cmd,
+    "script_agents": lambda cmd: "podctl.scriptagent" in cmd,
+}
+OWN = ("broker", "supervisor", "transcript", "shims")
+
+
+def _peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _processes(env: dict[str, str]) -> dict[str, list[int]]:
+    """The pod's processes by kind (those started under this benchmark's PODCTL_HOME)."""
+    home = env["PODCTL_HOME"]
+    found: dict[str, list[int]] = {kind: [] for kind in KINDS}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if f"PODCTL_HOME={home}".encode() not in environ and home not in cmd:
+            continue
+        for kind, matches in KINDS.items():
+            if matches(cmd):
+                found[kind].append(int(entry.name))
+                break
+    return found
+
+
+def _wait(predicate: Callable[[], bool], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError("benchmark step timed out")
+        time.sleep(0.05)
+
+
+def _ready(env: dict[str, str], pod: str, agents: int) -> bool:
+    out = subprocess.run([*PODCTL, "status", pod, "--json"], capture_output=True, text=True, env=env, timeout=30,
+                         check=False)
+    if out.returncode != 0:
+        return False
+    states = json.loads(out.stdout)["agents"]
+    return len(states) == agents and all(a["state"] == "idle" and a.get("tools_ready") for a in states)
+
+
+def _pod_memory(tmp: Path, agents: int) -> dict[str, Any]:
+    socket = f"podctl-bench-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, PODCTL_HOME=str(tmp / f"h{agents}"), PODCTL_TMUX_SOCKET=socket)
+    env.pop("TMUX", None)
+    pod = f"fp{agents}"
+    pod_file = tmp / pod / "pod.yaml"
+    pod_file.parent.mkdir()
+    pod_file.write_text(f"name: {pod}\nagents:\n" + "".join(f"  a{i}: {{cli: script}}\n" for i in range(agents)))
+    started = time.perf_counter()
+    try:
+        subprocess.run([*PODCTL, "up", str(pod_file), "--no-attach"], env=env, check=True, capture_output=True,
+                       timeout=300)
+        _wait(lambda: _ready(env, pod, agents))
+        up_s = time.perf_counter() - started
+        procs = _processes(env)
+        rss = {kind: round(sum(_peak_rss_mb(p) for p in pids), 1) for kind, pids in procs.items()}
+        figures: dict[str, Any] = {
+            "processes": {kind: len(pids) for kind, pids in procs.items()},
+            "peak_rss_mb": rss,
+            "podctl_own_rss_mb": round(sum(rss[kind] for kind in OWN), 1),
+            "up_to_all_agents_ready_s": round(up_s, 2),
+        }
+        if agents == 2:
+            figures["send"] = _send_times(env, pod)
+            figures["shim_initialize"] = _shim_times(env, pod)
+        return figures
+    finally:
+        subprocess.run([*PODCTL, "down", pod], env=env, capture_output=True, timeout=60, check=False)
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10, check=False)
+
+
+def _timed(argv: list[str], env: dict[str, str], stdin: bytes | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, env=env, input=stdin, capture_output=True, timeout=60, check=False)
+    return (time.perf_counter() - start) * 1000
+
+
+def _send_times(env: dict[str, str], pod: str, runs: int = 20) -> dict[str, float]:
+    """`podctl send` against `python -c pass`, interleaved."""
+    send, floor = [], []
+    for n in range(runs):
+        floor.append(_timed([sys.executable, "-c", "pass"], env))
+        send.append(_timed([*PODCTL, "send", pod, "--to", "a0", f"bench {n}"], env))
+    return {"p50_ms": round(statistics.median(send), 1), "python_c_pass_p50_ms": round(statistics.median(floor), 1),
+            "ratio": round(statistics.median(send) / statistics.median(floor), 2)}
+
+
+def _first_line(argv: list[str], env: dict[str, str], request: bytes) -> float:
+    """Spawn, send one line, and time until the first line comes back."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(request)
+    proc.stdin.flush()
+    proc.stdout.readline()
+    elapsed = (time.perf_counter() - start) * 1000
+    proc.stdin.close()
+    proc.wait(timeout=30)
+    return elapsed
+
+
+def _shim_times(env: dict[str, str], pod: str, runs: int = 20) -> dict[str, float]:
+    """The shim's spawn -> `initialize` answered (through the broker), against a bare interpreter
+    that echoes one line, interleaved; and the shim's peak RSS."""
+    state = Path(env["PODCTL_HOME"]) / pod
+    argv = [sys.executable, "-I", "-S", str(SHIM_DIR / "fast.py"), "--pod", pod, "--agent", "a1",
+            "--socket", str(state / "broker.sock"), "--token-file", str(state / "agents" / "a1" / "token")]
+    echo = [sys.executable, "-I", "-S", "-c", "import sys; sys.stdout.write(sys.stdin.readline()); sys.stdout.flush()"]
+    request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}})
+    shim, floor = [], []
+    for _ in range(runs):
+        floor.append(_first_line(echo, env, request.encode() + b"\n"))
+        shim.append(_first_line(argv, env, request.encode() + b"\n"))
+    shims = _processes(env)["shims"]
+    return {"p50_ms": round(statistics.median(shim), 1), "bare_echo_p50_ms": round(statistics.median(floor), 1),
+            "ratio": round(statistics.median(shim) / statistics.median(floor), 2),
+            "running_shim_peak_rss_mb": round(max((_peak_rss_mb(p) for p in shims), default=0.0), 1)}
+
+
+def run_footprint_bench() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="pfp-") as tmp:
+        pods = {f"pod_of_{n}_script_agents": _pod_memory(Path(tmp), n) for n in (2, 10)}
+    return {
+        **pods,
+        "targets": {
+            "shim_initialize_p50_ms": "<= 150", "running_shim_peak_rss_mb": "<= 25",
+            "send_ratio_to_python_c_pass": "<= 3.0", "podctl_own_rss_mb_10_agents": "<= 350",
+        },
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+    }
