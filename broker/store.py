@@ -23,7 +23,27 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
-from podctl.pods.errors import PodctlError
+
+from .queries import (
+    MAX_POINTERS,
+    MESSAGE_COLUMNS,
+    NEEDS_ATTENTION,
+    PAGE_BYTES,
+    POINTER,
+    SQL_AGENTS,
+    SQL_HISTORY,
+    SQL_INBOX,
+    SQL_LAST_MESSAGE,
+    SQL_LAST_WAKES,
+    SQL_UNSEEN,
+    SQL_UNSEEN_COUNTS,
+    StoreError,
+    StoreLost,
+    deliveries_map,
+    deliveries_sql,
+    message_row,
+    overview,
+)
 
 MIGRATIONS: list[str] = [
     # 1: the first schema.
@@ -100,91 +120,6 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-class StoreError(PodctlError):
-    """The pod's store cannot be used; the message names pod.db and what to do."""
-
-
-class StoreLost(StoreError):
-    """pod.db was deleted or replaced under the running broker: nothing more may be acknowledged."""
-
-
-NEEDS_ATTENTION = "(m.kind IN ('ask','reply') OR m.urgent=1 OR m.sender='user')"
-"""Messages that wake an idle agent: asks, replies, urgent tells, and anything from the human."""
-
-MESSAGE_COLUMNS = "m.id, m.ts, m.sender, m.kind, m.recipients, m.text, m.ask_id, m.urgent, m.followup, m.target"
-
-MAX_POINTERS = 3
-"""Messages too large to inject that one hook points to; the rest are counted as waiting."""
-POINTER = ":pointer"
-"""Suffix of the claim on messages a hook points to instead of injecting (too large)."""
-
-PAGE_BYTES = 2 * 1024 * 1024
-"""A page of messages (history, an inbox) stops once it holds this much text, after at least one
-message: no answer can grow past what a client reads and the broker holds comfortably."""
-
-
-def paged(sql: str) -> str:
-    """Wrap a query of MESSAGE_COLUMNS rows (ordered by id, with its LIMIT) so the page stops at
-    PAGE_BYTES of text; takes one more parameter, the byte budget."""
-    return (
-        "SELECT * FROM (SELECT *, sum(length(CAST(text AS BLOB))) OVER (ORDER BY id ROWS UNBOUNDED PRECEDING)"
-        f" AS run_bytes FROM ({sql})) WHERE run_bytes - length(CAST(text AS BLOB)) < ? ORDER BY id"
-    )
-
-
-SQL_HISTORY = paged(f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id>? ORDER BY m.id LIMIT ?")
-SQL_UNSEEN = paged(
-    f"SELECT {MESSAGE_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id"
-    " WHERE d.recipient=? AND d.read_at IS NULL AND d.injected_at IS NULL ORDER BY d.message_id LIMIT ?"
-)
-SQL_INBOX = paged(
-    f"SELECT {MESSAGE_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id"
-    " WHERE d.recipient=? AND d.message_id>? ORDER BY d.message_id LIMIT ?"
-)
-SQL_AGENTS = "SELECT name, cli, role, state, state_ts, removed FROM agents ORDER BY rowid"
-SQL_UNSEEN_COUNTS = (
-    "SELECT recipient, count(*) FROM deliveries WHERE read_at IS NULL AND injected_at IS NULL GROUP BY recipient"
-)
-SQL_LAST_MESSAGE = "SELECT max(id) FROM messages"
-SQL_LAST_WAKES = (
-    "SELECT w.agent, w.ts, w.result FROM wakes w WHERE w.id = (SELECT max(id) FROM wakes v WHERE v.agent = w.agent)"
-)
-
-
-def deliveries_sql(count: int) -> str:
-    marks = ",".join("?" * count)
-    return (
-        "SELECT message_id, recipient, queued_at, injected_at, read_at FROM deliveries"
-        f" WHERE message_id IN ({marks}) ORDER BY message_id, recipient"
-    )
-
-
-def deliveries_map(rows: Iterable[Sequence[Any]]) -> dict[int, list[dict[str, Any]]]:
-    out: dict[int, list[dict[str, Any]]] = {}
-    for mid, rcpt, queued, injected, read in rows:
-        out.setdefault(mid, []).append({
-            "to": rcpt, "state": delivery_state(injected, read),
-            "queued_at": queued, "injected_at": injected, "read_at": read,
-        })
-    return out
-
-
-def message_row(row: Sequence[Any]) -> dict[str, Any]:
-    """A messages row (MESSAGE_COLUMNS) as the wire's message dict."""
-    return {
-        "id": row[0],
-        "ts": row[1],
-        "from": row[2],
-        "kind": row[3],
-        "to": json.loads(row[4]),
-        "text": row[5],
-        "ask_id": row[6],
-        "urgent": bool(row[7]),
-        "followup": bool(row[8]),
-        "target": row[9],
-    }
-
-
 def _first(row: Any) -> Any:
     """The first column of a row SQLite must return (an aggregate's)."""
     if row is None:
@@ -204,14 +139,6 @@ def _within_budget(rows: list[Any], max_bytes: int) -> list[Any]:
             break
         taken.append(row)
     return taken
-
-
-def delivery_state(injected_at: float | None, read_at: float | None) -> str:
-    if read_at is not None:
-        return "read"
-    if injected_at is not None:
-        return "injected"
-    return "queued"
 
 
 @dataclass
@@ -731,68 +658,3 @@ class Store:
             await conn.execute("DELETE FROM state_changes WHERE ts < ?", (before,))
             await conn.execute("DELETE FROM wakes WHERE ts < ?", (before,))
         return len(ids)
-
-
-def overview(
-    agents: Sequence[Sequence[Any]], unseen: Sequence[Sequence[Any]], last: Sequence[Any] | None,
-    wakes: Sequence[Sequence[Any]],
-) -> dict[str, Any]:
-    return {
-        "agents": [
-            {"name": r[0], "cli": r[1], "role": r[2], "state": r[3], "state_ts": r[4], "removed": bool(r[5])}
-            for r in agents
-        ],
-        "unseen": {r[0]: r[1] for r in unseen},
-        "last_message_id": last[0] if last else None,
-        "last_wakes": {r[0]: {"ts": r[1], "result": r[2]} for r in wakes},
-    }
-
-
-class ReadOnlyStore:
-    """The store of a pod whose broker is down, read with plain sqlite3 in read-only mode.
-
-    Safe while a broker starts: a reader never writes, never migrates and never blocks the
-    broker's writes (WAL). A pod that never started has no store: it reads as empty.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.conn: sqlite3.Connection | None = None
-        if path.exists():
-            try:
-                self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
-                self.conn.execute("SELECT 1 FROM messages LIMIT 1")
-            except sqlite3.Error as exc:
-                self.close()
-                if "no such table" not in str(exc):
-                    raise StoreError(f"cannot read the pod's store {path}: {exc}") from exc
-
-    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        if self.conn is None:
-            return []
-        return self.conn.execute(sql, tuple(params)).fetchall()
-
-    def history(self, since: int, limit: int) -> list[dict[str, Any]]:
-        messages = [message_row(r) for r in self._all(SQL_HISTORY, (since, limit, PAGE_BYTES))]
-        ids = [m["id"] for m in messages]
-        deliveries = deliveries_map(self._all(deliveries_sql(len(ids)), ids)) if ids else {}
-        for m in messages:
-            m["delivery"] = deliveries.get(m["id"], [])
-        return messages
-
-    def overview(self) -> dict[str, Any]:
-        last = self._all(SQL_LAST_MESSAGE)
-        return overview(
-            self._all(SQL_AGENTS), self._all(SQL_UNSEEN_COUNTS), last[0] if last else None, self._all(SQL_LAST_WAKES)
-        )
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-    def __enter__(self) -> ReadOnlyStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -161,7 +161,7 @@ def delete(paths: PodPaths) -> None:
 
 def status(paths: PodPaths) -> dict[str, Any]:
     """The pod's parts and agents; from the broker when it runs, else from its store (read-only)."""
-    from podctl.broker.store import ReadOnlyStore
+    from podctl.broker.readonly import ReadOnlyStore
 
     out: dict[str, Any] = {
         "pod": paths.pod, "state_dir": str(paths.root), "broker": "stopped", "supervisor": "stopped",

@@ -111,7 +111,7 @@ def _live(client: wire.Client, as_json: bool, last: int, emit: Emit) -> int:
 
 def _stored(client: wire.Client, as_json: bool, last: int, emit: Emit, note: Emit) -> int:
     """Print the history of a pod that is down, straight from its store (read-only)."""
-    from podctl.broker.store import ReadOnlyStore
+    from podctl.broker.readonly import ReadOnlyStore
 
     folder = Path(client.socket_path).parent
     note(f"(pod {folder.name} is down: its history, from {folder / 'pod.db'})")

@@ -1,4 +1,4 @@
-"""The fast path of the commands people and scripts run most (`send`, `tail`): the same options
+"""The fast path of the commands people and scripts run most (`send`, `tail`, `status`, `ls`): the same options
 as the typer commands, parsed here with no typer, no pydantic and no pod-file loader imported.
 
 Anything this parser does not know for certain (`--help`, an unknown option, a missing value)
@@ -11,9 +11,11 @@ import json
 import sys
 
 FLAGS = {"send": {"--ask": "ask", "--urgent": "urgent", "--json": "as_json"},
-         "tail": {"--follow": "follow", "-f": "follow", "--json": "as_json"}}
-VALUES = {"send": {"--to": "to", "--wait": "wait"}, "tail": {"--last": "last", "-n": "last"}}
-POSITIONAL = {"send": ("pod", "text"), "tail": ("pod",)}
+         "tail": {"--follow": "follow", "-f": "follow", "--json": "as_json"},
+         "status": {"--json": "as_json"}, "ls": {"--json": "as_json"}}
+VALUES = {"send": {"--to": "to", "--wait": "wait"}, "tail": {"--last": "last", "-n": "last"}, "status": {}, "ls": {}}
+POSITIONAL = {"send": ("pod", "text"), "tail": ("pod",), "status": ("pod",), "ls": ()}
+COMMANDS = tuple(FLAGS)
 
 
 def parse(command: str, argv: list[str]) -> dict[str, object] | None:
@@ -57,6 +59,14 @@ def run(argv: list[str]) -> int | None:
     opts = parse(command, rest)
     if opts is None:
         return None
+    if command in ("status", "ls"):
+        from .render import pods_lines, status_lines
+
+        lines = status_lines(str(opts["pod"]), bool(opts.get("as_json"))) if command == "status" else pods_lines(
+            bool(opts.get("as_json")))
+        if lines:
+            print("\n".join(lines))
+        return 0
     from podctl.orchestrator import talk
 
     if command == "send":

@@ -6,7 +6,6 @@ PodctlError is printed once by the entry point (`main.py`).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -163,51 +162,18 @@ def delete(
 
 def list_pods(as_json: Annotated[bool, typer.Option("--json", help="one JSON array of {pod, state, pod_file}")] = False) -> None:
     """The pods in this state folder, up or down."""
-    from podctl.orchestrator import pod as pods
+    from .render import pods_lines
 
-    rows = []
-    for name in pods.known_pods():
-        paths = pods.paths_of(name)
-        rows.append({
-            "pod": name, "state": "up" if pods.running(paths) else "down",
-            "pod_file": str(pods.recorded_file(paths) or ""),
-        })
-    if as_json:
-        typer.echo(json.dumps(rows))
-        return
-    for row in rows:
-        typer.echo(f"{row['pod']:<24} {row['state']:<5} {row['pod_file']}")
+    for line in pods_lines(as_json):
+        typer.echo(line)
 
 
 def status(pod: PodArg, as_json: Annotated[bool, typer.Option("--json", help="the status as one JSON object")] = False) -> None:
     """Agents (busy/idle/stopped, unread, last wake), broker, supervisor, tmux session."""
-    from podctl.orchestrator import pod as pods
+    from .render import status_lines
 
-    data = pods.status(pods.find(pod))
-    if as_json:
-        typer.echo(json.dumps(data, indent=2))
-        return
-    typer.echo(f"pod {data['pod']}: broker {data['broker']}, supervisor {data['supervisor']}, tmux session {data['session']}")
-    if data["broker"] != "running":
-        typer.echo(f"  the pod is down: `podctl resume {data['pod']}` (or `podctl up {data['pod_file'] or 'POD_FILE'}`)"
-                   " brings it back; what follows is from its store")
-    for agent in data["agents"]:
-        extra = []
-        if agent.get("unread"):
-            extra.append(f"{agent['unread']} unread")
-        if agent.get("last_wake"):
-            extra.append(f"last wake: {agent['last_wake']}")
-        if agent.get("handed_off_to"):
-            extra.append(f"handed off to {agent['handed_off_to']}")
-        if agent.get("exit_status") is not None:
-            extra.append(f"exited {agent['exit_status']}")
-        tail = f"  ({'; '.join(extra)})" if extra else ""
-        typer.echo(f"  {agent['name']:<16} {agent.get('cli', '?'):<7} {agent['state']:<8}{tail}")
-        reason = agent.get("reason")
-        if reason:
-            for line in reason["last_lines"]:
-                typer.echo(f"      | {line}")
-            typer.echo(f"      more: {reason['more']}")
+    for line in status_lines(pod, as_json):
+        typer.echo(line)
 
 
 def attach(pod: PodArg) -> None:

@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> None:
     from podctl.pods.errors import PodctlError
 
     try:
-        if args[:1] in (["send"], ["tail"]):
+        from .fast import COMMANDS
+
+        if args[:1] and args[0] in COMMANDS:
             from .fast import run
 
             code = run(args)

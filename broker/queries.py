@@ -1,0 +1,119 @@
+"""The SQL that reads the pod's store and the shapes of its rows, shared by the broker's store
+(store.py, asyncio) and the read-only view of a pod that is down (readonly.py, plain sqlite3):
+each query is written once. Standard library only."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from podctl.pods.errors import PodctlError
+
+
+class StoreError(PodctlError):
+    """The pod's store cannot be used; the message names pod.db and what to do."""
+
+
+class StoreLost(StoreError):
+    """pod.db was deleted or replaced under the running broker: nothing more may be acknowledged."""
+
+
+NEEDS_ATTENTION = "(m.kind IN ('ask','reply') OR m.urgent=1 OR m.sender='user')"
+"""Messages that wake an idle agent: asks, replies, urgent tells, and anything from the human."""
+
+MESSAGE_COLUMNS = "m.id, m.ts, m.sender, m.kind, m.recipients, m.text, m.ask_id, m.urgent, m.followup, m.target"
+
+MAX_POINTERS = 3
+"""Messages too large to inject that one hook points to; the rest are counted as waiting."""
+POINTER = ":pointer"
+"""Suffix of the claim on messages a hook points to instead of injecting (too large)."""
+
+PAGE_BYTES = 2 * 1024 * 1024
+"""A page of messages (history, an inbox) stops once it holds this much text, after at least one
+message: no answer can grow past what a client reads and the broker holds comfortably."""
+
+
+def paged(sql: str) -> str:
+    """Wrap a query of MESSAGE_COLUMNS rows (ordered by id, with its LIMIT) so the page stops at
+    PAGE_BYTES of text; takes one more parameter, the byte budget."""
+    return (
+        "SELECT * FROM (SELECT *, sum(length(CAST(text AS BLOB))) OVER (ORDER BY id ROWS UNBOUNDED PRECEDING)"
+        f" AS run_bytes FROM ({sql})) WHERE run_bytes - length(CAST(text AS BLOB)) < ? ORDER BY id"
+    )
+
+
+SQL_HISTORY = paged(f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id>? ORDER BY m.id LIMIT ?")
+SQL_UNSEEN = paged(
+    f"SELECT {MESSAGE_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id"
+    " WHERE d.recipient=? AND d.read_at IS NULL AND d.injected_at IS NULL ORDER BY d.message_id LIMIT ?"
+)
+SQL_INBOX = paged(
+    f"SELECT {MESSAGE_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id"
+    " WHERE d.recipient=? AND d.message_id>? ORDER BY d.message_id LIMIT ?"
+)
+SQL_AGENTS = "SELECT name, cli, role, state, state_ts, removed FROM agents ORDER BY rowid"
+SQL_UNSEEN_COUNTS = (
+    "SELECT recipient, count(*) FROM deliveries WHERE read_at IS NULL AND injected_at IS NULL GROUP BY recipient"
+)
+SQL_LAST_MESSAGE = "SELECT max(id) FROM messages"
+SQL_LAST_WAKES = (
+    "SELECT w.agent, w.ts, w.result FROM wakes w WHERE w.id = (SELECT max(id) FROM wakes v WHERE v.agent = w.agent)"
+)
+
+
+def deliveries_sql(count: int) -> str:
+    marks = ",".join("?" * count)
+    return (
+        "SELECT message_id, recipient, queued_at, injected_at, read_at FROM deliveries"
+        f" WHERE message_id IN ({marks}) ORDER BY message_id, recipient"
+    )
+
+
+def deliveries_map(rows: Iterable[Sequence[Any]]) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {}
+    for mid, rcpt, queued, injected, read in rows:
+        out.setdefault(mid, []).append({
+            "to": rcpt, "state": delivery_state(injected, read),
+            "queued_at": queued, "injected_at": injected, "read_at": read,
+        })
+    return out
+
+
+def message_row(row: Sequence[Any]) -> dict[str, Any]:
+    """A messages row (MESSAGE_COLUMNS) as the wire's message dict."""
+    return {
+        "id": row[0],
+        "ts": row[1],
+        "from": row[2],
+        "kind": row[3],
+        "to": json.loads(row[4]),
+        "text": row[5],
+        "ask_id": row[6],
+        "urgent": bool(row[7]),
+        "followup": bool(row[8]),
+        "target": row[9],
+    }
+
+
+def delivery_state(injected_at: float | None, read_at: float | None) -> str:
+    if read_at is not None:
+        return "read"
+    if injected_at is not None:
+        return "injected"
+    return "queued"
+
+
+def overview(
+    agents: Sequence[Sequence[Any]], unseen: Sequence[Sequence[Any]], last: Sequence[Any] | None,
+    wakes: Sequence[Sequence[Any]],
+) -> dict[str, Any]:
+    return {
+        "agents": [
+            {"name": r[0], "cli": r[1], "role": r[2], "state": r[3], "state_ts": r[4], "removed": bool(r[5])}
+            for r in agents
+        ],
+        "unseen": {r[0]: r[1] for r in unseen},
+        "last_message_id": last[0] if last else None,
+        "last_wakes": {r[0]: {"ts": r[1], "result": r[2]} for r in wakes},
+    }

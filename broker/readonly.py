@@ -1,0 +1,73 @@
+"""The store of a pod whose broker is down, read with plain sqlite3 in read-only mode (`tail` and
+`status` of a pod that is down): no asyncio, no aiosqlite."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .queries import (
+    PAGE_BYTES,
+    SQL_AGENTS,
+    SQL_HISTORY,
+    SQL_LAST_MESSAGE,
+    SQL_LAST_WAKES,
+    SQL_UNSEEN_COUNTS,
+    StoreError,
+    deliveries_map,
+    deliveries_sql,
+    message_row,
+    overview,
+)
+
+
+class ReadOnlyStore:
+    """The store of a pod whose broker is down, read with plain sqlite3 in read-only mode.
+
+    Safe while a broker starts: a reader never writes, never migrates and never blocks the
+    broker's writes (WAL). A pod that never started has no store: it reads as empty.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn: sqlite3.Connection | None = None
+        if path.exists():
+            try:
+                self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+                self.conn.execute("SELECT 1 FROM messages LIMIT 1")
+            except sqlite3.Error as exc:
+                self.close()
+                if "no such table" not in str(exc):
+                    raise StoreError(f"cannot read the pod's store {path}: {exc}") from exc
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if self.conn is None:
+            return []
+        return self.conn.execute(sql, tuple(params)).fetchall()
+
+    def history(self, since: int, limit: int) -> list[dict[str, Any]]:
+        messages = [message_row(r) for r in self._all(SQL_HISTORY, (since, limit, PAGE_BYTES))]
+        ids = [m["id"] for m in messages]
+        deliveries = deliveries_map(self._all(deliveries_sql(len(ids)), ids)) if ids else {}
+        for m in messages:
+            m["delivery"] = deliveries.get(m["id"], [])
+        return messages
+
+    def overview(self) -> dict[str, Any]:
+        last = self._all(SQL_LAST_MESSAGE)
+        return overview(
+            self._all(SQL_AGENTS), self._all(SQL_UNSEEN_COUNTS), last[0] if last else None, self._all(SQL_LAST_WAKES)
+        )
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def __enter__(self) -> ReadOnlyStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,60 @@
+"""How `status` and `ls` print, shared by the typer commands and the fast path (no typer here)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def pods_rows() -> list[dict[str, Any]]:
+    from podctl.orchestrator import pod as pods
+
+    rows = []
+    for name in pods.known_pods():
+        paths = pods.paths_of(name)
+        rows.append({
+            "pod": name, "state": "up" if pods.running(paths) else "down",
+            "pod_file": str(pods.recorded_file(paths) or ""),
+        })
+    return rows
+
+
+def pods_lines(as_json: bool) -> list[str]:
+    rows = pods_rows()
+    if as_json:
+        return [json.dumps(rows)]
+    return [f"{row['pod']:<24} {row['state']:<5} {row['pod_file']}" for row in rows]
+
+
+def status_lines(pod: str, as_json: bool) -> list[str]:
+    from podctl.orchestrator import pod as pods
+
+    data = pods.status(pods.find(pod))
+    if as_json:
+        return [json.dumps(data, indent=2)]
+    lines = [f"pod {data['pod']}: broker {data['broker']}, supervisor {data['supervisor']}, tmux session {data['session']}"]
+    if data["broker"] != "running":
+        lines.append(f"  the pod is down: `podctl resume {data['pod']}` (or `podctl up {data['pod_file'] or 'POD_FILE'}`)"
+                     " brings it back; what follows is from its store")
+    for agent in data["agents"]:
+        lines += _agent_lines(agent)
+    return lines
+
+
+def _agent_lines(agent: dict[str, Any]) -> list[str]:
+    extra = []
+    if agent.get("unread"):
+        extra.append(f"{agent['unread']} unread")
+    if agent.get("last_wake"):
+        extra.append(f"last wake: {agent['last_wake']}")
+    if agent.get("handed_off_to"):
+        extra.append(f"handed off to {agent['handed_off_to']}")
+    if agent.get("exit_status") is not None:
+        extra.append(f"exited {agent['exit_status']}")
+    tail = f"  ({'; '.join(extra)})" if extra else ""
+    lines = [f"  {agent['name']:<16} {agent.get('cli', '?'):<7} {agent['state']:<8}{tail}"]
+    reason = agent.get("reason")
+    if reason:
+        lines += [f"      | {line}" for line in reason["last_lines"]]
+        lines.append(f"      more: {reason['more']}")
+    return lines
