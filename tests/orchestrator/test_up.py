@@ -134,7 +134,9 @@ def test_exited_agent_is_stopped_and_restart_policy_brings_it_back(tmp_path: Pat
     tmux_out("send-keys", "-t", "=p5:=keeper", "C-d")
     wait_until(lambda: window_pids("p5")["keeper"] != keeper_pid, timeout=20, message="keeper restarted")
     wait_until(lambda: agent_state("p5", "keeper") == "idle", timeout=30, message="keeper back")
-    assert "agent quitter exited" in podctl("tail", "p5").stdout
+    # "stopped" shows as soon as the agent's MCP session closes; the supervisor notices the dead
+    # pane on its next tick, so its transcript line can come a moment later.
+    wait_until(lambda: "agent quitter exited" in podctl("tail", "p5").stdout, timeout=20, message="exit reported")
     assert agent_state("p5", "quitter") == "stopped", "restart: never leaves it stopped"
 
 
