@@ -3,8 +3,9 @@
 
 `-S` skips site-packages, so `podctl` is not importable the usual way: this file registers the
 `podctl`, `podctl.broker` and `podctl.hooks` packages by hand, pointing at the folders beside it,
-and Python's own path finder loads their modules from there. Nothing else is imported: a hook
-costs little more than a bare interpreter start.
+and Python's own path finder loads their modules from there. Nothing else is imported, and the
+process ends with `_exit` once its output is flushed (tearing the interpreter down costs more than
+the hook's own work): a hook costs little more than a bare interpreter start.
 """
 
 import sys
@@ -29,5 +30,18 @@ def main() -> int:
     return run(sys.argv[1:])
 
 
+def _flush_and_exit() -> None:
+    """Exit 0 at once, the output written (a closed stdout loses only what could not be written)."""
+    import posix
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001 - a hook never breaks its CLI, whatever it is
+            pass
+    posix._exit(0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    _flush_and_exit()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,23 @@ def test_garbage_input_never_breaks_the_cli(broker: BrokerProcess) -> None:
     proc = subprocess.run(hook_argv(broker.state, "bob", "claude", "PostToolUse"), input="not json {",
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0
+
+
+def test_a_closed_stdout_exits_0_and_the_message_is_offered_again(broker: BrokerProcess) -> None:
+    """The CLI stopped reading: the hook still exits 0 (no "Exception ignored" and status 120 at
+    interpreter exit), and what it could not print is not marked injected (it is offered again when its claim lapses)."""
+    with broker.client("alice") as alice:
+        ask_id = alice.call("ask", to="bob", text="still there?")["ask_id"]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(hook_argv(broker.state, "bob", "claude", "UserPromptSubmit"), input=b"{}",
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=30)
+    finally:
+        os.close(write_end)
+    assert (proc.returncode, proc.stderr) == (0, b"")
+    with broker.client("alice") as alice:
+        assert alice.call("check_replies", ask_id=ask_id)["delivery"][0]["state"] == "queued"
 
 
 @pytest.mark.parametrize(
