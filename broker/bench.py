@@ -183,8 +183,8 @@ def run_bus_bench(rounds: int = 1000, per_client: int = 1250, shim_rounds: int =
     figures["targets"] = {
         "tell_to_read_latency": "p50 <= 2 ms, p99 <= 10 ms",
         "durable_throughput_8_clients": ">= 5000 messages/s",
-        "broker_peak_rss_mb": "<= 60",
-        "shim_initialize_ms": "<= 2000",
+        "broker_peak_rss_mb": "<= 90 (it holds the pod's one copy of the MCP SDK; see bench footprint)",
+        "shim_initialize_ms": "<= 150",
     }
     figures["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     return figures
