@@ -22,7 +22,7 @@ class StoreLost(StoreError):
 NEEDS_ATTENTION = "(m.kind IN ('ask','reply') OR m.urgent=1 OR m.sender='user')"
 """Messages that wake an idle agent: asks, replies, urgent tells, and anything from the human."""
 
-MESSAGE_COLUMNS = "m.id, m.ts, m.sender, m.kind, m.recipients, m.text, m.ask_id, m.urgent, m.followup, m.target"
+MESSAGE_COLUMNS = "m.id, m.ts, m.sender, m.kind, m.recipients, m.text, m.ask_id, m.urgent, m.followup, m.target, m.origin"
 
 MAX_POINTERS = 3
 """Messages too large to inject that one hook points to; the rest are counted as waiting."""
@@ -62,6 +62,32 @@ SQL_LAST_WAKES = (
 )
 
 
+ASK_PREVIEW_CHARS = 200
+SQL_OPEN_ASKS = (
+    "SELECT a.id, a.asker, a.mode, a.route, a.deadline, m.ts, m.target, substr(m.text, 1, ?), m.origin,"
+    " (SELECT json_group_array(json_array(t.agent, t.reply_id, t.replied_at)) FROM ask_targets t WHERE t.ask_id = a.id)"
+    " FROM asks a JOIN messages m ON m.id = a.id"
+    " WHERE EXISTS (SELECT 1 FROM ask_targets t WHERE t.ask_id = a.id AND t.reply_id IS NULL)"
+    " AND NOT (a.mode = 'first' AND EXISTS (SELECT 1 FROM ask_targets t WHERE t.ask_id = a.id AND t.reply_id IS NOT NULL))"
+    " AND (a.deadline IS NULL OR a.deadline > ?)"
+    " ORDER BY a.id DESC LIMIT ?"
+)
+"""Asks still waiting for an answer (mode `all`: someone has not replied; `first`: nobody has),
+newest first; an expired one is listed until `EXPIRED_LISTED_S` after its deadline. Parameters:
+ASK_PREVIEW_CHARS, the oldest deadline listed, the limit."""
+EXPIRED_LISTED_S = 600.0
+
+
+def open_ask_row(row: Sequence[Any]) -> dict[str, Any]:
+    """A row of SQL_OPEN_ASKS as the wire's open ask (the `asks` operation)."""
+    targets = [{"name": t[0], "reply_id": t[1], "replied_at": t[2]} for t in json.loads(row[9])]
+    return {
+        "ask_id": row[0], "from": row[1], "mode": row[2], "route": row[3], "deadline": row[4], "ts": row[5],
+        "target": row[6], "text": row[7], "origin": row[8], "targets": sorted(targets, key=lambda t: t["name"]),
+        "waiting_on": sorted(t["name"] for t in targets if t["reply_id"] is None),
+    }
+
+
 def deliveries_sql(count: int) -> str:
     marks = ",".join("?" * count)
     return (
@@ -93,6 +119,7 @@ def message_row(row: Sequence[Any]) -> dict[str, Any]:
         "urgent": bool(row[7]),
         "followup": bool(row[8]),
         "target": row[9],
+        "origin": row[10],
     }
 
 

@@ -9,18 +9,26 @@ from pathlib import Path
 from typing import Any
 
 from .queries import (
+    ASK_PREVIEW_CHARS,
+    EXPIRED_LISTED_S,
     PAGE_BYTES,
     SQL_AGENTS,
     SQL_HISTORY,
     SQL_LAST_MESSAGE,
     SQL_LAST_WAKES,
+    SQL_OPEN_ASKS,
     SQL_UNSEEN_COUNTS,
     StoreError,
     deliveries_map,
     deliveries_sql,
     message_row,
+    open_ask_row,
     overview,
 )
+
+SCHEMA_ORIGIN = 3
+"""The schema version that added messages.origin; an older store (its pod down since before
+that podctl) reads as if no message had one."""
 
 
 class ReadOnlyStore:
@@ -33,10 +41,12 @@ class ReadOnlyStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.conn: sqlite3.Connection | None = None
+        self.version = 0
         if path.exists():
             try:
                 self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
                 self.conn.execute("SELECT 1 FROM messages LIMIT 1")
+                self.version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
             except sqlite3.Error as exc:
                 self.close()
                 if "no such table" not in str(exc):
@@ -45,6 +55,8 @@ class ReadOnlyStore:
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         if self.conn is None:
             return []
+        if self.version < SCHEMA_ORIGIN:
+            sql = sql.replace("m.origin", "NULL")
         return self.conn.execute(sql, tuple(params)).fetchall()
 
     def history(self, since: int, limit: int) -> list[dict[str, Any]]:
@@ -54,6 +66,9 @@ class ReadOnlyStore:
         for m in messages:
             m["delivery"] = deliveries.get(m["id"], [])
         return messages
+
+    def open_asks(self, now: float, limit: int) -> list[dict[str, Any]]:
+        return [open_ask_row(r) for r in self._all(SQL_OPEN_ASKS, (ASK_PREVIEW_CHARS, now - EXPIRED_LISTED_S, limit))]
 
     def overview(self) -> dict[str, Any]:
         last = self._all(SQL_LAST_MESSAGE)

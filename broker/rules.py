@@ -46,7 +46,7 @@ class RuleHost(Protocol):
 
     def active(self) -> list[str]: ...
     async def commit(self, msg: NewMessage) -> NewMessage: ...
-    async def log(self, text: str, level: str = "info") -> int | None: ...
+    async def log(self, text: str, level: str = "info", origin: str | None = None) -> int | None: ...
     async def handoff(self, source: str, target: str, reason: str) -> dict[str, Any]: ...
     async def ask_status(self, ask: dict[str, Any]) -> dict[str, Any]: ...
     async def ask_record(self, ask_id: int) -> dict[str, Any] | None: ...
@@ -247,7 +247,7 @@ class RuleEngine:
                 await self._fire_locked(rule, agent, reason, touched)
             except Exception as exc:
                 log.exception("rule %s failed", name)
-                await self.host.log(f"rule {name} failed: {exc}", level="error")
+                await self.host.log(f"rule {name} failed: {exc}", level="error", origin=f"rule:{name}")
 
     async def _fire_locked(self, rule: RuleSpec, agent: str, reason: str, touched: list[str] | None) -> None:
         state = self.states.setdefault(rule.name, RuleState())
@@ -260,7 +260,7 @@ class RuleEngine:
                 await self.host.log(
                     f"rule {rule.name}: reached max_rounds ({rule.max_rounds}) for {agent}; it stays quiet until the"
                     f" user gives {agent} a new task or `podctl rules reset {self.host.spec.name} {rule.name}`",
-                    level="warning",
+                    level="warning", origin=f"rule:{rule.name}",
                 )
             return
         if now - state.last_fired < seconds(rule.cooldown):
@@ -278,7 +278,8 @@ class RuleEngine:
         if rule.handoff:
             state.rounds += 1
             state.last_fired = now
-            await self.host.log(f"rule {rule.name} fired for {agent} ({reason}): hand-off to {rule.handoff}")
+            await self.host.log(f"rule {rule.name} fired for {agent} ({reason}): hand-off to {rule.handoff}",
+                                origin=f"rule:{rule.name}")
             await self.host.handoff(agent, rule.handoff, reason=f"rule {rule.name}: {reason}")
             return
         text = (rule.text or "{agent} asks for your review.\n{diff}").format_map(_SafeVars(variables))
@@ -293,7 +294,7 @@ class RuleEngine:
             sender=wire.SYSTEM_SENDER, kind="ask", recipients=targets,
             target=rule.ask if isinstance(rule.ask, str) else ",".join(targets),
             text=header + text, ask_mode=route.mode if route else "all", ask_route=route.name if route else None,
-            ask_deadline=now + timeout,
+            ask_deadline=now + timeout, origin=f"rule:{rule.name}",
         ))
         assert msg.ask_id is not None
         state.rounds += 1
@@ -304,7 +305,7 @@ class RuleEngine:
         self.firings[msg.ask_id] = firing
         await self.host.log(
             f"rule {rule.name} fired for {agent} ({reason}): ask #{msg.ask_id} to {', '.join(targets)}"
-            f" (round {state.rounds}/{rule.max_rounds})"
+            f" (round {state.rounds}/{rule.max_rounds})", origin=f"rule:{rule.name}",
         )
 
     async def _change(
@@ -313,7 +314,8 @@ class RuleEngine:
         key = self._baseline_key(agent)
         workdir = Path(key[1])
         if not await gitdiff.is_repo(workdir):
-            await self.host.log(f"rule {rule.name}: {workdir} is not a git repository; no diff to review", "warning")
+            await self.host.log(f"rule {rule.name}: {workdir} is not a git repository; no diff to review", "warning",
+                                origin=f"rule:{rule.name}")
             return None
         old = state.baselines.get(key) or await gitdiff.base_tree(workdir)
         current = await gitdiff.snapshot(workdir)
@@ -362,9 +364,10 @@ class RuleEngine:
         text = head + ":\n\n" + ("\n\n".join(parts) if parts else "(nobody answered)")
         await self.host.commit(NewMessage(
             sender=wire.SYSTEM_SENDER, kind="tell", recipients=[firing.agent], target=firing.agent,
-            text=text[: self.host.spec.limits.message_bytes], urgent=True, ask_id=ask_id,
+            text=text[: self.host.spec.limits.message_bytes], urgent=True, ask_id=ask_id, origin=f"rule:{firing.rule}",
         ))
-        await self.host.log(f"rule {firing.rule}: gathered answer to ask #{ask_id} sent to {firing.agent}")
+        await self.host.log(f"rule {firing.rule}: gathered answer to ask #{ask_id} sent to {firing.agent}",
+                            origin=f"rule:{firing.rule}")
 
 
 def _cap(diff: str) -> str:

@@ -47,7 +47,7 @@ from .wake import Waker
 log = logging.getLogger("podctl.broker")
 
 USER_ONLY = frozenset({
-    "set_state", "history", "subscribe", "status", "sync", "prune", "log", "handoff", "rules", "reset_rule",
+    "set_state", "history", "subscribe", "status", "sync", "prune", "log", "handoff", "rules", "reset_rule", "asks",
 })
 READ_LIMIT = 500
 
@@ -75,6 +75,10 @@ class Member:
     """Its MCP server (`podctl shim`) has announced itself: a woken model will have the tools."""
     last_wake: str | None = None
     last_wake_ts: float | None = None
+    state_ts: float = 0.0
+    """When it entered its state."""
+    last_activity: float | None = None
+    """Its last hook or message: an agent that is busy but silent for long may be stuck."""
 
 
 class Broker:
@@ -105,7 +109,7 @@ class Broker:
         for row in (await self.store.overview())["agents"]:
             name = row["name"]
             if name in self.members:
-                self.members[name].state = row["state"]
+                self.members[name].state, self.members[name].state_ts = row["state"], row["state_ts"]
             elif row["removed"]:
                 self.members[name] = Member(name, row["cli"], row["role"], "stopped", removed=True)
 
@@ -245,6 +249,9 @@ class Broker:
         return msg
 
     def _after_commit(self, msg: NewMessage) -> None:
+        sender = self.members.get(msg.sender)
+        if sender is not None:
+            sender.last_activity = msg.ts
         data = msg.as_dict()
         self.publish(wire.event("message", data))
         self.rules.on_message(msg)
@@ -410,10 +417,17 @@ class Broker:
 
     async def _returned(self, agent: str, result: dict[str, Any]) -> dict[str, Any]:
         """Replies a tool call hands to the caller are delivered: marked read, so no hook shows them again."""
-        ids = [r["message_id"] for r in result["replies"]]
-        if ids:
-            await self.store.mark_read(agent, ids, time.time())
+        await self._mark_read(agent, [r["message_id"] for r in result["replies"]])
         return result
+
+    async def _mark_read(self, agent: str, ids: list[int]) -> None:
+        now = time.time()
+        self._delivered(agent, await self.store.mark_read(agent, ids, now), "read", now)
+
+    def _delivered(self, agent: str, ids: list[int], state: str, ts: float) -> None:
+        """Tell subscribers (the live view) that messages reached a model (injected) or were read."""
+        if ids:
+            self.publish(wire.event("delivery", {"to": agent, "ids": ids, "state": state, "ts": ts}))
 
     @checked
     async def op_read_messages(self, agent: str, since: Cursor | None = None, limit: Int64 = 100) -> dict[str, Any]:
@@ -424,8 +438,7 @@ class Broker:
         else:
             messages = await self.store.inbox(agent, since, limit)
         cursor = messages[-1]["id"] if messages else (since or 0)
-        if messages:
-            await self.store.mark_read(agent, [m["id"] for m in messages], time.time())
+        await self._mark_read(agent, [m["id"] for m in messages])
         return {"messages": messages, "next": cursor, "more": len(messages) == limit}
 
     @checked
@@ -475,6 +488,7 @@ class Broker:
         if agent == USER:
             raise OpError(wire.FORBIDDEN, "hooks are for agents")
         state = "busy" if event in wire.BUSY_EVENTS else "idle" if event in wire.IDLE_EVENTS else "stopped"
+        self.members[agent].last_activity = time.time()
         await self._set_state(agent, state)
         if event == "turn_start" and self.waker is not None:
             self.waker.turn_started(agent)
@@ -512,7 +526,10 @@ class Broker:
 
     @checked
     async def op_ack_injected(self, agent: str, claim: Claim) -> dict[str, Any]:
-        return {"injected": await self.store.ack_claim(agent, claim, time.time())}
+        now = time.time()
+        ids = await self.store.ack_claim(agent, claim, now)
+        self._delivered(agent, ids, "injected", now)
+        return {"injected": len(ids)}
 
     async def _set_state(self, name: str, state: str) -> None:
         member = self.members[name]
@@ -520,9 +537,10 @@ class Broker:
             member.tools_ready = False
         if member.state == state:
             return
-        member.state = state
-        await self.store.set_state(name, state, time.time())
-        self.publish(wire.event("state", {"name": name, "state": state, "ts": time.time()}))
+        now = time.time()
+        member.state, member.state_ts = state, now
+        await self.store.set_state(name, state, now)
+        self.publish(wire.event("state", {"name": name, "state": state, "ts": now}))
 
     # -- operations: the owner ------------------------------------------------------------------
 
@@ -558,7 +576,8 @@ class Broker:
             "broker_pid": os.getpid(),
             "started": self.started,
             "agents": [
-                {"name": m.name, "cli": m.cli, "role": m.role, "state": m.state, "unread": unseen.get(m.name, 0),
+                {"name": m.name, "cli": m.cli, "role": m.role, "state": m.state, "state_ts": m.state_ts or None,
+                 "last_activity": m.last_activity, "unread": unseen.get(m.name, 0),
                  "last_wake": m.last_wake, "last_wake_ts": m.last_wake_ts,
                  "handed_off_to": self.handed_off.get(m.name),
                  "waking": bool(self.waker and self.waker.pending(m.name)), "tools_ready": m.tools_ready}
@@ -598,10 +617,12 @@ class Broker:
             raise OpError(wire.EMPTY_TEXT, "nothing to log")
         return {"message_id": await self.log(text, str(level))}
 
-    async def log(self, text: str, level: str = "info") -> int | None:
+    async def log(self, text: str, level: str = "info", origin: str | None = None) -> int | None:
         """A line in the pod's transcript (kind "log", from podctl, to nobody) and its log file."""
         log.log(logging.WARNING if level in ("warning", "error") else logging.INFO, "%s", text)
-        msg = await self.commit(NewMessage(sender=wire.SYSTEM_SENDER, kind="log", recipients=[], target=level, text=text[:65536]))
+        msg = await self.commit(NewMessage(
+            sender=wire.SYSTEM_SENDER, kind="log", recipients=[], target=level, text=text[:65536], origin=origin,
+        ))
         return msg.id
 
     @checked
@@ -631,10 +652,10 @@ class Broker:
         )
         msg = await self.commit(NewMessage(
             sender=wire.SYSTEM_SENDER, kind="tell", recipients=[target], target=target,
-            text=text[: self.spec.limits.message_bytes], urgent=True,
+            text=text[: self.spec.limits.message_bytes], urgent=True, origin="handoff",
         ))
         self.handed_off[source] = target
-        await self.log(f"hand-off: {source} -> {target} ({reason})")
+        await self.log(f"hand-off: {source} -> {target} ({reason})", origin="handoff")
         return {"from": source, "to": target, "message_id": msg.id}
 
     @checked
@@ -642,9 +663,17 @@ class Broker:
         return {"rules": [
             {"name": r.name, "on": r.on, "agent": r.agent, "rounds": self.rules.states[r.name].rounds,
              "max_rounds": r.max_rounds, "open_ask": self.rules.states[r.name].open_ask,
-             "last_fired": self.rules.states[r.name].last_fired or None}
+             "last_fired": self.rules.states[r.name].last_fired or None, "cooldown_s": seconds(r.cooldown),
+             "ask": r.ask, "handoff": r.handoff}
             for r in self.spec.rules
         ]}
+
+    @checked
+    async def op_asks(self, agent: str, limit: Int64 = 50) -> dict[str, Any]:
+        if not 1 <= limit <= READ_LIMIT:
+            raise OpError(wire.BAD_REQUEST, f"limit must be between 1 and {READ_LIMIT}")
+        now = time.time()
+        return {"asks": await self.store.open_asks(now, limit), "now": now}
 
     @checked
     async def op_reset_rule(self, agent: str, name: Name) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from typing import Any
 import aiosqlite
 
 from .queries import (
+    ASK_PREVIEW_CHARS,
+    EXPIRED_LISTED_S,
     MAX_POINTERS,
     MESSAGE_COLUMNS,
     NEEDS_ATTENTION,
@@ -35,6 +37,7 @@ from .queries import (
     SQL_INBOX,
     SQL_LAST_MESSAGE,
     SQL_LAST_WAKES,
+    SQL_OPEN_ASKS,
     SQL_UNSEEN,
     SQL_UNSEEN_COUNTS,
     StoreError,
@@ -42,6 +45,7 @@ from .queries import (
     deliveries_map,
     deliveries_sql,
     message_row,
+    open_ask_row,
     overview,
 )
 
@@ -118,6 +122,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE deliveries ADD COLUMN pointed_at REAL;
     ALTER TABLE agents DROP COLUMN read_cursor;
     """,
+    # 3: what produced a message, when it was not its sender's own doing ("rule:<name>", "handoff").
+    """
+    ALTER TABLE messages ADD COLUMN origin TEXT;
+    """,
 ]
 
 def _first(row: Any) -> Any:
@@ -160,6 +168,8 @@ class NewMessage:
     ask_deadline: float | None = None
     reply_to: tuple[int, str] | None = None
     """Set for a first reply: (ask_id, replier) marks that target answered."""
+    origin: str | None = None
+    """What produced it when not its sender's own doing: `rule:<name>` or `handoff`."""
     ts: float = field(default_factory=time.time)
     id: int | None = None
     duplicate: bool = False
@@ -182,6 +192,7 @@ class NewMessage:
             "urgent": self.urgent,
             "followup": self.followup,
             "target": self.target,
+            "origin": self.origin,
         }
 
 
@@ -371,10 +382,10 @@ class Store:
             fresh.append(msg)
         cur = await conn.executemany(
             "INSERT OR IGNORE INTO messages(id, ts, sender, kind, recipients, target, text, ask_id, urgent, followup,"
-            " client_msg_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " client_msg_id, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (m.id, m.ts, m.sender, m.kind, json.dumps(m.recipients), m.target, m.text, m.ask_id,
-                 int(m.urgent), int(m.followup), m.client_msg_id)
+                 int(m.urgent), int(m.followup), m.client_msg_id, m.origin)
                 for m in fresh
             ],
         )
@@ -431,6 +442,13 @@ class Store:
             await cur.close()
             return count
 
+    async def _write_returning(self, sql: str, params: Iterable[Any] = ()) -> list[int]:
+        """One statement ending in `RETURNING <an integer column>`, in its own transaction."""
+        async with self._lock:
+            self.check_file()
+            async with self.conn.execute(sql, tuple(params)) as cur:
+                return sorted(int(r[0]) for r in await cur.fetchall())
+
     async def _write_many(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
         async with self.transaction() as conn:
             for sql, params in statements:
@@ -486,14 +504,16 @@ class Store:
     async def inbox(self, agent: str, since: int, limit: int) -> list[dict[str, Any]]:
         return [message_row(r) for r in await self._fetchall(SQL_INBOX, (agent, since, limit, PAGE_BYTES))]
 
-    async def mark_read(self, agent: str, ids: list[int], now: float) -> None:
-        """Mark messages read; the agent's read cursor is the newest message it has read."""
-        if ids:
-            marks = ",".join("?" * len(ids))
-            await self._write(
-                f"UPDATE deliveries SET read_at=? WHERE recipient=? AND read_at IS NULL AND message_id IN ({marks})",
-                (now, agent, *ids),
-            )
+    async def mark_read(self, agent: str, ids: list[int], now: float) -> list[int]:
+        """Mark messages read; returns the ones that were not read before."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        return await self._write_returning(
+            f"UPDATE deliveries SET read_at=? WHERE recipient=? AND read_at IS NULL AND message_id IN ({marks})"
+            " RETURNING message_id",
+            (now, agent, *ids),
+        )
 
     async def claim(
         self, agent: str, now: float, lease_s: float, *, max_bytes: int, max_count: int, attention_only: bool = False
@@ -545,10 +565,11 @@ class Store:
             pointers = [{"id": r[0], "from": r[2], "kind": r[3], "ask_id": r[6], "bytes": r[-1]} for r in big]
             return claim, [message_row(r) for r in rows], pointers, more
 
-    async def ack_claim(self, agent: str, claim: str, now: float) -> int:
-        """The hook printed its batch: those messages are injected, its pointers shown (once)."""
-        injected = await self._write(
-            "UPDATE deliveries SET injected_at=? WHERE recipient=? AND claim=? AND injected_at IS NULL",
+    async def ack_claim(self, agent: str, claim: str, now: float) -> list[int]:
+        """The hook printed its batch: those messages are injected (returned), its pointers shown (once)."""
+        injected = await self._write_returning(
+            "UPDATE deliveries SET injected_at=? WHERE recipient=? AND claim=? AND injected_at IS NULL"
+            " RETURNING message_id",
             (now, agent, claim),
         )
         await self._write(
@@ -583,6 +604,11 @@ class Store:
             "id": row[0], "asker": row[1], "mode": row[2], "route": row[3], "deadline": row[4],
             "targets": {agent: reply_id for agent, reply_id in targets},
         }
+
+    async def open_asks(self, now: float, limit: int) -> list[dict[str, Any]]:
+        """Asks still waiting for an answer, newest first (queries.SQL_OPEN_ASKS)."""
+        rows = await self._fetchall(SQL_OPEN_ASKS, (ASK_PREVIEW_CHARS, now - EXPIRED_LISTED_S, limit))
+        return [open_ask_row(r) for r in rows]
 
     async def messages_by_id(self, ids: Sequence[int]) -> list[dict[str, Any]]:
         if not ids:

@@ -13,11 +13,12 @@ Response (same ``id``)::
 
 Event (only on a connection that sent ``subscribe``)::
 
-    {"v": 1, "event": "message" | "state" | "wake" | "gap", "data": {...}}
+    {"v": 1, "event": "message" | "delivery" | "state" | "wake" | "gap", "data": {...}}
 
-``message`` is a stored message (below); ``state`` ``{name, state, ts}`` an agent's busy/idle/stopped;
-``wake`` ``{name, result, ts}`` a wake nudge; ``gap`` ``{skipped, after, ts}`` says the subscriber
-fell behind and that many events were skipped (the messages among them are sent again).
+``message`` is a stored message (below); ``delivery`` ``{to, ids, state, ts}`` says messages reached
+``to``'s model (``injected``) or were ``read``; ``state`` ``{name, state, ts}`` an agent's
+busy/idle/stopped; ``wake`` ``{name, result, ts}`` a wake nudge; ``gap`` ``{skipped, after, ts}`` says
+the subscriber fell behind and that many events were skipped (the messages among them are sent again).
 
 Every request names the agent it acts for and carries that agent's token; the broker
 rejects a token that does not match the named agent (``auth``). The human is the member
@@ -57,21 +58,28 @@ Operations (``args`` -> ``result``):
 - ``set_state {name, state}`` (user only) -> ``{name, state}``: the orchestrator reports a stopped CLI.
 - ``history {since?, limit?}`` (user only) -> ``{messages, next}``, each message with its ``delivery``.
 - ``subscribe {since?}`` (user only) -> ``{subscribed: true}``, then events on this connection.
-- ``status {}`` (user only) -> ``{pod, agents, routes, pending_deliveries}``.
+- ``status {}`` (user only) -> ``{pod, agents, routes, pending_deliveries}``; each agent
+  ``{name, cli, role, state, state_ts, last_activity, unread, last_wake, last_wake_ts, handed_off_to, waking, tools_ready}``.
+- ``asks {limit=50}`` (user only) -> ``{asks, now}``: asks still waiting for an answer, newest first, each
+  ``{ask_id, from, ts, text (first 200 characters), target, route, mode, deadline, origin, targets: [{name, reply_id,
+  replied_at}], waiting_on}``; an expired one is listed for 10 minutes after its deadline.
 - ``sync {spec, source}`` (user only) -> ``{added, removed, changed}``: the desired state the applier just
   applied (the pod spec as JSON and its file); the broker never reads a pod file after it starts.
 - ``prune {older_than_s?}`` (user only) -> ``{deleted}``.
 - ``log {text, level="info"}`` (user only) -> ``{message_id}``: a line in the transcript (kind ``log``, from ``podctl``).
 - ``handoff {from, to, reason?}`` (user only) -> ``{from, to, message_id}``: ``to`` takes over ``from``'s thread.
-- ``rules {}`` (user only) -> ``{rules: [{name, on, agent, rounds, max_rounds, open_ask, last_fired}]}``.
+- ``rules {}`` (user only) -> ``{rules: [{name, on, agent, rounds, max_rounds, open_ask, last_fired, cooldown_s,
+  ask, handoff}]}``.
 - ``reset_rule {name}`` (user only) -> ``{name, rounds: 0}``: a rule that reached ``max_rounds`` may fire again.
 
 A message (in ``read_messages``, ``history``, events and hook injections)::
 
     {"id": 12, "ts": 1764020000.5, "from": "writer", "to": ["reviewer"], "kind": "ask",
-     "text": "...", "ask_id": 12, "urgent": false, "followup": false}
+     "text": "...", "ask_id": 12, "urgent": false, "followup": false, "target": "reviewer", "origin": null}
 
-``kind`` is ``tell``, ``ask``, ``reply`` or ``notice`` (non-delivery notices from ``podctl``).
+``kind`` is ``tell``, ``ask``, ``reply``, ``notice`` (non-delivery notices from ``podctl``) or ``log``
+(a transcript line from ``podctl``). ``origin`` says what produced a message that was not its sender's
+own doing: ``rule:<name>`` (an auto-ask rule and its log lines) or ``handoff``.
 Delivery states per recipient: ``queued`` (committed), ``injected`` (a hook put it in the model's
 context), ``read`` (returned by ``read_messages``).
 """

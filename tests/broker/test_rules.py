@@ -89,7 +89,7 @@ def test_turn_end_with_changes_asks_both_reviewers_and_gathers_one_answer(tmp_pa
         w.call("hook", event="turn_end")
         [ask_a] = wait_until(lambda: asks_to(a), timeout=20, message="rev-a to be asked")
         [ask_b] = wait_until(lambda: asks_to(b), timeout=20, message="rev-b to be asked")
-        assert ask_a["id"] == ask_b["id"] and ask_a["from"] == "podctl"
+        assert ask_a["id"] == ask_b["id"] and ask_a["from"] == "podctl" and ask_a["origin"] == "rule:auto-review"
         assert "writer changed src/app.py" in ask_a["text"] and "+print('hi')" in ask_a["text"]
         assert "notes.txt" not in ask_a["text"], "only files matching the rule's globs are reviewed"
         a.call("post_reply", ask_id=ask_a["ask_id"], text="A: looks fine")
@@ -101,6 +101,7 @@ def test_turn_end_with_changes_asks_both_reviewers_and_gathers_one_answer(tmp_pa
 
         [answer] = wait_until(gathered, timeout=20, message="the gathered answer")
         assert answer["urgent"] and "[rev-a]\nA: looks fine" in answer["text"] and "[rev-b]\nB: add a test" in answer["text"]
+        assert answer["origin"] == "rule:auto-review"
         with broker.client("user") as user:
 
             def writer_woken():
@@ -108,8 +109,8 @@ def test_turn_end_with_changes_asks_both_reviewers_and_gathers_one_answer(tmp_pa
                 return writer["last_wake"]
 
             wait_until(writer_woken, timeout=20, message="the idle writer to be woken for the answer")
-            logs = [m["text"] for m in user.call("history")["messages"] if m["kind"] == "log"]
-        assert any("rule auto-review fired for writer" in t for t in logs)
+            logs = [(m["text"], m["origin"]) for m in user.call("history")["messages"] if m["kind"] == "log"]
+        assert any("rule auto-review fired for writer" in t and o == "rule:auto-review" for t, o in logs)
 
 
 def test_loop_guard_stops_at_max_rounds_until_the_user_gives_a_new_task(tmp_path: Path, start_broker) -> None:
@@ -156,7 +157,7 @@ def test_handoff_gives_role_digest_and_task(tmp_path: Path, start_broker) -> Non
     assert "primary handed off to backup" in out
     with broker.client("backup") as b:
         handoff = [m for m in b.call("read_messages")["messages"] if m["from"] == "podctl"][-1]
-    assert handoff["urgent"] and "implements the parser" in handoff["text"]
+    assert handoff["urgent"] and handoff["origin"] == "handoff" and "implements the parser" in handoff["text"]
     assert "implement the CSV parser" in handoff["text"] and "tokenizer done" in handoff["text"]
     with broker.client("user") as user:
         [primary] = [a for a in user.call("status")["agents"] if a["name"] == "primary"]
