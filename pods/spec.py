@@ -138,6 +138,9 @@ class PodSpec(Strict):
     routes: list[RouteSpec] = Field(default_factory=list)
     rules: list[RuleSpec] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    transcript: Literal["ui", "tail"] = Field(
+        default="ui", description="what the pod's `podctl` window runs: the live view (ui) or the plain message stream (tail)",
+    )
 
     source: Path | None = Field(default=None, exclude=True, description="the pod file it was loaded from")
 

@@ -1,4 +1,4 @@
-"""CLI commands of pod files: validate, schema, templates, init."""
+"""CLI commands of pod files: validate, schema, templates, init, graph."""
 
 from __future__ import annotations
 
@@ -102,6 +102,30 @@ def init(
     typer.echo(f"wrote {path}; check it with `podctl validate {path}`, start it with `podctl up {path}`")
 
 
+def graph(
+    pod: Annotated[str, typer.Argument(help="a pod file (or the name of a pod: its recorded pod file)")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text | mermaid | dot")] = "text",
+) -> None:
+    """Draw the pod's topology: agents, routes, rules and hand-offs (paste mermaid into a README)."""
+    from podctl.pods.graph import FORMATS, render
+    from podctl.pods.load import load_pod
+
+    if fmt not in FORMATS:
+        raise PodctlError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    path = Path(pod)
+    if not path.is_file() and ("/" in pod or path.suffix in (".yaml", ".yml")):
+        raise PodctlError(f"no pod file {path}: give a pod file or the name of a pod")
+    if not path.is_file():
+        from podctl.orchestrator.pod import recorded_file
+        from podctl.orchestrator.podref import find
+
+        recorded = recorded_file(find(pod))
+        if recorded is None:
+            raise PodctlError(f"pod {pod!r} has no recorded pod file: give the pod file's path")
+        path = recorded
+    typer.echo(render(load_pod(path), fmt), nl=False)
+
+
 def register(app: typer.Typer) -> None:
-    for command in (validate, schema, templates, init):
+    for command in (validate, schema, templates, init, graph):
         app.command()(command)
