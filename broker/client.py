@@ -10,6 +10,7 @@ import contextlib
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from . import wire
@@ -103,6 +104,31 @@ class AsyncClient:
                     raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    async def events(self, since: int = 0) -> AsyncIterator[dict[str, Any]]:
+        """Subscribe (user only) on a connection of its own and yield event frames as they come.
+
+        Raises BrokerUnavailable when the broker goes away: subscribe again from the last message
+        id seen (the messages after it are sent again)."""
+        try:
+            reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=wire.MAX_FRAME_BYTES)
+        except OSError as exc:
+            raise wire.BrokerUnavailable(f"cannot reach the broker at {self.socket_path}: {exc}") from exc
+        try:
+            writer.write(wire.encode(wire.request(0, "subscribe", self.agent, self.token, {"since": since})))
+            await writer.drain()
+            while True:
+                try:
+                    line = await reader.readuntil(b"\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, OSError) as exc:
+                    raise wire.BrokerUnavailable(f"lost the broker at {self.socket_path}: {exc}") from exc
+                frame = wire.decode(line)
+                if "event" in frame:
+                    yield frame
+                else:
+                    wire.unwrap(frame)
+        finally:
+            writer.close()
 
     async def close(self) -> None:
         if self._read_task is not None:

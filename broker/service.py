@@ -309,12 +309,17 @@ class Broker:
         self.mcp_sessions[agent] = max(0, left)
         member = self.members.get(agent)
         if left <= 0 and member is not None:
-            member.tools_ready = False
+            self._set_tools(member, False)
+
+    def _set_tools(self, member: Member, ready: bool) -> None:
+        if member.tools_ready != ready:
+            member.tools_ready = ready
+            self.publish(wire.event("tools", {"name": member.name, "ready": ready, "ts": time.time()}))
 
     async def _tools_up(self, agent: str) -> None:
         member = self.members.get(agent)
         if member is not None and not member.tools_ready:
-            member.tools_ready = True
+            self._set_tools(member, True)
             if member.state == "idle" and await self.store.pending_wakeworthy(agent, include_injected=True):
                 self._maybe_wake(agent)
 
@@ -534,7 +539,7 @@ class Broker:
     async def _set_state(self, name: str, state: str) -> None:
         member = self.members[name]
         if state == "stopped":
-            member.tools_ready = False
+            self._set_tools(member, False)
         if member.state == state:
             return
         now = time.time()

@@ -13,12 +13,13 @@ Response (same ``id``)::
 
 Event (only on a connection that sent ``subscribe``)::
 
-    {"v": 1, "event": "message" | "delivery" | "state" | "wake" | "gap", "data": {...}}
+    {"v": 1, "event": "message" | "delivery" | "state" | "tools" | "wake" | "gap", "data": {...}}
 
 ``message`` is a stored message (below); ``delivery`` ``{to, ids, state, ts}`` says messages reached
 ``to``'s model (``injected``) or were ``read``; ``state`` ``{name, state, ts}`` an agent's
-busy/idle/stopped; ``wake`` ``{name, result, ts}`` a wake nudge; ``gap`` ``{skipped, after, ts}`` says
-the subscriber fell behind and that many events were skipped (the messages among them are sent again).
+busy/idle/stopped; ``tools`` ``{name, ready, ts}`` its MCP tools came up or went away; ``wake``
+``{name, result, ts}`` a wake nudge; ``gap`` ``{skipped, after, ts}`` says the subscriber fell behind
+and that many events were skipped (the messages among them are sent again).
 
 Every request names the agent it acts for and carries that agent's token; the broker
 rejects a token that does not match the named agent (``auth``). The human is the member

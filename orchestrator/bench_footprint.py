@@ -1,7 +1,7 @@
 """`podctl bench footprint`: what a pod costs in memory and start-up time on this machine.
 
 Real pods of script agents (N = 2 and 10) on a private tmux server and a temporary PODCTL_HOME:
-the peak RSS of every process, summed by kind (podctl's own: broker, supervisor, transcript,
+the peak RSS of every process, summed by kind (podctl's own: broker, supervisor, view (`podctl ui`),
 shims; and the script agents, which stand in for the CLIs); the shim's spawn -> `initialize`
 answered; and `podctl send`'s wall time. Each time is given next to a bare interpreter measured
 in the same run, as a ratio.
@@ -27,11 +27,11 @@ PODCTL = [sys.executable, "-m", "podctl.orchestrator.cli.main"]
 KINDS: dict[str, Callable[[str], bool]] = {
     "broker": lambda cmd: "podctl.orchestrator.broker_main" in cmd,
     "supervisor": lambda cmd: "podctl.orchestrator.supervisor" in cmd,
-    "transcript": lambda cmd: " tail " in cmd and "--follow" in cmd,
+    "view": lambda cmd: " ui " in cmd or (" tail " in cmd and "--follow" in cmd),
     "shims": lambda cmd: "shim/fast.py" in cmd,
     "script_agents": lambda cmd: "podctl.scriptagent" in cmd,
 }
-OWN = ("broker", "supervisor", "transcript", "shims")
+OWN = ("broker", "supervisor", "view", "shims")
 
 
 def _peak_rss_mb(pid: int) -> float:

@@ -21,7 +21,7 @@ from podctl.pods.errors import PodctlError
 from podctl.pods.load import PodFileError, load_pod, load_pod_text
 from podctl.pods.spec import PodSpec
 
-from . import pod, processes, reconcile, tmux
+from . import pod, podref, processes, reconcile, tmux
 from .launch import missing_clis
 
 EARLY_EXIT_S = 1.5
@@ -84,7 +84,7 @@ def bring_up(
     paths = PodPaths.of(spec.name).ensure()
     replaced = None
     with pod.applying(paths, "podctl up", on_wait=on_wait):
-        recorded = pod.recorded_file(paths)
+        recorded = podref.recorded_file(paths)
         if recorded is not None and recorded != pod_file and pod.running(paths):
             if not replace:
                 raise PodctlError(
@@ -94,7 +94,7 @@ def bring_up(
                 )
             processes.stop(processes.supervisor_pid(paths))
             replaced = recorded
-        pod.record_file(paths, pod_file)
+        podref.record_file(paths, pod_file)
         steps = reconcile.compute(spec, paths, force=force)
         outcome = reconcile.apply(spec, paths, steps)
         summary = outcome.summary()
@@ -149,7 +149,7 @@ def _tools_ready(paths: PodPaths) -> set[str]:
 
 
 def restart_agent(paths: PodPaths, agent: str) -> list[AgentFailure]:
-    pod_file = pod.recorded_file(paths)
+    pod_file = podref.recorded_file(paths)
     if pod_file is None:
         raise PodctlError(f"pod {paths.pod} has no recorded pod file: bring it up with `podctl up POD_FILE`")
     _, spec = read_pod_file(pod_file)
@@ -194,7 +194,7 @@ def edit_pod_file(pod_file: Path, change: Callable[[Path], None]) -> EditResult:
     if not paths.is_pod_folder() or not pod.running(paths):
         return EditResult(pod_file, None)
     supervisor = processes.supervisor_pid(paths)
-    if supervisor is not None and pod.recorded_file(paths) == pod_file.resolve():
+    if supervisor is not None and podref.recorded_file(paths) == pod_file.resolve():
         os.kill(supervisor, signal.SIGHUP)
         record = pod.wait_applied(paths, pod_file, pod.file_digest(new_text))
         if record.get("superseded"):
@@ -212,7 +212,7 @@ def pod_file_of(arg: str) -> Path:
     if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
         return candidate.resolve()
     paths = pod.find(arg)
-    recorded = pod.recorded_file(paths)
+    recorded = podref.recorded_file(paths)
     if recorded is None:
         raise PodctlError(f"pod {paths.pod} has no recorded pod file: bring it up with `podctl up POD_FILE`")
     return recorded

@@ -10,7 +10,9 @@ from typing import Literal
 
 from .tmux import TRANSCRIPT_WINDOW, WindowState
 
-StepKind = Literal["start_broker", "create_session", "add_agent", "restart_agent", "remove_agent", "update_role"]
+StepKind = Literal[
+    "start_broker", "create_session", "open_view", "add_agent", "restart_agent", "remove_agent", "update_role"
+]
 
 
 @dataclass(frozen=True)
@@ -42,15 +44,26 @@ class Step:
         return text
 
 
+def _view_steps(shown: WindowState | None, view: str) -> list[Step]:
+    if shown is None:
+        return [Step("open_view", reason=f"the {TRANSCRIPT_WINDOW} window was closed; it runs {view} again")]
+    if shown.fingerprint != view:
+        return [Step("open_view", reason=f"transcript: {view}")]
+    return []
+
+
 def plan(
-    desired: dict[str, tuple[str, str]], observed: Observed, force: bool = False
+    desired: dict[str, tuple[str, str]], observed: Observed, force: bool = False, view: str | None = None
 ) -> list[Step]:
-    """Steps from `observed` to `desired` ({agent: (fingerprint, role)})."""
+    """Steps from `observed` to `desired` ({agent: (fingerprint, role)}); `view` is what the pod's
+    `podctl` window runs (the pod file's `transcript`), None to leave that window be."""
     steps: list[Step] = []
     if not observed.broker:
         steps.append(Step("start_broker"))
     if not observed.session:
         steps.append(Step("create_session"))
+    elif view is not None:
+        steps += _view_steps(observed.windows.get(TRANSCRIPT_WINDOW), view)
     windows = {n: w for n, w in observed.windows.items() if n != TRANSCRIPT_WINDOW} if observed.session else {}
 
     def busy(name: str) -> bool:

@@ -23,7 +23,7 @@ from podctl.broker.paths import USER, PodPaths
 from podctl.pods.errors import PodctlError
 
 from . import processes, tmux
-from .podref import NoSuchPod, find, known_pods, name_of, paths_of
+from .podref import NoSuchPod, find, known_pods, name_of, paths_of, recorded_file
 
 __all__ = ["NoSuchPod", "find", "known_pods", "name_of", "paths_of"]
 
@@ -32,21 +32,6 @@ APPLY_WAIT_S = 300.0
 
 
 # -- the recorded pod file: the pod's desired state ---------------------------------------------
-
-
-def recorded_file(paths: PodPaths) -> Path | None:
-    try:
-        text = paths.pod_file_record.read_text().strip()
-    except OSError:
-        return None
-    return Path(text) if text else None
-
-
-def record_file(paths: PodPaths, pod_file: Path) -> None:
-    paths.ensure()
-    tmp = paths.pod_file_record.with_name(paths.pod_file_record.name + ".tmp")
-    tmp.write_text(f"{pod_file.resolve()}\n")
-    os.replace(tmp, paths.pod_file_record)
 
 
 def file_digest(text: str) -> str:

@@ -7,6 +7,7 @@ that does not exist, is a clear error before anything touches the disk.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from podctl.broker.paths import PodPaths, state_root, valid_pod_name
@@ -59,3 +60,19 @@ def name_of(arg: str) -> str:
 
 def find(arg: str) -> PodPaths:
     return paths_of(name_of(arg))
+
+
+def recorded_file(paths: PodPaths) -> Path | None:
+    """The pod file the pod was last brought up from: its desired state."""
+    try:
+        text = paths.pod_file_record.read_text().strip()
+    except OSError:
+        return None
+    return Path(text) if text else None
+
+
+def record_file(paths: PodPaths, pod_file: Path) -> None:
+    paths.ensure()
+    tmp = paths.pod_file_record.with_name(paths.pod_file_record.name + ".tmp")
+    tmp.write_text(f"{pod_file.resolve()}\n")
+    os.replace(tmp, paths.pod_file_record)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 from dataclasses import dataclass, field
 
 from podctl.broker import wire
@@ -57,11 +58,16 @@ def desired(spec: PodSpec) -> dict[str, tuple[str, str]]:
 
 
 def compute(spec: PodSpec, paths: PodPaths, force: bool = False) -> list[Step]:
-    return plan(desired(spec), observe(spec, paths), force=force)
+    return plan(desired(spec), observe(spec, paths), force=force, view=spec.transcript)
 
 
-def transcript_command(pod: str) -> list[str]:
-    return [*processes.PODCTL, "tail", pod, "--follow", "--last", "200"]
+def view_command(pod: str, view: str) -> str:
+    """What the pod's `podctl` window runs: the live view (falling back to the plain stream if it
+    cannot run, so the window still shows the pod), or the plain stream (`transcript: tail`)."""
+    tail = shlex.join([*processes.PODCTL, "tail", pod, "--follow", "--last", "200"])
+    if view == "tail":
+        return tail
+    return f"{shlex.join([*processes.PODCTL, 'ui', pod])} || {tail}"
 
 
 def apply(spec: PodSpec, paths: PodPaths, steps: list[Step]) -> Outcome:
@@ -80,7 +86,11 @@ def apply(spec: PodSpec, paths: PodPaths, steps: list[Step]) -> Outcome:
             processes.start_broker(spec.source, paths)
             sync(paths, spec)
         elif step.kind == "create_session":
-            tmux.create_session(srv, spec.name, transcript_command(spec.name), str(workdir_of(spec)))
+            tmux.create_session(srv, spec.name, view_command(spec.name, spec.transcript), spec.transcript,
+                                str(workdir_of(spec)))
+        elif step.kind == "open_view":
+            tmux.open_view(srv, spec.name, view_command(spec.name, spec.transcript), spec.transcript,
+                           str(workdir_of(spec)))
         elif step.kind in ("add_agent", "restart_agent") and step.agent:
             restart_agent(spec, paths, step.agent)
         elif step.kind == "remove_agent" and step.agent:

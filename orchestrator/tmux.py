@@ -19,6 +19,9 @@ import libtmux
 from podctl.pods.errors import PodctlError
 
 from . import proctree
+from .tmux_names import socket_name, target, tmux_argv
+
+__all__ = ["socket_name", "target", "tmux_argv"]
 
 TRANSCRIPT_WINDOW = "podctl"
 FINGERPRINT_OPTION = "@podctl_fp"
@@ -31,25 +34,12 @@ class TmuxMissing(PodctlError):
     pass
 
 
-def socket_name() -> str | None:
-    return os.environ.get("PODCTL_TMUX_SOCKET") or None
-
-
 def server() -> libtmux.Server:
     if shutil.which("tmux") is None:
         raise TmuxMissing("tmux is not installed: install it (Debian: apt-get install tmux) and run again")
     return libtmux.Server(socket_name=socket_name())
 
 
-def tmux_argv(*args: str) -> list[str]:
-    """A `tmux` command line on the pod's tmux server (for attach and for scripts)."""
-    sock = socket_name()
-    return ["tmux", *(["-L", sock] if sock else []), *args]
-
-
-def target(pod: str, window: str | None = None) -> str:
-    """A tmux target matching the pod's session (and an agent's window) by exact name."""
-    return f"={pod}" if window is None else f"={pod}:={window}"
 
 
 @dataclass(frozen=True)
@@ -97,12 +87,23 @@ def _read_status(path: str) -> str:
         return ""
 
 
-def create_session(srv: libtmux.Server, pod: str, transcript_cmd: list[str], cwd: str) -> None:
+def create_session(srv: libtmux.Server, pod: str, view_cmd: str, view: str, cwd: str) -> None:
+    """The pod's session, its first window (`podctl`) running `view_cmd`, marked with `view`."""
     srv.new_session(
-        session_name=pod, window_name=TRANSCRIPT_WINDOW, window_command=shlex.join(transcript_cmd),
+        session_name=pod, window_name=TRANSCRIPT_WINDOW, window_command=view_cmd,
         start_directory=cwd, attach=False, x=200, y=50,
     )
     srv.cmd("set-option", "-t", target(pod), "history-limit", "20000")
+    srv.cmd("set-option", "-w", "-t", target(pod, TRANSCRIPT_WINDOW), FINGERPRINT_OPTION, view)
+
+
+def open_view(srv: libtmux.Server, pod: str, view_cmd: str, view: str, cwd: str) -> None:
+    """Run `view_cmd` in the `podctl` window (opened again first, as window 0, if it was closed)."""
+    if TRANSCRIPT_WINDOW in windows(srv, pod):
+        srv.cmd("respawn-window", "-k", "-t", target(pod, TRANSCRIPT_WINDOW), view_cmd)
+    else:
+        srv.cmd("new-window", "-d", "-b", "-t", f"{target(pod)}:^", "-n", TRANSCRIPT_WINDOW, "-c", cwd, view_cmd)
+    srv.cmd("set-option", "-w", "-t", target(pod, TRANSCRIPT_WINDOW), FINGERPRINT_OPTION, view)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,13 @@ def tail(
     talk.tail(pod, emit, lambda line: typer.echo(line, err=True), follow=follow, as_json=as_json, last=last)
 
 
+def ui(pod: PodArg) -> None:
+    """The pod as it works: agents, the threaded conversation, open asks and rules (s send, a ask, q quit)."""
+    from podctl.orchestrator.ui.app import run
+
+    raise typer.Exit(run(pod))
+
+
 def prune(
     pod: PodArg,
     older_than: Annotated[
@@ -83,5 +90,5 @@ def register(app: typer.Typer) -> None:
     broker_app = typer.Typer(help="Run a pod's broker by hand (debugging and tests).", no_args_is_help=True)
     app.add_typer(broker_app, name="broker")
     broker_app.command("run")(broker_run)
-    for command in (send, tail, prune):
+    for command in (send, tail, ui, prune):
         app.command()(command)

@@ -1,4 +1,4 @@
-"""The fast path of the commands people and scripts run most (`send`, `tail`, `status`, `ls`): the same options
+"""The fast path of the commands people and scripts run most (`send`, `tail`, `status`, `ls`, `ui`): the same options
 as the typer commands, parsed here with no typer, no pydantic and no pod-file loader imported.
 
 Anything this parser does not know for certain (`--help`, an unknown option, a missing value)
@@ -12,9 +12,10 @@ import sys
 
 FLAGS = {"send": {"--ask": "ask", "--urgent": "urgent", "--json": "as_json"},
          "tail": {"--follow": "follow", "-f": "follow", "--json": "as_json"},
-         "status": {"--json": "as_json"}, "ls": {"--json": "as_json"}}
-VALUES = {"send": {"--to": "to", "--wait": "wait"}, "tail": {"--last": "last", "-n": "last"}, "status": {}, "ls": {}}
-POSITIONAL = {"send": ("pod", "text"), "tail": ("pod",), "status": ("pod",), "ls": ()}
+         "status": {"--json": "as_json"}, "ls": {"--json": "as_json"}, "ui": {}}
+VALUES = {"send": {"--to": "to", "--wait": "wait"}, "tail": {"--last": "last", "-n": "last"}, "status": {}, "ls": {},
+          "ui": {}}
+POSITIONAL = {"send": ("pod", "text"), "tail": ("pod",), "status": ("pod",), "ls": (), "ui": ("pod",)}
 COMMANDS = tuple(FLAGS)
 
 
@@ -59,6 +60,10 @@ def run(argv: list[str]) -> int | None:
     opts = parse(command, rest)
     if opts is None:
         return None
+    if command == "ui":
+        from podctl.orchestrator.ui.app import run as run_ui
+
+        return run_ui(str(opts["pod"]))
     if command in ("status", "ls"):
         from .render import pods_lines, status_lines
 

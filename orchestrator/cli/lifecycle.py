@@ -47,7 +47,7 @@ def up(
     if attach and sys.stdin.isatty() and sys.stdout.isatty():
         _attach(name)
     else:
-        typer.echo(f"attach with: podctl attach {name}    transcript: podctl tail {name} -f")
+        typer.echo(f"attach with: podctl attach {name}    live view: podctl ui {name}    transcript: podctl tail {name} -f")
 
 
 def plan(
@@ -191,8 +191,8 @@ def supervise(pod_file: Annotated[Path, typer.Argument()]) -> None:
 
 
 def _attach(pod: str) -> None:
-    from podctl.orchestrator.tmux import socket_name as tmux_socket_name
-    from podctl.orchestrator.tmux import tmux_argv
+    from podctl.orchestrator.tmux_names import socket_name as tmux_socket_name
+    from podctl.orchestrator.tmux_names import tmux_argv
 
     if os.environ.get("TMUX") and not tmux_socket_name():
         argv = tmux_argv("switch-client", "-t", f"={pod}")

@@ -116,8 +116,7 @@ def graph(
     if not path.is_file() and ("/" in pod or path.suffix in (".yaml", ".yml")):
         raise PodctlError(f"no pod file {path}: give a pod file or the name of a pod")
     if not path.is_file():
-        from podctl.orchestrator.pod import recorded_file
-        from podctl.orchestrator.podref import find
+        from podctl.orchestrator.podref import find, recorded_file
 
         recorded = recorded_file(find(pod))
         if recorded is None:

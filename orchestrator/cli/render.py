@@ -8,13 +8,14 @@ from typing import Any
 
 def pods_rows() -> list[dict[str, Any]]:
     from podctl.orchestrator import pod as pods
+    from podctl.orchestrator import podref
 
     rows = []
     for name in pods.known_pods():
         paths = pods.paths_of(name)
         rows.append({
             "pod": name, "state": "up" if pods.running(paths) else "down",
-            "pod_file": str(pods.recorded_file(paths) or ""),
+            "pod_file": str(podref.recorded_file(paths) or ""),
         })
     return rows
 

@@ -55,3 +55,17 @@ def test_a_busy_agent_waits_unless_forced() -> None:
 def test_dead_broker_is_restarted_without_touching_agents() -> None:
     observed = Observed(broker=False, session=True, windows=RUNNING.windows)
     assert describe(plan({"writer": ("f1", "writes"), "reviewer": ("f2", "reviews")}, observed)) == ["start broker"]
+
+
+def test_the_podctl_window_runs_the_view_the_pod_file_asks_for() -> None:
+    """`transcript: ui | tail`: a window running something else, or closed, is (re)opened; an old
+    session's window (no mark) gets the view; the right one is left alone."""
+    desired = {"writer": ("f1", "writes"), "reviewer": ("f2", "reviews")}
+    assert describe(plan(desired, RUNNING, view="ui")) == ["open view: transcript: ui"]
+    showing = Observed(**{**RUNNING.__dict__, "windows": {**RUNNING.windows, "podctl": window("podctl", "ui")}})
+    assert plan(desired, showing, view="ui") == []
+    assert describe(plan(desired, showing, view="tail")) == ["open view: transcript: tail"]
+    closed = Observed(**{**RUNNING.__dict__, "windows": {n: w for n, w in RUNNING.windows.items() if n != "podctl"}})
+    assert describe(plan(desired, closed, view="ui")) == ["open view: the podctl window was closed; it runs ui again"]
+    assert [s.kind for s in plan(desired, Observed(broker=True, session=False), view="ui")] == [
+        "create_session", "add_agent", "add_agent"]

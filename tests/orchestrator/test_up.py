@@ -40,8 +40,8 @@ def test_up_brings_exactly_the_expected_windows_and_a_second_up_is_a_noop(tmp_pa
     assert windows("p1") == ["podctl:1", "writer:1", "reviewer:1"]
     wait_until(lambda: "LGTM from reviewer: review out/app.py" in pane_text("p1", "writer"), timeout=30,
                message="the writer to get the reviewer's answer")
-    wait_until(lambda: "reviewer → writer reply to #" in pane_text("p1", "podctl"), timeout=30,
-               message="the transcript pane to show the reply")
+    wait_until(lambda: "reviewer replied: LGTM from reviewer" in pane_text("p1", "podctl"), timeout=30,
+               message="the live view to show the reply, under its ask")
     assert (tmp_path / "p1" / "out" / "app.py").read_text() == "x = 1\n"
     pids = window_pids("p1")
     second = pods.up(pod_file)

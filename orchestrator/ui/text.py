@@ -1,0 +1,162 @@
+"""How the live view words things: agent cells, message lines with their delivery marks, the
+waiting panel. Every value from the pod goes through `visible` (control characters shown as
+`\\xNN`, never obeyed) into Rich `Text` (never parsed as markup)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from podctl.broker.transcript import MARKS, visible
+from rich.text import Text
+
+from .model import AgentRow, PodView
+
+STATE_STYLES = {"busy": "bold yellow", "idle": "green", "stopped": "red"}
+LABEL_CHARS = 160
+"""A message line shows this much of its first line; Enter on it shows the whole text."""
+
+
+def ago(ts: float | None, now: float) -> str:
+    """`12s`, `4m`, `3h`, `2d` since `ts`, or `-`."""
+    if not ts:
+        return "-"
+    seconds = max(0, int(now - ts))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def left(seconds: float) -> str:
+    """Time left, as `9m12s`, `40s`, or `expired`."""
+    if seconds <= 0:
+        return "expired"
+    whole = int(seconds)
+    return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
+
+
+def agent_cells(row: AgentRow, now: float) -> tuple[Text, ...]:
+    """name, cli, state (and for how long), tools, unread, last wake, last activity."""
+    state = Text(f"{row.state} {ago(row.state_ts, now)}", style=STATE_STYLES.get(row.state, ""))
+    if row.handed_off_to:
+        state.append(f" → {visible(row.handed_off_to)}", style="dim")
+    wake = "-"
+    if row.last_wake_ts:
+        wake = f"{ago(row.last_wake_ts, now)} {visible(row.last_wake or '')}"
+    return (
+        Text(visible(row.name), style="bold"),
+        Text(visible(row.cli)),
+        state,
+        Text("up" if row.tools_ready else "down", style="" if row.tools_ready else "dim"),
+        Text(str(row.unread), style="bold" if row.unread else "dim"),
+        Text(wake),
+        Text(ago(row.last_activity, now)),
+    )
+
+
+AGENT_COLUMNS = ("agent", "cli", "state", "tools", "unread", "last wake", "active")
+
+
+def marks(message: dict[str, Any]) -> str:
+    delivery: dict[str, str] = message.get("delivery") or {}
+    return " ".join(f"{visible(to)}{MARKS.get(state, '?')}" for to, state in delivery.items())
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip("\n").split("\n")
+    head = lines[0] if lines else ""
+    more = len(lines) - 1
+    if len(head) > LABEL_CHARS:
+        head = head[: LABEL_CHARS - 1] + "…"
+    return head + (f"  (+{more} lines)" if more > 0 else "")
+
+
+def message_line(message: dict[str, Any], threaded: bool = False) -> Text:
+    """One message as a line: time, id, who to whom, kind, the start of its text, delivery marks.
+    A reply drawn under its ask (`threaded`) leaves out what the thread already says."""
+    clock = time.strftime("%H:%M:%S", time.localtime(message.get("ts") or 0))
+    kind = message.get("kind", "?")
+    origin = str(message.get("origin") or "")
+    line = Text(f"{clock} ", style="dim")
+    line.append(f"#{visible(message.get('id'))} ", style="dim")
+    if origin.startswith("rule:"):
+        line.append(f"[rule {visible(origin[5:])}] ", style="magenta")
+    elif origin == "handoff":
+        line.append("[hand-off] ", style="magenta")
+    text = visible(message.get("text", ""), multiline=True)
+    if kind == "log":
+        line.append(f"podctl: {_first_line(text)}", style="dim italic")
+        return line
+    sender = visible(message.get("from"))
+    if threaded:
+        line.append(f"{sender} replied", style="bold cyan")
+    else:
+        to = visible(message.get("target") or ",".join(str(t) for t in message.get("to") or []))
+        line.append(f"{sender} → {to} ", style="bold")
+        label = {"ask": f"ask #{visible(message.get('ask_id'))}", "reply": f"reply to #{visible(message.get('ask_id'))}"}
+        line.append(label.get(kind, kind), style="cyan" if kind in ("ask", "reply") else "")
+    if message.get("followup"):
+        line.append(" (follow-up)")
+    if message.get("urgent"):
+        line.append(" URGENT", style="bold red")
+    line.append(": " + _first_line(text))
+    if message.get("delivery"):
+        line.append(f"  [{marks(message)}]", style="dim")
+    return line
+
+
+def message_detail(message: dict[str, Any]) -> Text:
+    """The whole message, for the message view (Enter on a message)."""
+    out = message_line(message)
+    out.append("\n\n")
+    out.append(visible(message.get("text", ""), multiline=True))
+    if message.get("delivery"):
+        out.append("\n\ndelivery: ", style="bold")
+        out.append(marks(message) + f"   ({MARKS['queued']} queued, {MARKS['injected']} in the model's context,"
+                   f" {MARKS['read']} read)", style="dim")
+    return out
+
+
+def waiting_text(view: PodView, now: float) -> Text:
+    """Open asks (who answered, who is missing, time left) and rules (rounds, cooldown)."""
+    out = Text()
+    out.append("Open asks\n", style="bold underline")
+    if not view.asks:
+        out.append("  none: every ask has its answer\n", style="dim")
+    for ask in view.asks:
+        where = visible(ask.get("route") or ask.get("target") or "")
+        out.append(f"  #{ask['ask_id']} ", style="bold")
+        out.append(f"{visible(ask['from'])} → {where} ({visible(ask['mode'])})")
+        if ask.get("origin"):
+            out.append(f" [{visible(ask['origin'])}]", style="magenta")
+        deadline = ask.get("deadline")
+        if deadline:
+            remaining = deadline - now
+            out.append(f"  {left(remaining)}" + (" left" if remaining > 0 else ""),
+                       style="red" if remaining <= 0 else "")
+        out.append("\n")
+        answered = [visible(t["name"]) for t in ask.get("targets", []) if t.get("reply_id")]
+        out.append("     waiting on: ", style="dim")
+        out.append(", ".join(visible(n) for n in ask.get("waiting_on", [])) or "-", style="bold yellow")
+        out.append("   answered: ", style="dim")
+        out.append(", ".join(answered) or "-")
+        out.append(f"\n     {_first_line(visible(ask.get('text', ''), multiline=True))[:100]}\n", style="dim")
+    out.append("\nRules\n", style="bold underline")
+    if not view.rules:
+        out.append("  none\n", style="dim")
+    for rule in view.rules:
+        out.append(f"  {visible(rule['name'])}", style="bold")
+        out.append(f"  on {visible(rule['on'])} of {visible(rule.get('agent') or 'any agent')}")
+        target = f"hand-off to {rule['handoff']}" if rule.get("handoff") else f"ask {rule.get('ask')}"
+        out.append(f" → {visible(target)}")
+        out.append(f"   rounds {rule['rounds']}/{rule['max_rounds']}",
+                   style="bold red" if rule["rounds"] >= rule["max_rounds"] else "")
+        cooldown = float(rule.get("cooldown_s") or 0)
+        if rule.get("last_fired") and cooldown:
+            remaining = rule["last_fired"] + cooldown - now
+            out.append(f"   cooldown {left(remaining)}" if remaining > 0 else "   ready")
+        if rule.get("open_ask"):
+            out.append(f"   waiting for ask #{rule['open_ask']}", style="yellow")
+        out.append("\n")
+    return out

@@ -1,0 +1,245 @@
+"""`podctl ui`: Textual's pilot drives the live view against a real broker. The test speaks for
+the pod's agents with their own tokens (as their hooks and tools would), so every change the view
+must show happens at a moment the test chooses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from podctl.broker.paths import PodPaths
+from podctl.orchestrator.ui.app import AgentsTable, Conversation, PodApp
+from podctl.orchestrator.ui.text import AGENT_COLUMNS
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from ..helpers import BrokerProcess, pod_folder, podctl, write_pod
+
+POD = """\
+name: live
+agents:
+  writer: {cli: script, role: writes the code}
+  rev-a: {cli: script}
+  rev-b: {cli: script}
+routes:
+  - {name: review, from: [writer], to: [rev-a, rev-b], mode: all, timeout: 10m}
+"""
+
+
+@pytest.fixture
+def live(tmp_path: Path, start_broker) -> BrokerProcess:
+    return start_broker(write_pod(tmp_path / "live", POD))
+
+
+async def until(pilot: Pilot[Any], predicate: Callable[[], object], message: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the view never showed {message}")
+        await pilot.pause(0.02)
+
+
+def cell(app: PodApp, agent: str, column: str) -> str:
+    table = app.query_one(AgentsTable)
+    if agent not in [str(k.value) for k in table.rows]:
+        return ""
+    return table.get_row(agent)[AGENT_COLUMNS.index(column)].plain
+
+
+def lines(app: PodApp) -> list[tuple[int, str]]:
+    """The conversation as drawn: (depth, text) per node, in order."""
+    out: list[tuple[int, str]] = []
+
+    def walk(node: Any, depth: int) -> None:
+        for child in node.children:
+            out.append((depth, child.label.plain))
+            walk(child, depth + 1)
+
+    walk(app.query_one(Conversation).root, 0)
+    return out
+
+
+def shown(app: PodApp, needle: str) -> bool:
+    return any(needle in text for _, text in lines(app))
+
+
+def widget_text(app: PodApp, selector: str) -> str:
+    return str(getattr(app.query_one(selector, Static).content, "plain", app.query_one(selector, Static).content))
+
+
+def drive(scenario: Callable[[PodApp, Pilot[Any]], Any], pod: str = "live", size: tuple[int, int] = (80, 24)) -> None:
+    async def main() -> None:
+        app = PodApp(PodPaths.of(pod))
+        async with app.run_test(size=size) as pilot:
+            await scenario(app, pilot)
+
+    asyncio.run(asyncio.wait_for(main(), 120))
+
+
+def test_the_table_follows_agents_going_busy_and_idle(live: BrokerProcess) -> None:
+    async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: app.view.connection == "live" and cell(app, "writer", "state"), "the agents")
+        assert cell(app, "writer", "cli") == "script" and cell(app, "writer", "tools") == "down"
+        with live.client("writer") as writer:
+            writer.call("hook", event="turn_start", inject=False)
+            await until(pilot, lambda: cell(app, "writer", "state").startswith("busy"), "writer busy")
+            writer.call("hook", event="turn_end", inject=False)
+            await until(pilot, lambda: cell(app, "writer", "state").startswith("idle"), "writer idle")
+        assert "pod live  live  3 agents" in widget_text(app, "#top")
+
+    drive(scenario)
+
+
+def test_s_text_and_enter_send_a_message_from_the_user_to_the_selected_agent(live: BrokerProcess) -> None:
+    async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: cell(app, "rev-a", "state"), "the agents")
+        await pilot.press("down")
+        await pilot.press("s")
+        await pilot.press(*"please look")
+        await pilot.press("enter")
+        await until(pilot, lambda: shown(app, "user → rev-a tell: please look"), "the sent message")
+
+    drive(scenario)
+    sent = [json.loads(line) for line in podctl("tail", "live", "--json").stdout.splitlines()]
+    assert [(m["from"], m["to"], m["text"]) for m in sent if m["kind"] == "tell"] == [("user", ["rev-a"], "please look")]
+
+
+def test_tab_changes_the_recipient_and_escape_cancels(live: BrokerProcess) -> None:
+    async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: cell(app, "writer", "state"), "the agents")
+        await pilot.press("a", "tab", "tab", "tab")
+        await pilot.press(*"is the route fine?", "enter")
+        await until(pilot, lambda: shown(app, "user → review ask #"), "the ask to the route")
+        await pilot.press("s", *"never sent", "escape")
+        await pilot.pause(0.2)
+        assert not shown(app, "never sent")
+
+    drive(scenario)
+
+
+def test_an_ask_and_its_replies_are_threaded_with_their_delivery_marks(live: BrokerProcess) -> None:
+    async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: app.view.connection == "live", "the live pod")
+        with live.client("writer") as writer, live.client("rev-a") as rev_a:
+            ask_id = writer.call("ask", to="review", text="review my diff")["ask_id"]
+            await until(pilot, lambda: shown(app, f"writer → review ask #{ask_id}: review my diff  [rev-a… rev-b…]"),
+                        "the ask, queued for both")
+            claim = rev_a.call("hook", event="tool_done")["claim"]
+            rev_a.call("ack_injected", claim=claim)
+            await until(pilot, lambda: shown(app, "[rev-a✓ rev-b…]"), "the ask injected into rev-a's model")
+            rev_a.call("post_reply", ask_id=ask_id, text="looks fine")
+            await until(pilot, lambda: (1, "") in [(d, "") for d, t in lines(app) if "rev-a replied: looks fine" in t],
+                        "the reply under its ask")
+            writer.call("check_replies", ask_id=ask_id)
+            await until(pilot, lambda: shown(app, "rev-a replied: looks fine  [writer✓✓]"), "the reply read")
+        depth_of = {text.split(": ", 1)[-1]: depth for depth, text in lines(app)}
+        assert depth_of["review my diff  [rev-a✓ rev-b…]"] == 0
+
+    drive(scenario)
+
+
+def test_the_waiting_panel_lists_who_has_not_answered_and_drops_them_when_they_do(live: BrokerProcess) -> None:
+    async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: app.view.connection == "live", "the live pod")
+        await pilot.press("w")
+        with live.client("writer") as writer, live.client("rev-a") as rev_a, live.client("rev-b") as rev_b:
+            ask_id = writer.call("ask", to="review", text="two reviews please")["ask_id"]
+            await until(pilot, lambda: "waiting on: rev-a, rev-b" in widget_text(app, "#waiting"), "both missing")
+            assert f"#{ask_id} writer → review (all)" in widget_text(app, "#waiting")
+            assert "9m5" in widget_text(app, "#waiting") or "10m00s" in widget_text(app, "#waiting")
+            rev_a.call("post_reply", ask_id=ask_id, text="ok")
+            await until(pilot, lambda: "waiting on: rev-b   answered: rev-a" in widget_text(app, "#waiting"), "rev-b")
+            rev_b.call("post_reply", ask_id=ask_id, text="ok too")
+            await until(pilot, lambda: "none: every ask has its answer" in widget_text(app, "#waiting"), "no open ask")
+
+    drive(scenario)
+
+
+def test_the_view_reconnects_when_the_broker_restarts(live: BrokerProcess) -> None:
+    async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: app.view.connection == "live", "the live pod")
+        live.kill9()
+        await until(pilot, lambda: "reconnecting" in widget_text(app, "#top"), "the broker gone")
+        live.start()
+        await until(pilot, lambda: "reconnected: the broker is back" in widget_text(app, "#top"), "the broker back")
+        with live.client("writer") as writer:
+            writer.call("tell", to="rev-b", text="after the restart")
+        await until(pilot, lambda: shown(app, "writer → rev-b tell: after the restart"), "a message after the restart")
+
+    drive(scenario)
+
+
+def test_a_pod_that_is_down_shows_its_history_read_only(live: BrokerProcess) -> None:
+    with live.client("writer") as writer:
+        writer.call("tell", to="rev-a", text="said before the pod went down")
+    live.stop()
+
+    async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: shown(app, "writer → rev-a tell: said before the pod went down"), "the history")
+        assert "read-only" in widget_text(app, "#top") and "podctl resume live" in widget_text(app, "#top")
+        await pilot.press("s")
+        assert not app.screen_stack[1:], "no send form while the pod is down"
+        live.start()
+        await until(pilot, lambda: app.view.connection == "live", "the pod back up")
+
+    drive(scenario)
+
+
+def test_text_is_shown_not_obeyed_and_fits_80x24(live: BrokerProcess) -> None:
+    with live.client("writer") as writer:
+        writer.call("tell", to="rev-a", text="\x1b[2J\x1b]0;pwned\x07[bold]not markup[/bold]\rforged")
+
+    async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: shown(app, "\\x1b[2J\\x1b]0;pwned\\x07[bold]not markup[/bold]\\x0dforged"),
+                    "the escapes as text")
+        screen = app.screen
+        assert (screen.size.width, screen.size.height) == (80, 24)
+        assert app.query_one(AgentsTable).region.height >= 4, "header and three agents"
+        assert app.query_one(Conversation).region.height >= 5
+
+    drive(scenario)
+
+
+def test_filter_by_agent_and_search(live: BrokerProcess) -> None:
+    with live.client("writer") as writer, live.client("rev-b") as rev_b:
+        writer.call("tell", to="rev-a", text="for a: the needle")
+        rev_b.call("tell", to="writer", text="from b: hay")
+
+    async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: shown(app, "from b: hay"), "the history")
+        await pilot.press("down", "f")
+        await until(pilot, lambda: not shown(app, "from b: hay"), "only rev-a's conversation")
+        assert shown(app, "for a: the needle")
+        await pilot.press("f", "slash", *"hay", "enter")
+        await until(pilot, lambda: not shown(app, "the needle") and shown(app, "from b: hay"), "the search")
+        await pilot.press("slash", "escape")
+        await until(pilot, lambda: shown(app, "the needle") and shown(app, "from b: hay"), "everything again")
+
+    drive(scenario)
+
+
+def test_no_color_is_respected(live: BrokerProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: app.view.connection == "live", "the live pod")
+        assert app.no_color
+
+    drive(scenario)
+
+
+def test_the_graph_tab_draws_the_pod_file(live: BrokerProcess, tmp_path: Path) -> None:
+    pod_folder("live", tmp_path / "live" / "pod.yaml")
+
+    async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: app.view.connection == "live", "the live pod")
+        await pilot.press("g")
+        await until(pilot, lambda: "writer -> review -> rev-a, rev-b   (mode all, timeout 10m)" in widget_text(app, "#graph"),
+                    "the topology")
+
+    drive(scenario)
