@@ -1,5 +1,5 @@
 """The pod's tmux session through libtmux: a session named after the pod, a `podctl` window
-running the live transcript, and one window per agent named after it.
+running the live view (`podctl ui`), and one window per agent named after it.
 
 `PODCTL_TMUX_SOCKET` selects a private tmux server (tests always set it). Agent windows keep
 their pane when the CLI exits (`remain-on-exit`), so an exited agent shows as stopped instead of

@@ -52,6 +52,8 @@ def register(app: typer.Typer) -> None:
          "Hooks: latency per event against a bare `python -I -S`, and wake latency from commit to nudge."),
         ("footprint", "podctl.orchestrator.bench_footprint", "run_footprint_bench",
          "Memory and start-up: peak RSS per process of pods of 2 and 10 script agents, shim start, `podctl send`."),
+        ("ui", "podctl.orchestrator.bench_ui", "run_ui_bench",
+         "Live view: first paint of `podctl ui` in 80x24, and the lag behind a burst of 1,000 messages."),
     ):
         bench.command(name, help=doc)(_command(_runner(module, function)))
 
