@@ -194,14 +194,27 @@ class Client:
         self._next_id = 0
 
     def _connect(self) -> codec.Socket:
+        """Connect within the client's timeout. A Unix socket whose backlog is full answers EAGAIN at
+        once (it does not wait like TCP): that is a busy moment of the broker, so try again."""
         if self._sock is None:
-            sock = codec.unix_socket()
-            sock.settimeout(self.timeout)
-            try:
-                sock.connect(str(self.socket_path))
-            except OSError as exc:
-                sock.close()
-                raise BrokerUnavailable(f"cannot reach the broker at {self.socket_path}: {exc}") from exc
+            deadline = 0.0
+            while True:
+                sock = codec.unix_socket()
+                sock.settimeout(self.timeout)
+                try:
+                    sock.connect(str(self.socket_path))
+                    break
+                except BlockingIOError as exc:
+                    sock.close()
+                    import time
+
+                    deadline = deadline or time.monotonic() + self.timeout
+                    if time.monotonic() >= deadline:
+                        raise BrokerUnavailable(f"the broker at {self.socket_path} is too busy to accept: {exc}") from exc
+                    time.sleep(0.005)
+                except OSError as exc:
+                    sock.close()
+                    raise BrokerUnavailable(f"cannot reach the broker at {self.socket_path}: {exc}") from exc
             self._sock = sock
         return self._sock
 

@@ -171,3 +171,42 @@ def test_a_subscriber_that_falls_behind_gets_a_gap_marker_and_every_message(brok
     assert gaps and gaps[0]["data"]["skipped"] > 0, "the reader is told it fell behind"
     seen = {e["data"]["id"] for e in events if e.get("event") == "message"}
     assert set(sent) <= seen, "no message is lost to a slow reader"
+
+
+def test_a_full_accept_backlog_is_waited_out_not_reported_as_a_dead_broker(tmp_path: Path) -> None:
+    """A Unix socket answers EAGAIN at once while its backlog is full (seen when a broker at its fd
+    limit evicts idle clients): the client tries again within its timeout."""
+    path = tmp_path / "busy.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(0)
+    queued: list[socket.socket] = []
+    try:
+        while True:
+            pending = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            pending.setblocking(False)
+            try:
+                pending.connect(str(path))
+            except BlockingIOError:
+                pending.close()
+                break
+            queued.append(pending)
+        answered = threading.Event()
+
+        def serve() -> None:
+            for _ in range(len(queued) + 1):
+                conn, _ = server.accept()
+                if conn.recv(65536):
+                    conn.sendall(wire.encode(wire.ok(1, {"pod": "busy"})))
+                    answered.set()
+                conn.close()
+
+        client = wire.Client(path, "alice", "token", timeout=5.0)
+        threading.Timer(0.2, lambda: threading.Thread(target=serve, daemon=True).start()).start()
+        for sock in queued:
+            sock.close()
+        assert client.call("hello") == {"pod": "busy"}
+        assert answered.is_set()
+        client.close()
+    finally:
+        server.close()
