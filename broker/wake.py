@@ -4,7 +4,7 @@ The broker calls `request(agent)` for every message that calls for an idle agent
 (an ask, an urgent tell, a reply). One task per agent absorbs the burst: it waits a short
 debounce, re-checks that the agent is still idle, nudges it, then waits for the turn the nudge
 should have started. A nudge that starts no turn is retried with backoff; after the last try
-the failure is recorded (and shown by `status`).
+the failure is recorded (and shown by `status`); so is a nudge that was answered (its turn started).
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ class Waker:
                     continue
                 try:
                     await asyncio.wait_for(started.wait(), timeout=confirm)
+                    await self._record(agent, "answered: its turn started")
                     return
                 except TimeoutError:
                     confirm *= 2

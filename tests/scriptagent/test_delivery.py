@@ -68,8 +68,8 @@ def test_idle_agent_is_woken_once_per_burst(tmp_path: Path, pods, podctl_home: P
     wait_until(lambda: agent_state("burst", "worker") == "idle", timeout=40, message="worker idle again")
     text = pane_text("burst", "worker")
     assert text.count(ADAPTER.wake_text) == 1 and text.count("(woken)") == 1, text
-    status = podctl("status", "burst").stdout
-    assert "last wake: sent" in status
+    wait_until(lambda: "last wake: answered: its turn started" in podctl("status", "burst").stdout, timeout=20,
+               message="the wake recorded as answered")
 
 
 def test_no_nudge_while_a_person_scrolls_the_pane_then_it_is_retried(tmp_path: Path, pods) -> None:
