@@ -21,6 +21,7 @@ from podctl.broker.transcript import visible
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane, Tree
 from textual.widgets.tree import TreeNode
 
@@ -99,9 +100,9 @@ class PodApp(App[None]):
                 tree.guide_depth = 2
                 yield tree
                 yield Input(placeholder="search the conversation (Enter applies, Escape clears)", id="search")
-            with TabPane("Waiting (w)", id="tab-waiting"):
+            with TabPane("Waiting (w)", id="tab-waiting"), VerticalScroll():
                 yield Static(Text("reading the pod…"), id="waiting")
-            with TabPane("Graph (g)", id="tab-graph"):
+            with TabPane("Graph (g)", id="tab-graph"), VerticalScroll():
                 yield Static(Text("the pod's topology shows here"), id="graph")
         yield Footer(compact=True)
 

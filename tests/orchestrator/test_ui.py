@@ -243,3 +243,23 @@ def test_the_graph_tab_draws_the_pod_file(live: BrokerProcess, tmp_path: Path) -
                     "the topology")
 
     drive(scenario)
+
+
+def test_rule_firings_and_hand_offs_are_marked_and_rules_show_rounds_and_cooldown() -> None:
+    from podctl.orchestrator.ui.model import PodView
+    from podctl.orchestrator.ui.text import message_line, waiting_text
+
+    now = time.time()
+    fired = {"id": 7, "ts": now, "from": "podctl", "kind": "ask", "to": ["rev"], "target": "review", "ask_id": 7,
+             "text": "[auto-ask by rule auto-review, on behalf of writer] diff", "origin": "rule:auto-review",
+             "delivery": {"rev": "queued"}}
+    assert message_line(fired).plain.endswith("[rule auto-review] podctl → review ask #7: [auto-ask by rule"
+                                              " auto-review, on behalf of writer] diff  [rev…]")
+    handed = {**fired, "id": 8, "kind": "tell", "origin": "handoff", "text": "HAND-OFF: you take over", "to": ["b"],
+              "target": "b", "delivery": {}}
+    assert "[hand-off] podctl → b tell: HAND-OFF: you take over" in message_line(handed).plain
+    view = PodView("p", rules=[{"name": "auto-review", "on": "turn_end", "agent": "writer", "rounds": 1,
+                                "max_rounds": 3, "open_ask": 7, "last_fired": now - 10, "cooldown_s": 30.0,
+                                "ask": "review", "handoff": None}])
+    text = waiting_text(view, now).plain
+    assert "auto-review  on turn_end of writer → ask review   rounds 1/3   cooldown 20s   waiting for ask #7" in text
