@@ -81,7 +81,7 @@ class Waker:
                     continue
                 try:
                     await asyncio.wait_for(started.wait(), timeout=confirm)
-                    await self._record(agent, "answered: its turn started")
+                    await self._record(agent, "answered")
                     return
                 except TimeoutError:
                     confirm *= 2

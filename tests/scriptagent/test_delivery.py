@@ -68,7 +68,7 @@ def test_idle_agent_is_woken_once_per_burst(tmp_path: Path, pods, podctl_home: P
     wait_until(lambda: agent_state("burst", "worker") == "idle", timeout=40, message="worker idle again")
     text = pane_text("burst", "worker")
     assert text.count(ADAPTER.wake_text) == 1 and text.count("(woken)") == 1, text
-    wait_until(lambda: "last wake: answered: its turn started" in podctl("status", "burst").stdout, timeout=20,
+    wait_until(lambda: "last wake: answered" in podctl("status", "burst").stdout, timeout=20,
                message="the wake recorded as answered")
 
 
