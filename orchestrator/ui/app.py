@@ -89,25 +89,32 @@ class PodApp(App[None]):
     # -- layout ---------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Static(self._top_line(), id="top")
-        table = AgentsTable(id="agents", cursor_type="row", zebra_stripes=True)
-        table.add_columns(*AGENT_COLUMNS)
-        yield table
-        with TabbedContent(id="tabs"):
+        # The widgets are kept rather than queried: a query looks at the screen on top, which is
+        # a dialog while one is open, and the clocks and events draw on meanwhile.
+        self.top = Static(self._top_line(), id="top")
+        self.table = AgentsTable(id="agents", cursor_type="row", zebra_stripes=True)
+        self.table.add_columns(*AGENT_COLUMNS)
+        self.conversation = Conversation("messages", id="conversation")
+        self.conversation.show_root = False
+        self.conversation.guide_depth = 2
+        self.search_field = Input(placeholder="search the conversation (Enter applies, Escape clears)", id="search")
+        self.waiting = Static(Text("reading the pod…"), id="waiting")
+        self.graph = Static(Text("the pod's topology shows here"), id="graph")
+        self.tabs = TabbedContent(id="tabs")
+        yield self.top
+        yield self.table
+        with self.tabs:
             with TabPane("Conversation (c)", id="tab-conversation"):
-                tree = Conversation("messages", id="conversation")
-                tree.show_root = False
-                tree.guide_depth = 2
-                yield tree
-                yield Input(placeholder="search the conversation (Enter applies, Escape clears)", id="search")
+                yield self.conversation
+                yield self.search_field
             with TabPane("Waiting (w)", id="tab-waiting"), VerticalScroll():
-                yield Static(Text("reading the pod…"), id="waiting")
+                yield self.waiting
             with TabPane("Graph (g)", id="tab-graph"), VerticalScroll():
-                yield Static(Text("the pod's topology shows here"), id="graph")
+                yield self.graph
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one(AgentsTable).focus()
+        self.table.focus()
         self.set_interval(TICK_S, self._tick)
         self.run_worker(self.feed.run(), name="feed", exit_on_error=False)
         self.call_after_refresh(self._painted)
@@ -158,8 +165,8 @@ class PodApp(App[None]):
         return line
 
     def _draw_agents(self) -> None:
-        self.query_one("#top", Static).update(self._top_line())
-        table = self.query_one(AgentsTable)
+        self.top.update(self._top_line())
+        table = self.table
         now = time.time()
         names = list(self.view.agents)
         if [str(key.value) for key in table.rows] != names:
@@ -176,7 +183,7 @@ class PodApp(App[None]):
                 table.update_cell(name, column, cell, update_width=True)
 
     def _draw_waiting(self) -> None:
-        self.query_one("#waiting", Static).update(waiting_text(self.view, time.time()))
+        self.waiting.update(waiting_text(self.view, time.time()))
 
     # -- the conversation -------------------------------------------------------------------------
 
@@ -187,13 +194,13 @@ class PodApp(App[None]):
         return not self.search or self.search.casefold() in str(message.get("text", "")).casefold()
 
     def _rebuild_conversation(self) -> None:
-        tree = self.query_one(Conversation)
+        tree = self.conversation
         tree.clear()
         self.nodes.clear()
         self._extend_conversation(list(self.view.messages), set())
 
     def _extend_conversation(self, added: list[int], marked: set[int]) -> None:
-        tree = self.query_one(Conversation)
+        tree = self.conversation
         following = tree.max_scroll_y - tree.scroll_y <= 1
         for mid in added:
             message = self.view.messages.get(mid)
@@ -222,7 +229,7 @@ class PodApp(App[None]):
     # -- actions ------------------------------------------------------------------------------------
 
     def selected_agent(self) -> str | None:
-        table = self.query_one(AgentsTable)
+        table = self.table
         if not table.row_count:
             return None
         with contextlib.suppress(Exception):
@@ -309,7 +316,7 @@ class PodApp(App[None]):
         self.notify(f"no tmux window for {agent}", severity="warning")
 
     def action_read(self) -> None:
-        node = self.query_one(Conversation).cursor_node
+        node = self.conversation.cursor_node
         if node is not None and node.data is not None and node.data in self.view.messages:
             self.push_screen(MessageView(message_detail(self.view.messages[node.data])))
 
@@ -321,11 +328,11 @@ class PodApp(App[None]):
         self._draw_agents()
 
     def action_tab(self, name: str) -> None:
-        self.query_one(TabbedContent).active = f"tab-{name}"
+        self.tabs.active = f"tab-{name}"
 
     def action_search(self) -> None:
-        self.query_one(TabbedContent).active = "tab-conversation"
-        field = self.query_one("#search", Input)
+        self.tabs.active = "tab-conversation"
+        field = self.search_field
         field.add_class("shown")
         field.focus()
 
@@ -334,21 +341,21 @@ class PodApp(App[None]):
             self.search = event.value.strip()
             self._rebuild_conversation()
             self._draw_agents()
-            self.query_one(Conversation).focus()
+            self.conversation.focus()
 
     def on_key(self, event: Any) -> None:
-        field = self.query_one("#search", Input)
+        field = self.search_field
         if event.key == "escape" and field.has_focus:
             field.value, self.search = "", ""
             field.remove_class("shown")
             self._rebuild_conversation()
             self._draw_agents()
-            self.query_one(Conversation).focus()
+            self.conversation.focus()
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "tab-graph" and not self.graph_loaded:
             self.graph_loaded = True
-            self.query_one("#graph", Static).update(self._graph())
+            self.graph.update(self._graph())
 
     def _graph(self) -> Text:
         from podctl.orchestrator.podref import recorded_file

@@ -263,3 +263,30 @@ def test_rule_firings_and_hand_offs_are_marked_and_rules_show_rounds_and_cooldow
                                 "ask": "review", "handoff": None}])
     text = waiting_text(view, now).plain
     assert "auto-review  on turn_end of writer → ask review   rounds 1/3   cooldown 20s   waiting for ask #7" in text
+
+
+def test_the_clocks_and_events_keep_drawing_while_a_dialog_is_open(live: BrokerProcess) -> None:
+    """A dialog is the screen on top: drawing must not look for the main screen's widgets there."""
+
+    async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: cell(app, "writer", "state"), "the agents")
+        await pilot.press("s")
+        await until(pilot, lambda: len(app.screen_stack) == 2, "the send form")
+        app._tick()
+        with live.client("writer") as writer:
+            writer.call("hook", event="turn_start", inject=False)
+        await until(pilot, lambda: cell(app, "writer", "state").startswith("busy"), "writer busy behind the form")
+        await pilot.press("escape")
+
+    drive(scenario)
+
+
+def test_a_clock_tick_while_the_view_closes_is_harmless(live: BrokerProcess) -> None:
+    """The one-second clock may fire while Textual is taking the screen apart (seen in the suite)."""
+
+    async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: cell(app, "writer", "state"), "the agents")
+        await app.top.remove()
+        app._tick()
+
+    drive(scenario)
