@@ -197,8 +197,8 @@ def test_a_full_accept_backlog_is_waited_out_not_reported_as_a_dead_broker(tmp_p
             for _ in range(len(queued) + 1):
                 conn, _ = server.accept()
                 if conn.recv(65536):
+                    answered.set()  # before the answer: the client may read it before this thread runs on
                     conn.sendall(wire.encode(wire.ok(1, {"pod": "busy"})))
-                    answered.set()
                 conn.close()
 
         client = wire.Client(path, "alice", "token", timeout=5.0)
