@@ -108,12 +108,13 @@ async def _ignored(workdir: Path) -> bool:
     return True
 
 
-async def base_tree(workdir: Path) -> str:
-    """The workdir's tree in HEAD, or git's empty tree (no commit yet, or the workdir is not in HEAD)."""
+async def base_tree(workdir: Path, commit: str = "HEAD") -> str:
+    """The workdir's tree in `commit` (HEAD, or a worktree's starting commit), or git's empty tree
+    (no commit yet, or the workdir is not in it)."""
     prefix, _ = await _prefix_and_index(workdir)
     try:
         # The prefix is "" or ends in "/": `HEAD:` is the root tree, `HEAD:sub/` only ever a tree.
-        return (await _git(workdir, "rev-parse", "--verify", "--quiet", f"HEAD:{prefix}")).strip()
+        return (await _git(workdir, "rev-parse", "--verify", "--quiet", f"{commit}:{prefix}")).strip()
     except GitError:
         return await empty_tree(workdir)
 

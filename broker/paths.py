@@ -11,6 +11,7 @@ $PODCTL_HOME/<pod>/          0700
   pod.lock                   held by whoever applies a change to the pod (up, down, the supervisor, ...)
   agents/<name>/             per-agent config the CLIs read, and its token (0600)
   logs/                      broker, supervisor, per-agent logs
+  worktrees/                 agents' git worktrees and their records (pods/worktree.py)
 ```
 """
 

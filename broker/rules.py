@@ -130,7 +130,11 @@ class RuleEngine:
             state = self.states[rule.name]
             for agent in [rule.agent] if rule.agent else list(self.host.spec.agents):
                 key = self._baseline_key(agent)
-                if key not in state.baselines:
+                if key in state.baselines:
+                    continue
+                if self.host.spec.agent_branch(agent) is not None:
+                    state.baselines[key] = None  # a worktree's work is everything since its starting commit
+                else:
                     users.setdefault(key[1], []).append((state, key))
         trees = await asyncio.gather(*(_snapshot_or_none(Path(workdir)) for workdir in users))
         for pairs, tree in zip(users.values(), trees, strict=True):
@@ -268,6 +272,7 @@ class RuleEngine:
         variables: dict[str, Any] = {
             "agent": agent, "pod": self.host.spec.name, "diff": "", "changed_files": "",
             "last_message": await self._last_message(agent), "reason": reason,
+            "workdir": str(self.host.spec.agent_workdir(agent)),
         }
         if rule.on in ("turn_end", "file_change"):
             change = await self._change(rule, agent, state, touched)
@@ -317,7 +322,7 @@ class RuleEngine:
             await self.host.log(f"rule {rule.name}: {workdir} is not a git repository; no diff to review", "warning",
                                 origin=f"rule:{rule.name}")
             return None
-        old = state.baselines.get(key) or await gitdiff.base_tree(workdir)
+        old = state.baselines.get(key) or await gitdiff.base_tree(workdir, self._start_commit(agent))
         current = await gitdiff.snapshot(workdir)
         files = (await gitdiff.changes(workdir, old, current)).files
         if touched is not None:
@@ -330,6 +335,12 @@ class RuleEngine:
             return None
         state.baselines[key] = current
         return await gitdiff.changes(workdir, old, current, files=files)
+
+    def _start_commit(self, agent: str) -> str:
+        """What an agent's first diff is against: its worktree's starting commit, else the checkout's HEAD."""
+        placement = self.host.spec.agent_worktree(agent)
+        record = placement.record() if placement else None
+        return record.base if record else "HEAD"
 
     async def _last_message(self, agent: str) -> str:
         return await self.host.last_said(agent)

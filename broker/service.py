@@ -472,10 +472,19 @@ class Broker:
         unread = await self.store.unread_counts()
         agents = [
             {"name": m.name, "cli": m.cli, "role": m.role, "state": m.state, "unread": unread.get(m.name, 0),
-             "you": m.name == agent}
+             "you": m.name == agent, **self._where(m.name)}
             for m in self.members.values() if not m.removed
         ]
         return {"pod": self.spec.name, "agents": agents, "routes": self._routes()}
+
+    def _where(self, name: str) -> dict[str, Any]:
+        """The folder an agent works in (and its worktree's branch): where a reviewer finds its files."""
+        if name not in self.spec.agents:
+            return {}
+        try:
+            return {"workdir": str(self.spec.agent_workdir(name)), "branch": self.spec.agent_branch(name)}
+        except PodctlError:
+            return {}
 
     def _routes(self) -> list[dict[str, Any]]:
         return [
@@ -652,6 +661,7 @@ class Broker:
             f" ({reason}).\n\nTheir role:\n{self.members[source].role or '(none)'}\n\n"
             f"Task in progress:\n{task['text'] if task else '(no task from the user on record)'}\n\n"
             f"Recent conversation of {source}:\n{digest or '(none)'}\n\n"
+            f"Their work folder: {self.spec.agent_workdir(source)}{self._branch_note(source)}\n\n"
             f"Look at the work tree for their changes, then carry on. Asks sent to {source} that are still open"
             f" can be answered by you with post_reply only if they were also sent to you; otherwise tell the asker."
         )
@@ -662,6 +672,10 @@ class Broker:
         self.handed_off[source] = target
         await self.log(f"hand-off: {source} -> {target} ({reason})", origin="handoff")
         return {"from": source, "to": target, "message_id": msg.id}
+
+    def _branch_note(self, agent: str) -> str:
+        branch = self.spec.agent_branch(agent)
+        return f" (their own git worktree, on branch {branch})" if branch else ""
 
     @checked
     async def op_rules(self, agent: str) -> dict[str, Any]:

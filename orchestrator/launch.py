@@ -12,6 +12,8 @@ from podctl.broker.paths import PodPaths
 from podctl.hooks.adapter import AgentContext, Launch, get_adapter
 from podctl.pods.spec import AgentSpec, PodSpec
 
+from . import worktrees
+
 
 def agent_context(spec: PodSpec, paths: PodPaths, name: str) -> AgentContext:
     agent = spec.agents[name]
@@ -37,6 +39,8 @@ def fingerprint(spec: PodSpec, name: str) -> str:
 
 
 def prepare_and_launch(spec: PodSpec, paths: PodPaths, name: str) -> Launch:
+    """Make the agent's worktree if it has one and none exists yet, write its CLI's config, and say how to start it."""
+    worktrees.ensure(spec, paths, name)
     ctx = agent_context(spec, paths, name)
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     adapter = get_adapter(ctx.cli)

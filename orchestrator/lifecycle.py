@@ -218,6 +218,16 @@ def pod_file_of(arg: str) -> Path:
     return recorded
 
 
+def pod_paths_of(arg: str, pod_file: Path) -> PodPaths | None:
+    """The state folder of a POD argument (a pod name, or its pod file); None if the file names no valid pod."""
+    if Path(arg).resolve() != pod_file:
+        return pod.find(arg)
+    try:
+        return PodPaths.of(load(pod_file).name)
+    except PodctlError:
+        return None
+
+
 def down(paths: PodPaths, on_wait: Callable[[str], None] | None = None) -> list[str]:
     with pod.applying(paths, "podctl down", on_wait=on_wait):
         return pod.stop(paths)

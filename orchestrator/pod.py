@@ -132,13 +132,27 @@ def stop(paths: PodPaths) -> list[str]:
     return stopped
 
 
-def delete(paths: PodPaths) -> None:
-    """Stop everything and remove the pod's folder; only a folder podctl made is ever removed."""
+def delete(paths: PodPaths, force: bool = False) -> list[str]:
+    """Stop everything and remove the pod's folder; only a folder podctl made is ever removed.
+
+    The agents' worktrees go first, through git, and only when they hold no work that would be
+    lost (or with `force`: their branches are kept). Returns what was said about them.
+    """
+    from podctl.pods.worktree import records
+
+    from . import worktrees
+
     if not paths.is_pod_folder():
         raise PodctlError(f"{paths.root} is not a pod folder made by podctl: nothing deleted")
     with applying(paths, "podctl delete"):
+        removals = [worktrees.removal(r) for r in records(paths.root)]
+        refusal = worktrees.refusal(removals)
+        if refusal and not force:
+            raise PodctlError(f"pod {paths.pod} is not deleted: {refusal}")
         stop(paths)
+        said = [worktrees.remove(paths, item, force=force) for item in removals]
         shutil.rmtree(paths.root)
+    return said
 
 
 # -- status as data -----------------------------------------------------------------------------------
@@ -188,15 +202,25 @@ def status(paths: PodPaths) -> dict[str, Any]:
             entry["state"] = "stopped"
             entry["exit_status"] = window.exit_status
     for entry in agents.values():
-        entry.setdefault("window", "none")
-        if entry["window"] == "none":
-            entry["state"] = "stopped"
-        if entry["state"] == "stopped":
-            reason = exit_reason(paths, entry["name"])
-            if reason:
-                entry["reason"] = reason
+        _add_details(paths, entry)
     out["agents"] = list(agents.values())
     return out
+
+
+def _add_details(paths: PodPaths, entry: dict[str, Any]) -> None:
+    """What status adds to an agent from the pod's folder: why it stopped, and its worktree."""
+    from podctl.pods.worktree import summary
+
+    entry.setdefault("window", "none")
+    if entry["window"] == "none":
+        entry["state"] = "stopped"
+    if entry["state"] == "stopped":
+        reason = exit_reason(paths, entry["name"])
+        if reason:
+            entry["reason"] = reason
+    tree = summary(paths.root, entry["name"])
+    if tree is not None:
+        entry["worktree"] = tree
 
 
 def _broker_status(paths: PodPaths) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from .durations import seconds
 from .problems import Problem, Where, suggest
 from .script import script_errors
 from .spec import NAME_RE, RULE_TEXT_FIELDS, socket_path_problem
+from .worktree_checks import check_worktrees
 
 
 @dataclass
@@ -59,6 +60,7 @@ def check_pod(data: dict[str, Any], where: Where, base_dir: Path, state_root: Pa
         for agent, spec in agents.items():
             if isinstance(spec, dict) and spec.get("script") is not None:
                 _check_script(str(agent), spec, base_dir, ctx)
+    check_worktrees(data, base_dir, state_root, ctx)
     return ctx.problems
 
 

@@ -9,13 +9,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from . import worktree
+from .errors import PodctlError
+from .state import state_root
+
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 """Pod, agent, route and rule names. Check with `fullmatch`; the `\\Z` also keeps `.match` users
 exact (`$` would accept a trailing newline)."""
 RESERVED_NAMES = frozenset({"user", "all", "podctl"})
 
 RULE_TEXT_FIELDS = ("agent", "pod", "diff", "changed_files", "last_message", "reason", "workdir")
-"""The `{placeholders}` a rule's `text` may use (the broker fills them; `workdir` is reserved)."""
+"""The `{placeholders}` a rule's `text` may use (the broker fills them)."""
 
 SOCKET_PATH_MAX = 107
 """Longest Unix socket path in bytes on Linux (sun_path is 108 bytes with the closing NUL)."""
@@ -77,6 +81,13 @@ def _check_cli(value: str) -> str:
     return value
 
 
+def _check_branch(value: str) -> str:
+    """The shape of a branch name; git itself checks the rest (`git check-ref-format`) at validation."""
+    if not value or value != value.strip() or any(c in value for c in " ~^:?*[\\\0") or value.startswith("-"):
+        raise ValueError(f"{value!r} is not a usable branch name: no spaces, ~ ^ : ? * [ \\, and not starting with '-'")
+    return value
+
+
 class AgentSpec(Strict):
     """One agent: a CLI in its own tmux window."""
 
@@ -88,6 +99,11 @@ class AgentSpec(Strict):
     workdir: str | None = None
     restart: RestartPolicy = "never"
     script: dict[str, Any] | str | None = None
+    worktree: bool | Annotated[str, AfterValidator(_check_branch)] | None = Field(
+        default=None,
+        description="run in a git worktree of its own: true (branch podctl/<pod>/<agent>), a branch name, or false;"
+        " default: the pod's `worktrees`",
+    )
 
 
 class RouteSpec(Strict):
@@ -138,6 +154,9 @@ class PodSpec(Strict):
     routes: list[RouteSpec] = Field(default_factory=list)
     rules: list[RuleSpec] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    worktrees: bool = Field(
+        default=False, description="every agent runs in a git worktree of its own unless it says `worktree: false`",
+    )
     transcript: Literal["ui", "tail"] = Field(
         default="ui", description="what the pod's `podctl` window runs: the live view (ui) or the plain message stream (tail)",
     )
@@ -170,7 +189,34 @@ class PodSpec(Strict):
         """The folder the pod file's relative paths are resolved from."""
         return self.source.parent if self.source else Path.cwd()
 
-    def agent_workdir(self, name: str) -> Path:
+    def declared_workdir(self, name: str) -> Path:
+        """The agent's folder as the pod file says it: in the main checkout."""
         base = (self.base_dir() / self.workdir).resolve()
         agent = self.agents[name]
         return (base / agent.workdir).resolve() if agent.workdir else base
+
+    def agent_branch(self, name: str) -> str | None:
+        """The branch of the agent's own worktree, or None when it works in the main checkout."""
+        value = self.agents[name].worktree
+        if value is None:
+            value = self.worktrees
+        if value is False:
+            return None
+        return value if isinstance(value, str) else worktree.default_branch(self.name, name)
+
+    def agent_worktree(self, name: str) -> worktree.Placement | None:
+        """Where the agent's worktree is (None without one); raises PodctlError when no repository holds its workdir."""
+        branch = self.agent_branch(name)
+        if branch is None:
+            return None
+        declared = self.declared_workdir(name)
+        placement = worktree.place(state_root() / self.name, name, branch, declared)
+        if placement is None:
+            raise PodctlError(f"agent {name}: worktree needs a git repository, and {declared} is in none;"
+                              " run `git init` there and commit, or set `worktree: false`")
+        return placement
+
+    def agent_workdir(self, name: str) -> Path:
+        """Where the agent's CLI runs: its worktree's copy of its folder, or the folder itself."""
+        placement = self.agent_worktree(name)
+        return placement.workdir if placement else self.declared_workdir(name)

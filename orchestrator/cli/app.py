@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import agents, bench, bus, collab, lifecycle, pods
+from . import agents, bench, bus, collab, lifecycle, pods, work
 
 
 def root() -> None:
@@ -27,7 +27,7 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
     )
     app.callback()(root)
-    for group in (pods, lifecycle, bus, collab, agents, bench):
+    for group in (pods, lifecycle, bus, collab, work, agents, bench):
         group.register(app)
     app.command()(version)
     return app

@@ -126,24 +126,44 @@ def add(
     _edited(result, f"added {name} ({cli})")
 
 
-def remove(pod: PodArg, name: Annotated[str, typer.Argument(help="the agent")]) -> None:
-    """Remove an agent from the pod file (comments kept); a running pod follows."""
-    from podctl.orchestrator.lifecycle import edit_pod_file, pod_file_of
+def remove(
+    pod: PodArg,
+    name: Annotated[str, typer.Argument(help="the agent")],
+    force: Annotated[bool, typer.Option(
+        "--force", help="also remove its worktree if it holds uncommitted or unmerged work (its branch is kept)",
+    )] = False,
+) -> None:
+    """Remove an agent from the pod file (comments kept) and its worktree; a running pod follows."""
+    from podctl.orchestrator import worktrees
+    from podctl.orchestrator.lifecycle import edit_pod_file, pod_file_of, pod_paths_of
     from podctl.pods.edit import EditError, remove_agent
+    from podctl.pods.worktree import read_record
 
+    pod_file = pod_file_of(pod)
+    paths = pod_paths_of(pod, pod_file)
+    record = read_record(paths.root, name) if paths else None
+    removal = worktrees.removal(record) if record else None
+    refusal = worktrees.refusal([removal]) if removal else None
+    if refusal and not force:
+        raise PodctlError(f"{name} is not removed: {refusal}")
     try:
-        result = edit_pod_file(pod_file_of(pod), lambda path: remove_agent(path, name))
+        result = edit_pod_file(pod_file, lambda path: remove_agent(path, name))
     except EditError as exc:
         raise PodctlError(str(exc)) from None
     _edited(result, f"removed {name}")
+    if removal is not None and paths is not None:
+        typer.echo(worktrees.remove(paths, removal, force=force))
 
 
 def delete(
     pod: Annotated[str | None, typer.Argument(help="the pod")] = None,
     all_pods: Annotated[bool, typer.Option("--all", help="every pod")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="also remove agents' worktrees that hold uncommitted or unmerged work (branches are kept)",
+    )] = False,
 ) -> None:
-    """Stop a pod and delete its state and history (asks first unless --yes)."""
+    """Stop a pod and delete its state, history and agents' worktrees (asks first unless --yes)."""
     from podctl.orchestrator import pod as pods
 
     if all_pods == (pod is not None):
@@ -156,7 +176,8 @@ def delete(
     if not yes and not typer.confirm(f"delete {names} and all history?"):
         raise typer.Exit(1)
     for paths in targets:
-        pods.delete(paths)
+        for line in pods.delete(paths, force=force):
+            typer.echo(line)
         typer.echo(f"deleted pod {paths.pod}")
 
 

@@ -54,8 +54,19 @@ def _agent_lines(agent: dict[str, Any]) -> list[str]:
         extra.append(f"exited {agent['exit_status']}")
     tail = f"  ({'; '.join(extra)})" if extra else ""
     lines = [f"  {agent['name']:<16} {agent.get('cli', '?'):<7} {agent['state']:<8}{tail}"]
+    tree = agent.get("worktree")
+    if tree:
+        lines.append(f"      worktree {tree['path']} on {tree['branch']}, {worktree_changes(tree)}")
     reason = agent.get("reason")
     if reason:
         lines += [f"      | {line}" for line in reason["last_lines"]]
         lines.append(f"      more: {reason['more']}")
     return lines
+
+
+def worktree_changes(tree: dict[str, Any]) -> str:
+    """`3 files changed` for a worktree in `status` (or why it could not be read)."""
+    count = tree.get("changed_files")
+    if count is None:
+        return f"changes unknown: {tree.get('problem', 'git failed')}"
+    return f"{count} file{'s' if count != 1 else ''} changed"
