@@ -21,6 +21,7 @@ name: {name}
     # args: []               # extra CLI arguments
     # env: {{}}                # extra environment
     # restart: never         # never | on-failure | always
+    # worktree: true         # its own git worktree and branch (podctl/{name}/writer); needs a git repository
   reviewer:
     cli: {reviewer_cli}
     role: You review diffs and answer with concrete findings.

@@ -6,13 +6,14 @@ answer and its next request contains it. All real CLIs, each against its own fak
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 from ..fakes import anthropic_api, gemini_api, openai_responses
-from ..helpers import podctl, wait_until, write_pod
+from ..helpers import git_repo, podctl, tmux_out, wait_until, write_pod
 
 
 def writer_agent(base_url: str) -> str:
@@ -60,8 +61,17 @@ def test_claude_writer_gets_a_review_from_another_model_family(cli_env: Path, tm
             }},
             {"text": "Answered the writer."},
         ]
-        pod = f"name: x-{reviewer}\nagents:\n{writer_agent(writer_fake.base_url)}{reviewer_agent(reviewer, reviewer_fake.base_url)}"
-        pods.up(write_pod(tmp_path / "cross", pod))
+        writer = writer_agent(writer_fake.base_url)
+        folder = tmp_path / "cross"
+        if reviewer == "codex":  # the writer in a git worktree of its own: its trust is given there, no dialog stalls it
+            git_repo(folder)
+            writer += "    worktree: true\n"
+        pod = f"name: x-{reviewer}\nagents:\n{writer}{reviewer_agent(reviewer, reviewer_fake.base_url)}"
+        pods.up(write_pod(folder, pod))
+        if reviewer == "codex":
+            worktree = Path(os.environ["PODCTL_HOME"]) / f"x-{reviewer}" / "worktrees" / "writer"
+            assert tmux_out("display-message", "-p", "-t", f"=x-{reviewer}:=writer",
+                            "#{pane_current_path}").strip() == str(worktree)
         podctl("send", f"x-{reviewer}", "--to", "writer", "Get src/feature.py reviewed by the reviewer, then report.")
 
         def writer_saw_the_answer() -> bool:
