@@ -53,6 +53,14 @@ SQL_INBOX = paged(
     " WHERE d.recipient=? AND d.message_id>? ORDER BY d.message_id LIMIT ?"
 )
 SQL_AGENTS = "SELECT name, cli, role, state, state_ts, removed FROM agents ORDER BY rowid"
+SQL_USAGE = (
+    "SELECT agent, model, CAST(ts / 3600 AS INTEGER) * 3600 AS hour, sum(input), sum(cached), sum(output),"
+    " sum(reasoning), count(*) FROM usage WHERE ts >= ? GROUP BY agent, model, hour ORDER BY hour, agent, model"
+)
+"""Usage since a time, per agent, model and hour: every grouping `podctl usage` offers is a sum of these."""
+SQL_SETTINGS = "SELECT key, value FROM settings"
+SCHEMA_USAGE = 4
+"""The schema version that added usage (older stores have none)."""
 SQL_UNSEEN_COUNTS = (
     "SELECT recipient, count(*) FROM deliveries WHERE read_at IS NULL AND injected_at IS NULL GROUP BY recipient"
 )
@@ -144,3 +152,13 @@ def overview(
         "last_message_id": last[0] if last else None,
         "last_wakes": {r[0]: {"ts": r[1], "result": r[2]} for r in wakes},
     }
+
+
+def usage_row(row: Sequence[Any]) -> dict[str, Any]:
+    agent, model, hour, inp, cached, output, reasoning, requests = row
+    return {"agent": agent, "model": model, "hour": hour, "input": inp, "cached": cached, "output": output,
+            "reasoning": reasoning, "requests": requests}
+
+
+def settings_map(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
+    return {key: json.loads(value) for key, value in rows}

@@ -12,18 +12,23 @@ from .queries import (
     ASK_PREVIEW_CHARS,
     EXPIRED_LISTED_S,
     PAGE_BYTES,
+    SCHEMA_USAGE,
     SQL_AGENTS,
     SQL_HISTORY,
     SQL_LAST_MESSAGE,
     SQL_LAST_WAKES,
     SQL_OPEN_ASKS,
+    SQL_SETTINGS,
     SQL_UNSEEN_COUNTS,
+    SQL_USAGE,
     StoreError,
     deliveries_map,
     deliveries_sql,
     message_row,
     open_ask_row,
     overview,
+    settings_map,
+    usage_row,
 )
 
 SCHEMA_ORIGIN = 3
@@ -69,6 +74,16 @@ class ReadOnlyStore:
 
     def open_asks(self, now: float, limit: int) -> list[dict[str, Any]]:
         return [open_ask_row(r) for r in self._all(SQL_OPEN_ASKS, (ASK_PREVIEW_CHARS, now - EXPIRED_LISTED_S, limit))]
+
+    def usage(self, since: float) -> list[dict[str, Any]]:
+        """Usage per agent, model and hour since `since` (none in a store older than schema 4)."""
+        if self.version < SCHEMA_USAGE:
+            return []
+        return [usage_row(r) for r in self._all(SQL_USAGE, (since,))]
+
+    def settings(self) -> dict[str, Any]:
+        """The pricing and limits the broker last applied."""
+        return settings_map(self._all(SQL_SETTINGS)) if self.version >= SCHEMA_USAGE else {}
 
     def overview(self) -> dict[str, Any]:
         last = self._all(SQL_LAST_MESSAGE)

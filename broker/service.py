@@ -38,16 +38,20 @@ from .args import (
     checked,
     describe,
 )
+from .budget import Verdict
 from .paths import USER, PodPaths
 from .ports import Ports
 from .rules import RuleEngine
 from .store import NewMessage, Store
+from .usage_ops import UsageOps
+from .usage_store import UsageStore
 from .wake import Waker
 
 log = logging.getLogger("podctl.broker")
 
 USER_ONLY = frozenset({
     "set_state", "history", "subscribe", "status", "sync", "prune", "log", "handoff", "rules", "reset_rule", "asks",
+    "usage_report", "usage_cursors", "usage",
 })
 READ_LIMIT = 500
 
@@ -81,7 +85,7 @@ class Member:
     """Its last hook or message: an agent that is busy but silent for long may be stuck."""
 
 
-class Broker:
+class Broker(UsageOps):
     def __init__(
         self, spec: PodSpec, pod_file: Path | None, paths: PodPaths, store: Store, ports: Ports | None = None
     ) -> None:
@@ -90,6 +94,8 @@ class Broker:
         self.pod_file = pod_file
         self.paths = paths
         self.store = store
+        self.usage = UsageStore(store)
+        self.verdict: Verdict | None = None
         self.members: dict[str, Member] = {}
         self.tokens: dict[str, str] = {}
         self.routes: dict[str, RouteSpec] = {}
@@ -133,6 +139,8 @@ class Broker:
             self.tokens.pop(name, None)
         self.routes = {r.name: r for r in spec.routes}
         await self.rules.configure()
+        await self.save_pricing()
+        await self.judge_budgets()
         if announce:
             for name in changed:
                 await self._system_message(
@@ -234,7 +242,15 @@ class Broker:
         return out, target, None
 
     def _recipient_states(self, names: list[str]) -> list[dict[str, str]]:
-        return [{"name": n, "state": "human" if n == USER else self.members[n].state} for n in names]
+        """Each recipient's state; one over budget says so (its message waits until the budget is raised)."""
+        out = []
+        for n in names:
+            entry = {"name": n, "state": "human" if n == USER else self.members[n].state}
+            reason = self.over_budget(n) if n != USER else None
+            if reason:
+                entry["over_budget"] = f"{reason}: not woken until the budget is raised"
+            out.append(entry)
+        return out
 
     async def commit(self, msg: NewMessage) -> NewMessage:
         msg = await self.store.commit_message(msg)
@@ -264,9 +280,13 @@ class Broker:
                 self._maybe_wake(name)
 
     def wakeable(self, name: str) -> bool:
-        """Idle, and its tools are up: a nudge now starts a turn that can answer."""
+        """Idle, its tools are up, and within budget: a nudge now starts a turn that can answer."""
         member = self.members.get(name)
-        return member is not None and member.state == "idle" and member.tools_ready and not member.removed
+        return (member is not None and member.state == "idle" and member.tools_ready and not member.removed
+                and self.over_budget(name) is None)
+
+    async def _has_unread(self, name: str) -> bool:
+        return bool(await self.store.pending_wakeworthy(name, include_injected=False))
 
     def _maybe_wake(self, name: str) -> None:
         if self.waker is not None and self.wakeable(name):
@@ -594,11 +614,14 @@ class Broker:
                  "last_activity": m.last_activity, "unread": unseen.get(m.name, 0),
                  "last_wake": m.last_wake, "last_wake_ts": m.last_wake_ts,
                  "handed_off_to": self.handed_off.get(m.name),
-                 "waking": bool(self.waker and self.waker.pending(m.name)), "tools_ready": m.tools_ready}
+                 "waking": bool(self.waker and self.waker.pending(m.name)), "tools_ready": m.tools_ready,
+                 "usage": self.usage_of(m.name), "over_budget": self.over_budget(m.name)}
                 for m in self.members.values() if not m.removed
             ],
             "routes": self._routes(),
             "pending_deliveries": unseen,
+            "usage": self.verdict.pod.as_json() if self.verdict else None,
+            "budget": self._budget_limits(),
         }
 
     @checked

@@ -126,6 +126,33 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE messages ADD COLUMN origin TEXT;
     """,
+    # 4: token usage per model request of each agent (read from its CLI's session files, once per
+    # key), how far each file was read, the pricing and limits last applied (for a pod that is
+    # down), and the budget notices already given.
+    """
+    CREATE TABLE usage(
+        agent TEXT NOT NULL,
+        key TEXT NOT NULL,
+        model TEXT NOT NULL,
+        ts REAL NOT NULL,
+        input INTEGER NOT NULL,
+        cached INTEGER NOT NULL,
+        output INTEGER NOT NULL,
+        reasoning INTEGER NOT NULL,
+        PRIMARY KEY(agent, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX usage_ts ON usage(ts);
+    CREATE TABLE usage_files(
+        agent TEXT NOT NULL,
+        path TEXT NOT NULL,
+        inode INTEGER NOT NULL,
+        offset INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY(agent, path)
+    ) WITHOUT ROWID;
+    CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE budget_notices(key TEXT PRIMARY KEY, ts REAL NOT NULL);
+    """,
 ]
 
 def _first(row: Any) -> Any:

@@ -13,12 +13,13 @@ Response (same ``id``)::
 
 Event (only on a connection that sent ``subscribe``)::
 
-    {"v": 1, "event": "message" | "delivery" | "state" | "tools" | "wake" | "gap", "data": {...}}
+    {"v": 1, "event": "message" | "delivery" | "state" | "tools" | "wake" | "usage" | "gap", "data": {...}}
 
 ``message`` is a stored message (below); ``delivery`` ``{to, ids, state, ts}`` says messages reached
 ``to``'s model (``injected``) or were ``read``; ``state`` ``{name, state, ts}`` an agent's
 busy/idle/stopped; ``tools`` ``{name, ready, ts}`` its MCP tools came up or went away; ``wake``
-``{name, result, ts}`` a wake nudge; ``gap`` ``{skipped, after, ts}`` says the subscriber fell behind
+``{name, result, ts}`` a wake nudge; ``usage`` ``{name, usage, over_budget, ts}`` an agent's tokens and cost
+so far, or its budget state, changed; ``gap`` ``{skipped, after, ts}`` says the subscriber fell behind
 and that many events were skipped (the messages among them are sent again).
 
 Every request names the agent it acts for and carries that agent's token; the broker
@@ -59,8 +60,17 @@ Operations (``args`` -> ``result``):
 - ``set_state {name, state}`` (user only) -> ``{name, state}``: the orchestrator reports a stopped CLI.
 - ``history {since?, limit?}`` (user only) -> ``{messages, next}``, each message with its ``delivery``.
 - ``subscribe {since?}`` (user only) -> ``{subscribed: true}``, then events on this connection.
-- ``status {}`` (user only) -> ``{pod, agents, routes, pending_deliveries}``; each agent
-  ``{name, cli, role, state, state_ts, last_activity, unread, last_wake, last_wake_ts, handed_off_to, waking, tools_ready}``.
+- ``status {}`` (user only) -> ``{pod, agents, routes, pending_deliveries, usage, budget}``; each agent
+  ``{name, cli, role, state, state_ts, last_activity, unread, last_wake, last_wake_ts, handed_off_to, waking, tools_ready,
+  usage, over_budget}``; ``usage`` is ``{input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, requests,
+  cost_usd (null if a model has no price), cost_usd_known_part, unpriced_models}`` (null before any), ``over_budget``
+  why the agent is no longer woken (null within budget); ``budget`` ``{budget_usd, budget_tokens_per_agent}``.
+- ``usage_report {of, path, inode, offset, state, records: [{key, model, ts, input, cached, output, reasoning}]}``
+  (user only; the supervisor) -> ``{added}``: records read from agent ``of``'s session file ``path`` up to
+  ``offset``, stored once per (agent, key) together with the file's position and reader ``state``.
+- ``usage_cursors {}`` (user only) -> ``{files: [{agent, path, inode, offset, state}]}``: where each file was read to.
+- ``usage {since=0}`` (user only) -> ``{rows: [{agent, model, hour, input, cached, output, reasoning, requests}],
+  pricing, limits, now}``: usage since ``since`` (epoch seconds) per agent, model and hour.
 - ``asks {limit=50}`` (user only) -> ``{asks, now}``: asks still waiting for an answer, newest first, each
   ``{ask_id, from, ts, text (first 200 characters), target, route, mode, deadline, origin, targets: [{name, reply_id,
   replied_at}], waiting_on}``; an expired one is listed for 10 minutes after its deadline.

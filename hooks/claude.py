@@ -28,10 +28,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 from .adapter import AgentContext, Launch, link_credentials, user_file
 from .protocol import HookProtocol
+from .usage import StatelessParser, UsageRecord, UsageSource, count, obj, timestamp
+
+CONFIG_DIR = "claude-config"
 
 TOOLS = ("tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents")
 
@@ -42,7 +47,14 @@ class ClaudeAdapter(HookProtocol):
     tested_versions = ("2.1.328",)
 
     def config_dir(self, ctx: AgentContext) -> Path:
-        return ctx.agent_dir / "claude-config"
+        return ctx.agent_dir / CONFIG_DIR
+
+    def usage_files(self, agent_dir: Path) -> list[UsageSource]:
+        """Session transcripts, sub-agents' included (`projects/<dir>/<session>/subagents/*.jsonl`)."""
+        return [UsageSource(agent_dir / CONFIG_DIR / "projects", "**/*.jsonl")]
+
+    def usage_parser(self, state: dict[str, Any] | None = None) -> ClaudeUsage:
+        return ClaudeUsage(dict(state or {}))
 
     def cache_dir(self, ctx: AgentContext) -> Path:
         return ctx.agent_dir / "claude-cache"
@@ -109,6 +121,27 @@ class ClaudeAdapter(HookProtocol):
             "CLAUDE_ENV_FILE": str(self.env_file(ctx)),
         }
         return Launch(argv=argv, env=env, cwd=ctx.workdir)
+
+
+class ClaudeUsage(StatelessParser):
+    """`type: assistant` lines carry their response's usage, repeated on one line per content block:
+    the message id is the key, so the repeats count once. `input_tokens` excludes cache reads and
+    writes; writes are counted as input."""
+
+    def feed(self, line: dict[str, Any], where: str) -> UsageRecord | None:
+        if line.get("type") != "assistant":
+            return None
+        message = obj(line.get("message"))
+        usage = obj(message.get("usage"))
+        key = message.get("id") or line.get("requestId")
+        record = UsageRecord(
+            key=str(key or where), model=str(message.get("model") or line.get("requestedModel") or "unknown"),
+            ts=timestamp(line.get("timestamp"), time.time()),
+            input=count(usage.get("input_tokens")) + count(usage.get("cache_creation_input_tokens")),
+            cached=count(usage.get("cache_read_input_tokens")), output=count(usage.get("output_tokens")),
+            reasoning=count(obj(usage.get("output_tokens_details")).get("thinking_tokens")),
+        )
+        return record if record.input or record.cached or record.output else None
 
 
 ADAPTER = ClaudeAdapter()

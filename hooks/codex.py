@@ -27,6 +27,9 @@ from typing import Any
 
 from .adapter import AgentContext, Launch, link_credentials, user_file
 from .protocol import HookProtocol
+from .usage import StatelessParser, UsageRecord, UsageSource, count, obj, timestamp
+
+HOME_DIR = "codex-home"
 
 APP_SERVER_TIMEOUT_S = 30.0
 
@@ -42,7 +45,14 @@ class CodexAdapter(HookProtocol):
     tested_versions = ("0.169.0",)
 
     def home(self, ctx: AgentContext) -> Path:
-        return ctx.agent_dir / "codex-home"
+        return ctx.agent_dir / HOME_DIR
+
+    def usage_files(self, agent_dir: Path) -> list[UsageSource]:
+        """Rollouts: `sessions/YYYY/MM/DD/rollout-*.jsonl`."""
+        return [UsageSource(agent_dir / HOME_DIR / "sessions", "**/rollout-*.jsonl")]
+
+    def usage_parser(self, state: dict[str, Any] | None = None) -> CodexUsage:
+        return CodexUsage(dict(state or {}))
 
     def prepare(self, ctx: AgentContext) -> None:
         home = self.home(ctx)
@@ -162,6 +172,32 @@ def _hashes(result: dict[str, Any]) -> dict[str, str]:
 
     walk(result)
     return found
+
+
+class CodexUsage(StatelessParser):
+    """`token_usage_record` lines carry one response's usage (the cumulative turn and thread totals
+    beside it, and the `token_count` events, are not read, so nothing counts twice). The model is
+    not on them: it is the latest `turn_context`'s, remembered in `state`. `input_tokens` includes
+    the cached ones, `output_tokens` the reasoning."""
+
+    def feed(self, line: dict[str, Any], where: str) -> UsageRecord | None:
+        payload = obj(line.get("payload"))
+        kind = line.get("type")
+        if kind == "turn_context":
+            if isinstance(payload.get("model"), str):
+                self.state["model"] = payload["model"]
+            return None
+        if kind != "token_usage_record":
+            return None
+        usage = obj(payload.get("usage"))
+        cached = count(usage.get("cached_input_tokens"))
+        record = UsageRecord(
+            key=str(payload.get("response_id") or where), model=str(self.state.get("model") or "unknown"),
+            ts=timestamp(line.get("timestamp"), time.time()),
+            input=max(0, count(usage.get("input_tokens")) - cached), cached=cached,
+            output=count(usage.get("output_tokens")), reasoning=count(usage.get("reasoning_output_tokens")),
+        )
+        return record if record.input or record.cached or record.output else None
 
 
 ADAPTER = CodexAdapter()

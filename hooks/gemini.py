@@ -17,10 +17,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 from .adapter import AgentContext, Launch, link_credentials, user_file
 from .protocol import HookProtocol, hook_table
+from .usage import StatelessParser, UsageRecord, UsageSource, count, obj, timestamp
+
+HOME_DIR = "gemini-home"
 
 EVENTS = hook_table("SessionStart", "BeforeAgent", "AfterTool", "AfterAgent", "SessionEnd")
 
@@ -32,7 +37,14 @@ class GeminiAdapter(HookProtocol):
     tested_versions = ("0.61.0",)
 
     def home(self, ctx: AgentContext) -> Path:
-        return ctx.agent_dir / "gemini-home"
+        return ctx.agent_dir / HOME_DIR
+
+    def usage_files(self, agent_dir: Path) -> list[UsageSource]:
+        """Chats: `.gemini/tmp/<project>/chats/*.jsonl` (sub-agents' in folders below)."""
+        return [UsageSource(agent_dir / HOME_DIR / ".gemini" / "tmp", "*/chats/**/*.jsonl")]
+
+    def usage_parser(self, state: dict[str, Any] | None = None) -> GeminiUsage:
+        return GeminiUsage(dict(state or {}))
 
     def prepare(self, ctx: AgentContext) -> None:
         config = self.home(ctx) / ".gemini"
@@ -66,6 +78,24 @@ class GeminiAdapter(HookProtocol):
         argv += list(ctx.args)
         env = {**ctx.env, "GEMINI_CLI_HOME": str(self.home(ctx)), "GEMINI_CLI_TRUST_WORKSPACE": "true"}
         return Launch(argv=argv, env=env, cwd=ctx.workdir)
+
+
+class GeminiUsage(StatelessParser):
+    """`type: gemini` records carry `tokens`; one with tool calls is appended twice with the same
+    id (the key). `input` includes `cached`, `output` excludes `thoughts`."""
+
+    def feed(self, line: dict[str, Any], where: str) -> UsageRecord | None:
+        if line.get("type") != "gemini":
+            return None
+        tokens = obj(line.get("tokens"))
+        cached, thoughts = count(tokens.get("cached")), count(tokens.get("thoughts"))
+        record = UsageRecord(
+            key=str(line.get("id") or where), model=str(line.get("model") or "unknown"),
+            ts=timestamp(line.get("timestamp"), time.time()),
+            input=max(0, count(tokens.get("input")) - cached), cached=cached,
+            output=count(tokens.get("output")) + thoughts, reasoning=thoughts,
+        )
+        return record if record.input or record.cached or record.output else None
 
 
 ADAPTER = GeminiAdapter()

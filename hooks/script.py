@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
+from typing import Any
+
+from podctl.pods.script import USAGE_FILE
 
 from .adapter import AgentContext, HookEvent, Launch
+from .usage import StatelessParser, UsageRecord, UsageSource, count, timestamp
 
 EVENTS = {
     "SessionStart": HookEvent("session_start", output="plain"),
@@ -49,11 +54,30 @@ class ScriptAdapter:
         path.write_text(json.dumps(config, indent=2), encoding="utf-8")
         path.chmod(0o600)
 
+    def usage_files(self, agent_dir: Path) -> list[UsageSource]:
+        """What its `usage` steps recorded (none unless the script has some: it uses no model)."""
+        return [UsageSource(agent_dir, USAGE_FILE)]
+
+    def usage_parser(self, state: dict[str, Any] | None = None) -> ScriptUsage:
+        return ScriptUsage(dict(state or {}))
+
     def launch(self, ctx: AgentContext) -> Launch:
         return Launch(
             argv=[ctx.python, "-m", "podctl.scriptagent", str(self.config_file(ctx)), *ctx.args],
             env={**ctx.env, "PODCTL_POD": ctx.pod, "PODCTL_AGENT": ctx.agent},
             cwd=ctx.workdir,
+        )
+
+
+class ScriptUsage(StatelessParser):
+    def feed(self, line: dict[str, Any], where: str) -> UsageRecord | None:
+        if line.get("type") != "usage":
+            return None
+        return UsageRecord(
+            key=str(line.get("id") or where), model=str(line.get("model") or "unknown"),
+            ts=timestamp(line.get("ts"), time.time()), input=count(line.get("input")),
+            cached=count(line.get("cached_input")), output=count(line.get("output")),
+            reasoning=count(line.get("reasoning")),
         )
 
 

@@ -179,9 +179,11 @@ def status(paths: PodPaths) -> dict[str, Any]:
         out["routes"] = live["routes"]
         out["pending_deliveries"] = live["pending_deliveries"]
         out["last_message_id"] = live["last_message_id"]
+        out["usage"], out["budget"] = live.get("usage"), live.get("budget")
     else:
         with ReadOnlyStore(paths.db) as store:
             stored = store.overview()
+            usage, settings = store.usage(0.0), store.settings()
         for row in stored["agents"]:
             if row["removed"]:
                 continue
@@ -193,6 +195,7 @@ def status(paths: PodPaths) -> dict[str, Any]:
             }
         out["pending_deliveries"] = stored["unseen"]
         out["last_message_id"] = stored["last_message_id"]
+        _add_stored_usage(out, agents, usage, settings)
     for name, window in windows.items():
         if name == tmux.TRANSCRIPT_WINDOW:
             continue
@@ -205,6 +208,22 @@ def status(paths: PodPaths) -> dict[str, Any]:
         _add_details(paths, entry)
     out["agents"] = list(agents.values())
     return out
+
+
+def _add_stored_usage(
+    out: dict[str, Any], agents: dict[str, dict[str, Any]], rows: list[dict[str, Any]], settings: dict[str, Any]
+) -> None:
+    """Usage of a pod that is down, priced as the broker last priced it."""
+    from podctl.pods.usage import report
+
+    if not rows:
+        out["usage"], out["budget"] = None, settings.get("limits")
+        return
+    summary = report(rows, settings.get("pricing"))
+    out["usage"], out["budget"] = summary["total"], settings.get("limits")
+    per_agent: dict[str, Any] = summary["agents"]  # type: ignore[assignment]
+    for name, entry in agents.items():
+        entry["usage"] = per_agent.get(name)
 
 
 def _add_details(paths: PodPaths, entry: dict[str, Any]) -> None:

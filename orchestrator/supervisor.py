@@ -5,6 +5,7 @@ It keeps a running pod matching its file for as long as the pod is up, attached 
   an invalid file changes nothing and its errors go to the transcript; `podctl add/remove`
   wait for what it applied (`applied.json`), and SIGHUP asks for a reload at once;
 - steps that waited for a busy agent are applied once it is idle;
+- token usage: the agents' session files are followed and reported to the broker (usage_follow.py);
 - an agent whose CLI exited is reported stopped (with the last lines of its screen), and
   restarted by its `restart` policy with exponential backoff; a dead broker is restarted, with
   backoff when it cannot start.
@@ -37,6 +38,7 @@ from podctl.pods.load import PodFileError, load_pod
 from podctl.pods.spec import PodSpec
 
 from . import pod, processes, reconcile, tmux
+from .usage_follow import UsageFollower
 
 log = logging.getLogger("podctl.supervisor")
 
@@ -225,6 +227,7 @@ class Supervisor:
     async def run(self) -> None:
         self.loop = asyncio.get_running_loop()
         watcher = asyncio.create_task(self.watch())
+        usage = asyncio.create_task(UsageFollower(self.paths, lambda: self.spec).run(self.stop))
         with contextlib.suppress(OSError):
             if pod.file_digest(self.pod_file.read_text(encoding="utf-8")) != self.applied_digest:
                 self.dirty.set()  # saved between `up` applying it and this supervisor starting
@@ -248,13 +251,15 @@ class Supervisor:
                     log.exception("supervisor %s failed", what)
         finally:
             self.stop.set()
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(watcher, timeout=2.0)
+            for task in (watcher, usage):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, timeout=2.0)
 
 
 def run(pod_file: Path) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # a line per file event would drown the log
     pod_file = pod_file.resolve()
     spec = load_pod(pod_file)
     supervisor = Supervisor(pod_file, spec)

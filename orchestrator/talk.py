@@ -66,7 +66,10 @@ def send(
 
 
 def sent_lines(result: dict[str, Any], ask: bool, wait: float | None) -> list[str]:
-    states = ", ".join(f"{r['name']} ({r['state']})" for r in result["recipients"])
+    states = ", ".join(
+        f"{r['name']} ({r['state']}{', over budget: ' + r['over_budget'] if r.get('over_budget') else ''})"
+        for r in result["recipients"]
+    )
     label = f"ask #{result['ask_id']}" if ask else f"message #{result['message_id']}"
     lines = [f"{label} queued for {states}"]
     lines += [f"reply from {reply['from']}: {reply['text']}" for reply in (result.get("reply") or {}).get("replies", [])]

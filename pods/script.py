@@ -9,7 +9,10 @@ steps:
   - sleep: 0.5
   - say: "a line shown in the pane"
   - wait_for: go.flag          # until this file exists in the workdir (a long tool call; at most 120 s)
+  - usage: {model: m, input: 1000, cached_input: 0, output: 200, reasoning: 0}   # record a model request's tokens
 ```
+A script agent uses no model: it reports no usage unless a `usage` step records some, as a real CLI
+records its requests (so budgets can be tried without spending money).
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ import yaml
 
 from .errors import PodctlError
 
-STEP_KINDS = ("write", "tell", "ask", "sleep", "say", "wait_for")
+STEP_KINDS = ("write", "tell", "ask", "sleep", "say", "wait_for", "usage")
+USAGE_FILE = "script-usage.jsonl"
+"""Where a script agent records its `usage` steps, in its agent folder (read like a CLI's session file)."""
+USAGE_COUNTS = ("input", "cached_input", "output", "reasoning")
 WAIT_FOR_S = 120.0
 DEFAULT_REPLY = "Received by {agent}: {text}"
 
@@ -65,10 +71,15 @@ def _step(index: int, raw: Any) -> Step:
         return Step(kind, {"path": value})
     if not isinstance(value, dict):
         raise ScriptError(f"step {index + 1}: {kind} takes a mapping", step=index)
-    needed = {"write": ("path", "text"), "tell": ("to", "text"), "ask": ("to", "text")}[kind]
+    needed = {"write": ("path", "text"), "tell": ("to", "text"), "ask": ("to", "text"), "usage": ("model",)}[kind]
     missing = [k for k in needed if k not in value]
     if missing:
         raise ScriptError(f"step {index + 1}: {kind} needs {', '.join(missing)}", step=index)
+    if kind == "usage":
+        bad = [k for k in USAGE_COUNTS if not isinstance(value.get(k, 0), int) or value.get(k, 0) < 0]
+        if bad or set(value) - {"model", *USAGE_COUNTS}:
+            raise ScriptError(f"step {index + 1}: usage takes model and whole numbers of {', '.join(USAGE_COUNTS)}",
+                              step=index)
     return Step(kind, dict(value))
 
 

@@ -141,6 +141,20 @@ class Limits(Strict):
     wait_cap_ms: int = Field(default=50_000, gt=0, description="longest single wait_for_reply call")
     undelivered_notice_s: float = Field(default=600.0, gt=0, description="non-delivery notice after this")
     retention_days: float | None = Field(default=None, gt=0, description="history kept by `podctl prune`")
+    budget_usd: float | None = Field(
+        default=None, gt=0, description="what the whole pod may spend, in USD; then its agents are no longer woken",
+    )
+    budget_tokens_per_agent: int | None = Field(
+        default=None, gt=0, description="tokens (input, cached input, output) each agent may use; then it is no longer woken",
+    )
+
+
+class Price(Strict):
+    """USD per million tokens of one model (overrides podctl's shipped table)."""
+
+    input: float = Field(ge=0)
+    cached_input: float = Field(ge=0)
+    output: float = Field(ge=0)
 
 
 class PodSpec(Strict):
@@ -154,6 +168,9 @@ class PodSpec(Strict):
     routes: list[RouteSpec] = Field(default_factory=list)
     rules: list[RuleSpec] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    pricing: dict[str, Price] = Field(
+        default_factory=dict, description="USD per million tokens by model name, over podctl's shipped prices",
+    )
     worktrees: bool = Field(
         default=False, description="every agent runs in a git worktree of its own unless it says `worktree: false`",
     )

@@ -15,11 +15,12 @@ import json
 import signal
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from podctl.broker.transcript import visible
-from podctl.pods.script import WAIT_FOR_S, Script, ScriptError, Step, load_script
+from podctl.pods.script import USAGE_COUNTS, USAGE_FILE, WAIT_FOR_S, Script, ScriptError, Step, load_script
 
 if TYPE_CHECKING:
     from mcp import Client
@@ -90,6 +91,9 @@ class ScriptAgent:
         if step.kind == "wait_for":
             await self.wait_for(self.workdir / args["path"])
             return
+        if step.kind == "usage":
+            self.record_usage(args)
+            return
         if step.kind == "write":
             path = (self.workdir / args["path"]).resolve()
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,6 +107,14 @@ class ScriptAgent:
             show(f"? ask {args['to']} #{asked['ask_id']}: {args['text']}")
             await self.wait_reply(asked["ask_id"], float(args.get("timeout", 120)))
         await self.hook("AfterTool")
+
+    def record_usage(self, args: dict[str, Any]) -> None:
+        """Append one model request's tokens to this agent's usage file, as a CLI appends to its session file."""
+        counts = {name: int(args.get(name, 0)) for name in USAGE_COUNTS}
+        record = {"type": "usage", "id": uuid.uuid4().hex, "ts": time.time(), "model": str(args["model"]), **counts}
+        with (Path(self.config["agent_dir"]) / USAGE_FILE).open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        show(f"$ used {counts['input'] + counts['cached_input']} input and {counts['output']} output tokens of {args['model']}")
 
     async def wait_for(self, path: Path) -> None:
         """Stand for a long tool call: busy until `path` exists (the test or demo says when)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import agents, bench, bus, collab, lifecycle, pods, work
+from . import agents, bench, bus, collab, lifecycle, pods, usage, work
 
 
 def root() -> None:
@@ -27,7 +27,7 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
     )
     app.callback()(root)
-    for group in (pods, lifecycle, bus, collab, work, agents, bench):
+    for group in (pods, lifecycle, bus, collab, work, usage, agents, bench):
         group.register(app)
     app.command()(version)
     return app

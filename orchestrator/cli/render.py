@@ -39,7 +39,32 @@ def status_lines(pod: str, as_json: bool) -> list[str]:
                      " brings it back; what follows is from its store")
     for agent in data["agents"]:
         lines += _agent_lines(agent)
+    if data.get("usage"):
+        lines.append(f"  usage of the pod: {usage_text(data['usage'])}{budget_text(data.get('budget'))}")
     return lines
+
+
+def usage_text(usage: dict[str, Any]) -> str:
+    """`750,015 tokens (600,010 in, 0 cached, 150,005 out), $0.90` with what its cost cannot count."""
+    tokens = usage["input_tokens"] + usage["cached_input_tokens"] + usage["output_tokens"]
+    cost = usage.get("cost_usd")
+    if cost is not None:
+        priced = f"${cost:.2f}"
+    else:
+        priced = f"${usage['cost_usd_known_part']:.2f} + unknown ({', '.join(usage['unpriced_models'])}: no price)"
+    return (f"{tokens:,} tokens ({usage['input_tokens']:,} in, {usage['cached_input_tokens']:,} cached,"
+            f" {usage['output_tokens']:,} out), {priced}")
+
+
+def budget_text(budget: dict[str, Any] | None) -> str:
+    if not budget:
+        return ""
+    parts = []
+    if budget.get("budget_usd") is not None:
+        parts.append(f"${budget['budget_usd']:.2f} for the pod")
+    if budget.get("budget_tokens_per_agent") is not None:
+        parts.append(f"{budget['budget_tokens_per_agent']:,} tokens per agent")
+    return f"; budget {', '.join(parts)}" if parts else ""
 
 
 def _agent_lines(agent: dict[str, Any]) -> list[str]:
@@ -52,8 +77,12 @@ def _agent_lines(agent: dict[str, Any]) -> list[str]:
         extra.append(f"handed off to {agent['handed_off_to']}")
     if agent.get("exit_status") is not None:
         extra.append(f"exited {agent['exit_status']}")
+    if agent.get("over_budget"):
+        extra.append(f"over budget: {agent['over_budget']}, not woken")
     tail = f"  ({'; '.join(extra)})" if extra else ""
     lines = [f"  {agent['name']:<16} {agent.get('cli', '?'):<7} {agent['state']:<8}{tail}"]
+    if agent.get("usage"):
+        lines.append(f"      usage {usage_text(agent['usage'])}")
     tree = agent.get("worktree")
     if tree:
         lines.append(f"      worktree {tree['path']} on {tree['branch']}, {worktree_changes(tree)}")

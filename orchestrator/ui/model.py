@@ -28,6 +28,9 @@ class AgentRow:
     last_wake_ts: float | None = None
     last_activity: float | None = None
     handed_off_to: str | None = None
+    usage: dict[str, Any] | None = None
+    """Its tokens and cost so far (`podctl usage`'s per-agent entry), None before any."""
+    over_budget: str | None = None
 
     @classmethod
     def from_status(cls, row: dict[str, Any]) -> AgentRow:
@@ -36,6 +39,7 @@ class AgentRow:
             state_ts=row.get("state_ts"), tools_ready=bool(row.get("tools_ready")), unread=int(row.get("unread") or 0),
             last_wake=row.get("last_wake"), last_wake_ts=row.get("last_wake_ts"),
             last_activity=row.get("last_activity"), handed_off_to=row.get("handed_off_to"),
+            usage=row.get("usage"), over_budget=row.get("over_budget"),
         )
 
 
@@ -129,19 +133,25 @@ class PodView:
             return changes
         if name == "delivery":
             return self._delivered(data)
-        agent = self.agents.get(str(data.get("name")))
-        if name == "state" and agent is not None:
-            agent.state, agent.state_ts, agent.last_activity = data["state"], data["ts"], data["ts"]
-            return Changes(agents=True, refetch={"rules"} if data["state"] == "idle" else set())
-        if name == "tools" and agent is not None:
-            agent.tools_ready = bool(data.get("ready"))
-            return Changes(agents=True)
-        if name == "wake" and agent is not None:
-            agent.last_wake, agent.last_wake_ts = data.get("result"), data.get("ts")
-            return Changes(agents=True)
         if name == "gap":
             return Changes(refetch={"status", "asks", "rules"})
-        return Changes()
+        agent = self.agents.get(str(data.get("name")))
+        return self._agent_event(str(name), agent, data) if agent is not None else Changes()
+
+    @staticmethod
+    def _agent_event(name: str, agent: AgentRow, data: dict[str, Any]) -> Changes:
+        if name == "state":
+            agent.state, agent.state_ts, agent.last_activity = data["state"], data["ts"], data["ts"]
+            return Changes(agents=True, refetch={"rules"} if data["state"] == "idle" else set())
+        if name == "tools":
+            agent.tools_ready = bool(data.get("ready"))
+        elif name == "usage":
+            agent.usage, agent.over_budget = data.get("usage"), data.get("over_budget")
+        elif name == "wake":
+            agent.last_wake, agent.last_wake_ts = data.get("result"), data.get("ts")
+        else:
+            return Changes()
+        return Changes(agents=True)
 
     def _add(self, message: dict[str, Any], marks: dict[str, str]) -> Changes:
         changes = Changes(messages=[message["id"]])

@@ -41,6 +41,8 @@ def agent_cells(row: AgentRow, now: float) -> tuple[Text, ...]:
     state = Text(f"{row.state} {ago(row.state_ts, now)}", style=STATE_STYLES.get(row.state, ""))
     if row.handed_off_to:
         state.append(f" → {visible(row.handed_off_to)}", style="dim")
+    if row.over_budget:
+        state.append(" over budget", style="bold red")
     wake = "-"
     if row.last_wake_ts:
         wake = f"{ago(row.last_wake_ts, now)} {visible(row.last_wake or '')}"
@@ -52,10 +54,21 @@ def agent_cells(row: AgentRow, now: float) -> tuple[Text, ...]:
         Text(str(row.unread), style="bold" if row.unread else "dim"),
         Text(wake),
         Text(ago(row.last_activity, now)),
+        Text(spent(row.usage), style="" if row.usage else "dim"),
     )
 
 
-AGENT_COLUMNS = ("agent", "cli", "state", "tools", "unread", "last wake", "active")
+AGENT_COLUMNS = ("agent", "cli", "state", "tools", "unread", "last wake", "active", "spent")
+
+
+def spent(usage: dict[str, Any] | None) -> str:
+    """`$0.92`, or its tokens (`785k tok`) when a model has no price; `-` before any use."""
+    if not usage:
+        return "-"
+    if usage.get("cost_usd") is not None:
+        return f"${usage['cost_usd']:.2f}"
+    tokens = usage["input_tokens"] + usage["cached_input_tokens"] + usage["output_tokens"]
+    return f"{tokens / 1000:.0f}k tok" if tokens >= 1000 else f"{tokens} tok"
 
 
 def marks(message: dict[str, Any]) -> str:

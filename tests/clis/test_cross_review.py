@@ -93,3 +93,20 @@ def test_claude_writer_gets_a_review_from_another_model_family(cli_env: Path, tm
         assert asked, "the reviewer's model received the writer's ask"
         history = podctl("tail", f"x-{reviewer}").stdout
         assert "writer → reviewer ask #" in history and "reviewer → writer reply to #" in history
+
+        def usage_matches() -> bool:
+            """Each agent's tokens are what its fake reported for its conversation, each request once."""
+            agents = json.loads(podctl("usage", f"x-{reviewer}", "--json").stdout)["agents"]
+            return all(
+                {k: agents[name][k] for k in fake.reported()} == fake.reported()
+                for name, fake in (("writer", writer_fake), ("reviewer", reviewer_fake))
+            )
+
+        try:
+            wait_until(usage_matches, timeout=30, message="podctl usage to equal what the fakes reported")
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}\nusage: {podctl('usage', f'x-{reviewer}', '--json').stdout}\n"
+                f"writer fake: {writer_fake.reported()}\nreviewer fake: {reviewer_fake.reported()}"
+            ) from None
+        assert writer_fake.reported()["requests"] >= 3, "the writer's three scripted requests at least"

@@ -46,7 +46,9 @@ class FakeAnthropic(FakeServer):
         if _is_conversation(body):
             self.wait_gate()
         model = body.get("model", "claude-test")
-        usage = {"input_tokens": 10, "output_tokens": 5}
+        tokens = self.next_usage(_is_conversation(body))
+        usage = {"input_tokens": tokens["input"] - 100, "cache_creation_input_tokens": 100,
+                 "cache_read_input_tokens": tokens["cached"], "output_tokens": 1}
         message = {"id": f"msg_{n}", "type": "message", "role": "assistant", "model": model, "content": [],
                    "stop_reason": None, "stop_sequence": None, "usage": usage}
         events: list[dict[str, Any]] = [{"type": "message_start", "message": message}]
@@ -69,9 +71,11 @@ class FakeAnthropic(FakeServer):
             final = [{"type": "text", "text": step["text"]}]
             stop = "end_turn"
         events += [
-            {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": 5}},
+            {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+             "usage": {"output_tokens": tokens["output"], "output_tokens_details": {"thinking_tokens": tokens["reasoning"]}}},
             {"type": "message_stop"},
-            {"type": "final", "message": {**message, "content": final, "stop_reason": stop}},
+            {"type": "final", "message": {**message, "content": final, "stop_reason": stop,
+                                          "usage": {**usage, "output_tokens": tokens["output"]}}},
         ]
         return events
 

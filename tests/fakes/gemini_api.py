@@ -33,20 +33,25 @@ class FakeGemini(FakeServer):
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             self.requests.append(body)
-            if _is_side(body):
-                return _chunk([{"text": json.dumps({"reasoning": "done", "next_speaker": "user"})}])
-            step = self.script.pop(0) if self.script else {"text": "ok"}
+            side = _is_side(body)
+            step = {} if side else (self.script.pop(0) if self.script else {"text": "ok"})
+        tokens = self.next_usage(not side)
+        if side:
+            return _chunk([{"text": json.dumps({"reasoning": "done", "next_speaker": "user"})}], tokens)
         self.wait_gate()
         if "call" in step:
             args = step_arguments(step, body)
-            return _chunk([{"functionCall": {"name": f"mcp_podctl_{step['call']}", "args": args}}])
-        return _chunk([{"text": step["text"]}])
+            return _chunk([{"functionCall": {"name": f"mcp_podctl_{step['call']}", "args": args}}], tokens)
+        return _chunk([{"text": step["text"]}], tokens)
 
 
-def _chunk(parts: list[dict[str, Any]]) -> dict[str, Any]:
+def _chunk(parts: list[dict[str, Any]], tokens: dict[str, int]) -> dict[str, Any]:
+    prompt, thoughts = tokens["input"] + tokens["cached"], tokens["reasoning"]
     return {
         "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
-        "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15},
+        "usageMetadata": {"promptTokenCount": prompt, "cachedContentTokenCount": tokens["cached"],
+                          "candidatesTokenCount": tokens["output"] - thoughts, "thoughtsTokenCount": thoughts,
+                          "totalTokenCount": prompt + tokens["output"]},
     }
 
 

@@ -21,6 +21,8 @@ class FakeServer:
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.lock = threading.Lock()
+        self.usage_log: list[dict[str, Any]] = []
+        self._usage_lock = threading.Lock()
         self.gate = threading.Event()
         self.gate.set()
         fake = self
@@ -65,6 +67,26 @@ class FakeServer:
 
     def respond(self, method: str, path: str, body: dict[str, Any]) -> Reply:
         raise NotImplementedError
+
+    def next_usage(self, conversation: bool) -> dict[str, int]:
+        """The tokens the k-th answer reports, in podctl's meaning (input without cached, output with
+        reasoning): different for every answer, so a sum shows each request counted exactly once.
+        Each fake writes them in its vendor's fields."""
+        with self._usage_lock:
+            k = len(self.usage_log) + 1
+            usage = {"input": 1200 + k, "cached": 300 + k, "output": 50 + k, "reasoning": 7 + k}
+            self.usage_log.append({**usage, "conversation": conversation})
+        return usage
+
+    def reported(self) -> dict[str, int]:
+        """What the conversation requests reported, summed, as `podctl usage --json` names it."""
+        with self._usage_lock:
+            entries = [u for u in self.usage_log if u["conversation"]]
+        return {
+            "input_tokens": sum(u["input"] for u in entries), "cached_input_tokens": sum(u["cached"] for u in entries),
+            "output_tokens": sum(u["output"] for u in entries), "reasoning_tokens": sum(u["reasoning"] for u in entries),
+            "requests": len(entries),
+        }
 
     def hold(self) -> None:
         """Answer no conversation request until `release()`: the agent stays mid-turn (busy) for

@@ -77,8 +77,10 @@ class FakeResponses(FakeServer):
                 {"type": "response.function_call_arguments.done", "item_id": item["id"], "output_index": 0,
                  "arguments": item["arguments"]},
             ]
-        usage = {"input_tokens": 10, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 5,
-                 "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 15}
+        tokens = self.next_usage(not _is_title(body))
+        usage = {"input_tokens": tokens["input"] + tokens["cached"], "input_tokens_details": {"cached_tokens": tokens["cached"]},
+                 "output_tokens": tokens["output"], "output_tokens_details": {"reasoning_tokens": tokens["reasoning"]},
+                 "total_tokens": tokens["input"] + tokens["cached"] + tokens["output"]}
         events += [
             {"type": "response.output_item.done", "output_index": 0, "item": item},
             {"type": "response.completed", "response": {**response, "status": "completed", "output": [item], "usage": usage}},

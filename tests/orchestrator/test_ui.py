@@ -290,3 +290,26 @@ def test_a_clock_tick_while_the_view_closes_is_harmless(live: BrokerProcess) -> 
         app._tick()
 
     drive(scenario)
+
+
+def test_spending_shows_in_the_spent_column_and_an_agent_over_budget_says_so(tmp_path: Path, start_broker) -> None:
+    """The supervisor reports usage (here the test, with the user's token, as the supervisor does);
+    the view follows the broker's usage events, no refresh needed."""
+    pod = POD.replace("name: live", "name: spend") + "limits: {budget_tokens_per_agent: 1000000}\n"
+    proc = start_broker(write_pod(tmp_path / "spend", pod))
+
+    def report(key: str, inp: int) -> None:
+        with proc.client("user") as user:
+            user.call("usage_report", of="writer", path="/x/s.jsonl", inode=1, offset=10, state={}, records=[
+                {"key": key, "model": "claude-sonnet-4-5", "ts": time.time(), "input": inp, "cached": 0, "output": 0,
+                 "reasoning": 0}])
+
+    async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: cell(app, "writer", "spent") == "-", "nothing spent yet")
+        report("r1", 100_000)
+        await until(pilot, lambda: cell(app, "writer", "spent") == "$0.30", "the writer's $0.30")
+        report("r2", 1_000_000)
+        await until(pilot, lambda: "over budget" in cell(app, "writer", "state"), "the writer over budget")
+        assert cell(app, "writer", "spent") == "$3.30" and "over budget" not in cell(app, "rev-a", "state")
+
+    drive(scenario, pod="spend")

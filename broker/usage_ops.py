@@ -1,0 +1,125 @@
+"""The broker's usage and budget operations (a part of `Broker`, kept apart from messaging).
+
+The supervisor reports what it read from the agents' session files (`usage_report`, with the
+file's new position) and asks where it left off (`usage_cursors`); `usage` answers `podctl usage`.
+After each report and each applied spec the budgets are evaluated (broker/budget.py): agents over
+budget are not woken, notices are given once, and agents a raised limit frees are woken if
+messages wait for them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+from podctl.pods.usage import Tokens
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import wire
+from .args import Int64, Name, Seconds, checked
+from .budget import Verdict, evaluate
+from .usage_store import UsageStore
+
+if TYPE_CHECKING:
+    from podctl.pods.spec import PodSpec
+
+    from .service import Member
+
+MAX_RECORDS = 2000
+Count = Annotated[int, Field(ge=0, le=10**12)]
+
+
+class RecordIn(BaseModel):
+    """One model request's tokens, as the supervisor read them (hooks/usage.py's UsageRecord)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    key: Annotated[str, Field(min_length=1, max_length=256)]
+    model: Annotated[str, Field(min_length=1, max_length=128)]
+    ts: Annotated[float, Field(ge=0, le=10**11, allow_inf_nan=False)]
+    input: Count
+    cached: Count
+    output: Count
+    reasoning: Count
+
+
+class UsageOps:
+    spec: PodSpec
+    members: dict[str, Member]
+    usage: UsageStore
+    verdict: Verdict | None
+
+    async def log(self, text: str, level: str = "info", origin: str | None = None) -> int | None:
+        raise NotImplementedError  # the Broker's
+
+    def _maybe_wake(self, name: str) -> None:
+        raise NotImplementedError  # the Broker's
+
+    def publish(self, frame: dict[str, Any]) -> None:
+        raise NotImplementedError  # the Broker's
+
+    async def _has_unread(self, name: str) -> bool:
+        raise NotImplementedError  # the Broker's
+
+    @checked
+    async def op_usage_report(
+        self, agent: str, *, of: Name, path: Annotated[str, Field(min_length=1, max_length=4096)],
+        inode: Int64, offset: Annotated[int, Field(ge=0)], state: dict[str, Any],
+        records: Annotated[list[RecordIn], Field(max_length=MAX_RECORDS)],
+    ) -> dict[str, Any]:
+        added = await self.usage.add(of, path, inode=inode, offset=offset, state=state,
+                                     records=[r.model_dump() for r in records])
+        if added:
+            await self.judge_budgets(changed={of})
+        return {"added": added}
+
+    @checked
+    async def op_usage_cursors(self, agent: str) -> dict[str, Any]:
+        return {"files": await self.usage.cursors()}
+
+    @checked
+    async def op_usage(self, agent: str, since: Seconds = 0.0) -> dict[str, Any]:
+        """Usage per agent, model and hour since `since` (epoch seconds), with the pricing it is priced by."""
+        return {
+            "rows": await self.usage.rows(since), "pricing": self._pricing(), "limits": self._budget_limits(),
+            "now": time.time(),
+        }
+
+    def _pricing(self) -> dict[str, dict[str, float]]:
+        return {name: price.model_dump() for name, price in self.spec.pricing.items()}
+
+    def _budget_limits(self) -> dict[str, Any]:
+        limits = self.spec.limits
+        return {"budget_usd": limits.budget_usd, "budget_tokens_per_agent": limits.budget_tokens_per_agent}
+
+    async def judge_budgets(self, changed: set[str] | None = None) -> None:
+        """Evaluate the budgets on all usage so far: give new notices, wake agents a raised limit frees,
+        and tell subscribers (the live view) whose usage or budget state changed."""
+        totals = [(agent, model, Tokens(*values)) for agent, model, values in await self.usage.totals()]
+        before = self.verdict.over if self.verdict else {}
+        self.verdict = evaluate(self.spec, totals)
+        moved = set(changed or ()) | {n for n in {*before, *self.verdict.over} if before.get(n) != self.verdict.over.get(n)}
+        now = time.time()
+        for name in sorted(moved):
+            self.publish(wire.event("usage", {"name": name, "usage": self.usage_of(name),
+                                              "over_budget": self.over_budget(name), "ts": now}))
+        noticed = await self.usage.noticed()
+        fresh = [n for n in self.verdict.notices if n.key not in noticed]
+        if fresh:
+            await self.usage.add_notices([n.key for n in fresh], time.time())
+            for notice in fresh:
+                await self.log(notice.text, notice.level, origin="budget")
+        for name in before:
+            if name not in self.verdict.over and await self._has_unread(name):
+                self._maybe_wake(name)
+
+    async def save_pricing(self) -> None:
+        """Keep the pricing and limits applied, for `status` and `usage` of the pod once it is down."""
+        await self.usage.save_settings({"pricing": self._pricing(), "limits": self._budget_limits()})
+
+    def over_budget(self, name: str) -> str | None:
+        return self.verdict.over.get(name) if self.verdict else None
+
+    def usage_of(self, name: str) -> dict[str, Any] | None:
+        summary = self.verdict.agents.get(name) if self.verdict else None
+        return summary.as_json() if summary else None

@@ -1,0 +1,143 @@
+"""Token usage in one meaning for every CLI, and what it costs. Standard library only.
+
+The CLIs count differently (docs/usage.md); their adapters turn each record into `Tokens` with:
+- `input`: input tokens not read from a cache (cache writes included),
+- `cached`: input tokens read from a cache,
+- `output`: output tokens, reasoning included,
+- `reasoning`: the reasoning (thinking) part of `output`, for information,
+- `requests`: model requests.
+Cost = input x price.input + cached x price.cached_input + output x price.output, per million.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .prices import PRICES
+
+FIELDS = ("input", "cached", "output", "reasoning", "requests")
+_DATE_SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2})\Z")
+
+
+@dataclass
+class Tokens:
+    input: int = 0
+    cached: int = 0
+    output: int = 0
+    reasoning: int = 0
+    requests: int = 0
+
+    def add(self, other: Tokens) -> Tokens:
+        for name in FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+    @property
+    def total(self) -> int:
+        """What a token budget counts: every input token, cached or not, and every output token."""
+        return self.input + self.cached + self.output
+
+    def as_json(self) -> dict[str, int]:
+        """The names `podctl usage --json` and `status --json` use."""
+        return {
+            "input_tokens": self.input, "cached_input_tokens": self.cached, "output_tokens": self.output,
+            "reasoning_tokens": self.reasoning, "requests": self.requests,
+        }
+
+    @classmethod
+    def of(cls, row: Mapping[str, object]) -> Tokens:
+        """From a store row (`input`, `cached`, `output`, `reasoning`, `requests`)."""
+        values = [row.get(name) for name in FIELDS]
+        return cls(*(v if isinstance(v, int) else 0 for v in values))
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens."""
+
+    input: float
+    cached_input: float
+    output: float
+
+
+def price_of(model: str, overrides: Mapping[str, Mapping[str, float]] | None = None) -> Price | None:
+    """The model's price: the pod file's `pricing`, else the shipped table; a dated model name
+    (`claude-sonnet-4-5-20250929`) falls back to its undated one. None: unknown, never guessed."""
+    overrides = overrides or {}
+    for name in dict.fromkeys((model, _undated(model))):
+        if name in overrides:
+            entry = overrides[name]
+            return Price(float(entry["input"]), float(entry["cached_input"]), float(entry["output"]))
+        if name in PRICES:
+            return Price(*PRICES[name])
+    return None
+
+
+def _undated(model: str) -> str:
+    name = model.strip().lower().removeprefix("models/")
+    return _DATE_SUFFIX.sub("", name.split("@", 1)[0])
+
+
+def cost(tokens: Tokens, price: Price | None) -> float | None:
+    if price is None:
+        return None
+    return (tokens.input * price.input + tokens.cached * price.cached_input + tokens.output * price.output) / 1e6
+
+
+@dataclass
+class Summary:
+    """Tokens and cost of a group of (model, tokens) rows; `unpriced` names models without a price."""
+
+    tokens: Tokens
+    cost_usd: float
+    unpriced: list[str]
+
+    @property
+    def cost_known(self) -> bool:
+        return not self.unpriced
+
+    def as_json(self) -> dict[str, object]:
+        return {**self.tokens.as_json(), "cost_usd": round(self.cost_usd, 6) if self.cost_known else None,
+                "cost_usd_known_part": round(self.cost_usd, 6), "unpriced_models": self.unpriced}
+
+
+def summarize(rows: Iterable[tuple[str, Tokens]], overrides: Mapping[str, Mapping[str, float]] | None = None) -> Summary:
+    total, spent, unpriced = Tokens(), 0.0, []
+    for model, tokens in rows:
+        total.add(tokens)
+        value = cost(tokens, price_of(model, overrides))
+        if value is None:
+            if tokens.total and model not in unpriced:
+                unpriced.append(model)
+        else:
+            spent += value
+    return Summary(total, spent, sorted(unpriced))
+
+
+GROUPINGS = ("agent", "model", "hour")
+
+
+def report(rows: Iterable[Mapping[str, object]], overrides: Mapping[str, Mapping[str, float]] | None = None,
+           by: str = "agent") -> dict[str, object]:
+    """`podctl usage --json` from the store's rows (agent, model, hour, the counts): each agent's
+    tokens and cost, the pod's totals, and the rows grouped `by` agent, model or hour."""
+    rows = list(rows)
+    pairs = [(str(r["model"]), Tokens.of(r)) for r in rows]
+    agents: dict[str, list[tuple[str, Tokens]]] = {}
+    groups: dict[object, list[tuple[str, Tokens]]] = {}
+    for row, pair in zip(rows, pairs, strict=True):
+        agents.setdefault(str(row["agent"]), []).append(pair)
+        groups.setdefault(row[by], []).append(pair)
+    return {
+        "agents": {name: summarize(items, overrides).as_json() for name, items in agents.items()},
+        "total": summarize(pairs, overrides).as_json(),
+        "by": by,
+        "groups": [{by: key, **summarize(items, overrides).as_json()} for key, items in sorted(groups.items(), key=_order)],
+    }
+
+
+def _order(item: tuple[object, object]) -> tuple[str, object]:
+    key = item[0]
+    return (type(key).__name__, key)

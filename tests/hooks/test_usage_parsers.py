@@ -1,0 +1,75 @@
+"""Each adapter reads its CLI's usage records into one meaning (lines as the CLIs write them,
+copied from shared/reference/usage.md)."""
+
+from __future__ import annotations
+
+import json
+
+from podctl.hooks.adapter import get_adapter
+
+CLAUDE_TEXT = json.loads(
+    '{"parentUuid":"8073b337","isSidechain":false,"message":{"id":"msg_b3f1fb11e428481aa824","type":"message",'
+    '"role":"assistant","model":"claude-opus-5-5","content":[{"type":"text","text":"Reading."}],"stop_reason":"tool_use",'
+    '"usage":{"input_tokens":1234,"cache_creation_input_tokens":300,"cache_read_input_tokens":700,"output_tokens":56,'
+    '"output_tokens_details":{"thinking_tokens":33},"service_tier":"standard"}},"requestId":"req_848aef17296e45cb",'
+    '"type":"assistant","uuid":"439ee3be","timestamp":"2026-11-25T14:30:54.467Z","sessionId":"cf10e8ff"}'
+)
+CODEX_TURN = {"timestamp": "2026-11-25T14:44:04.600Z", "ordinal": 9, "type": "turn_context", "payload": {"model": "gpt-5.5"}}
+CODEX_USAGE = json.loads(
+    '{"timestamp":"2026-11-25T14:44:04.648Z","ordinal":11,"type":"token_usage_record","payload":{"thread_id":"01a2",'
+    '"response_id":"resp_a9014b4deb4f4a02","usage":{"input_tokens":1234,"cached_input_tokens":700,'
+    '"cache_write_input_tokens":0,"output_tokens":56,"reasoning_output_tokens":33,"total_tokens":1290},'
+    '"turn_token_usage":{"input_tokens":1234,"cached_input_tokens":700,"output_tokens":56,"reasoning_output_tokens":33},'
+    '"thread_token_usage":{"input_tokens":1234,"cached_input_tokens":700,"output_tokens":56,"reasoning_output_tokens":33}}}'
+)
+CODEX_COUNT = {"type": "event_msg", "payload": {"type": "token_count", "info": {"total_token_usage": {"input_tokens": 1234},
+                                                                                 "last_token_usage": {"input_tokens": 1234}}}}
+GEMINI = json.loads(
+    '{"id":"d899d66d-9fa8-4b5f-820a-65a4c0520876","timestamp":"2026-11-25T14:45:48.720Z","type":"gemini",'
+    '"content":"First answer.","thoughts":[],"tokens":{"input":1234,"output":56,"cached":700,"thoughts":33,"tool":0,'
+    '"total":1323},"model":"gemini-2.5-flash"}'
+)
+
+
+def counts(record) -> tuple[str, str, int, int, int, int]:
+    return record.key, record.model, record.input, record.cached, record.output, record.reasoning
+
+
+def test_claude_counts_cache_writes_as_input_and_repeats_a_response_under_one_key() -> None:
+    parser = get_adapter("claude").usage_parser()
+    first = parser.feed(CLAUDE_TEXT, "f:0")
+    tool_block = json.loads(json.dumps(CLAUDE_TEXT))
+    tool_block["message"]["content"] = [{"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {}}]
+    second = parser.feed(tool_block, "f:900")
+    assert counts(first) == ("msg_b3f1fb11e428481aa824", "claude-opus-5-5", 1534, 700, 56, 33)
+    assert second is not None and second.key == first.key, "the line per content block is the same request"
+    assert first.ts == 1795617054.467
+    assert parser.feed({"type": "user", "message": {"role": "user", "content": "hi"}}, "f:1") is None
+
+
+def test_codex_takes_the_model_from_the_turn_context_and_reads_only_the_per_response_record() -> None:
+    adapter = get_adapter("codex")
+    parser = adapter.usage_parser()
+    assert parser.feed(CODEX_TURN, "r:0") is None
+    record = parser.feed(CODEX_USAGE, "r:100")
+    assert counts(record) == ("resp_a9014b4deb4f4a02", "gpt-5.5", 534, 700, 56, 33)
+    assert parser.feed(CODEX_COUNT, "r:200") is None, "token_count repeats the totals: not counted"
+    resumed = adapter.usage_parser(dict(parser.state))
+    assert resumed.feed(CODEX_USAGE, "r:100").model == "gpt-5.5", "the turn's model survives a restart of the reader"
+
+
+def test_gemini_subtracts_cached_from_input_adds_thoughts_to_output_and_keys_a_reappended_record_once() -> None:
+    parser = get_adapter("gemini").usage_parser()
+    record = parser.feed(GEMINI, "s:0")
+    assert counts(record) == ("d899d66d-9fa8-4b5f-820a-65a4c0520876", "gemini-2.5-flash", 534, 700, 89, 33)
+    again = parser.feed({**GEMINI, "toolCalls": [{"id": "c1", "name": "read_file", "status": "success"}]}, "s:500")
+    assert again is not None and again.key == record.key
+    assert parser.feed({"$set": {"messages": [GEMINI]}}, "s:900") is None
+
+
+def test_a_line_without_usage_or_with_zero_usage_is_no_request() -> None:
+    synthetic = json.loads(json.dumps(CLAUDE_TEXT))
+    synthetic["message"]["model"] = "<synthetic>"
+    synthetic["message"]["usage"] = {"input_tokens": 0, "output_tokens": 0}
+    assert get_adapter("claude").usage_parser().feed(synthetic, "f:0") is None
+    assert get_adapter("script").usage_parser().feed({"type": "note"}, "u:0") is None
