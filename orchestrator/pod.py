@@ -175,7 +175,7 @@ def status(paths: PodPaths) -> dict[str, Any]:
             agents[row["name"]] = {
                 "name": row["name"], "cli": row["cli"], "role": row["role"], "state": "stopped",
                 "unread": stored["unseen"].get(row["name"], 0), "last_wake": wake.get("result"),
-                "last_wake_ts": wake.get("ts"), "tools_ready": False,
+                "last_wake_ts": wake.get("ts"), "tools_ready": False, "state_ts": row["state_ts"] or None,
             }
         out["pending_deliveries"] = stored["unseen"]
         out["last_message_id"] = stored["last_message_id"]
@@ -192,11 +192,24 @@ def status(paths: PodPaths) -> dict[str, Any]:
         if entry["window"] == "none":
             entry["state"] = "stopped"
         if entry["state"] == "stopped":
+            entry["stopped_reason"] = _stopped_reason(entry, out["broker"] == "running")
             reason = exit_reason(paths, entry["name"])
             if reason:
                 entry["reason"] = reason
     out["agents"] = list(agents.values())
     return out
+
+
+def _stopped_reason(agent: dict[str, Any], broker_running: bool) -> str:
+    """Why a stopped agent is stopped, in a few words (its last screen, if kept, is `reason`)."""
+    if agent["window"] == "exited":
+        status = agent.get("exit_status")
+        return f"its CLI exited with status {status}" if status is not None else "its CLI exited"
+    if not broker_running:
+        return "the pod is down"
+    if agent["window"] == "none":
+        return "no tmux window: `podctl up` starts it again"
+    return "its CLI ended its session"
 
 
 def _broker_status(paths: PodPaths) -> dict[str, Any] | None:
