@@ -45,6 +45,7 @@ class ClaudeAdapter(HookProtocol):
     name = "claude"
     executable = "claude"
     tested_versions = ("2.1.328",)
+    install_command = "npm install -g @anthropic-ai/claude-code@2.1.328"
 
     def config_dir(self, ctx: AgentContext) -> Path:
         return ctx.agent_dir / CONFIG_DIR

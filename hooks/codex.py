@@ -43,6 +43,7 @@ class CodexAdapter(HookProtocol):
     name = "codex"
     executable = "codex"
     tested_versions = ("0.169.0",)
+    install_command = "npm install -g @openai/codex@0.169.0"
 
     def home(self, ctx: AgentContext) -> Path:
         return ctx.agent_dir / HOME_DIR

@@ -35,6 +35,7 @@ class GeminiAdapter(HookProtocol):
     name = "gemini"
     executable = "gemini"
     tested_versions = ("0.61.0",)
+    install_command = "npm install -g @google/gemini-cli@0.61.0"
 
     def home(self, ctx: AgentContext) -> Path:
         return ctx.agent_dir / HOME_DIR

@@ -4,15 +4,19 @@ folder, and known problems of existing pods."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
+import sys
+from importlib.metadata import version as dist_version
 from typing import Any
 
 from podctl.broker.paths import state_root
 from podctl.hooks.adapter import get_adapter
 from podctl.pods import clis
 
+from .launch import install_command, install_hint
 from .tmux import socket_name
 
 
@@ -25,42 +29,69 @@ def version_of(argv: list[str]) -> str | None:
     return text[0] if text else None
 
 
+LEVELS = {"ok": True, "warn": True, "fail": False, "skip": None}
+"""Each check's level and its `ok` (kept for scripts that read `ok`): a warning is not a failure."""
+
+
+def row(check: str, level: str, detail: str) -> dict[str, Any]:
+    return {"check": check, "ok": LEVELS[level], "level": level, "detail": detail}
+
+
+def _release(text: str) -> tuple[int, ...] | None:
+    found = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    return tuple(int(part) for part in found.groups()) if found else None
+
+
+def version_level(version: str, tested: tuple[str, ...]) -> str:
+    """ok: a version the tests run; warn: a newer patch release of one (same major.minor); else fail."""
+    if any(v in version for v in tested):
+        return "ok"
+    found = _release(version)
+    for pinned in filter(None, map(_release, tested)):
+        if found is not None and found[:2] == pinned[:2] and found[2] > pinned[2]:
+            return "warn"
+    return "fail"
+
+
 def cli_check(cli: str) -> dict[str, Any]:
     """Whether the CLI is installed, and whether its version is one podctl's tests run."""
     adapter = get_adapter(cli)
     path = shutil.which(adapter.executable)
     if path is None:
-        return {"check": cli, "ok": None, "detail": f"not on PATH (only needed for `cli: {cli}` agents)"}
+        return row(cli, "skip", f"not on PATH (only needed for `cli: {cli}` agents); {install_hint(cli)}")
     if not adapter.version_args:
-        return {"check": cli, "ok": True, "detail": f"{', '.join(adapter.tested_versions)} ({path})"}
+        return row(cli, "ok", f"{', '.join(adapter.tested_versions)} ({path})")
     version = version_of([path, *adapter.version_args]) or "unknown version"
-    tested = any(v in version for v in adapter.tested_versions)
-    note = "" if tested else f"; podctl is tested with {', '.join(adapter.tested_versions)}"
-    return {"check": cli, "ok": tested, "detail": f"{version} at {path}{note}"}
+    level = version_level(version, adapter.tested_versions)
+    pins = ", ".join(adapter.tested_versions)
+    note = {"ok": "", "warn": f"; a newer patch release than the {pins} podctl's tests pin (likely fine)",
+            "fail": f"; podctl's tests pin {pins}" + (f": {install_command(cli)}" if install_command(cli) else "")}[level]
+    return row(cli, level, f"{version} at {path}{note}")
 
 
 def checks() -> list[dict[str, Any]]:
     tmux = shutil.which("tmux")
-    rows: list[dict[str, Any]] = [{
-        "check": "tmux", "ok": tmux is not None,
-        "detail": version_of(["tmux", "-V"]) if tmux else "not installed: apt-get install tmux",
-    }]
+    rows = [
+        row("podctl", "ok", f"{dist_version('podctl')} (Python {sys.version.split()[0]}, {sys.executable})"),
+        row("tmux", "ok", version_of(["tmux", "-V"]) or "tmux") if tmux
+        else row("tmux", "fail", "not installed: apt-get install tmux"),
+    ]
     rows += [cli_check(cli) for cli in clis.names()]
     root = state_root()
     if root.exists():
         mode = stat.S_IMODE(root.stat().st_mode)
         loose = [p.name for p in root.iterdir() if p.is_dir() and stat.S_IMODE(p.stat().st_mode) & 0o077]
         detail = f"{root} ({oct(mode)})" + (f"; pods readable by others: {', '.join(loose)} (chmod 700 them)" if loose else "")
-        rows.append({"check": "state folder", "ok": not loose, "detail": detail})
+        rows.append(row("state folder", "fail" if loose else "ok", detail))
         for pod in sorted(p for p in root.iterdir() if p.is_dir()):
             for flag in pod.glob("agents/*/codex-home/bypass-hook-trust"):
-                rows.append({
-                    "check": f"codex hooks ({pod.name}/{flag.parts[-3]})", "ok": False,
-                    "detail": "hook trust could not be pre-seeded with `codex app-server`; the agent runs with"
-                              " --dangerously-bypass-hook-trust. Run `podctl restart` once codex app-server works.",
-                })
+                rows.append(row(
+                    f"codex hooks ({pod.name}/{flag.parts[-3]})", "fail",
+                    "hook trust could not be pre-seeded with `codex app-server`; the agent runs with"
+                    " --dangerously-bypass-hook-trust. Run `podctl restart` once codex app-server works.",
+                ))
     else:
-        rows.append({"check": "state folder", "ok": True, "detail": f"{root} (created on first `podctl up`)"})
+        rows.append(row("state folder", "ok", f"{root} (created on first `podctl up`)"))
     if os.environ.get("TMUX") and not socket_name():
-        rows.append({"check": "tmux session", "ok": True, "detail": "inside tmux: `podctl attach` switches client"})
+        rows.append(row("tmux session", "ok", "inside tmux: `podctl attach` switches client"))
     return rows

@@ -48,13 +48,23 @@ def prepare_and_launch(spec: PodSpec, paths: PodPaths, name: str) -> Launch:
     return adapter.launch(ctx)
 
 
+def install_command(cli: str) -> str:
+    """The command that installs the CLI at the version podctl's tests pin ("" if its adapter has none)."""
+    return str(getattr(get_adapter(cli), "install_command", ""))
+
+
+def install_hint(cli: str) -> str:
+    command = install_command(cli)
+    return f"install it: {command} (the version podctl's tests pin)" if command else "install it first"
+
+
 def missing_clis(spec: PodSpec) -> list[str]:
     """Agents whose CLI is not installed, as messages saying what to install."""
     problems = []
     for name, agent in spec.agents.items():
         adapter = get_adapter(agent.cli)
         if shutil.which(adapter.executable) is None and not Path(adapter.executable).is_file():
-            problems.append(f"agent {name}: `{adapter.executable}` ({agent.cli}) is not on PATH; install it first")
+            problems.append(f"agent {name}: `{adapter.executable}` ({agent.cli}) is not on PATH; {install_hint(agent.cli)}")
     return problems
 
 

@@ -23,6 +23,7 @@ from podctl.pods.spec import PodSpec
 
 from . import pod, podref, processes, reconcile, tmux
 from .launch import missing_clis
+from .plan import Step
 
 EARLY_EXIT_S = 1.5
 """How long `up` watches the agents it started for a CLI that dies at once (bad arguments, a
@@ -75,8 +76,18 @@ def preflight(spec: PodSpec) -> None:
         raise PodctlError("cannot bring the pod up:\n  " + "\n  ".join(problems))
 
 
+@dataclass
+class Progress:
+    """What `up` reports while it works: each step as it is done, and the wait for new agents to be ready."""
+
+    step: Callable[[Step], None] | None = None
+    waiting: Callable[[list[str], float], None] | None = None
+    """Called about every 0.1s with the agents not ready yet and the seconds waited; [] when done."""
+
+
 def bring_up(
-    pod_file: Path, force: bool = False, replace: bool = False, on_wait: Callable[[str], None] | None = None
+    pod_file: Path, force: bool = False, replace: bool = False, on_wait: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> UpResult:
     pod_file = pod_file.resolve()
     text, spec = read_pod_file(pod_file)
@@ -96,7 +107,7 @@ def bring_up(
             replaced = recorded
         podref.record_file(paths, pod_file)
         steps = reconcile.compute(spec, paths, force=force)
-        outcome = reconcile.apply(spec, paths, steps)
+        outcome = reconcile.apply(spec, paths, steps, on_step=progress.step if progress else None)
         summary = outcome.summary()
         if replaced is not None:
             reconcile.report(paths, f"podctl up --replace: the pod now follows {pod_file} (was {replaced})")
@@ -105,23 +116,29 @@ def bring_up(
         pod.record_applied(paths, pod.file_digest(text), True, summary)
         processes.start_supervisor(pod_file, paths)
     started = [s.agent for s in outcome.done if s.kind in ("add_agent", "restart_agent") and s.agent]
-    return UpResult(spec, outcome, early_failures(paths, started), replaced)
+    waiting = progress.waiting if progress else None
+    return UpResult(spec, outcome, early_failures(paths, started, on_wait=waiting), replaced)
 
 
-def early_failures(paths: PodPaths, agents: list[str], within: float = EARLY_EXIT_S) -> list[AgentFailure]:
+def early_failures(
+    paths: PodPaths, agents: list[str], within: float = EARLY_EXIT_S,
+    on_wait: Callable[[list[str], float], None] | None = None,
+) -> list[AgentFailure]:
     """Agents among `agents` whose CLI died within `within` seconds of starting.
 
     Watching stops early once every agent's MCP server has announced itself (it is up), or one
-    of them died and the others are up."""
+    of them died and the others are up. `on_wait` hears which agents are not ready yet."""
     if not agents:
         return []
-    deadline = time.monotonic() + within
+    start = time.monotonic()
     srv = tmux.server()
     while True:
         windows = tmux.windows(srv, paths.pod)
         dead = [a for a in agents if a in windows and windows[a].dead]
         ready = _tools_ready(paths)
-        if (dead and all(a in dead or a in ready for a in agents)) or time.monotonic() >= deadline:
+        if on_wait is not None:
+            on_wait([a for a in agents if a not in ready and a not in dead], time.monotonic() - start)
+        if (dead and all(a in dead or a in ready for a in agents)) or time.monotonic() >= start + within:
             break
         if not dead and all(a in ready for a in agents):
             return []

@@ -6,7 +6,7 @@ Pure: no tmux, no broker, no files; `podctl plan` prints these steps and `apply`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from .tmux import TRANSCRIPT_WINDOW, WindowState
 
@@ -81,3 +81,22 @@ def plan(
         if name not in desired:
             steps.append(Step("remove_agent", name, "no longer in the pod file", busy(name)))
     return steps
+
+
+def config_changes(
+    kind: str, desired: dict[str, dict[str, Any]], observed: dict[str, dict[str, Any]] | None
+) -> list[str]:
+    """What `up` changes in the broker's routes or rules (`kind`): {name: fields} against what the
+    running broker has (None: no broker runs, it starts with them all)."""
+    if observed is None:
+        return [f"{kind} {name}: added (the broker starts with it)" for name in desired]
+    changes = []
+    for name, fields in desired.items():
+        if name not in observed:
+            changes.append(f"{kind} {name}: added")
+            continue
+        changed = sorted(key for key, value in fields.items() if observed[name].get(key) != value)
+        if changed:
+            changes.append(f"{kind} {name}: {', '.join(changed)} changed")
+    changes += [f"{kind} {name}: removed" for name in observed if name not in desired]
+    return changes

@@ -191,7 +191,7 @@ def status(paths: PodPaths) -> dict[str, Any]:
             agents[row["name"]] = {
                 "name": row["name"], "cli": row["cli"], "role": row["role"], "state": "stopped",
                 "unread": stored["unseen"].get(row["name"], 0), "last_wake": wake.get("result"),
-                "last_wake_ts": wake.get("ts"), "tools_ready": False,
+                "last_wake_ts": wake.get("ts"), "tools_ready": False, "state_ts": row["state_ts"] or None,
             }
         out["pending_deliveries"] = stored["unseen"]
         out["last_message_id"] = stored["last_message_id"]
@@ -205,7 +205,7 @@ def status(paths: PodPaths) -> dict[str, Any]:
             entry["state"] = "stopped"
             entry["exit_status"] = window.exit_status
     for entry in agents.values():
-        _add_details(paths, entry)
+        _add_details(paths, entry, out["broker"] == "running")
     out["agents"] = list(agents.values())
     return out
 
@@ -226,7 +226,7 @@ def _add_stored_usage(
         entry["usage"] = per_agent.get(name)
 
 
-def _add_details(paths: PodPaths, entry: dict[str, Any]) -> None:
+def _add_details(paths: PodPaths, entry: dict[str, Any], broker_running: bool) -> None:
     """What status adds to an agent from the pod's folder: why it stopped, and its worktree."""
     from podctl.pods.worktree import summary
 
@@ -234,12 +234,25 @@ def _add_details(paths: PodPaths, entry: dict[str, Any]) -> None:
     if entry["window"] == "none":
         entry["state"] = "stopped"
     if entry["state"] == "stopped":
+        entry["stopped_reason"] = _stopped_reason(entry, broker_running)
         reason = exit_reason(paths, entry["name"])
         if reason:
             entry["reason"] = reason
     tree = summary(paths.root, entry["name"])
     if tree is not None:
         entry["worktree"] = tree
+
+
+def _stopped_reason(agent: dict[str, Any], broker_running: bool) -> str:
+    """Why a stopped agent is stopped, in a few words (its last screen, if kept, is `reason`)."""
+    if agent["window"] == "exited":
+        status = agent.get("exit_status")
+        return f"its CLI exited with status {status}" if status is not None else "its CLI exited"
+    if not broker_running:
+        return "the pod is down"
+    if agent["window"] == "none":
+        return "no tmux window: `podctl up` starts it again"
+    return "its CLI ended its session"
 
 
 def _broker_status(paths: PodPaths) -> dict[str, Any] | None:

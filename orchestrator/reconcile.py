@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from podctl.broker import wire
 from podctl.broker.paths import USER, PodPaths
+from podctl.pods.durations import seconds
 from podctl.pods.spec import PodSpec
 
 from . import processes, tmux
 from .launch import fingerprint, prepare_and_launch, workdir_of
-from .plan import Observed, Step, plan
+from .plan import Observed, Step, config_changes, plan
 
 log = logging.getLogger("podctl.orchestrator")
 
@@ -57,6 +60,31 @@ def desired(spec: PodSpec) -> dict[str, tuple[str, str]]:
     return {name: (fingerprint(spec, name), agent.role) for name, agent in spec.agents.items()}
 
 
+def route_fields(spec: PodSpec) -> dict[str, dict[str, Any]]:
+    return {r.name: {"to": list(r.to), "mode": r.mode, "timeout": r.timeout, "from": list(r.from_) if r.from_ else None}
+            for r in spec.routes}
+
+
+def rule_fields(spec: PodSpec) -> dict[str, dict[str, Any]]:
+    """The fields of each rule that the broker reports back (`rules`), to compare."""
+    return {r.name: {"on": r.on, "agent": r.agent, "ask": r.ask, "handoff": r.handoff, "max_rounds": r.max_rounds,
+                     "cooldown_s": seconds(r.cooldown)} for r in spec.rules}
+
+
+def config_plan(spec: PodSpec, paths: PodPaths) -> list[str]:
+    """The route and rule changes `up` hands the broker (`plan` lists them after the steps)."""
+    routes: dict[str, dict[str, Any]] | None = None
+    rules: dict[str, dict[str, Any]] | None = None
+    if processes.broker_alive(paths):
+        try:
+            with user_client(paths) as client:
+                routes = {r["name"]: r for r in client.call("status")["routes"]}
+                rules = {r["name"]: r for r in client.call("rules")["rules"]}
+        except (OSError, wire.BrokerError):
+            routes = rules = None
+    return config_changes("route", route_fields(spec), routes) + config_changes("rule", rule_fields(spec), rules)
+
+
 def compute(spec: PodSpec, paths: PodPaths, force: bool = False) -> list[Step]:
     return plan(desired(spec), observe(spec, paths), force=force, view=spec.transcript)
 
@@ -70,8 +98,9 @@ def view_command(pod: str, view: str) -> str:
     return f"{shlex.join([*processes.PODCTL, 'ui', pod])} || {tail}"
 
 
-def apply(spec: PodSpec, paths: PodPaths, steps: list[Step]) -> Outcome:
-    """Run the steps that may run now; the ones waiting for a busy agent are returned as such."""
+def apply(spec: PodSpec, paths: PodPaths, steps: list[Step], on_step: Callable[[Step], None] | None = None) -> Outcome:
+    """Run the steps that may run now; the ones waiting for a busy agent are returned as such.
+    `on_step` hears of each step as soon as it is done (`up` prints it then)."""
     assert spec.source is not None, "a pod applied from a file"
     outcome = Outcome()
     srv = tmux.server()
@@ -97,6 +126,8 @@ def apply(spec: PodSpec, paths: PodPaths, steps: list[Step]) -> Outcome:
             tmux.kill_window(srv, spec.name, step.agent)
             set_stopped(paths, step.agent)
         outcome.done.append(step)
+        if on_step is not None:
+            on_step(step)
     return outcome
 
 

@@ -141,3 +141,15 @@ def report(rows: Iterable[Mapping[str, object]], overrides: Mapping[str, Mapping
 def _order(item: tuple[object, object]) -> tuple[str, object]:
     key = item[0]
     return (type(key).__name__, key)
+
+
+def spent(usage: Mapping[str, object] | None) -> str:
+    """A short label of an agent's `usage` entry: `$0.92`, or its tokens (`785k tok`) when a model it
+    used has no price; `-` before any use."""
+    if not usage:
+        return "-"
+    cost = usage.get("cost_usd")
+    if isinstance(cost, (int, float)):
+        return f"${cost:.2f}"
+    tokens = sum(int(usage.get(k) or 0) for k in ("input_tokens", "cached_input_tokens", "output_tokens"))  # type: ignore[call-overload]
+    return f"{tokens / 1000:.0f}k tok" if tokens >= 1000 else f"{tokens} tok"

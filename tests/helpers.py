@@ -287,3 +287,25 @@ class LocalBroker:
         self.run(self.broker.rules.close())
         self.run(self.store.close())
         self.loop.close()
+
+
+def run_on_terminal(argv: list[str], env: dict[str, str], timeout: float = 60.0) -> tuple[int, str]:
+    """Run `argv` to completion with its output on a pseudo-terminal, as a person sees it: its exit
+    status and everything it wrote (line ends as `\\n`)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env={"TERM": "xterm", **env})
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=timeout)
+    os.close(leader)
+    return proc.returncode, b"".join(chunks).decode(errors="replace").replace("\r\n", "\n")

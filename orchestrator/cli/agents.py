@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
+JSON_HELP = "print the checks as one JSON array of {check, ok, level, detail} (for scripts)"
 
-def doctor(as_json: Annotated[bool, typer.Option("--json", help="the checks as one JSON array")] = False) -> None:
+
+def doctor(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
     """Check tmux, the agent CLIs (and their versions), the state folder, and known problems."""
     from podctl.orchestrator.doctor import checks
 
@@ -17,7 +19,7 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="the checks as o
         typer.echo(json.dumps(rows, indent=2))
     else:
         for row in rows:
-            mark = {True: "ok  ", False: "FAIL", None: "--  "}[row["ok"]]
+            mark = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "skip": "--  "}[row["level"]]
             typer.echo(f"{mark} {row['check']:<22} {row['detail']}")
     if any(row["ok"] is False for row in rows if row["check"] == "tmux"):
         raise typer.Exit(1)

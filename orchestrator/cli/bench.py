@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON object")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print the figures as one JSON object (for scripts and comparisons)")]
 
 
 def _print(figures: dict[str, Any], as_json: bool) -> None:

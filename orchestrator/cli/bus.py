@@ -13,9 +13,14 @@ from podctl.orchestrator.talk import call as call_or_exit
 from podctl.orchestrator.talk import user_client
 from podctl.pods.errors import UsageError
 
-__all__ = ["PodArg", "call_or_exit", "register", "user_client"]
+from . import complete
 
-PodArg = Annotated[str, typer.Argument(help="the pod")]
+__all__ = ["AgentArg", "PodArg", "call_or_exit", "register", "user_client"]
+
+PodArg = Annotated[str, typer.Argument(help="the pod", autocompletion=complete.pods)]
+AgentArg = Annotated[str, typer.Argument(help="the agent", autocompletion=complete.agents)]
+SEND_JSON = "print the broker's answer as one JSON object: message id, ask id, recipients and their states"
+TAIL_JSON = "print one JSON object a line: each message with its delivery states, then events (for scripts)"
 
 
 def broker_run(pod_file: Annotated[Path, typer.Argument(help="the pod file")]) -> None:
@@ -28,11 +33,12 @@ def broker_run(pod_file: Annotated[Path, typer.Argument(help="the pod file")]) -
 def send(
     pod: PodArg,
     text: Annotated[str, typer.Argument(help="the message; - reads standard input")],
-    to: Annotated[list[str], typer.Option("--to", help="an agent, a route, or all (repeatable)")],
+    to: Annotated[list[str], typer.Option("--to", metavar="AGENT", help="an agent, a route, or all (repeatable)",
+                                                  autocompletion=complete.agents)],
     ask: Annotated[bool, typer.Option("--ask", help="send an ask (the recipient is woken to answer)")] = False,
     urgent: Annotated[bool, typer.Option("--urgent", help="wake the recipient even if idle")] = False,
     wait: Annotated[float | None, typer.Option(help="with --ask: wait this many seconds for the reply")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the broker's answer as one JSON object")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=SEND_JSON)] = False,
 ) -> None:
     """Send a message to the pod's agents as the human member `user`."""
     from podctl.orchestrator import talk
@@ -46,7 +52,7 @@ def send(
 def tail(
     pod: PodArg,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new messages as they come")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object a line (messages, then events)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=TAIL_JSON)] = False,
     last: Annotated[int, typer.Option("--last", "-n", help="start with the last N messages (0: all)")] = 0,
 ) -> None:
     """Print the pod's message history with delivery states; --follow streams it live."""
@@ -69,7 +75,8 @@ def ui(pod: PodArg) -> None:
 def prune(
     pod: PodArg,
     older_than: Annotated[
-        str | None, typer.Option(help="delete history older than this (e.g. 30d, 12h); default: limits.retention_days")
+        str | None,
+        typer.Option(metavar="AGE", help="delete history older than this (e.g. 30d, 12h); default: limits.retention_days"),
     ] = None,
 ) -> None:
     """Delete old history from the pod's store."""

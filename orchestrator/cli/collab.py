@@ -6,13 +6,17 @@ from typing import Annotated
 
 import typer
 
+from . import complete
 from .bus import PodArg, call_or_exit, user_client
+from .table import Column
 
 
 def handoff(
     pod: PodArg,
-    source: Annotated[str, typer.Argument(metavar="FROM", help="the agent whose thread moves")],
-    target: Annotated[str, typer.Argument(metavar="TO", help="the agent that takes it over")],
+    source: Annotated[str, typer.Argument(metavar="FROM", help="the agent whose thread moves",
+                                                      autocompletion=complete.agents)],
+    target: Annotated[str, typer.Argument(metavar="TO", help="the agent that takes it over",
+                                                    autocompletion=complete.agents)],
     reason: Annotated[str, typer.Option(help="why, shown to TO")] = "asked by the user",
 ) -> None:
     """Move FROM's thread to TO: TO gets FROM's role, the recent conversation and the task, and is woken."""
@@ -21,14 +25,32 @@ def handoff(
     typer.echo(f"{result['from']} handed off to {result['to']} (message #{result['message_id']})")
 
 
+def _round_colour(text: str) -> str | None:
+    done, _, limit = text.partition("/")
+    return "red" if done == limit else None
+
+
+RULE_COLUMNS = [
+    Column("RULE", "rule"), Column("ON", "on"), Column("FOR", "agent"), Column("ROUND", "round", _round_colour, right=True),
+    Column("OPEN ASK", "open_ask"),
+]
+
+
 def rules_list(pod: PodArg) -> None:
     """Each rule with its rounds so far and its open ask."""
+    from .table import colour_wanted, render
+
     with user_client(pod) as client:
         result = call_or_exit(client, "rules")
-    for rule in result["rules"]:
-        open_ask = f", open ask #{rule['open_ask']}" if rule["open_ask"] else ""
-        typer.echo(f"{rule['name']:<20} on {rule['on']:<12} for {rule['agent'] or 'any agent'}:"
-                   f" round {rule['rounds']}/{rule['max_rounds']}{open_ask}")
+    if not result["rules"]:
+        typer.echo(f"pod {pod} has no rules (`rules:` in the pod file, see docs/pod-file.md)")
+        return
+    rows = [{
+        "rule": rule["name"], "on": rule["on"], "agent": rule["agent"] or "any agent",
+        "round": f"{rule['rounds']}/{rule['max_rounds']}", "open_ask": f"#{rule['open_ask']}" if rule["open_ask"] else "",
+    } for rule in result["rules"]]
+    for line in render(RULE_COLUMNS, rows, colour_wanted()):
+        typer.echo(line)
 
 
 def rules_reset(pod: PodArg, name: Annotated[str, typer.Argument(help="the rule")]) -> None:

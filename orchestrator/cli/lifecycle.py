@@ -14,13 +14,52 @@ from typing import Annotated, Any
 import typer
 from podctl.pods.errors import PodctlError, UsageError
 
-PodArg = Annotated[str, typer.Argument(help="the pod's name (or its pod file)")]
+from . import complete
+
+PodArg = Annotated[str, typer.Argument(help="the pod's name (or its pod file)", autocompletion=complete.pods)]
+AgentArg = Annotated[str, typer.Argument(help="the agent", autocompletion=complete.agents)]
 
 
 def _say_waiting(holder: str) -> None:
     from podctl.orchestrator.pod import holder_text
 
     typer.echo(f"waiting for {holder_text(holder)} to finish with this pod…", err=True)
+
+
+def _say_step(step: Any) -> None:
+    """A step of `up`, printed the moment it is done (a pod's first `up` takes seconds)."""
+    typer.echo(f"✓ {step.describe()}")
+    sys.stdout.flush()
+
+
+class Spinner:
+    """`⠋ waiting for writer to be ready (1.2s)` on stderr while new agents start: only on a terminal,
+    redrawn in place, cleared when done."""
+
+    FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+    def __init__(self) -> None:
+        self.on = sys.stderr.isatty()
+        self.frame = 0
+        self.drawn = False
+
+    def show(self, agents: list[str], waited: float) -> None:
+        if not self.on:
+            return
+        if not agents:
+            self.clear()
+            return
+        self.frame += 1
+        sys.stderr.write(f"\r\033[K{self.FRAMES[self.frame % len(self.FRAMES)]} waiting for {', '.join(agents)}"
+                         f" to be ready ({waited:.1f}s)")
+        sys.stderr.flush()
+        self.drawn = True
+
+    def clear(self) -> None:
+        if self.drawn:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self.drawn = False
 
 
 def up(
@@ -32,13 +71,20 @@ def up(
     replace: Annotated[bool, typer.Option(help="switch a running pod of the same name to this file")] = False,
 ) -> None:
     """Bring the pod up to match its file (idempotent) and keep it matching as the file changes."""
-    from podctl.orchestrator.lifecycle import bring_up
+    from podctl.orchestrator.lifecycle import Progress, bring_up
 
-    result = bring_up(pod_file, force=force, replace=replace, on_wait=_say_waiting)
+    spinner = Spinner()
+    try:
+        result = bring_up(pod_file, force=force, replace=replace, on_wait=_say_waiting,
+                          progress=Progress(step=_say_step, waiting=spinner.show))
+    finally:
+        spinner.clear()
     name = result.spec.name
     if result.replaced is not None:
         typer.echo(f"pod {name}: now follows {pod_file.resolve()} (was {result.replaced})")
-    typer.echo(f"pod {name}: {result.outcome.summary()}")
+    for step in result.outcome.waiting:
+        typer.echo(f"… {step.describe()}")
+    typer.echo(f"pod {name}: {'up' if result.outcome.done else 'nothing to do: the pod matches its file'}")
     if result.failures:
         for failure in result.failures:
             typer.echo(failure.describe(), err=True)
@@ -60,13 +106,16 @@ def plan(
     from podctl.orchestrator.lifecycle import load
 
     spec = load(pod_file.resolve())
-    steps = reconcile.compute(spec, PodPaths.of(spec.name), force=force)
-    if not steps:
+    paths = PodPaths.of(spec.name)
+    steps = reconcile.compute(spec, paths, force=force)
+    changes = reconcile.config_plan(spec, paths)
+    if not steps and not changes:
         typer.echo(f"pod {spec.name}: nothing to do: the pod matches its file")
         return
-    typer.echo(f"pod {spec.name}: {len(steps)} step{'s' if len(steps) > 1 else ''}")
-    for step in steps:
-        typer.echo(f"  {step.describe()}")
+    count = len(steps) + len(changes)
+    typer.echo(f"pod {spec.name}: {count} change{'s' if count > 1 else ''}")
+    for line in [step.describe() for step in steps] + changes:
+        typer.echo(f"  {line}")
 
 
 def resume(pod: PodArg, attach: Annotated[bool, typer.Option("--attach/--no-attach")] = True) -> None:
@@ -88,7 +137,7 @@ def down(pod: PodArg) -> None:
                f" (`podctl resume {paths.pod}` brings it back)")
 
 
-def restart(pod: PodArg, agent: Annotated[str, typer.Argument(help="the agent")]) -> None:
+def restart(pod: PodArg, agent: AgentArg) -> None:
     """Restart an agent's CLI: a fresh model context, the same identity and history."""
     from podctl.orchestrator.lifecycle import restart_agent
     from podctl.orchestrator.pod import find
@@ -112,7 +161,7 @@ def _edited(result: Any, done: str) -> None:
 def add(
     pod: PodArg,
     cli: Annotated[str, typer.Argument(help="the agent's CLI")],
-    name: Annotated[str, typer.Option("--name", help="the new agent's name")],
+    name: Annotated[str, typer.Option("--name", metavar="NAME", help="the new agent's name")],
     role: Annotated[str | None, typer.Option(help="its role")] = None,
 ) -> None:
     """Add an agent to the pod file (comments kept); a running pod follows."""
@@ -128,7 +177,7 @@ def add(
 
 def remove(
     pod: PodArg,
-    name: Annotated[str, typer.Argument(help="the agent")],
+    name: AgentArg,
     force: Annotated[bool, typer.Option(
         "--force", help="also remove its worktree if it holds uncommitted or unmerged work (its branch is kept)",
     )] = False,
@@ -156,7 +205,7 @@ def remove(
 
 
 def delete(
-    pod: Annotated[str | None, typer.Argument(help="the pod")] = None,
+    pod: Annotated[str | None, typer.Argument(help="the pod", autocompletion=complete.pods)] = None,
     all_pods: Annotated[bool, typer.Option("--all", help="every pod")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
     force: Annotated[bool, typer.Option(
@@ -174,14 +223,20 @@ def delete(
         return
     names = ", ".join(p.pod for p in targets)
     if not yes and not typer.confirm(f"delete {names} and all history?"):
-        raise typer.Exit(1)
+        typer.echo("nothing done")
+        return
     for paths in targets:
         for line in pods.delete(paths, force=force):
             typer.echo(line)
         typer.echo(f"deleted pod {paths.pod}")
 
 
-def list_pods(as_json: Annotated[bool, typer.Option("--json", help="one JSON array of {pod, state, pod_file}")] = False) -> None:
+LS_JSON = "print one JSON array of {pod, state, pod_file} (for scripts)"
+STATUS_JSON = ("print the status as one JSON object: the pod's parts, and each agent's state, unread count, last wake"
+               " and their times (for scripts)")
+
+
+def list_pods(as_json: Annotated[bool, typer.Option("--json", help=LS_JSON)] = False) -> None:
     """The pods in this state folder, up or down."""
     from .render import pods_lines
 
@@ -189,7 +244,7 @@ def list_pods(as_json: Annotated[bool, typer.Option("--json", help="one JSON arr
         typer.echo(line)
 
 
-def status(pod: PodArg, as_json: Annotated[bool, typer.Option("--json", help="the status as one JSON object")] = False) -> None:
+def status(pod: PodArg, as_json: Annotated[bool, typer.Option("--json", help=STATUS_JSON)] = False) -> None:
     """Agents (busy/idle/stopped, unread, last wake), broker, supervisor, tmux session."""
     from .render import status_lines
 
@@ -212,21 +267,31 @@ def supervise(pod_file: Annotated[Path, typer.Argument()]) -> None:
 
 
 def _attach(pod: str) -> None:
-    from podctl.orchestrator.tmux_names import socket_name as tmux_socket_name
-    from podctl.orchestrator.tmux_names import tmux_argv
+    """Attach this terminal to the pod's session. Inside tmux, the client switches to it instead (tmux
+    refuses to nest); inside a tmux of another server, the session opens nested, as `TMUX= tmux attach`."""
+    import subprocess
 
-    if os.environ.get("TMUX") and not tmux_socket_name():
-        argv = tmux_argv("switch-client", "-t", f"={pod}")
-    else:
-        argv = tmux_argv("attach-session", "-t", f"={pod}")
-    os.execvp(argv[0], argv)
+    from podctl.orchestrator.tmux_names import target, tmux_argv
+
+    env = dict(os.environ)
+    if env.get("TMUX"):
+        switch = subprocess.run(tmux_argv("switch-client", "-t", target(pod)), capture_output=True, timeout=10, check=False)
+        if switch.returncode == 0:
+            return
+        del env["TMUX"]
+        typer.echo(f"inside another tmux server: attaching to {pod} nested (detach with the prefix key twice, then d)",
+                   err=True)
+    argv = tmux_argv("attach-session", "-t", target(pod))
+    os.execvpe(argv[0], argv, env)
 
 
 def register(app: typer.Typer) -> None:
     from podctl.pods import clis
 
     choices = ", ".join(clis.names())
-    add.__annotations__["cli"] = Annotated[str, typer.Argument(help=f"the agent's CLI: {choices}")]
+    add.__annotations__["cli"] = Annotated[
+        str, typer.Argument(help=f"the agent's CLI: {choices}", autocompletion=complete.clis)
+    ]
     for command in (up, plan, resume, down, restart, add, remove, delete, status, attach):
         app.command()(command)
     app.command("ls")(list_pods)

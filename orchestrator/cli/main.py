@@ -22,6 +22,11 @@ def main(argv: list[str] | None = None) -> None:
         from podctl.shim.relay import main as shim_main
 
         sys.exit(shim_main(args[1:]))
+    if args == ["--version"]:
+        from importlib.metadata import version
+
+        print(f"podctl {version('podctl')}")
+        sys.exit(0)
     debug = "--debug" in args
     if debug:
         args = [a for a in args if a != "--debug"]
@@ -37,9 +42,9 @@ def main(argv: list[str] | None = None) -> None:
             code = run(args)
             if code is not None:
                 sys.exit(code)
-        from .app import build_app
+        from .app import build_command
 
-        build_app()(args=args, prog_name="podctl", standalone_mode=True)
+        build_command()(args=args, prog_name="podctl", standalone_mode=True)
     except (PodctlError, wire.BrokerUnavailable, wire.BrokerError) as exc:
         if debug:
             raise

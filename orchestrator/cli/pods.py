@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 from podctl.pods.errors import PodctlError
 
+from . import complete
+
 INIT_TEMPLATE = """\
 # A podctl pod file. Reference: docs/pod-file.md; editors can autocomplete it with
 # `podctl schema > pod.schema.json` (yaml-language-server: $schema=pod.schema.json).
@@ -45,12 +47,16 @@ agents: {{}}                   # override or add agents here, e.g. writer: {{mod
 """
 
 
-def validate(files: Annotated[list[Path], typer.Argument(help="pod files")]) -> None:
+def validate(files: Annotated[list[Path] | None, typer.Argument(help="pod files (default: ./pod.yaml)")] = None) -> None:
     """Check pod files; every error is printed as FILE:LINE:COL: message (exit 1 if any)."""
     from podctl.pods.load import PodFileError, load_pod
 
     failed = False
-    for path in files:
+    for path in files or [Path("pod.yaml")]:
+        if not path.is_file():
+            failed = True
+            typer.echo(f"{path}: no such pod file (create one with `podctl init`, or name the file)", err=True)
+            continue
         try:
             spec = load_pod(path)
         except PodFileError as exc:
@@ -74,13 +80,18 @@ def templates() -> None:
     """List the built-in templates a pod file can `extends:`."""
     from podctl.pods import catalog
 
-    for name in catalog.names():
-        typer.echo(f"{name:<12} {catalog.description(name)}")
+    from .table import Column, colour_wanted, render
+
+    rows = [{"name": name, "description": catalog.description(name)} for name in catalog.names()]
+    for line in render([Column("TEMPLATE", "name"), Column("DESCRIPTION", "description")], rows, colour_wanted()):
+        typer.echo(line)
 
 
 def init(
     path: Annotated[Path, typer.Argument(help="where to write the pod file")] = Path("pod.yaml"),
-    template: Annotated[str | None, typer.Option(help="extend a built-in template (see podctl templates)")] = None,
+    template: Annotated[str | None, typer.Option(
+        metavar="NAME", help="extend a built-in template (see podctl templates)", autocompletion=complete.templates,
+    )] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
 ) -> None:
     """Write a commented pod.yaml to start from."""
@@ -104,8 +115,10 @@ def init(
 
 
 def graph(
-    pod: Annotated[str, typer.Argument(help="a pod file (or the name of a pod: its recorded pod file)")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="text | mermaid | dot")] = "text",
+    pod: Annotated[
+        str, typer.Argument(help="a pod file (or the name of a pod: its recorded pod file)", autocompletion=complete.pods)
+    ],
+    fmt: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="text | mermaid | dot")] = "text",
 ) -> None:
     """Draw the pod's topology: agents, routes, rules and hand-offs (paste mermaid into a README)."""
     from podctl.pods.graph import FORMATS, render

@@ -1,9 +1,18 @@
-"""How `status` and `ls` print, shared by the typer commands and the fast path (no typer here)."""
+"""How `status` and `ls` print, shared by the typer commands and the fast path (no typer here).
+
+The status table is `STATUS_COLUMNS` over the row dicts of `agent_row`: a new column is one
+`Column` and one key of the row. `status --json` only ever gains fields.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
+
+from podctl.pods.usage import spent
+
+from .table import Column, colour_wanted, render
 
 
 def pods_rows() -> list[dict[str, Any]]:
@@ -20,14 +29,78 @@ def pods_rows() -> list[dict[str, Any]]:
     return rows
 
 
-def pods_lines(as_json: bool) -> list[str]:
+def _state_colour(text: str) -> str | None:
+    return {"busy": "yellow", "idle": "green", "stopped": "red", "up": "green", "down": "dim"}.get(text.split(" ", maxsplit=1)[0])
+
+
+POD_COLUMNS = [Column("POD", "pod"), Column("STATE", "state", _state_colour), Column("POD FILE", "pod_file")]
+
+
+def pods_lines(as_json: bool, colour: bool | None = None) -> list[str]:
     rows = pods_rows()
     if as_json:
         return [json.dumps(rows)]
-    return [f"{row['pod']:<24} {row['state']:<5} {row['pod_file']}" for row in rows]
+    if not rows:
+        from podctl.broker.paths import state_root
+
+        return [f"no pods yet (in {state_root()}): write a pod file with `podctl init`, then `podctl up`"
+                " starts it (or try the demo: scripts/demo)"]
+    return render(POD_COLUMNS, rows, colour_wanted() if colour is None else colour)
 
 
-def status_lines(pod: str, as_json: bool) -> list[str]:
+# -- status -------------------------------------------------------------------------------------
+
+
+def ago(seconds: float) -> str:
+    """A duration as people say it: 40s, 2m, 3h, 2d."""
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def clock(ts: float, now: float) -> str:
+    """A time of day (14:02), with the date when it is not today."""
+    when, today = time.localtime(ts), time.localtime(now)
+    return time.strftime("%H:%M" if when[:3] == today[:3] else "%b %d %H:%M", when)
+
+
+def agent_row(agent: dict[str, Any], now: float) -> dict[str, Any]:
+    """One agent's cells of the status table (the keys of STATUS_COLUMNS)."""
+    state = agent["state"]
+    since = agent.get("state_ts")
+    if state in ("busy", "idle") and since:
+        state = f"{state} for {ago(now - since)}"
+    wake = agent.get("last_wake")
+    wake_ts = agent.get("last_wake_ts")
+    notes = []
+    if agent.get("handed_off_to"):
+        notes.append(f"handed off to {agent['handed_off_to']}")
+    if agent["state"] == "stopped" and agent.get("stopped_reason"):
+        notes.append(agent["stopped_reason"])
+    if agent.get("over_budget"):
+        notes.append(f"over budget ({agent['over_budget']}): not woken")
+    return {
+        "agent": agent["name"], "cli": agent.get("cli", "?"), "state": state, "unread": agent.get("unread", 0),
+        "last_wake": f"{clock(wake_ts, now)}, {wake}" if wake and wake_ts else wake,
+        "spent": spent(agent.get("usage")),
+        "note": "; ".join(notes),
+    }
+
+
+STATUS_COLUMNS = [
+    Column("AGENT", "agent"),
+    Column("CLI", "cli"),
+    Column("STATE", "state", _state_colour),
+    Column("UNREAD", "unread", lambda text: "cyan" if text not in ("0", "-") else None, right=True),
+    Column("LAST WAKE", "last_wake"),
+    Column("SPENT", "spent", right=True),
+    Column("NOTE", "note"),
+]
+
+
+def status_lines(pod: str, as_json: bool, colour: bool | None = None) -> list[str]:
     from podctl.orchestrator import pod as pods
 
     data = pods.status(pods.find(pod))
@@ -37,11 +110,32 @@ def status_lines(pod: str, as_json: bool) -> list[str]:
     if data["broker"] != "running":
         lines.append(f"  the pod is down: `podctl resume {data['pod']}` (or `podctl up {data['pod_file'] or 'POD_FILE'}`)"
                      " brings it back; what follows is from its store")
+    now = time.time()
+    if data["agents"]:
+        lines += render(STATUS_COLUMNS, [agent_row(a, now) for a in data["agents"]],
+                        colour_wanted() if colour is None else colour, indent="  ")
     for agent in data["agents"]:
-        lines += _agent_lines(agent)
+        tree = agent.get("worktree")
+        if tree:
+            lines.append(f"  {agent['name']} works in its worktree {tree['path']} on {tree['branch']},"
+                         f" {worktree_changes(tree)}")
+        reason = agent.get("reason")
+        if reason:
+            lines.append(f"  {agent['name']} printed before it stopped:")
+            lines += [f"      | {line}" for line in reason["last_lines"]]
+            lines.append(f"      more: {reason['more']}")
     if data.get("usage"):
         lines.append(f"  usage of the pod: {usage_text(data['usage'])}{budget_text(data.get('budget'))}")
     return lines
+
+
+def worktree_changes(tree: dict[str, Any]) -> str:
+    """`3 files changed` for a worktree in `status` (or why it could not be read)."""
+    count = tree.get("changed_files")
+    if count is None:
+        return f"changes unknown: {tree.get('problem', 'git failed')}"
+    return f"{count} file{'s' if count != 1 else ''} changed"
+
 
 
 def usage_text(usage: dict[str, Any]) -> str:
@@ -65,37 +159,3 @@ def budget_text(budget: dict[str, Any] | None) -> str:
     if budget.get("budget_tokens_per_agent") is not None:
         parts.append(f"{budget['budget_tokens_per_agent']:,} tokens per agent")
     return f"; budget {', '.join(parts)}" if parts else ""
-
-
-def _agent_lines(agent: dict[str, Any]) -> list[str]:
-    extra = []
-    if agent.get("unread"):
-        extra.append(f"{agent['unread']} unread")
-    if agent.get("last_wake"):
-        extra.append(f"last wake: {agent['last_wake']}")
-    if agent.get("handed_off_to"):
-        extra.append(f"handed off to {agent['handed_off_to']}")
-    if agent.get("exit_status") is not None:
-        extra.append(f"exited {agent['exit_status']}")
-    if agent.get("over_budget"):
-        extra.append(f"over budget: {agent['over_budget']}, not woken")
-    tail = f"  ({'; '.join(extra)})" if extra else ""
-    lines = [f"  {agent['name']:<16} {agent.get('cli', '?'):<7} {agent['state']:<8}{tail}"]
-    if agent.get("usage"):
-        lines.append(f"      usage {usage_text(agent['usage'])}")
-    tree = agent.get("worktree")
-    if tree:
-        lines.append(f"      worktree {tree['path']} on {tree['branch']}, {worktree_changes(tree)}")
-    reason = agent.get("reason")
-    if reason:
-        lines += [f"      | {line}" for line in reason["last_lines"]]
-        lines.append(f"      more: {reason['more']}")
-    return lines
-
-
-def worktree_changes(tree: dict[str, Any]) -> str:
-    """`3 files changed` for a worktree in `status` (or why it could not be read)."""
-    count = tree.get("changed_files")
-    if count is None:
-        return f"changes unknown: {tree.get('problem', 'git failed')}"
-    return f"{count} file{'s' if count != 1 else ''} changed"

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from podctl.broker.transcript import MARKS, visible
+from podctl.pods.usage import spent
 from rich.text import Text
 
 from .model import AgentRow, PodView
@@ -59,16 +60,6 @@ def agent_cells(row: AgentRow, now: float) -> tuple[Text, ...]:
 
 
 AGENT_COLUMNS = ("agent", "cli", "state", "tools", "unread", "last wake", "active", "spent")
-
-
-def spent(usage: dict[str, Any] | None) -> str:
-    """`$0.92`, or its tokens (`785k tok`) when a model has no price; `-` before any use."""
-    if not usage:
-        return "-"
-    if usage.get("cost_usd") is not None:
-        return f"${usage['cost_usd']:.2f}"
-    tokens = usage["input_tokens"] + usage["cached_input_tokens"] + usage["output_tokens"]
-    return f"{tokens / 1000:.0f}k tok" if tokens >= 1000 else f"{tokens} tok"
 
 
 def marks(message: dict[str, Any]) -> str:

@@ -195,5 +195,5 @@ def test_doctor_reports_tmux_clis_and_state_folder(tmp_path: Path, monkeypatch) 
     monkeypatch.setenv("PATH", f"{bin_dir}:{Path(shutil.which('tmux')).parent}:{os.environ['PATH']}")
     rows = {r["check"]: r for r in __import__("json").loads(podctl("doctor", "--json").stdout)}
     assert rows["tmux"]["ok"] is True and rows["tmux"]["detail"].startswith("tmux ")
-    assert rows["codex"]["ok"] is False and "podctl is tested with 0.169.0" in rows["codex"]["detail"]
+    assert rows["codex"]["ok"] is False and "podctl's tests pin 0.169.0" in rows["codex"]["detail"]
     assert rows["state folder"]["ok"] is True
