@@ -49,7 +49,7 @@ def test_status_ls_and_rules_as_tables_piped_and_on_a_terminal(tmp_path: Path, p
     assert ESC not in piped
     lines = piped.splitlines()
     header = next(line for line in lines if line.split()[:1] == ["AGENT"])
-    assert header.split() == ["AGENT", "CLI", "STATE", "UNREAD", "LAST", "WAKE", "NOTE"]
+    assert header.split() == ["AGENT", "CLI", "STATE", "UNREAD", "LAST", "WAKE", "SPENT", "NOTE"]
     writer = next(line for line in lines if line.split()[:1] == ["writer"])
     reviewer = next(line for line in lines if line.split()[:1] == ["reviewer"])
     assert aligned(header, writer) and aligned(header, reviewer), f"{header}\n{writer}\n{reviewer}"
