@@ -197,9 +197,10 @@ def test_text_is_shown_not_obeyed_and_fits_80x24(live: BrokerProcess) -> None:
     async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
         await until(pilot, lambda: shown(app, "\\x1b[2J\\x1b]0;pwned\\x07[bold]not markup[/bold]\\x0dforged"),
                     "the escapes as text")
+        await until(pilot, lambda: cell(app, "rev-b", "state"), "the agents (their status may come after the history)")
         screen = app.screen
         assert (screen.size.width, screen.size.height) == (80, 24)
-        assert app.query_one(AgentsTable).region.height >= 4, "header and three agents"
+        await until(pilot, lambda: app.query_one(AgentsTable).region.height >= 4, "header and three agents laid out")
         assert app.query_one(Conversation).region.height >= 5
 
     drive(scenario)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from podctl.hooks.script import ADAPTER
 
-from ..helpers import agent_state, pane_text, podctl, transcript, wait_until, write_pod
+from ..helpers import agent_state, pane_text, podctl, status_of, transcript, wait_until, write_pod
 
 POD = """\
 name: {name}
@@ -68,8 +68,8 @@ def test_idle_agent_is_woken_once_per_burst(tmp_path: Path, pods, podctl_home: P
     wait_until(lambda: agent_state("burst", "worker") == "idle", timeout=40, message="worker idle again")
     text = pane_text("burst", "worker")
     assert text.count(ADAPTER.wake_text) == 1 and text.count("(woken)") == 1, text
-    wait_until(lambda: "last wake: answered" in podctl("status", "burst").stdout, timeout=20,
-               message="the wake recorded as answered")
+    wait_until(lambda: next(a for a in status_of("burst")["agents"] if a["name"] == "worker")["last_wake"] == "answered",
+               timeout=20, message="the wake recorded as answered")
 
 
 def test_no_nudge_while_a_person_scrolls_the_pane_then_it_is_retried(tmp_path: Path, pods) -> None:
