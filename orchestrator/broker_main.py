@@ -12,15 +12,9 @@ from pathlib import Path
 from podctl.broker import daemon
 from podctl.broker.ports import Ports
 
-from . import tmux_nudge
-from .launch import wake_text
+from . import tmux_nudge, wake
 
-
-async def _nudge(pod: str, agent: str, cli: str) -> str:
-    return await tmux_nudge.nudge(pod, agent, wake_text(cli))
-
-
-PORTS = Ports(nudge=_nudge, read_pane=tmux_nudge.capture)
+PORTS = Ports(nudge=wake.wake, read_pane=tmux_nudge.capture)
 
 
 def run(pod_file: Path) -> int:

@@ -68,10 +68,5 @@ def missing_clis(spec: PodSpec) -> list[str]:
     return problems
 
 
-def wake_text(cli: str) -> str:
-    """The fixed text that wakes an idle agent of this CLI (never message content)."""
-    return get_adapter(cli).wake_text
-
-
 def workdir_of(spec: PodSpec) -> Path:
     return (spec.base_dir() / spec.workdir).resolve()

@@ -54,8 +54,9 @@ async def capture(pod: str, agent: str) -> str:
         return ""
 
 
-async def pane_state(pane: str) -> str | None:
-    """None if the pane can be nudged now, else the reason it cannot."""
+async def pane_state(pane: str, ready: str | None = None, blocked: tuple[str, ...] = ()) -> str | None:
+    """None if the pane can be nudged now, else the reason it cannot. `ready`: text the CLI shows
+    once it takes input (keys sent before are lost); `blocked`: texts of dialogs Enter would answer."""
     try:
         info = await tmux("display-message", "-p", "-t", pane, "#{pane_in_mode} #{pane_dead} #{session_name}")
     except TmuxFailed as exc:
@@ -80,16 +81,27 @@ async def pane_state(pane: str) -> str | None:
         return f"pane missing ({exc})"
     if first != second:
         return "the pane is still rendering"
-    return None
+    return _screen_problem(second, ready, blocked)
 
 
-async def nudge(pod: str, agent: str, text: str) -> str:
-    """Type `text`, pause, press Enter. Returns "sent" or "skipped: <reason>"."""
+def _screen_problem(screen: str, ready: str | None, blocked: tuple[str, ...]) -> str | None:
+    if ready and ready not in screen:
+        return f"the CLI is not ready for input yet (no {ready!r} on screen)"
+    dialog = next((text for text in blocked if text in screen), None)
+    return f"a dialog is open ({dialog!r} on screen)" if dialog else None
+
+
+async def nudge(
+    pod: str, agent: str, text: str, *, ready: str | None = None, clear: tuple[str, ...] = (), blocked: tuple[str, ...] = ()
+) -> str:
+    """Press the `clear` keys, type `text`, pause, press Enter. Returns "sent" or "skipped: <reason>"."""
     pane = target(pod, agent)
-    reason = await pane_state(pane)
+    reason = await pane_state(pane, ready, blocked)
     if reason is not None:
         return f"skipped: {reason}"
     try:
+        for key in clear:
+            await tmux("send-keys", "-t", pane, key)
         await tmux("send-keys", "-t", pane, "-l", text)
         await asyncio.sleep(SUBMIT_PAUSE_S)
         await tmux("send-keys", "-t", pane, "Enter")

@@ -2,8 +2,8 @@
 
 The cache folder is keyed by the lock file's hash, so a version bump installs afresh and an
 unchanged lock costs nothing. A file lock keeps parallel test workers from installing twice.
-Install scripts are not run (`--ignore-scripts`) except the one Claude Code needs: its
-postinstall puts the platform's native binary in place of `bin/claude.exe`.
+Install scripts are not run (`--ignore-scripts`) except the two the CLIs need: Claude Code's and
+OpenCode's postinstall put the platform's native binary in place of their `bin/*.exe`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
 
-RECIPE = b"npm ci --ignore-scripts + claude-code install.cjs"
+RECIPE = b"npm ci --ignore-scripts + claude-code install.cjs + opencode-ai postinstall.mjs"
+POSTINSTALLS = ("node_modules/@anthropic-ai/claude-code/install.cjs", "node_modules/opencode-ai/postinstall.mjs")
 
 
 def cache_root() -> Path:
@@ -27,7 +28,7 @@ def cache_root() -> Path:
 
 
 def install_clis(timeout: float = 900.0) -> Path:
-    """Return the `node_modules/.bin` folder holding `claude`, `codex` and `gemini`."""
+    """Return the `node_modules/.bin` folder holding `claude`, `codex`, `gemini` and `opencode`."""
     lock = (HERE / "package-lock.json").read_bytes()
     digest = hashlib.sha256(lock + (HERE / "package.json").read_bytes() + RECIPE).hexdigest()[:16]
     target = cache_root() / digest
@@ -42,9 +43,7 @@ def install_clis(timeout: float = 900.0) -> Path:
                 ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
                 cwd=target, check=True, timeout=timeout, capture_output=True,
             )
-            subprocess.run(
-                ["node", "node_modules/@anthropic-ai/claude-code/install.cjs"],
-                cwd=target, check=True, timeout=timeout, capture_output=True,
-            )
+            for script in POSTINSTALLS:
+                subprocess.run(["node", script], cwd=target, check=True, timeout=timeout, capture_output=True)
             done.write_text("ok\n")
     return target / "node_modules" / ".bin"

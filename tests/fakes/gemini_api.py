@@ -12,10 +12,6 @@ from .http import FakeServer, Reply, step_arguments
 
 
 class FakeGemini(FakeServer):
-    def __init__(self) -> None:
-        super().__init__()
-        self.script: list[dict[str, Any]] = []
-
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"

@@ -19,6 +19,9 @@ class Reply:
 class FakeServer:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.script: list[dict[str, Any]] = []
+        """What conversation requests are answered with, in order (each fake's `answer` reads it)."""
+        self._n = 0
         self.paths: list[str] = []
         self.lock = threading.Lock()
         self.usage_log: list[dict[str, Any]] = []

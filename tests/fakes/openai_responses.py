@@ -15,11 +15,6 @@ from .http import FakeServer, Reply, step_arguments
 
 
 class FakeResponses(FakeServer):
-    def __init__(self) -> None:
-        super().__init__()
-        self.script: list[dict[str, Any]] = []
-        self._n = 0
-
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"

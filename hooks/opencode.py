@@ -1,0 +1,157 @@
+"""The `opencode` adapter (OpenCode 1.18.33; facts in shared/reference/opencode.md).
+
+Built as a third party would build one: this module and its entry point in pyproject.toml, nothing
+else in podctl knows OpenCode. Files podctl writes, all under the agent's folder
+(`.../agents/<name>/`; the user's and the project's `opencode.json` are never edited):
+- `opencode-config/` is the CLI's `OPENCODE_CONFIG_DIR`: `opencode.json` declares the `podctl` MCP
+  server (local, stdio, with a tool timeout above `wait_for_reply`'s cap: OpenCode cuts calls at
+  60 s by default), the model, no auto-update and no sharing; `plugin/podctl.js` is podctl's plugin
+  (below). OpenCode itself adds `package.json`, `.gitignore` and `node_modules/` there.
+- `opencode-data/`, `opencode-state/`: its `XDG_DATA_HOME` and `XDG_STATE_HOME`, so the agent's
+  sessions, database and prompt history do not mix with the user's own; `opencode-data/opencode/
+  auth.json` links to the user's login when there is one.
+- `opencode-xdg-config/`: its `XDG_CONFIG_HOME`. OpenCode installs its plugin package into every
+  config folder it reads, its global one included, so the user's `~/.config/opencode` is not that
+  folder: `opencode-xdg-config/opencode/` holds a copy of the user's global config files (taken at
+  every start, so provider settings still merge as OpenCode merges them) and links to the user's
+  agents, commands, modes, plugins and themes. Bash commands the agent runs get the user's XDG
+  folders back (the plugin's `shell.env`).
+- Permissions (`OPENCODE_PERMISSION`, merged last): podctl's tools allowed, `question` denied,
+  `external_directory` and `doom_loop` allowed and `.env` files denied, so that no dialog opens in
+  an unattended pane (typing into one confirms its default).
+
+The plugin carries messages into the model's context through the same hook command every CLI
+runs (`podctl hook`, standard library only, exactly-once claims): `chat.message` adds them to the
+user's message at turn start (as a part after the user's text), `tool.execute.after` to the
+result of every tool call; `session.status` reports busy and idle, serialized (OpenCode does not
+await event hooks). At idle, messages that need the agent are given to it as a new prompt
+(`client.session.promptAsync`): the agent keeps going without a keystroke. A wake request from
+the broker is a file (`wake`) the plugin watches and answers the same way; only when the plugin
+cannot (no session yet) does the wake fall back to typing, once `Ask anything` is on screen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .adapter import AgentContext, HookEvent, Launch, link_credentials
+
+CONFIG_DIR = "opencode-config"
+DATA_DIR = "opencode-data"
+STATE_DIR = "opencode-state"
+XDG_CONFIG_DIR = "opencode-xdg-config"
+GLOBAL_FILES = ("config.json", "opencode.json", "opencode.jsonc", "tui.json", "tui.jsonc")
+GLOBAL_FOLDERS = ("agent", "agents", "command", "commands", "mode", "modes", "plugin", "plugins", "themes", "tool", "tools")
+XDG_DEFAULTS = (("XDG_CONFIG_HOME", ".config"), ("XDG_DATA_HOME", ".local/share"), ("XDG_STATE_HOME", ".local/state"))
+WAKE_FILE = "wake"
+"""Written by the broker's wake into the agent's folder; the plugin answers in `wake.ack`."""
+MCP_TIMEOUT_MS = 300_000
+
+EVENTS = {
+    "plugin.start": HookEvent("session_start", inject=False),
+    "chat.message": HookEvent("turn_start", output="plain"),
+    "tool.execute.after": HookEvent("tool_done", output="plain"),
+    "session.status.busy": HookEvent("tool_done", inject=False),
+    "session.status.idle": HookEvent("turn_end", attention_only=True, output="plain"),
+    "dispose": HookEvent("session_end", inject=False),
+}
+
+PERMISSION = {
+    "podctl_*": "allow", "question": "deny", "external_directory": "allow", "doom_loop": "allow",
+    "read": {"*": "allow", "*.env": "deny", "*.env.*": "deny", "*.env.example": "allow"},
+}
+
+PLUGIN = (Path(__file__).resolve().parent / "opencode_plugin.js").read_text(encoding="utf-8")
+
+
+class OpenCodeAdapter:
+    name = "opencode"
+    executable = "opencode"
+    version_args: tuple[str, ...] = ("--version",)
+    tested_versions = ("1.18.33",)
+    install_command = "npm install -g opencode-ai@1.18.33"
+    wake_text = "You have new podctl messages (shown in your context). Handle them; answer asks with podctl_post_reply."
+    wake_ready_text = "Ask anything"
+    """Keys typed before this is on screen are lost."""
+    wake_clear_keys = ("C-u",)
+    """Cleared before typing (never Escape: it interrupts a turn; never C-c: it can quit)."""
+    wake_blocked_texts = ("Permission required",)
+    """A dialog is open: Enter would answer it."""
+    wake_file = WAKE_FILE
+    takes_script = False
+    hook_events = EVENTS
+
+    def config_dir(self, ctx: AgentContext) -> Path:
+        return ctx.agent_dir / CONFIG_DIR
+
+    def prepare(self, ctx: AgentContext) -> None:
+        config = self.config_dir(ctx)
+        (config / "plugin").mkdir(parents=True, exist_ok=True, mode=0o700)
+        data = ctx.agent_dir / DATA_DIR / "opencode"
+        data.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (ctx.agent_dir / STATE_DIR).mkdir(parents=True, exist_ok=True, mode=0o700)
+        auth = _user_dir("XDG_DATA_HOME") / "opencode" / "auth.json"
+        link_credentials(auth if auth.is_file() else None, data / "auth.json")
+        _mirror_global_config(_user_dir("XDG_CONFIG_HOME") / "opencode", ctx.agent_dir / XDG_CONFIG_DIR / "opencode")
+        shim = ctx.shim_command()
+        settings: dict[str, Any] = {
+            "$schema": "https://opencode.ai/config.json",
+            "autoupdate": False,
+            "share": "disabled",
+            "mcp": {"podctl": {"type": "local", "command": shim, "enabled": True, "timeout": MCP_TIMEOUT_MS}},
+        }
+        if ctx.model:
+            settings["model"] = ctx.model
+        (config / "opencode.json").write_text(json.dumps(settings, indent=2))
+        (config / "plugin" / "podctl.js").write_text(self.plugin(ctx))
+
+    def plugin(self, ctx: AgentContext) -> str:
+        """podctl's plugin with this agent's hook commands and the user's XDG folders filled in."""
+        values = {
+            "HOOKS": {native: ctx.hook_command(how) for native, how in self.hook_events.items()},
+            "WAKE_DIR": str(ctx.agent_dir), "WAKE_FILE": WAKE_FILE,
+            "USER_ENV": {name: str(_user_dir(name)) for name, _ in XDG_DEFAULTS},
+        }
+        text = PLUGIN
+        for key, value in values.items():
+            text = text.replace(f"/*{key}*/null", json.dumps(value))
+        return text
+
+    def launch(self, ctx: AgentContext) -> Launch:
+        env = {
+            "OPENCODE_DISABLE_AUTOUPDATE": "1", **ctx.env,
+            "OPENCODE_CONFIG_DIR": str(self.config_dir(ctx)),
+            "OPENCODE_PERMISSION": json.dumps(PERMISSION),
+            "XDG_DATA_HOME": str(ctx.agent_dir / DATA_DIR), "XDG_STATE_HOME": str(ctx.agent_dir / STATE_DIR),
+            "XDG_CONFIG_HOME": str(ctx.agent_dir / XDG_CONFIG_DIR),
+        }
+        return Launch(argv=[self.executable, *ctx.args], env=env, cwd=ctx.workdir)
+
+
+def _user_dir(name: str) -> Path:
+    """The user's own XDG folder `name` (from podctl's environment, else its default under HOME)."""
+    default = dict(XDG_DEFAULTS)[name]
+    return Path(os.environ.get(name) or Path.home() / default)
+
+
+def _mirror_global_config(user: Path, agent: Path) -> None:
+    """The user's global OpenCode config as the agent's: files copied (OpenCode may write to a file it
+    reads), folders linked (it only reads them); what the user no longer has goes."""
+    agent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name in (*GLOBAL_FILES, *GLOBAL_FOLDERS):
+        target = agent / name
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        source = user / name
+        if name in GLOBAL_FILES and source.is_file():
+            shutil.copyfile(source, target)
+            target.chmod(0o600)
+        elif name in GLOBAL_FOLDERS and source.is_dir():
+            target.symlink_to(source)
+
+
+ADAPTER = OpenCodeAdapter()

@@ -1,0 +1,97 @@
+// podctl's plugin for OpenCode, written by podctl into this agent's OPENCODE_CONFIG_DIR at every
+// start (edits here are lost). It runs the agent's `podctl hook` commands: they report busy/idle to
+// the pod's broker and print the messages to put into the model's context, each message once.
+// No token or message passes through this file; the hook reads the agent's token file itself.
+import { existsSync, rmSync, watch, writeFileSync } from "node:fs"
+import { join } from "node:path"
+
+const HOOKS = /*HOOKS*/null
+const WAKE_DIR = /*WAKE_DIR*/null
+const WAKE_FILE = /*WAKE_FILE*/null
+const USER_ENV = /*USER_ENV*/null
+
+export const Podctl = async ({ client, $ }) => {
+  const children = new Set() // sub-agent (task tool) sessions: not the agent's own turns
+  let chain = Promise.resolve()
+  let session = null
+  let busy = false
+
+  // One hook at a time, in order: OpenCode does not await event hooks, so a slow "busy" could
+  // otherwise land after the "idle" that followed it.
+  const serial = (work) => (chain = chain.then(work).catch(() => undefined))
+  // The hook's answer is the JSON every CLI's hook gets ({"additionalContext": TEXT}, or nothing).
+  const hook = async (native) => {
+    try {
+      const out = (await $`${HOOKS[native]} < ${Buffer.from("{}")}`.quiet().nothrow().text()).trim()
+      return out ? String(JSON.parse(out).additionalContext ?? "") : ""
+    } catch {
+      return ""
+    }
+  }
+  const prompt = async (text) => {
+    if (!session || !text.trim()) return false
+    await client.session.promptAsync({ path: { id: session }, body: { parts: [{ type: "text", text }] } })
+    return true
+  }
+  const wakeFile = join(WAKE_DIR, WAKE_FILE)
+  const wake = async () => {
+    if (!existsSync(wakeFile)) return
+    rmSync(wakeFile, { force: true })
+    let answer = "no session"
+    if (busy) answer = "busy"
+    else if (session) answer = (await prompt(await hook("session.status.idle"))) ? "prompted" : "nothing waiting"
+    writeFileSync(wakeFile + ".ack", answer)
+  }
+
+  serial(() => hook("plugin.start"))
+  try {
+    // Any change in the folder: Bun does not always name the file of a rename.
+    watch(WAKE_DIR, () => {
+      if (existsSync(wakeFile)) serial(wake)
+    })
+  } catch {}
+
+  return {
+    event: async ({ event }) => {
+      const p = event.properties || {}
+      if (event.type === "session.created" && p.info?.parentID) children.add(p.info.id)
+      if (event.type !== "session.status" || children.has(p.sessionID)) return
+      session = p.sessionID
+      const type = p.status?.type
+      if (type === "busy" && !busy) {
+        busy = true
+        serial(() => hook("session.status.busy"))
+      } else if (type === "idle") {
+        busy = false
+        serial(async () => {
+          await prompt(await hook("session.status.idle"))
+        })
+      }
+    },
+    "chat.message": async (input, output) => {
+      if (children.has(input.sessionID)) return
+      session = output.message.sessionID
+      const text = await hook("chat.message")
+      if (!text.trim()) return
+      const last = output.parts[output.parts.length - 1]
+      output.parts.push({
+        id: (last?.id ?? "prt_") + "zpodctl", // parts are ordered by id: after the user's text
+        sessionID: output.message.sessionID, messageID: output.message.id,
+        type: "text", synthetic: true, text,
+      })
+    },
+    "tool.execute.after": async (input, output) => {
+      if (children.has(input.sessionID)) return
+      const text = await hook("tool.execute.after")
+      if (!text.trim()) return
+      if (Array.isArray(output.content)) output.content.push({ type: "text", text }) // an MCP tool's result
+      else output.output = (output.output ?? "") + "\n\n" + text
+    },
+    "shell.env": async (_input, output) => {
+      Object.assign(output.env, USER_ENV) // commands the agent runs see the user's folders, not the agent's
+    },
+    dispose: async () => {
+      await hook("dispose")
+    },
+  }
+}

@@ -1,0 +1,119 @@
+"""The real OpenCode (pinned in tests/clis/package.json) in a pod, against a fake Chat Completions API:
+its plugin injects and reports busy/idle through the same hook command as every CLI, and wakes it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from podctl.hooks.opencode import ADAPTER
+
+from ..fakes.openai_chat import FakeChat, request_text, tool_names
+from ..fakes.openai_responses import FakeResponses
+from ..fakes.openai_responses import request_text as responses_text
+from ..helpers import agent_state, podctl, transcript, wait_for_pane, wait_until, write_pod
+from .conftest import outside_writes
+
+TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
+
+
+def opencode_agent(name: str, base_url: str) -> str:
+    provider = {
+        "enabled_providers": ["fake"], "small_model": "fake/fake-model",
+        "provider": {"fake": {"npm": "@ai-sdk/openai-compatible", "name": "Fake",
+                              "options": {"baseURL": base_url, "apiKey": "dummy"},
+                              "models": {"fake-model": {"name": "Fake", "tool_call": True,
+                                                        "limit": {"context": 128000, "output": 4096}}}}},
+    }
+    return (
+        f"  {name}:\n    cli: opencode\n    model: fake/fake-model\n    role: answers questions\n"
+        f"    env: {{OPENCODE_CONFIG_CONTENT: '{json.dumps(provider)}', OPENCODE_DISABLE_MODELS_FETCH: '1'}}\n"
+    )
+
+
+def last_user_text(body: dict) -> str:
+    """What the newest user message of a request says."""
+    last = [m for m in body.get("messages", []) if m.get("role") == "user"][-1]
+    return json.dumps(last.get("content"), ensure_ascii=False)
+
+
+def ask_id_in(body: dict, asker: str = "user") -> int:
+    return int(re.findall(rf"ask #(\d+) from {asker}", request_text(body))[-1])
+
+
+def test_opencode_agent_is_woken_injected_and_answers_through_the_tools(
+    cli_env: Path, tmp_path: Path, pods, podctl_home: Path
+) -> None:
+    with FakeChat() as fake:
+        fake.script = [
+            {"call": "post_reply", "arguments": lambda body: {"ask_id": ask_id_in(body), "text": "fine, says opencode"}},
+            {"text": "Answered."},
+            {"call": "list_agents", "arguments": {}},
+            {"text": "Saw the note."},
+        ]
+        pods.up(write_pod(tmp_path / "oc", "name: oc\nagents:\n" + opencode_agent("oc", fake.base_url)))
+        wait_for_pane("oc", "oc", ADAPTER.wake_ready_text, timeout=120)
+
+        answer = podctl("send", "oc", "--to", "oc", "--ask", "How is the build?", "--wait", "90").stdout
+        assert "reply from oc: fine, says opencode" in answer
+        first = fake.conversation()[0]
+        assert {f"podctl_{t}" for t in TOOLS} <= tool_names(first), tool_names(first)
+        assert "question" not in tool_names(first), "no dialog can open in an unattended pane"
+        assert ADAPTER.wake_text in request_text(first), "no session yet: the wake was typed"
+        assert "How is the build?" in request_text(first), "the ask was added to the user's message at turn start"
+        wait_until(lambda: agent_state("oc", "oc") == "idle", timeout=30, message="idle after its turn")
+
+        fake.hold()
+        podctl("send", "oc", "--to", "oc", "--ask", "Anything else?")
+        wait_until(lambda: agent_state("oc", "oc") == "busy", timeout=30, message="busy: woken by its plugin")
+        podctl("send", "oc", "--to", "oc", "note sent while busy")
+        fake.release()
+        after = wait_until(lambda: fake.conversation()[3:4], timeout=60, message="the request after the tool call")[0]
+        woken = fake.conversation()[2]
+        assert ADAPTER.wake_text not in last_user_text(woken), "the plugin woke it: nothing was typed"
+        assert "Anything else?" in last_user_text(woken)
+        assert request_text(after).count("note sent while busy") == 1, "injected once, after the tool call"
+        wait_until(lambda: agent_state("oc", "oc") == "idle", timeout=60, message="idle again")
+        assert "oc → user reply to #" in transcript("oc")
+        podctl("down", "oc")
+        written = outside_writes(cli_env, podctl_home)
+        assert not {w for w in written if w.startswith(("~/.config/opencode", "~/.local/share/opencode"))}, written
+
+
+def test_a_codex_agent_asks_an_opencode_agent_and_gets_its_answer(cli_env: Path, tmp_path: Path, pods) -> None:
+    with FakeChat() as oc_fake, FakeResponses() as codex_fake:
+        oc_fake.script = [
+            {"call": "post_reply", "arguments": lambda body: {"ask_id": ask_id_in(body, "lead"), "text": "42, from opencode"}},
+            {"text": "Answered the lead."},
+        ]
+        codex_fake.script = [
+            {"call": "ask", "arguments": {"to": "oc", "text": "What is the answer?"}},
+            {"call": "wait_for_reply", "arguments": lambda body: {
+                "ask_id": int(re.findall(r"ask_id[\\\"': ]+(\d+)", responses_text(body))[-1]), "timeout_ms": 120000}},
+            {"text": "Got it."},
+        ]
+        provider = (f'model_providers.fake={{name="fake", base_url="{codex_fake.base_url}", wire_api="responses",'
+                    ' env_key="FAKE_OPENAI_API_KEY"}')
+        lead = (
+            "  lead:\n    cli: codex\n    model: gpt-test-fake\n"
+            f"    args: ['-c', 'model_provider=fake', '-c', {json.dumps(provider)}]\n"
+            "    env: {FAKE_OPENAI_API_KEY: dummy}\n"
+        )
+        pods.up(write_pod(tmp_path / "mix", "name: mix\nagents:\n" + lead + opencode_agent("oc", oc_fake.base_url)))
+        wait_for_pane("mix", "oc", ADAPTER.wake_ready_text, timeout=120)
+        wait_for_pane("mix", "lead", "Ask Codex", timeout=120)
+        podctl("send", "mix", "--to", "lead", "Ask oc for the answer.")
+        wait_until(lambda: any("42, from opencode" in responses_text(r) for r in codex_fake.conversation()[1:]),
+                   timeout=150, message="the lead's model to receive opencode's answer")
+
+
+def test_opencode_is_a_cli_like_any_other_for_add_templates_and_doctor(tmp_path: Path) -> None:
+    """Nothing in podctl names OpenCode: the registry gives it to `add`, the templates and `doctor`."""
+    pod_file = write_pod(tmp_path / "t", "name: t\nextends: review-pod\nvars: {writer_cli: opencode}\n")
+    assert podctl("validate", str(pod_file)).returncode == 0
+    podctl("add", str(pod_file), "opencode", "--name", "helper")
+    assert "helper:\n    cli: opencode" in pod_file.read_text()
+    doctor = json.loads(podctl("doctor", "--json", check=False).stdout)
+    row = next(r for r in doctor if "opencode" in json.dumps(r))
+    assert "1.18.33" in json.dumps(row)
