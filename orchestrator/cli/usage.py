@@ -8,11 +8,15 @@ from typing import Annotated
 import typer
 from podctl.pods.errors import UsageError
 
+from .bus import PodArg
+
 
 def usage(
-    pod: Annotated[str, typer.Argument(help="the pod")],
-    since: Annotated[str | None, typer.Option(help="only the last 30m, 1h, 1d, ... (default: since the pod was made)")] = None,
-    by: Annotated[str, typer.Option(help="group by agent, model or hour")] = "agent",
+    pod: PodArg,
+    since: Annotated[str | None, typer.Option(
+        metavar="DURATION", help="only the last 30m, 1h, 1d, ... (default: since the pod was made)",
+    )] = None,
+    by: Annotated[str, typer.Option(metavar="agent|model|hour", help="group the rows by agent, model or hour")] = "agent",
     as_json: Annotated[bool, typer.Option(
         "--json", help="one JSON object: per agent and in total input_tokens, cached_input_tokens, output_tokens,"
         " reasoning_tokens, requests and cost_usd (null when a model has no price), and the rows grouped --by",

@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 
+from .lifecycle import AgentArg, PodArg
+
 
 def diff(
-    pod: Annotated[str, typer.Argument(help="the pod (a name or its pod file)")],
-    agent: Annotated[str, typer.Argument(help="the agent")],
+    pod: PodArg,
+    agent: AgentArg,
     stat: Annotated[bool, typer.Option("--stat", help="a summary per file instead of the patch")] = False,
     name_only: Annotated[bool, typer.Option("--name-only", help="only the changed files' names")] = False,
 ) -> None:
