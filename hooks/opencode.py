@@ -32,13 +32,17 @@ cannot (no session yet) does the wake fall back to typing, once `Ask anything` i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 from .adapter import AgentContext, HookEvent, Launch, link_credentials
+from .usage import UsageRecord, count, obj, timestamp
 
 CONFIG_DIR = "opencode-config"
 DATA_DIR = "opencode-data"
@@ -50,6 +54,7 @@ XDG_DEFAULTS = (("XDG_CONFIG_HOME", ".config"), ("XDG_DATA_HOME", ".local/share"
 WAKE_FILE = "wake"
 """Written by the broker's wake into the agent's folder; the plugin answers in `wake.ack`."""
 MCP_TIMEOUT_MS = 300_000
+USAGE_BATCH = 1000
 
 EVENTS = {
     "plugin.start": HookEvent("session_start", inject=False),
@@ -87,6 +92,26 @@ class OpenCodeAdapter:
 
     def config_dir(self, ctx: AgentContext) -> Path:
         return ctx.agent_dir / CONFIG_DIR
+
+    def usage_pull(self, agent_dir: Path, state: dict[str, Any]) -> tuple[list[UsageRecord], dict[str, Any]]:
+        """OpenCode keeps usage in its database (not in files to follow): the finished assistant
+        messages updated since the last look, at most USAGE_BATCH at a time."""
+        db = agent_dir / DATA_DIR / "opencode" / "opencode.db"
+        after = int(state.get("after") or 0)
+        if not db.is_file():
+            return [], state
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2.0)) as conn:
+                rows = conn.execute(
+                    "SELECT id, time_updated, data FROM message WHERE time_updated > ?"
+                    " AND json_extract(data, '$.role') = 'assistant'"
+                    " AND json_extract(data, '$.time.completed') IS NOT NULL ORDER BY time_updated LIMIT ?",
+                    (after, USAGE_BATCH),
+                ).fetchall()
+        except sqlite3.Error:
+            return [], state
+        records = [r for r in (_usage(key, data) for key, _, data in rows) if r is not None]
+        return records, {"after": rows[-1][1] if rows else after}
 
     def prepare(self, ctx: AgentContext) -> None:
         config = self.config_dir(ctx)
@@ -130,6 +155,25 @@ class OpenCodeAdapter:
             "XDG_CONFIG_HOME": str(ctx.agent_dir / XDG_CONFIG_DIR),
         }
         return Launch(argv=[self.executable, *ctx.args], env=env, cwd=ctx.workdir)
+
+
+def _usage(key: str, data: str) -> UsageRecord | None:
+    """One assistant message's tokens: OpenCode's `input` is without cache reads, its `output`
+    without reasoning."""
+    try:
+        message = json.loads(data)
+    except ValueError:
+        return None
+    tokens = obj(message.get("tokens"))
+    cache = obj(tokens.get("cache"))
+    reasoning = count(tokens.get("reasoning"))
+    record = UsageRecord(
+        key=key, model=str(message.get("modelID") or "unknown"),
+        ts=timestamp(obj(message.get("time")).get("completed"), time.time()),
+        input=count(tokens.get("input")) + count(cache.get("write")), cached=count(cache.get("read")),
+        output=count(tokens.get("output")) + reasoning, reasoning=reasoning,
+    )
+    return record if record.input or record.cached or record.output else None
 
 
 def _user_dir(name: str) -> Path:

@@ -2,7 +2,8 @@
 
 An adapter that can report usage has `usage_files(agent_dir)` (the folders and glob patterns of
 its session files) and `usage_parser(state)` (an object whose `feed(line, where)` turns one JSON
-line into a `UsageRecord` or None). The supervisor follows the files (orchestrator/usage_follow.py);
+line into a `UsageRecord` or None); a CLI that keeps usage elsewhere has `usage_pull(agent_dir, state)`
+instead (new records and the new state). The supervisor follows the files (orchestrator/usage_follow.py);
 the broker stores each record once per agent by its `key`, so a line read twice (or a record a CLI
 writes twice) is counted once. Numbers are normalised to pods/usage.py's meaning.
 """

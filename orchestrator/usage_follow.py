@@ -34,6 +34,8 @@ RESCAN_MS = 5000
 """A full look at every agent's files this often even without a file event (a folder made just
 before its first file can hide that file from the watcher)."""
 RETRY_S = 2.0
+PULLED = "usage-pulled"
+"""The name a `usage_pull` adapter's position is kept under (no such file exists)."""
 
 
 @dataclass
@@ -58,7 +60,7 @@ class UsageFollower:
                 await self.scan()
                 async for _ in awatch(
                     self.paths.agents, stop_event=stop, debounce=200, step=50, rust_timeout=RESCAN_MS,
-                    yield_on_timeout=True, watch_filter=lambda _change, path: path.endswith(".jsonl"),
+                    yield_on_timeout=True, watch_filter=lambda _change, path: path.endswith((".jsonl", ".db-wal")),
                 ):
                     await self.scan()
             except (OSError, wire.BrokerError, wire.BrokerUnavailable, TimeoutError) as exc:
@@ -80,13 +82,38 @@ class UsageFollower:
         return await self.client.call(op, timeout=30.0, **args)
 
     async def scan(self) -> None:
-        """Read what every agent's usage files gained since the last look."""
+        """Read what every agent's usage files gained since the last look (and what the adapters
+        that keep usage elsewhere, `usage_pull`, have new)."""
         if self.cursors is None:
             files = (await self._call("usage_cursors"))["files"]
             self.cursors = {(f["agent"], f["path"]): Cursor(f["inode"], f["offset"], f["state"]) for f in files}
         for agent, sources, parser in self._agents():
             for path in _files(sources):
                 await self.follow(agent, path, parser)
+        for agent, pull in self._pullers():
+            await self.pull(agent, pull)
+
+    def _pullers(self) -> list[tuple[str, Callable[..., Any]]]:
+        out = []
+        for name, agent in self.spec().agents.items():
+            pull = getattr(get_adapter(agent.cli), "usage_pull", None)
+            if pull is not None:
+                out.append((name, pull))
+        return out
+
+    async def pull(self, agent: str, pull: Callable[..., Any]) -> None:
+        """Ask the adapter for new records until it has none; its position is kept like a file's,
+        under the name PULLED in the agent's folder."""
+        assert self.cursors is not None
+        agent_dir = self.paths.agent_dir(agent)
+        source = agent_dir / PULLED
+        while True:
+            known = self.cursors.get((agent, str(source)))
+            state = known.state if known else {}
+            records, new_state = pull(agent_dir, state)  # a short read-only query of the CLI's own store
+            if not records and new_state == state:
+                return
+            await self._report(agent, source, Cursor(0, 0, dict(new_state)), [r.as_wire() for r in records])
 
     def _agents(self) -> list[tuple[str, list[UsageSource], Callable[[dict[str, Any]], UsageParser]]]:
         out = []

@@ -76,6 +76,13 @@ def test_opencode_agent_is_woken_injected_and_answers_through_the_tools(
         assert request_text(after).count("note sent while busy") == 1, "injected once, after the tool call"
         wait_until(lambda: agent_state("oc", "oc") == "idle", timeout=60, message="idle again")
         assert "oc → user reply to #" in transcript("oc")
+
+        def usage_matches() -> bool:
+            """OpenCode keeps usage in its database: each model request of the conversation counted once."""
+            used = json.loads(podctl("usage", "oc", "--json").stdout)["agents"]["oc"]
+            return {k: used[k] for k in fake.reported()} == fake.reported()
+
+        wait_until(usage_matches, timeout=30, message=f"podctl usage to equal what the fake reported: {fake.reported()}")
         podctl("down", "oc")
         written = outside_writes(cli_env, podctl_home)
         assert not {w for w in written if w.startswith(("~/.config/opencode", "~/.local/share/opencode"))}, written
