@@ -26,7 +26,11 @@ class WakePolicy:
     confirm_s: float = 10.0
     """How long a sent nudge has to start a turn before it is tried again (doubles each try)."""
     skipped_retry_s: float = 1.0
-    """Wait before trying again when the pane was not ready (a person typing, busy rendering)."""
+    """Wait before trying again when the pane was not ready (a person typing, busy rendering, a CLI
+    still starting)."""
+    skip_budget_s: float = 90.0
+    """How long a pane that is not ready is waited for before the wake is given up. Skips do not
+    use up the attempts: a CLI that takes 15 s to show its prompt is still woken."""
     attempts: int = 3
 
 
@@ -68,17 +72,24 @@ class Waker:
         try:
             await asyncio.sleep(policy.debounce_s)
             confirm = policy.confirm_s
-            for attempt in range(1, policy.attempts + 1):
+            skip_until = asyncio.get_running_loop().time() + policy.skip_budget_s
+            attempt, last_skip = 0, ""
+            while attempt < policy.attempts:
                 if not self._is_idle(agent):
                     return
                 try:
                     result = await asyncio.wait_for(self._nudge(agent), timeout=10.0)
                 except Exception as exc:  # noqa: BLE001 - a failed nudge is recorded, never fatal
                     result = f"skipped: nudge failed: {exc}"
-                await self._record(agent, result)
+                if result != last_skip:  # a pane that stays unready is recorded once, not every second
+                    await self._record(agent, result)
                 if result.startswith("skipped"):
-                    await asyncio.sleep(policy.skipped_retry_s * attempt)
+                    last_skip = result
+                    if asyncio.get_running_loop().time() >= skip_until:
+                        break
+                    await asyncio.sleep(policy.skipped_retry_s)
                     continue
+                attempt, last_skip = attempt + 1, ""
                 try:
                     await asyncio.wait_for(started.wait(), timeout=confirm)
                     await self._record(agent, "answered")
@@ -86,7 +97,9 @@ class Waker:
                 except TimeoutError:
                     confirm *= 2
             if self._is_idle(agent):
-                await self._record(agent, f"failed: no turn started after {policy.attempts} nudges")
+                why = (f"no turn started after {attempt} nudges" if attempt else
+                       f"the pane was not ready for {policy.skip_budget_s:g} s ({last_skip.removeprefix('skipped: ')})")
+                await self._record(agent, f"failed: {why}")
         except asyncio.CancelledError:
             raise
         except Exception:
