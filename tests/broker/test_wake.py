@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from podctl.broker.wake import Waker, WakePolicy
+from podctl.broker.wake import WakePolicy, Waker
 
 
 def test_a_pane_that_is_not_ready_for_longer_than_three_tries_is_still_woken_and_recorded_once() -> None:
