@@ -83,6 +83,9 @@ class Member:
     """When it entered its state."""
     last_activity: float | None = None
     """Its last hook or message: an agent that is busy but silent for long may be stuck."""
+    leaving: bool = False
+    """Removed from the pod file while busy: it keeps its identity until its turn ends (the supervisor
+    removes its window only then), so a hot reload never cuts a turn short."""
 
 
 class Broker(UsageOps):
@@ -134,9 +137,12 @@ class Broker(UsageOps):
             else:
                 member.cli, member.role = agent.cli, agent.role
         for name in removed:
-            self.members[name].removed = True
-            self.members[name].state = "stopped"
-            self.tokens.pop(name, None)
+            member = self.members[name]
+            member.removed = True
+            if member.state == "busy":
+                member.leaving = True
+            else:
+                self._gone(member)
         self.routes = {r.name: r for r in spec.routes}
         await self.rules.configure()
         await self.save_pricing()
@@ -565,6 +571,12 @@ class Broker(UsageOps):
         self._delivered(agent, ids, "injected", now)
         return {"injected": len(ids)}
 
+    def _gone(self, member: Member) -> None:
+        """A removed agent is out of the pod: no identity, nothing to wake."""
+        member.leaving = False
+        member.state = "stopped"
+        self.tokens.pop(member.name, None)
+
     async def _set_state(self, name: str, state: str) -> None:
         member = self.members[name]
         if state == "stopped":
@@ -575,6 +587,8 @@ class Broker(UsageOps):
         member.state, member.state_ts = state, now
         await self.store.set_state(name, state, now)
         self.publish(wire.event("state", {"name": name, "state": state, "ts": now}))
+        if member.leaving and state != "busy":
+            self._gone(member)
 
     # -- operations: the owner ------------------------------------------------------------------
 
@@ -615,8 +629,9 @@ class Broker(UsageOps):
                  "last_wake": m.last_wake, "last_wake_ts": m.last_wake_ts,
                  "handed_off_to": self.handed_off.get(m.name),
                  "waking": bool(self.waker and self.waker.pending(m.name)), "tools_ready": m.tools_ready,
-                 "usage": self.usage_of(m.name), "over_budget": self.over_budget(m.name)}
-                for m in self.members.values() if not m.removed
+                 "usage": self.usage_of(m.name), "over_budget": self.over_budget(m.name),
+                 **({"leaving": True} if m.leaving else {})}
+                for m in self.members.values() if not m.removed or m.leaving
             ],
             "routes": self._routes(),
             "pending_deliveries": unseen,

@@ -201,6 +201,13 @@ def remove(
         raise PodctlError(str(exc)) from None
     _edited(result, f"removed {name}")
     if removal is not None and paths is not None:
+        from podctl.orchestrator import tmux
+
+        window = tmux.windows(tmux.server(), paths.pod).get(name)
+        if window is not None and not window.dead:
+            typer.echo(f"{name} is busy and stops once idle; its worktree {removal.record.path} is kept: remove it then"
+                       f" with `git worktree remove {removal.record.path}` (after merging {removal.record.branch})")
+            return
         typer.echo(worktrees.remove(paths, removal, force=force))
 
 

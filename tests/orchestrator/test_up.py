@@ -202,3 +202,23 @@ def test_plan_cli_prints_the_steps_and_changes_nothing(tmp_path: Path, pods) -> 
     out = podctl("plan", str(draft)).stdout
     assert "pod p8: 2 changes" in out and "update role reviewer" in out and "add agent extra" in out
     assert "extra" not in tmux_out("list-windows", "-t", "=p8", "-F", "#{window_name}"), "plan changes nothing"
+
+
+def test_a_reload_that_removes_a_busy_agent_lets_its_turn_finish_first(tmp_path: Path, pods) -> None:
+    """The broker used to forget a removed agent at once (stopped, no identity), so the supervisor's
+    next tick removed its window mid-turn although the plan said it waits until the agent is idle."""
+    folder = tmp_path / "p9"
+    text = ("name: p9\nagents:\n  worker:\n    cli: script\n    script:\n      steps:\n        - wait_for: go.flag\n"
+            "        - say: finished my turn\n  keeper: {cli: script}\n")
+    pod_file = write_pod(folder, text)
+    pods.up(pod_file)
+    wait_until(lambda: agent_state("p9", "worker") == "busy", timeout=30, message="the worker busy")
+    pod_file.write_text(text.replace("  worker:\n    cli: script\n    script:\n      steps:\n        - wait_for: go.flag\n"
+                                     "        - say: finished my turn\n", ""))
+    wait_until(lambda: "waits until worker is idle" in transcript("p9"), timeout=20, message="the removal to wait")
+    worker = next(a for a in status_of("p9")["agents"] if a["name"] == "worker")
+    assert worker["state"] == "busy" and worker.get("leaving") is True
+    assert "worker:1" in windows("p9"), "still at work"
+    (folder / "go.flag").write_text("")
+    wait_until(lambda: "worker:1" not in windows("p9"), timeout=30, message="the worker removed once idle")
+    assert "worker" not in {a["name"] for a in status_of("p9")["agents"]}

@@ -197,3 +197,22 @@ def test_turning_worktree_on_in_a_running_pod_restarts_the_agent_there_and_a_new
     wait_until(lambda: "is on branch podctl/wtlive/writer, and the pod file now says renamed" in transcript("wtlive"),
                timeout=30, message="the branch change to be refused with what to do")
     assert pane_path("wtlive", "writer") == str(tree)
+
+
+def test_remove_of_a_busy_worktree_agent_keeps_its_worktree_until_it_has_stopped(
+    tmp_path: Path, pods, podctl_home: Path,
+) -> None:
+    """The running pod removes a busy agent only once it is idle: its worktree must not go from under it."""
+    repo = git_repo(tmp_path / "repo")
+    text = ("name: wtbusy\nagents:\n  writer:\n    cli: script\n    worktree: true\n    script:\n      steps:\n"
+            "        - write: {path: app.py, text: \"x = 1\\n\"}\n        - wait_for: go.flag\n  reviewer: {cli: script}\n")
+    pods.up(write_pod(repo, text))
+    tree = worktree_of(podctl_home, "wtbusy", "writer")
+    wait_until(lambda: agent_state("wtbusy", "writer") == "busy" and (tree / "app.py").is_file(), timeout=30,
+               message="the writer busy in its worktree")
+    said = podctl("remove", "wtbusy", "writer", "--force").stdout
+    assert "writer is busy and stops once idle; its worktree" in said and "is kept" in said, said + transcript("wtbusy")
+    assert tree.is_dir() and "writer" in window_pids("wtbusy"), said + transcript("wtbusy")
+    (tree / "go.flag").write_text("")
+    wait_until(lambda: "writer" not in window_pids("wtbusy"), timeout=30, message="the writer removed once idle")
+    assert (tree / "app.py").is_file(), "its work is still there for the user to merge"
