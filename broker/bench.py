@@ -29,11 +29,12 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _peak_rss_mb(pid: int) -> float | None:
+def peak_rss_mb(pid: int) -> float | None:
+    """A process's peak resident memory (VmHWM) in MB; None when it is gone. Every bench reads it here."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
+                return int(line.split()[1]) / 1024
     except OSError:
         return None
     return None
@@ -131,7 +132,7 @@ async def _shim_figures(paths: PodPaths, rounds: int, starts: int) -> dict[str, 
             assert waited["status"] == "replied", waited
             round_trips.append((time.perf_counter() - t0) * 1000)
         shim_pids = _pids_matching(f"shim --pod {POD} --agent ping")
-        shim_rss = max((_peak_rss_mb(p) or 0.0) for p in shim_pids) if shim_pids else None
+        shim_rss = round(max((peak_rss_mb(p) or 0.0) for p in shim_pids), 1) if shim_pids else None
     return {
         "shim_initialize_ms": {"p50": round(statistics.median(start_times), 1), "max": round(max(start_times), 1)},
         "ask_reply_round_trip_ms": {
@@ -176,7 +177,8 @@ def run_bus_bench(rounds: int = 1000, per_client: int = 1250, shim_rounds: int =
                 }
 
             figures = asyncio.run(measure())
-            figures["broker_peak_rss_mb"] = _peak_rss_mb(broker.pid)
+            rss = peak_rss_mb(broker.pid)
+            figures["broker_peak_rss_mb"] = round(rss, 1) if rss is not None else None
         finally:
             broker.terminate()
             broker.wait(timeout=10)

@@ -15,9 +15,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from podctl.pods.worktree import GIT_LOCATION_VARS
+
 GIT_TIMEOUT_S = 20.0
-_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX")
-"""Inherited from a git hook that started the broker, these would point git at another repository."""
 
 
 class GitError(RuntimeError):
@@ -25,7 +25,7 @@ class GitError(RuntimeError):
 
 
 async def _git(workdir: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    base = {k: v for k, v in os.environ.items() if k not in _LOCATION_VARS}
+    base = {k: v for k, v in os.environ.items() if k not in GIT_LOCATION_VARS}
     proc = await asyncio.create_subprocess_exec(
         "git", *args, cwd=workdir, env={**base, **(env or {})},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

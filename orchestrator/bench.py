@@ -9,7 +9,6 @@ import functools
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -17,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-PODCTL = [sys.executable, "-m", "podctl.orchestrator.cli.main"]
+from .processes import PODCTL
+
 POD = "name: benchup\nagents:\n  a1: {cli: script}\n  a2: {cli: script}\n  a3: {cli: script}\n"
 
 

@@ -21,9 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from podctl.broker.bench import peak_rss_mb
 from podctl.hooks.adapter import SHIM_DIR
 
-PODCTL = [sys.executable, "-m", "podctl.orchestrator.cli.main"]
+from .processes import PODCTL
+
 KINDS: dict[str, Callable[[str], bool]] = {
     "broker": lambda cmd: "podctl.orchestrator.broker_main" in cmd,
     "supervisor": lambda cmd: "podctl.orchestrator.supervisor" in cmd,
@@ -33,15 +35,6 @@ KINDS: dict[str, Callable[[str], bool]] = {
 }
 OWN = ("broker", "supervisor", "view", "shims")
 
-
-def _peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def _processes(env: dict[str, str]) -> dict[str, list[int]]:
@@ -97,7 +90,7 @@ def _pod_memory(tmp: Path, agents: int) -> dict[str, Any]:
         _wait(lambda: _ready(env, pod, agents))
         up_s = time.perf_counter() - started
         procs = _processes(env)
-        rss = {kind: round(sum(_peak_rss_mb(p) for p in pids), 1) for kind, pids in procs.items()}
+        rss = {kind: round(sum(_rss(p) for p in pids), 1) for kind, pids in procs.items()}
         figures: dict[str, Any] = {
             "processes": {kind: len(pids) for kind, pids in procs.items()},
             "peak_rss_mb": rss,
@@ -159,7 +152,7 @@ def _shim_times(env: dict[str, str], pod: str, runs: int = 20) -> dict[str, floa
     shims = _processes(env)["shims"]
     return {"p50_ms": round(statistics.median(shim), 1), "bare_echo_p50_ms": round(statistics.median(floor), 1),
             "ratio": round(statistics.median(shim) / statistics.median(floor), 2),
-            "running_shim_peak_rss_mb": round(max((_peak_rss_mb(p) for p in shims), default=0.0), 1)}
+            "running_shim_peak_rss_mb": round(max((_rss(p) for p in shims), default=0.0), 1)}
 
 
 def run_footprint_bench() -> dict[str, Any]:
@@ -173,3 +166,7 @@ def run_footprint_bench() -> dict[str, Any]:
         },
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
     }
+
+
+def _rss(pid: int) -> float:
+    return peak_rss_mb(pid) or 0.0

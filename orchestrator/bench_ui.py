@@ -20,9 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from podctl.broker.bench import peak_rss_mb
 from podctl.broker.client import AsyncClient
 
-PODCTL = [sys.executable, "-m", "podctl.orchestrator.cli.main"]
+from .processes import PODCTL
+
 POD = "benchui"
 AGENTS = ("alice", "bob", "carol")
 
@@ -36,15 +38,6 @@ def _wait(predicate: Callable[[], object], timeout: float, what: str) -> float:
         time.sleep(0.005)
     return time.perf_counter()
 
-
-def _peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def _view_pid(home: str) -> int | None:
@@ -114,7 +107,7 @@ def run_ui_bench(paints: int = 5, burst: int = 1000) -> dict[str, Any]:
             last_id, acked = asyncio.run(_burst(state, burst))
             seen = _wait(lambda: f"#{last_id} " in screen("burst"), 60, f"message #{last_id}")
             pid = _view_pid(str(home))
-            rss = _peak_rss_mb(pid) if pid else 0.0
+            rss = _rss(pid) if pid else 0.0
         finally:
             subprocess.run([*tmux, "kill-server"], capture_output=True, timeout=10, check=False)
             broker.terminate()
@@ -130,3 +123,7 @@ def run_ui_bench(paints: int = 5, burst: int = 1000) -> dict[str, Any]:
         "targets": {"first_paint_ms": "p50 <= 1000", "last_acked_to_on_screen_ms": "<= 1000 (it keeps up)"},
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
     }
+
+
+def _rss(pid: int) -> float:
+    return peak_rss_mb(pid) or 0.0

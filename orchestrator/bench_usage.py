@@ -24,9 +24,9 @@ from podctl.broker.paths import USER, PodPaths
 from podctl.pods.load import load_pod
 from podctl.pods.script import USAGE_FILE
 
+from .processes import PODCTL
 from .usage_follow import UsageFollower
 
-PODCTL = [sys.executable, "-m", "podctl.orchestrator.cli.main"]
 POD = "benchusage"
 
 
@@ -72,7 +72,7 @@ async def _measure(paths: PodPaths, pod_file: Path, history: int, appends: int) 
         stop.set()
         await asyncio.wait_for(running, timeout=10)
     finally:
-        await follower._close()
+        await follower.close()
         await client.close()
     return {
         "catch_up": {"requests": history, "file_mb": round(usage_file.stat().st_size / 1e6, 1),

@@ -66,12 +66,12 @@ class UsageFollower:
             except (OSError, wire.BrokerError, wire.BrokerUnavailable, TimeoutError) as exc:
                 log.info("usage: %s; trying again", exc)
                 self.cursors = None
-                await self._close()
+                await self.close()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=RETRY_S)
-        await self._close()
+        await self.close()
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
         if self.client is not None:
             await self.client.close()
             self.client = None
@@ -87,19 +87,15 @@ class UsageFollower:
         if self.cursors is None:
             files = (await self._call("usage_cursors"))["files"]
             self.cursors = {(f["agent"], f["path"]): Cursor(f["inode"], f["offset"], f["state"]) for f in files}
-        for agent, sources, parser in self._agents():
-            for path in _files(sources):
-                await self.follow(agent, path, parser)
-        for agent, pull in self._pullers():
-            await self.pull(agent, pull)
-
-    def _pullers(self) -> list[tuple[str, Callable[..., Any]]]:
-        out = []
         for name, agent in self.spec().agents.items():
-            pull = getattr(get_adapter(agent.cli), "usage_pull", None)
+            adapter = get_adapter(agent.cli)
+            files, parser = getattr(adapter, "usage_files", None), getattr(adapter, "usage_parser", None)
+            if files is not None and parser is not None:
+                for path in _files(files(self.paths.agent_dir(name))):
+                    await self.follow(name, path, parser)
+            pull = getattr(adapter, "usage_pull", None)
             if pull is not None:
-                out.append((name, pull))
-        return out
+                await self.pull(name, pull)
 
     async def pull(self, agent: str, pull: Callable[..., Any]) -> None:
         """Ask the adapter for new records until it has none; its position is kept like a file's,
@@ -114,15 +110,6 @@ class UsageFollower:
             if not records and new_state == state:
                 return
             await self._report(agent, source, Cursor(0, 0, dict(new_state)), [r.as_wire() for r in records])
-
-    def _agents(self) -> list[tuple[str, list[UsageSource], Callable[[dict[str, Any]], UsageParser]]]:
-        out = []
-        for name, agent in self.spec().agents.items():
-            adapter = get_adapter(agent.cli)
-            files, parser = getattr(adapter, "usage_files", None), getattr(adapter, "usage_parser", None)
-            if files is not None and parser is not None:
-                out.append((name, files(self.paths.agent_dir(name)), parser))
-        return out
 
     async def follow(self, agent: str, path: Path, make: Callable[[dict[str, Any]], UsageParser]) -> None:
         assert self.cursors is not None

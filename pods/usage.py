@@ -143,6 +143,11 @@ def _order(item: tuple[object, object]) -> tuple[str, object]:
     return (type(key).__name__, key)
 
 
+def total_of(usage: Mapping[str, object]) -> int:
+    """`Tokens.total` of a `usage` entry as `as_json` wrote it."""
+    return sum(int(usage.get(k) or 0) for k in ("input_tokens", "cached_input_tokens", "output_tokens"))  # type: ignore[call-overload]
+
+
 def spent(usage: Mapping[str, object] | None) -> str:
     """A short label of an agent's `usage` entry: `$0.92`, or its tokens (`785k tok`) when a model it
     used has no price; `-` before any use."""
@@ -151,5 +156,5 @@ def spent(usage: Mapping[str, object] | None) -> str:
     cost = usage.get("cost_usd")
     if isinstance(cost, (int, float)):
         return f"${cost:.2f}"
-    tokens = sum(int(usage.get(k) or 0) for k in ("input_tokens", "cached_input_tokens", "output_tokens"))  # type: ignore[call-overload]
+    tokens = total_of(usage)
     return f"{tokens / 1000:.0f}k tok" if tokens >= 1000 else f"{tokens} tok"

@@ -20,8 +20,9 @@ from pathlib import Path
 
 FOLDER = "worktrees"
 GIT_TIMEOUT_S = 30.0
-_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX")
-"""Inherited from a git hook that started podctl, these would point git at another repository."""
+GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX")
+"""Inherited from a git hook that started podctl, these would point git at another repository:
+every git podctl runs (here and broker/gitdiff.py) goes without them."""
 
 
 class GitFailed(RuntimeError):
@@ -30,7 +31,7 @@ class GitFailed(RuntimeError):
 
 def git(cwd: Path, *args: str, timeout: float = GIT_TIMEOUT_S) -> str:
     """Run git in `cwd` and return its stdout; raise GitFailed with its stderr."""
-    env = {k: v for k, v in os.environ.items() if k not in _LOCATION_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in GIT_LOCATION_VARS}
     env["GIT_TERMINAL_PROMPT"] = "0"
     try:
         done = subprocess.run(

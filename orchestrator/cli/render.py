@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from podctl.pods.usage import spent
+from podctl.pods.usage import spent, total_of
 
 from .table import Column, colour_wanted, render
 
@@ -140,7 +140,7 @@ def worktree_changes(tree: dict[str, Any]) -> str:
 
 def usage_text(usage: dict[str, Any]) -> str:
     """`750,015 tokens (600,010 in, 0 cached, 150,005 out), $0.90` with what its cost cannot count."""
-    tokens = usage["input_tokens"] + usage["cached_input_tokens"] + usage["output_tokens"]
+    tokens = total_of(usage)
     cost = usage.get("cost_usd")
     if cost is not None:
         priced = f"${cost:.2f}"

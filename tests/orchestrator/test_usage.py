@@ -31,7 +31,7 @@ def test_the_follower_reads_each_complete_line_once_and_a_replaced_file_again(br
         async def once() -> None:
             follower = UsageFollower(paths, lambda: spec)  # a new one each time: as after a supervisor restart
             await follower.scan()
-            await follower._close()
+            await follower.close()
 
         asyncio.run(once())
         with broker.client("user") as user:
