@@ -38,10 +38,35 @@ class WaitTimeout(AssertionError):
     pass
 
 
+MAX_SLOWDOWN = 4.0
+
+
+def slowdown() -> float:
+    """How many times slower than a quiet machine this one is now: `PODCTL_TEST_SLOWDOWN` (default 1),
+    raised to the load average per core when that is higher (a second test run beside this one,
+    other work), at most `MAX_SLOWDOWN`. Every deadline a test waits on goes through `scaled`."""
+    try:
+        base = float(os.environ.get("PODCTL_TEST_SLOWDOWN") or 1.0)
+    except ValueError:
+        base = 1.0
+    try:
+        load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:
+        load = 1.0
+    return max(1.0, base, min(MAX_SLOWDOWN, load))
+
+
+def scaled(seconds: float) -> float:
+    """A deadline of `seconds` on a quiet machine, stretched for this machine's load now."""
+    return seconds * slowdown()
+
+
 def wait_until(
     predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, message: str = ""
 ) -> T:
-    """Poll `predicate` until it returns something truthy, failing after `timeout` seconds."""
+    """Poll `predicate` until it returns something truthy, failing after `timeout` seconds (as
+    on a quiet machine: `scaled`)."""
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     last_exc: BaseException | None = None
     while True:
@@ -59,7 +84,7 @@ def wait_until(
 
 def podctl(*args: str, check: bool = True, timeout: float = 60.0, **kw) -> subprocess.CompletedProcess[str]:
     """Run `podctl ARGS` to completion and return its output."""
-    proc = subprocess.run([*PODCTL, *args], capture_output=True, text=True, timeout=timeout, **kw)
+    proc = subprocess.run([*PODCTL, *args], capture_output=True, text=True, timeout=scaled(timeout), **kw)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"podctl {' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
@@ -93,7 +118,7 @@ class BrokerProcess:
     def token(self, agent: str) -> str:
         return (self.state / "agents" / agent / "token").read_text().strip()
 
-    def start(self, timeout: float = 15.0) -> BrokerProcess:
+    def start(self, timeout: float = 20.0) -> BrokerProcess:
         from podctl.broker.wire import Client
 
         self.home.mkdir(parents=True, exist_ok=True)
@@ -306,6 +331,6 @@ def run_on_terminal(argv: list[str], env: dict[str, str], timeout: float = 60.0)
         if not data:
             break
         chunks.append(data)
-    proc.wait(timeout=timeout)
+    proc.wait(timeout=scaled(timeout))
     os.close(leader)
     return proc.returncode, b"".join(chunks).decode(errors="replace").replace("\r\n", "\n")

@@ -8,14 +8,14 @@ import sys
 import textwrap
 from pathlib import Path
 
-from ..helpers import wait_until, write_pod
+from ..helpers import scaled, wait_until, write_pod
 
 SENDER = textwrap.dedent(
     """
     import sys, time
     from podctl.broker import wire
-    sock, agent, token, count, acked_path = sys.argv[1:6]
-    deadline = time.monotonic() + 120
+    sock, agent, token, count, acked_path, patience = sys.argv[1:7]
+    deadline = time.monotonic() + float(patience)
     client = wire.Client(sock, agent, token, timeout=5)
     with open(acked_path, "w") as acked:
         for n in range(int(count)):
@@ -52,7 +52,7 @@ def test_kill9_during_burst_loses_nothing_acknowledged(tmp_path: Path, podctl_ho
         acked = tmp_path / f"{name}.acked"
         acked.touch()
         proc = subprocess.Popen(
-            [sys.executable, "-c", SENDER, str(broker.socket), name, broker.token(name), "250", str(acked)]
+            [sys.executable, "-c", SENDER, str(broker.socket), name, broker.token(name), "250", str(acked), str(scaled(120))]
         )
         senders[name] = (proc, acked)
 
@@ -66,7 +66,7 @@ def test_kill9_during_burst_loses_nothing_acknowledged(tmp_path: Path, podctl_ho
         assert acked_at_kill < 1000, "the kill must land in the middle of the burst"
         broker.start()
         for proc, _ in senders.values():
-            assert proc.wait(timeout=120) == 0
+            assert proc.wait(timeout=scaled(120)) == 0
     finally:
         for proc, _ in senders.values():
             if proc.poll() is None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from podctl.broker import wire
 from podctl.broker.readonly import ReadOnlyStore
 
-from ..helpers import BrokerProcess
+from ..helpers import BrokerProcess, scaled
 from .test_routes import start
 
 
@@ -34,7 +34,7 @@ def collect_events(broker: BrokerProcess, frames: list[dict], stop: threading.Ev
 
 
 def wait_for(frames: list[dict], predicate, timeout: float = 10.0) -> dict:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         for frame in list(frames):
             if predicate(frame):

@@ -96,7 +96,7 @@ def test_up_on_a_terminal_shows_a_spinner_while_a_cli_starts(tmp_path: Path, pod
     pods.names.add("spin")
     code, text = run_on_terminal([*PODCTL, "up", str(pod_file), "--no-attach"], {**os.environ, "PATH": path_with(bin_dir)})
     assert code == 0, text
-    assert re.search(r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] waiting for slow to be ready \(\d\.\ds\)", text), text
+    assert re.search(r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] waiting for (quick, )?slow to be ready \(\d+\.\ds\)", text), text
     assert "\r\x1b[K" in text, "the spinner is cleared"
     piped = podctl("up", str(pod_file), "--no-attach", env={**os.environ, "PATH": path_with(bin_dir)})
     assert "waiting for" not in piped.stdout + piped.stderr

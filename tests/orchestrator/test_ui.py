@@ -18,7 +18,7 @@ from podctl.orchestrator.ui.text import AGENT_COLUMNS
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from ..helpers import BrokerProcess, pod_folder, podctl, write_pod
+from ..helpers import BrokerProcess, pod_folder, podctl, scaled, write_pod
 
 POD = """\
 name: live
@@ -37,7 +37,7 @@ def live(tmp_path: Path, start_broker) -> BrokerProcess:
 
 
 async def until(pilot: Pilot[Any], predicate: Callable[[], object], message: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"the view never showed {message}")
