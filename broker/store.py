@@ -1,6 +1,6 @@
 """The pod's durable store: one SQLite file (WAL) through aiosqlite, schema versioned by migrations.
 
-Writes that acknowledge something to a client (a message, a reply) go through `commit_messages`,
+Writes that acknowledge something to a client (a message, a reply) go through `commit_message`,
 which commits before returning: the broker answers only after it. Concurrent writers are
 grouped into one transaction (group commit), which is what makes thousands of durable
 messages a second possible on one core. WAL with `synchronous=NORMAL` survives `kill -9` of the
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -20,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import aiosqlite
 
@@ -48,6 +49,8 @@ from .queries import (
     open_ask_row,
     overview,
 )
+
+log = logging.getLogger("podctl.broker.store")
 
 MIGRATIONS: list[str] = [
     # 1: the first schema.
@@ -224,7 +227,8 @@ class NewMessage:
 
 
 class Store:
-    """All SQL lives here.
+    """The store's writes and the broker's reads (the read queries themselves are in queries.py,
+    shared with readonly.py; the usage tables' SQL is in usage_store.py).
 
     Two connections: `conn` writes (serialized by `_lock`, grouped by `commit_message`), `rconn`
     reads. In WAL mode the reader only ever sees committed data, so nothing is shown to a
@@ -290,13 +294,17 @@ class Store:
         except FileNotFoundError:
             inode = None
         if inode != self._inode:
-            self.lost = (
+            self._give_up(
                 f"the pod's store {self.path} was deleted or replaced while the broker ran; nothing more is"
                 " acknowledged: the broker stops (the supervisor or `podctl up` starts it on a new store)"
             )
-            if self.on_lost is not None:
-                self.on_lost(self.lost)
-            raise StoreLost(self.lost)
+
+    def _give_up(self, reason: str) -> NoReturn:
+        """Acknowledge nothing more and stop the broker (`on_lost`), which is then started again."""
+        self.lost = reason
+        if self.on_lost is not None:
+            self.on_lost(reason)
+        raise StoreLost(reason)
 
     async def close(self) -> None:
         if self._flush_task is not None:
@@ -354,7 +362,10 @@ class Store:
                 batch[0][1].set_exception(exc)
             return exc
         except BaseException:
-            self._next_id = next_id
+            # Cancelled (the broker stops): COMMIT may have run, so the ids stay taken; nobody is left waiting.
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(StoreError("the broker stopped before the message was committed: send it again"))
             raise
         for msg, fut in batch:
             if not fut.done():
@@ -364,18 +375,38 @@ class Store:
     @contextlib.asynccontextmanager
     async def _immediate(self) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction on the writer connection: BEGIN IMMEDIATE, then COMMIT, or ROLLBACK
-        on any error (COMMIT's own included). The caller holds `_lock`."""
+        on any error (COMMIT's own included) and on cancellation. The caller holds `_lock`.
+
+        aiosqlite runs the statements in order in one thread, and a cancelled `await` may still have
+        run its statement (BEGIN included): so BEGIN is inside the `try`, and on every way out a
+        ROLLBACK is queued behind whatever the body queued. The transaction always ends."""
         self.check_file()
-        await self.conn.execute("BEGIN IMMEDIATE")
         try:
+            await self._begin()
             yield self.conn
             await self.conn.execute("COMMIT")
         except BaseException:
-            try:
+            with contextlib.suppress(sqlite3.Error, ValueError):  # no transaction left, or the connection closed
                 await self.conn.execute("ROLLBACK")
-            except Exception:  # noqa: BLE001 - the transaction may already be gone
-                pass
             raise
+
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE; a writer found inside a transaction nobody ended is rolled back first
+        (logged); if even that fails, the store is given up (`lost`), so the broker stops and is
+        started again rather than refusing every write."""
+        try:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError:
+            if not self.conn.in_transaction:
+                raise
+        log.warning("the store's writer was found inside a transaction that never ended: rolled it back")
+        try:
+            await self.conn.execute("ROLLBACK")
+            await self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._give_up(f"the pod's store {self.path} is stuck inside a transaction ({exc}): the broker stops"
+                          " (the supervisor or `podctl up` starts it again)")
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -462,19 +493,18 @@ class Store:
 
     async def _write(self, sql: str, params: Iterable[Any] = ()) -> int:
         """One small statement in its own transaction; returns the rows changed."""
-        async with self._lock:
-            self.check_file()
-            cur = await self.conn.execute(sql, tuple(params))
+        async with self.transaction() as conn:
+            cur = await conn.execute(sql, tuple(params))
             count = cur.rowcount
             await cur.close()
-            return count
+        return count
 
     async def _write_returning(self, sql: str, params: Iterable[Any] = ()) -> list[int]:
-        """One statement ending in `RETURNING <an integer column>`, in its own transaction."""
-        async with self._lock:
-            self.check_file()
-            async with self.conn.execute(sql, tuple(params)) as cur:
-                return sorted(int(r[0]) for r in await cur.fetchall())
+        """One statement ending in `RETURNING <an integer column>`, in its own transaction (run and
+        read in one step of the writer's thread)."""
+        async with self.transaction() as conn:
+            rows = await conn.execute_fetchall(sql, tuple(params))
+        return sorted(int(r[0]) for r in rows)
 
     async def _write_many(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
         async with self.transaction() as conn:
@@ -563,9 +593,9 @@ class Store:
         params = (agent, now - lease_s, max_bytes)
         window = max_count + MAX_POINTERS
         columns = MESSAGE_COLUMNS.replace("m.text", f"CASE WHEN {size} <= ? THEN m.text ELSE '' END")
-        async with self._lock:
+        async with self.transaction() as conn:
             # One query in the common case (nothing or a little waiting): the hook runs after every tool call.
-            async with self.conn.execute(
+            async with conn.execute(
                 f"SELECT {columns}, {size}{claimable}{eligible} ORDER BY d.message_id LIMIT ?",
                 (max_bytes, *params, window),
             ) as cur:
@@ -577,7 +607,7 @@ class Store:
             if len(found) < window:
                 more = len(fitting) - len(rows) + len(oversized) - len(big)
             else:
-                async with self.conn.execute(f"SELECT count(*){claimable}{eligible}", params) as cur:
+                async with conn.execute(f"SELECT count(*){claimable}{eligible}", params) as cur:
                     more = int(_first(await cur.fetchone())) - len(rows) - len(big)
             if not rows and not big:
                 return None, [], [], more
@@ -585,7 +615,7 @@ class Store:
             for ids, value in (([r[0] for r in rows], claim), ([r[0] for r in big], claim + POINTER)):
                 if ids:
                     marks = ",".join("?" * len(ids))
-                    await self.conn.execute(
+                    await conn.execute(
                         f"UPDATE deliveries SET claim=?, claimed_at=? WHERE recipient=? AND message_id IN ({marks})",
                         (value, now, agent, *ids),
                     )
