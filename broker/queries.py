@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from podctl.pods.errors import PodctlError
@@ -36,11 +37,30 @@ message: no answer can grow past what a client reads and the broker holds comfor
 
 def paged(sql: str) -> str:
     """Wrap a query of MESSAGE_COLUMNS rows (ordered by id, with its LIMIT) so the page stops at
-    PAGE_BYTES of text; takes one more parameter, the byte budget."""
+    PAGE_BYTES of text; takes one more parameter, the byte budget. Run it with LIMIT one more
+    than the page holds, and read the rows with `page`: each row ends with how many rows the
+    LIMIT let through, so a page cut by count or by bytes knows that more wait."""
     return (
         "SELECT * FROM (SELECT *, sum(length(CAST(text AS BLOB))) OVER (ORDER BY id ROWS UNBOUNDED PRECEDING)"
-        f" AS run_bytes FROM ({sql})) WHERE run_bytes - length(CAST(text AS BLOB)) < ? ORDER BY id"
+        f" AS run_bytes, count(*) OVER () AS found FROM ({sql})) WHERE run_bytes - length(CAST(text AS BLOB)) < ?"
+        " ORDER BY id"
     )
+
+
+@dataclass
+class Page:
+    """Messages in id order, and whether more come after the last of them (ask again from its id)."""
+
+    messages: list[dict[str, Any]]
+    more: bool
+
+
+def page(rows: Sequence[Sequence[Any]], limit: int) -> Page:
+    """The rows of a `paged` query run with LIMIT `limit + 1`: at most `limit` messages, and `more`
+    if the query found rows the page leaves out (past the count, or past PAGE_BYTES)."""
+    kept = rows[:limit]
+    found = int(rows[0][-1]) if rows else 0
+    return Page([message_row(r) for r in kept], more=found > len(kept))
 
 
 SQL_HISTORY = paged(f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id>? ORDER BY m.id LIMIT ?")

@@ -21,12 +21,13 @@ from .queries import (
     SQL_SETTINGS,
     SQL_UNSEEN_COUNTS,
     SQL_USAGE,
+    Page,
     StoreError,
     deliveries_map,
     deliveries_sql,
-    message_row,
     open_ask_row,
     overview,
+    page,
     settings_map,
     usage_row,
 )
@@ -64,13 +65,14 @@ class ReadOnlyStore:
             sql = sql.replace("m.origin", "NULL")
         return self.conn.execute(sql, tuple(params)).fetchall()
 
-    def history(self, since: int, limit: int) -> list[dict[str, Any]]:
-        messages = [message_row(r) for r in self._all(SQL_HISTORY, (since, limit, PAGE_BYTES))]
-        ids = [m["id"] for m in messages]
+    def history(self, since: int, limit: int) -> Page:
+        """Messages after `since`, each with its delivery; `more` if the page was cut (by count or size)."""
+        found = page(self._all(SQL_HISTORY, (since, limit + 1, PAGE_BYTES)), limit)
+        ids = [m["id"] for m in found.messages]
         deliveries = deliveries_map(self._all(deliveries_sql(len(ids)), ids)) if ids else {}
-        for m in messages:
+        for m in found.messages:
             m["delivery"] = deliveries.get(m["id"], [])
-        return messages
+        return found
 
     def open_asks(self, now: float, limit: int) -> list[dict[str, Any]]:
         return [open_ask_row(r) for r in self._all(SQL_OPEN_ASKS, (ASK_PREVIEW_CHARS, now - EXPIRED_LISTED_S, limit))]

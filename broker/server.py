@@ -269,10 +269,10 @@ class Connection:
         """Send every stored message after `last`; returns the new cursor."""
         while True:
             backlog = await self.broker.store.history(last, HISTORY_PAGE)
-            for message in backlog:
+            for message in backlog.messages:
                 await self.send(wire.event("message", message))
                 last = message["id"]
-            if len(backlog) < HISTORY_PAGE:
+            if not backlog.more:
                 return last
 
     async def close(self) -> None:

@@ -464,13 +464,11 @@ class Broker(UsageOps):
     async def op_read_messages(self, agent: str, since: Cursor | None = None, limit: Int64 = 100) -> dict[str, Any]:
         if not 1 <= limit <= READ_LIMIT:
             raise OpError(wire.BAD_REQUEST, f"limit must be between 1 and {READ_LIMIT}")
-        if since is None:
-            messages = await self.store.unseen(agent, limit)
-        else:
-            messages = await self.store.inbox(agent, since, limit)
+        found = await (self.store.unseen(agent, limit) if since is None else self.store.inbox(agent, since, limit))
+        messages = found.messages
         cursor = messages[-1]["id"] if messages else (since or 0)
         await self._mark_read(agent, [m["id"] for m in messages])
-        return {"messages": messages, "next": cursor, "more": len(messages) == limit}
+        return {"messages": messages, "next": cursor, "more": found.more}
 
     @checked
     async def op_post_reply(
@@ -607,11 +605,12 @@ class Broker(UsageOps):
     async def op_history(self, agent: str, since: Cursor = 0, limit: Int64 = 200) -> dict[str, Any]:
         if not 1 <= limit <= 5000:
             raise OpError(wire.BAD_REQUEST, "limit must be between 1 and 5000")
-        messages = await self.store.history(since, limit)
+        found = await self.store.history(since, limit)
+        messages = found.messages
         deliveries = await self.store.deliveries_of([m["id"] for m in messages])
         for m in messages:
             m["delivery"] = deliveries.get(m["id"], [])
-        return {"messages": messages, "next": messages[-1]["id"] if messages else since, "more": len(messages) == limit}
+        return {"messages": messages, "next": messages[-1]["id"] if messages else since, "more": found.more}
 
     @checked
     async def op_status(self, agent: str) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from .queries import (
     SQL_OPEN_ASKS,
     SQL_UNSEEN,
     SQL_UNSEEN_COUNTS,
+    Page,
     StoreError,
     StoreLost,
     deliveries_map,
@@ -48,6 +49,7 @@ from .queries import (
     message_row,
     open_ask_row,
     overview,
+    page,
 )
 
 log = logging.getLogger("podctl.broker.store")
@@ -554,12 +556,12 @@ class Store:
 
     # -- reads --------------------------------------------------------------------
 
-    async def unseen(self, agent: str, limit: int) -> list[dict[str, Any]]:
+    async def unseen(self, agent: str, limit: int) -> Page:
         """The agent's messages that no hook injected and no read returned yet."""
-        return [message_row(r) for r in await self._fetchall(SQL_UNSEEN, (agent, limit, PAGE_BYTES))]
+        return page(await self._fetchall(SQL_UNSEEN, (agent, limit + 1, PAGE_BYTES)), limit)
 
-    async def inbox(self, agent: str, since: int, limit: int) -> list[dict[str, Any]]:
-        return [message_row(r) for r in await self._fetchall(SQL_INBOX, (agent, since, limit, PAGE_BYTES))]
+    async def inbox(self, agent: str, since: int, limit: int) -> Page:
+        return page(await self._fetchall(SQL_INBOX, (agent, since, limit + 1, PAGE_BYTES)), limit)
 
     async def mark_read(self, agent: str, ids: list[int], now: float) -> list[int]:
         """Mark messages read; returns the ones that were not read before."""
@@ -640,8 +642,8 @@ class Store:
             return {}
         return deliveries_map(await self._fetchall(deliveries_sql(len(message_ids)), tuple(message_ids)))
 
-    async def history(self, since: int, limit: int) -> list[dict[str, Any]]:
-        return [message_row(r) for r in await self._fetchall(SQL_HISTORY, (since, limit, PAGE_BYTES))]
+    async def history(self, since: int, limit: int) -> Page:
+        return page(await self._fetchall(SQL_HISTORY, (since, limit + 1, PAGE_BYTES)), limit)
 
     async def overview(self) -> dict[str, Any]:
         """What `status` shows of the store: agents, unseen counts, the last message, the last wakes."""

@@ -39,7 +39,9 @@ Operations (``args`` -> ``result``):
   caller, so no hook injects them afterwards.
 - ``read_messages {since?, limit?}`` -> ``{messages, next, more}``: with ``since``, every message
   to the agent after that cursor; without it, the messages the agent has not seen yet (neither
-  injected by a hook nor read). Returned messages are marked ``read``.
+  injected by a hook nor read). Returned messages are marked ``read``. A page holds at most
+  ``limit`` messages and about 2 MiB of text; ``more`` is true whenever messages wait after it
+  (read on from ``next``).
 - ``post_reply {ask_id, text, client_msg_id?}`` -> ``{message_id, ask_id, followup}``. Only an asked
   agent may reply. Its first reply answers the ask; a later one is delivered to the asker as a
   follow-up (``followup: true``) and never changes what ``wait_for_reply`` returned.
@@ -58,7 +60,8 @@ Operations (``args`` -> ``result``):
   ``session_start`` also returns ``context: {pod, role, members, routes}``.
 - ``ack_injected {claim}`` -> ``{injected: n}``
 - ``set_state {name, state}`` (user only) -> ``{name, state}``: the orchestrator reports a stopped CLI.
-- ``history {since?, limit?}`` (user only) -> ``{messages, next}``, each message with its ``delivery``.
+- ``history {since?, limit?}`` (user only) -> ``{messages, next, more}``, each message with its ``delivery``;
+  paged like ``read_messages``.
 - ``subscribe {since?}`` (user only) -> ``{subscribed: true}``, then events on this connection.
 - ``status {}`` (user only) -> ``{pod, agents, routes, pending_deliveries, usage, budget}``; each agent
   ``{name, cli, role, state, state_ts, last_activity, unread, last_wake, last_wake_ts, handed_off_to, waking, tools_ready,

@@ -122,11 +122,13 @@ def _stored(client: wire.Client, as_json: bool, last: int, emit: Emit, note: Emi
         cursor = 0
         if last:
             cursor = max(0, (store.overview()["last_message_id"] or 0) - last)
-        while page := store.history(cursor, 1000):
-            for message in page:
+        while True:
+            page = store.history(cursor, 1000)
+            for message in page.messages:
                 emit(_line(message, as_json))
-            cursor = page[-1]["id"]
-    return cursor
+                cursor = message["id"]
+            if not page.more:
+                return cursor
 
 
 def _follow(client: wire.Client, cursor: int, as_json: bool, emit: Emit) -> None:

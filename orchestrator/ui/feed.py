@@ -123,7 +123,7 @@ class Feed:
         with ReadOnlyStore(self.paths.db) as store:
             overview = store.overview()
             since = max(0, int(overview["last_message_id"] or 0) - HISTORY_LOAD)
-            messages = store.history(since, HISTORY_LOAD)
+            messages = store.history(since, HISTORY_LOAD).messages
             asks = store.open_asks(time.time(), 50)
         rows = [
             {**agent, "unread": overview["unseen"].get(agent["name"], 0),

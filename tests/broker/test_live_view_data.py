@@ -119,7 +119,7 @@ def test_a_store_from_before_origins_is_read_without_them(tmp_path: Path) -> Non
     )
     conn.close()
     with ReadOnlyStore(db) as store:
-        [message] = store.history(0, 10)
+        [message] = store.history(0, 10).messages
     assert message["text"] == "hello" and message["origin"] is None
 
 
