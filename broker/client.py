@@ -34,7 +34,7 @@ class AsyncClient:
             if self._writer is not None and not self._writer.is_closing():
                 return self._writer
             try:
-                reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=wire.MAX_FRAME_BYTES)
+                reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=wire.MAX_ANSWER_BYTES)
             except OSError as exc:
                 raise wire.BrokerUnavailable(f"cannot reach the broker at {self.socket_path}: {exc}") from exc
             self._writer = writer
@@ -111,7 +111,7 @@ class AsyncClient:
         Raises BrokerUnavailable when the broker goes away: subscribe again from the last message
         id seen (the messages after it are sent again)."""
         try:
-            reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=wire.MAX_FRAME_BYTES)
+            reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=wire.MAX_ANSWER_BYTES)
         except OSError as exc:
             raise wire.BrokerUnavailable(f"cannot reach the broker at {self.socket_path}: {exc}") from exc
         try:

@@ -63,6 +63,10 @@ def _fast() -> tuple[Callable[[object], str], Callable[[str], Any]]:
             value, end = scanner(text, start)
         except StopIteration as exc:
             raise ValueError(f"not JSON at character {exc.value}") from None
+        except SystemError:
+            # Some faults (`{"a":1` cut short) make the C scanner build a json.decoder error, which
+            # fails under `python -I -S` and surfaces as SystemError: it is still just not JSON.
+            raise ValueError("not JSON (cut short?)") from None
         if text[end:].strip(_WHITESPACE):
             raise ValueError(f"extra data after JSON at character {end}")
         return value

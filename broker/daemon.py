@@ -105,7 +105,8 @@ class RepeatFilter(logging.Filter):
     """Let a repeated log line through once per `window_s`, then say how often it repeated.
 
     A client storm (thousands of refused connections, an accept loop out of file descriptors)
-    must not fill the disk with one line."""
+    must not fill the disk with one line. A line with a traceback repeats when the same exception
+    comes from the same place, whatever its text says (asyncio names each task in it)."""
 
     def __init__(self, window_s: float = 10.0) -> None:
         super().__init__()
@@ -113,7 +114,7 @@ class RepeatFilter(logging.Filter):
         self._seen: dict[tuple[str, str], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, str(record.msg))
+        key = (record.name, _raised_where(record) or str(record.msg))
         now = time.monotonic()
         first, count = self._seen.get(key, (0.0, 0))
         if now - first >= self.window_s:
@@ -125,6 +126,17 @@ class RepeatFilter(logging.Filter):
             return True
         self._seen[key] = (first, count + 1)
         return False
+
+
+def _raised_where(record: logging.LogRecord) -> str | None:
+    """For a line with a traceback: the exception's type and the line that raised it."""
+    if not record.exc_info or record.exc_info[1] is None:
+        return None
+    exc, tb = record.exc_info[1], record.exc_info[2]
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
+    return f"{type(exc).__qualname__} at {where}"
 
 
 def setup_logging() -> None:

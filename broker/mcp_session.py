@@ -9,55 +9,159 @@ this process, as the authenticated agent (mcp_tools.py).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import anyio
 import mcp_types
 from mcp.shared._context_streams import create_context_streams
-from mcp.shared.message import SessionMessage
+from mcp.shared.message import ServerMessageMetadata, SessionMessage
 
 from . import wire
-from .mcp_tools import DEFAULT_WAIT_CAP_MS, Tools, build_server
+from .mcp_tools import DEFAULT_WAIT_CAP_MS, Tools, build_server, tool_error
 
 log = logging.getLogger("podctl.broker.mcp")
 
 Handle = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 SendLine = Callable[[bytes], Awaitable[None]]
+Release = Callable[[], None]
+
+MAX_IN_FLIGHT = 32
+"""Requests of one MCP session running at once (as for a connection's wire frames)."""
+
+
+def _nothing() -> None:
+    pass
 
 
 class McpSession:
-    """One agent CLI's MCP session: feed it the client's lines, run it, close it."""
+    """One agent CLI's MCP session: feed it the client's lines, run it, close it.
+
+    Its requests are bounded like a connection's frames: at most `max_in_flight` of this session
+    and the agent's `agent_slots` run at once, each holding its line's bytes (`release`) until it
+    is answered; a request beyond them waits in `feed`, so the connection is not read further
+    (back-pressure, nothing dropped)."""
 
     def __init__(
-        self, handle: Handle, *, pod: str, agent: str, token: str, session: str, wait_cap_ms: int, send_line: SendLine
+        self, handle: Handle, *, pod: str, agent: str, token: str, session: str, wait_cap_ms: int, send_line: SendLine,
+        agent_slots: asyncio.Semaphore | None = None, max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self.agent = agent
         self._handle = handle
         self._token = token
         self._ids = itertools.count(1)
         self._send_line = send_line
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._agent_slots = agent_slots
+        self._running: dict[str, list[Release]] = {}
+        """The requests the SDK has and has not answered, by id: what each holds."""
+        self._gone = False
         self.server = build_server(Tools(self.call, session, wait_cap_ms or DEFAULT_WAIT_CAP_MS), pod, agent)
         self._in_send, self._in_recv = create_context_streams[SessionMessage | Exception](16)
         self._out_send, self._out_recv = create_context_streams[SessionMessage](16)
+
+    @property
+    def running(self) -> int:
+        """Requests running (read and not yet answered)."""
+        return sum(len(held) for held in self._running.values())
 
     async def call(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
         """A broker operation as this session's agent, in this process (no socket)."""
         frame = wire.request(next(self._ids), op, self.agent, self._token, args)
         return wire.unwrap(await self._handle(frame))
 
-    async def feed(self, line: bytes) -> None:
-        """One JSON-RPC line from the client (the SDK answers a malformed one with an error)."""
+    async def feed(self, line: bytes, release: Release = _nothing) -> None:
+        """One JSON-RPC line from the client. A request waits here for a slot of its session and of
+        its agent and keeps them (and its bytes: `release`) until it is answered or settles
+        unanswered (the client cancelled it). A line that is no valid message is answered here."""
         try:
-            message: SessionMessage | Exception = SessionMessage(
-                mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
-            )
-        except Exception as exc:  # noqa: BLE001 - handed to the session, which reports it
-            message = exc
-        await self._in_send.send(message)
+            message = mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+        except Exception:  # noqa: BLE001 - answered as the JSON-RPC error it is
+            release()
+            await self._refuse(line)
+            return
+        if not isinstance(message, mcp_types.JSONRPCRequest):
+            release()
+            if isinstance(message, mcp_types.JSONRPCNotification) and _has_id(line):
+                await self._refuse(line)  # an id that is no string or integer reads as a notification
+            else:
+                await self._to_sdk(SessionMessage(message))
+            return
+        await self._slots.acquire()
+        if self._agent_slots is not None:
+            try:
+                await self._agent_slots.acquire()
+            except BaseException:
+                self._slots.release()
+                raise
+        key = _key(message.id)
+        self._running.setdefault(key, []).append(release)
+        metadata = ServerMessageMetadata(on_request_unanswered=partial(self._unanswered, key))
+        await self._to_sdk(SessionMessage(message, metadata=metadata))
+
+    async def _to_sdk(self, message: SessionMessage) -> None:
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):  # the session ended
+            await self._in_send.send(message)
+
+    async def _refuse(self, line: bytes) -> None:
+        """Answer a line the SDK cannot take: -32700 (not JSON), -32600 (no valid message), or for a
+        tool call a tool error `bad_request` the model can read (say a lone surrogate in its text)."""
+        try:
+            raw = json.loads(line)  # lenient (it takes lone surrogates): such a request is answered by its id
+        except (ValueError, RecursionError):
+            try:
+                wire.loads(line)
+                why = "not JSON"
+            except ValueError as exc:
+                why = str(exc)
+            await self._send(wire.jsonrpc_error(None, wire.PARSE_ERROR, f"Parse error: {why}"))
+            return
+        problem = wire.jsonrpc_problem(raw)
+        if problem is not None:
+            code, req_id, why = problem
+            await self._send(wire.jsonrpc_error(req_id, code, f"Invalid request: {why}"))
+            return
+        if "id" not in raw or "method" not in raw:
+            return  # a notification, or a response, is never answered
+        try:
+            wire.loads(line)
+            why = "its params are not those of an MCP request"
+        except ValueError as exc:
+            why = str(exc)
+        if raw.get("method") == "tools/call":
+            result = tool_error(wire.BAD_REQUEST, why).model_dump(by_alias=True, exclude_unset=True)
+            answer = mcp_types.JSONRPCResponse(jsonrpc="2.0", id=raw["id"], result=result)
+            await self._send(answer.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n")
+        else:
+            await self._send(wire.jsonrpc_error(raw["id"], wire.INVALID_REQUEST, f"Invalid request: {why}"))
+
+    async def _send(self, data: bytes) -> None:
+        if not self._gone:
+            try:
+                await self._send_line(data)
+            except (ConnectionError, OSError):
+                self._gone = True
+
+    async def _unanswered(self, key: str) -> None:
+        self._settle(key)
+
+    def _settle(self, key: str) -> None:
+        """A request was answered (or settled unanswered): what it held is free again."""
+        held = self._running.get(key)
+        if not held:
+            return
+        held.pop(0)()
+        if not held:
+            del self._running[key]
+        self._slots.release()
+        if self._agent_slots is not None:
+            self._agent_slots.release()
 
     async def run(self) -> None:
         """Serve until the client's side closes (the connection ended)."""
@@ -70,14 +174,36 @@ class McpSession:
                 self._out_send.close()
 
     async def _write_out(self) -> None:
+        """Send the session's answers; once the client is gone, read and drop them, so the SDK's
+        last answers never wait on a connection that is closed."""
         async with self._out_recv:
             async for message in self._out_recv:
-                data = message.message.model_dump_json(by_alias=True, exclude_unset=True)
-                await self._send_line(data.encode("utf-8") + b"\n")
+                answer = message.message
+                data = answer.model_dump_json(by_alias=True, exclude_unset=True)
+                await self._send(data.encode("utf-8", "replace") + b"\n")
+                if isinstance(answer, mcp_types.JSONRPCResponse | mcp_types.JSONRPCError) and answer.id is not None:
+                    self._settle(_key(answer.id))
 
     def close(self) -> None:
-        """The connection ended: the session's loop ends once it has read what came before."""
+        """The connection ended: the session's loop ends once it has read what came before, and
+        every slot its requests held is given back. Idempotent."""
+        self._gone = True
         self._in_send.close()
+        for key in list(self._running):
+            while key in self._running:
+                self._settle(key)
+
+
+def _key(req_id: Any) -> str:
+    return json.dumps(req_id)
+
+
+def _has_id(line: bytes) -> bool:
+    """Whether a line the SDK read as a notification has an `id` after all (one it could not take)."""
+    if b'"id"' not in line:
+        return False
+    raw = json.loads(line)
+    return isinstance(raw, dict) and "id" in raw
 
 
 ENVELOPE_KEY = "io.modelcontextprotocol/protocolVersion"

@@ -57,7 +57,7 @@ def _result(data: dict[str, Any]) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=_dump(data))])
 
 
-def _error(code: str, message: str) -> CallToolResult:
+def tool_error(code: str, message: str) -> CallToolResult:
     """A tool error the model can read: `{"error": {"code", "message"}}` with isError set."""
     return CallToolResult(
         content=[TextContent(type="text", text=_dump({"error": {"code": code, "message": message}}))], is_error=True
@@ -76,7 +76,7 @@ class Tools:
         try:
             return _result(await self._call(op, args))
         except wire.BrokerError as exc:
-            return _error(exc.code, exc.message)
+            return tool_error(exc.code, exc.message)
 
     def msg_id(self, ctx: Context) -> str:
         """The same id for a call the relay sends again after a broker restart."""
@@ -86,12 +86,12 @@ class Tools:
         """Wait at most `timeout_ms`, but never longer than the cap in one call (the CLIs cut a tool
         call at about 60 s): past the cap the answer is "pending", and the agent calls again."""
         if timeout_ms < 0:
-            return _error(wire.BAD_REQUEST, "timeout_ms must be >= 0")
+            return tool_error(wire.BAD_REQUEST, "timeout_ms must be >= 0")
         this_call = min(timeout_ms, self.wait_cap_ms)
         try:
             result = await self._call("wait_for_reply", {"ask_id": ask_id, "timeout_ms": this_call})
         except wire.BrokerError as exc:
-            return _error(exc.code, exc.message)
+            return tool_error(exc.code, exc.message)
         if result.get("status") == "timeout" and timeout_ms > this_call:
             result["status"] = "pending"
             result["remaining_ms"] = timeout_ms - this_call

@@ -1,44 +1,55 @@
 """The broker's Unix socket server: moves frames between connections and `Broker.handle`.
 
 Each request runs as its own task, so a blocking `wait_for_reply` never holds up other requests
-on the same connection. A connection that sent `subscribe` also receives events.
+on the same connection. A connection that sent `subscribe` also receives events; one that sent
+`mcp` carries its agent's MCP session (mcp_session.py) from then on.
 
 No client can cost the others their service or the broker its memory (docs/architecture.md,
-"Limits and failure behaviour"): a frame is at most `MAX_FRAME_BYTES`; unfinished and unanswered
-frames of all connections together hold at most `BUFFER_BUDGET` bytes (the connection holding the
-most is dropped first); a connection has at most `MAX_IN_FLIGHT` requests running (it is not read
-further until one ends); a client that does not read its answers is dropped once its unsent
-output passes `MAX_UNSENT_BYTES` for `STALL_S`; at most `max_connections` are open (the idlest
-is evicted for a new one, else the new one is refused); an event subscriber that falls behind
-gets a gap marker and the messages again from the store.
+"Limits and failure behaviour"): a request (frame or MCP line) is at most
+`wire.MAX_REQUEST_BYTES`; unfinished and unanswered requests of all connections together hold at
+most `BUFFER_BUDGET` bytes (the connection holding the most is dropped first); a connection (or
+MCP session) has at most `MAX_IN_FLIGHT` requests running and an agent `AGENT_IN_FLIGHT` over all
+its connections (it is not read further until one ends); an agent has at most
+`MCP_SESSIONS_PER_AGENT` MCP sessions (a new one closes its idlest); a client that does not read
+its answers is dropped once its unsent output passes `MAX_UNSENT_BYTES` for `STALL_S`; at most
+`max_connections` are open (the idlest is evicted for a new one, else the new one is refused); an
+event subscriber that falls behind gets a gap marker and the messages again from the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import time
+from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from . import wire
-from .mcp_session import McpSession
+from .mcp_session import MAX_IN_FLIGHT, McpSession
+from .paths import USER
 from .service import Broker
 
 log = logging.getLogger("podctl.broker.server")
 
-MAX_FRAME_BYTES = 8 * 1024 * 1024
-"""One request frame (a 1 MiB message escaped as JSON fits)."""
 BUFFER_BUDGET = 64 * 1024 * 1024
-"""Bytes of unfinished plus not yet answered request frames, all connections together."""
-MAX_IN_FLIGHT = 32
+"""Bytes of unfinished plus not yet answered requests, all connections together."""
+AGENT_IN_FLIGHT = 64
+"""Requests of one agent running at once, over all its connections and MCP sessions (the pod's
+owner, `user`, is bound only per connection)."""
+MCP_SESSIONS_PER_AGENT = 8
+"""MCP sessions one agent may have open; a new one closes the idlest (a restarting CLI gets in)."""
 MAX_UNSENT_BYTES = 4 * 1024 * 1024
 STALL_S = 5.0
 READ_CHUNK = 64 * 1024
 SUBSCRIBER_QUEUE = 1000
 HISTORY_PAGE = 500
+MCP_CLOSE_GRACE_S = 5.0
+"""How long a closed connection's MCP session may take to end its own loop before it is cancelled."""
 
 
 class Budget:
@@ -72,6 +83,8 @@ class Connection:
         """Bytes this connection holds against the budget (its unfinished frame and running requests)."""
         self.last_active = time.monotonic()
         self.closed = False
+        self._serving: asyncio.Task[Any] | None = None
+        self._mcp_task: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._write_lock = asyncio.Lock()
         with contextlib.suppress(Exception):
@@ -80,6 +93,11 @@ class Connection:
     @property
     def idle(self) -> bool:
         return not self.tasks and not self.subscribed and self.mcp is None
+
+    @property
+    def mcp_busy(self) -> bool:
+        """Its MCP session has a request running."""
+        return self.mcp is not None and self.mcp.running > 0
 
     async def send(self, frame: dict[str, Any]) -> None:
         await self.send_raw(wire.encode(frame))
@@ -99,6 +117,8 @@ class Connection:
         self.server.budget.give(n)
 
     async def serve(self) -> None:
+        """Read requests until the client closes, or `close` ends it (even while it waits for a slot)."""
+        self._serving = asyncio.current_task()
         buf = bytearray()
         try:
             while not self.closed:
@@ -106,8 +126,10 @@ class Connection:
                 if not chunk:
                     return
                 self.last_active = time.monotonic()
-                if len(buf) + len(chunk) > MAX_FRAME_BYTES:
-                    await self._refuse(wire.TOO_LARGE, f"frame over {MAX_FRAME_BYTES} bytes: the connection is closed")
+                if len(buf) + len(chunk) > wire.MAX_REQUEST_BYTES:
+                    await self._refuse(
+                        wire.TOO_LARGE, f"a request over {wire.MAX_REQUEST_BYTES} bytes: the connection is closed"
+                    )
                     return
                 if not self._hold(len(chunk)):
                     await self._refuse(wire.BUSY, "the broker is short of memory for requests: try again shortly")
@@ -117,8 +139,7 @@ class Connection:
                     line = bytes(buf[: end + 1])
                     del buf[: end + 1]
                     if self.mcp is not None:
-                        await self.mcp.feed(line)
-                        self._release(len(line))
+                        await self.mcp.feed(line, partial(self._release, len(line)))
                         continue
                     if b'"mcp"' in line and await self._start_mcp(line):
                         continue
@@ -130,8 +151,6 @@ class Connection:
             return
         finally:
             self._release(len(buf))
-            if self.mcp is not None:
-                self.mcp.close()
             await self.close()
 
     async def _start_mcp(self, line: bytes) -> bool:
@@ -152,21 +171,22 @@ class Connection:
         agent, token = str(frame["agent"]), str(frame["token"])
         self.mcp = McpSession(
             self.broker.handle, pod=self.broker.spec.name, agent=agent, token=token, session=str(result["session"]),
-            wait_cap_ms=int(result["wait_cap_ms"]), send_line=self.send_raw,
+            wait_cap_ms=int(result["wait_cap_ms"]), send_line=self.send_raw, agent_slots=self.server.agent_slots(agent),
         )
-        task = asyncio.create_task(self._run_mcp(self.mcp))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.server.add_mcp(self, agent)
+        self._mcp_task = asyncio.create_task(self._run_mcp(self.mcp))
         return True
 
     async def _run_mcp(self, session: McpSession) -> None:
         try:
             await session.run()
-        except Exception:
-            log.exception("the MCP session of %s failed", session.agent)
+        except Exception as exc:  # a client going away is normal; anything else is logged
+            if not _client_gone(exc):
+                log.exception("the MCP session of %s failed", session.agent)
         finally:
+            log.info("the MCP session of %s ended", session.agent)
             self.broker.mcp_closed(session.agent)
-            self.server.drop(self, "its MCP session ended")
+            self.server.drop(self, None)
 
     async def send_raw(self, data: bytes) -> None:
         """Write a frame or an MCP line; a client that does not read them is dropped."""
@@ -191,7 +211,7 @@ class Connection:
             try:
                 frame = wire.decode(line)
             except ValueError as exc:
-                await self.send(wire.error(None, wire.BAD_REQUEST, f"not a JSON frame: {exc}"))
+                await self.send(wire.error(_lenient_id(line), wire.BAD_REQUEST, f"not a valid frame: {exc}"))
                 return
             if frame.get("op") == "subscribe" and frame.get("v") == wire.PROTOCOL_VERSION:
                 self._release(size)
@@ -202,7 +222,8 @@ class Connection:
                 finally:
                     await self._slots.acquire()
                 return
-            response = await self.broker.handle(frame)
+            async with self.server.agent_turn(self.broker.identify(frame)):
+                response = await self.broker.handle(frame)
             del frame, line
             self._release(size)
             size = 0
@@ -276,14 +297,42 @@ class Connection:
                 return last
 
     async def close(self) -> None:
+        """End the connection: its requests are cancelled, its MCP session is closed (its requests'
+        slots given back at once; the SDK ends its loop itself, or is cancelled after
+        `MCP_CLOSE_GRACE_S`), and its reader stops even if it was waiting for a slot."""
         if self.closed:
             return
         self.closed = True
+        self.server.remove_mcp(self)
         for task in list(self.tasks):
             task.cancel()
+        if self.mcp is not None:
+            self.mcp.close()
+        if self._mcp_task is not None and not self._mcp_task.done():
+            asyncio.get_running_loop().call_later(MCP_CLOSE_GRACE_S, self._mcp_task.cancel)
+        if self._serving is not None and self._serving is not asyncio.current_task():
+            self._serving.cancel()
         with contextlib.suppress(Exception):
             self.writer.close()
             await asyncio.wait_for(self.writer.wait_closed(), timeout=1.0)
+
+
+def _lenient_id(line: bytes) -> Any:
+    """The id of a frame refused as invalid, if a lenient parser finds one (a lone surrogate in its
+    text): its client waits for that id."""
+    try:
+        frame = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    req_id = frame.get("id") if isinstance(frame, dict) else None
+    return req_id if isinstance(req_id, int | str) and not isinstance(req_id, bool) else None
+
+
+def _client_gone(exc: BaseException) -> bool:
+    """Whether an error (or every error of a group) is the client's connection going away."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_client_gone(e) for e in exc.exceptions)
+    return isinstance(exc, ConnectionError | BrokenPipeError)
 
 
 def default_max_connections() -> int:
@@ -318,6 +367,37 @@ class Server:
         self.budget = Budget(BUFFER_BUDGET)
         self.max_connections = max_connections or default_max_connections()
         self._server: asyncio.base_events.Server | None = None
+        self._agent_slots: dict[str, asyncio.Semaphore] = {}
+        self._mcp: dict[str, list[Connection]] = {}
+        """Each agent's connections that carry an MCP session, oldest first."""
+
+    def agent_slots(self, agent: str) -> asyncio.Semaphore:
+        """The requests an agent (authenticated: one of the pod's) may have running at once."""
+        return self._agent_slots.setdefault(agent, asyncio.Semaphore(AGENT_IN_FLIGHT))
+
+    @contextlib.asynccontextmanager
+    async def agent_turn(self, agent: str | None) -> AsyncIterator[None]:
+        """Run one request of `agent` within its slots (a request that does not authenticate, or
+        the owner's, is bound only by its connection's)."""
+        if agent is None or agent == USER:
+            yield
+            return
+        async with self.agent_slots(agent):
+            yield
+
+    def add_mcp(self, conn: Connection, agent: str) -> None:
+        """A new MCP session of `agent`; past `MCP_SESSIONS_PER_AGENT` its idlest one (no request
+        running, quiet the longest) is closed, so a CLI that restarts always gets in."""
+        sessions = self._mcp.setdefault(agent, [])
+        while len(sessions) >= MCP_SESSIONS_PER_AGENT:
+            victim = min(sessions, key=lambda c: (c.mcp_busy, c.last_active))
+            sessions.remove(victim)
+            self.drop(victim, f"agent {agent} opened more than {MCP_SESSIONS_PER_AGENT} MCP sessions: its idlest was closed")
+        sessions.append(conn)
+
+    def remove_mcp(self, conn: Connection) -> None:
+        if conn.mcp is not None and conn in (sessions := self._mcp.get(conn.mcp.agent, [])):
+            sessions.remove(conn)
 
     async def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -331,9 +411,11 @@ class Server:
             os.umask(old_umask)
         os.chmod(self.socket_path, 0o600)
 
-    def drop(self, conn: Connection, why: str) -> None:
-        """Close a connection at once, discarding what it has not read (a close would wait for it)."""
-        log.warning("dropped a client connection: %s", why)
+    def drop(self, conn: Connection, why: str | None) -> None:
+        """Close a connection at once, discarding what it has not read (a close would wait for it);
+        `why` is logged (None: an end that is normal, such as an MCP session's)."""
+        if why is not None:
+            log.warning("dropped a client connection: %s", why)
         self.connections.discard(conn)
         with contextlib.suppress(Exception):
             conn.writer.transport.abort()
@@ -353,6 +435,9 @@ class Server:
         self.connections.add(conn)
         try:
             await conn.serve()
+        except asyncio.CancelledError:
+            if not conn.closed:
+                raise  # the broker stops; a connection that was closed ends here quietly
         finally:
             self.connections.discard(conn)
 

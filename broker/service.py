@@ -189,6 +189,13 @@ class Broker(UsageOps):
             log.exception("%s failed", op)
             return wire.error(req_id, wire.INTERNAL, f"{op} failed inside the broker: {exc}")
 
+    def identify(self, frame: dict[str, Any]) -> str | None:
+        """The agent a request frame authenticates as (None if it does not: `handle` refuses it)."""
+        try:
+            return self._authenticate(frame.get("agent"), frame.get("token"))
+        except OpError:
+            return None
+
     def _authenticate(self, agent: Any, token: Any) -> str:
         if not isinstance(agent, str) or not isinstance(token, str):
             raise OpError(wire.AUTH, "every request must name its agent and carry that agent's token")

@@ -112,7 +112,12 @@ if TYPE_CHECKING:
 # the last two): every hook imports this module, and the hook path is fenced (hooks/path/).
 
 PROTOCOL_VERSION = 1
-MAX_FRAME_BYTES = 16 * 1024 * 1024
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+"""The largest request the broker reads: a wire frame, or one MCP JSON-RPC line (a 1 MiB message
+escaped as JSON fits). A longer one is refused (`too_large`; the relay answers its CLI -32600)."""
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+"""The largest answer or event frame a client reads (a page of history, about 2 MiB of text, fits
+however it is escaped)."""
 MAX_WAIT_MS = 10 * 60 * 1000
 CLAIM_LEASE_S = 30.0
 HOOK_BATCH_BYTES = 32 * 1024
@@ -161,10 +166,63 @@ def encode(frame: dict[str, Any]) -> bytes:
 
 
 def decode(line: bytes) -> dict[str, Any]:
-    frame = codec.loads(line.decode("utf-8"))
+    """A frame; ValueError says what is wrong with one that is not a JSON object of valid Unicode."""
+    frame = loads(line)
     if not isinstance(frame, dict):
         raise ValueError("a frame must be a JSON object")
     return frame
+
+
+def loads(line: bytes) -> Any:
+    """JSON of valid Unicode; every fault (not UTF-8, not JSON, nested too deeply, a lone surrogate
+    such as half of a split emoji, `\\ud83d`) is a ValueError that says which."""
+    try:
+        value = codec.loads(line.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 at byte {exc.start}") from None
+    if b"\\ud" in line or b"\\uD" in line:  # only an escape can carry a surrogate: check only then
+        try:
+            codec.dumps(value).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"a string holds a lone surrogate (\\u{ord(exc.object[exc.start]):04x}, half of a character such as"
+                " a split emoji): it is not valid Unicode; send whole characters"
+            ) from None
+    return value
+
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+"""JSON-RPC's codes for a line that is not JSON, and for one that is no valid message."""
+
+
+def jsonrpc_problem(message: Any) -> tuple[int, Any, str] | None:
+    """What makes a decoded line no MCP message, as (code, the id to answer with, why); None if
+    nothing. MCP takes one object per line, `"jsonrpc": "2.0"`, a `method` string or a `result` /
+    `error`, and an `id` that is a string or an integer (answered with id null when it is not)."""
+    if isinstance(message, list):
+        return INVALID_REQUEST, None, "JSON-RPC batches are not supported (MCP): send one message per line"
+    if not isinstance(message, dict):
+        return INVALID_REQUEST, None, "a JSON-RPC message is a JSON object"
+    req_id = message.get("id")
+    if "id" in message and (isinstance(req_id, bool) or not isinstance(req_id, (int, str))):
+        return INVALID_REQUEST, None, "a JSON-RPC id is a string or an integer"
+    if message.get("jsonrpc") != "2.0":
+        return INVALID_REQUEST, req_id, 'a JSON-RPC message has "jsonrpc": "2.0"'
+    if "method" in message:
+        if not isinstance(message["method"], str):
+            return INVALID_REQUEST, req_id, "a JSON-RPC method is a string"
+    elif "id" not in message or not ("result" in message or "error" in message):
+        return INVALID_REQUEST, req_id, "a JSON-RPC message is a request, a notification or a response"
+    return None
+
+
+def jsonrpc_error(req_id: Any, code: int, message: str) -> bytes:
+    """A JSON-RPC error answer, as a line."""
+    error = {"code": code, "message": message}
+    return codec.dumps({"jsonrpc": "2.0", "id": req_id, "error": error}).encode("utf-8") + b"\n"
 
 
 def request(req_id: int, op: str, agent: str, token: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -266,8 +324,8 @@ class Client:
             if not chunk:
                 raise ConnectionResetError("broker closed the connection")
             self._buf += chunk
-            if len(self._buf) > MAX_FRAME_BYTES:
-                raise ValueError("frame too large")
+            if len(self._buf) > MAX_ANSWER_BYTES:
+                raise ValueError(f"an answer over {MAX_ANSWER_BYTES} bytes")
         line, _, self._buf = self._buf.partition(b"\n")
         return line
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 
@@ -117,3 +118,38 @@ def test_reusing_a_client_msg_id_for_another_message_is_a_conflict(broker: Broke
         assert err.value.code == wire.CONFLICT and "m-1" in err.value.message
     with broker.client("carol") as carol:
         assert carol.call("read_messages")["messages"] == []
+
+
+def test_a_frame_nested_too_deeply_or_holding_a_lone_surrogate_is_a_bad_request(broker: BrokerProcess) -> None:
+    """A frame nested 1,000 deep got no answer and logged a traceback each time (16.7 MiB of log in
+    25 s); a lone surrogate (JS writes half a split emoji as "\\ud83d") failed inside the broker."""
+    deep = b'{"v":1,"id":1,"op":"hello","agent":"alice","token":"x","args":' + b"[" * 1000 + b"]" * 1000 + b"}\n"
+    for _ in range(30):
+        answer = raw_call(broker, deep)
+        assert answer["ok"] is False and answer["error"]["code"] == wire.BAD_REQUEST, answer
+        assert "nested too deeply" in answer["error"]["message"]
+    answer = raw_call(broker, frame(broker, "tell", '{"to":"bob","text":"split \\ud83d"}'))
+    assert (answer["id"], answer["error"]["code"]) == (1, wire.BAD_REQUEST), "answered by its id, so its client hears it"
+    assert "lone surrogate" in answer["error"]["message"]
+    with broker.client("alice") as alice:
+        assert alice.call("tell", to="bob", text="whole \U0001f600")["status"] == "queued"
+    log = broker.log.read_text()
+    assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
+
+
+def test_a_traceback_repeated_from_one_place_is_logged_once_a_window() -> None:
+    """asyncio names each task in its message, so each traceback used to count as a new line."""
+    import logging
+
+    from podctl.broker.daemon import RepeatFilter
+
+    repeat = RepeatFilter()
+    passed = []
+    for n in range(100):
+        try:
+            raise RecursionError("too deep")
+        except RecursionError:
+            record = logging.LogRecord("asyncio", logging.ERROR, __file__, 1, f"Task-{n} exception was never retrieved",
+                                       None, sys.exc_info())
+        passed.append(repeat.filter(record))
+    assert passed.count(True) == 1

@@ -74,11 +74,12 @@ def test_broker_down_at_start_then_up(broker: BrokerProcess) -> None:
         assert [m["text"] for m in bob.call("read_messages")["messages"]] == ["now?"]
 
 
-def mcp_connection(broker: BrokerProcess, session: str) -> socket.socket:
+def mcp_connection(broker: BrokerProcess, session: str, agent: str = "alice") -> socket.socket:
+    """An MCP session over the raw socket, as the relay opens it, initialized."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(10)
     sock.connect(str(broker.socket))
-    sock.sendall(wire.encode(wire.request(1, "mcp", "alice", broker.token("alice"), {"session": session})))
+    sock.sendall(wire.encode(wire.request(1, "mcp", agent, broker.token(agent), {"session": session})))
     assert json.loads(read_line(sock))["ok"]
     for request in ({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}},
