@@ -230,3 +230,17 @@ def test_a_client_that_goes_away_mid_call_is_one_info_line(broker: BrokerProcess
         line for line in log.splitlines() if "INFO" in line and "MCP session of alice ended" in line
     ], log
     log_is_clean(broker)
+
+
+def test_a_call_the_client_cancels_gives_its_slot_back(broker: BrokerProcess) -> None:
+    """A cancelled request is never answered (MCP): its slot must come back all the same."""
+    ask_id = open_ask(broker)
+    sock = mcp_connection(broker, "e" * 16)
+    try:
+        for n in range(MAX_IN_FLIGHT * 3):
+            sock.sendall(tool_call(1000 + n, "wait_for_reply", ask_id=ask_id, timeout_ms=300_000))
+            sock.sendall(json.dumps({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                                     "params": {"requestId": 1000 + n, "reason": "esc"}}).encode() + b"\n")
+        ping(sock, 5)
+    finally:
+        sock.close()
