@@ -112,7 +112,7 @@ def holder_text(holder: str) -> str:
 
 def running(paths: PodPaths) -> bool:
     """Any part of the pod is up: its broker, its supervisor or its tmux session."""
-    if processes.supervisor_pid(paths) is not None or processes.broker_alive(paths, timeout=0.5):
+    if processes.supervisor_pid(paths) is not None or processes.broker_running(paths):
         return True
     return tmux.session_exists(tmux.server(), paths.pod)
 

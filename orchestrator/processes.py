@@ -30,6 +30,7 @@ class DaemonFailed(PodctlError):
 
 
 def broker_alive(paths: PodPaths, timeout: float = 1.0) -> bool:
+    """The broker answers within `timeout` (a busy one may not: see `broker_running`)."""
     try:
         with wire.Client(paths.socket, USER, paths.read_token(USER), timeout=timeout) as client:
             client.call("hello")
@@ -39,7 +40,13 @@ def broker_alive(paths: PodPaths, timeout: float = 1.0) -> bool:
 
 
 def broker_pid(paths: PodPaths) -> int | None:
+    """The broker's pid while that very process lives (it holds broker.lock for its whole life)."""
     return verified_pid(paths.broker_pid)
+
+
+def broker_running(paths: PodPaths) -> bool:
+    """The broker's process lives, answering or busy: only one that is gone is started again."""
+    return broker_pid(paths) is not None or broker_alive(paths, timeout=0.5)
 
 
 def supervisor_pid(paths: PodPaths) -> int | None:
@@ -67,8 +74,13 @@ def _log_since(log: Path, offset: int, lines: int = 6) -> str:
 
 
 def start_broker(pod_file: Path, paths: PodPaths, timeout: float = 20.0) -> None:
-    """Start the pod's broker and wait until it answers; raise DaemonFailed with its own reason."""
+    """Start the pod's broker and wait until it answers; raise DaemonFailed with its own reason.
+    A broker whose process still lives (busy, not answering yet) is waited for, never doubled."""
     log = paths.logs / "broker.log"
+    running = broker_pid(paths)
+    if running is not None:
+        _wait_for_running_broker(paths, running, timeout)
+        return
     offset = log.stat().st_size if log.exists() else 0
     proc = spawn([sys.executable, "-m", "podctl.orchestrator.broker_main", str(pod_file)], log)
     deadline = time.monotonic() + timeout
@@ -87,6 +99,19 @@ def start_broker(pod_file: Path, paths: PodPaths, timeout: float = 20.0) -> None
             proc.kill()
             raise DaemonFailed(f"the broker of pod {paths.pod} did not answer within {timeout:.0f}s; see {log}")
         time.sleep(0.02)
+
+
+def _wait_for_running_broker(paths: PodPaths, pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not broker_alive(paths, timeout=0.5):
+        if broker_pid(paths) != pid:
+            raise DaemonFailed(f"the broker of pod {paths.pod} (pid {pid}) exited; see {paths.logs / 'broker.log'}")
+        if time.monotonic() > deadline:
+            raise DaemonFailed(
+                f"the broker of pod {paths.pod} (pid {pid}) runs but did not answer within {timeout:.0f}s (busy?):"
+                f" it is left running; `podctl down {paths.pod}` stops it; see {paths.logs / 'broker.log'}"
+            )
+        time.sleep(0.05)
 
 
 def start_supervisor(pod_file: Path, paths: PodPaths) -> None:

@@ -74,6 +74,8 @@ class Supervisor:
         self.paths = PodPaths.of(spec.name)
         self.backoff: dict[str, Backoff] = {}
         self.broker_backoff = Backoff()
+        self.broker_silent = False
+        """Its process lives but it did not answer the last probe."""
         self.reported_dead: set[str] = set()
         self.waiting: set[str] = set()
         self.session_missing_since: float | None = None
@@ -140,6 +142,13 @@ class Supervisor:
             self._watch_agents(srv)
 
     def _repair_broker(self) -> None:
+        """Start the broker again if its process is gone. One that lives but does not answer (busy)
+        is left alone: it holds broker.lock, so a second could not start, and "not running" would
+        be false (logged once while it lasts)."""
+        pid = processes.broker_pid(self.paths)
+        if pid is not None:
+            self._broker_answers(pid, processes.broker_alive(self.paths))
+            return
         if processes.broker_alive(self.paths) or not self.broker_backoff.due():
             return
         try:
@@ -153,6 +162,13 @@ class Supervisor:
             return
         self.broker_backoff = Backoff()
         reconcile.report(self.paths, "the broker was not running: restarted it", "warning")
+
+    def _broker_answers(self, pid: int, answers: bool) -> None:
+        if answers and self.broker_silent:
+            log.info("the broker (pid %d) answers again", pid)
+        elif not answers and not self.broker_silent:
+            log.warning("the broker (pid %d) runs but did not answer within 1s (busy?): it is left alone", pid)
+        self.broker_silent = not answers
 
     def _watch_agents(self, srv: libtmux.Server) -> None:
         windows = tmux.windows(srv, self.spec.name)

@@ -160,6 +160,35 @@ def test_dead_broker_is_reported_and_repaired(tmp_path: Path, pods, podctl_home:
                message="the supervisor to restart a killed broker")
 
 
+def test_a_busy_broker_is_left_alone_not_restarted(tmp_path: Path, pods, podctl_home: Path) -> None:
+    """A broker too busy to answer the supervisor's 1 s probe was logged as "not running" and
+    "restarted" (8 times in one attack): only a broker whose process is gone is started again."""
+    import os
+    import signal
+
+    pod_file = write_pod(tmp_path / "p7", "name: p7\nagents:\n  solo: {cli: script}\n")
+    pods.up(pod_file)
+    folder = podctl_home / "p7"
+    wait_until(lambda: (folder / "supervisor.pid").exists(), timeout=20, message="the supervisor to start")
+    broker_pid = int((folder / "broker.pid").read_text().split()[0])
+    supervisor_log = folder / "logs" / "supervisor.log"
+    os.kill(broker_pid, signal.SIGSTOP)  # alive, holding its lock, answering nothing
+    try:
+        said = wait_until(
+            lambda: next((line for line in supervisor_log.read_text().splitlines()
+                          if "did not answer" in line or "holds its lock" in line or "could not start" in line), None),
+            timeout=60, message="the supervisor to notice the broker does not answer",
+        )
+        assert f"the broker (pid {broker_pid}) runs but did not answer" in said, said
+    finally:
+        os.kill(broker_pid, signal.SIGCONT)
+    wait_until(lambda: "answers again" in supervisor_log.read_text(), timeout=20, message="the supervisor to see it back")
+    assert int((folder / "broker.pid").read_text().split()[0]) == broker_pid, "the same broker runs on"
+    assert "the broker was not running" not in transcript("p7")
+    broker_log = (folder / "logs" / "broker.log").read_text()
+    assert broker_log.count("listening on") == 1 and "already running" not in broker_log, broker_log
+
+
 def test_ls_and_delete(tmp_path: Path, pods, podctl_home: Path) -> None:
     import json
 
