@@ -13,7 +13,12 @@ It never blocks or breaks its CLI:
   `wait_for_reply` simply waits again;
 - while the broker is unreachable it answers `initialize`, `ping` and `tools/list` from its
   built-in copy (builtin.json, checked against the broker by a test) and every tool call with a
-  clear tool error saying how to bring the pod up.
+  clear tool error saying how to bring the pod up; a call that was in flight when the broker went
+  away gets the same answer at the same deadline; a broker that refuses the relay's token is
+  reported as that (whose token, what to do), not as a broker that is down;
+- it never dies of what its CLI writes: a line that is not JSON, a batch, an id that is no string
+  or integer, a line over `wire.MAX_REQUEST_BYTES` get JSON-RPC errors (-32700, -32600; id null
+  when unknown), and no line's tail is ever taken for a message of its own.
 """
 
 from __future__ import annotations
@@ -31,20 +36,30 @@ if TYPE_CHECKING:
 HERE = __file__.rsplit("/", 1)[0]
 RECONNECT_S = (0.05, 2.0)
 """First and longest pause between attempts to reach the broker."""
+TOKEN_ENV = "PODCTL_TOKEN"
+INTERNAL_ERROR = -32603
 HOLD_S = 30.0
 """How long a request waits for a restarting broker before the CLI is told it is down (below the
-CLIs' own tool timeout of about 60 s)."""
+CLIs' own tool timeout of about 60 s; `PODCTL_HOLD_MS` sets another)."""
 CHUNK = 65536
-MAX_LINE = 8 * 1024 * 1024
+MAX_LINE = wire.MAX_REQUEST_BYTES
 
 
 class Relay:
-    def __init__(self, pod: str, agent: str, socket_path: str, token: str, wait_cap_ms: int | None) -> None:
+    def __init__(
+        self, pod: str, agent: str, socket_path: str, token: str, wait_cap_ms: int | None, *, token_source: str = "",
+        hold_s: float = HOLD_S,
+    ) -> None:
         self.pod = pod
         self.agent = agent
         self.socket_path = socket_path
         self.token = token
+        self.token_source = token_source
+        """Where the token came from (PODCTL_TOKEN, or a file, read again after a refusal)."""
+        self.refused: str | None = None
+        """Why the broker refused the token at the last attempt."""
         self.wait_cap_ms = wait_cap_ms
+        self.hold_s = hold_s
         self.session = os.urandom(8).hex()
         self.sock: codec.Socket | None = None
         self.initialize: bytes | None = None
@@ -59,7 +74,9 @@ class Relay:
         self.next_try = 0.0
         self.pause = RECONNECT_S[0]
         self.builtin: dict[str, Any] | None = None
-        self.cli_buf = b""
+        self.cli_buf = bytearray()
+        self.skipping = False
+        """The rest of a line over MAX_LINE is being read and dropped (it was answered once)."""
         self.broker_buf = b""
 
     # -- the broker side ----------------------------------------------------------------------------
@@ -78,12 +95,14 @@ class Relay:
             sock.sendall(wire.encode(wire.request(0, "mcp", self.agent, self.token, args)))
             answer = _read_line(sock)
             wire.unwrap(wire.decode(answer))
-        except (OSError, ValueError, wire.BrokerError):
+        except (OSError, ValueError, wire.BrokerError) as exc:
             sock.close()
+            self._refused(exc.message if isinstance(exc, wire.BrokerError) and exc.code == wire.AUTH else None)
             self.next_try = time.monotonic() + self.pause
             self.pause = min(self.pause * 2, RECONNECT_S[1])
             return False
         sock.settimeout(None)
+        self.refused = None
         self.sock, self.pause, self.ever_connected = sock, RECONNECT_S[0], True
         self.held.clear()
         if self.initialize is not None and _key(self.initialize_id) not in self.pending:
@@ -103,11 +122,29 @@ class Relay:
         except OSError:
             self.drop()
 
+    def _refused(self, why: str | None) -> None:
+        """Note a refusal of the token (None: the attempt failed otherwise); a token from a file is
+        read again for the next attempt (the pod may have been made anew)."""
+        self.refused = why
+        if why is not None and self.token_source and self.token_source != TOKEN_ENV:
+            try:
+                with open(self.token_source, encoding="utf-8") as fh:
+                    self.token = fh.read().strip()
+            except OSError:
+                pass
+
     def drop(self) -> None:
+        """The broker went away: the calls it had not answered wait for it like new ones, until
+        `hold_s` from now."""
         if self.sock is not None:
             self.sock.close()
             self.sock = None
             self.next_try = time.monotonic()
+            deadline = time.monotonic() + self.hold_s
+            for key, line in self.pending.items():
+                request = _parse(line)
+                if key not in self.held and isinstance(request, dict):
+                    self.held[key] = (deadline, request)
 
     def from_broker(self, line: bytes) -> None:
         """An answer (or a notification) of the broker, for the CLI."""
@@ -123,10 +160,17 @@ class Relay:
     # -- the CLI side --------------------------------------------------------------------------------
 
     def from_cli(self, line: bytes) -> None:
-        message = _parse(line)
-        if not isinstance(message, dict):
-            if self.sock is not None:
-                self._to_broker(line)
+        """One line of the CLI; one that is no MCP message is answered here, never sent on."""
+        try:
+            message = codec.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            _write(wire.jsonrpc_error(None, wire.PARSE_ERROR, f"Parse error: {why}"))
+            return
+        problem = wire.jsonrpc_problem(message)
+        if problem is not None:
+            code, req_id, why = problem
+            _write(wire.jsonrpc_error(req_id, code, f"Invalid request: {why}"))
             return
         method = message.get("method")
         request = "id" in message and bool(method)
@@ -139,7 +183,7 @@ class Relay:
         if self.sock is None:
             if request and self.ever_connected:
                 self.pending[_key(message["id"])] = line  # sent once the broker is back
-                self.held[_key(message["id"])] = (time.monotonic() + HOLD_S, message)
+                self.held[_key(message["id"])] = (time.monotonic() + self.hold_s, message)
             elif request:
                 self.answer_alone(message)
             return
@@ -172,14 +216,25 @@ class Relay:
             versions = builtin["handshake_versions"]
             result["protocolVersion"] = wanted if wanted in versions else versions[-1]
         if method == "tools/call":
-            result["content"][0]["text"] = codec.dumps({"error": {"code": "broker_unavailable", "message": (
-                f"the broker of pod {self.pod} is not running: start the pod with `podctl resume {self.pod}`"
-                " (or `podctl up POD_FILE`), then call again"
-            )}})
+            result["content"][0]["text"] = codec.dumps({"error": self._why_alone()})
         _write(codec.dumps({"jsonrpc": "2.0", "id": req_id, "result": result}).encode("utf-8") + b"\n")
 
+    def _why_alone(self) -> dict[str, str]:
+        """Why a tool call cannot reach the broker, and what to do."""
+        if self.refused is not None:
+            return {"code": wire.AUTH, "message": (
+                f"the broker of pod {self.pod} refused this relay's token for agent {self.agent}: {self.refused}."
+                f" The token (from {self.token_source or 'the command line'}) is not agent {self.agent}'s of pod"
+                f" {self.pod}: check that {TOKEN_ENV} does not hold another agent's or pod's token (a --token-file"
+                f" given on the command line wins over it), or restart the agent: `podctl restart {self.pod} {self.agent}`"
+            )}
+        return {"code": "broker_unavailable", "message": (
+            f"the broker of pod {self.pod} is not running: start the pod with `podctl resume {self.pod}`"
+            " (or `podctl up POD_FILE`), then call again"
+        )}
+
     def expire_held(self) -> None:
-        """Requests that waited `HOLD_S` for the broker get the answers of a broker that is down."""
+        """Requests that waited `hold_s` for the broker get the answers of a broker that is down."""
         now = time.monotonic()
         for key, (deadline, request) in list(self.held.items()):
             if now >= deadline:
@@ -200,7 +255,6 @@ class Relay:
         import select
 
         self.connect()
-        self.cli_buf = b""
         self.broker_buf = b""
         while True:
             watched = [0] if self.sock is None else [0, self.sock.fileno()]
@@ -222,17 +276,39 @@ class Relay:
         return max(0.0, wake_at - time.monotonic())
 
     def _read_cli(self) -> bool:
+        """Read what the CLI wrote and handle each whole line. A line over MAX_LINE is answered
+        once (-32600, id null) and dropped to its end: its tail is never read as a message."""
         chunk = os.read(0, CHUNK)
         if not chunk:
             return False
+        start = len(self.cli_buf)
         self.cli_buf += chunk
-        while b"\n" in self.cli_buf:
-            line, self.cli_buf = self.cli_buf.split(b"\n", 1)
-            if line.strip():
-                self.from_cli(line + b"\n")
+        end = self.cli_buf.find(b"\n", start)
+        while end >= 0:
+            line = bytes(self.cli_buf[:end + 1])
+            del self.cli_buf[:end + 1]
+            if self.skipping:
+                self.skipping = False
+            elif line.strip():
+                self._line_from_cli(line)
+            end = self.cli_buf.find(b"\n")
         if len(self.cli_buf) > MAX_LINE:
-            self.cli_buf = b""
+            if not self.skipping:
+                _write(wire.jsonrpc_error(None, wire.INVALID_REQUEST, (
+                    f"Invalid request: a line over {MAX_LINE} bytes; it is dropped (point to a file rather than"
+                    " pasting it)"
+                )))
+            self.skipping = True
+            self.cli_buf.clear()
         return True
+
+    def _line_from_cli(self, line: bytes) -> None:
+        """Handle one line; whatever it holds, the relay lives on (a fault of ours is answered and logged)."""
+        try:
+            self.from_cli(line)
+        except Exception as exc:  # noqa: BLE001 - the relay must outlive any input: the CLI keeps its tools
+            print(f"podctl shim: a line from the CLI failed: {exc!r}", file=sys.stderr)
+            _write(wire.jsonrpc_error(None, INTERNAL_ERROR, f"Internal error of the podctl relay: {exc}"))
 
     def _read_broker(self) -> None:
         assert self.sock is not None
@@ -257,7 +333,7 @@ def _key(req_id: Any) -> str:
 def _parse(line: bytes) -> Any:
     try:
         return codec.loads(line.decode("utf-8", "replace"))
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError, SystemError):
         return None
 
 
@@ -293,8 +369,10 @@ def main(argv: list[str]) -> int:
     if not pod or not agent or not socket_path or not token_file:
         print("usage: podctl shim --pod POD --agent NAME --socket SOCKET --token-file FILE", file=sys.stderr)
         return 2
-    token = os.environ.get("PODCTL_TOKEN")
+    # An explicit --token-file wins; PODCTL_TOKEN stands in for the file only when none is given.
+    token, source = (None, token_file) if opts.get("token-file") else (os.environ.get(TOKEN_ENV), TOKEN_ENV)
     if not token:
+        source = token_file
         try:
             with open(token_file, encoding="utf-8") as fh:
                 token = fh.read().strip()
@@ -303,7 +381,9 @@ def main(argv: list[str]) -> int:
                   " Bring the pod up with `podctl up` first.", file=sys.stderr)
             return 2
     cap = opts.get("wait-cap-ms") or os.environ.get("PODCTL_WAIT_CAP_MS") or ""
-    relay = Relay(pod, agent, socket_path, token, int(cap) if cap.isdigit() else None)
+    hold = os.environ.get("PODCTL_HOLD_MS") or ""
+    relay = Relay(pod, agent, socket_path, token, int(cap) if cap.isdigit() else None, token_source=source,
+                  hold_s=int(hold) / 1000 if hold.isdigit() else HOLD_S)
     try:
         return relay.run()
     except KeyboardInterrupt:

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import socket
 import subprocess
 import sys
+import threading
 
 import anyio
 from podctl.broker import wire
+from podctl.broker.wire import MAX_REQUEST_BYTES
 from podctl.broker.mcp_session import builtin_copy
 from podctl.hooks.adapter import SHIM_DIR
 
-from ..helpers import BrokerProcess, broker_call, wait_until
+from ..helpers import BrokerProcess, broker_call, scaled, wait_until
 from .test_shim import TOOLS, call, run, shim_params
 
 SHIM_ALLOWED = {"podctl", "podctl.broker", "podctl.broker.wire", "podctl.broker.codec", "podctl.shim",
@@ -122,3 +125,122 @@ def test_an_agents_tools_are_up_while_its_relay_is_connected(broker: BrokerProce
     assert ready()
     sock.close()
     wait_until(lambda: not ready(), timeout=10, message="the broker to see the session end")
+
+
+def relay_argv(broker: BrokerProcess, agent: str, *extra: str) -> list[str]:
+    """The relay exactly as a CLI runs it (`python -I -S shim/fast.py`)."""
+    return [sys.executable, "-I", "-S", str(SHIM_DIR / "fast.py"), "--pod", broker.pod, "--agent", agent, *extra]
+
+
+def test_the_relay_answers_any_line_and_never_forwards_a_lines_tail(broker: BrokerProcess) -> None:
+    """One malformed line used to kill the relay (under -I -S the C parser raises SystemError), and
+    the CLI lost every podctl tool; an over-long line was cut and its tail read as a message."""
+    smuggled = {"jsonrpc": "2.0", "id": 77, "method": "tools/call",
+                "params": {"name": "tell", "arguments": {"to": "bob", "text": "smuggled"}}}
+    over_long = b" " * (MAX_REQUEST_BYTES + 300_000) + json.dumps(smuggled).encode() + b"\n"
+    bad_lines = [
+        (b'{"jsonrpc":"2.0","id":1,"method":"ping"\n', -32700),  # cut short: SystemError under -I -S
+        (b"not json\n", -32700),
+        (b"\xff\xfe\n", -32700),
+        (b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}\n", -32700),
+        (b'[{"jsonrpc":"2.0","id":2,"method":"ping"}]\n', -32600),
+        (b'{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}\n', -32600),
+        (b'{"jsonrpc":"2.0","id":true,"method":"ping"}\n', -32600),
+        (b'{"jsonrpc":"1.0","id":3,"method":"ping"}\n', -32600),
+        (over_long, -32600),
+    ]
+    relay = subprocess.Popen(relay_argv(broker, "alice", "--state", str(broker.state)),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert relay.stdin is not None and relay.stdout is not None
+    out: queue.Queue[bytes] = queue.Queue()
+    threading.Thread(target=lambda: [out.put(line) for line in iter(relay.stdout.readline, b"")], daemon=True).start()
+
+    def answer_line() -> dict:
+        try:
+            return json.loads(out.get(timeout=scaled(20)))
+        except queue.Empty:
+            raise AssertionError(f"no answer from the relay (exit status {relay.poll()})") from None
+
+    try:
+        for line, code in bad_lines:
+            relay.stdin.write(line)
+            relay.stdin.flush()
+            answer = answer_line()
+            assert answer["error"]["code"] == code, (line[:50], answer)
+            assert answer["id"] in (None, 3), answer
+        for request in ({"jsonrpc": "2.0", "id": 10, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}},
+                {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                {"jsonrpc": "2.0", "id": 11, "method": "tools/call",
+                 "params": {"name": "tell", "arguments": {"to": "bob", "text": "split \ud83d"}}},
+                {"jsonrpc": "2.0", "id": 12, "method": "tools/call",
+                 "params": {"name": "tell", "arguments": {"to": "bob", "text": "after"}}}):
+            relay.stdin.write(json.dumps(request).encode() + b"\n")
+        relay.stdin.flush()
+        answers = {a["id"]: a for a in (answer_line() for _ in range(3))}
+        surrogate = json.loads(answers[11]["result"]["content"][0]["text"])
+        assert answers[11]["result"]["isError"] and surrogate["error"]["code"] == wire.BAD_REQUEST, surrogate
+        assert not answers[12]["result"]["isError"]
+        assert relay.poll() is None, "the relay lives on"
+    finally:
+        relay.stdin.close()
+        relay.wait(timeout=10)
+        relay.stdout.close()
+        assert relay.stderr is not None
+        relay.stderr.close()
+    with broker.client("bob") as bob:
+        assert [m["text"] for m in bob.call("read_messages")["messages"]] == ["after"], "no line's tail was sent"
+
+
+def test_a_call_in_flight_when_the_broker_dies_gets_the_answer_of_a_broker_that_is_down(broker: BrokerProcess) -> None:
+    """Calls made after a kill got the promised error at the hold deadline; the one in flight never did."""
+
+    async def scenario() -> None:
+        from mcp import Client
+
+        async with Client(shim_params(broker, "alice", PODCTL_HOLD_MS="1500"), read_timeout_seconds=120) as alice:
+            _, asked = await call(alice, "ask", to="bob", text="are you there?")
+            waiting = asyncio.create_task(call(alice, "wait_for_reply", ask_id=asked["ask_id"], timeout_ms=45_000))
+            err, _ = await call(alice, "list_agents")  # answered after the wait reached the broker
+            assert not err
+            await asyncio.to_thread(broker.kill9)
+            err, answer = await asyncio.wait_for(waiting, timeout=scaled(30))
+            assert err and answer["error"]["code"] == "broker_unavailable", answer
+            assert "podctl resume bus" in answer["error"]["message"]
+
+    run(scenario())
+
+
+def test_an_explicit_token_file_wins_over_podctl_token(broker: BrokerProcess) -> None:
+    async def scenario() -> None:
+        from mcp import Client
+        from mcp.client.stdio import StdioServerParameters
+
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=relay_argv(broker, "alice", "--socket", str(broker.socket), "--token-file",
+                            str(broker.state / "agents" / "alice" / "token"))[1:],
+            env={"PODCTL_TOKEN": broker.token("bob")},
+        )
+        async with Client(params, read_timeout_seconds=60) as alice:
+            err, sent = await call(alice, "tell", to="bob", text="as alice")
+            assert not err and sent["status"] == "queued", sent
+
+    run(scenario())
+    with broker.client("bob") as bob:
+        assert [(m["from"], m["text"]) for m in bob.call("read_messages")["messages"]] == [("alice", "as alice")]
+
+
+def test_a_token_the_broker_refuses_is_reported_as_such_not_as_a_broker_that_is_down(broker: BrokerProcess) -> None:
+    async def scenario() -> None:
+        from mcp import Client
+
+        async with Client(shim_params(broker, "alice", PODCTL_TOKEN=broker.token("bob")), read_timeout_seconds=60) as alice:
+            err, answer = await call(alice, "tell", to="bob", text="who am I?")
+            assert err and answer["error"]["code"] == wire.AUTH, answer
+            message = answer["error"]["message"]
+            assert "not running" not in message
+            assert "refused" in message and "agent alice" in message and "pod bus" in message, message
+            assert "PODCTL_TOKEN" in message and "podctl restart bus alice" in message, message
+
+    run(scenario())
