@@ -13,8 +13,8 @@ import threading
 
 import anyio
 from podctl.broker import wire
-from podctl.broker.wire import MAX_REQUEST_BYTES
 from podctl.broker.mcp_session import builtin_copy
+from podctl.broker.wire import MAX_REQUEST_BYTES
 from podctl.hooks.adapter import SHIM_DIR
 
 from ..helpers import BrokerProcess, broker_call, scaled, wait_until
