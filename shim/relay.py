@@ -223,10 +223,10 @@ class Relay:
         """Why a tool call cannot reach the broker, and what to do."""
         if self.refused is not None:
             return {"code": wire.AUTH, "message": (
-                f"the broker of pod {self.pod} refused this relay's token for agent {self.agent}: {self.refused}."
-                f" The token (from {self.token_source or 'the command line'}) is not agent {self.agent}'s of pod"
-                f" {self.pod}: check that {TOKEN_ENV} does not hold another agent's or pod's token (a --token-file"
-                f" given on the command line wins over it), or restart the agent: `podctl restart {self.pod} {self.agent}`"
+                f"the broker of pod {self.pod} refused the token this relay holds for agent {self.agent} (from"
+                f" {self.token_source}): {self.refused}. Check that {TOKEN_ENV} does not hold another agent's or"
+                f" pod's token (a --token-file given on the command line wins over it), or restart the agent:"
+                f" `podctl restart {self.pod} {self.agent}`"
             )}
         return {"code": "broker_unavailable", "message": (
             f"the broker of pod {self.pod} is not running: start the pod with `podctl resume {self.pod}`"
@@ -333,7 +333,7 @@ def _key(req_id: Any) -> str:
 def _parse(line: bytes) -> Any:
     try:
         return codec.loads(line.decode("utf-8", "replace"))
-    except (ValueError, RecursionError, SystemError):
+    except (ValueError, RecursionError):
         return None
 
 
