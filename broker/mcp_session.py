@@ -202,7 +202,10 @@ def _has_id(line: bytes) -> bool:
     """Whether a line the SDK read as a notification has an `id` after all (one it could not take)."""
     if b'"id"' not in line:
         return False
-    raw = json.loads(line)
+    try:
+        raw = json.loads(line)
+    except (ValueError, RecursionError):
+        return False
     return isinstance(raw, dict) and "id" in raw
 
 
