@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import logging
 import os
 import re
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from podctl.pods.durations import seconds
+from podctl.pods.globs import matches as globs_match
 from podctl.pods.spec import PodSpec, RouteSpec, RuleSpec
 
 from . import gitdiff, wire
@@ -212,7 +212,7 @@ class RuleEngine:
                         await self._check_pane(rule, agent)
 
     async def _check_pane(self, rule: RuleSpec, agent: str) -> None:
-        regex = rule.when.get("regex")
+        regex = rule.when.regex
         if not regex:
             return
         text = await self.host.read_pane(agent)
@@ -327,10 +327,9 @@ class RuleEngine:
         files = (await gitdiff.changes(workdir, old, current)).files
         if touched is not None:
             files = [f for f in files if f in touched] or files
-        globs = rule.when.get("changed") or rule.when.get("paths")
+        globs = rule.when.changed
         if globs:
-            globs = [globs] if isinstance(globs, str) else list(globs)
-            files = [f for f in files if any(fnmatch.fnmatch(f, g) for g in globs)]
+            files = [f for f in files if globs_match(f, globs)]
         if not files:
             return None
         state.baselines[key] = current

@@ -146,17 +146,20 @@ def _check_actions(rule: dict[str, Any], base: tuple[Any, ...], label: str, ctx:
 
 
 def _check_trigger(rule: dict[str, Any], base: tuple[Any, ...], label: str, ctx: Context) -> None:
-    when = rule.get("when", {})
-    if rule.get("on") == "pattern" and isinstance(when, dict):
-        regex = when.get("regex")
-        if not isinstance(regex, str) or not regex:
+    """The keys of `when` that the rule's trigger uses (their types and syntax are the schema's)."""
+    when, on = rule.get("when", {}), rule.get("on")
+    if not isinstance(when, dict):
+        when = {}
+    if on == "pattern":
+        if "regex" not in when:
             ctx.add((*base, "when"), f"pattern {label} needs when: {{regex: '...'}}")
-        else:
-            try:
-                re.compile(regex)
-            except re.error as exc:
-                ctx.add((*base, "when", "regex"), f"bad regex: {exc}")
-    elif rule.get("on") == "file_change" and rule.get("agent") is None:
+        if "changed" in when:
+            ctx.add((*base, "when", "changed"),
+                    f"{label}: `changed` filters turn_end and file_change rules; a pattern rule fires on `regex`")
+    elif on in ("turn_end", "file_change") and "regex" in when:
+        ctx.add((*base, "when", "regex"),
+                f"{label}: `regex` is for pattern rules (on: pattern); {on} rules filter with `changed` globs")
+    if on == "file_change" and rule.get("agent") is None:
         ctx.add(base, f"file_change {label} needs `agent` (whose workdir to watch)")
 
 

@@ -7,10 +7,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from . import worktree
 from .errors import PodctlError
+from .globs import GlobError, compile_glob
 from .state import state_root
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
@@ -120,13 +121,54 @@ class RouteSpec(Strict):
     _name = field_validator("name")(_check_name)
 
 
+def _check_glob(value: str) -> str:
+    try:
+        compile_glob(value)
+    except GlobError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _no_lone_glob(value: Any) -> Any:
+    """`changed: "src/**"` would be taken as a list of characters by some readers: say how to write it."""
+    if isinstance(value, str):
+        raise ValueError(f"`changed` is a list of globs: write changed: [{value!r}]")
+    return value
+
+
+def _check_regex(value: str) -> str:
+    if not value:
+        raise ValueError("an empty regex matches every screen: write what to look for")
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"bad regex: {exc}") from None
+    return value
+
+
+Glob = Annotated[str, AfterValidator(_check_glob)]
+
+
+class RuleWhen(Strict):
+    """A rule's filter: which changes (turn_end, file_change) or which screen text (pattern) fire it."""
+
+    changed: Annotated[list[Glob], BeforeValidator(_no_lone_glob)] | None = Field(
+        default=None,
+        description="turn_end and file_change rules: fire only when a changed file matches one of these globs"
+        " (relative to the agent's workdir; `*` within a folder, `**` across folders; docs/pod-file.md)",
+    )
+    regex: Annotated[str, AfterValidator(_check_regex)] | None = Field(
+        default=None, description="pattern rules: fire when this regex matches a line of the agent's pane",
+    )
+
+
 class RuleSpec(Strict):
     """An auto-ask rule: an event that sends an ask (or a hand-off) by itself."""
 
     name: str
     on: Literal["turn_end", "file_change", "pattern"]
     agent: str | None = None
-    when: dict[str, Any] = Field(default_factory=dict)
+    when: RuleWhen = Field(default_factory=RuleWhen)
     ask: str | list[str] | None = None
     handoff: str | None = None
     text: str = ""

@@ -406,3 +406,18 @@ def test_snapshot_works_mid_merge_with_conflicts_outside_the_workdir(tmp_path: P
     tree = asyncio.run(gitdiff.snapshot(repo / "sub"))
     assert tree_files(repo, tree) == ["s.py", "t.py"]
     assert_untouched(repo, before)
+
+
+def test_a_single_star_glob_stays_within_its_folder(tmp_path: Path, start_broker) -> None:
+    folder = tmp_path / "star"
+    repo = git_repo(folder / "repo")
+    (repo / "src" / "deep").mkdir(parents=True)
+    text = EXACT_POD.format(name="star", workdir="repo").replace("    ask: rev\n", "    when: {changed: ['src/*.py']}\n    ask: rev\n")
+    broker = start_broker(write_pod(folder, text))
+    with broker.client("writer") as w, broker.client("rev") as r:
+        w.call("hook", event="session_start")
+        turn(w, lambda: (repo / "src" / "deep" / "nested.py").write_text("n = 1\n"))
+        turn(w, lambda: (repo / "src" / "top.py").write_text("t = 1\n"))
+        [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked about src/top.py")
+    assert ask["text"].startswith("[auto-ask by rule exact, on behalf of writer] changed=[src/top.py]"), ask["text"]
+    assert "nested" not in ask["text"], "src/*.py does not reach into src/deep/"
