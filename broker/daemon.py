@@ -98,6 +98,7 @@ async def _serve(
         notices.cancel()
         await server.stop()
         await broker.rules.close()
+        await broker.close()
         await broker.waker.close()
 
 

@@ -164,7 +164,8 @@ def build_server(tools: Tools, pod: str, agent: str) -> MCPServer:
         """Read your inbox: messages sent to you after a cursor, oldest first, and the next cursor.
 
         Each message has id, ts, from, to, kind (tell / ask / reply / notice), text, ask_id and urgent.
-        Answer every message of kind "ask" with post_reply(ask_id, text).
+        Answer every message of kind "ask" with post_reply(ask_id, text); an ask with answered: true
+        you already answered (a new reply to it is only a follow-up).
         """
         return await tools.call("read_messages", **({} if since is None else {"since": since}))
 
@@ -176,7 +177,8 @@ def build_server(tools: Tools, pod: str, agent: str) -> MCPServer:
     ) -> CallToolResult:
         """Answer an ask that was sent to you. The asker is woken with your answer.
 
-        Your first reply answers the ask; a later one is delivered as a follow-up.
+        Your first reply answers the ask; a later one is delivered as a follow-up, and the result names
+        the asks to you that are still open.
         """
         return await tools.call("post_reply", ask_id=ask_id, text=text, client_msg_id=tools.msg_id(ctx))
 

@@ -91,12 +91,14 @@ SQL_LAST_WAKES = (
 
 
 ASK_PREVIEW_CHARS = 200
+FIRST_ANSWERED = "(a.mode = 'first' AND EXISTS (SELECT 1 FROM ask_targets u WHERE u.ask_id = a.id AND u.reply_id IS NOT NULL))"
+"""An ask of mode `first` that someone answered: it is settled for all its targets."""
 SQL_OPEN_ASKS = (
     "SELECT a.id, a.asker, a.mode, a.route, a.deadline, m.ts, m.target, substr(m.text, 1, ?), m.origin,"
     " (SELECT json_group_array(json_array(t.agent, t.reply_id, t.replied_at)) FROM ask_targets t WHERE t.ask_id = a.id)"
     " FROM asks a JOIN messages m ON m.id = a.id"
     " WHERE EXISTS (SELECT 1 FROM ask_targets t WHERE t.ask_id = a.id AND t.reply_id IS NULL)"
-    " AND NOT (a.mode = 'first' AND EXISTS (SELECT 1 FROM ask_targets t WHERE t.ask_id = a.id AND t.reply_id IS NOT NULL))"
+    f" AND NOT {FIRST_ANSWERED}"
     " AND (a.deadline IS NULL OR a.deadline > ?)"
     " ORDER BY a.id DESC LIMIT ?"
 )
@@ -104,6 +106,24 @@ SQL_OPEN_ASKS = (
 newest first; an expired one is listed until `EXPIRED_LISTED_S` after its deadline. Parameters:
 ASK_PREVIEW_CHARS, the oldest deadline listed, the limit."""
 EXPIRED_LISTED_S = 600.0
+
+SQL_SEEN_OPEN_ASKS = (
+    f"SELECT {MESSAGE_COLUMNS}, length(CAST(m.text AS BLOB)) FROM ask_targets t JOIN asks a ON a.id = t.ask_id"
+    " JOIN messages m ON m.id = a.id JOIN deliveries d ON d.message_id = a.id AND d.recipient = t.agent"
+    " WHERE t.agent = ? AND t.reply_id IS NULL AND (d.injected_at IS NOT NULL OR d.read_at IS NOT NULL)"
+    " AND (a.deadline IS NULL OR a.deadline > ?)"
+    f" AND NOT {FIRST_ANSWERED}"
+    " ORDER BY a.id LIMIT ?"
+)
+"""Open asks to an agent that a model of it was shown (injected or read) and that it has not answered,
+oldest first, each with its size: a new session is shown them again. Parameters: agent, now, limit."""
+SQL_OPEN_TO = (
+    "SELECT a.id, a.asker FROM ask_targets t JOIN asks a ON a.id = t.ask_id"
+    " WHERE t.agent = ? AND t.reply_id IS NULL AND (a.deadline IS NULL OR a.deadline > ?)"
+    f" AND NOT {FIRST_ANSWERED}"
+    " ORDER BY a.id LIMIT ?"
+)
+"""Open asks to an agent that it has not answered, oldest first: (ask_id, asker). Parameters: agent, now, limit."""
 
 
 def open_ask_row(row: Sequence[Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from podctl.pods.spec import PodSpec, RouteSpec, RuleSpec
 
 from . import gitdiff, wire
 from .paths import USER
-from .store import NewMessage
+from .store import NewMessage, RuleRecord
 
 log = logging.getLogger("podctl.broker.rules")
 
@@ -52,6 +52,9 @@ class RuleHost(Protocol):
     async def ask_record(self, ask_id: int) -> dict[str, Any] | None: ...
     async def last_said(self, agent: str) -> str: ...
     async def read_pane(self, agent: str) -> str: ...
+    async def rule_records(self) -> dict[str, RuleRecord]: ...
+    async def save_rule(self, name: str, record: RuleRecord) -> None: ...
+    async def forget_rules(self, keep: list[str]) -> None: ...
 
 
 class _SafeVars(dict[str, Any]):
@@ -60,15 +63,16 @@ class _SafeVars(dict[str, Any]):
 
 
 @dataclass
-class RuleState:
-    rounds: int = 0
-    last_fired: float = 0.0
-    open_ask: int | None = None
-    baselines: dict[tuple[str, str], str | None] = field(default_factory=dict)
-    """git tree per (agent, workdir) when the rule was configured, then when it last fired; None: no snapshot
-    could be taken then (not a repository yet), so the first diff is against HEAD."""
+class RuleState(RuleRecord):
+    """A rule's state: what is stored (RuleRecord: rounds, last firing, open ask, and the git tree per
+    (agent, workdir) its next diff starts from, taken when the rule was configured, then when it last
+    fired; None: from the agent's starting commit) and what need not outlive the broker."""
+
     quiet_logged: bool = False
     seen_pane: str = ""
+
+    def stored(self) -> tuple[int, float, int | None, dict[tuple[str, str], str | None]]:
+        return self.rounds, self.last_fired, self.open_ask, dict(self.baselines)
 
 
 @dataclass
@@ -89,6 +93,9 @@ class RuleEngine:
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._pane_task: asyncio.Task[None] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+        self._restored = False
+        self._stored: dict[str, tuple[int, float, int | None, dict[tuple[str, str], str | None]]] = {}
+        """Each rule's state as last stored."""
 
     @property
     def rules(self) -> list[RuleSpec]:
@@ -97,15 +104,31 @@ class RuleEngine:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def configure(self) -> None:
-        """(Re)start the watchers the current rules need; rule state survives reloads by name.
+        """(Re)start the watchers the current rules need; rule state survives reloads by name, and broker
+        restarts through the store (a rule removed from the pod file forgets its state).
 
-        A rule that diffs a workdir snapshots it now, so what was already uncommitted before the pod came
-        up (or before a reload added the rule) is the baseline, not taken for the agent's work.
+        A rule that diffs a workdir snapshots it when it is first configured, so what was already
+        uncommitted before the pod came up (or before a reload added the rule) is the baseline, not taken
+        for the agent's work; after a restart its baseline is the one stored, so work it already had
+        reviewed is not sent again.
         """
         names = {r.name for r in self.rules}
+        first = not self._restored
+        if first:
+            self._restored = True
+            self.states = {
+                name: RuleState(r.rounds, r.last_fired, r.open_ask, dict(r.baselines))
+                for name, r in (await self.host.rule_records()).items() if name in names
+            }
+            self._stored = {name: state.stored() for name, state in self.states.items()}
+        if first or set(self.states) - names:
+            await self.host.forget_rules(sorted(names))
         self.states = {n: s for n, s in self.states.items() if n in names}
+        self._stored = {n: s for n, s in self._stored.items() if n in names}
         for rule in self.rules:
             self.states.setdefault(rule.name, RuleState())
+        if first:
+            await self._resume_firings()
         wanted = {r.name for r in self.rules if r.on == "file_change" and r.agent}
         for name in list(self._watchers):
             if name not in wanted:
@@ -122,7 +145,8 @@ class RuleEngine:
         await self._take_baselines()
 
     async def _take_baselines(self) -> None:
-        """Snapshot each workdir a diffing rule has no baseline for yet (once per workdir, concurrently)."""
+        """Snapshot each workdir a diffing rule has no baseline for yet (once per workdir, concurrently),
+        and store every rule's state that is not stored as it is."""
         users: dict[str, list[tuple[RuleState, tuple[str, str]]]] = {}
         for rule in self.rules:
             if rule.on not in ("turn_end", "file_change"):
@@ -140,6 +164,37 @@ class RuleEngine:
         for pairs, tree in zip(users.values(), trees, strict=True):
             for state, key in pairs:
                 state.baselines.setdefault(key, tree)
+        for name in self.states:
+            await self._persist(name)
+
+    async def _resume_firings(self) -> None:
+        """After a restart: each stored open ask is a firing again, its expiry timer running for the time
+        it had left (at once if it passed), and answers that all came before the restart are sent on."""
+        now = time.time()
+        for name, state in self.states.items():
+            ask = await self.host.ask_record(state.open_ask) if state.open_ask is not None else None
+            if ask is None or not ask.get("behalf"):
+                state.open_ask = None
+                continue
+            firing = Firing(name, ask["behalf"], ask["id"], list(ask["targets"]))
+            left = (ask["deadline"] if ask["deadline"] is not None else now) - now
+            firing.task = asyncio.create_task(self._expire(ask["id"], max(0.0, left)))
+            self.firings[ask["id"]] = firing
+            self._spawn(self._settle(ask["id"]))
+
+    def gathering(self, ask_id: int) -> bool:
+        """Whether a rule still gathers the answers to this ask (it sends them on together)."""
+        return ask_id in self.firings
+
+    async def _persist(self, name: str) -> None:
+        """Store the rule's state if it changed since it was last stored."""
+        state = self.states.get(name)
+        if state is None:
+            return
+        now = state.stored()
+        if self._stored.get(name) != now:
+            await self.host.save_rule(name, state)
+            self._stored[name] = now
 
     def _baseline_key(self, agent: str) -> tuple[str, str]:
         return agent, str(self.host.spec.agent_workdir(agent))
@@ -176,6 +231,7 @@ class RuleEngine:
                 if rule.agent in msg.recipients:
                     state = self.states[rule.name]
                     state.rounds, state.quiet_logged = 0, False
+                    self._spawn(self._persist(rule.name))
         if msg.kind == "reply" and msg.ask_id in self.firings:
             self._spawn(self._settle(msg.ask_id))
 
@@ -185,6 +241,7 @@ class RuleEngine:
             raise KeyError(f"no rule {name!r} in pod {self.host.spec.name} (rules: {known})")
         state = self.states[name]
         state.rounds, state.quiet_logged = 0, False
+        self._spawn(self._persist(name))
 
     async def _watch_files(self, name: str) -> None:
         from watchfiles import awatch
@@ -249,6 +306,7 @@ class RuleEngine:
                 return
             try:
                 await self._fire_locked(rule, agent, reason, touched)
+                await self._persist(name)
             except Exception as exc:
                 log.exception("rule %s failed", name)
                 await self.host.log(f"rule {name} failed: {exc}", level="error", origin=f"rule:{name}")
@@ -299,7 +357,7 @@ class RuleEngine:
             sender=wire.SYSTEM_SENDER, kind="ask", recipients=targets,
             target=rule.ask if isinstance(rule.ask, str) else ",".join(targets),
             text=header + text, ask_mode=route.mode if route else "all", ask_route=route.name if route else None,
-            ask_deadline=now + timeout, origin=f"rule:{rule.name}",
+            ask_deadline=now + timeout, ask_behalf=agent, origin=f"rule:{rule.name}",
         ))
         assert msg.ask_id is not None
         state.rounds += 1
@@ -366,6 +424,7 @@ class RuleEngine:
         state = self.states.get(firing.rule)
         if state is not None and state.open_ask == ask_id:
             state.open_ask = None
+            await self._persist(firing.rule)
         parts = [f"[{r['from']}]\n{r['text']}" for r in status["replies"]]
         missing = status["waiting_on"] if status["status"] != "replied" else []
         head = f"Answers to the auto-ask of rule {firing.rule} (ask #{ask_id})"

@@ -7,6 +7,7 @@ frame, so the server only moves bytes. Every operation's contract is in `wire.py
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import os
@@ -42,7 +43,7 @@ from .budget import Verdict
 from .paths import USER, PodPaths
 from .ports import Ports
 from .rules import RuleEngine
-from .store import NewMessage, Store
+from .store import NewMessage, RuleRecord, Store
 from .usage_ops import UsageOps
 from .usage_store import UsageStore
 from .wake import Waker
@@ -54,6 +55,9 @@ USER_ONLY = frozenset({
     "usage_report", "usage_cursors", "usage",
 })
 READ_LIMIT = 500
+WAITER_GRACE_TICKS = 100
+"""At an ask's deadline, how many 50 ms ticks a wait_for_reply in progress gets to return "expired" to
+the asker itself (then no notice is needed)."""
 
 
 def needs_attention(message: dict[str, Any]) -> bool:
@@ -86,6 +90,9 @@ class Member:
     leaving: bool = False
     """Removed from the pod file while busy: it keeps its identity until its turn ends (the supervisor
     removes its window only then), so a hot reload never cuts a turn short."""
+    owed_turn: bool = False
+    """Its session started with messages that need it in its context (shown by the session_start hook)
+    and no turn has run since: a wake now has something to act on."""
 
 
 class Broker(UsageOps):
@@ -109,24 +116,30 @@ class Broker(UsageOps):
         self.handed_off: dict[str, str] = {}
         self.mcp_sessions: dict[str, int] = {}
         self.started = time.time()
+        self._expiries: dict[int, asyncio.Task[None]] = {}
+        self._waiting: dict[int, int] = {}
+        """wait_for_reply calls in progress, by ask_id."""
 
     # -- setup ----------------------------------------------------------------------
 
     async def load(self) -> None:
         """Register the spec's agents (issuing tokens) and restore their last known state."""
-        await self.apply_spec(self.spec, announce=False)
+        await self.apply_spec(self.spec)
         for row in (await self.store.overview())["agents"]:
             name = row["name"]
             if name in self.members:
                 self.members[name].state, self.members[name].state_ts = row["state"], row["state_ts"]
             elif row["removed"]:
                 self.members[name] = Member(name, row["cli"], row["role"], "stopped", removed=True)
+        for ask_id, deadline in await self.store.asks_to_expire():
+            self._expire_at(ask_id, deadline)
 
-    async def apply_spec(self, spec: PodSpec, announce: bool = True) -> dict[str, list[str]]:
+    async def apply_spec(self, spec: PodSpec) -> dict[str, list[str]]:
         self.spec = spec
         self.tokens[USER] = self.paths.issue_token(USER)
         for name in spec.agents:
             self.tokens[name] = self.paths.issue_token(name)
+        told = await self.store.told_roles()
         added, removed, changed = await self.store.sync_agents(
             {name: (a.cli, a.role) for name, a in spec.agents.items()}
         )
@@ -147,12 +160,28 @@ class Broker(UsageOps):
         await self.rules.configure()
         await self.save_pricing()
         await self.judge_budgets()
-        if announce:
-            for name in changed:
-                await self._system_message(
-                    [name], f"Your role in pod {spec.name} changed. Your role is now:\n{spec.agents[name].role}"
-                )
+        await self._tell_roles(told)
         return {"added": added, "removed": removed, "changed": changed}
+
+    async def _tell_roles(self, told: dict[str, str]) -> None:
+        """An agent whose model was last told another role than the one it has now is told the new one,
+        whether it changed while the pod ran or while it was down: a notice at its next turn (a new
+        session's intro has it too)."""
+        for name, agent in self.spec.agents.items():
+            if name in told and told[name] != agent.role:
+                await self._system_message(
+                    [name], f"Your role in pod {self.spec.name} changed. Your role is now:\n{agent.role or '(none)'}"
+                )
+                await self.store.set_told_role(name, agent.role)
+
+    async def close(self) -> None:
+        """Stop the timers of asks' deadlines (they are taken up again from the store at the next start)."""
+        tasks = list(self._expiries.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=2.0)
 
     def active(self) -> list[str]:
         return [m.name for m in self.members.values() if not m.removed]
@@ -299,7 +328,7 @@ class Broker(UsageOps):
                 and self.over_budget(name) is None)
 
     async def _has_unread(self, name: str) -> bool:
-        return bool(await self.store.pending_wakeworthy(name, include_injected=False))
+        return bool(await self.store.pending_wakeworthy(name))
 
     def _maybe_wake(self, name: str) -> None:
         if self.waker is not None and self.wakeable(name):
@@ -353,7 +382,7 @@ class Broker(UsageOps):
         member = self.members.get(agent)
         if member is not None and not member.tools_ready:
             self._set_tools(member, True)
-            if member.state == "idle" and await self.store.pending_wakeworthy(agent, include_injected=True):
+            if member.state == "idle" and (member.owed_turn or await self.store.pending_wakeworthy(agent)):
                 self._maybe_wake(agent)
 
     @checked
@@ -382,6 +411,8 @@ class Broker(UsageOps):
             client_msg_id=client_msg_id, ask_mode=route.mode if route else "all",
             ask_route=route.name if route else None, ask_deadline=deadline,
         ))
+        if deadline is not None and not msg.duplicate and msg.ask_id is not None:
+            self._expire_at(msg.ask_id, deadline)
         return {
             "ask_id": msg.ask_id, "message_id": msg.id, "status": "queued",
             "recipients": self._recipient_states(recipients),
@@ -425,7 +456,16 @@ class Broker(UsageOps):
     @checked
     async def op_wait_for_reply(self, agent: str, ask_id: AskId, timeout_ms: Millis = 30_000) -> dict[str, Any]:
         ask = await self._ask_for(agent, ask_id)
-        deadline = time.monotonic() + min(float(timeout_ms), wire.MAX_WAIT_MS) / 1000.0
+        self._waiting[ask["id"]] = self._waiting.get(ask["id"], 0) + 1
+        try:
+            return await self._wait_for_reply(agent, ask, min(float(timeout_ms), wire.MAX_WAIT_MS) / 1000.0)
+        finally:
+            left = self._waiting.pop(ask["id"], 1) - 1
+            if left:
+                self._waiting[ask["id"]] = left
+
+    async def _wait_for_reply(self, agent: str, ask: dict[str, Any], wait_s: float) -> dict[str, Any]:
+        deadline = time.monotonic() + wait_s
         while True:
             event = self._reply_events.setdefault(ask["id"], asyncio.Event())
             result = await self.ask_status(await self.store.ask(ask["id"]) or ask)
@@ -454,9 +494,51 @@ class Broker(UsageOps):
         return await self._returned(agent, result)
 
     async def _returned(self, agent: str, result: dict[str, Any]) -> dict[str, Any]:
-        """Replies a tool call hands to the caller are delivered: marked read, so no hook shows them again."""
+        """Replies a tool call hands to the caller are delivered: marked read, so no hook shows them again.
+        An asker who is handed "expired" knows it: no expiry notice follows."""
         await self._mark_read(agent, [r["message_id"] for r in result["replies"]])
+        if result["status"] == "expired":
+            await self.store.mark_expiry_checked(result["ask_id"], time.time())
         return result
+
+    def _expire_at(self, ask_id: int, deadline: float) -> None:
+        """At the ask's deadline, tell its asker if answers are missing (a rule's asks are the rule's)."""
+        task = asyncio.create_task(self._expire(ask_id, deadline), name=f"expire-{ask_id}")
+        self._expiries[ask_id] = task
+        task.add_done_callback(lambda _: self._expiries.pop(ask_id, None))
+
+    async def _expire(self, ask_id: int, deadline: float) -> None:
+        while (left := deadline - time.time()) > 0:
+            await asyncio.sleep(left)
+        try:
+            await self.tell_expired(ask_id)
+        except Exception:
+            log.exception("the expiry of ask #%s failed", ask_id)
+
+    async def tell_expired(self, ask_id: int) -> None:
+        """The ask's deadline passed: if answers are missing, its asker gets what arrived and who did not
+        answer (an urgent notice, so an idle asker is woken; it is in the transcript too), once."""
+        for _ in range(WAITER_GRACE_TICKS):  # a wait_for_reply ending now hands "expired" to the asker itself
+            if not self._waiting.get(ask_id):
+                break
+            await asyncio.sleep(0.05)
+        ask = await self.store.ask(ask_id)
+        if ask is None or ask["expiry_checked"] is not None:
+            return
+        status = await self.ask_status(ask)
+        if not await self.store.mark_expiry_checked(ask_id, time.time()) or status["status"] != "expired":
+            return
+        asker = ask["asker"]
+        if asker != USER and (asker not in self.members or self.members[asker].removed):
+            return
+        route = f" (route {ask['route']})" if ask["route"] else ""
+        head = f"Your ask #{ask_id}{route} expired: no answer from {', '.join(status['waiting_on'])} before its timeout."
+        answers = "\n\n".join(f"[{r['from']}]\n{r['text']}" for r in status["replies"])
+        text = head + (f" Answers that arrived:\n\n{answers}" if answers else " Nobody answered.")
+        await self.commit(NewMessage(
+            sender=wire.SYSTEM_SENDER, kind="notice", recipients=[asker], target=asker,
+            text=text[: self.spec.limits.message_bytes], urgent=True, ask_id=ask_id,
+        ))
 
     async def _mark_read(self, agent: str, ids: list[int]) -> None:
         now = time.time()
@@ -474,6 +556,7 @@ class Broker(UsageOps):
         found = await (self.store.unseen(agent, limit) if since is None else self.store.inbox(agent, since, limit))
         messages = found.messages
         cursor = messages[-1]["id"] if messages else (since or 0)
+        await self._mark_answered(agent, messages)
         await self._mark_read(agent, [m["id"] for m in messages])
         return {"messages": messages, "next": cursor, "more": found.more}
 
@@ -490,13 +573,48 @@ class Broker(UsageOps):
         if agent not in ask["targets"]:
             raise OpError(wire.NOT_ASKED, f"ask {ask_id} was not sent to {agent}; only its recipients can reply")
         followup = ask["targets"][agent] is not None
-        asker = ask["asker"]
+        recipients = self._reply_recipients(ask, followup)
         msg = await self.commit(NewMessage(
-            sender=agent, kind="reply", recipients=[] if asker == wire.SYSTEM_SENDER else [asker], target=asker, text=text,
-            ask_id=ask["id"], followup=followup, client_msg_id=client_msg_id,
+            sender=agent, kind="reply", recipients=recipients, target=recipients[0] if recipients else ask["asker"],
+            text=text, ask_id=ask["id"], followup=followup, client_msg_id=client_msg_id,
             reply_to=None if followup else (ask["id"], agent),
         ))
-        return {"message_id": msg.id, "ask_id": ask["id"], "followup": followup, "status": "queued"}
+        out: dict[str, Any] = {
+            "message_id": msg.id, "ask_id": ask["id"], "followup": followup, "status": "queued", "to": recipients,
+        }
+        if followup:
+            out.update(await self._followup_note(agent, ask["id"], recipients))
+        return out
+
+    def _reply_recipients(self, ask: dict[str, Any], followup: bool) -> list[str]:
+        """Who a reply goes to: the asker; for a rule's ask, nobody while the rule gathers its answers
+        (it sends them on together), else the agent the rule asked for (a late answer, a follow-up)."""
+        if ask["asker"] != wire.SYSTEM_SENDER:
+            return [ask["asker"]]
+        if not followup and self.rules.gathering(ask["id"]):
+            return []
+        behalf = ask["behalf"]
+        return [behalf] if behalf in self.active() else []
+
+    async def _followup_note(self, agent: str, ask_id: int, recipients: list[str]) -> dict[str, Any]:
+        """A reply to an ask the agent already answered is a follow-up: say so, and name the asks to it
+        that are still open (it may have meant one of them: models copy the first ask_id they see)."""
+        sent = f"sent to {', '.join(recipients)} as a follow-up" if recipients else "kept in the transcript"
+        note = f"You had already answered ask #{ask_id}: this reply was {sent}; it does not answer another ask."
+        still = [(i, a) for i, a in await self.store.open_asks_to(agent, time.time(), 10) if i != ask_id]
+        if not still:
+            return {"note": note}
+        listed = ", ".join(f"ask #{i} from {a}" for i, a in still)
+        note += f" Still open and waiting for your answer: {listed}. Answer with post_reply(ask_id={still[0][0]}, text=...)."
+        return {"note": note, "open_asks": [{"ask_id": i, "from": a} for i, a in still]}
+
+    async def _mark_answered(self, agent: str, messages: list[dict[str, Any]]) -> None:
+        """Each ask to `agent` among `messages` says whether it already answered it (`answered`): a model
+        copying the first ask_id it sees would otherwise reply to an answered ask."""
+        asks = [m for m in messages if m["kind"] == "ask" and agent in m["to"]]
+        answered = await self.store.answered_by(agent, [m["ask_id"] for m in asks])
+        for m in asks:
+            m["answered"] = m["ask_id"] in answered
 
     @checked
     async def op_list_agents(self, agent: str) -> dict[str, Any]:
@@ -527,14 +645,19 @@ class Broker(UsageOps):
     # -- operations: hooks ------------------------------------------------------------------
 
     @checked
-    async def op_hook(self, agent: str, event: str, inject: bool = True, attention_only: bool = False) -> dict[str, Any]:
+    async def op_hook(
+        self, agent: str, event: str, inject: bool = True, attention_only: bool = False, shows: bool = True
+    ) -> dict[str, Any]:
         if event not in wire.HOOK_EVENTS:
             raise OpError(wire.BAD_REQUEST, f"event must be one of {', '.join(wire.HOOK_EVENTS)}")
         if agent == USER:
             raise OpError(wire.FORBIDDEN, "hooks are for agents")
         state = "busy" if event in wire.BUSY_EVENTS else "idle" if event in wire.IDLE_EVENTS else "stopped"
-        self.members[agent].last_activity = time.time()
+        member = self.members[agent]
+        member.last_activity = time.time()
         await self._set_state(agent, state)
+        if state != "idle":
+            member.owed_turn = False
         if event == "turn_start" and self.waker is not None:
             self.waker.turn_started(agent)
         if event == "turn_end":
@@ -548,26 +671,54 @@ class Broker(UsageOps):
                 agent, time.time(), wire.CLAIM_LEASE_S, attention_only=bool(attention_only),
                 max_bytes=wire.HOOK_BATCH_BYTES, max_count=wire.HOOK_BATCH_COUNT,
             )
+            await self._mark_answered(agent, messages)
         result: dict[str, Any] = {
             "state": state, "claim": claim, "messages": messages, "too_large": pointers, "more": more,
         }
         if event == "session_start":
-            result["context"] = {
-                "pod": self.spec.name,
-                "agent": agent,
-                "role": self.members[agent].role,
-                "members": [
-                    {"name": m.name, "cli": m.cli, "role": m.role, "state": m.state}
-                    for m in self.members.values() if not m.removed
-                ],
-                "routes": self._routes(),
-            }
+            await self._session_start(member, result, bool(shows))
         if state == "idle":
-            pending = await self.store.pending_wakeworthy(agent, include_injected=event == "session_start")
+            pending = await self.store.pending_wakeworthy(agent)
             shown_now = len([m for m in messages if needs_attention(m)]) + len(pointers)
-            if (event == "session_start" and pending) or (event == "turn_end" and pending > shown_now):
+            if (event == "session_start" and (pending or member.owed_turn)) or (
+                event == "turn_end" and pending > shown_now
+            ):
                 self._maybe_wake(agent)
         return result
+
+    async def _session_start(self, member: Member, result: dict[str, Any], shows: bool) -> None:
+        """A new session of the agent's CLI: its model's context is new. It gets the pod (its role, its
+        team) and, besides the messages no model of it has seen, the asks to it that are still open and
+        that it has not answered (it was shown them in an earlier session), when its hook shows what it
+        is answered. Those need a turn: the agent is woken once for them, not again at every turn end."""
+        result["context"] = {
+            "pod": self.spec.name,
+            "agent": member.name,
+            "role": member.role,
+            "members": [
+                {"name": m.name, "cli": m.cli, "role": m.role, "state": m.state}
+                for m in self.members.values() if not m.removed
+            ],
+            "routes": self._routes(),
+        }
+        if not shows:
+            return
+        reshown = await self._open_asks_again(member.name, result["messages"])
+        result["open_asks"] = reshown
+        member.owed_turn = bool(reshown) or bool(result["too_large"]) or any(needs_attention(m) for m in result["messages"])
+
+    async def _open_asks_again(self, agent: str, shown: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The open asks to `agent` that it was shown before and has not answered, oldest first, within
+        what one hook shows beside `shown`; one too large to show has its text left out (`too_large`)."""
+        room = wire.HOOK_BATCH_BYTES - sum(len(m["text"].encode("utf-8")) for m in shown)
+        out = []
+        for message, size in await self.store.seen_open_asks(agent, time.time(), wire.HOOK_BATCH_COUNT):
+            if size <= room:
+                room -= size
+                out.append(message)
+            else:
+                out.append({**message, "text": "", "too_large": size})
+        return out
 
     @checked
     async def op_ack_injected(self, agent: str, claim: Claim) -> dict[str, Any]:
@@ -604,7 +755,7 @@ class Broker(UsageOps):
         if state not in wire.AGENT_STATES:
             raise OpError(wire.BAD_REQUEST, f"state must be one of {', '.join(wire.AGENT_STATES)}")
         await self._set_state(name, state)
-        if state == "idle" and await self.store.pending_wakeworthy(name, include_injected=False):
+        if state == "idle" and await self.store.pending_wakeworthy(name):
             self._maybe_wake(name)
         return {"name": name, "state": state}
 
@@ -753,6 +904,15 @@ class Broker(UsageOps):
 
     async def last_said(self, agent: str) -> str:
         return await self.store.last_said(agent)
+
+    async def rule_records(self) -> dict[str, RuleRecord]:
+        return await self.store.rule_states()
+
+    async def save_rule(self, name: str, record: RuleRecord) -> None:
+        await self.store.save_rule_state(name, record)
+
+    async def forget_rules(self, keep: list[str]) -> None:
+        await self.store.forget_rules(keep)
 
     async def read_pane(self, agent: str) -> str:
         return await self.ports.read_pane(self.spec.name, agent)

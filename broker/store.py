@@ -39,6 +39,8 @@ from .queries import (
     SQL_LAST_MESSAGE,
     SQL_LAST_WAKES,
     SQL_OPEN_ASKS,
+    SQL_OPEN_TO,
+    SQL_SEEN_OPEN_ASKS,
     SQL_UNSEEN,
     SQL_UNSEEN_COUNTS,
     Page,
@@ -51,6 +53,7 @@ from .queries import (
     overview,
     page,
 )
+from .wire import SYSTEM_SENDER
 
 log = logging.getLogger("podctl.broker.store")
 
@@ -158,6 +161,28 @@ MIGRATIONS: list[str] = [
     CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE budget_notices(key TEXT PRIMARY KEY, ts REAL NOT NULL);
     """,
+    # 5: what outlives the broker's process: each rule's rounds, last firing, open ask and the git
+    # trees its diffs start from; the agent a rule's ask was for (its late replies and follow-ups go
+    # to it); when an ask was looked at after its deadline (its asker told if answers were missing);
+    # the role each agent's model was last told.
+    """
+    CREATE TABLE rule_state(
+        name TEXT PRIMARY KEY,
+        rounds INTEGER NOT NULL DEFAULT 0,
+        last_fired REAL NOT NULL DEFAULT 0,
+        open_ask INTEGER
+    );
+    CREATE TABLE rule_baselines(
+        rule TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        workdir TEXT NOT NULL,
+        tree TEXT,
+        PRIMARY KEY(rule, agent, workdir)
+    ) WITHOUT ROWID;
+    ALTER TABLE asks ADD COLUMN behalf TEXT;
+    ALTER TABLE asks ADD COLUMN expiry_checked REAL;
+    ALTER TABLE agents ADD COLUMN told_role TEXT;
+    """,
 ]
 
 def _first(row: Any) -> Any:
@@ -182,6 +207,17 @@ def _within_budget(rows: list[Any], max_bytes: int) -> list[Any]:
 
 
 @dataclass
+class RuleRecord:
+    """A rule's state as stored: its rounds, last firing, open ask, and the git tree per (agent, workdir)
+    its next diff starts from (None: from the agent's starting commit)."""
+
+    rounds: int = 0
+    last_fired: float = 0.0
+    open_ask: int | None = None
+    baselines: dict[tuple[str, str], str | None] = field(default_factory=dict)
+
+
+@dataclass
 class NewMessage:
     """A message to commit, with what the broker decided about it."""
 
@@ -198,6 +234,8 @@ class NewMessage:
     """Set for kind 'ask': the ask row is created with these targets."""
     ask_route: str | None = None
     ask_deadline: float | None = None
+    ask_behalf: str | None = None
+    """Set for a rule's ask: the agent it asks for (late replies and follow-ups go to it)."""
     reply_to: tuple[int, str] | None = None
     """Set for a first reply: (ask_id, replier) marks that target answered."""
     origin: str | None = None
@@ -459,8 +497,8 @@ class Store:
         asks = [m for m in fresh if m.kind == "ask"]
         if asks:
             await conn.executemany(
-                "INSERT INTO asks(id, asker, mode, route, deadline) VALUES (?,?,?,?,?)",
-                [(m.id, m.sender, m.ask_mode or "all", m.ask_route, m.ask_deadline) for m in asks],
+                "INSERT INTO asks(id, asker, mode, route, deadline, behalf) VALUES (?,?,?,?,?,?)",
+                [(m.id, m.sender, m.ask_mode or "all", m.ask_route, m.ask_deadline, m.ask_behalf) for m in asks],
             )
             await conn.executemany(
                 "INSERT INTO ask_targets(ask_id, agent) VALUES (?,?)", [(m.id, r) for m in asks for r in m.recipients]
@@ -653,7 +691,9 @@ class Store:
         )
 
     async def ask(self, ask_id: int) -> dict[str, Any] | None:
-        row = await self._fetchone("SELECT id, asker, mode, route, deadline FROM asks WHERE id=?", (ask_id,))
+        row = await self._fetchone(
+            "SELECT id, asker, mode, route, deadline, behalf, expiry_checked FROM asks WHERE id=?", (ask_id,)
+        )
         if row is None:
             return None
         targets = await self._fetchall(
@@ -661,8 +701,85 @@ class Store:
         )
         return {
             "id": row[0], "asker": row[1], "mode": row[2], "route": row[3], "deadline": row[4],
-            "targets": {agent: reply_id for agent, reply_id in targets},
+            "behalf": row[5], "expiry_checked": row[6], "targets": {agent: reply_id for agent, reply_id in targets},
         }
+
+    async def seen_open_asks(self, agent: str, now: float, limit: int) -> list[tuple[dict[str, Any], int]]:
+        """Open asks to `agent` that a model of it was shown and it has not answered, with their sizes
+        (queries.SQL_SEEN_OPEN_ASKS)."""
+        return [(message_row(r), int(r[-1])) for r in await self._fetchall(SQL_SEEN_OPEN_ASKS, (agent, now, limit))]
+
+    async def open_asks_to(self, agent: str, now: float, limit: int) -> list[tuple[int, str]]:
+        """(ask_id, asker) of the open asks to `agent` it has not answered, oldest first."""
+        return [(int(r[0]), str(r[1])) for r in await self._fetchall(SQL_OPEN_TO, (agent, now, limit))]
+
+    async def answered_by(self, agent: str, ask_ids: Sequence[int]) -> set[int]:
+        """Which of these asks `agent` has replied to."""
+        if not ask_ids:
+            return set()
+        marks = ",".join("?" * len(ask_ids))
+        rows = await self._fetchall(
+            f"SELECT ask_id FROM ask_targets WHERE agent=? AND reply_id IS NOT NULL AND ask_id IN ({marks})",
+            (agent, *ask_ids),
+        )
+        return {int(r[0]) for r in rows}
+
+    async def asks_to_expire(self) -> list[tuple[int, float]]:
+        """(ask_id, deadline) of the asks with a deadline not looked at since it passed (agents' and the
+        user's: a rule's own asks are its business)."""
+        rows = await self._fetchall(
+            "SELECT id, deadline FROM asks WHERE deadline IS NOT NULL AND expiry_checked IS NULL AND asker != ?",
+            (SYSTEM_SENDER,),
+        )
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    async def mark_expiry_checked(self, ask_id: int, now: float) -> bool:
+        """Record that the ask was looked at after its deadline; False if it already was (by someone else)."""
+        changed = await self._write(
+            "UPDATE asks SET expiry_checked=? WHERE id=? AND expiry_checked IS NULL", (now, ask_id)
+        )
+        return changed > 0
+
+    # -- rules and roles: what outlives the broker's process -----------------------------------
+
+    async def rule_states(self) -> dict[str, RuleRecord]:
+        """Every rule's stored state, by name."""
+        out = {
+            str(r[0]): RuleRecord(int(r[1]), float(r[2]), r[3])
+            for r in await self._fetchall("SELECT name, rounds, last_fired, open_ask FROM rule_state")
+        }
+        for rule, agent, workdir, tree in await self._fetchall("SELECT rule, agent, workdir, tree FROM rule_baselines"):
+            if rule in out:
+                out[rule].baselines[(agent, workdir)] = tree
+        return out
+
+    async def save_rule_state(self, name: str, record: RuleRecord) -> None:
+        """Store a rule's state as it is now (one transaction)."""
+        await self._write_many([
+            ("INSERT INTO rule_state(name, rounds, last_fired, open_ask) VALUES (?,?,?,?) ON CONFLICT(name) DO UPDATE"
+             " SET rounds=excluded.rounds, last_fired=excluded.last_fired, open_ask=excluded.open_ask",
+             (name, record.rounds, record.last_fired, record.open_ask)),
+            ("DELETE FROM rule_baselines WHERE rule=?", (name,)),
+            *[("INSERT INTO rule_baselines(rule, agent, workdir, tree) VALUES (?,?,?,?)", (name, agent, workdir, tree))
+              for (agent, workdir), tree in record.baselines.items()],
+        ])
+
+    async def forget_rules(self, keep: Sequence[str]) -> None:
+        """Drop the stored state of rules that are no longer in the pod file."""
+        marks = ",".join("?" * len(keep))
+        where = f" NOT IN ({marks})" if keep else " IS NOT NULL"
+        await self._write_many([
+            (f"DELETE FROM rule_state WHERE name{where}", tuple(keep)),
+            (f"DELETE FROM rule_baselines WHERE rule{where}", tuple(keep)),
+        ])
+
+    async def told_roles(self) -> dict[str, str]:
+        """The role each registered agent's model was last told: by a role notice, else the role it was
+        registered (or last applied) with, which its sessions' intros gave it."""
+        return {str(r[0]): str(r[1]) for r in await self._fetchall("SELECT name, coalesce(told_role, role) FROM agents")}
+
+    async def set_told_role(self, agent: str, role: str) -> None:
+        await self._write("UPDATE agents SET told_role=? WHERE name=?", (role, agent))
 
     async def open_asks(self, now: float, limit: int) -> list[dict[str, Any]]:
         """Asks still waiting for an answer, newest first (queries.SQL_OPEN_ASKS)."""
@@ -679,14 +796,13 @@ class Store:
     async def unread_counts(self) -> dict[str, int]:
         return dict(await self._fetchall(SQL_UNSEEN_COUNTS))
 
-    async def pending_wakeworthy(self, agent: str, include_injected: bool) -> int:
-        """Messages that call for the agent's attention (asks, urgent tells, replies) not yet seen."""
-        seen = "d.read_at IS NULL" if include_injected else (
-            "d.read_at IS NULL AND d.injected_at IS NULL AND d.pointed_at IS NULL"
-        )
+    async def pending_wakeworthy(self, agent: str) -> int:
+        """Messages that call for the agent's attention (asks, urgent tells, replies) that no model of
+        it has seen: neither injected, nor pointed to, nor read."""
         row = await self._fetchone(
             "SELECT count(*) FROM deliveries d JOIN messages m ON m.id=d.message_id"
-            f" WHERE d.recipient=? AND {seen} AND {NEEDS_ATTENTION}",
+            " WHERE d.recipient=? AND d.read_at IS NULL AND d.injected_at IS NULL AND d.pointed_at IS NULL"
+            f" AND {NEEDS_ATTENTION}",
             (agent,),
         )
         return row[0] if row else 0

@@ -32,7 +32,9 @@ Operations (``args`` -> ``result``):
 - ``tell {to, text, urgent=false, client_msg_id?}`` -> ``{message_id, status: "queued", recipients: [{name, state}]}``
   ``to`` is a name, a list of names, or ``"all"`` (every member but the sender).
 - ``ask {to, text, client_msg_id?}`` -> ``{ask_id, message_id, status: "queued", recipients}``
-- ``wait_for_reply {ask_id, timeout_ms}`` -> ``{ask_id, status: "replied" | "timeout", replies, waiting_on}``
+  An ask to a route has the route's timeout: if answers are missing then, its asker gets an urgent
+  ``notice`` with the answers that came and who did not answer (unless a tool already returned ``expired``).
+- ``wait_for_reply {ask_id, timeout_ms}`` -> ``{ask_id, status: "replied" | "timeout" | "expired", replies, waiting_on}``
   Blocks in the broker at most ``timeout_ms`` (capped at ``MAX_WAIT_MS``).
 - ``check_replies {ask_id}`` -> ``{ask_id, status: "replied" | "waiting", replies, waiting_on, delivery}``
   Replies that ``wait_for_reply`` or ``check_replies`` return are delivered: marked ``read`` for the
@@ -41,15 +43,21 @@ Operations (``args`` -> ``result``):
   to the agent after that cursor; without it, the messages the agent has not seen yet (neither
   injected by a hook nor read). Returned messages are marked ``read``. A page holds at most
   ``limit`` messages and about 2 MiB of text; ``more`` is true whenever messages wait after it
-  (read on from ``next``).
-- ``post_reply {ask_id, text, client_msg_id?}`` -> ``{message_id, ask_id, followup}``. Only an asked
-  agent may reply. Its first reply answers the ask; a later one is delivered to the asker as a
-  follow-up (``followup: true``) and never changes what ``wait_for_reply`` returned.
+  (read on from ``next``). An ask to the agent carries ``answered`` (whether it already replied to
+  it), here and in hook injections.
+- ``post_reply {ask_id, text, client_msg_id?}`` -> ``{message_id, ask_id, followup, to, note?, open_asks?}``.
+  Only an asked agent may reply. Its first reply answers the ask; a later one is delivered to the asker
+  as a follow-up (``followup: true``) and never changes what ``wait_for_reply`` returned: ``note`` says
+  so and ``open_asks`` ``[{ask_id, from}]`` lists the asks to the agent still waiting for its answer.
+  A reply to a rule's ask goes to the rule while it gathers the answers, later to the agent the rule
+  asked for (``to``).
 - ``list_agents {}`` -> ``{agents: [{name, cli, role, state, unread}], routes: [...]}``
 - ``mcp {session, wait_cap_ms?}`` -> ``{mcp: true, session, wait_cap_ms}``: the relay of the agent's CLI
   (``podctl shim``) opens its MCP session; every later line on this connection is the CLI's MCP JSON-RPC,
   answered by the broker's seven tools (broker/mcp_tools.py). The agent's tools are up from then on.
-- ``hook {event, inject=true, attention_only=false}`` -> ``{state, claim, messages, too_large, more, context?}``.
+- ``hook {event, inject=true, attention_only=false, shows=true}`` -> ``{state, claim, messages, too_large, more,
+  context?, open_asks?}``. ``shows``: the hook puts what it is answered into the model's context (its output
+  is not ``none``).
   ``event`` is one of ``HOOK_EVENTS``; it sets the agent's busy/idle state. With ``inject`` it claims the
   oldest messages not yet injected into the agent's model (with ``attention_only``, only asks, replies,
   urgent tells and the user's), at most ``HOOK_BATCH_COUNT`` and ``HOOK_BATCH_BYTES`` of text;
@@ -57,7 +65,10 @@ Operations (``args`` -> ``result``):
   after this batch (read with ``read_messages``). The hook prints the batch and then sends
   ``ack_injected {claim}``.
   A claim not acknowledged within ``CLAIM_LEASE_S`` is offered again (a hook that dies loses nothing).
-  ``session_start`` also returns ``context: {pod, role, members, routes}``.
+  ``session_start`` also returns ``context: {pod, agent, role, members, routes}`` and, with ``shows``,
+  ``open_asks``: asks to the agent still open that an earlier session was shown and did not answer
+  (a message each; one too large to show has ``text: ""`` and ``too_large: bytes``). A session start
+  wakes the agent only for what its new model has not seen: messages no model of it saw, and those asks.
 - ``ack_injected {claim}`` -> ``{injected: n}``
 - ``set_state {name, state}`` (user only) -> ``{name, state}``: the orchestrator reports a stopped CLI.
 - ``history {since?, limit?}`` (user only) -> ``{messages, next, more}``, each message with its ``delivery``;

@@ -310,6 +310,9 @@ class LocalBroker:
 
     def close(self) -> None:
         self.run(self.broker.rules.close())
+        self.run(self.broker.close())
+        if self.broker.waker is not None:
+            self.run(self.broker.waker.close())
         self.run(self.store.close())
         self.loop.close()
 

@@ -133,7 +133,9 @@ def _hook(socket: str, token_file: str, agent: str, opts: dict[str, str]) -> Non
         token = fh.read().strip()
     inject = "no-inject" not in opts and output != "none"
     with wire.Client(socket, agent, token, timeout=timeout) as client:
-        response = client.call("hook", event=event, inject=inject, attention_only="attention-only" in opts)
+        response = client.call(
+            "hook", event=event, inject=inject, attention_only="attention-only" in opts, shows=output != "none"
+        )
         _write(render(output, injection(response)))
         if response.get("claim"):
             client.call("ack_injected", claim=response["claim"])

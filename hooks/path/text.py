@@ -37,7 +37,10 @@ def session_intro(ctx: dict[str, Any]) -> str:
 def format_message(message: dict[str, Any]) -> str:
     kind, sender, mid = message["kind"], message["from"], message["id"]
     urgent = " URGENT" if message.get("urgent") else ""
-    if kind == "ask":
+    if kind == "ask" and message.get("answered"):
+        head = (f"ask #{message['ask_id']} from {sender}{urgent} (you already answered this: another"
+                " post_reply to it is only a follow-up)")
+    elif kind == "ask":
         head = (f"ask #{message['ask_id']} from {sender}{urgent}; answer it with"
                 f" post_reply(ask_id={message['ask_id']}, text=...)")
     elif kind == "reply":
@@ -63,6 +66,20 @@ def too_large_note(pointer: dict[str, Any]) -> str:
             " call read_messages() to read it.]")
 
 
+def open_asks_note(asks: list[dict[str, Any]]) -> list[str]:
+    """The asks to the agent that are still open, shown again to a new session (an earlier one was
+    shown them, and they were not answered)."""
+    lines = [f"{len(asks)} ask{'s' if len(asks) > 1 else ''} to you still open: shown to you before this session"
+             " and not answered yet."]
+    for ask in asks:
+        if ask.get("too_large"):
+            lines.append(f"[podctl ask #{ask['ask_id']} from {ask['from']} is too large to show here"
+                         f" ({ask['too_large']} bytes): call read_messages(since={ask['ask_id'] - 1}) to read it.]")
+        else:
+            lines.append(format_message(ask))
+    return lines
+
+
 def injection(response: dict[str, Any]) -> str | None:
     """The text to inject for one hook response, or None when there is nothing new."""
     parts = []
@@ -75,6 +92,8 @@ def injection(response: dict[str, Any]) -> str | None:
         parts += [format_message(m) for m in messages]
     for pointer in response.get("too_large") or []:
         parts.append(too_large_note(pointer))
+    if response.get("open_asks"):
+        parts += open_asks_note(response["open_asks"])
     more = response.get("more")
     if isinstance(more, int) and more > 0:
         parts.append(waiting_note(more))

@@ -85,3 +85,21 @@ def test_file_change_rule_asks_after_a_save(tmp_path: Path, start_broker) -> Non
     assert "mod.py" not in subprocess.run(
         ["git", "diff", "--cached", "--name-only"], cwd=repo, capture_output=True, text=True, check=True
     ).stdout, "the user's index is untouched"
+
+
+def test_a_role_changed_while_the_pod_was_down_is_told_to_the_agent(broker: BrokerProcess) -> None:
+    with broker.client("alice") as alice:
+        alice.call("hook", event="session_start")
+    broker.stop()
+    broker.pod_file.write_text(broker.pod_file.read_text().replace("role: writes code", "role: writes the docs"))
+    broker.start()
+    with broker.client("alice") as alice:
+        started = alice.call("hook", event="session_start")
+        assert started["context"]["role"] == "writes the docs"
+        [notice] = [m for m in started["messages"] if m["kind"] == "notice"]
+        assert "Your role in pod bus changed. Your role is now:\nwrites the docs" in notice["text"]
+        alice.call("ack_injected", claim=started["claim"])
+    broker.stop()
+    broker.start()
+    with broker.client("alice") as alice:
+        assert alice.call("hook", event="session_start")["messages"] == [], "told once"

@@ -320,3 +320,83 @@ def test_tail_renders_escapes_visibly_and_json_keeps_them(broker: BrokerProcess)
     assert "title\\x1b]0;pwned\\x07" in text and "\\x0duser → bob tell: forged" in text
     [line] = podctl("tail", "bus", "--json").stdout.splitlines()
     assert json.loads(line)["text"] == ESCAPES
+
+
+# -- answered asks, follow-ups, expiry ---------------------------------------------------------------
+
+
+def test_read_messages_and_hooks_mark_the_asks_already_answered(local_broker: LocalBroker) -> None:
+    from podctl.hooks.path.text import injection
+
+    first = local_broker.call("alice", "ask", to="bob", text="old question")["ask_id"]
+    local_broker.call("bob", "read_messages")
+    local_broker.call("bob", "post_reply", ask_id=first, text="old answer")
+    second = local_broker.call("alice", "ask", to="bob", text="new question")["ask_id"]
+    inbox = local_broker.call("bob", "read_messages", since=0)["messages"]
+    assert [(m["ask_id"], m["answered"]) for m in inbox if m["kind"] == "ask"] == [(first, True), (second, False)]
+    third = local_broker.call("carol", "ask", to="bob", text="answered before it was shown")["ask_id"]
+    local_broker.call("bob", "post_reply", ask_id=third, text="guessed it")
+    shown = local_broker.call("bob", "hook", event="turn_start")
+    assert [(m["ask_id"], m["answered"]) for m in shown["messages"]] == [(third, True)]
+    assert f"ask #{third} from carol (you already answered this" in injection(shown)
+
+
+def test_a_reply_to_an_answered_ask_is_a_follow_up_that_names_the_ask_still_open(local_broker: LocalBroker) -> None:
+    first = local_broker.call("alice", "ask", to="bob", text="old question")["ask_id"]
+    local_broker.call("bob", "post_reply", ask_id=first, text="old answer")
+    second = local_broker.call("carol", "ask", to="bob", text="the real question")["ask_id"]
+    again = local_broker.call("bob", "post_reply", ask_id=first, text="meant for the new one")
+    assert again["followup"] and again["to"] == ["alice"]
+    assert again["open_asks"] == [{"ask_id": second, "from": "carol"}]
+    assert f"already answered ask #{first}" in again["note"] and f"ask #{second} from carol" in again["note"]
+    assert f"post_reply(ask_id={second}" in again["note"]
+    [follow] = local_broker.call("alice", "read_messages")["messages"][-1:]
+    assert (follow["from"], follow["text"], follow["followup"]) == ("bob", "meant for the new one", True)
+    local_broker.call("bob", "post_reply", ask_id=second, text="the real answer")
+    assert "open_asks" not in local_broker.call("bob", "post_reply", ask_id=second, text="one more thing")
+
+
+ROUTED = """\
+name: {name}
+agents:
+  lead: {{cli: script}}
+  bob: {{cli: script}}
+  carol: {{cli: script}}
+routes:
+  - name: review
+    to: [bob, carol]
+    timeout: {timeout}
+"""
+
+
+def expiry_notices(client) -> list[dict]:
+    return [m for m in client.call("read_messages")["messages"] if m["kind"] == "notice" and "expired" in m["text"]]
+
+
+def test_an_expired_ask_tells_its_asker_what_arrived_and_who_did_not_answer(tmp_path, start_broker) -> None:
+    proc = start_broker(write_pod(tmp_path / "exp", ROUTED.format(name="exp", timeout="1s")))
+    with proc.client("lead") as lead, proc.client("bob") as bob:
+        ask_id = lead.call("ask", to="review", text="ship it?")["ask_id"]
+        bob.call("post_reply", ask_id=ask_id, text="yes from bob")
+        [notice] = wait_until(lambda: expiry_notices(lead), timeout=10, message="the expiry notice")
+    assert notice["from"] == "podctl" and notice["urgent"] and notice["ask_id"] == ask_id
+    assert f"Your ask #{ask_id} (route review) expired: no answer from carol" in notice["text"]
+    assert "[bob]\nyes from bob" in notice["text"]
+    with proc.client("user") as user:
+        assert any(m["id"] == notice["id"] for m in user.call("history")["messages"]), "in the transcript"
+
+
+def test_an_asker_told_expired_by_its_wait_gets_no_notice_and_an_expiry_survives_a_restart(
+    tmp_path, start_broker
+) -> None:
+    proc = start_broker(write_pod(tmp_path / "exr", ROUTED.format(name="exr", timeout="2s")))
+    with proc.client("lead") as lead:
+        waited = lead.call("ask", to="review", text="seen by the wait")["ask_id"]
+        assert lead.call("wait_for_reply", ask_id=waited, timeout_ms=20_000)["status"] == "expired"
+        restarted = lead.call("ask", to="review", text="expires while the broker is down")["ask_id"]
+    proc.stop()
+    proc.start()
+    with proc.client("lead") as lead:
+        [notice] = wait_until(lambda: expiry_notices(lead), timeout=10, message="the expiry after the restart")
+        assert notice["ask_id"] == restarted and "Nobody answered" in notice["text"]
+        assert expiry_notices(lead) == []

@@ -421,3 +421,137 @@ def test_a_single_star_glob_stays_within_its_folder(tmp_path: Path, start_broker
         [ask] = wait_until(lambda: asks_to(r), timeout=20, message="rev to be asked about src/top.py")
     assert ask["text"].startswith("[auto-ask by rule exact, on behalf of writer] changed=[src/top.py]"), ask["text"]
     assert "nested" not in ask["text"], "src/*.py does not reach into src/deep/"
+
+
+# -- rule state across broker restarts ---------------------------------------------------------------
+
+RESTART_POD = """\
+name: {name}
+workdir: repo
+agents:
+  writer: {{cli: script, worktree: true}}
+  rev-a: {{cli: script}}
+  rev-b: {{cli: script}}
+routes:
+  - name: review
+    to: [rev-a, rev-b]
+    timeout: {timeout}
+rules:
+  - name: auto-review
+    on: turn_end
+    agent: writer
+    when: {{changed: ["src/**"]}}
+    ask: review
+    text: "changed=[{{changed_files}}]\\n{{diff}}"
+    cooldown: 0s
+"""
+
+
+def start_in_a_worktree(start_broker, tmp_path: Path, name: str, timeout: str = "10m") -> tuple[BrokerProcess, Path]:
+    """A writer in its own worktree (made as `up` makes it): its first diff is against its starting commit."""
+    from podctl.broker.paths import PodPaths
+    from podctl.orchestrator import worktrees
+    from podctl.pods.load import load_pod
+
+    folder = tmp_path / name
+    git_repo(folder / "repo")
+    pod = write_pod(folder, RESTART_POD.format(name=name, timeout=timeout))
+    record = worktrees.ensure(load_pod(pod), PodPaths.of(name).ensure(), "writer")
+    assert record is not None
+    return start_broker(pod), Path(record.path)
+
+
+def rule_row(broker: BrokerProcess) -> dict:
+    with broker.client("user") as user:
+        [row] = user.call("rules")["rules"]
+    return row
+
+
+def gathered(writer) -> list[dict]:
+    return [m for m in writer.call("read_messages")["messages"] if m["from"] == "podctl" and m["urgent"]]
+
+
+def test_a_restart_keeps_the_rules_baseline_and_rounds_so_reviewed_work_is_not_sent_again(
+    tmp_path: Path, start_broker
+) -> None:
+    broker, work = start_in_a_worktree(start_broker, tmp_path, "keep")
+    (work / "src").mkdir()
+    with broker.client("writer") as w, broker.client("rev-a") as a, broker.client("rev-b") as b:
+        w.call("hook", event="session_start")
+        turn(w, lambda: (work / "src" / "app.py").write_text("print('hi')\n"))
+        [ask] = wait_until(lambda: asks_to(a), timeout=20, message="the first review")
+        assert ask["text"].startswith("[auto-ask by rule auto-review, on behalf of writer] changed=[src/app.py]")
+        for reviewer in (a, b):
+            reviewer.call("post_reply", ask_id=ask["ask_id"], text="ok")
+        wait_until(lambda: gathered(w), timeout=20, message="the gathered answer")
+    broker.stop()
+    broker.start()
+    assert rule_row(broker)["rounds"] == 1
+    with broker.client("writer") as w, broker.client("rev-a") as a:
+        w.call("hook", event="session_start")
+        turn(w, lambda: None)  # the resumed writer's turn changed nothing
+        turn(w, lambda: (work / "src" / "more.py").write_text("more = 1\n"))
+        [ask] = wait_until(lambda: asks_to(a), timeout=20, message="the review of the new work")
+    assert "changed=[src/more.py]" in ask["text"] and "app.py" not in ask["text"], "reviewed work is not sent again"
+    assert rule_row(broker)["rounds"] == 2
+
+
+def test_an_auto_ask_open_across_a_restart_still_gathers_its_answers_for_the_writer(
+    tmp_path: Path, start_broker
+) -> None:
+    broker, work = start_in_a_worktree(start_broker, tmp_path, "open")
+    (work / "src").mkdir()
+    with broker.client("writer") as w, broker.client("rev-a") as a:
+        w.call("hook", event="session_start")
+        turn(w, lambda: (work / "src" / "app.py").write_text("print('hi')\n"))
+        [ask] = wait_until(lambda: asks_to(a), timeout=20, message="the review")
+    broker.stop()
+    broker.start()
+    assert rule_row(broker)["open_ask"] == ask["ask_id"]
+    with broker.client("writer") as w, broker.client("rev-a") as a, broker.client("rev-b") as b:
+        a.call("post_reply", ask_id=ask["ask_id"], text="A: fine")
+        b.call("post_reply", ask_id=ask["ask_id"], text="B: add a test")
+        [answer] = wait_until(lambda: gathered(w), timeout=20, message="the gathered answer after the restart")
+        assert "[rev-a]\nA: fine" in answer["text"] and "[rev-b]\nB: add a test" in answer["text"]
+        follow = b.call("post_reply", ask_id=ask["ask_id"], text="B: and a docstring")
+        assert follow["followup"] and follow["to"] == ["writer"]
+        [late] = wait_until(lambda: w.call("read_messages")["messages"], timeout=10, message="the follow-up")
+    assert (late["from"], late["text"], late["followup"]) == ("rev-b", "B: and a docstring", True), (
+        "a follow-up to a rule's ask reaches the agent the rule asked for"
+    )
+    assert rule_row(broker)["open_ask"] is None
+
+
+def test_an_auto_ask_that_expires_while_the_broker_is_down_tells_the_writer_after_the_restart(
+    tmp_path: Path, start_broker
+) -> None:
+    broker, work = start_in_a_worktree(start_broker, tmp_path, "exp", timeout="2s")
+    (work / "src").mkdir()
+    with broker.client("writer") as w, broker.client("rev-a") as a:
+        w.call("hook", event="session_start")
+        turn(w, lambda: (work / "src" / "app.py").write_text("print('hi')\n"))
+        [ask] = wait_until(lambda: asks_to(a), timeout=20, message="the review")
+        a.call("post_reply", ask_id=ask["ask_id"], text="A: fine")
+    broker.stop()
+    broker.start()
+    with broker.client("writer") as w, broker.client("rev-b") as b:
+        [answer] = wait_until(lambda: gathered(w), timeout=20, message="the expiry, told to the writer")
+        assert "no answer from rev-b before the timeout" in answer["text"] and "[rev-a]\nA: fine" in answer["text"]
+        late = b.call("post_reply", ask_id=ask["ask_id"], text="B: sorry, late")
+        assert late["to"] == ["writer"], "a late answer to a rule's ask reaches the agent it asked for"
+
+
+def test_a_follow_up_to_a_rules_ask_reaches_the_agent_it_asked_for(tmp_path: Path, start_broker) -> None:
+    broker, repo = start(start_broker, tmp_path)
+    (repo / "src").mkdir()
+    with broker.client("writer") as w, broker.client("rev-a") as a, broker.client("rev-b") as b:
+        w.call("hook", event="session_start")
+        turn(w, lambda: (repo / "src" / "app.py").write_text("print('hi')\n"))
+        [ask] = wait_until(lambda: asks_to(a), timeout=20, message="the review")
+        first = a.call("post_reply", ask_id=ask["ask_id"], text="A: fine")
+        assert first["to"] == [], "gathered by the rule while it waits for rev-b"
+        b.call("post_reply", ask_id=ask["ask_id"], text="B: fine")
+        wait_until(lambda: gathered(w), timeout=20, message="the gathered answer")
+        assert a.call("post_reply", ask_id=ask["ask_id"], text="A: one more thing")["to"] == ["writer"]
+        [follow] = wait_until(lambda: w.call("read_messages")["messages"], timeout=10, message="the follow-up")
+    assert (follow["from"], follow["text"], follow["followup"]) == ("rev-a", "A: one more thing", True)

@@ -1,11 +1,16 @@
 """The wake decision on its own (broker/wake.py), with the broker's Nudger port played by the test:
-a CLI that shows its prompt late (OpenCode takes up to 15 s on a first start) is still woken."""
+a CLI that shows its prompt late (OpenCode takes up to 15 s on a first start) is still woken. Then
+what the broker asks it to wake for: a new session is woken only for what its model has not seen."""
 
 from __future__ import annotations
 
 import asyncio
 
+from podctl.broker.ports import Ports
 from podctl.broker.wake import WakePolicy, Waker
+from podctl.hooks.path.text import injection
+
+from ..helpers import LocalBroker, wait_until
 
 
 def test_a_pane_that_is_not_ready_for_longer_than_three_tries_is_still_woken_and_recorded_once() -> None:
@@ -55,3 +60,105 @@ def test_a_pane_never_ready_within_the_budget_is_given_up_with_the_reason() -> N
     assert asyncio.run(scenario()) == [
         "skipped: a person is typing in this session", "failed: the pane was not ready for 0.2 s (a person is typing in this session)",
     ]
+
+
+# -- what a session start wakes for ---------------------------------------------------------------
+
+
+class Nudges:
+    """The broker's Nudger port, played by the test: every nudge is recorded."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def __call__(self, pod: str, agent: str, cli: str) -> str:
+        self.sent.append(agent)
+        return "sent"
+
+
+def with_waker(local: LocalBroker) -> Nudges:
+    nudges = Nudges()
+    local.broker.ports = Ports(nudge=nudges)
+    local.broker.waker = Waker(local.broker.nudge, local.broker.wakeable, local.broker.record_wake,
+                               WakePolicy(debounce_s=0.0))
+    return nudges
+
+
+def after_a_tick(local: LocalBroker, check):  # type: ignore[no-untyped-def]
+    """A `wait_until` predicate that lets the broker's tasks (the wake) run first."""
+    def run():  # type: ignore[no-untyped-def]
+        local.run(asyncio.sleep(0.01))
+        return check()
+    return run
+
+
+def session(local: LocalBroker, agent: str, tools_first: bool) -> dict:
+    """A new session of the agent's CLI: its session_start hook and its MCP server, in either order."""
+    if tools_first:
+        local.call(agent, "hello", shim=True)
+        return local.call(agent, "hook", event="session_start")
+    started = local.call(agent, "hook", event="session_start")
+    local.call(agent, "hello", shim=True)
+    return started
+
+
+def turn(local: LocalBroker, agent: str) -> dict:
+    """One model turn: its start injects what is new (claimed, printed, acknowledged), then it ends."""
+    shown = local.call(agent, "hook", event="turn_start")
+    if shown["claim"]:
+        local.call(agent, "ack_injected", claim=shown["claim"])
+    local.call(agent, "hook", event="turn_end")
+    return shown
+
+
+def end_session(local: LocalBroker, agent: str) -> None:
+    local.call(agent, "hook", event="session_end")
+
+
+def test_a_new_session_is_not_woken_for_messages_an_earlier_session_was_shown(local_broker: LocalBroker) -> None:
+    """A Claude agent's tells stay `injected` forever: a restart used to wake it with an empty nudge."""
+    nudges = with_waker(local_broker)
+    session(local_broker, "alice", tools_first=True)
+    asked = local_broker.call("alice", "ask", to="bob", text="which port?")["ask_id"]
+    local_broker.call("bob", "tell", to="alice", text="deploy now", urgent=True)
+    local_broker.call("bob", "post_reply", ask_id=asked, text="8080")
+    wait_until(after_a_tick(local_broker, lambda: nudges.sent == ["alice"]), timeout=5, message="alice woken for what is new")
+    shown = turn(local_broker, "alice")
+    assert [m["text"] for m in shown["messages"]] == ["deploy now", "8080"]
+    wait_until(after_a_tick(local_broker, lambda: not local_broker.broker.waker.pending("alice")), timeout=5,
+               message="the wake answered")
+    for tools_first in (True, False):
+        end_session(local_broker, "alice")
+        started = session(local_broker, "alice", tools_first=tools_first)
+        assert started["messages"] == [] and not started.get("open_asks")
+        assert not local_broker.broker.waker.pending("alice"), "no wake: nothing is new to the model"
+    assert nudges.sent == ["alice"]
+
+
+def test_a_new_session_is_shown_the_asks_it_never_answered_and_woken_once_for_them(local_broker: LocalBroker) -> None:
+    nudges = with_waker(local_broker)
+    session(local_broker, "alice", tools_first=True)
+    open_id = local_broker.call("bob", "ask", to="alice", text="is the API frozen?")["ask_id"]
+    done_id = local_broker.call("carol", "ask", to="alice", text="lunch?")["ask_id"]
+    wait_until(after_a_tick(local_broker, lambda: nudges.sent == ["alice"]), timeout=5, message="alice woken for the asks")
+    assert [m["ask_id"] for m in turn(local_broker, "alice")["messages"]] == [open_id, done_id]
+    local_broker.call("alice", "post_reply", ask_id=done_id, text="yes")
+    wait_until(after_a_tick(local_broker, lambda: not local_broker.broker.waker.pending("alice")), timeout=5,
+               message="the wake answered")
+    end_session(local_broker, "alice")
+
+    started = session(local_broker, "alice", tools_first=False)
+    assert [(a["ask_id"], a["from"]) for a in started["open_asks"]] == [(open_id, "bob")], "not the answered one"
+    text = injection(started)
+    assert f"ask #{open_id} from bob; answer it with post_reply(ask_id={open_id}" in text and "is the API frozen?" in text
+    assert "lunch?" not in text
+    assert local_broker.broker.waker.pending("alice"), "woken for the ask it was shown again"
+    wait_until(after_a_tick(local_broker, lambda: nudges.sent == ["alice", "alice"]), timeout=5,
+               message="one nudge for the ask shown again")
+    turn(local_broker, "alice")
+    wait_until(after_a_tick(local_broker, lambda: not local_broker.broker.waker.pending("alice")), timeout=5,
+               message="the wake answered")
+    local_broker.call("alice", "hook", event="turn_end")
+    local_broker.call("alice", "hello", shim=True)
+    assert not local_broker.broker.waker.pending("alice"), "no wake storm: the new session saw the ask"
+    assert nudges.sent == ["alice", "alice"]
