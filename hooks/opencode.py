@@ -21,8 +21,10 @@ else in podctl knows OpenCode. Files podctl writes, all under the agent's folder
   an unattended pane (typing into one confirms its default).
 
 The plugin carries messages into the model's context through the same hook command every CLI
-runs (`podctl hook`, standard library only, exactly-once claims): `chat.message` adds them to the
-user's message at turn start (as a part after the user's text), `tool.execute.after` to the
+runs (`podctl hook`, standard library only, exactly-once claims). OpenCode has no hook that adds
+context at start: the plugin keeps what its start's hook prints (the pod, the agent's role and team,
+asks to it still open; no message is claimed then) and adds it to the first turn. `chat.message`
+adds messages to the user's message at turn start (as a part after the user's text), `tool.execute.after` to the
 result of every tool call; `session.status` reports busy and idle, serialized (OpenCode does not
 await event hooks). At idle, messages that need the agent are given to it as a new prompt
 (`client.session.promptAsync`): the agent keeps going without a keystroke. A wake request from
@@ -57,7 +59,7 @@ MCP_TIMEOUT_MS = 300_000
 USAGE_BATCH = 1000
 
 EVENTS = {
-    "plugin.start": HookEvent("session_start", inject=False),
+    "plugin.start": HookEvent("session_start", inject=False, output="plain"),
     "chat.message": HookEvent("turn_start", output="plain"),
     "tool.execute.after": HookEvent("tool_done", output="plain"),
     "session.status.busy": HookEvent("tool_done", inject=False),

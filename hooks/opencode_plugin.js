@@ -22,11 +22,22 @@ export const Podctl = async ({ client, $ }) => {
   // The hook's answer is the JSON every CLI's hook gets ({"additionalContext": TEXT}, or nothing).
   const hook = async (native) => {
     try {
-      const out = (await $`${HOOKS[native]} < ${Buffer.from("{}")}`.quiet().nothrow().text()).trim()
+      const out = (await $`${HOOKS[native]} < /dev/null`.quiet().nothrow().text()).trim()
       return out ? String(JSON.parse(out).additionalContext ?? "") : ""
     } catch {
       return ""
     }
+  }
+  // The session start's answer (the pod, the agent's role and team, asks to it still open) goes into
+  // the model's context with the first turn: OpenCode has no hook that adds context at start.
+  let intro = ""
+  const started = serial(async () => {
+    intro = await hook("plugin.start")
+  })
+  const withIntro = (text) => {
+    const all = [intro, text].filter((t) => t.trim()).join("\n\n")
+    if (all.trim()) intro = ""
+    return all
   }
   const prompt = async (text) => {
     if (!session || !text.trim()) return false
@@ -39,11 +50,10 @@ export const Podctl = async ({ client, $ }) => {
     rmSync(wakeFile, { force: true })
     let answer = "no session"
     if (busy) answer = "busy"
-    else if (session) answer = (await prompt(await hook("session.status.idle"))) ? "prompted" : "nothing waiting"
+    else if (session) answer = (await prompt(withIntro(await hook("session.status.idle")))) ? "prompted" : "nothing waiting"
     writeFileSync(wakeFile + ".ack", answer)
   }
 
-  serial(() => hook("plugin.start"))
   try {
     // Any change in the folder: Bun does not always name the file of a rename.
     watch(WAKE_DIR, () => {
@@ -64,14 +74,16 @@ export const Podctl = async ({ client, $ }) => {
       } else if (type === "idle") {
         busy = false
         serial(async () => {
-          await prompt(await hook("session.status.idle"))
+          const text = await hook("session.status.idle")
+          if (text.trim()) await prompt(withIntro(text))
         })
       }
     },
     "chat.message": async (input, output) => {
       if (children.has(input.sessionID)) return
       session = output.message.sessionID
-      const text = await hook("chat.message")
+      await started
+      const text = withIntro(await hook("chat.message"))
       if (!text.trim()) return
       const last = output.parts[output.parts.length - 1]
       output.parts.push({

@@ -16,6 +16,7 @@ from ..helpers import agent_state, podctl, transcript, wait_for_pane, wait_until
 from .conftest import outside_writes
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
+INTRO = "You are agent `oc` of the podctl pod `oc`"
 
 
 def opencode_agent(name: str, base_url: str) -> str:
@@ -52,7 +53,8 @@ def test_opencode_agent_is_woken_injected_and_answers_through_the_tools(
             {"call": "list_agents", "arguments": {}},
             {"text": "Saw the note."},
         ]
-        pods.up(write_pod(tmp_path / "oc", "name: oc\nagents:\n" + opencode_agent("oc", fake.base_url)))
+        pod_file = write_pod(tmp_path / "oc", "name: oc\nagents:\n" + opencode_agent("oc", fake.base_url))
+        pods.up(pod_file)
         wait_for_pane("oc", "oc", ADAPTER.wake_ready_text, timeout=120)
 
         answer = podctl("send", "oc", "--to", "oc", "--ask", "How is the build?", "--wait", "90").stdout
@@ -62,6 +64,9 @@ def test_opencode_agent_is_woken_injected_and_answers_through_the_tools(
         assert "question" not in tool_names(first), "no dialog can open in an unattended pane"
         assert ADAPTER.wake_text in request_text(first), "no session yet: the wake was typed"
         assert "How is the build?" in request_text(first), "the ask was added to the user's message at turn start"
+        assert INTRO in request_text(first) and "Your role: answers questions" in request_text(first), (
+            "the session start's intro (its role, its team) reaches the model with the first turn"
+        )
         wait_until(lambda: agent_state("oc", "oc") == "idle", timeout=30, message="idle after its turn")
 
         fake.hold()
@@ -74,6 +79,7 @@ def test_opencode_agent_is_woken_injected_and_answers_through_the_tools(
         assert ADAPTER.wake_text not in last_user_text(woken), "the plugin woke it: nothing was typed"
         assert "Anything else?" in last_user_text(woken)
         assert request_text(after).count("note sent while busy") == 1, "injected once, after the tool call"
+        assert request_text(after).count(INTRO) == 1, "the intro is given once"
         wait_until(lambda: agent_state("oc", "oc") == "idle", timeout=60, message="idle again")
         assert "oc → user reply to #" in transcript("oc")
 
@@ -86,6 +92,17 @@ def test_opencode_agent_is_woken_injected_and_answers_through_the_tools(
         podctl("down", "oc")
         written = outside_writes(cli_env, podctl_home)
         assert not {w for w in written if w.startswith(("~/.config/opencode", "~/.local/share/opencode"))}, written
+
+        pod_file.write_text(pod_file.read_text().replace("role: answers questions", "role: reviews the build"))
+        pods.up(pod_file)
+        wait_for_pane("oc", "oc", ADAPTER.wake_ready_text, timeout=120)
+        seen = len(fake.conversation())
+        podctl("send", "oc", "--to", "oc", "Back again.")
+        [back] = wait_until(lambda: fake.conversation()[seen:seen + 1], timeout=90, message="its next session's first request")
+        assert "Back again." in request_text(back) and "Your role: reviews the build" in request_text(back)
+        assert "Your role in pod oc changed. Your role is now:\\nreviews the build" in request_text(back), (
+            "a role changed while the pod was down is told"
+        )
 
 
 def test_a_codex_agent_asks_an_opencode_agent_and_gets_its_answer(cli_env: Path, tmp_path: Path, pods) -> None:
