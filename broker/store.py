@@ -163,8 +163,8 @@ MIGRATIONS: list[str] = [
     """,
     # 5: what outlives the broker's process: each rule's rounds, last firing, open ask and the git
     # trees its diffs start from; the agent a rule's ask was for (its late replies and follow-ups go
-    # to it); when an ask was looked at after its deadline (its asker told if answers were missing);
-    # the role each agent's model was last told.
+    # to it); when an ask was looked at after its deadline (its asker told if answers were missing;
+    # asks already past it are not told again); the role each agent's model was last told.
     """
     CREATE TABLE rule_state(
         name TEXT PRIMARY KEY,
@@ -181,6 +181,8 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     ALTER TABLE asks ADD COLUMN behalf TEXT;
     ALTER TABLE asks ADD COLUMN expiry_checked REAL;
+    UPDATE asks SET expiry_checked = deadline
+        WHERE deadline IS NOT NULL AND deadline < (julianday('now') - 2440587.5) * 86400.0;
     ALTER TABLE agents ADD COLUMN told_role TEXT;
     """,
 ]

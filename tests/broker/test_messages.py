@@ -400,3 +400,31 @@ def test_an_asker_told_expired_by_its_wait_gets_no_notice_and_an_expiry_survives
         [notice] = wait_until(lambda: expiry_notices(lead), timeout=10, message="the expiry after the restart")
         assert notice["ask_id"] == restarted and "Nobody answered" in notice["text"]
         assert expiry_notices(lead) == []
+
+
+def test_asks_that_expired_before_the_upgrade_give_no_notice(tmp_path, start_broker) -> None:
+    """A store of schema 4 holds route asks that expired long ago: opening it under schema 5 does not
+    tell their askers now (only asks expiring from then on are told)."""
+    import sqlite3
+    import time
+
+    from podctl.broker.paths import PodPaths
+    from podctl.broker.store import MIGRATIONS
+
+    db = PodPaths.of("upg").ensure().db
+    conn = sqlite3.connect(db)
+    for number, script in enumerate(MIGRATIONS[:4], start=1):
+        conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")
+    old = time.time() - 3600
+    conn.executescript(
+        f"INSERT INTO messages(id, ts, sender, kind, recipients, target, text, ask_id) VALUES"
+        f" (1, {old}, 'lead', 'ask', '[\"bob\",\"carol\"]', 'review', 'long ago', 1);"
+        f"INSERT INTO asks(id, asker, mode, route, deadline) VALUES (1, 'lead', 'all', 'review', {old + 60});"
+        "INSERT INTO ask_targets(ask_id, agent) VALUES (1, 'bob'), (1, 'carol');"
+    )
+    conn.close()
+    proc = start_broker(write_pod(tmp_path / "upg", ROUTED.format(name="upg", timeout="1s")))
+    with proc.client("lead") as lead:
+        new = lead.call("ask", to="review", text="now")["ask_id"]
+        notices = wait_until(lambda: expiry_notices(lead), timeout=10, message="the new ask's expiry notice")
+    assert [n["ask_id"] for n in notices] == [new]
