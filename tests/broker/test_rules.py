@@ -425,26 +425,11 @@ def test_a_single_star_glob_stays_within_its_folder(tmp_path: Path, start_broker
 
 # -- rule state across broker restarts ---------------------------------------------------------------
 
-RESTART_POD = """\
-name: {name}
-workdir: repo
-agents:
-  writer: {{cli: script, worktree: true}}
-  rev-a: {{cli: script}}
-  rev-b: {{cli: script}}
-routes:
-  - name: review
-    to: [rev-a, rev-b]
-    timeout: {timeout}
-rules:
-  - name: auto-review
-    on: turn_end
-    agent: writer
-    when: {{changed: ["src/**"]}}
-    ask: review
-    text: "changed=[{{changed_files}}]\\n{{diff}}"
-    cooldown: 0s
-"""
+RESTART_POD = (
+    REVIEW_POD.replace("name: autorev", "name: {name}").replace("timeout: 10m", "timeout: {timeout}")
+    .replace("writer: {{cli: script, role: writes the code}}", "writer: {{cli: script, worktree: true}}")
+)
+"""The review pod with the writer in a worktree of its own."""
 
 
 def start_in_a_worktree(start_broker, tmp_path: Path, name: str, timeout: str = "10m") -> tuple[BrokerProcess, Path]:
@@ -455,7 +440,7 @@ def start_in_a_worktree(start_broker, tmp_path: Path, name: str, timeout: str = 
 
     folder = tmp_path / name
     git_repo(folder / "repo")
-    pod = write_pod(folder, RESTART_POD.format(name=name, timeout=timeout))
+    pod = write_pod(folder, RESTART_POD.format(name=name, timeout=timeout, max_rounds=3))
     record = worktrees.ensure(load_pod(pod), PodPaths.of(name).ensure(), "writer")
     assert record is not None
     return start_broker(pod), Path(record.path)
@@ -480,7 +465,7 @@ def test_a_restart_keeps_the_rules_baseline_and_rounds_so_reviewed_work_is_not_s
         w.call("hook", event="session_start")
         turn(w, lambda: (work / "src" / "app.py").write_text("print('hi')\n"))
         [ask] = wait_until(lambda: asks_to(a), timeout=20, message="the first review")
-        assert ask["text"].startswith("[auto-ask by rule auto-review, on behalf of writer] changed=[src/app.py]")
+        assert ask["text"].startswith("[auto-ask by rule auto-review, on behalf of writer] writer changed src/app.py.")
         for reviewer in (a, b):
             reviewer.call("post_reply", ask_id=ask["ask_id"], text="ok")
         wait_until(lambda: gathered(w), timeout=20, message="the gathered answer")
@@ -492,7 +477,7 @@ def test_a_restart_keeps_the_rules_baseline_and_rounds_so_reviewed_work_is_not_s
         turn(w, lambda: None)  # the resumed writer's turn changed nothing
         turn(w, lambda: (work / "src" / "more.py").write_text("more = 1\n"))
         [ask] = wait_until(lambda: asks_to(a), timeout=20, message="the review of the new work")
-    assert "changed=[src/more.py]" in ask["text"] and "app.py" not in ask["text"], "reviewed work is not sent again"
+    assert "writer changed src/more.py." in ask["text"] and "app.py" not in ask["text"], "reviewed work is not sent again"
     assert rule_row(broker)["rounds"] == 2
 
 
