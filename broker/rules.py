@@ -421,10 +421,6 @@ class RuleEngine:
         self.firings.pop(ask_id, None)
         if firing.task is not None and not expired:
             firing.task.cancel()
-        state = self.states.get(firing.rule)
-        if state is not None and state.open_ask == ask_id:
-            state.open_ask = None
-            await self._persist(firing.rule)
         parts = [f"[{r['from']}]\n{r['text']}" for r in status["replies"]]
         missing = status["waiting_on"] if status["status"] != "replied" else []
         head = f"Answers to the auto-ask of rule {firing.rule} (ask #{ask_id})"
@@ -435,6 +431,10 @@ class RuleEngine:
             sender=wire.SYSTEM_SENDER, kind="tell", recipients=[firing.agent], target=firing.agent,
             text=text[: self.host.spec.limits.message_bytes], urgent=True, ask_id=ask_id, origin=f"rule:{firing.rule}",
         ))
+        state = self.states.get(firing.rule)
+        if state is not None and state.open_ask == ask_id:  # stored once the answer is: a crash never loses it
+            state.open_ask = None
+            await self._persist(firing.rule)
         await self.host.log(f"rule {firing.rule}: gathered answer to ask #{ask_id} sent to {firing.agent}",
                             origin=f"rule:{firing.rule}")
 
