@@ -2,8 +2,10 @@
 
 The cache folder is keyed by the lock file's hash, so a version bump installs afresh and an
 unchanged lock costs nothing. A file lock keeps parallel test workers from installing twice.
-Install scripts are not run (`--ignore-scripts`) except the two the CLIs need: Claude Code's and
-OpenCode's postinstall put the platform's native binary in place of their `bin/*.exe`.
+Install scripts are not run (`--ignore-scripts`) except the three the CLIs need: Claude Code's,
+OpenCode's and Kilo's postinstall put the platform's native binary in place (`bin/*.exe`,
+`bin/.kilo`). Cline's is left out: its wrapper finds the platform binary in node_modules by
+itself, and its postinstall renames a file under the installing user's `~/.cline`.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
 
-RECIPE = b"npm ci --ignore-scripts + claude-code install.cjs + opencode-ai postinstall.mjs"
-POSTINSTALLS = ("node_modules/@anthropic-ai/claude-code/install.cjs", "node_modules/opencode-ai/postinstall.mjs")
+RECIPE = b"npm ci --ignore-scripts + claude-code install.cjs + opencode-ai postinstall.mjs + kilo postinstall.mjs"
+POSTINSTALLS = (
+    "node_modules/@anthropic-ai/claude-code/install.cjs", "node_modules/opencode-ai/postinstall.mjs",
+    "node_modules/@kilocode/cli/postinstall.mjs",
+)
 
 
 def cache_root() -> Path:
@@ -28,7 +33,7 @@ def cache_root() -> Path:
 
 
 def install_clis(timeout: float = 900.0) -> Path:
-    """Return the `node_modules/.bin` folder holding `claude`, `codex`, `gemini` and `opencode`."""
+    """Return the `node_modules/.bin` folder holding every pinned CLI (`claude`, `codex`, `gemini`, `opencode`, `qwen`, `copilot`, `kilo`, `cline`)."""
     lock = (HERE / "package-lock.json").read_bytes()
     digest = hashlib.sha256(lock + (HERE / "package.json").read_bytes() + RECIPE).hexdigest()[:16]
     target = cache_root() / digest
