@@ -3,8 +3,9 @@
 Runs inside the broker (asyncio subprocesses of `tmux`, no libtmux calls, every one with a
 timeout), on the pod's tmux server (`tmux.socket_name()`) and its targets (`tmux.target()`).
 
-The nudge types an adapter's fixed wake text into an idle agent's pane, then Enter. Never
-message content: the text is the adapter's constant. Text and Enter go in two `send-keys` calls
+The nudge types an adapter's fixed wake text into an idle agent's pane, then Enter, or hands it
+to an input the CLI watches when its adapter has one. Never message content: the text is the
+adapter's constant. Text and Enter go in two `send-keys` calls
 with a pause between, because several CLIs treat a pasted burst ending in Enter as a newline,
 not a submit. It is pane-state aware: it does nothing (and says why) when the pane is gone or
 dead, in copy mode, still changing on screen (the CLI is rendering), or when a person pressed a
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from .tmux import socket_name, target
 
@@ -92,13 +94,19 @@ def _screen_problem(screen: str, ready: str | None, blocked: tuple[str, ...]) ->
 
 
 async def nudge(
-    pod: str, agent: str, text: str, *, ready: str | None = None, clear: tuple[str, ...] = (), blocked: tuple[str, ...] = ()
+    pod: str, agent: str, text: str, *, ready: str | None = None, clear: tuple[str, ...] = (),
+    blocked: tuple[str, ...] = (), deliver: Callable[[str], bool] | None = None,
 ) -> str:
-    """Press the `clear` keys, type `text`, pause, press Enter. Returns "sent" or "skipped: <reason>"."""
+    """Press the `clear` keys, type `text`, pause, press Enter. Returns "sent" or "skipped: <reason>".
+
+    `deliver`: a way to hand `text` to the CLI without keystrokes (an input file it watches); it
+    runs once the pane is ready, as typing would, and only when it returns False is `text` typed."""
     pane = target(pod, agent)
     reason = await pane_state(pane, ready, blocked)
     if reason is not None:
         return f"skipped: {reason}"
+    if deliver is not None and deliver(text):
+        return "sent"
     try:
         for key in clear:
             await tmux("send-keys", "-t", pane, key)

@@ -1,6 +1,7 @@
 """How an idle agent is woken, as its adapter says: by its own plugin when it has one that takes
 wake requests (a file in the agent's folder, answered in `<file>.ack`), else, or when the plugin
-cannot, by typing the adapter's fixed wake text into its pane (orchestrator/tmux_nudge.py).
+cannot, by the adapter's fixed wake text, once its pane is ready: written to an input the CLI
+watches when the adapter has `wake_input` (no keystroke), else typed (orchestrator/tmux_nudge.py).
 
 Neither way carries message content: the file holds nothing of a message, and the plugin fetches
 what waits through the agent's own authenticated hook.
@@ -25,16 +26,19 @@ PLUGIN_ANSWER_S = 3.0
 async def wake(pod: str, agent: str, cli: str) -> str:
     """Wake `agent`; returns "sent" or "skipped: <reason>" (the broker's Nudger)."""
     adapter = get_adapter(cli)
+    agent_dir = PodPaths.of(pod).agent_dir(agent)
     request = getattr(adapter, "wake_file", None)
     if request:
-        answer = await ask_plugin(PodPaths.of(pod).agent_dir(agent) / request)
+        answer = await ask_plugin(agent_dir / request)
         if answer == "prompted":
             return "sent"
         if answer == "busy":
             return "skipped: the agent is busy"
+    write = getattr(adapter, "wake_input", None)
     return await tmux_nudge.nudge(
         pod, agent, adapter.wake_text, ready=getattr(adapter, "wake_ready_text", None),
         clear=tuple(getattr(adapter, "wake_clear_keys", ())), blocked=tuple(getattr(adapter, "wake_blocked_texts", ())),
+        deliver=(lambda text: bool(write(agent_dir, text))) if write else None,
     )
 
 

@@ -1,10 +1,11 @@
 """A fake OpenAI-compatible Chat Completions API (`POST /v1/chat/completions`, streaming) for the real
-OpenCode in tests (its `@ai-sdk/openai-compatible` provider).
+CLIs that speak it in tests (OpenCode's `@ai-sdk/openai-compatible` provider, Qwen Code, ...).
 
 Requests are recorded. Main requests (those that offer tools) are answered from a script, in order:
 a text, or a call of one of our MCP tools (`{"call": "post_reply", "arguments": {...}}`, sent as
-`podctl_<tool>`); the arguments may be a function of the request body. The title side request (no
-tools) gets a short title. An empty script answers "ok".
+`<tool_prefix><tool>`, `podctl_<tool>` unless the CLI names MCP tools otherwise); the arguments may
+be a function of the request body. Side requests (no tools: titles, summaries) get a short text.
+An empty script answers "ok".
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from .http import FakeServer, Reply, step_arguments
 
 
 class FakeChat(FakeServer):
+    def __init__(self, tool_prefix: str = "podctl_") -> None:
+        super().__init__()
+        self.tool_prefix = tool_prefix
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
@@ -48,7 +53,7 @@ class FakeChat(FakeServer):
         chunks = [chunk({"role": "assistant", "content": ""})]
         if "call" in step:
             call = {"index": 0, "id": f"call_{n}", "type": "function",
-                    "function": {"name": f"podctl_{step['call']}", "arguments": ""}}
+                    "function": {"name": f"{self.tool_prefix}{step['call']}", "arguments": ""}}
             chunks += [
                 chunk({"tool_calls": [call]}),
                 chunk({"tool_calls": [{"index": 0, "function": {"arguments": json.dumps(step_arguments(step, body))}}]}),

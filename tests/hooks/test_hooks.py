@@ -96,6 +96,8 @@ def test_a_closed_stdout_exits_0_and_the_message_is_offered_again(broker: Broker
         ("codex", "Stop", "block"),
         ("gemini", "BeforeAgent", "additional"),
         ("gemini", "AfterAgent", "block"),
+        ("qwen", "PostToolUse", "additional"),
+        ("qwen", "Stop", "block"),
     ],
 )
 def test_injection_in_each_cli_format_exactly_once(broker: BrokerProcess, cli: str, event: str, shape: str) -> None:

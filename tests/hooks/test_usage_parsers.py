@@ -30,6 +30,21 @@ GEMINI = json.loads(
     '"total":1323},"model":"gemini-2.5-flash"}'
 )
 
+QWEN_REQUEST = json.loads(
+    '{"uuid":"a47b3c05","parentUuid":"1b17c93c","sessionId":"a8b3684a","timestamp":"2026-12-04T19:32:33.462Z",'
+    '"type":"system","cwd":"/w","version":"0.24.4","subtype":"ui_telemetry","systemPayload":{"uiEvent":{'
+    '"event.name":"qwen-code.api_response","event.timestamp":"2026-12-04T19:32:33.461Z","response_id":"chatcmpl-1",'
+    '"model":"qwen3-coder-plus","status_code":200,"duration_ms":881,"input_token_count":1934,"output_token_count":56,'
+    '"cached_content_token_count":700,"thoughts_token_count":33,"total_token_count":1990,'
+    '"prompt_id":"a8b3684a########0","auth_type":"openai"}}}'
+)
+QWEN_ASSISTANT = json.loads(
+    '{"uuid":"1b17c93c","sessionId":"a8b3684a","timestamp":"2026-12-04T19:32:33.470Z","type":"assistant",'
+    '"model":"qwen3-coder-plus","message":{"role":"model","parts":[{"text":"Done."}]},"usageMetadata":{'
+    '"promptTokenCount":1934,"candidatesTokenCount":56,"thoughtsTokenCount":33,"totalTokenCount":1990,'
+    '"cachedContentTokenCount":700}}'
+)
+
 
 def counts(record) -> tuple[str, str, int, int, int, int]:
     return record.key, record.model, record.input, record.cached, record.output, record.reasoning
@@ -73,3 +88,13 @@ def test_a_line_without_usage_or_with_zero_usage_is_no_request() -> None:
     synthetic["message"]["usage"] = {"input_tokens": 0, "output_tokens": 0}
     assert get_adapter("claude").usage_parser().feed(synthetic, "f:0") is None
     assert get_adapter("script").usage_parser().feed({"type": "note"}, "u:0") is None
+
+
+def test_qwen_reads_each_request_from_its_telemetry_record_not_the_message_that_repeats_it() -> None:
+    parser = get_adapter("qwen").usage_parser()
+    record = parser.feed(QWEN_REQUEST, "c:0")
+    assert counts(record) == ("chatcmpl-1", "qwen3-coder-plus", 1234, 700, 56, 33)
+    assert record.ts == 1796412753.461
+    assert parser.feed(QWEN_ASSISTANT, "c:700") is None, "the assistant message carries the same request's tokens"
+    tool_call = {**QWEN_REQUEST, "systemPayload": {"uiEvent": {"event.name": "qwen-code.tool_call", "call_id": "call_1"}}}
+    assert parser.feed(tool_call, "c:900") is None
