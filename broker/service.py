@@ -646,7 +646,8 @@ class Broker(UsageOps):
 
     @checked
     async def op_hook(
-        self, agent: str, event: str, inject: bool = True, attention_only: bool = False, shows: bool = True
+        self, agent: str, event: str, inject: bool = True, attention_only: bool = False, shows: bool = True,
+        intro: bool = False,
     ) -> dict[str, Any]:
         if event not in wire.HOOK_EVENTS:
             raise OpError(wire.BAD_REQUEST, f"event must be one of {', '.join(wire.HOOK_EVENTS)}")
@@ -675,8 +676,10 @@ class Broker(UsageOps):
         result: dict[str, Any] = {
             "state": state, "claim": claim, "messages": messages, "too_large": pointers, "more": more,
         }
-        if event == "session_start":
+        if event == "session_start" or intro:
             await self._session_start(member, result, bool(shows))
+            if state != "idle":
+                member.owed_turn = False  # shown in the turn that runs now: no turn is owed for them
         if state == "idle":
             pending = await self.store.pending_wakeworthy(agent)
             shown_now = len([m for m in messages if needs_attention(m)]) + len(pointers)

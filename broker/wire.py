@@ -55,9 +55,9 @@ Operations (``args`` -> ``result``):
 - ``mcp {session, wait_cap_ms?}`` -> ``{mcp: true, session, wait_cap_ms}``: the relay of the agent's CLI
   (``podctl shim``) opens its MCP session; every later line on this connection is the CLI's MCP JSON-RPC,
   answered by the broker's seven tools (broker/mcp_tools.py). The agent's tools are up from then on.
-- ``hook {event, inject=true, attention_only=false, shows=true}`` -> ``{state, claim, messages, too_large, more,
-  context?, open_asks?}``. ``shows``: the hook puts what it is answered into the model's context (its output
-  is not ``none``).
+- ``hook {event, inject=true, attention_only=false, shows=true, intro=false}`` -> ``{state, claim, messages,
+  too_large, more, context?, open_asks?}``. ``shows``: the hook puts what it is answered into the model's
+  context (its output is not ``none``).
   ``event`` is one of ``HOOK_EVENTS``; it sets the agent's busy/idle state. With ``inject`` it claims the
   oldest messages not yet injected into the agent's model (with ``attention_only``, only asks, replies,
   urgent tells and the user's), at most ``HOOK_BATCH_COUNT`` and ``HOOK_BATCH_BYTES`` of text;
@@ -65,7 +65,8 @@ Operations (``args`` -> ``result``):
   after this batch (read with ``read_messages``). The hook prints the batch and then sends
   ``ack_injected {claim}``.
   A claim not acknowledged within ``CLAIM_LEASE_S`` is offered again (a hook that dies loses nothing).
-  ``session_start`` also returns ``context: {pod, agent, role, members, routes}`` and, with ``shows``,
+  ``session_start`` (and any event with ``intro``: a CLI whose session starts with its first prompt)
+  also returns ``context: {pod, agent, role, members, routes}`` and, with ``shows``,
   ``open_asks``: asks to the agent still open that an earlier session was shown and did not answer
   (a message each; one too large to show has ``text: ""`` and ``too_large: bytes``). A session start
   wakes the agent only for what its new model has not seen: messages no model of it saw, and those asks.

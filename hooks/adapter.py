@@ -12,6 +12,7 @@ hook commands into the CLI's config with `AgentContext.hook_command`, so the hoo
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from collections.abc import Mapping
@@ -34,12 +35,15 @@ class HookEvent:
     `attention_only`: inject only what needs the agent now (asks, replies, urgent tells); used at
     turn end, where injecting means continuing the turn, so plain tells wait for the next turn.
     `output`: the shape of the answer on stdout (hooks/path/render.py).
+    `intro`: also answer with the session's introduction (role, team, tools), which `session_start`
+    always has: for a CLI whose session starts with its first prompt, whose first hook is a turn's.
     """
 
     event: str | None
     inject: bool = True
     attention_only: bool = False
     output: str = "none"
+    intro: bool = False
 
     def options(self) -> list[str]:
         argv = ["--event", self.event] if self.event else []
@@ -48,6 +52,8 @@ class HookEvent:
             argv.append("--attention-only")
         if not self.inject:
             argv.append("--no-inject")
+        if self.intro:
+            argv.append("--intro")
         return argv
 
 
@@ -94,6 +100,14 @@ class AgentContext:
     def hook_shell(self, how: HookEvent) -> str:
         """`hook_command` as one shell command line (for CLIs whose config takes a string)."""
         return shlex.join(self.hook_command(how))
+
+    def announced(self, argv: list[str]) -> list[str]:
+        """`argv` run after telling the broker the agent's session started (idle, nothing injected).
+
+        For a CLI that fires no hook until its first prompt: without this podctl would never see
+        it up, and never wake it. The broker still wakes it only once its MCP tools are up."""
+        hook = self.hook_shell(HookEvent("session_start", inject=False))
+        return ["sh", "-c", f'{hook} </dev/null >/dev/null 2>&1; exec "$@"', "podctl-start", *argv]
 
     def shim_command(self) -> list[str]:
         """The command line of this agent's MCP server (`podctl shim`, a relay to the broker).
@@ -147,6 +161,30 @@ def user_file(*parts: str) -> Path | None:
     """A file of the user's own CLI setup (credentials), if it exists; podctl only reads or links it."""
     path = Path.home().joinpath(*parts)
     return path if path.is_file() else None
+
+
+def merge_settings(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base` (JSON settings): objects merged key by key, lists joined without
+    repeats, anything else replaced. For layering podctl's needs over a user's own settings."""
+    merged = dict(base)
+    for key, value in over.items():
+        old = merged.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            merged[key] = merge_settings(old, value)
+        elif isinstance(old, list) and isinstance(value, list):
+            merged[key] = [*old, *(v for v in value if v not in old)]
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_settings(path: Path) -> dict[str, Any]:
+    """A JSON settings file of the user's as an object ({} when missing or unreadable); only read."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def link_credentials(source: Path | None, target: Path) -> None:

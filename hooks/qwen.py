@@ -46,11 +46,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .adapter import AgentContext, HookEvent, Launch, link_credentials
+from .adapter import AgentContext, HookEvent, Launch, link_credentials, merge_settings, read_settings
 from .protocol import HookProtocol, hook_table
 from .usage import StatelessParser, UsageRecord, UsageSource, count, obj, timestamp
 
@@ -113,15 +112,9 @@ class QwenAdapter(HookProtocol):
         for name in LINKED:
             source = user / name
             link_credentials(source if source.exists() else None, home / name)
-        try:
-            own = json.loads((user / "settings.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            own = {}
-        settings = _merge(_merge(self.defaults(ctx), own if isinstance(own, dict) else {}), self.essentials(ctx))
-        for event, entries in self.hook_config(ctx, timeout=10).items():
-            hooks = settings.setdefault("hooks", {})
-            theirs = hooks.get(event) if isinstance(hooks.get(event), list) else []
-            hooks[event] = [*theirs, *entries]
+        own = read_settings(user / "settings.json")
+        settings = merge_settings(merge_settings(self.defaults(ctx), own), self.essentials(ctx))
+        settings = merge_settings(settings, {"hooks": self.hook_config(ctx, timeout=10)})
         (home / "settings.json").write_text(json.dumps(settings, indent=2))
         (ctx.agent_dir / INPUT_FILE).unlink(missing_ok=True)
 
@@ -130,7 +123,7 @@ class QwenAdapter(HookProtocol):
         the user's own), the CLI opens its "Connect a Provider" dialog."""
         env = {**os.environ, **ctx.env}
         auth = next((kind for key, kind in AUTH_KEYS if env.get(key)), None)
-        return _merge(DEFAULTS, {"security": {"auth": {"selectedType": auth}}}) if auth else dict(DEFAULTS)
+        return merge_settings(DEFAULTS, {"security": {"auth": {"selectedType": auth}}}) if auth else dict(DEFAULTS)
 
     def essentials(self, ctx: AgentContext) -> dict[str, Any]:
         """What podctl needs whatever the user's settings say (lists are added to theirs)."""
@@ -177,20 +170,6 @@ class QwenUsage(StatelessParser):
 def _user_home() -> Path:
     """The user's own Qwen Code folder (their `QWEN_HOME`, else `~/.qwen`); only read or linked."""
     return Path(os.environ.get("QWEN_HOME") or Path.home() / ".qwen")
-
-
-def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """`over` on top of `base`: objects merged key by key, lists joined, anything else replaced."""
-    merged = dict(base)
-    for key, value in over.items():
-        old = merged.get(key)
-        if isinstance(old, Mapping) and isinstance(value, Mapping):
-            merged[key] = _merge(old, value)
-        elif isinstance(old, list) and isinstance(value, list):
-            merged[key] = [*old, *(v for v in value if v not in old)]
-        else:
-            merged[key] = value
-    return merged
 
 
 ADAPTER = QwenAdapter()

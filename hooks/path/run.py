@@ -1,10 +1,11 @@
 """A hook run: report busy/idle to the broker and inject new messages. Standard library only.
 
     python -I -S hooks/fast.py --socket SOCK --token-file FILE --agent NAME \
-        --event EVENT --output OUTPUT [--attention-only] [--no-inject]
+        --event EVENT --output OUTPUT [--attention-only] [--no-inject] [--intro]
 
 `--event` is podctl's event (`wire.HOOK_EVENTS`; omitted: nothing to report) and `--output` the
-shape of the answer (`render.OUTPUTS`), both chosen by the CLI's adapter for each native event.
+shape of the answer (`render.OUTPUTS`), both chosen by the CLI's adapter for each native event;
+`--intro` adds the session's introduction (role, team, tools) to the answer whatever the event.
 
 It never breaks its CLI: whatever goes wrong (no broker, a slow or trickling broker, stdin never
 closed, bad or huge input), it exits 0 within one total deadline with nothing injected. Messages
@@ -31,7 +32,7 @@ MAX_STDIN_BYTES = 4 * 1024 * 1024
 
 _EXPECTED = (wire.BrokerUnavailable, wire.BrokerError, OSError, ValueError)
 VALUED = ("--state", "--agent", "--socket", "--token-file", "--event", "--output")
-FLAGS = ("--attention-only", "--no-inject")
+FLAGS = ("--attention-only", "--no-inject", "--intro")
 
 
 def _parse(argv: list[str]) -> dict[str, str] | None:
@@ -134,7 +135,8 @@ def _hook(socket: str, token_file: str, agent: str, opts: dict[str, str]) -> Non
     inject = "no-inject" not in opts and output != "none"
     with wire.Client(socket, agent, token, timeout=timeout) as client:
         response = client.call(
-            "hook", event=event, inject=inject, attention_only="attention-only" in opts, shows=output != "none"
+            "hook", event=event, inject=inject, attention_only="attention-only" in opts, shows=output != "none",
+            intro="intro" in opts,
         )
         _write(render(output, injection(response)))
         if response.get("claim"):
@@ -159,7 +161,7 @@ def main(argv: list[str]) -> int:
     )
     if opts is None or not socket or not token_file or not agent:
         print("usage: fast.py --socket SOCKET --token-file FILE --agent NAME --event EVENT --output OUTPUT"
-              " [--attention-only] [--no-inject]", file=sys.stderr)
+              " [--attention-only] [--no-inject] [--intro]", file=sys.stderr)
         return 0
     state = socket.rsplit("/", 1)[0]
     where = f"{agent} {opts.get('event') or '-'}"

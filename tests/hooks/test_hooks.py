@@ -199,3 +199,31 @@ def test_doctor_reports_tmux_clis_and_state_folder(tmp_path: Path, monkeypatch) 
     assert rows["tmux"]["ok"] is True and rows["tmux"]["detail"].startswith("tmux ")
     assert rows["codex"]["ok"] is False and "podctl's tests pin 0.169.0" in rows["codex"]["detail"]
     assert rows["state folder"]["ok"] is True
+
+
+def test_a_first_prompt_hook_with_intro_is_a_turn_start_that_introduces_the_session(broker: BrokerProcess) -> None:
+    """Copilot CLI's sessionStart comes with the first prompt, beside its userPromptSubmitted: a
+    turn start (busy, whatever order the two arrive in) that carries the introduction."""
+    with broker.client("alice") as alice:
+        alice.call("tell", to="bob", text="hello bob")
+    out = json.loads(run_hook(broker.state, "bob", "copilot", "sessionStart").stdout)
+    text = out["additionalContext"]
+    assert "You are agent `bob` of the podctl pod `bus`" in text and "hello bob" in text
+    assert run_hook(broker.state, "bob", "copilot", "userPromptSubmitted").stdout == "", "injected once"
+    with broker.client("alice") as alice:
+        assert {a["name"]: a["state"] for a in alice.call("list_agents")["agents"]}["bob"] == "busy"
+
+
+def test_an_announced_cli_is_idle_once_started_before_any_hook_of_its_own(broker: BrokerProcess, tmp_path: Path) -> None:
+    """A CLI that fires no hook until its first prompt is reported up by its launch command."""
+    from podctl.hooks.adapter import AgentContext
+
+    ctx = AgentContext(pod="bus", agent="bob", cli="copilot", role="r", workdir=tmp_path, state_dir=broker.state,
+                       agent_dir=broker.state / "agents" / "bob", token=broker.token("bob"))
+    marker = tmp_path / "ran"
+    proc = subprocess.run(ctx.announced(["sh", "-c", f"echo \"$0 $1\" > {marker}", "the-cli", "its arg"]),
+                          capture_output=True, text=True, timeout=30)
+    assert (proc.returncode, proc.stdout) == (0, "")
+    assert marker.read_text() == "the-cli its arg\n", "the CLI runs with its own arguments"
+    with broker.client("alice") as alice:
+        assert {a["name"]: a["state"] for a in alice.call("list_agents")["agents"]}["bob"] == "idle"

@@ -45,6 +45,15 @@ QWEN_ASSISTANT = json.loads(
     '"cachedContentTokenCount":700}}'
 )
 
+COPILOT_REQUEST = json.loads(
+    '{"type":"session.usage_record","data":{"usage":{"model":"gpt-5.5","modelDisplayName":"GPT-5.5","inputTokens":1934,'
+    '"outputTokens":56,"cacheReadTokens":700,"cacheWriteTokens":0,"reasoningTokens":33,"cost":0.0,"duration":157,'
+    '"initiator":"user","interactionType":"conversation-agent","isByok":true,"apiCallId":"chatcmpl-5",'
+    '"apiEndpoint":"/chat/completions","accounting":{"sourceSessionId":"6ec44bb6","sequence":1,"usageId":"chatcmpl-5"},'
+    '"finishReason":"tool_calls"}},"id":"61f33176-1a98-447e-923d-43544de0afbb","timestamp":"2026-12-04T19:51:33.946Z",'
+    '"parentId":"64640f44"}'
+)
+
 
 def counts(record) -> tuple[str, str, int, int, int, int]:
     return record.key, record.model, record.input, record.cached, record.output, record.reasoning
@@ -98,3 +107,11 @@ def test_qwen_reads_each_request_from_its_telemetry_record_not_the_message_that_
     assert parser.feed(QWEN_ASSISTANT, "c:700") is None, "the assistant message carries the same request's tokens"
     tool_call = {**QWEN_REQUEST, "systemPayload": {"uiEvent": {"event.name": "qwen-code.tool_call", "call_id": "call_1"}}}
     assert parser.feed(tool_call, "c:900") is None
+
+
+def test_copilot_reads_its_usage_records_with_cache_reads_inside_the_input() -> None:
+    parser = get_adapter("copilot").usage_parser()
+    record = parser.feed(COPILOT_REQUEST, "e:0")
+    assert counts(record) == ("chatcmpl-5", "gpt-5.5", 1234, 700, 56, 33)
+    assert record.ts == 1796413893.946
+    assert parser.feed({"type": "assistant.message", "data": {"content": "Done."}, "id": "x"}, "e:900") is None

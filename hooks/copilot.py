@@ -1,0 +1,146 @@
+"""The `copilot` adapter (GitHub Copilot CLI 1.0.102; facts in shared/reference/more-clis.md).
+
+Built as a third party would build one: this module and its entry point in pyproject.toml. Files
+podctl writes, all under the agent's folder (the user's `~/.copilot` is never written):
+- `copilot-home/` is the CLI's `COPILOT_HOME` (settings, sessions, logs):
+  - `settings.json`: the user's own `~/.copilot/settings.json` with podctl's hooks added after
+    theirs (camelCase events, whose command hooks answer `{"additionalContext": ...}` and, at
+    agentStop, `{"decision": "block", "reason": ...}`);
+  - `mcp-config.json`: the user's MCP servers and the `podctl` server (tool timeout 300 s, above
+    `wait_for_reply`'s cap);
+  - `config.json` (the CLI's own state file): the workdir among `trustedFolders`, else a "Confirm
+    folder trust" dialog stalls the pane at start.
+- `copilot-cache/`: its `COPILOT_CACHE_HOME` (the MCP tool lists it caches); the CLI's unpacked
+  package stays in the user's cache (`COPILOT_PKG_CACHE_HOME`, `~/.cache/copilot/pkg`), shared with
+  their own runs (235 MB per version: one per agent would be wasteful).
+
+Command: `copilot --allow-tool podctl --no-ask-user [--model M] ARGS`, started through
+`AgentContext.announced`: the CLI fires no hook until its first prompt (its `sessionStart` comes
+with that prompt, at the same time as `userPromptSubmitted`), so podctl reports the session itself
+and maps `sessionStart` to a turn start that carries the introduction. `sessionEnd` is not used: it
+also fires on `/clear`, and podctl sees the CLI exit anyway. `COPILOT_AUTO_UPDATE=false` unless
+the agent's env says otherwise. With a model endpoint of your own (BYOK), set `COPILOT_PROVIDER_*`
+(and `COPILOT_OFFLINE=true`) in the agent's `env:`; a `copilot login` kept in the system keychain,
+or `COPILOT_GITHUB_TOKEN`/`GH_TOKEN`, is used as it is.
+
+Wake: typed (the interactive CLI has no input channel of its own), once its footer shows
+`/ commands · ? help` (idle, no dialog), with `C-u` first.
+
+Token usage: `session.usage_record` events, one per model request, in
+`copilot-home/session-state/<session>/events.jsonl`.
+
+Attention (for the blocked/failed states, not wired yet):
+- permission prompt: `notification` with `notification_type: "permission_prompt"` (`message`
+  "Use MCP tool: podctl/list_agents", `title` "Permission needed") fires only when a dialog is
+  shown; `permissionRequest` (`toolName`, `toolInput`, `permissionSuggestions`) fires on every
+  permission check, also for tools a rule allows, and can approve or deny. The screen shows
+  "Do you want to use this tool?" / "↑/↓ to navigate · enter to select".
+- question: the `ask_user` tool (off here, `--no-ask-user`); `notification` also has elicitation
+  dialogs and agent completion.
+- failure: `errorOccurred` (`error`, `errorContext` model_call|tool_execution|system|user_input,
+  `recoverable`), one per retry; a turn that fails on its model calls ends with no `agentStop`
+  (all were `recoverable: true` in a test), so podctl then keeps the agent busy until its next
+  turn. `postToolUseFailure` for a failed tool.
+- permission modes: `defaultPermissionMode` (`manual`, the default: writes and commands ask;
+  `assisted`: an LLM judge approves; `allow-all`, as `--allow-all`/`--yolo`); agent modes
+  `--mode interactive|plan|autopilot`; `--allow-tool`/`--deny-tool` rules (`shell(git:*)`,
+  `write(path)`, `<mcp-server>(tool)`, `url(...)`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .adapter import AgentContext, HookEvent, Launch, merge_settings, read_settings
+from .protocol import HookProtocol
+from .usage import StatelessParser, UsageRecord, UsageSource, count, obj, timestamp
+
+HOME_DIR = "copilot-home"
+CACHE_DIR = "copilot-cache"
+MCP_TIMEOUT_MS = 300_000
+HOOK_TIMEOUT_S = 10
+
+EVENTS = {
+    "sessionStart": HookEvent("turn_start", output="plain", intro=True),
+    "userPromptSubmitted": HookEvent("turn_start", output="plain"),
+    "postToolUse": HookEvent("tool_done", output="plain"),
+    "postToolUseFailure": HookEvent("tool_done", output="plain"),
+    "agentStop": HookEvent("turn_end", attention_only=True, output="continue"),
+}
+
+
+class CopilotAdapter(HookProtocol):
+    hook_events = EVENTS
+    name = "copilot"
+    executable = "copilot"
+    tested_versions = ("1.0.102",)
+    install_command = "npm install -g @github/copilot@1.0.102"
+    wake_ready_text = "/ commands · ? help"
+    """The idle footer: the UI is up, no turn runs and no dialog is open."""
+    wake_clear_keys = ("C-u",)
+    wake_blocked_texts = ("enter to select", "Confirm folder trust")
+    """A selection dialog (permission, trust) is open: Enter would answer it."""
+
+    def home(self, ctx: AgentContext) -> Path:
+        return ctx.agent_dir / HOME_DIR
+
+    def usage_files(self, agent_dir: Path) -> list[UsageSource]:
+        return [UsageSource(agent_dir / HOME_DIR / "session-state", "*/events.jsonl")]
+
+    def usage_parser(self, state: dict[str, Any] | None = None) -> CopilotUsage:
+        return CopilotUsage(dict(state or {}))
+
+    def prepare(self, ctx: AgentContext) -> None:
+        home = self.home(ctx)
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (ctx.agent_dir / CACHE_DIR).mkdir(exist_ok=True, mode=0o700)
+        user = Path(os.environ.get("COPILOT_HOME") or Path.home() / ".copilot")
+        settings = read_settings(user / "settings.json")
+        mine = {native: [{"type": "command", "command": ctx.hook_shell(how), "timeoutSec": HOOK_TIMEOUT_S}]
+                for native, how in self.hook_events.items()}
+        settings = merge_settings(settings, {"hooks": mine})
+        (home / "settings.json").write_text(json.dumps(settings, indent=2))
+        shim = ctx.shim_command()
+        servers = merge_settings(read_settings(user / "mcp-config.json"), {"mcpServers": {"podctl": {
+            "type": "local", "command": shim[0], "args": shim[1:], "tools": ["*"], "timeout": MCP_TIMEOUT_MS,
+        }}})
+        (home / "mcp-config.json").write_text(json.dumps(servers, indent=2))
+        state = merge_settings(read_settings(home / "config.json"), {"trustedFolders": [str(ctx.workdir)]})
+        (home / "config.json").write_text(json.dumps(state, indent=2))
+
+    def launch(self, ctx: AgentContext) -> Launch:
+        argv = [self.executable, "--allow-tool", "podctl", "--no-ask-user"]
+        if ctx.model:
+            argv += ["--model", ctx.model]
+        argv += list(ctx.args)
+        env = {
+            "COPILOT_AUTO_UPDATE": "false", **ctx.env,
+            "COPILOT_HOME": str(self.home(ctx)), "COPILOT_CACHE_HOME": str(ctx.agent_dir / CACHE_DIR),
+            "COPILOT_PKG_CACHE_HOME": str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "copilot"),
+        }
+        return Launch(argv=ctx.announced(argv), env=env, cwd=ctx.workdir)
+
+
+class CopilotUsage(StatelessParser):
+    """`session.usage_record` events: `inputTokens` is the prompt with cache reads, `outputTokens`
+    the completion with reasoning; keyed by the provider's response id."""
+
+    def feed(self, line: dict[str, Any], where: str) -> UsageRecord | None:
+        if line.get("type") != "session.usage_record":
+            return None
+        usage = obj(obj(line.get("data")).get("usage"))
+        cached = count(usage.get("cacheReadTokens"))
+        key = obj(usage.get("accounting")).get("usageId") or usage.get("apiCallId") or line.get("id") or where
+        record = UsageRecord(
+            key=str(key), model=str(usage.get("model") or "unknown"), ts=timestamp(line.get("timestamp"), time.time()),
+            input=max(0, count(usage.get("inputTokens")) - cached), cached=cached,
+            output=count(usage.get("outputTokens")), reasoning=count(usage.get("reasoningTokens")),
+        )
+        return record if record.input or record.cached or record.output else None
+
+
+ADAPTER = CopilotAdapter()
