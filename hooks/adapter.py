@@ -2,7 +2,8 @@
 
 Each CLI is an object of this shape registered under the entry-point group `podctl.adapters`
 (pods/clis.py; the built-ins in pyproject.toml): one module per CLI here (`claude.py`, `codex.py`,
-`gemini.py`, `script.py`), and any installed package can add one (docs/adapters.md).
+`gemini.py`, `opencode.py`, `kilo.py`, `qwen.py`, `copilot.py`, `script.py`), and any installed
+package can add one (docs/adapters.md).
 
 The orchestrator calls `prepare` then `launch` to start an agent in its tmux window. Each native
 hook event of the CLI is described by a `HookEvent` in `hook_events`, and the adapter writes the

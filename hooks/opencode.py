@@ -1,7 +1,7 @@
 """The `opencode` adapter (OpenCode 1.18.33; facts in shared/reference/opencode.md).
 
 Built as a third party would build one: this module and its entry point in pyproject.toml, nothing
-else in podctl knows OpenCode. Files podctl writes, all under the agent's folder
+else in podctl knows OpenCode. Kilo, a fork with the same plugin API, subclasses it (hooks/kilo.py). Files podctl writes, all under the agent's folder
 (`.../agents/<name>/`; the user's and the project's `opencode.json` are never edited):
 - `opencode-config/` is the CLI's `OPENCODE_CONFIG_DIR`: `opencode.json` declares the `podctl` MCP
   server (local, stdio, with a tool timeout above `wait_for_reply`'s cap: OpenCode cuts calls at
@@ -41,15 +41,11 @@ import shutil
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .adapter import AgentContext, HookEvent, Launch, link_credentials
 from .usage import UsageRecord, count, obj, timestamp
 
-CONFIG_DIR = "opencode-config"
-DATA_DIR = "opencode-data"
-STATE_DIR = "opencode-state"
-XDG_CONFIG_DIR = "opencode-xdg-config"
 GLOBAL_FILES = ("config.json", "opencode.json", "opencode.jsonc", "tui.json", "tui.jsonc")
 GLOBAL_FOLDERS = ("agent", "agents", "command", "commands", "mode", "modes", "plugin", "plugins", "themes", "tool", "tools")
 XDG_DEFAULTS = (("XDG_CONFIG_HOME", ".config"), ("XDG_DATA_HOME", ".local/share"), ("XDG_STATE_HOME", ".local/state"))
@@ -76,8 +72,17 @@ PLUGIN = (Path(__file__).resolve().parent / "opencode_plugin.js").read_text(enco
 
 
 class OpenCodeAdapter:
+    """OpenCode, and its forks with the same plugin API (hooks/kilo.py): a fork renames `app` (its
+    XDG folders, database and the prefix of the agent's folders) and `env` (its variables' prefix)."""
+
     name = "opencode"
     executable = "opencode"
+    app = "opencode"
+    env = "OPENCODE"
+    schema = "https://opencode.ai/config.json"
+    """The config's `$schema` (the CLI adds it to a file without one)."""
+    config_files: tuple[str, ...] = GLOBAL_FILES
+    """The user's global config files (in `$XDG_CONFIG_HOME/<app>/`) copied into the agent's."""
     version_args: tuple[str, ...] = ("--version",)
     tested_versions = ("1.18.33",)
     install_command = "npm install -g opencode-ai@1.18.33"
@@ -91,14 +96,19 @@ class OpenCodeAdapter:
     wake_file = WAKE_FILE
     takes_script = False
     hook_events = EVENTS
+    permission: ClassVar[dict[str, Any]] = PERMISSION
+
+    def folder(self, agent_dir: Path, kind: str) -> Path:
+        """The agent's `<app>-config` (its config dir), `-data`, `-state` and `-xdg-config` folders."""
+        return agent_dir / f"{self.app}-{kind}"
 
     def config_dir(self, ctx: AgentContext) -> Path:
-        return ctx.agent_dir / CONFIG_DIR
+        return self.folder(ctx.agent_dir, "config")
 
     def usage_pull(self, agent_dir: Path, state: dict[str, Any]) -> tuple[list[UsageRecord], dict[str, Any]]:
         """OpenCode keeps usage in its database (not in files to follow): the finished assistant
         messages updated since the last look, at most USAGE_BATCH at a time."""
-        db = agent_dir / DATA_DIR / "opencode" / "opencode.db"
+        db = self.folder(agent_dir, "data") / self.app / f"{self.app}.db"
         after = int(state.get("after") or 0)
         if not db.is_file():
             return [], state
@@ -118,22 +128,24 @@ class OpenCodeAdapter:
     def prepare(self, ctx: AgentContext) -> None:
         config = self.config_dir(ctx)
         (config / "plugin").mkdir(parents=True, exist_ok=True, mode=0o700)
-        data = ctx.agent_dir / DATA_DIR / "opencode"
+        data = self.folder(ctx.agent_dir, "data") / self.app
         data.mkdir(parents=True, exist_ok=True, mode=0o700)
-        (ctx.agent_dir / STATE_DIR).mkdir(parents=True, exist_ok=True, mode=0o700)
-        auth = _user_dir("XDG_DATA_HOME") / "opencode" / "auth.json"
+        self.folder(ctx.agent_dir, "state").mkdir(parents=True, exist_ok=True, mode=0o700)
+        auth = _user_dir("XDG_DATA_HOME") / self.app / "auth.json"
         link_credentials(auth if auth.is_file() else None, data / "auth.json")
-        _mirror_global_config(_user_dir("XDG_CONFIG_HOME") / "opencode", ctx.agent_dir / XDG_CONFIG_DIR / "opencode")
+        _mirror_global_config(
+            _user_dir("XDG_CONFIG_HOME") / self.app, self.folder(ctx.agent_dir, "xdg-config") / self.app, self.config_files,
+        )
         shim = ctx.shim_command()
         settings: dict[str, Any] = {
-            "$schema": "https://opencode.ai/config.json",
+            "$schema": self.schema,
             "autoupdate": False,
             "share": "disabled",
             "mcp": {"podctl": {"type": "local", "command": shim, "enabled": True, "timeout": MCP_TIMEOUT_MS}},
         }
         if ctx.model:
             settings["model"] = ctx.model
-        (config / "opencode.json").write_text(json.dumps(settings, indent=2))
+        (config / f"{self.app}.json").write_text(json.dumps(settings, indent=2))
         (config / "plugin" / "podctl.js").write_text(self.plugin(ctx))
 
     def plugin(self, ctx: AgentContext) -> str:
@@ -150,11 +162,12 @@ class OpenCodeAdapter:
 
     def launch(self, ctx: AgentContext) -> Launch:
         env = {
-            "OPENCODE_DISABLE_AUTOUPDATE": "1", **ctx.env,
-            "OPENCODE_CONFIG_DIR": str(self.config_dir(ctx)),
-            "OPENCODE_PERMISSION": json.dumps(PERMISSION),
-            "XDG_DATA_HOME": str(ctx.agent_dir / DATA_DIR), "XDG_STATE_HOME": str(ctx.agent_dir / STATE_DIR),
-            "XDG_CONFIG_HOME": str(ctx.agent_dir / XDG_CONFIG_DIR),
+            f"{self.env}_DISABLE_AUTOUPDATE": "1", **ctx.env,
+            f"{self.env}_CONFIG_DIR": str(self.config_dir(ctx)),
+            f"{self.env}_PERMISSION": json.dumps(self.permission),
+            "XDG_DATA_HOME": str(self.folder(ctx.agent_dir, "data")),
+            "XDG_STATE_HOME": str(self.folder(ctx.agent_dir, "state")),
+            "XDG_CONFIG_HOME": str(self.folder(ctx.agent_dir, "xdg-config")),
         }
         return Launch(argv=[self.executable, *ctx.args], env=env, cwd=ctx.workdir)
 
@@ -184,16 +197,16 @@ def _user_dir(name: str) -> Path:
     return Path(os.environ.get(name) or Path.home() / default)
 
 
-def _mirror_global_config(user: Path, agent: Path) -> None:
+def _mirror_global_config(user: Path, agent: Path, files: tuple[str, ...]) -> None:
     """The user's global OpenCode config as the agent's: files copied (OpenCode may write to a file it
     reads), folders linked (it only reads them); what the user no longer has goes."""
     agent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for name in (*GLOBAL_FILES, *GLOBAL_FOLDERS):
+    for name in (*files, *GLOBAL_FOLDERS):
         target = agent / name
         if target.is_symlink() or target.is_file():
             target.unlink()
         source = user / name
-        if name in GLOBAL_FILES and source.is_file():
+        if name in files and source.is_file():
             shutil.copyfile(source, target)
             target.chmod(0o600)
         elif name in GLOBAL_FOLDERS and source.is_dir():
