@@ -1,8 +1,9 @@
 """The `opencode` adapter (OpenCode 1.18.33; facts in shared/reference/opencode.md).
 
 Built as a third party would build one: this module and its entry point in pyproject.toml, nothing
-else in podctl knows OpenCode. Kilo, a fork with the same plugin API, subclasses it (hooks/kilo.py). Files podctl writes, all under the agent's folder
-(`.../agents/<name>/`; the user's and the project's `opencode.json` are never edited):
+else in podctl knows OpenCode. Kilo, a fork with the same plugin API, subclasses it (hooks/kilo.py).
+Files podctl writes, all under the agent's folder (`.../agents/<name>/`; the user's and the
+project's `opencode.json` are never edited):
 - `opencode-config/` is the CLI's `OPENCODE_CONFIG_DIR`: `opencode.json` declares the `podctl` MCP
   server (local, stdio, with a tool timeout above `wait_for_reply`'s cap: OpenCode cuts calls at
   60 s by default), the model, no auto-update and no sharing; `plugin/podctl.js` is podctl's plugin
