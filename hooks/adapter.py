@@ -2,7 +2,7 @@
 
 Each CLI is an object of this shape registered under the entry-point group `podctl.adapters`
 (pods/clis.py; the built-ins in pyproject.toml): one module per CLI here (`claude.py`, `codex.py`,
-`gemini.py`, `opencode.py`, `kilo.py`, `qwen.py`, `copilot.py`, `script.py`), and any installed
+`gemini.py`, `opencode.py`, `kilo.py`, `qwen.py`, `copilot.py`, `cline.py`, `script.py`), and any installed
 package can add one (docs/adapters.md).
 
 The orchestrator calls `prepare` then `launch` to start an agent in its tmux window. Each native

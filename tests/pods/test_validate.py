@@ -19,7 +19,7 @@ BAD = [
     ("not-a-mapping", "- just\n- a list\n", "1:1", "must be a mapping"),
     ("unknown-top-key", "name: p\nagnets: {}\n" + OK_AGENTS, "2:1", "unknown key 'agnets'; did you mean 'agents'?"),
     ("unknown-agent-key", "name: p\nagents:\n  writer:\n    cli: script\n    rol: x\n", "5:5", "unknown key 'rol' in agents.writer; did you mean 'role'?"),
-    ("unknown-cli", "name: p\nagents:\n  writer:\n    cli: claud\n", "4:10", "'claud' is not one of claude, codex, copilot, gemini, kilo, opencode, qwen, script; did you mean 'claude'?"),
+    ("unknown-cli", "name: p\nagents:\n  writer:\n    cli: claud\n", "4:10", "'claud' is not one of claude, cline, codex, copilot, gemini, kilo, opencode, qwen, script; did you mean 'claude'?"),
     ("bad-agent-name", "name: p\nagents:\n  Writer: {cli: script}\n", "3:3", "'Writer' is not a valid name"),
     ("bad-pod-name", "name: My Pod\n" + OK_AGENTS, "1:7", "'My Pod' is not a valid name"),
     ("duplicate-agent", "name: p\nagents:\n  writer: {cli: script}\n  writer: {cli: codex}\n", "4:3", "duplicate key 'writer' (first written at line 3)"),
