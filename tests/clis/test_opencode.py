@@ -19,7 +19,8 @@ TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "pos
 INTRO = "You are agent `oc` of the podctl pod `oc`"
 
 
-def opencode_agent(name: str, base_url: str) -> str:
+def opencode_agent(name: str, base_url: str, cli: str = "opencode", env: str = "OPENCODE") -> str:
+    """An agent of OpenCode, or of a fork with its config (`cli: kilo`, `env: KILO`), on the fake."""
     provider = {
         "enabled_providers": ["fake"], "small_model": "fake/fake-model",
         "provider": {"fake": {"npm": "@ai-sdk/openai-compatible", "name": "Fake",
@@ -28,8 +29,8 @@ def opencode_agent(name: str, base_url: str) -> str:
                                                         "limit": {"context": 128000, "output": 4096}}}}},
     }
     return (
-        f"  {name}:\n    cli: opencode\n    model: fake/fake-model\n    role: answers questions\n"
-        f"    env: {{OPENCODE_CONFIG_CONTENT: '{json.dumps(provider)}', OPENCODE_DISABLE_MODELS_FETCH: '1'}}\n"
+        f"  {name}:\n    cli: {cli}\n    model: fake/fake-model\n    role: answers questions\n"
+        f"    env: {{{env}_CONFIG_CONTENT: '{json.dumps(provider)}', {env}_DISABLE_MODELS_FETCH: '1'}}\n"
     )
 
 
