@@ -646,7 +646,7 @@ class Broker(UsageOps):
 
     @checked
     async def op_hook(
-        self, agent: str, event: str, inject: bool = True, attention_only: bool = False, shows: bool = True,
+        self, agent: str, event: str, *, inject: bool = True, attention_only: bool = False, shows: bool = True,
         intro: bool = False,
     ) -> dict[str, Any]:
         if event not in wire.HOOK_EVENTS:
