@@ -8,6 +8,7 @@ of a bare interpreter (orchestrator/cli/fast.py).
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -47,22 +48,50 @@ def call(client: wire.Client, op: str, **args: Any) -> dict[str, Any]:
 def send(
     pod: str, text: str, to: list[str], *, ask: bool = False, urgent: bool = False, wait: float | None = None
 ) -> dict[str, Any]:
-    """Send a tell (or an ask, waiting `wait` seconds for its reply); returns the broker's answer."""
-    if wait is not None and not ask:
-        raise UsageError("--wait waits for the reply to an ask: add --ask")
+    """Send a tell (or an ask, waiting `wait` seconds for its reply); returns the broker's answer.
+    Every argument is checked first: what is refused was not sent."""
+    check_wait(wait, ask)
     if not to:
-        raise UsageError("name the recipients with --to (an agent, a route, or all)")
+        raise UsageError("name the recipients with --to (an agent, a route, or all): nothing was sent")
     if text == "-":
-        text = sys.stdin.read()
+        text = _stdin_text()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("the message is not valid UTF-8 text: nothing was sent") from None
     target: str | list[str] = to[0] if len(to) == 1 else to
     with user_client(pod) as client:
         op, extra = ("ask", {}) if ask else ("tell", {"urgent": urgent})
         result = call(client, op, to=target, text=text, **extra)
         if ask and wait:
-            result["reply"] = call(
-                client, "wait_for_reply", timeout=wait + 10, ask_id=result["ask_id"], timeout_ms=int(wait * 1000)
-            )
+            result["reply"] = _wait_for_reply(client, result["ask_id"], wait)
     return result
+
+
+def check_wait(wait: float | None, ask: bool) -> None:
+    if wait is None:
+        return
+    if not ask:
+        raise UsageError("--wait waits for the reply to an ask: add --ask (nothing was sent)")
+    if not math.isfinite(wait) or wait < 0:
+        raise UsageError(f"--wait takes a number of seconds, 0 or more, not {wait:g}: nothing was sent")
+
+
+def _stdin_text() -> str:
+    try:
+        return sys.stdin.read()
+    except UnicodeDecodeError:
+        raise UsageError("standard input is not UTF-8 text: nothing was sent") from None
+
+
+def _wait_for_reply(client: wire.Client, ask_id: int, wait: float) -> dict[str, Any]:
+    """Wait up to `wait` seconds, in calls the broker accepts (each at most wire.MAX_WAIT_MS)."""
+    deadline = time.monotonic() + wait
+    while True:
+        chunk = max(0.0, min(deadline - time.monotonic(), wire.MAX_WAIT_MS / 1000))
+        reply = call(client, "wait_for_reply", timeout=chunk + 10, ask_id=ask_id, timeout_ms=int(chunk * 1000))
+        if reply["status"] != "timeout" or time.monotonic() >= deadline:
+            return reply
 
 
 def sent_lines(result: dict[str, Any], ask: bool, wait: float | None) -> list[str]:
@@ -73,9 +102,19 @@ def sent_lines(result: dict[str, Any], ask: bool, wait: float | None) -> list[st
     label = f"ask #{result['ask_id']}" if ask else f"message #{result['message_id']}"
     lines = [f"{label} queued for {states}"]
     lines += [f"reply from {reply['from']}: {reply['text']}" for reply in (result.get("reply") or {}).get("replies", [])]
-    if ask and wait and result["reply"]["status"] != "replied":
-        lines.append(f"no reply yet ({result['reply']['status']}); waiting on {', '.join(result['reply']['waiting_on'])}")
+    if unanswered(result):
+        reply = result["reply"]
+        waiting = ", ".join(reply.get("waiting_on") or []) or "nobody"
+        state = "expired" if reply["status"] == "expired" else "still open"
+        later = " (a later reply shows in `podctl tail`)" if state == "still open" else ""
+        lines.append(f"no reply within {wait:g}s: ask #{result['ask_id']} is {state}, waiting on {waiting}{later}")
     return lines
+
+
+def unanswered(result: dict[str, Any]) -> bool:
+    """`send --ask --wait` ended without the reply it waited for (exit status exits.NO_REPLY)."""
+    reply = result.get("reply")
+    return reply is not None and reply["status"] != "replied"
 
 
 def tail(pod: str, emit: Emit, note: Emit, *, follow: bool = False, as_json: bool = False, last: int = 0) -> None:

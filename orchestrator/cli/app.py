@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,7 +11,7 @@ import typer
 from typer._click import core as click  # typer 0.29 vendors its own click
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
-from . import agents, bench, bus, collab, lifecycle, pods, usage, work
+from . import agents, bench, bus, collab, exits, lifecycle, pods, usage, work
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 """`-h` as well as `--help`, on every command (click hands it down to sub-contexts)."""
@@ -99,9 +101,30 @@ def build_app() -> typer.Typer:
     return app
 
 
+def _ends_quietly_on_a_closed_pipe(callback: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except BrokenPipeError:
+            exits.closed_pipe()  # before typer's own handling, which exits 1: the same status as the fast path
+
+    return run
+
+
+def pipe_safe(command: click.Command) -> None:
+    """Every command's callback ends on a closed output pipe as the fast path does (cli/exits.py)."""
+    if command.callback is not None:
+        command.callback = _ends_quietly_on_a_closed_pipe(command.callback)
+    if isinstance(command, TyperGroup):
+        for sub in command.commands.values():
+            pipe_safe(sub)
+
+
 def build_command() -> click.Command:
     """The click command tree of the app, with plain help."""
     command: Any = typer.main.get_command(build_app())
     plain_help(command)
+    pipe_safe(command)
     assert isinstance(command, click.Command)
     return command

@@ -14,6 +14,7 @@ from podctl.orchestrator.talk import user_client
 from podctl.pods.errors import UsageError
 
 from . import complete
+from .exits import NO_REPLY
 
 __all__ = ["AgentArg", "PodArg", "call_or_exit", "register", "user_client"]
 
@@ -37,7 +38,8 @@ def send(
                                                   autocompletion=complete.agents)],
     ask: Annotated[bool, typer.Option("--ask", help="send an ask (the recipient is woken to answer)")] = False,
     urgent: Annotated[bool, typer.Option("--urgent", help="wake the recipient even if idle")] = False,
-    wait: Annotated[float | None, typer.Option(help="with --ask: wait this many seconds for the reply")] = None,
+    wait: Annotated[float | None, typer.Option(
+        help="with --ask: wait this many seconds for the reply; exit status 3 if it does not come")] = None,
     as_json: Annotated[bool, typer.Option("--json", help=SEND_JSON)] = False,
 ) -> None:
     """Send a message to the pod's agents as the human member `user`."""
@@ -47,6 +49,8 @@ def send(
     lines = [json.dumps(result, ensure_ascii=False)] if as_json else talk.sent_lines(result, ask, wait)
     for line in lines:
         typer.echo(line)
+    if talk.unanswered(result):
+        raise typer.Exit(NO_REPLY)
 
 
 def tail(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import sys
 
+from .exits import NO_REPLY
+
 FLAGS = {"send": {"--ask": "ask", "--urgent": "urgent", "--json": "as_json"},
          "tail": {"--follow": "follow", "-f": "follow", "--json": "as_json"},
          "status": {"--json": "as_json"}, "ls": {"--json": "as_json"}, "ui": {}}
@@ -84,7 +86,7 @@ def run(argv: list[str]) -> int | None:
         lines = [json.dumps(result, ensure_ascii=False)] if opts.get("as_json") else talk.sent_lines(
             result, ask, wait if isinstance(wait, float) else None)
         print("\n".join(lines))
-        return 0
+        return NO_REPLY if talk.unanswered(result) else 0
 
     def emit(line: str) -> None:
         print(line, flush=True)

@@ -4,7 +4,8 @@
 run after every tool call and the shim relays an agent's MCP session, both standard-library
 only (the CLIs run them as `python -I -S .../fast.py`). Everything else goes through the typer app, and every
 error meant for the user (a PodctlError, a bad pod file, an unreachable broker) is printed here,
-once, without a traceback (`--debug` shows it).
+once, without a traceback (`--debug` shows it). Ctrl-C ends a command with 130 and a closed output
+pipe with 141, quietly (cli/exits.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,21 @@ def main(argv: list[str] | None = None) -> None:
         from podctl.shim.relay import main as shim_main
 
         sys.exit(shim_main(args[1:]))
+    from . import exits
+
+    try:
+        try:
+            _command(args)
+        finally:
+            sys.stdout.flush()  # what is still buffered meets a closed pipe here, not at interpreter exit
+    except KeyboardInterrupt:
+        sys.exit(exits.INTERRUPTED)
+    except BrokenPipeError:
+        exits.closed_pipe()
+
+
+def _command(args: list[str]) -> None:
+    """A command of people and scripts: the fast path, else typer; errors printed once."""
     if args == ["--version"]:
         from importlib.metadata import version
 
