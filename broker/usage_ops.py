@@ -9,11 +9,12 @@ messages wait for them.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
-from podctl.pods.usage import Tokens
-from pydantic import BaseModel, ConfigDict, Field
+from podctl.pods.usage import MAX_COUNT, MAX_KEY, MAX_MODEL, MAX_TS, Tokens
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import wire
 from .args import Int64, Name, Seconds, checked
@@ -25,8 +26,10 @@ if TYPE_CHECKING:
 
     from .service import Member
 
+log = logging.getLogger("podctl.broker.usage")
+
 MAX_RECORDS = 2000
-Count = Annotated[int, Field(ge=0, le=10**12)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 class RecordIn(BaseModel):
@@ -34,13 +37,27 @@ class RecordIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    key: Annotated[str, Field(min_length=1, max_length=256)]
-    model: Annotated[str, Field(min_length=1, max_length=128)]
-    ts: Annotated[float, Field(ge=0, le=10**11, allow_inf_nan=False)]
+    key: Annotated[str, Field(min_length=1, max_length=MAX_KEY)]
+    model: Annotated[str, Field(min_length=1, max_length=MAX_MODEL)]
+    ts: Annotated[float, Field(ge=0, le=MAX_TS, allow_inf_nan=False)]
     input: Count
     cached: Count
     output: Count
     reasoning: Count
+
+
+def checked_records(records: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The records in range, and a reason for each one refused."""
+    accepted: list[dict[str, Any]] = []
+    refused: list[str] = []
+    for record in records:
+        try:
+            accepted.append(RecordIn.model_validate(record).model_dump())
+        except ValidationError as exc:
+            error = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in error["loc"]) or "record"
+            refused.append(f"{where}: {error['msg'].lower()}")
+    return accepted, refused
 
 
 class UsageOps:
@@ -65,13 +82,18 @@ class UsageOps:
     async def op_usage_report(
         self, agent: str, *, of: Name, path: Annotated[str, Field(min_length=1, max_length=4096)],
         inode: Int64, offset: Annotated[int, Field(ge=0)], state: dict[str, Any],
-        records: Annotated[list[RecordIn], Field(max_length=MAX_RECORDS)],
+        records: Annotated[list[Any], Field(max_length=MAX_RECORDS)],
     ) -> dict[str, Any]:
-        added = await self.usage.add(of, path, inode=inode, offset=offset, state=state,
-                                     records=[r.model_dump() for r in records])
+        """Store a batch read from one file, with the file's new position. A record out of range
+        (a corrupt line) is refused alone and counted in `refused`: it never fails the batch, so
+        one bad line cannot stop a pod's accounting (and its budgets)."""
+        accepted, refused = checked_records(records)
+        if refused:
+            log.warning("usage of %s: %d records refused (%s)", of, len(refused), refused[0])
+        added = await self.usage.add(of, path, inode=inode, offset=offset, state=state, records=accepted)
         if added:
             await self.judge_budgets(changed={of})
-        return {"added": added}
+        return {"added": added, "refused": len(refused)}
 
     @checked
     async def op_usage_cursors(self, agent: str) -> dict[str, Any]:

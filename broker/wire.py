@@ -81,8 +81,9 @@ Operations (``args`` -> ``result``):
   cost_usd (null if a model has no price), cost_usd_known_part, unpriced_models}`` (null before any), ``over_budget``
   why the agent is no longer woken (null within budget); ``budget`` ``{budget_usd, budget_tokens_per_agent}``.
 - ``usage_report {of, path, inode, offset, state, records: [{key, model, ts, input, cached, output, reasoning}]}``
-  (user only; the supervisor) -> ``{added}``: records read from agent ``of``'s session file ``path`` up to
-  ``offset``, stored once per (agent, key) together with the file's position and reader ``state``.
+  (user only; the supervisor) -> ``{added, refused}``: records read from agent ``of``'s session file ``path`` up to
+  ``offset``, stored once per (agent, key) together with the file's position and reader ``state``; a record
+  out of range (key over 256 or model over 128 characters, a count over 10^12) is refused alone (``refused``).
 - ``usage_cursors {}`` (user only) -> ``{files: [{agent, path, inode, offset, state}]}``: where each file was read to.
 - ``usage {since=0}`` (user only) -> ``{rows: [{agent, model, hour, input, cached, output, reasoning, requests}],
   pricing, limits, now}``: usage since ``since`` (epoch seconds) per agent, model and hour.

@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from podctl.pods.usage import record_problem
+
 
 @dataclass(frozen=True)
 class UsageRecord:
@@ -30,6 +32,10 @@ class UsageRecord:
     def as_wire(self) -> dict[str, Any]:
         return {"key": self.key, "model": self.model, "ts": self.ts, "input": self.input, "cached": self.cached,
                 "output": self.output, "reasoning": self.reasoning}
+
+    def problem(self) -> str | None:
+        """Why the store would refuse it (pods/usage.py's ranges), or None."""
+        return record_problem(self.as_wire())
 
 
 class UsageParser(Protocol):

@@ -6,6 +6,11 @@ broker holds for each file, up to the last complete line, and reports the record
 position in one request: a file is never read twice from its start (unless it was replaced or
 cut), and a line read again after a crash is stored once (records have keys). A restarted agent
 writes a new file, which adds to the same agent's totals.
+
+A bad line costs only itself: one that is not JSON, that its parser cannot read, whose record is
+out of range (pods/usage.py) or that is longer than MAX_LINE_BYTES is skipped, with one log line
+per file and scan, and the rest is counted. An over-long line is never held whole nor read twice:
+it is passed as it is read, across scans if its end is not written yet (SKIPPING in the state).
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ from podctl.pods.spec import PodSpec
 log = logging.getLogger("podctl.usage")
 
 READ_CHUNK = 1 << 22
+MAX_LINE_BYTES = 8 << 20
+"""The longest line read: a model request's line is far shorter (a CLI's output is capped well below)."""
+SKIPPING = "podctl_skipping_line"
+"""Kept in a file's reader state while an over-long line is passed and its end is not written yet."""
 BATCH = 1000
 RESCAN_MS = 5000
 """A full look at every agent's files this often even without a file event (a folder made just
@@ -43,6 +52,17 @@ class Cursor:
     inode: int = 0
     offset: int = 0
     state: dict[str, Any] = field(default_factory=dict)
+    """The parser's state (what it remembers between lines)."""
+    skipping: bool = False
+    """`offset` is inside an over-long line: what follows up to its newline is passed."""
+
+    @classmethod
+    def stored(cls, inode: int, offset: int, state: dict[str, Any]) -> Cursor:
+        state = dict(state)
+        return cls(inode, offset, state, bool(state.pop(SKIPPING, False)))
+
+    def wire_state(self) -> dict[str, Any]:
+        return {**self.state, SKIPPING: True} if self.skipping else self.state
 
 
 class UsageFollower:
@@ -86,7 +106,7 @@ class UsageFollower:
         that keep usage elsewhere, `usage_pull`, have new)."""
         if self.cursors is None:
             files = (await self._call("usage_cursors"))["files"]
-            self.cursors = {(f["agent"], f["path"]): Cursor(f["inode"], f["offset"], f["state"]) for f in files}
+            self.cursors = {(f["agent"], f["path"]): Cursor.stored(f["inode"], f["offset"], f["state"]) for f in files}
         for name, agent in self.spec().agents.items():
             adapter = get_adapter(agent.cli)
             files, parser = getattr(adapter, "usage_files", None), getattr(adapter, "usage_parser", None)
@@ -123,25 +143,76 @@ class UsageFollower:
             cursor = Cursor(inode=info.st_ino)  # replaced or cut: read it again; keys keep records from counting twice
         if info.st_size == cursor.offset:
             return
-        parser = make(cursor.state)
+        parser = make(dict(cursor.state))
+        lines = Lines(path, cursor.offset, cursor.skipping)
         records: list[dict[str, Any]] = []
-        offset = cursor.offset
-        for line, end in _lines(path, cursor.offset):
-            offset = end
-            record = _parse(parser, line, f"{path.name}:{end - len(line) - 1}")
+        bad: list[str] = []
+        for line in lines.read():
+            if line is None:
+                await asyncio.sleep(0)  # between chunks: a long read never holds up the supervisor's loop
+                continue
+            record, problem = _parse(parser, line, f"{path.name}:{lines.offset - len(line) - 1}")
             if record is not None:
                 records.append(record)
+            elif problem is not None:
+                bad.append(problem)
             if len(records) >= BATCH:
-                await self._report(agent, path, Cursor(info.st_ino, offset, dict(parser.state)), records)
+                await self._report(agent, path, lines.cursor(info.st_ino, parser), records)
                 records = []
-        if offset != cursor.offset or records:
-            await self._report(agent, path, Cursor(info.st_ino, offset, dict(parser.state)), records)
+        bad += [f"longer than {MAX_LINE_BYTES:,} bytes"] * lines.skipped
+        if bad:
+            log.warning("usage: skipped %d line%s of %s (%s); the rest is counted", len(bad),
+                        "s" if len(bad) != 1 else "", path, "; ".join(sorted(set(bad))))
+        new = lines.cursor(info.st_ino, parser)
+        if (new.offset, new.skipping) != (cursor.offset, cursor.skipping) or records:
+            await self._report(agent, path, new, records)
 
     async def _report(self, agent: str, path: Path, cursor: Cursor, records: list[dict[str, Any]]) -> None:
         await self._call("usage_report", of=agent, path=str(path), inode=cursor.inode, offset=cursor.offset,
-                         state=cursor.state, records=records)
+                         state=cursor.wire_state(), records=records)
         assert self.cursors is not None
         self.cursors[(agent, str(path))] = cursor
+
+
+class Lines:
+    """The complete lines of a file after a position, read a chunk at a time (a long history is
+    never held whole); a last line without its newline waits for the next read. A line longer
+    than MAX_LINE_BYTES is passed as it is read, never held: `skipped` counts them, and `skipping`
+    says the read ended inside one (its end not written yet)."""
+
+    def __init__(self, path: Path, offset: int, skipping: bool) -> None:
+        self.path = path
+        self.offset = offset
+        """Where the next read starts: past the last line returned, or past the part of an over-long line passed."""
+        self.skipping = skipping
+        self.skipped = 0
+
+    def read(self) -> Iterator[bytes | None]:
+        """Each complete line; None after each chunk (a moment to let others run)."""
+        with self.path.open("rb") as fh:
+            fh.seek(self.offset)
+            pending = b""
+            while chunk := fh.read(READ_CHUNK):
+                if self.skipping:
+                    end = chunk.find(b"\n")
+                    if end < 0:
+                        self.offset += len(chunk)
+                        yield None
+                        continue
+                    self.offset += end + 1
+                    self.skipping = False
+                    chunk = chunk[end + 1:]
+                *whole, pending = (pending + chunk).split(b"\n")
+                for line in whole:
+                    self.offset += len(line) + 1
+                    yield line
+                if len(pending) > MAX_LINE_BYTES:
+                    self.offset += len(pending)
+                    self.skipping, self.skipped, pending = True, self.skipped + 1, b""
+                yield None
+
+    def cursor(self, inode: int, parser: UsageParser) -> Cursor:
+        return Cursor(inode, self.offset, dict(parser.state), self.skipping)
 
 
 def _files(sources: list[UsageSource]) -> list[Path]:
@@ -152,30 +223,19 @@ def _files(sources: list[UsageSource]) -> list[Path]:
     return found
 
 
-def _lines(path: Path, offset: int) -> Iterator[tuple[bytes, int]]:
-    """The complete lines after `offset`, each with the position just past its newline, read a chunk
-    at a time (a long history is never held whole); a last line without its newline waits."""
-    with path.open("rb") as fh:
-        fh.seek(offset)
-        pending = b""
-        while chunk := fh.read(READ_CHUNK):
-            pending += chunk
-            *whole, pending = pending.split(b"\n")
-            for line in whole:
-                offset += len(line) + 1
-                yield line, offset
-
-
-def _parse(parser: UsageParser, line: bytes, where: str) -> dict[str, Any] | None:
+def _parse(parser: UsageParser, line: bytes, where: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The line's record, or why it has none that counts (None: a line without usage, not a problem)."""
     try:
         value = json.loads(line)
-    except ValueError:
-        return None
+    except (ValueError, RecursionError):
+        return None, "not JSON" if line.strip() else None
     if not isinstance(value, dict):
-        return None
+        return None, None
     try:
         record = parser.feed(value, where)
-    except (TypeError, ValueError, AttributeError) as exc:
-        log.warning("usage: cannot read %s: %s", where, exc)
-        return None
-    return record.as_wire() if record is not None else None
+    except Exception as exc:  # noqa: BLE001 - an adapter's parser may fail on any odd line: that line is skipped
+        return None, f"unreadable: {type(exc).__name__}: {exc}"[:200]
+    if record is None:
+        return None, None
+    problem = record.problem()
+    return (None, problem) if problem else (record.as_wire(), None)

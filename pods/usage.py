@@ -18,6 +18,30 @@ from dataclasses import dataclass
 from .prices import PRICES
 
 FIELDS = ("input", "cached", "output", "reasoning", "requests")
+
+MAX_KEY = 256
+MAX_MODEL = 128
+MAX_COUNT = 10**12
+"""Tokens of one model request: a count above this is a corrupt line, not a request."""
+MAX_TS = 10.0**11
+COUNTS = ("input", "cached", "output", "reasoning")
+
+
+def record_problem(record: Mapping[str, object]) -> str | None:
+    """Why one usage record (hooks/usage.py's `as_wire` shape) is out of range, or None: the
+    store refuses such a record alone (broker/usage_ops.py), and the follower skips its line."""
+    key, model, ts = record.get("key"), record.get("model"), record.get("ts")
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY:
+        return f"its key is not 1 to {MAX_KEY} characters long"
+    if not isinstance(model, str) or not 1 <= len(model) <= MAX_MODEL:
+        return f"its model name is not 1 to {MAX_MODEL} characters long"
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not 0 <= ts <= MAX_TS:
+        return "its time is not in epoch seconds"
+    for name in COUNTS:
+        value = record.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+            return f"its {name} tokens are not between 0 and {MAX_COUNT:,}"
+    return None
 _DATE_SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2})\Z")
 
 

@@ -149,3 +149,71 @@ def test_usage_groups_by_model_and_hour_and_reads_a_pod_that_is_down(tmp_path: P
     assert "usage of the pod:" in status and "+ unknown (other: no price)" in status
     bad = podctl("usage", "spend", "--by", "day", check=False)
     assert bad.returncode == 2 and "--by takes one of agent, model, hour" in bad.stderr
+
+
+GUARDED_POD = """\
+name: guarded
+limits: {budget_tokens_per_agent: 1000}
+agents:
+  alice: {cli: script}
+"""
+
+
+def scan_once(paths: PodPaths, spec) -> None:  # type: ignore[no-untyped-def]
+    async def once() -> None:
+        follower = UsageFollower(paths, lambda: spec)  # a new one each time: as after a supervisor restart
+        await follower.scan()
+        await follower.close()
+
+    asyncio.run(once())
+
+
+def test_an_out_of_range_usage_line_is_skipped_with_one_log_line_and_the_rest_counted(
+    tmp_path: Path, start_broker, caplog,
+) -> None:
+    broker = start_broker(write_pod(tmp_path / "guarded", GUARDED_POD))
+    paths, spec = PodPaths.of("guarded"), load_pod(broker.pod_file)
+    usage_file = paths.agent_dir("alice") / "script-usage.jsonl"
+    bad = [line("long-model", model="m" * 200), line("huge", inp=10**13), line("k" * 300)]
+    usage_file.write_text("".join(bad) + "".join(line(f"ok{i}", inp=4000, out=1000) for i in range(10)))
+    with caplog.at_level("INFO", logger="podctl.usage"):
+        scan_once(paths, spec)
+    with broker.client("user") as user:
+        rows = user.call("usage", since=0)["rows"]
+        alice = next(a for a in user.call("status")["agents"] if a["name"] == "alice")
+    assert sum(r["requests"] for r in rows) == 10 and sum(r["input"] for r in rows) == 40_000
+    assert alice["over_budget"] and "1,000 tokens are used" in alice["over_budget"], "the budget holds"
+    said = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(said) == 1 and "3 lines" in said[0] and "model" in said[0], said
+
+
+def test_the_broker_refuses_an_out_of_range_record_alone_and_stores_the_rest(broker) -> None:
+    good = {"key": "g", "model": "m", "ts": 1_795_000_000.0, "input": 5, "cached": 0, "output": 1, "reasoning": 0}
+    records = [good, {**good, "key": "x", "model": "m" * 200}, {**good, "key": "y", "output": 10**13},
+               {**good, "key": "z", "extra": 1}, "not a record"]
+    with broker.client("user") as user:
+        answer = user.call("usage_report", of="alice", path="/x.jsonl", inode=1, offset=10, state={}, records=records)
+        assert answer == {"added": 1, "refused": 4}
+        assert user.call("usage_cursors")["files"][0]["offset"] == 10, "the file's position is kept"
+
+
+def test_a_line_longer_than_the_limit_is_skipped_once_without_being_held_or_read_again(broker) -> None:
+    from podctl.orchestrator import usage_follow
+
+    paths = PodPaths.of("bus")
+    spec = load_pod(broker.pod_file)
+    usage_file = paths.agent_dir("alice") / "script-usage.jsonl"
+    limit = getattr(usage_follow, "MAX_LINE_BYTES", 8 << 20)
+    usage_file.write_text(line("a") + "x" * (limit + 10))  # no newline yet: the CLI writes on
+    scan_once(paths, spec)
+    with broker.client("user") as user:
+        [cursor] = user.call("usage_cursors")["files"]
+    assert cursor["offset"] == usage_file.stat().st_size, "the over-long line is passed, not read again next scan"
+    with usage_file.open("a") as fh:
+        fh.write(line("tail-of-the-long-line") + line("b"))  # its end looks like a line of its own
+    scan_once(paths, spec)
+    with broker.client("user") as user:
+        total = sum(r["requests"] for r in user.call("usage", since=0)["rows"])
+        [cursor] = user.call("usage_cursors")["files"]
+    assert total == 2, "a and b: the rest of the over-long line is not a line"
+    assert cursor["offset"] == usage_file.stat().st_size
