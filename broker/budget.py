@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from podctl.pods.spec import PodSpec
-from podctl.pods.usage import Summary, Tokens, summarize
+from podctl.pods.usage import Summary, Tokens, summarize, usd
 
 WARN_AT = 0.8
 
@@ -58,8 +58,8 @@ def _pod_budget(spec: PodSpec, verdict: Verdict, where: str) -> None:
                if verdict.pod.unpriced else "")
     _judge(verdict, Limit(
         share=spent / budget, key=f"usd:{budget}", agents=list(spec.agents),
-        reason=f"the pod's budget of ${budget:.2f} is spent",
-        said=f"pod {spec.name} has spent ${spent:.2f} of its ${budget:.2f} budget ({spent / budget:.0%}){unknown}",
+        reason=f"the pod's budget of {usd(budget)} is spent",
+        said=f"pod {spec.name} has spent {usd(spent)} of its {usd(budget)} budget ({spent / budget:.0%}){unknown}",
         who="its agents are", whom="to them", field="budget_usd", where=where,
     ))
 

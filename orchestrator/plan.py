@@ -6,9 +6,12 @@ Pure: no tmux, no broker, no files; `podctl plan` prints these steps and `apply`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .tmux import TRANSCRIPT_WINDOW, WindowState
+
+if TYPE_CHECKING:
+    from podctl.pods.spec import PodSpec
 
 StepKind = Literal[
     "start_broker", "create_session", "open_view", "add_agent", "restart_agent", "remove_agent", "update_role"
@@ -100,3 +103,28 @@ def config_changes(
             changes.append(f"{kind} {name}: {', '.join(changed)} changed")
     changes += [f"{kind} {name}: removed" for name in observed if name not in desired]
     return changes
+
+
+def settings_changes(old: PodSpec, new: PodSpec) -> list[str]:
+    """What a new pod file changes that no step shows, because the broker applies it as it is handed
+    the spec: limits, prices, routes and rules (`limits.budget_usd: $1.00 -> $2.00`, `route review: to changed`)."""
+    changes = [
+        f"limits.{name}: {_setting(name, value)} -> {_setting(name, getattr(new.limits, name))}"
+        for name, value in old.limits.model_dump().items() if getattr(new.limits, name) != value
+    ]
+    for kind, before, after in (("pricing", old.pricing, new.pricing),
+                                ("route", {r.name: r for r in old.routes}, {r.name: r for r in new.routes}),
+                                ("rule", {r.name: r for r in old.rules}, {r.name: r for r in new.rules})):
+        changes += config_changes(kind, {k: v.model_dump(by_alias=True) for k, v in after.items()},
+                                  {k: v.model_dump(by_alias=True) for k, v in before.items()})
+    return changes
+
+
+def _setting(name: str, value: object) -> str:
+    if value is None:
+        return "none"
+    if name == "budget_usd" and isinstance(value, (int, float)):
+        from podctl.pods.usage import usd
+
+        return usd(value)
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)

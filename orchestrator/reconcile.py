@@ -24,11 +24,14 @@ log = logging.getLogger("podctl.orchestrator")
 class Outcome:
     done: list[Step] = field(default_factory=list)
     waiting: list[Step] = field(default_factory=list)
+    settings: list[str] = field(default_factory=list)
+    """Changes the broker applied as it was handed the spec (plan.settings_changes): limits, prices, routes, rules."""
 
     def summary(self) -> str:
-        if not self.done and not self.waiting:
+        if not self.done and not self.waiting and not self.settings:
             return "nothing to do: the pod matches its file"
         lines = [f"✓ {s.describe()}" for s in self.done]
+        lines += [f"✓ {change}" for change in self.settings]
         lines += [f"… {s.describe()}" for s in self.waiting]
         return "\n".join(lines)
 

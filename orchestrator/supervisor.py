@@ -37,7 +37,7 @@ from podctl.pods.errors import PodctlError
 from podctl.pods.load import PodFileError, load_pod
 from podctl.pods.spec import PodSpec
 
-from . import pod, processes, reconcile, tmux
+from . import plan, pod, processes, reconcile, tmux
 from .usage_follow import UsageFollower
 
 log = logging.getLogger("podctl.supervisor")
@@ -108,17 +108,21 @@ class Supervisor:
                 pod.record_applied(self.paths, digest, False, message)
                 self.applied_digest = digest
                 return
+            settings = plan.settings_changes(self.spec, spec)
             self.spec = spec
-            summary = self.reconcile(announce=True)
+            summary = self.reconcile(announce=True, settings=settings)
             pod.record_applied(self.paths, digest, True, summary)
             self.applied_digest = digest
 
-    def reconcile(self, announce: bool) -> str:
+    def reconcile(self, announce: bool, settings: list[str] | None = None) -> str:
+        """Apply the spec; `settings` are what it changes that no step shows (said as applied: the
+        broker took them when it was handed the spec)."""
         steps = reconcile.compute(self.spec, self.paths)
         outcome = reconcile.apply(self.spec, self.paths, steps)
+        outcome.settings = list(settings or [])
         waiting = {s.describe() for s in outcome.waiting}
         summary = outcome.summary()
-        if outcome.done or (waiting - self.waiting):
+        if outcome.done or outcome.settings or (waiting - self.waiting):
             reconcile.report(self.paths, "reconciled the pod file:\n" + summary)
         elif announce:
             reconcile.report(self.paths, "pod file saved: nothing to change")

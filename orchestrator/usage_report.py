@@ -10,7 +10,7 @@ from typing import Any
 from podctl.broker import wire
 from podctl.broker.paths import USER, PodPaths
 from podctl.broker.readonly import ReadOnlyStore
-from podctl.pods.usage import report
+from podctl.pods.usage import report, usd
 
 COLUMNS = (("IN", "input_tokens"), ("CACHED", "cached_input_tokens"), ("OUT", "output_tokens"),
            ("REASONING", "reasoning_tokens"), ("REQUESTS", "requests"))
@@ -58,6 +58,6 @@ def _label(by: str, value: Any) -> str:
 
 def _cost(summary: dict[str, Any]) -> str:
     if summary["cost_usd"] is not None:
-        return f"${summary['cost_usd']:.4f}"
+        return usd(summary["cost_usd"])
     known, unpriced = summary["cost_usd_known_part"], ", ".join(summary["unpriced_models"])
-    return f"${known:.4f} + unknown ({unpriced}: no price)" if known else f"unknown ({unpriced}: no price)"
+    return f"{usd(known)} + unknown ({unpriced}: no price)" if known else f"unknown ({unpriced}: no price)"

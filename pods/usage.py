@@ -11,6 +11,7 @@ Cost = input x price.input + cached x price.cached_input + output x price.output
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -172,13 +173,35 @@ def total_of(usage: Mapping[str, object]) -> int:
     return sum(int(usage.get(k) or 0) for k in ("input_tokens", "cached_input_tokens", "output_tokens"))  # type: ignore[call-overload]
 
 
-def spent(usage: Mapping[str, object] | None) -> str:
-    """A short label of an agent's `usage` entry: `$0.92`, or its tokens (`785k tok`) when a model it
-    used has no price; `-` before any use."""
+def usd(value: float) -> str:
+    """Money with enough digits to mean something: `$1,234.50`, `$0.92`, `$0.0012` (two significant
+    digits below a dollar, never fewer than two decimals), `$0.00`."""
+    if value >= 1 or value <= 0:
+        return f"${value:,.2f}"
+    digits = min(10, max(2, 1 - math.floor(math.log10(value))))
+    whole, _, cents = f"{value:.{digits}f}".partition(".")
+    return f"${whole}.{cents.rstrip('0').ljust(2, '0')}"
+
+
+def tokens_label(usage: Mapping[str, object] | None) -> str:
+    """An agent's tokens in a table cell: `171`, `7.5k`, `785k`, `1.2M`; `-` before any use."""
+    if not usage:
+        return "-"
+    tokens = total_of(usage)
+    for unit, size in (("M", 1_000_000), ("k", 1000)):
+        if tokens >= size:
+            value = tokens / size
+            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
+    return str(tokens)
+
+
+def cost_label(usage: Mapping[str, object] | None) -> str:
+    """An agent's cost in a table cell: `$0.92`; `$0.90+?` when a model it used has no price
+    (`?` when none has); `-` before any use."""
     if not usage:
         return "-"
     cost = usage.get("cost_usd")
     if isinstance(cost, (int, float)):
-        return f"${cost:.2f}"
-    tokens = total_of(usage)
-    return f"{tokens / 1000:.0f}k tok" if tokens >= 1000 else f"{tokens} tok"
+        return usd(cost)
+    known = usage.get("cost_usd_known_part")
+    return f"{usd(known)}+?" if isinstance(known, (int, float)) and known > 0 else "?"

@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from podctl.pods.usage import spent, total_of
+from podctl.pods.usage import cost_label, tokens_label, total_of, usd
 
 from .table import Column, colour_wanted, render
 
@@ -84,7 +84,7 @@ def agent_row(agent: dict[str, Any], now: float) -> dict[str, Any]:
     return {
         "agent": agent["name"], "cli": agent.get("cli", "?"), "state": state, "unread": agent.get("unread", 0),
         "last_wake": f"{clock(wake_ts, now)}, {wake}" if wake and wake_ts else wake,
-        "spent": spent(agent.get("usage")),
+        "tokens": tokens_label(agent.get("usage")), "cost": cost_label(agent.get("usage")),
         "note": "; ".join(notes),
     }
 
@@ -95,7 +95,8 @@ STATUS_COLUMNS = [
     Column("STATE", "state", _state_colour),
     Column("UNREAD", "unread", lambda text: "cyan" if text not in ("0", "-") else None, right=True),
     Column("LAST WAKE", "last_wake"),
-    Column("SPENT", "spent", right=True),
+    Column("TOKENS", "tokens", right=True),
+    Column("COST", "cost", right=True),
     Column("NOTE", "note"),
 ]
 
@@ -143,9 +144,9 @@ def usage_text(usage: dict[str, Any]) -> str:
     tokens = total_of(usage)
     cost = usage.get("cost_usd")
     if cost is not None:
-        priced = f"${cost:.2f}"
+        priced = usd(cost)
     else:
-        priced = f"${usage['cost_usd_known_part']:.2f} + unknown ({', '.join(usage['unpriced_models'])}: no price)"
+        priced = f"{usd(usage['cost_usd_known_part'])} + unknown ({', '.join(usage['unpriced_models'])}: no price)"
     return (f"{tokens:,} tokens ({usage['input_tokens']:,} in, {usage['cached_input_tokens']:,} cached,"
             f" {usage['output_tokens']:,} out), {priced}")
 
@@ -155,7 +156,7 @@ def budget_text(budget: dict[str, Any] | None) -> str:
         return ""
     parts = []
     if budget.get("budget_usd") is not None:
-        parts.append(f"${budget['budget_usd']:.2f} for the pod")
+        parts.append(f"{usd(budget['budget_usd'])} for the pod")
     if budget.get("budget_tokens_per_agent") is not None:
         parts.append(f"{budget['budget_tokens_per_agent']:,} tokens per agent")
     return f"; budget {', '.join(parts)}" if parts else ""

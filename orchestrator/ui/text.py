@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from podctl.broker.transcript import MARKS, visible
-from podctl.pods.usage import spent
+from podctl.pods.usage import cost_label, tokens_label
 from rich.text import Text
 
 from .model import AgentRow, PodView
@@ -55,11 +55,12 @@ def agent_cells(row: AgentRow, now: float) -> tuple[Text, ...]:
         Text(str(row.unread), style="bold" if row.unread else "dim"),
         Text(wake),
         Text(ago(row.last_activity, now)),
-        Text(spent(row.usage), style="" if row.usage else "dim"),
+        Text(tokens_label(row.usage), style="" if row.usage else "dim"),
+        Text(cost_label(row.usage), style="" if row.usage else "dim"),
     )
 
 
-AGENT_COLUMNS = ("agent", "cli", "state", "tools", "unread", "last wake", "active", "spent")
+AGENT_COLUMNS = ("agent", "cli", "state", "tools", "unread", "last wake", "active", "tokens", "cost")
 
 
 def marks(message: dict[str, Any]) -> str:

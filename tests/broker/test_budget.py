@@ -31,3 +31,14 @@ def test_a_spent_pod_budget_stops_every_agent_and_a_raised_one_frees_them_with_n
     assert raised.over == {} and [n.key for n in raised.notices] == ["usd:1.4:80"]
     plenty = evaluate(load_pod(write_pod(tmp_path / "3", POD.format(usd=100))), spend)
     assert plenty.over == {} and plenty.notices == []
+
+
+def test_small_amounts_keep_enough_digits_to_mean_something(tmp_path: Path) -> None:
+    from podctl.pods.usage import usd
+
+    assert [usd(v) for v in (0, 0.0023, 0.002, 0.05, 0.92, 0.999, 1234.5)] == [
+        "$0.00", "$0.0023", "$0.002", "$0.05", "$0.92", "$1.00", "$1,234.50"]
+    spec = load_pod(write_pod(tmp_path / "1", POD.format(usd=0.002)))
+    [notice] = evaluate(spec, [("a", "m", Tokens(input=230, requests=1))]).notices
+    assert "pod money has spent $0.0023 of its $0.002 budget (115%)" in notice.text, notice.text
+    assert evaluate(spec, [("a", "m", Tokens(input=230, requests=1))]).over["a"] == "the pod's budget of $0.002 is spent"

@@ -49,7 +49,7 @@ def test_status_ls_and_rules_as_tables_piped_and_on_a_terminal(tmp_path: Path, p
     assert ESC not in piped
     lines = piped.splitlines()
     header = next(line for line in lines if line.split()[:1] == ["AGENT"])
-    assert header.split() == ["AGENT", "CLI", "STATE", "UNREAD", "LAST", "WAKE", "SPENT", "NOTE"]
+    assert header.split() == ["AGENT", "CLI", "STATE", "UNREAD", "LAST", "WAKE", "TOKENS", "COST", "NOTE"]
     writer = next(line for line in lines if line.split()[:1] == ["writer"])
     reviewer = next(line for line in lines if line.split()[:1] == ["reviewer"])
     assert aligned(header, writer) and aligned(header, reviewer), f"{header}\n{writer}\n{reviewer}"
@@ -93,3 +93,24 @@ def test_plan_lists_route_and_rule_changes(tmp_path: Path, broker: BrokerProcess
     out = podctl("plan", str(write_pod(changed, text))).stdout
     assert "  route reviewers: added" in out and "  rule check: added" in out, out
     assert "route" not in podctl("plan", str(broker.pod_file)).stdout
+
+
+def test_tokens_and_cost_have_a_column_each_and_small_costs_keep_their_digits() -> None:
+    from podctl.orchestrator.cli.render import STATUS_COLUMNS, agent_row
+    from podctl.orchestrator.cli.table import render
+
+    def usage(tokens: int, cost: float | None, known: float = 0.0) -> dict:
+        return {"input_tokens": tokens, "cached_input_tokens": 0, "output_tokens": 0, "cost_usd": cost,
+                "cost_usd_known_part": cost if cost is not None else known, "unpriced_models": [] if cost else ["x"]}
+
+    agents = [{"name": "cheap", "state": "idle", "usage": usage(171, 0.000513)},
+              {"name": "big", "state": "idle", "usage": usage(785_000, 0.92)},
+              {"name": "unpriced", "state": "idle", "usage": usage(1500, None, known=0.25)},
+              {"name": "unused", "state": "idle"}]
+    header, *rows = render(STATUS_COLUMNS, [agent_row(a, 0.0) for a in agents], colour=False)
+    assert "TOKENS" in header and "COST" in header and "SPENT" not in header
+    cells = {row.split()[0]: row for row in rows}
+    assert re.search(r"\b171\s+\$0\.00051\b", cells["cheap"]), cells["cheap"]
+    assert re.search(r"\b785k\s+\$0\.92\b", cells["big"]), cells["big"]
+    assert re.search(r"\b1\.5k\s+\$0\.25\+\?", cells["unpriced"]), cells["unpriced"]
+    assert re.search(r"-\s+-", cells["unused"]), cells["unused"]

@@ -69,3 +69,21 @@ def test_the_podctl_window_runs_the_view_the_pod_file_asks_for() -> None:
     assert describe(plan(desired, closed, view="ui")) == ["open view: the podctl window was closed; it runs ui again"]
     assert [s.kind for s in plan(desired, Observed(broker=True, session=False), view="ui")] == [
         "create_session", "add_agent", "add_agent"]
+
+
+def test_changes_the_broker_applies_without_a_step_are_named() -> None:
+    from podctl.orchestrator.plan import settings_changes
+    from podctl.pods.spec import PodSpec
+
+    def spec(extra: dict) -> PodSpec:
+        return PodSpec.model_validate({"name": "p", "agents": {"a": {"cli": "script"}, "b": {"cli": "script"}}, **extra})
+
+    old = spec({"limits": {"budget_usd": 0.001}, "routes": [{"name": "r", "to": ["a"]}],
+                "pricing": {"m": {"input": 1.0, "cached_input": 0.1, "output": 2.0}}})
+    new = spec({"limits": {"budget_usd": 2.5, "budget_tokens_per_agent": 1000}, "routes": [{"name": "r", "to": ["b"]}],
+                "rules": [{"name": "x", "on": "turn_end", "ask": "r"}]})
+    assert settings_changes(old, new) == [
+        "limits.budget_usd: $0.001 -> $2.50", "limits.budget_tokens_per_agent: none -> 1,000", "pricing m: removed",
+        "route r: to changed", "rule x: added",
+    ]
+    assert settings_changes(new, new) == []

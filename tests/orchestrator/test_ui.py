@@ -293,7 +293,7 @@ def test_a_clock_tick_while_the_view_closes_is_harmless(live: BrokerProcess) -> 
     drive(scenario)
 
 
-def test_spending_shows_in_the_spent_column_and_an_agent_over_budget_says_so(tmp_path: Path, start_broker) -> None:
+def test_spending_shows_in_the_tokens_and_cost_columns_and_an_agent_over_budget_says_so(tmp_path: Path, start_broker) -> None:
     """The supervisor reports usage (here the test, with the user's token, as the supervisor does);
     the view follows the broker's usage events, no refresh needed."""
     pod = POD.replace("name: live", "name: spend") + "limits: {budget_tokens_per_agent: 1000000}\n"
@@ -306,11 +306,13 @@ def test_spending_shows_in_the_spent_column_and_an_agent_over_budget_says_so(tmp
                  "reasoning": 0}])
 
     async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
-        await until(pilot, lambda: cell(app, "writer", "spent") == "-", "nothing spent yet")
-        report("r1", 100_000)
-        await until(pilot, lambda: cell(app, "writer", "spent") == "$0.30", "the writer's $0.30")
+        await until(pilot, lambda: cell(app, "writer", "cost") == "-", "nothing spent yet")
+        report("r1", 100)
+        await until(pilot, lambda: cell(app, "writer", "cost") == "$0.0003", "the writer's $0.0003 (not $0.00)")
+        assert cell(app, "writer", "tokens") == "100"
         report("r2", 1_000_000)
         await until(pilot, lambda: "over budget" in cell(app, "writer", "state"), "the writer over budget")
-        assert cell(app, "writer", "spent") == "$3.30" and "over budget" not in cell(app, "rev-a", "state")
+        assert cell(app, "writer", "cost") == "$3.00" and cell(app, "writer", "tokens") == "1.0M"
+        assert "over budget" not in cell(app, "rev-a", "state")
 
     drive(scenario, pod="spend")

@@ -110,6 +110,9 @@ def test_a_crossed_budget_stops_the_agents_wakes_and_says_so_and_a_raised_budget
     pod_file.write_text(BUDGET_POD.format(name="budget", tokens=5000000))
     wait_until(lambda: "please go on" in pane_text("budget", "writer"), timeout=30,
                message="the writer woken once the YAML raises its budget")
+    said = wait_until(lambda: (t := transcript("budget")) and "limits.budget_tokens_per_agent" in t and t, timeout=30,
+                      message="the raised budget reported as applied")
+    assert "✓ limits.budget_tokens_per_agent: 500,000 -> 5,000,000" in said and "nothing to change" not in said
     writer = next(a for a in status_of("budget")["agents"] if a["name"] == "writer")
     assert writer["over_budget"] is None
 
