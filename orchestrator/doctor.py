@@ -9,7 +9,9 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from importlib.metadata import version as dist_version
+from pathlib import Path
 from typing import Any
 
 from podctl.broker.paths import state_root
@@ -19,12 +21,25 @@ from podctl.pods import clis
 from .launch import install_command, install_hint
 from .tmux import socket_name
 
+THROWAWAY_DIRS = {"HOME": "", "XDG_CONFIG_HOME": ".config", "XDG_CACHE_HOME": ".cache", "XDG_DATA_HOME": ".local/share",
+                  "XDG_STATE_HOME": ".local/state"}
+"""Where a CLI asked for its version may write (Gemini CLI writes ~/.gemini, OpenCode its XDG folders,
+even for `--version`): all of it in a folder removed afterwards, never the user's."""
+CLI_HOMES = ("CODEX_HOME", "GEMINI_CLI_HOME", "CLAUDE_CONFIG_DIR", "OPENCODE_CONFIG_DIR")
+"""A CLI's own config folder named by the user's environment: not handed to a version check."""
+
 
 def version_of(argv: list[str]) -> str | None:
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
+    """The first line a command prints, run with a throwaway HOME (and XDG folders): the user's
+    CLI folders are never written, not even by `doctor`."""
+    with tempfile.TemporaryDirectory(prefix="podctl-doctor-", ignore_cleanup_errors=True) as home:
+        env = {name: value for name, value in os.environ.items() if name not in CLI_HOMES}
+        env.update({name: str(Path(home, sub)) for name, sub in THROWAWAY_DIRS.items()})
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False, env=env,
+                                 stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
     text = (out.stdout or out.stderr).strip().splitlines()
     return text[0] if text else None
 
@@ -81,7 +96,7 @@ def checks() -> list[dict[str, Any]]:
     if root.exists():
         mode = stat.S_IMODE(root.stat().st_mode)
         loose = [p.name for p in root.iterdir() if p.is_dir() and stat.S_IMODE(p.stat().st_mode) & 0o077]
-        detail = f"{root} ({oct(mode)})" + (f"; pods readable by others: {', '.join(loose)} (chmod 700 them)" if loose else "")
+        detail = f"{root} ({mode:04o})" + (f"; pods readable by others: {', '.join(loose)} (chmod 700 them)" if loose else "")
         rows.append(row("state folder", "fail" if loose else "ok", detail))
         for pod in sorted(p for p in root.iterdir() if p.is_dir()):
             for flag in pod.glob("agents/*/codex-home/bypass-hook-trust"):

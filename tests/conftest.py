@@ -1,11 +1,17 @@
-"""Fixtures shared by every test: a private PODCTL_HOME and a private tmux server.
+"""Fixtures shared by every test: a private HOME (and XDG folders), a private PODCTL_HOME and a
+private tmux server.
 
-No test may touch the user's home, their podctl state or their tmux server.
+No test may touch the user's home, their podctl state or their tmux server: HOME points into a
+folder of the test run from the start (so session fixtures, such as the npm install of the real
+CLIs, write nothing there either), and into a folder of its own for each test.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +20,34 @@ from typing import Any
 import pytest
 
 from .helpers import TWO_AGENTS, BrokerProcess, LocalBroker, podctl, write_pod
+
+HOME_VARS = {"HOME": "", "XDG_CONFIG_HOME": ".config", "XDG_CACHE_HOME": ".cache", "XDG_DATA_HOME": ".local/share"}
+"""Where a CLI (or podctl, or a tool a test runs) would write in a user's home. XDG_STATE_HOME is
+PODCTL_HOME's (the `podctl_home` fixture)."""
+SESSION_HOME = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """HOME and the XDG folders point into a throwaway folder for the whole run; the user's home
+    stays readable as PODCTL_TEST_USER_HOME (tests/clis/install.py reads its .npmrc, never writes)."""
+    os.environ.setdefault("PODCTL_TEST_USER_HOME", os.environ.get("HOME", ""))
+    folder = config.stash[SESSION_HOME] = Path(tempfile.mkdtemp(prefix="podctl-test-home-"))
+    for name, sub in HOME_VARS.items():
+        os.environ[name] = str(folder / sub)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if SESSION_HOME in config.stash:
+        shutil.rmtree(config.stash[SESSION_HOME], ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A throwaway HOME (and XDG folders) per test: whatever a CLI or a tool writes there is the test's."""
+    folder = Path(tmp_path_factory.mktemp("home", numbered=True))
+    for name, sub in HOME_VARS.items():
+        monkeypatch.setenv(name, str(folder / sub))
+    return folder
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ JSON_HELP = "print the checks as one JSON array of {check, ok, level, detail} (f
 
 
 def doctor(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
-    """Check tmux, the agent CLIs (and their versions), the state folder, and known problems."""
+    """Check tmux, the agent CLIs (and their versions), the state folder, and known problems; exit 1 if any check fails."""
     from podctl.orchestrator.doctor import checks
 
     rows = checks()
@@ -21,7 +21,7 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = Fa
         for row in rows:
             mark = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "skip": "--  "}[row["level"]]
             typer.echo(f"{mark} {row['check']:<22} {row['detail']}")
-    if any(row["ok"] is False for row in rows if row["check"] == "tmux"):
+    if any(row["level"] == "fail" for row in rows):
         raise typer.Exit(1)
 
 

@@ -44,11 +44,22 @@ def install_clis(timeout: float = 900.0) -> Path:
         if not done.exists():
             for name in ("package.json", "package-lock.json"):
                 shutil.copy(HERE / name, target / name)
+            env = npm_env()
             subprocess.run(
                 ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
-                cwd=target, check=True, timeout=timeout, capture_output=True,
+                cwd=target, check=True, timeout=timeout, capture_output=True, env=env,
             )
             for script in POSTINSTALLS:
-                subprocess.run(["node", script], cwd=target, check=True, timeout=timeout, capture_output=True)
+                subprocess.run(["node", script], cwd=target, check=True, timeout=timeout, capture_output=True, env=env)
             done.write_text("ok\n")
     return target / "node_modules" / ".bin"
+
+
+def npm_env() -> dict[str, str]:
+    """npm's cache beside the installs, and the user's npm settings read (never written): the install
+    writes nothing in the user's home (HOME is a throwaway folder during tests)."""
+    env = {**os.environ, "npm_config_cache": str(cache_root() / "npm-cache")}
+    user_npmrc = Path(os.environ.get("PODCTL_TEST_USER_HOME") or "~").expanduser() / ".npmrc"
+    if user_npmrc.is_file() and "npm_config_userconfig" not in os.environ:
+        env["npm_config_userconfig"] = str(user_npmrc)
+    return env

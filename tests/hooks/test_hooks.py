@@ -195,7 +195,9 @@ def test_doctor_reports_tmux_clis_and_state_folder(tmp_path: Path, monkeypatch) 
     (bin_dir / "codex").write_text("#!/bin/sh\necho codex-cli 0.1.0\n")
     (bin_dir / "codex").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{Path(shutil.which('tmux')).parent}:{os.environ['PATH']}")
-    rows = {r["check"]: r for r in __import__("json").loads(podctl("doctor", "--json").stdout)}
+    answer = podctl("doctor", "--json", check=False)
+    assert answer.returncode == 1, "a failing check (codex's version) makes doctor exit 1"
+    rows = {r["check"]: r for r in __import__("json").loads(answer.stdout)}
     assert rows["tmux"]["ok"] is True and rows["tmux"]["detail"].startswith("tmux ")
     assert rows["codex"]["ok"] is False and "podctl's tests pin 0.169.0" in rows["codex"]["detail"]
     assert rows["state folder"]["ok"] is True

@@ -39,14 +39,39 @@ def test_doctor_warns_on_a_newer_patch_release_and_fails_on_another_minor(tmp_pa
     stand_in(bin_dir, "codex", 'echo "codex-cli 0.170.0"')
     stand_in(bin_dir, "gemini", 'echo "0.61.0"')
     env = {**os.environ, "PATH": path_with(bin_dir)}
-    rows = {r["check"]: r for r in json.loads(podctl("doctor", "--json", env=env).stdout)}
+    answer = podctl("doctor", "--json", env=env, check=False)
+    assert answer.returncode == 1, "a FAIL row makes doctor exit 1 (scripts and CI can rely on it)"
+    rows = {r["check"]: r for r in json.loads(answer.stdout)}
     claude = rows["claude"]
     assert claude["level"] == "warn" and claude["ok"] is True, claude
     assert "2.1.329" in claude["detail"] and "2.1.328 podctl's tests pin" in claude["detail"]
     assert rows["codex"]["level"] == "fail" and "npm install -g @openai/codex@0.169.0" in rows["codex"]["detail"]
     assert rows["gemini"]["level"] == "ok"
-    text = podctl("doctor", env=env).stdout
+    stand_in(bin_dir, "codex", 'echo "codex-cli 0.169.0"')
+    healthy = podctl("doctor", env=env, check=False)
+    assert healthy.returncode == 0, healthy.stdout
+    assert re.search(r"^ok\s+state folder\s+\S+ \(0700\)$", healthy.stdout, re.M), "the mode as chmod takes it"
+    stand_in(bin_dir, "codex", 'echo "codex-cli 0.170.0"')
+    text = podctl("doctor", env=env, check=False).stdout
     assert re.search(r"^warn\s+claude\s+2\.1\.329", text, re.M) and re.search(r"^FAIL\s+codex", text, re.M), text
+
+
+def test_doctor_runs_the_clis_version_checks_in_a_throwaway_home_and_never_writes_the_users(tmp_path: Path) -> None:
+    """Gemini CLI writes ~/.gemini/projects.json.*.tmp and OpenCode its XDG folders even for --version."""
+    writes = ('mkdir -p "$HOME/.gemini" "${XDG_CONFIG_HOME:-$HOME/.config}/opencode" "${XDG_CACHE_HOME:-$HOME/.cache}/x"'
+              ' && touch "$HOME/.gemini/projects.json.1.tmp" && echo "0.61.0 home=$HOME"')
+    bin_dir = stand_in(tmp_path / "bin", "gemini", writes)
+    stand_in(bin_dir, "opencode", writes.replace("0.61.0", "1.0.0"))
+    user_home = tmp_path / "user-home"
+    user_home.mkdir()
+    env = {**os.environ, "PATH": path_with(bin_dir), "HOME": str(user_home)}
+    for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        env.pop(name, None)
+    rows = {r["check"]: r for r in json.loads(podctl("doctor", "--json", env=env, check=False).stdout)}
+    assert "0.61.0" in rows["gemini"]["detail"], rows["gemini"]
+    assert list(user_home.iterdir()) == [], "the user's home is untouched"
+    seen = Path(re.search(r"home=(\S+)", rows["gemini"]["detail"]).group(1))  # type: ignore[union-attr]
+    assert seen != user_home and not seen.exists(), "the throwaway home is removed afterwards"
 
 
 def test_the_install_commands_pin_the_versions_the_tests_install() -> None:
