@@ -337,8 +337,11 @@ class PodApp(App[None]):
         field.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter ends the search: the box closes (the top line shows the search), so no key goes
+        into it any more (a hidden tab's focus would otherwise fall back into it)."""
         if event.input.id == "search":
             self.search = event.value.strip()
+            self.search_field.remove_class("shown")
             self._rebuild_conversation()
             self._draw_agents()
             self.conversation.focus()

@@ -316,3 +316,23 @@ def test_spending_shows_in_the_tokens_and_cost_columns_and_an_agent_over_budget_
         assert "over budget" not in cell(app, "rev-a", "state")
 
     drive(scenario, pod="spend")
+
+
+def test_enter_ends_the_search_and_the_keys_work_again(live: BrokerProcess) -> None:
+    with live.client("writer") as writer:
+        writer.call("tell", to="rev-a", text="the needle")
+        writer.call("tell", to="rev-b", text="some hay")
+
+    async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: shown(app, "some hay"), "the history")
+        await pilot.press("slash", *"needle", "enter")
+        await until(pilot, lambda: not shown(app, "some hay"), "the search applied")
+        await pilot.pause(0.1)
+        assert app.focused is not app.search_field, f"the focus stayed in the search box ({app.focused})"
+        await pilot.press("w")
+        await until(pilot, lambda: app.tabs.active == "tab-waiting", "w to show the waiting tab")
+        await pilot.press("g")
+        await until(pilot, lambda: app.tabs.active == "tab-graph", "g to show the graph")
+        assert app.search_field.value == "needle" and app.search == "needle", "nothing typed into the search"
+
+    drive(scenario)
