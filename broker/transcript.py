@@ -13,14 +13,33 @@ from typing import Any
 MARKS = {"queued": "…", "injected": "✓", "read": "✓✓"}
 
 _CONTROLS = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]
-_SHOWN = {code: f"\\x{code:02x}" for code in _CONTROLS}
 """C0 controls (ESC, BEL, CR, backspace, ...), DEL and the C1 controls (U+0080-U+009F, which some
-terminals obey like ESC sequences), each shown as `\\xNN`."""
+terminals obey like ESC sequences)."""
+_FORMAT_RANGES = (
+    (0xAD, 0xAD), (0x600, 0x605), (0x61C, 0x61C), (0x6DD, 0x6DD), (0x70F, 0x70F), (0x890, 0x891), (0x8E2, 0x8E2),
+    (0x180E, 0x180E), (0x200B, 0x200F), (0x2028, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F), (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD), (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0001, 0xE0001), (0xE0020, 0xE007F),
+)
+"""The invisible format characters (Unicode category Cf: right-to-left overrides and isolates,
+zero-width spaces and joiners, the byte order mark, tags, ...) and the line and paragraph
+separators (U+2028, U+2029): they reorder or hide text, so a line can read as something else.
+Written out rather than computed (that takes 0.1 s, too long for `podctl tail`); a test checks
+the list against the running Python's Unicode."""
+
+
+def _escape(code: int) -> str:
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+_SHOWN = {code: _escape(code) for code in [*_CONTROLS, *(c for lo, hi in _FORMAT_RANGES for c in range(lo, hi + 1))]}
+"""Each shown as `\\xNN`, `\\uNNNN` or `\\UNNNNNNNN`."""
 _SHOWN_IN_TEXT = {code: shown for code, shown in _SHOWN.items() if chr(code) not in "\n\t"}
 
 
 def visible(value: object, multiline: bool = False) -> str:
-    """`value` as text that is safe to print to a terminal: control characters become `\\xNN`.
+    """`value` as text that is safe to print to a terminal: control and invisible format characters
+    become `\\xNN` / `\\uNNNN`.
 
     With `multiline` (message text), newlines and tabs are kept (and a CRLF is a newline)."""
     if multiline:

@@ -308,6 +308,25 @@ def test_transcript_shows_terminal_controls_instead_of_obeying_them() -> None:
     assert shown.endswith("\n    line\ttwo [bob\\x1b[1A…]")
 
 
+INVISIBLE = "pay\u202eetad\u202c \u200bzero\u200dwidth\ufeff \u2066iso\u2069 tag\U000e0041 line\u2028sep\xadsoft"
+
+
+def test_invisible_format_characters_are_shown_not_applied() -> None:
+    """Right-to-left overrides, zero-width and other format characters (Unicode Cf) and the line and
+    paragraph separators reorder or hide text on a terminal: they are shown, as control characters are."""
+    import unicodedata
+
+    from podctl.broker.transcript import format_message, visible
+
+    assert visible(INVISIBLE) == ("pay\\u202eetad\\u202c \\u200bzero\\u200dwidth\\ufeff \\u2066iso\\u2069"
+                                  " tag\\U000e0041 line\\u2028sep\\xadsoft")
+    shown = format_message({"id": 1, "ts": 0, "from": "a\u202eb", "to": ["c"], "kind": "tell", "text": INVISIBLE})
+    hidden = [c for c in shown if unicodedata.category(c) in ("Cf", "Zl", "Zp")]
+    assert not hidden, hidden
+    every = "".join(chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf")
+    assert not [c for c in visible(every) if unicodedata.category(c) == "Cf"], "every Cf of this Python's Unicode"
+
+
 def test_tail_renders_escapes_visibly_and_json_keeps_them(broker: BrokerProcess) -> None:
     import subprocess
 

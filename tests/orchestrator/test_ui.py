@@ -336,3 +336,11 @@ def test_enter_ends_the_search_and_the_keys_work_again(live: BrokerProcess) -> N
         assert app.search_field.value == "needle" and app.search == "needle", "nothing typed into the search"
 
     drive(scenario)
+
+
+def test_invisible_format_characters_are_shown_in_the_view() -> None:
+    from podctl.orchestrator.ui.text import message_line
+
+    line = message_line({"id": 3, "ts": 0, "from": "a\u202eb", "to": ["c"], "kind": "tell",
+                         "text": "pay\u202eetad\u200b\u2066x\u2069", "delivery": {}}).plain
+    assert "a\\u202eb → c" in line and "pay\\u202eetad\\u200b\\u2066x\\u2069" in line, line
