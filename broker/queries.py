@@ -11,6 +11,15 @@ from typing import Any
 
 from podctl.pods.errors import PodctlError
 
+WOKEN = "woken"
+"""The wake result recorded when a nudge started a turn (broker/wake.py). Earlier versions stored
+`answered`, which read as if the agent had answered: stored results are read in today's words."""
+_OLD_WAKE_WORDS = {"answered": WOKEN}
+
+
+def readable_wake(result: str) -> str:
+    return _OLD_WAKE_WORDS.get(result, result)
+
 
 class StoreError(PodctlError):
     """The pod's store cannot be used; the message names pod.db and what to do."""
@@ -190,7 +199,7 @@ def overview(
         ],
         "unseen": {r[0]: r[1] for r in unseen},
         "last_message_id": last[0] if last else None,
-        "last_wakes": {r[0]: {"ts": r[1], "result": r[2]} for r in wakes},
+        "last_wakes": {r[0]: {"ts": r[1], "result": readable_wake(r[2])} for r in wakes},
     }
 
 

@@ -4,7 +4,8 @@ The broker calls `request(agent)` for every message that calls for an idle agent
 (an ask, an urgent tell, a reply). One task per agent absorbs the burst: it waits a short
 debounce, re-checks that the agent is still idle, nudges it, then waits for the turn the nudge
 should have started. A nudge that starts no turn is retried with backoff; after the last try
-the failure is recorded (and shown by `status`); so is a nudge that was answered (its turn started).
+the failure is recorded (and shown by `status`); so is a nudge that woke the agent (`woken`: its
+turn started; the agent has not necessarily answered anything).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+from .queries import WOKEN
 
 log = logging.getLogger("podctl.broker.wake")
 
@@ -92,7 +95,7 @@ class Waker:
                 attempt, last_skip = attempt + 1, ""
                 try:
                     await asyncio.wait_for(started.wait(), timeout=confirm)
-                    await self._record(agent, "answered")
+                    await self._record(agent, WOKEN)
                     return
                 except TimeoutError:
                     confirm *= 2

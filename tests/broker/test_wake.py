@@ -38,7 +38,7 @@ def test_a_pane_that_is_not_ready_for_longer_than_three_tries_is_still_woken_and
 
     recorded = asyncio.run(scenario())
     assert [r for _, r in recorded] == [
-        "skipped: the CLI is not ready for input yet (no 'Ask anything' on screen)", "sent", "answered",
+        "skipped: the CLI is not ready for input yet (no 'Ask anything' on screen)", "sent", "woken",
     ], "six skips (twice the attempts) did not give the wake up, and were recorded once"
 
 
@@ -162,3 +162,15 @@ def test_a_new_session_is_shown_the_asks_it_never_answered_and_woken_once_for_th
     local_broker.call("alice", "hello", shim=True)
     assert not local_broker.broker.waker.pending("alice"), "no wake storm: the new session saw the ask"
     assert nudges.sent == ["alice", "alice"]
+
+
+def test_a_nudge_that_started_a_turn_reads_woken_also_when_stored_by_an_older_podctl(local_broker) -> None:
+    """`answered` read as if the agent had answered; it meant the nudge started a turn: `woken`."""
+    from podctl.broker.readonly import ReadOnlyStore
+
+    local_broker.run(local_broker.store.record_wake("alice", 1.0, "answered"))
+    local_broker.run(local_broker.broker.record_wake("bob", "woken"))
+    wakes = local_broker.run(local_broker.store.overview())["last_wakes"]
+    assert wakes["alice"]["result"] == "woken" and wakes["bob"]["result"] == "woken"
+    with ReadOnlyStore(local_broker.paths.db) as store:
+        assert store.overview()["last_wakes"]["alice"]["result"] == "woken", "a pod that is down reads the same"

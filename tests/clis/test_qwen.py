@@ -41,7 +41,7 @@ def test_qwen_agent_is_woken_injected_answers_and_gets_a_review(
         assert ADAPTER.wake_text in flow.last_user_text(first) and "How is the build?" in flow.last_user_text(first)
         inputs = (podctl_home / "qw" / "agents" / "qw" / INPUT_FILE).read_text()
         assert json.loads(inputs.splitlines()[0]) == {"type": "submit", "text": ADAPTER.wake_text}, "woken through its input file"
-        assert next(a for a in status_of("qw")["agents"] if a["name"] == "qw")["last_wake"] in ("sent", "answered")
+        assert next(a for a in status_of("qw")["agents"] if a["name"] == "qw")["last_wake"] in ("sent", "woken")
 
         flow.tell_after_a_tool_call("qw", "qw", fake)
         flow.gets_a_review("qw", "qw", fake, "rev", "LGTM from rev: Please review src/feature.py")

@@ -43,7 +43,7 @@ def aligned(header: str, line: str) -> bool:
 def test_status_ls_and_rules_as_tables_piped_and_on_a_terminal(tmp_path: Path, pods) -> None:
     pods.up(write_pod(tmp_path / "tab", POD.format(name="tab")))
     assert "reply from writer: done: hi" in podctl("send", "tab", "--to", "writer", "--ask", "hi", "--wait", "30").stdout
-    wait_until(lambda: "answered" in podctl("status", "tab").stdout, timeout=30, message="the writer's wake answered")
+    wait_until(lambda: "woken" in podctl("status", "tab").stdout, timeout=30, message="the writer woken")
 
     piped = podctl("status", "tab").stdout
     assert ESC not in piped
@@ -54,7 +54,7 @@ def test_status_ls_and_rules_as_tables_piped_and_on_a_terminal(tmp_path: Path, p
     reviewer = next(line for line in lines if line.split()[:1] == ["reviewer"])
     assert aligned(header, writer) and aligned(header, reviewer), f"{header}\n{writer}\n{reviewer}"
     assert re.search(r"\b(idle|busy) for \d+[smh]\b", writer), writer
-    assert re.search(r"\b\d\d:\d\d, answered\b", writer), writer
+    assert re.search(r"\b\d\d:\d\d, woken\b", writer), writer
     assert re.search(r"\s0\s", reviewer), f"the unread count even at 0: {reviewer}"
 
     ls = podctl("ls").stdout.splitlines()

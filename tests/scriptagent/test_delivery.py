@@ -68,7 +68,7 @@ def test_idle_agent_is_woken_once_per_burst(tmp_path: Path, pods, podctl_home: P
     wait_until(lambda: agent_state("burst", "worker") == "idle", timeout=40, message="worker idle again")
     text = pane_text("burst", "worker")
     assert text.count(ADAPTER.wake_text) == 1 and text.count("(woken)") == 1, text
-    wait_until(lambda: next(a for a in status_of("burst")["agents"] if a["name"] == "worker")["last_wake"] == "answered",
+    wait_until(lambda: next(a for a in status_of("burst")["agents"] if a["name"] == "worker")["last_wake"] == "woken",
                timeout=20, message="the wake recorded as answered")
 
 
