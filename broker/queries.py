@@ -203,6 +203,22 @@ def overview(
     }
 
 
+def agents_of_a_pod_down(stored: dict[str, Any]) -> list[dict[str, Any]]:
+    """The agents of a pod that is down, from its store's `overview`: every one `stopped` (nothing
+    runs), with its unread count and last wake. `status` and the live view say the same."""
+    rows = []
+    for row in stored["agents"]:
+        if row["removed"]:
+            continue
+        wake = stored["last_wakes"].get(row["name"]) or {}
+        rows.append({
+            "name": row["name"], "cli": row["cli"], "role": row["role"], "state": "stopped",
+            "unread": stored["unseen"].get(row["name"], 0), "last_wake": wake.get("result"),
+            "last_wake_ts": wake.get("ts"), "tools_ready": False, "state_ts": row["state_ts"] or None,
+        })
+    return rows
+
+
 def usage_row(row: Sequence[Any]) -> dict[str, Any]:
     agent, model, hour, inp, cached, output, reasoning, requests = row
     return {"agent": agent, "model": model, "hour": hour, "input": inp, "cached": cached, "output": output,

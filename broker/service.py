@@ -93,6 +93,9 @@ class Member:
     owed_turn: bool = False
     """Its session started with messages that need it in its context (shown by the session_start hook)
     and no turn has run since: a wake now has something to act on."""
+    starting: bool = False
+    """Its CLI was just (re)started and has not shown it is up (no tool session, no hook yet): shown
+    as `starting`, not `idle`."""
 
 
 class Broker(UsageOps):
@@ -382,6 +385,8 @@ class Broker(UsageOps):
         member = self.members.get(agent)
         if member is not None and not member.tools_ready:
             self._set_tools(member, True)
+            if member.starting:
+                await self._set_state(agent, member.state)  # its CLI is up: no longer starting
             if member.state == "idle" and (member.owed_turn or await self.store.pending_wakeworthy(agent)):
                 self._maybe_wake(agent)
 
@@ -736,16 +741,19 @@ class Broker(UsageOps):
         member.state = "stopped"
         self.tokens.pop(member.name, None)
 
-    async def _set_state(self, name: str, state: str) -> None:
+    async def _set_state(self, name: str, state: str, fresh: bool = False) -> None:
+        """A hook's state, or (`fresh`) the state of a CLI just (re)started: its clock starts again
+        even if the state is the same, and an idle one is `starting` until it shows it is up."""
         member = self.members[name]
         if state == "stopped":
             self._set_tools(member, False)
-        if member.state == state:
+        starting = fresh and state == "idle" and not member.tools_ready
+        if member.state == state and not fresh and member.starting == starting:
             return
         now = time.time()
-        member.state, member.state_ts = state, now
+        member.state, member.state_ts, member.starting = state, now, starting
         await self.store.set_state(name, state, now)
-        self.publish(wire.event("state", {"name": name, "state": state, "ts": now}))
+        self.publish(wire.event("state", {"name": name, "state": state, "ts": now, "starting": starting}))
         if member.leaving and state != "busy":
             self._gone(member)
 
@@ -757,7 +765,7 @@ class Broker(UsageOps):
             raise OpError(wire.UNKNOWN_AGENT, f"no agent {name!r} in pod {self.spec.name}")
         if state not in wire.AGENT_STATES:
             raise OpError(wire.BAD_REQUEST, f"state must be one of {', '.join(wire.AGENT_STATES)}")
-        await self._set_state(name, state)
+        await self._set_state(name, state, fresh=True)
         if state == "idle" and await self.store.pending_wakeworthy(name):
             self._maybe_wake(name)
         return {"name": name, "state": state}
@@ -790,7 +798,7 @@ class Broker(UsageOps):
                  "handed_off_to": self.handed_off.get(m.name),
                  "waking": bool(self.waker and self.waker.pending(m.name)), "tools_ready": m.tools_ready,
                  "usage": self.usage_of(m.name), "over_budget": self.over_budget(m.name),
-                 **({"leaving": True} if m.leaving else {})}
+                 **({"leaving": True} if m.leaving else {}), **({"starting": True} if m.starting else {})}
                 for m in self.members.values() if not m.removed or m.leaving
             ],
             "routes": self._routes(),

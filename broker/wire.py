@@ -16,11 +16,12 @@ Event (only on a connection that sent ``subscribe``)::
     {"v": 1, "event": "message" | "delivery" | "state" | "tools" | "wake" | "usage" | "gap", "data": {...}}
 
 ``message`` is a stored message (below); ``delivery`` ``{to, ids, state, ts}`` says messages reached
-``to``'s model (``injected``) or were ``read``; ``state`` ``{name, state, ts}`` an agent's
-busy/idle/stopped; ``tools`` ``{name, ready, ts}`` its MCP tools came up or went away; ``wake``
-``{name, result, ts}`` a wake nudge; ``usage`` ``{name, usage, over_budget, ts}`` an agent's tokens and cost
-so far, or its budget state, changed; ``gap`` ``{skipped, after, ts}`` says the subscriber fell behind
-and that many events were skipped (the messages among them are sent again).
+``to``'s model (``injected``) or were ``read``; ``state`` ``{name, state, ts, starting}`` an agent's
+busy/idle/stopped (``starting``: its CLI was just started and is not up yet); ``tools``
+``{name, ready, ts}`` its MCP tools came up or went away; ``wake`` ``{name, result, ts}`` a wake nudge;
+``usage`` ``{name, usage, over_budget, ts}`` an agent's tokens and cost so far, or its budget state, changed;
+``gap`` ``{skipped, after, ts}`` says the subscriber fell behind and that many events were skipped (the
+messages among them are sent again).
 
 Every request names the agent it acts for and carries that agent's token; the broker
 rejects a token that does not match the named agent (``auth``). The human is the member
@@ -71,15 +72,17 @@ Operations (``args`` -> ``result``):
   (a message each; one too large to show has ``text: ""`` and ``too_large: bytes``). A session start
   wakes the agent only for what its new model has not seen: messages no model of it saw, and those asks.
 - ``ack_injected {claim}`` -> ``{injected: n}``
-- ``set_state {name, state}`` (user only) -> ``{name, state}``: the orchestrator reports a stopped CLI.
+- ``set_state {name, state}`` (user only) -> ``{name, state}``: the orchestrator reports a CLI it stopped, or
+  one it just started (``idle``: its clock starts again, and it is ``starting`` until its tools or a hook show it up).
 - ``history {since?, limit?}`` (user only) -> ``{messages, next, more}``, each message with its ``delivery``;
   paged like ``read_messages``.
 - ``subscribe {since?}`` (user only) -> ``{subscribed: true}``, then events on this connection.
 - ``status {}`` (user only) -> ``{pod, agents, routes, pending_deliveries, usage, budget}``; each agent
   ``{name, cli, role, state, state_ts, last_activity, unread, last_wake, last_wake_ts, handed_off_to, waking, tools_ready,
-  usage, over_budget}``; ``usage`` is ``{input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, requests,
-  cost_usd (null if a model has no price), cost_usd_known_part, unpriced_models}`` (null before any), ``over_budget``
-  why the agent is no longer woken (null within budget); ``budget`` ``{budget_usd, budget_tokens_per_agent}``.
+  usage, over_budget, leaving?, starting?}``; ``usage`` is ``{input_tokens, cached_input_tokens, output_tokens,
+  reasoning_tokens, requests, cost_usd (null if a model has no price), cost_usd_known_part, unpriced_models}``
+  (null before any), ``over_budget`` why the agent is no longer woken (null within budget); ``budget``
+  ``{budget_usd, budget_tokens_per_agent}``.
 - ``usage_report {of, path, inode, offset, state, records: [{key, model, ts, input, cached, output, reasoning}]}``
   (user only; the supervisor) -> ``{added, refused}``: records read from agent ``of``'s session file ``path`` up to
   ``offset``, stored once per (agent, key) together with the file's position and reader ``state``; a record

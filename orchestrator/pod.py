@@ -160,6 +160,7 @@ def delete(paths: PodPaths, force: bool = False) -> list[str]:
 
 def status(paths: PodPaths) -> dict[str, Any]:
     """The pod's parts and agents; from the broker when it runs, else from its store (read-only)."""
+    from podctl.broker.queries import agents_of_a_pod_down
     from podctl.broker.readonly import ReadOnlyStore
 
     out: dict[str, Any] = {
@@ -184,15 +185,7 @@ def status(paths: PodPaths) -> dict[str, Any]:
         with ReadOnlyStore(paths.db) as store:
             stored = store.overview()
             usage, settings = store.usage(0.0), store.settings()
-        for row in stored["agents"]:
-            if row["removed"]:
-                continue
-            wake = stored["last_wakes"].get(row["name"]) or {}
-            agents[row["name"]] = {
-                "name": row["name"], "cli": row["cli"], "role": row["role"], "state": "stopped",
-                "unread": stored["unseen"].get(row["name"], 0), "last_wake": wake.get("result"),
-                "last_wake_ts": wake.get("ts"), "tools_ready": False, "state_ts": row["state_ts"] or None,
-            }
+        agents = {row["name"]: row for row in agents_of_a_pod_down(stored)}
         out["pending_deliveries"] = stored["unseen"]
         out["last_message_id"] = stored["last_message_id"]
         _add_stored_usage(out, agents, usage, settings)

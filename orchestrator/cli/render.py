@@ -30,7 +30,8 @@ def pods_rows() -> list[dict[str, Any]]:
 
 
 def _state_colour(text: str) -> str | None:
-    return {"busy": "yellow", "idle": "green", "stopped": "red", "up": "green", "down": "dim"}.get(text.split(" ", maxsplit=1)[0])
+    return {"busy": "yellow", "idle": "green", "starting": "cyan", "stopped": "red", "up": "green",
+            "down": "dim"}.get(text.split(" ", maxsplit=1)[0])
 
 
 POD_COLUMNS = [Column("POD", "pod"), Column("STATE", "state", _state_colour), Column("POD FILE", "pod_file")]
@@ -66,11 +67,16 @@ def clock(ts: float, now: float) -> str:
     return time.strftime("%H:%M" if when[:3] == today[:3] else "%b %d %H:%M", when)
 
 
+def shown_state(agent: dict[str, Any]) -> str:
+    """busy, idle, stopped, or `starting`: idle, but its CLI was just started and is not up yet."""
+    return "starting" if agent["state"] == "idle" and agent.get("starting") else str(agent["state"])
+
+
 def agent_row(agent: dict[str, Any], now: float) -> dict[str, Any]:
     """One agent's cells of the status table (the keys of STATUS_COLUMNS)."""
-    state = agent["state"]
+    state = shown_state(agent)
     since = agent.get("state_ts")
-    if state in ("busy", "idle") and since:
+    if state in ("busy", "idle", "starting") and since:
         state = f"{state} for {ago(now - since)}"
     wake = agent.get("last_wake")
     wake_ts = agent.get("last_wake_ts")

@@ -151,11 +151,12 @@ class PodApp(App[None]):
 
     def _top_line(self) -> Text:
         view = self.view
-        states = [a.state for a in view.agents.values()]
+        states = [a.shown_state for a in view.agents.values()]
         line = Text(f"pod {visible(view.pod)}", style="bold")
         style = {"live": "green", "down": "red", "reconnecting": "yellow"}.get(view.connection, "")
         line.append(f"  {view.connection}", style=style)
-        line.append(f"  {len(states)} agents, {states.count('busy')} busy, {states.count('idle')} idle,"
+        starting = f" {states.count('starting')} starting," if "starting" in states else ""
+        line.append(f"  {len(states)} agents, {states.count('busy')} busy, {states.count('idle')} idle,{starting}"
                     f" {states.count('stopped')} stopped · {len(view.asks)} open asks")
         if self.filter_agent or self.search:
             line.append("  filter: ", style="dim")

@@ -25,6 +25,9 @@ HISTORY_LOAD = 500
 REFETCH_S = 0.2
 RETRY_S = 0.5
 CALL_TIMEOUT_S = 5.0
+RECONNECTED_NOTE_S = 3.0
+""""reconnected: the broker is back" is said this long, then the line is clear again."""
+RECONNECTED = "reconnected: the broker is back"
 
 
 class Feed:
@@ -39,6 +42,7 @@ class Feed:
         self.client = AsyncClient(paths.socket, USER, token)
         self._pending: set[str] = set()
         self._refetch: asyncio.Task[None] | None = None
+        self._clear_later: asyncio.TimerHandle | None = None
         self.connected_once = False
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -52,7 +56,7 @@ class Feed:
                 pass
             except wire.BrokerError as exc:
                 self._say("down", f"the broker refused the live view: {exc}")
-            if self.connected_once:
+            if self.connected_once and self._supervised():
                 self._say("reconnecting", "the broker went away; reconnecting (its history stays below)")
             else:
                 self._read_store()
@@ -68,7 +72,9 @@ class Feed:
         changes.merge(await self._asks_and_rules())
         was = self.connected_once
         self.connected_once = True
-        self._say("live", "reconnected: the broker is back" if was else "")
+        self._say("live", RECONNECTED if was else "")
+        if was:
+            self._clear_later = asyncio.get_running_loop().call_later(RECONNECTED_NOTE_S, self._clear_note, RECONNECTED)
         self.changed(changes)
         cursor = max(self.view.messages, default=since)
         async for frame in self.client.events(since=cursor):
@@ -85,7 +91,19 @@ class Feed:
                 await self.client.call_once("hello", CALL_TIMEOUT_S)
                 return
             except (wire.BrokerUnavailable, wire.BrokerError):
+                if self.view.connection == "reconnecting" and not self._supervised():
+                    self._read_store()  # `podctl down` (or a supervisor gone): nothing runs now
                 continue
+
+    def _supervised(self) -> bool:
+        """Whether the pod's supervisor runs: a broker gone meanwhile is being restarted, not down."""
+        from podctl.orchestrator.processes import supervisor_pid
+
+        return supervisor_pid(self.paths) is not None
+
+    def _clear_note(self, note: str) -> None:
+        if self.view.note == note:
+            self._say(self.view.connection, "")
 
     # -- what events do not carry ------------------------------------------------------------------
 
@@ -118,6 +136,7 @@ class Feed:
 
     def _read_store(self) -> None:
         """The pod's history from its store, read-only (a few milliseconds: bounded by HISTORY_LOAD)."""
+        from podctl.broker.queries import agents_of_a_pod_down
         from podctl.broker.readonly import ReadOnlyStore
 
         with ReadOnlyStore(self.paths.db) as store:
@@ -125,13 +144,7 @@ class Feed:
             since = max(0, int(overview["last_message_id"] or 0) - HISTORY_LOAD)
             messages = store.history(since, HISTORY_LOAD).messages
             asks = store.open_asks(time.time(), 50)
-        rows = [
-            {**agent, "unread": overview["unseen"].get(agent["name"], 0),
-             "last_wake": overview["last_wakes"].get(agent["name"], {}).get("result"),
-             "last_wake_ts": overview["last_wakes"].get(agent["name"], {}).get("ts")}
-            for agent in overview["agents"] if not agent["removed"]
-        ]
-        changes = self.view.set_status({"agents": rows})
+        changes = self.view.set_status({"agents": agents_of_a_pod_down(overview)})
         changes.merge(self.view.set_history(messages))
         changes.merge(self.view.set_asks(asks))
         self._say("down", f"pod {self.paths.pod} is down: its history, read-only from {self.paths.db}"
@@ -149,4 +162,6 @@ class Feed:
     async def close(self) -> None:
         if self._refetch is not None:
             self._refetch.cancel()
+        if self._clear_later is not None:
+            self._clear_later.cancel()
         await self.client.close()

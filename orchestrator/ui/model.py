@@ -31,6 +31,8 @@ class AgentRow:
     usage: dict[str, Any] | None = None
     """Its tokens and cost so far (`podctl usage`'s per-agent entry), None before any."""
     over_budget: str | None = None
+    starting: bool = False
+    """Its CLI was just started and is not up yet (no tools, no hook): shown as `starting`."""
 
     @classmethod
     def from_status(cls, row: dict[str, Any]) -> AgentRow:
@@ -39,8 +41,12 @@ class AgentRow:
             state_ts=row.get("state_ts"), tools_ready=bool(row.get("tools_ready")), unread=int(row.get("unread") or 0),
             last_wake=row.get("last_wake"), last_wake_ts=row.get("last_wake_ts"),
             last_activity=row.get("last_activity"), handed_off_to=row.get("handed_off_to"),
-            usage=row.get("usage"), over_budget=row.get("over_budget"),
+            usage=row.get("usage"), over_budget=row.get("over_budget"), starting=bool(row.get("starting")),
         )
+
+    @property
+    def shown_state(self) -> str:
+        return "starting" if self.state == "idle" and self.starting else self.state
 
 
 @dataclass
@@ -142,9 +148,11 @@ class PodView:
     def _agent_event(name: str, agent: AgentRow, data: dict[str, Any]) -> Changes:
         if name == "state":
             agent.state, agent.state_ts, agent.last_activity = data["state"], data["ts"], data["ts"]
+            agent.starting = bool(data.get("starting"))
             return Changes(agents=True, refetch={"rules"} if data["state"] == "idle" else set())
         if name == "tools":
             agent.tools_ready = bool(data.get("ready"))
+            agent.starting = agent.starting and not agent.tools_ready
         elif name == "usage":
             agent.usage, agent.over_budget = data.get("usage"), data.get("over_budget")
         elif name == "wake":

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from .model import AgentRow, PodView
 
-STATE_STYLES = {"busy": "bold yellow", "idle": "green", "stopped": "red"}
+STATE_STYLES = {"busy": "bold yellow", "idle": "green", "starting": "cyan", "stopped": "red"}
 LABEL_CHARS = 160
 """A message line shows this much of its first line; Enter on it shows the whole text."""
 
@@ -39,7 +39,9 @@ def left(seconds: float) -> str:
 
 def agent_cells(row: AgentRow, now: float) -> tuple[Text, ...]:
     """name, cli, state (and for how long), tools, unread, last wake, last activity."""
-    state = Text(f"{row.state} {ago(row.state_ts, now)}", style=STATE_STYLES.get(row.state, ""))
+    shown = row.shown_state
+    clock = f" {ago(row.state_ts, now)}" if row.state_ts and shown != "stopped" else ""
+    state = Text(shown + clock, style=STATE_STYLES.get(shown, ""))
     if row.handed_off_to:
         state.append(f" → {visible(row.handed_off_to)}", style="dim")
     if row.over_budget:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,25 @@ def test_a_role_changed_while_the_pod_was_down_is_told_to_the_agent(broker: Brok
     broker.start()
     with broker.client("alice") as alice:
         assert alice.call("hook", event="session_start")["messages"] == [], "told once"
+
+
+def test_a_cli_just_started_has_a_fresh_clock_and_is_starting_until_it_shows_it_is_up(local_broker) -> None:
+    """After `restart` or `resume`, agents showed `idle for 1m` (the state's time carried over) and
+    `idle` before their CLI was even up."""
+
+    def row(name: str) -> dict:
+        return next(a for a in local_broker.call("user", "status")["agents"] if a["name"] == name)
+
+    local_broker.call("alice", "hook", event="turn_end", inject=False)
+    local_broker.broker.members["alice"].state_ts -= 60  # idle for a minute, then restarted:
+    local_broker.call("user", "set_state", name="alice", state="idle")
+    alice = row("alice")
+    assert alice["state"] == "idle" and alice.get("starting") is True
+    assert time.time() - alice["state_ts"] < 5, "the clock starts again with the fresh CLI"
+    local_broker.call("alice", "hook", event="session_start", inject=False)
+    assert "starting" not in row("alice"), "its first hook shows it is up"
+
+    local_broker.call("user", "set_state", name="bob", state="idle")
+    assert row("bob").get("starting") is True
+    local_broker.call("bob", "hello", shim=True)
+    assert "starting" not in row("bob") and row("bob")["tools_ready"], "so do its tools"

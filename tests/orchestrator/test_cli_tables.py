@@ -114,3 +114,11 @@ def test_tokens_and_cost_have_a_column_each_and_small_costs_keep_their_digits() 
     assert re.search(r"\b785k\s+\$0\.92\b", cells["big"]), cells["big"]
     assert re.search(r"\b1\.5k\s+\$0\.25\+\?", cells["unpriced"]), cells["unpriced"]
     assert re.search(r"-\s+-", cells["unused"]), cells["unused"]
+
+
+def test_an_agent_whose_cli_was_just_started_is_starting_not_idle() -> None:
+    from podctl.orchestrator.cli.render import agent_row
+
+    row = agent_row({"name": "w", "state": "idle", "starting": True, "state_ts": 97.0}, 100.0)
+    assert row["state"] == "starting for 3s"
+    assert agent_row({"name": "w", "state": "idle", "state_ts": 97.0}, 100.0)["state"] == "idle for 3s"

@@ -160,16 +160,25 @@ def test_the_waiting_panel_lists_who_has_not_answered_and_drops_them_when_they_d
     drive(scenario)
 
 
-def test_the_view_reconnects_when_the_broker_restarts(live: BrokerProcess) -> None:
+def test_a_broker_gone_with_no_supervisor_is_a_pod_down_and_its_return_is_said_for_a_moment(live: BrokerProcess) -> None:
+    """Nothing restarts this broker (no supervisor, as after `podctl down`): its agents are shown
+    stopped, as `status` shows them, not idle; once it is back, "reconnected" is said briefly."""
+
     async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
         await until(pilot, lambda: app.view.connection == "live", "the live pod")
+        with live.client("writer") as writer:
+            writer.call("hook", event="turn_end", inject=False)
+        await until(pilot, lambda: cell(app, "writer", "state").startswith("idle"), "the writer idle")
         live.kill9()
-        await until(pilot, lambda: "reconnecting" in widget_text(app, "#top"), "the broker gone")
+        await until(pilot, lambda: "is down" in widget_text(app, "#top"), "the pod down")
+        assert cell(app, "writer", "state") == "stopped" and "0 idle" in widget_text(app, "#top")
         live.start()
         await until(pilot, lambda: "reconnected: the broker is back" in widget_text(app, "#top"), "the broker back")
         with live.client("writer") as writer:
             writer.call("tell", to="rev-b", text="after the restart")
         await until(pilot, lambda: shown(app, "writer → rev-b tell: after the restart"), "a message after the restart")
+        await until(pilot, lambda: "reconnected" not in widget_text(app, "#top"), "the note gone after a moment",
+                    timeout=10)
 
     drive(scenario)
 
@@ -344,3 +353,17 @@ def test_invisible_format_characters_are_shown_in_the_view() -> None:
     line = message_line({"id": 3, "ts": 0, "from": "a\u202eb", "to": ["c"], "kind": "tell",
                          "text": "pay\u202eetad\u200b\u2066x\u2069", "delivery": {}}).plain
     assert "a\\u202eb → c" in line and "pay\\u202eetad\\u200b\\u2066x\\u2069" in line, line
+
+
+def test_a_cli_just_started_shows_starting_with_a_fresh_clock_until_it_is_up(live: BrokerProcess) -> None:
+    async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: cell(app, "writer", "state"), "the agents")
+        with live.client("user") as user, live.client("writer") as writer:
+            user.call("set_state", name="writer", state="idle")  # what `up`, `restart` and `resume` say
+            await until(pilot, lambda: cell(app, "writer", "state") in ("starting 0s", "starting 1s"),
+                        "starting, not idle, with a fresh clock")
+            assert "1 starting" in widget_text(app, "#top")
+            writer.call("hello", shim=True)  # its tools are up
+            await until(pilot, lambda: cell(app, "writer", "state").startswith("idle "), "idle once its CLI is up")
+
+    drive(scenario)

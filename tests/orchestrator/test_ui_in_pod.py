@@ -3,6 +3,7 @@ and driven with keys as a person would; `transcript: tail` swaps it for the plai
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..helpers import pane_text, tmux_out, wait_until, window_pids, write_pod
@@ -50,3 +51,48 @@ def test_transcript_tail_swaps_the_view_for_the_plain_stream_without_touching_ag
     wait_until(lambda: "podctl up:" in pane_text("swap", "podctl") and " live " not in pane_text("swap", "podctl"),
                timeout=30, message="the plain transcript")
     assert {k: v for k, v in window_pids("swap").items() if k != "podctl"} == agents, "no agent restarted"
+
+
+def test_a_view_left_open_follows_a_broker_restart_and_a_down_and_up(tmp_path: Path, pods) -> None:
+    """A restarted broker is `reconnecting`, then `reconnected` for a moment; after `podctl down` the
+    agents are stopped (as `status` says), and after `up` they start again with a fresh clock."""
+    import asyncio
+    import signal
+    from typing import Any
+
+    from podctl.broker.paths import PodPaths
+    from podctl.orchestrator.processes import broker_pid
+    from podctl.orchestrator.ui.app import PodApp
+
+    from ..helpers import podctl
+    from .test_ui import cell, until, widget_text
+
+    pod_file = write_pod(tmp_path / "across", POD.format(name="across"))
+    pods.up(pod_file)
+
+    async def scenario(app: PodApp, pilot: Any) -> None:
+        await until(pilot, lambda: app.view.connection == "live" and cell(app, "writer", "state"), "the agents", timeout=30)
+        pid = broker_pid(PodPaths.of("across"))
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await until(pilot, lambda: "reconnected: the broker is back" in widget_text(app, "#top"),
+                    "the broker restarted by the supervisor", timeout=30)
+        await until(pilot, lambda: "reconnected" not in widget_text(app, "#top"), "the note gone", timeout=10)
+        await asyncio.to_thread(podctl, "down", "across")
+        await until(pilot, lambda: "is down" in widget_text(app, "#top"), "the pod down", timeout=30)
+        assert cell(app, "writer", "state") == "stopped" and cell(app, "reviewer", "state") == "stopped"
+        await asyncio.to_thread(podctl, "up", str(pod_file), "--no-attach")
+        await until(pilot, lambda: app.view.connection == "live", "the pod up again", timeout=30)
+        await until(pilot, lambda: cell(app, "writer", "state").split()[:1] in (["starting"], ["idle"]),
+                    "the writer started again", timeout=30)
+        state, clock = cell(app, "writer", "state").split()[:2]
+        assert clock.endswith("s"), f"a fresh clock after up, not the old one: {state} {clock}"
+
+    app_pod = "across"
+
+    async def main() -> None:
+        app = PodApp(PodPaths.of(app_pod))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await scenario(app, pilot)
+
+    asyncio.run(asyncio.wait_for(main(), 240))
