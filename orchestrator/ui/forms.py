@@ -70,7 +70,7 @@ class Confirm(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="form"):
-            yield Label(Text(self.question))
+            yield Static(Text(self.question))  # wraps in the dialog's width (a Label is cut at 80 columns)
             yield Label(Text("y: yes   n: no", style="dim"))
 
     def action_answer(self, yes: bool) -> None:

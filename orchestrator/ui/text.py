@@ -37,32 +37,41 @@ def left(seconds: float) -> str:
     return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
 
 
+NAME_CHARS = 16
+"""An agent's name in the table is cut to this (with `…`), so its state never leaves an 80-column screen."""
+
+
+def _cut(text: str, size: int) -> str:
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
 def agent_cells(row: AgentRow, now: float) -> tuple[Text, ...]:
-    """name, cli, state (and for how long), tools, unread, last wake, last activity."""
+    """The AGENT_COLUMNS of one agent: what matters most first, so a narrow terminal (80x24) cuts only
+    the least of it. The last wake says only its outcome (`status` says why)."""
     shown = row.shown_state
     clock = f" {ago(row.state_ts, now)}" if row.state_ts and shown != "stopped" else ""
     state = Text(shown + clock, style=STATE_STYLES.get(shown, ""))
     if row.handed_off_to:
-        state.append(f" → {visible(row.handed_off_to)}", style="dim")
+        state.append(f" → {_cut(visible(row.handed_off_to), NAME_CHARS)}", style="dim")
     if row.over_budget:
         state.append(" over budget", style="bold red")
     wake = "-"
     if row.last_wake_ts:
-        wake = f"{ago(row.last_wake_ts, now)} {visible(row.last_wake or '')}"
+        wake = f"{ago(row.last_wake_ts, now)} {visible((row.last_wake or '').split(':', 1)[0])}"
     return (
-        Text(visible(row.name), style="bold"),
-        Text(visible(row.cli)),
+        Text(_cut(visible(row.name), NAME_CHARS), style="bold"),
         state,
-        Text("up" if row.tools_ready else "down", style="" if row.tools_ready else "dim"),
         Text(str(row.unread), style="bold" if row.unread else "dim"),
-        Text(wake),
-        Text(ago(row.last_activity, now)),
         Text(tokens_label(row.usage), style="" if row.usage else "dim"),
         Text(cost_label(row.usage), style="" if row.usage else "dim"),
+        Text(wake),
+        Text(ago(row.last_activity, now)),
+        Text("up" if row.tools_ready else "down", style="" if row.tools_ready else "dim"),
+        Text(visible(row.cli)),
     )
 
 
-AGENT_COLUMNS = ("agent", "cli", "state", "tools", "unread", "last wake", "active", "tokens", "cost")
+AGENT_COLUMNS = ("agent", "state", "unread", "tokens", "cost", "last wake", "active", "tools", "cli")
 
 
 def marks(message: dict[str, Any]) -> str:

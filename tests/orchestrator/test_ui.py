@@ -72,6 +72,25 @@ def widget_text(app: PodApp, selector: str) -> str:
     return str(getattr(app.query_one(selector, Static).content, "plain", app.query_one(selector, Static).content))
 
 
+def screen_lines(app: PodApp) -> list[str]:
+    """The screen as a person sees it, line by line (from Textual's SVG screenshot: each run of text
+    at its column; Rich draws a cell 12.2 units wide)."""
+    import html
+    import re
+
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for x, y, text in re.findall(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>([^<]*)</text>',
+                                 app.export_screenshot()):
+        rows.setdefault(float(y), []).append((float(x), html.unescape(text).replace("\xa0", " ")))
+    lines = []
+    for y in sorted(rows):
+        line = ""
+        for x, text in sorted(rows[y]):
+            line = line.ljust(round(x / 12.2)) + text
+        lines.append(line.rstrip())
+    return lines
+
+
 def drive(scenario: Callable[[PodApp, Pilot[Any]], Any], pod: str = "live", size: tuple[int, int] = (80, 24)) -> None:
     async def main() -> None:
         app = PodApp(PodPaths.of(pod))
@@ -367,3 +386,34 @@ def test_a_cli_just_started_shows_starting_with_a_fresh_clock_until_it_is_up(liv
             await until(pilot, lambda: cell(app, "writer", "state").startswith("idle "), "idle once its CLI is up")
 
     drive(scenario)
+
+
+def test_at_80x24_over_budget_and_the_restart_question_are_never_cut(tmp_path: Path, start_broker) -> None:
+    long_name = "the-agent-with-a-rather-long-name"
+    pod = (f"name: narrow\nlimits: {{budget_tokens_per_agent: 1000}}\nagents:\n  {long_name}: {{cli: script}}\n"
+           "  other: {cli: script}\n")
+    proc = start_broker(write_pod(tmp_path / "narrow", pod))
+    with proc.client("user") as user:
+        user.call("usage_report", of=long_name, path="/x/s.jsonl", inode=1, offset=10, state={}, records=[
+            {"key": "k", "model": "claude-sonnet-4-5", "ts": time.time(), "input": 5000, "cached": 0, "output": 0,
+             "reasoning": 0}])
+
+    async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
+        with proc.client(long_name) as agent:
+            agent.call("hook", event="turn_end", inject=False)
+        await until(pilot, lambda: cell(app, long_name, "state").startswith("idle") and "over budget" in cell(
+            app, long_name, "state"), "the agent idle and over budget")
+        app.view.agents[long_name].last_wake = "failed: the pane was not ready for 90 s (a person is typing in it)"
+        app.view.agents[long_name].last_wake_ts = time.time()
+        app._draw_agents()
+        await pilot.pause(0.2)
+        row = next(line for line in screen_lines(app) if "the-agent" in line)
+        assert len(row) <= 80
+        assert "over budget" in row and "$0.015" in row, row
+        await pilot.press("r")
+        await until(pilot, lambda: len(app.screen_stack) == 2, "the restart question")
+        await pilot.pause(0.2)
+        shown = " ".join(" ".join(screen_lines(app)).split())
+        assert "(same identity and history)" in shown, shown
+
+    drive(scenario, pod="narrow")
