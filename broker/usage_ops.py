@@ -136,8 +136,10 @@ class UsageOps:
                 self._maybe_wake(name)
 
     async def save_pricing(self) -> None:
-        """Keep the pricing and limits applied, for `status` and `usage` of the pod once it is down."""
-        await self.usage.save_settings({"pricing": self._pricing(), "limits": self._budget_limits()})
+        """Keep the pricing and limits applied, for `status` and `usage` of the pod once it is down, and
+        the routes' names (shell completion of `send --to` reads them without a broker or the pod file)."""
+        await self.usage.save_settings({"pricing": self._pricing(), "limits": self._budget_limits(),
+                                        "routes": [route.name for route in self.spec.routes]})
 
     def over_budget(self, name: str) -> str | None:
         return self.verdict.over.get(name) if self.verdict else None

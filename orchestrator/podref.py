@@ -30,9 +30,13 @@ def known_pods() -> list[str]:
 
 
 def _no_such(name: str) -> NoSuchPod:
+    import difflib
+
     pods = known_pods()
+    close = difflib.get_close_matches(name, pods, n=1, cutoff=0.6)
+    guess = f"did you mean {close[0]!r}? " if close else ""
     listing = f"known pods: {', '.join(pods)}" if pods else "there are no pods yet: `podctl up POD_FILE` starts one"
-    return NoSuchPod(f"no pod named {name!r} in {state_root()} ({listing})")
+    return NoSuchPod(f"no pod named {name!r} in {state_root()} ({guess}{listing})")
 
 
 def paths_of(name: str) -> PodPaths:

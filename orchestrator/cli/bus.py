@@ -35,7 +35,7 @@ def send(
     pod: PodArg,
     text: Annotated[str, typer.Argument(help="the message; - reads standard input")],
     to: Annotated[list[str], typer.Option("--to", metavar="AGENT", help="an agent, a route, or all (repeatable)",
-                                                  autocompletion=complete.agents)],
+                                                  autocompletion=complete.recipients)],
     ask: Annotated[bool, typer.Option("--ask", help="send an ask (the recipient is woken to answer)")] = False,
     urgent: Annotated[bool, typer.Option("--urgent", help="wake the recipient even if idle")] = False,
     wait: Annotated[float | None, typer.Option(

@@ -28,16 +28,36 @@ def agents(ctx: typer.Context, args: list[str], incomplete: str) -> list[str]:
     The pod is taken from the parsed arguments, or else from the words typed so far (the shell's
     completion variables): a command line that ends in an option waiting for its value
     (`send POD --to <Tab>`) is not parsed."""
+    pod = _pod_named(ctx, args)
+    if pod is None:
+        return []
+    folders = sorted(p.name for p in PodPaths.of(pod).agents.iterdir() if p.is_dir())
+    return [name for name in folders if name != USER and name.startswith(incomplete)]
+
+
+def _pod_named(ctx: typer.Context, args: list[str]) -> str | None:
+    """The first pod named on the command line whose agents' folder exists."""
     named = ctx.params.get("pod")
     words = args or os.environ.get("COMP_WORDS", os.environ.get("_TYPER_COMPLETE_ARGS", "")).split()
     candidates = [str(named)] if named else [word for word in words[1:] if valid_pod_name(word)]
-    for pod in candidates:
-        try:
-            folders = sorted(p.name for p in PodPaths.of(pod).agents.iterdir() if p.is_dir())
-        except OSError:
-            continue
-        return [name for name in folders if name != USER and name.startswith(incomplete)]
-    return []
+    return next((pod for pod in candidates if PodPaths.of(pod).agents.is_dir()), None)
+
+
+def recipients(ctx: typer.Context, args: list[str], incomplete: str) -> list[str]:
+    """What `send --to` takes: the pod's agents, its routes (as its broker last applied them) and `all`."""
+    pod = _pod_named(ctx, args)
+    if pod is None:
+        return []
+    names = agents(ctx, args, "")
+    from podctl.broker.readonly import ReadOnlyStore
+    from podctl.pods.errors import PodctlError
+
+    try:
+        with ReadOnlyStore(PodPaths.of(pod).db) as store:
+            names += [str(route) for route in store.settings().get("routes") or []]
+    except (PodctlError, OSError, ValueError):
+        pass  # a store that cannot be read: the agents and `all` only
+    return [name for name in [*names, "all"] if name.startswith(incomplete)]
 
 
 def templates(incomplete: str) -> list[str]:

@@ -36,6 +36,10 @@ def diff(
         spec = None
     plan = agent_diff.plan(paths, spec, agent)
     typer.echo(plan.note, err=True)
+    quiet = subprocess.run(agent_diff.argv(plan, ["--quiet"]), cwd=plan.cwd, check=False)
+    if quiet.returncode == 0:
+        typer.echo("no changes", err=True)  # on stderr, like the note: stdout stays an (empty) patch
+        return
     extra = [*(["--stat"] if stat else []), *(["--name-only"] if name_only else [])]
     raise typer.Exit(subprocess.run(agent_diff.argv(plan, extra), cwd=plan.cwd, check=False).returncode)
 

@@ -88,6 +88,15 @@ def test_completion_of_pod_agent_and_template_names(tmp_path: Path) -> None:
     assert fish.split() == ["helper", "solo"]
 
 
+def test_completion_of_send_to_offers_agents_routes_and_all(tmp_path: Path, start_broker) -> None:
+    pod = "name: routed\nagents:\n  a: {cli: script}\n  b: {cli: script}\nroutes:\n  - {name: review, to: [b]}\n"
+    broker = start_broker(write_pod(tmp_path / "routed", pod))
+    assert sorted(complete("podctl send routed --to ")) == ["a", "all", "b", "review"]
+    assert complete("podctl send routed --to r") == ["review"]
+    broker.stop()
+    assert sorted(complete("podctl send routed --to ")) == ["a", "all", "b", "review"], "the pod down too"
+
+
 def test_ls_with_no_pods_says_so_and_how_to_start_one(podctl_home: Path) -> None:
     out = podctl("ls")
     assert "no pods yet" in out.stdout and "podctl init" in out.stdout and "podctl up" in out.stdout

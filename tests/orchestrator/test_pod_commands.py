@@ -30,6 +30,14 @@ def test_every_command_given_an_unknown_pod_fails_and_lists_the_known_ones(tmp_p
         assert "no pod named 'nosuch'" in out.stderr and "known pods: real" in out.stderr, (args, out.stderr)
 
 
+def test_a_mistyped_pod_name_gets_a_did_you_mean(tmp_path: Path) -> None:
+    pod_folder("review-pod", write_pod(tmp_path / "real", SOLO.format(name="review-pod")))
+    for args in (["status", "reveiw-pod"], ["status", "reveiw-pod", "--json"], ["tail", "review-pd"]):
+        out = podctl(*args, check=False)
+        assert out.returncode == 1 and "did you mean 'review-pod'?" in out.stderr, (args, out.stderr)
+    assert "did you mean" not in podctl("status", "zzz", check=False).stderr, "only a close name is suggested"
+
+
 @pytest.mark.parametrize("name", ["..", ".", "a/b", "../victim", "Real", "-x", "real\n"])
 def test_a_pod_argument_that_is_not_a_pod_name_never_leaves_the_state_folder(
     name: str, tmp_path: Path, podctl_home: Path

@@ -216,3 +216,18 @@ def test_remove_of_a_busy_worktree_agent_keeps_its_worktree_until_it_has_stopped
     (tree / "go.flag").write_text("")
     wait_until(lambda: "writer" not in window_pids("wtbusy"), timeout=30, message="the writer removed once idle")
     assert (tree / "app.py").is_file(), "its work is still there for the user to merge"
+
+
+def test_an_empty_diff_says_there_are_no_changes(tmp_path: Path) -> None:
+    from ..helpers import pod_folder
+
+    repo = git_repo(tmp_path / "repo")
+    pod_file = write_pod(repo, "name: calm\nagents:\n  solo: {cli: script}\n")
+    git(repo, "add", "pod.yaml")
+    git(repo, "commit", "-qm", "the pod")
+    pod_folder("calm", pod_file)
+    quiet = podctl("diff", "calm", "solo")
+    assert quiet.stdout == "" and "no changes" in quiet.stderr, quiet.stderr
+    (repo / "README.md").write_text("changed\n")
+    changed = podctl("diff", "calm", "solo")
+    assert "+changed" in changed.stdout and "no changes" not in changed.stderr
