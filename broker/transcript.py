@@ -54,7 +54,8 @@ def delivery_marks(delivery: list[dict[str, Any]]) -> str:
 
 
 def format_message(message: dict[str, Any], with_delivery: bool = True) -> str:
-    """One message as `HH:MM:SS #id from -> to  kind: text`, continuation lines indented."""
+    """One message as `HH:MM:SS #id from -> to  kind: text [delivery marks]`, the marks on its first
+    line (a long message's last line may be far below), continuation lines indented."""
     clock = time.strftime("%H:%M:%S", time.localtime(message.get("ts") or time.time()))
     kind = visible(message.get("kind", "?"))
     mid = visible(message.get("id"))
@@ -70,9 +71,9 @@ def format_message(message: dict[str, Any], with_delivery: bool = True) -> str:
         if message.get("urgent"):
             label += " URGENT"
         head = f"{clock} #{mid} {visible(message.get('from'))} → {to} {label}"
-    text = visible(message.get("text", ""), multiline=True).rstrip("\n").replace("\n", "\n    ")
+    first, *rest = visible(message.get("text", ""), multiline=True).rstrip("\n").split("\n")
     marks = delivery_marks(message.get("delivery") or []) if with_delivery else ""
-    return f"{head}: {text}{marks}"
+    return "\n    ".join([f"{head}: {first}{marks}", *rest])
 
 
 def format_event(frame: dict[str, Any]) -> str | None:

@@ -90,13 +90,24 @@ class Price:
 def price_of(model: str, overrides: Mapping[str, Mapping[str, float]] | None = None) -> Price | None:
     """The model's price: the pod file's `pricing`, else the shipped table; a dated model name
     (`claude-sonnet-4-5-20250929`) falls back to its undated one. None: unknown, never guessed."""
+    found = _priced(model, overrides)
+    return found[1] if found else None
+
+
+def price_source(model: str, overrides: Mapping[str, Mapping[str, float]] | None = None) -> str | None:
+    """Where the model's price comes from: `pod` (the pod file's `pricing`), `shipped` (pods/prices.py), None."""
+    found = _priced(model, overrides)
+    return found[0] if found else None
+
+
+def _priced(model: str, overrides: Mapping[str, Mapping[str, float]] | None) -> tuple[str, Price] | None:
     overrides = overrides or {}
     for name in dict.fromkeys((model, _undated(model))):
         if name in overrides:
             entry = overrides[name]
-            return Price(float(entry["input"]), float(entry["cached_input"]), float(entry["output"]))
+            return "pod", Price(float(entry["input"]), float(entry["cached_input"]), float(entry["output"]))
         if name in PRICES:
-            return Price(*PRICES[name])
+            return "shipped", Price(*PRICES[name])
     return None
 
 

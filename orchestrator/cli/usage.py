@@ -1,4 +1,4 @@
-"""CLI command `usage`: tokens and cost of a pod's agents."""
+"""CLI commands `usage` (tokens and cost of a pod's agents) and `prices` (the shipped price table)."""
 
 from __future__ import annotations
 
@@ -42,5 +42,20 @@ def usage(
         typer.echo(line)
 
 
+def prices(
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="one JSON object: as_of, and usd_per_million_tokens {input, cached_input, output} per model")] = False,
+) -> None:
+    """The prices podctl ships (USD per million tokens, with their date); a pod file's `pricing:` overrides them."""
+    from podctl.orchestrator import usage_report
+
+    if as_json:
+        typer.echo(json.dumps(usage_report.price_table(), indent=2))
+        return
+    for line in usage_report.price_lines():
+        typer.echo(line)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(usage)
+    app.command()(prices)

@@ -305,7 +305,8 @@ def test_transcript_shows_terminal_controls_instead_of_obeying_them() -> None:
     shown = format_message(message)
     assert "clear\\x1b[2J title\\x1b]0;pwned\\x07 csi\\x9b31m bs\\x08 del\\x7f\\x0duser → bob tell: forged" in shown
     assert "ali\\x1bce → bob\\x0d tell" in shown and "bob\\x1b[1A…" in shown
-    assert shown.endswith("\n    line\ttwo [bob\\x1b[1A…]")
+    first, rest = shown.split("\n", 1)
+    assert first.endswith("forged [bob\\x1b[1A…]") and rest == "    line\ttwo", "the marks end the header line"
 
 
 INVISIBLE = "pay\u202eetad\u202c \u200bzero\u200dwidth\ufeff \u2066iso\u2069 tag\U000e0041 line\u2028sep\xadsoft"

@@ -146,6 +146,7 @@ def test_usage_groups_by_model_and_hour_and_reads_a_pod_that_is_down(tmp_path: P
     assert data["total"]["cost_usd"] is None and data["total"]["cost_usd_known_part"] == 0.9
     text = podctl("usage", "spend", "--by", "hour").stdout
     assert "HOUR" in text and "unknown (other: no price)" in text
+    assert "(cost in USD at the pod file's pricing)" in text, "not 'the prices in docs/usage.md'"
     assert "600,000" in podctl("usage", "spend", "--by", "model").stdout
     assert json.loads(podctl("usage", "spend", "--json", "--since", "10m").stdout)["total"]["requests"] == 2
     status = podctl("status", "spend").stdout
@@ -220,3 +221,23 @@ def test_a_line_longer_than_the_limit_is_skipped_once_without_being_held_or_read
         [cursor] = user.call("usage_cursors")["files"]
     assert total == 2, "a and b: the rest of the over-long line is not a line"
     assert cursor["offset"] == usage_file.stat().st_size
+
+
+def test_the_usage_table_says_whose_prices_it_used_and_podctl_prices_lists_the_shipped_ones() -> None:
+    from podctl.orchestrator.usage_report import lines, prices_used
+    from podctl.pods.prices import PRICES_AS_OF
+    from podctl.pods.usage import report
+
+    rows = [{"agent": "a", "model": model, "hour": 0, "input": 1000, "cached": 0, "output": 0, "reasoning": 0,
+             "requests": 1} for model in ("claude-sonnet-4-5-20250929", "mine", "gpt-5")]
+    pricing = {"mine": {"input": 1.0, "cached_input": 0.1, "output": 2.0}}
+    used = prices_used(rows, pricing)
+    assert used == {"pod_file": ["mine"], "shipped": ["claude-sonnet-4-5-20250929", "gpt-5"], "shipped_as_of": PRICES_AS_OF}
+    data = {"pod": "p", "since": None, **report(rows, pricing), "prices": used}
+    assert lines(data)[0] == (f"usage of pod p, by agent (cost in USD at the pod file's pricing for mine, podctl's list"
+                              f" prices of {PRICES_AS_OF} (`podctl prices`) for the rest)")
+    shipped = podctl("prices").stdout.splitlines()
+    assert PRICES_AS_OF in shipped[0] and shipped[1].split() == ["MODEL", "INPUT", "CACHED", "INPUT", "OUTPUT"]
+    assert any(line.split() == ["claude-sonnet-4-5", "3", "0.3", "15"] for line in shipped), shipped
+    table = json.loads(podctl("prices", "--json").stdout)
+    assert table["usd_per_million_tokens"]["gpt-5"] == {"input": 1.25, "cached_input": 0.125, "output": 10.0}
