@@ -281,8 +281,7 @@ def run(pod_file: Path) -> int:
     from podctl.broker.daemon import RepeatFilter
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RepeatFilter())  # a file that keeps failing is said once per 10 s, not every scan
+    logging.getLogger("podctl.usage").addFilter(RepeatFilter())  # a usage file that keeps failing: once per 10 s
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # a line per file event would drown the log
     pod_file = pod_file.resolve()
     spec = load_pod(pod_file)
