@@ -25,7 +25,8 @@ THROWAWAY_DIRS = {"HOME": "", "XDG_CONFIG_HOME": ".config", "XDG_CACHE_HOME": ".
                   "XDG_STATE_HOME": ".local/state"}
 """Where a CLI asked for its version may write (Gemini CLI writes ~/.gemini, OpenCode its XDG folders,
 even for `--version`): all of it in a folder removed afterwards, never the user's."""
-CLI_HOMES = ("CODEX_HOME", "GEMINI_CLI_HOME", "CLAUDE_CONFIG_DIR", "OPENCODE_CONFIG_DIR")
+CLI_HOMES = ("CODEX_HOME", "GEMINI_CLI_HOME", "CLAUDE_CONFIG_DIR", "OPENCODE_CONFIG_DIR", "KILO_CONFIG_DIR", "QWEN_HOME",
+             "COPILOT_HOME", "COPILOT_CACHE_HOME", "COPILOT_PKG_CACHE_HOME", "CLINE_DIR", "CLINE_DATA_DIR")
 """A CLI's own config folder named by the user's environment: not handed to a version check."""
 
 

@@ -69,7 +69,7 @@ def test_idle_agent_is_woken_once_per_burst(tmp_path: Path, pods, podctl_home: P
     text = pane_text("burst", "worker")
     assert text.count(ADAPTER.wake_text) == 1 and text.count("(woken)") == 1, text
     wait_until(lambda: next(a for a in status_of("burst")["agents"] if a["name"] == "worker")["last_wake"] == "woken",
-               timeout=20, message="the wake recorded as answered")
+               timeout=20, message="the wake recorded as woken")
 
 
 def test_no_nudge_while_a_person_scrolls_the_pane_then_it_is_retried(tmp_path: Path, pods) -> None:
