@@ -54,13 +54,22 @@ def supervisor_pid(paths: PodPaths) -> int | None:
 
 
 def spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
-    """Start a detached daemon (own session, no terminal), appending its output to `log`."""
+    """Start a detached daemon (own session, no terminal), appending its output to `log`.
+
+    It starts with SIGHUP blocked (the mask of the spawning thread is inherited across exec): a daemon
+    is recorded the moment it is spawned, and `podctl add` may tell it to reload with SIGHUP long before
+    it has imported enough to handle one, when SIGHUP's default action would end it without a word.
+    Blocked, the signal waits: the supervisor unblocks it once its handler is in place."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            close_fds=True,
-        )
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        with open(log, "ab") as out:
+            return subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                close_fds=True,
+            )
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _log_since(log: Path, offset: int, lines: int = 6) -> str:

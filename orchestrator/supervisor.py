@@ -298,6 +298,7 @@ def run(pod_file: Path) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, supervisor.stop.set)
         loop.add_signal_handler(signal.SIGHUP, supervisor.dirty.set)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})  # blocked since spawn: one held now arrives
         await supervisor.run()
 
     try:

@@ -10,6 +10,7 @@ import re
 import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -253,3 +254,28 @@ def test_the_supervisor_backs_off_from_a_broker_that_cannot_start(tmp_path: Path
     db.unlink()
     wait_until(lambda: status_of("flaky")["broker"] == "running", timeout=60,
                message="the supervisor to start the broker once the store is usable again")
+
+
+def test_a_sighup_as_soon_as_the_supervisor_is_recorded_never_kills_it(tmp_path: Path, pods) -> None:
+    """`podctl add/remove` send SIGHUP to the recorded supervisor at once, and `up` records it the moment
+    it is spawned, while it still imports: the default action of SIGHUP ended it without a word, and the
+    edit waited for nobody ("the supervisor ... stopped before applying the change")."""
+    from podctl.broker.paths import PodPaths
+    from podctl.orchestrator import processes
+
+    pod_file = write_pod(tmp_path / "hup", "name: hup\nagents:\n  one: {cli: script}\n")
+    pods.up(pod_file)
+    paths = PodPaths.of("hup")
+    processes.stop(processes.supervisor_pid(paths))
+    processes.start_supervisor(pod_file, paths)
+    pid = processes.supervisor_pid(paths)
+    assert pid is not None
+    for _ in range(400):  # from its first instant until well after it set up its own handler
+        os.kill(pid, signal.SIGHUP)
+        if not os.path.exists(f"/proc/{pid}"):
+            break
+        time.sleep(0.005)  # pacing the signals, not waiting for anything
+    assert processes.supervisor_pid(paths) == pid, "the supervisor died of a SIGHUP"
+    write_pod(tmp_path / "hup", "name: hup\nagents:\n  one: {cli: script}\n  two: {cli: script}\n")
+    os.kill(pid, signal.SIGHUP)
+    wait_until(lambda: "two" in windows("hup"), timeout=30, message="the supervisor to apply the save it was told of")
