@@ -126,14 +126,19 @@ class Broker(UsageOps):
     # -- setup ----------------------------------------------------------------------
 
     async def load(self) -> None:
-        """Register the spec's agents (issuing tokens) and restore their last known state."""
-        await self.apply_spec(self.spec)
+        """Restore every agent the store knows (with its last known state), then apply the spec.
+
+        The store is loaded first so that the spec may drop agents the pod had (a pod file
+        edited while the pod was down): they are removed like on a hot reload, their history kept.
+        An agent no longer in the spec has no CLI running for it, so it is stopped at once."""
         for row in (await self.store.overview())["agents"]:
             name = row["name"]
-            if name in self.members:
-                self.members[name].state, self.members[name].state_ts = row["state"], row["state_ts"]
-            elif row["removed"]:
-                self.members[name] = Member(name, row["cli"], row["role"], "stopped", removed=True)
+            wanted = name in self.spec.agents
+            self.members[name] = Member(
+                name, row["cli"], row["role"], row["state"] if wanted else "stopped",
+                removed=bool(row["removed"]), state_ts=row["state_ts"] or 0.0,
+            )
+        await self.apply_spec(self.spec)
         for ask_id, deadline in await self.store.asks_to_expire():
             self._expire_at(ask_id, deadline)
 

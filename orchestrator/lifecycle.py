@@ -95,29 +95,57 @@ def bring_up(
     paths = PodPaths.of(spec.name).ensure()
     replaced = None
     with pod.applying(paths, "podctl up", on_wait=on_wait):
-        recorded = podref.recorded_file(paths)
-        if recorded is not None and recorded != pod_file and pod.running(paths):
+        following = pod.following_file(paths)
+        if following is not None and following != pod_file and pod.running(paths):
             if not replace:
                 raise PodctlError(
-                    f"pod {spec.name} is running from {recorded}, and {pod_file} has the same name:"
+                    f"pod {spec.name} is running from {following}, and {pod_file} has the same name:"
                     f" `podctl up --replace {pod_file}` switches the running pod to this file (agents not in it"
                     f" are removed), or give one of the two files another `name:`"
                 )
-            processes.stop(processes.supervisor_pid(paths))
-            replaced = recorded
-        podref.record_file(paths, pod_file)
-        steps = reconcile.compute(spec, paths, force=force)
-        outcome = reconcile.apply(spec, paths, steps, on_step=progress.step if progress else None)
-        summary = outcome.summary()
-        if replaced is not None:
-            reconcile.report(paths, f"podctl up --replace: the pod now follows {pod_file} (was {replaced})")
-        if outcome.done or outcome.waiting:
-            reconcile.report(paths, f"podctl up:\n{summary}")
-        pod.record_applied(paths, pod.file_digest(text), True, summary)
-        processes.start_supervisor(pod_file, paths)
+            replaced = following
+        try:
+            if replaced is not None:
+                processes.stop(processes.supervisor_pid(paths))
+            steps = reconcile.compute(spec, paths, force=force)
+            outcome = reconcile.apply(spec, paths, steps, on_step=progress.step if progress else None)
+            summary = outcome.summary()
+            if replaced is not None:
+                reconcile.report(paths, f"podctl up --replace: the pod now follows {pod_file} (was {replaced})")
+            if outcome.done or outcome.waiting:
+                reconcile.report(paths, f"podctl up:\n{summary}")
+            podref.record_file(paths, pod_file)
+            pod.record_applied(paths, pod.file_digest(text), True, summary)
+            processes.start_supervisor(pod_file, paths)
+        except KeyboardInterrupt:
+            raise UpInterrupted(unfinished(paths, pod_file, "podctl up was interrupted")) from None
+        except PodctlError as exc:
+            left = unfinished(paths, pod_file, str(exc))
+            if left == str(exc):
+                raise
+            raise PodctlError(left) from None
     started = [s.agent for s in outcome.done if s.kind in ("add_agent", "restart_agent") and s.agent]
     waiting = progress.waiting if progress else None
     return UpResult(spec, outcome, early_failures(paths, started, on_wait=waiting), replaced)
+
+
+class UpInterrupted(PodctlError):
+    """Ctrl-C during `up`: what was left running has been said."""
+
+    exit_code = 130
+
+
+def unfinished(paths: PodPaths, pod_file: Path, why: str) -> str:
+    """`why`, and what an `up` that did not finish left running, with how to finish or undo it
+    (`why` alone when nothing of the pod runs, or all of it does)."""
+    parts = pod.parts(paths)
+    state = pod.state_word(parts)
+    if state in ("down", "up"):
+        return why
+    running = [name for name, on in parts.items() if on]
+    stopped = [name for name, on in parts.items() if not on]
+    return (f"{why}\npod {paths.pod} is left {state} ({', '.join(running)} running; {', '.join(stopped)} not):"
+            f" `podctl up {pod_file}` finishes it, `podctl down {paths.pod}` stops it")
 
 
 def early_failures(

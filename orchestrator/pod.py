@@ -117,6 +117,35 @@ def running(paths: PodPaths) -> bool:
     return tmux.session_exists(tmux.server(), paths.pod)
 
 
+def parts(paths: PodPaths) -> dict[str, bool]:
+    """Which of the pod's three parts run (in the order `up` starts them)."""
+    return {
+        "broker": processes.broker_running(paths),
+        "tmux session": tmux.session_exists(tmux.server(), paths.pod),
+        "supervisor": processes.supervisor_pid(paths) is not None,
+    }
+
+
+def state_word(running_parts: dict[str, bool]) -> str:
+    """`up`, `down`, or what runs of a pod that is partly up: `partial: broker only`,
+    `partial: broker and tmux session` (an `up` that was interrupted, a session closed by hand)."""
+    on = [name for name, is_on in running_parts.items() if is_on]
+    if len(on) == len(running_parts):
+        return "up"
+    if not on:
+        return "down"
+    return f"partial: {on[0]} only" if len(on) == 1 else f"partial: {' and '.join(on)}"
+
+
+def following_file(paths: PodPaths) -> Path | None:
+    """The pod file the running pod follows: the one its broker was handed last (an `up` that did not
+    finish records nothing, but its broker follows its file), else the recorded one."""
+    live = _broker_status(paths) if processes.broker_running(paths) else None
+    if live is not None and live.get("pod_file"):
+        return Path(live["pod_file"])
+    return recorded_file(paths)
+
+
 def stop(paths: PodPaths) -> list[str]:
     """Stop the supervisor (first, so it restarts nothing), the tmux session and the broker.
     Call with the apply lock held. Returns what was running."""

@@ -238,7 +238,7 @@ def delete(
         typer.echo(f"deleted pod {paths.pod}")
 
 
-LS_JSON = "print one JSON array of {pod, state, pod_file} (for scripts)"
+LS_JSON = "print one JSON array of {pod, state (up, down or partial: ...), pod_file} (for scripts)"
 STATUS_JSON = ("print the status as one JSON object: the pod's parts, and each agent's state, unread count, last wake"
                " and their times (for scripts)")
 

@@ -23,15 +23,16 @@ def pods_rows() -> list[dict[str, Any]]:
     for name in pods.known_pods():
         paths = pods.paths_of(name)
         rows.append({
-            "pod": name, "state": "up" if pods.running(paths) else "down",
+            "pod": name, "state": pods.state_word(pods.parts(paths)),
             "pod_file": str(podref.recorded_file(paths) or ""),
         })
     return rows
 
 
 def _state_colour(text: str) -> str | None:
-    return {"busy": "yellow", "idle": "green", "starting": "cyan", "stopped": "red", "up": "green",
-            "down": "dim"}.get(text.split(" ", maxsplit=1)[0])
+    colours = {"busy": "yellow", "idle": "green", "starting": "cyan", "stopped": "red", "up": "green", "down": "dim",
+               "partial:": "yellow"}
+    return colours.get(text.split(" ", maxsplit=1)[0])
 
 
 POD_COLUMNS = [Column("POD", "pod"), Column("STATE", "state", _state_colour), Column("POD FILE", "pod_file")]

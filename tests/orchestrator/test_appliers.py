@@ -279,3 +279,38 @@ def test_a_sighup_as_soon_as_the_supervisor_is_recorded_never_kills_it(tmp_path:
     write_pod(tmp_path / "hup", "name: hup\nagents:\n  one: {cli: script}\n  two: {cli: script}\n")
     os.kill(pid, signal.SIGHUP)
     wait_until(lambda: "two" in windows("hup"), timeout=30, message="the supervisor to apply the save it was told of")
+
+
+def test_ctrl_c_during_up_says_what_was_left_and_ls_shows_it(
+    tmp_path: Path, pods, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during `up` left a half-up pod (broker running, no supervisor) without a word, and `ls` said `up`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "codex").write_text(STAND_IN_CODEX)
+    (bin_dir / "codex").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("STANDIN_DIR", str(bin_dir))
+    pod_file = write_pod(tmp_path / "half", "name: half\nagents:\n  solo: {cli: script}\n  coder: {cli: codex}\n")
+    pods.names.add("half")
+    up = subprocess.Popen([*PODCTL, "up", str(pod_file), "--no-attach"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: (bin_dir / "app-server-started").exists(), timeout=60, message="up to be mid-way")
+        up.send_signal(signal.SIGINT)
+        _, err = up.communicate(timeout=60)
+    finally:
+        (bin_dir / "release").touch()
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert up.returncode == 130, err
+    assert "podctl up was interrupted" in err and "Traceback" not in err, err
+    assert "pod half is left partial: broker and tmux session" in err, err
+    assert f"`podctl up {pod_file}` finishes it, `podctl down half` stops it" in err, err
+    rows = {r["pod"]: r for r in json.loads(podctl("ls", "--json").stdout)}
+    assert rows["half"]["state"] == "partial: broker and tmux session", rows
+    assert "partial: broker and tmux session" in podctl("ls").stdout
+
+    podctl("up", str(pod_file), "--no-attach")
+    assert json.loads(podctl("ls", "--json").stdout)[0]["state"] == "up"

@@ -251,3 +251,50 @@ def test_a_reload_that_removes_a_busy_agent_lets_its_turn_finish_first(tmp_path:
     (folder / "go.flag").write_text("")
     wait_until(lambda: "worker:1" not in windows("p9"), timeout=30, message="the worker removed once idle")
     assert "worker" not in {a["name"] for a in status_of("p9")["agents"]}
+
+
+def test_any_edit_of_a_pod_that_is_down_comes_up_and_keeps_the_removed_agents_history(tmp_path: Path, pods) -> None:
+    """`up` of a1, a2, `down`, the file edited to b1, `up`: the broker died with KeyError 'a1' (it
+    marked a1 removed in the store but had never loaded it), and putting the old file back failed too."""
+    pod_file = write_pod(tmp_path / "ed", "name: ed\nagents:\n  a1: {cli: script, script: {replies: 'a1 says {text}'}}\n"
+                                            "  a2: {cli: script}\n")
+    pods.up(pod_file)
+    assert "a1 says hello a1" in podctl("send", "ed", "--to", "a1", "--ask", "hello a1", "--wait", "30").stdout
+    podctl("down", "ed")
+
+    pod_file.write_text("name: ed\nagents:\n  b1: {cli: script, script: {replies: 'b1 says {text}'}}\n")
+    assert "add agent b1" in pods.up(pod_file)
+    assert "b1 says hi b1" in podctl("send", "ed", "--to", "b1", "--ask", "hi b1", "--wait", "30").stdout
+    assert {a["name"] for a in status_of("ed")["agents"]} == {"b1"}
+    history = podctl("tail", "ed").stdout
+    assert "hello a1" in history and "a1 says hello a1" in history, "the removed agents' history stays readable"
+    podctl("down", "ed")
+
+    pod_file.write_text("name: ed\nagents:\n  a1: {cli: script, script: {replies: 'a1 again {text}'}}\n"
+                        "  a3: {cli: script, role: renamed a2}\n")
+    out = pods.up(pod_file)
+    assert "add agent a1" in out and "add agent a3" in out
+    assert "a1 again back?" in podctl("send", "ed", "--to", "a1", "--ask", "back?", "--wait", "30").stdout
+    assert {a["name"] for a in status_of("ed")["agents"]} == {"a1", "a3"}
+
+
+def test_a_failed_up_records_nothing(tmp_path: Path, pods, podctl_home: Path) -> None:
+    """A failed `up` recorded its pod file first, so the pod then followed a file it never ran."""
+    import json
+
+    first = write_pod(tmp_path / "one", "name: rec\nagents:\n  solo: {cli: script}\n")
+    pods.up(first)
+    podctl("down", "rec")
+    state = podctl_home / "rec"
+    applied = (state / "applied.json").read_text()
+    second = write_pod(tmp_path / "two", "name: rec\nagents:\n  other: {cli: script}\n")
+    db = state / "pod.db"
+    kept = db.read_bytes()
+    db.write_bytes(b"this is not a database\n" * 400)
+    failed = podctl("up", str(second), "--no-attach", check=False)
+    assert failed.returncode == 1 and "pod.db" in failed.stderr, failed.stderr
+    assert (state / "pod.yaml.path").read_text().strip() == str(first), "the last good pod file is still the pod's"
+    assert (state / "applied.json").read_text() == applied
+    assert [r["pod_file"] for r in json.loads(podctl("ls", "--json").stdout)] == [str(first)]
+    db.write_bytes(kept)
+    assert "add agent solo" in pods.up(first)
