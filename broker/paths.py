@@ -132,13 +132,14 @@ class PodPaths:
         return self
 
     def is_pod_folder(self) -> bool:
-        """A real folder podctl made directly under the state root (what `delete` may remove)."""
+        """A real folder podctl made directly under the state root (what `delete` may remove): it
+        holds the mark `ensure` writes (a `pod.yaml.path` alone proves nothing)."""
         root = self.root
         if root.is_symlink() or not root.is_dir():
             return False
         if root.resolve().parent != root.parent.resolve():
             return False
-        return self.marker.is_file() or self.pod_file_record.is_file()
+        return self.marker.is_file() and not self.marker.is_symlink()
 
     def read_token(self, name: str) -> str:
         """The agent's token; raises FileNotFoundError if it was never issued."""

@@ -167,21 +167,45 @@ def delete(paths: PodPaths, force: bool = False) -> list[str]:
     The agents' worktrees go first, through git, and only when they hold no work that would be
     lost (or with `force`: their branches are kept). Returns what was said about them.
     """
-    from podctl.pods.worktree import records
+    from podctl.pods.worktree import checkout_dir, record_file, records
 
     from . import worktrees
 
     if not paths.is_pod_folder():
         raise PodctlError(f"{paths.root} is not a pod folder made by podctl: nothing deleted")
     with applying(paths, "podctl delete"):
-        removals = [worktrees.removal(r) for r in records(paths.root)]
+        removals = [worktrees.removal(paths, r) for r in records(paths.root)]
         refusal = worktrees.refusal(removals)
         if refusal and not force:
             raise PodctlError(f"pod {paths.pod} is not deleted: {refusal}")
         stop(paths)
         said = [worktrees.remove(paths, item, force=force) for item in removals]
-        shutil.rmtree(paths.root)
+        kept = [path for item in removals if item.problem is not None
+                for path in (record_file(paths.root, item.record.agent), checkout_dir(paths.root, item.record.agent))
+                if path.exists() or path.is_symlink()]
+        _remove_folder(paths, kept)
+    if kept:
+        said.append(f"kept {', '.join(map(str, kept))} (left alone above); {paths.root} is no longer a pod:"
+                    " remove what is left yourself")
     return said
+
+
+def _remove_folder(paths: PodPaths, keep: list[Path]) -> None:
+    """Remove the pod's folder, but for `keep` (entries of its worktrees folder). Symbolic links are
+    removed, never followed."""
+    from podctl.pods.worktree import folder
+
+    if not keep:
+        shutil.rmtree(paths.root)
+        return
+    trees = folder(paths.root)
+    for entry in [*paths.root.iterdir(), *(trees.iterdir() if trees.is_dir() and not trees.is_symlink() else [])]:
+        if entry in keep or entry == trees:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 # -- status as data -----------------------------------------------------------------------------------

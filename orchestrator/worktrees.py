@@ -7,7 +7,7 @@ never touches its index. Only the standard library and pods.worktree, so `status
 
 from __future__ import annotations
 
-import shutil
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +15,7 @@ from pathlib import Path
 from podctl.broker.paths import PodPaths, ensure_private_dir
 from podctl.pods import worktree
 from podctl.pods.errors import PodctlError
-from podctl.pods.spec import PodSpec
+from podctl.pods.spec import NAME_RE, PodSpec
 from podctl.pods.worktree import GitFailed, Placement, Record, git
 
 
@@ -32,7 +32,8 @@ def ensure(spec: PodSpec, paths: PodPaths, agent: str) -> Record | None:
     if placement is None:
         return None
     record = worktree.read_record(paths.root, agent)
-    if record is not None and Path(record.path, ".git").exists() and record.branch == placement.branch:
+    if (record is not None and Path(record.path) == placement.path and Path(record.path, ".git").exists()
+            and record.branch == placement.branch):
         return record
     ensure_private_dir(worktree.folder(paths.root))
     try:
@@ -89,10 +90,44 @@ class Removal:
     record: Record
     lost: list[str]
     """What removing it would lose, one line each; empty when it is safe."""
+    problem: str | None = None
+    """Why the record does not check out (it is then reported and nothing it names is touched)."""
 
 
-def removal(record: Record) -> Removal:
-    """Check what removing the worktree would lose: uncommitted changes, commits the main HEAD does not have."""
+def unproven(paths: PodPaths, record: Record) -> str | None:
+    """Why podctl cannot prove it made the worktree a record names; None when it can.
+
+    A record is a file in the pod's folder, so it may have been edited: a worktree is removed only
+    when its path is the agent's folder `worktrees/<agent>` (resolved, no symlink on the way) and
+    the record's repository lists that folder as one of its worktrees (`git worktree list`)."""
+    if not NAME_RE.fullmatch(record.agent) or not worktree.record_file(paths.root, record.agent).is_file():
+        return f"it names agent {record.agent!r}, which has no record file of that name"
+    expected = worktree.checkout_dir(paths.root, record.agent)
+    if Path(record.path) != expected:
+        return f"its path {record.path} is not the agent's worktree folder {expected}"
+    real = Path(os.path.realpath(paths.root)) / worktree.FOLDER / record.agent
+    if os.path.realpath(expected) != str(real) or expected.is_symlink():
+        return f"{expected} is a symbolic link, or under one"
+    repo = Path(record.repo)
+    if not repo.is_dir():
+        return f"its repository {record.repo} is gone"
+    try:
+        listing = git(repo, "worktree", "list", "--porcelain")
+    except GitFailed as exc:
+        return f"its repository {record.repo} cannot list its worktrees ({exc})"
+    listed = {os.path.realpath(line.removeprefix("worktree ")) for line in listing.splitlines()
+              if line.startswith("worktree ")}
+    if str(real) not in listed:
+        return f"its repository {record.repo} has no worktree at {expected}"
+    return None
+
+
+def removal(paths: PodPaths, record: Record) -> Removal:
+    """Check that the record checks out, then what removing the worktree would lose: uncommitted
+    changes, commits the main HEAD does not have."""
+    problem = unproven(paths, record)
+    if problem is not None:
+        return Removal(record, [], problem)
     if not Path(record.path).exists():
         return Removal(record, [])
     try:
@@ -121,27 +156,35 @@ def refusal(removals: list[Removal]) -> str | None:
     return "\n".join(lines)
 
 
+def left_alone(paths: PodPaths, item: Removal) -> str:
+    """What is said of a record that does not check out: nothing it names is touched."""
+    record_path = worktree.record_file(paths.root, item.record.agent)
+    return (f"the worktree record {record_path} does not check out ({item.problem}): left alone, nothing it names"
+            " is removed; look at it, then remove what you no longer need yourself")
+
+
 def remove(paths: PodPaths, item: Removal, force: bool = False) -> str:
-    """Remove the worktree (and its branch when podctl made it and nothing on it is unmerged); say what was done."""
+    """Remove the worktree through git (and its branch when podctl made it and nothing on it is
+    unmerged); say what was done. A record that does not check out removes nothing."""
     record = item.record
+    if item.problem is not None:
+        return left_alone(paths, item)
     repo, path = Path(record.repo), Path(record.path)
     said = f"removed the worktree of {record.agent} ({path})"
-    if repo.exists():
+    try:
+        if path.exists():
+            git(repo, "worktree", "remove", *(["--force", "--force"] if force or item.lost else []), str(path))
+        git(repo, "worktree", "prune")
+    except GitFailed as exc:
+        raise WorktreeError(f"cannot remove the worktree of {record.agent}: {exc}") from None
+    ours = record.owned and record.branch == worktree.default_branch(paths.pod, record.agent)
+    if ours and not item.lost and _branch_exists(repo, record.branch):
         try:
-            if path.exists():
-                git(repo, "worktree", "remove", *(["--force", "--force"] if force or item.lost else []), str(path))
-            git(repo, "worktree", "prune")
+            git(repo, "branch", "-D", record.branch)
+            said += f" and its branch {record.branch}"
         except GitFailed as exc:
-            raise WorktreeError(f"cannot remove the worktree of {record.agent}: {exc}") from None
-        if record.owned and not item.lost and _branch_exists(repo, record.branch):
-            try:
-                git(repo, "branch", "-D", record.branch)
-                said += f" and its branch {record.branch}"
-            except GitFailed as exc:
-                said += f"; its branch {record.branch} is kept ({exc})"
-        else:
-            said += f"; its branch {record.branch} is kept"
-    if path.exists():
-        shutil.rmtree(path)
+            said += f"; its branch {record.branch} is kept ({exc})"
+    else:
+        said += f"; its branch {record.branch} is kept"
     worktree.record_file(paths.root, record.agent).unlink(missing_ok=True)
     return said

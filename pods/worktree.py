@@ -126,11 +126,16 @@ def write_record(pod_root: Path, record: Record) -> None:
 
 
 def read_record(pod_root: Path, agent: str) -> Record | None:
+    """The agent's record; None if there is none, or it is not a record of this agent."""
     try:
         data = json.loads(record_file(pod_root, agent).read_text(encoding="utf-8"))
-        return Record(**data)
+        record = Record(**data)
     except (OSError, ValueError, TypeError):
         return None
+    fields = (record.agent, record.repo, record.path, record.branch, record.base)
+    if record.agent != agent or not all(isinstance(f, str) for f in fields):
+        return None
+    return record
 
 
 def records(pod_root: Path) -> list[Record]:

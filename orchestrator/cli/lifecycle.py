@@ -191,7 +191,7 @@ def remove(
     pod_file = pod_file_of(pod)
     paths = pod_paths_of(pod, pod_file)
     record = read_record(paths.root, name) if paths else None
-    removal = worktrees.removal(record) if record else None
+    removal = worktrees.removal(paths, record) if record and paths else None
     refusal = worktrees.refusal([removal]) if removal else None
     if refusal and not force:
         raise PodctlError(f"{name} is not removed: {refusal}")

@@ -64,6 +64,19 @@ def test_delete_refuses_a_folder_podctl_did_not_make(podctl_home: Path) -> None:
     assert (stranger / "data").exists()
 
 
+def test_delete_refuses_a_folder_with_a_pod_file_record_but_no_mark(tmp_path: Path, podctl_home: Path) -> None:
+    """A folder holding a `pod.yaml.path` file but no `.podctl-pod` mark was taken for a pod and
+    removed whole, with whatever else it held."""
+    stranger = podctl_home / "lookalike"
+    stranger.mkdir(parents=True)
+    (stranger / "pod.yaml.path").write_text(f"{tmp_path / 'pod.yaml'}\n")
+    (stranger / "thesis.tex").write_text("years of work\n")
+    out = podctl("delete", "lookalike", "--yes", check=False)
+    assert out.returncode == 1 and "no pod named 'lookalike'" in out.stderr, out.stderr
+    assert (stranger / "thesis.tex").read_text() == "years of work\n"
+    assert "lookalike" not in podctl("ls").stdout
+
+
 def test_delete_of_a_running_pod_only_says_deleted(tmp_path: Path, pods, podctl_home: Path) -> None:
     pods.up(write_pod(tmp_path / "gone", SOLO.format(name="gone")))
     out = podctl("delete", "gone", "--yes")

@@ -231,3 +231,59 @@ def test_an_empty_diff_says_there_are_no_changes(tmp_path: Path) -> None:
     (repo / "README.md").write_text("changed\n")
     changed = podctl("diff", "calm", "solo")
     assert "+changed" in changed.stdout and "no changes" not in changed.stderr
+
+
+def forge_record(podctl_home: Path, pod: str, agent: str, **fields: object) -> Path:
+    record = {"agent": agent, "repo": "", "path": "", "branch": f"podctl/{pod}/{agent}", "base": "0" * 40,
+              "owned": True, "created": 0.0, **fields}
+    folder = podctl_home / pod / "worktrees"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{agent}.json").write_text(json.dumps(record))
+    return folder / f"{agent}.json"
+
+
+def test_a_forged_worktree_record_never_makes_delete_or_remove_touch_what_it_names(
+    tmp_path: Path, podctl_home: Path,
+) -> None:
+    """A record whose `path` pointed outside the state folder (and `repo` at a missing folder) made
+    `podctl delete` (no --force) rmtree a clean repository elsewhere, `.git` included; one naming
+    another worktree of the user's made it `git worktree remove` that. Only names inside this
+    test's tmp folder can be hit if this regresses."""
+    from ..helpers import pod_folder
+
+    victim = git_repo(tmp_path / "victim")
+    user = git_repo(tmp_path / "user")
+    git(user, "worktree", "add", "-q", str(tmp_path / "userwt"), "-b", "mine")
+    pod_file = write_pod(tmp_path / "pf", "name: forged\nagents:\n  writer: {cli: script}\n  other: {cli: script}\n")
+    root = pod_folder("forged", pod_file)
+    forge_record(podctl_home, "forged", "writer", path=str(victim), repo=str(tmp_path / "missing"),
+                 base=git(victim, "rev-parse", "HEAD").strip())
+    forge_record(podctl_home, "forged", "other", path=str(tmp_path / "userwt"), repo=str(user),
+                 base=git(user, "rev-parse", "HEAD").strip())
+
+    removed = podctl("remove", "forged", "other")
+    assert "does not check out" in removed.stdout and "left alone" in removed.stdout, removed.stdout
+    assert (tmp_path / "userwt" / "README.md").is_file() and str(tmp_path / "userwt") in git(user, "worktree", "list")
+
+    out = podctl("delete", "forged", "--yes")
+    assert "worktrees/writer.json does not check out" in out.stdout, out.stdout
+    assert f"its path {victim} is not the agent's worktree folder" in out.stdout, out.stdout
+    assert (victim / ".git").is_dir() and (victim / "README.md").read_text() == "hello\n"
+    assert git(victim, "status", "--porcelain") == ""
+    assert (tmp_path / "userwt" / "README.md").is_file(), "the user's own worktree is left alone"
+    assert "no longer a pod" in out.stdout and (root / "worktrees" / "writer.json").is_file()
+    assert not (root / "pod.db").exists() and not (root / ".podctl-pod").exists()
+    assert "forged" not in podctl("ls").stdout
+
+
+def test_a_record_whose_folder_its_repository_does_not_list_is_left_alone(tmp_path: Path, podctl_home: Path) -> None:
+    """The right folder, a symbolic link to a repository of the user's: never followed, never removed."""
+    from ..helpers import pod_folder
+
+    victim = git_repo(tmp_path / "victim")
+    root = pod_folder("linked", write_pod(tmp_path / "pf", "name: linked\nagents:\n  writer: {cli: script}\n"))
+    forge_record(podctl_home, "linked", "writer", path=str(root / "worktrees" / "writer"), repo=str(victim))
+    (root / "worktrees" / "writer").symlink_to(victim)
+    out = podctl("delete", "linked", "--yes")
+    assert "does not check out" in out.stdout and "symbolic link" in out.stdout, out.stdout
+    assert (victim / ".git").is_dir() and (victim / "README.md").is_file()
