@@ -18,7 +18,7 @@ from pathlib import Path
 from podctl.broker import wire
 from podctl.broker.paths import PodPaths
 from podctl.pods.errors import PodctlError
-from podctl.pods.load import PodFileError, load_pod, load_pod_text
+from podctl.pods.load import PodFileError, load_pod, load_pod_text, read_pod_text
 from podctl.pods.spec import PodSpec
 
 from . import pod, podref, processes, reconcile, tmux
@@ -54,18 +54,9 @@ class UpResult:
     """The pod file the pod ran from before `--replace`."""
 
 
-class PodFileMissing(PodctlError):
-    pass
-
-
 def read_pod_file(path: Path) -> tuple[str, PodSpec]:
     """The file's text and its spec (loaded from that very text)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PodFileMissing(f"no pod file at {path} (create one with `podctl init`)") from None
-    except OSError as exc:
-        raise PodctlError(f"cannot read the pod file {path}: {exc.strerror or exc}") from None
+    text = read_pod_text(path)
     return text, load_pod_text(text, path)
 
 
@@ -260,6 +251,11 @@ def pod_file_of(arg: str) -> Path:
     recorded = podref.recorded_file(paths)
     if recorded is None:
         raise PodctlError(f"pod {paths.pod} has no recorded pod file: bring it up with `podctl up POD_FILE`")
+    if not os.path.lexists(recorded):
+        raise PodctlError(
+            f"the pod file of pod {paths.pod} is gone: it was brought up from {recorded}. Put the file back there,"
+            f" or `podctl up FILE` with another pod file named {paths.pod} (`--replace` while the pod runs)"
+        )
     return recorded
 
 
@@ -279,7 +275,4 @@ def down(paths: PodPaths, on_wait: Callable[[str], None] | None = None) -> list[
 
 
 def load(path: Path) -> PodSpec:
-    try:
-        return load_pod(path)
-    except FileNotFoundError:
-        raise PodFileMissing(f"no pod file at {path} (create one with `podctl init`)") from None
+    return load_pod(path)

@@ -23,9 +23,9 @@ from podctl.broker.paths import USER, PodPaths
 from podctl.pods.errors import PodctlError
 
 from . import processes, tmux
-from .podref import NoSuchPod, find, known_pods, name_of, paths_of, recorded_file
+from .podref import NoSuchPod, applied_record, find, follow_problem, known_pods, name_of, paths_of, recorded_file
 
-__all__ = ["NoSuchPod", "find", "known_pods", "name_of", "paths_of"]
+__all__ = ["NoSuchPod", "applied_record", "find", "follow_problem", "known_pods", "name_of", "paths_of"]
 
 APPLY_WAIT_S = 300.0
 """How long a command waits for another one applying a change to the same pod."""
@@ -36,15 +36,6 @@ APPLY_WAIT_S = 300.0
 
 def file_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def applied_record(paths: PodPaths) -> dict[str, Any]:
-    """What the supervisor last applied: `{digest, ok, summary, ts}` ({} if nothing yet)."""
-    try:
-        record: dict[str, Any] = json.loads((paths.root / "applied.json").read_text())
-        return record
-    except (OSError, ValueError):
-        return {}
 
 
 def record_applied(paths: PodPaths, digest: str, ok: bool, summary: str) -> None:
@@ -59,14 +50,16 @@ def wait_applied(paths: PodPaths, pod_file: Path, digest: str, timeout: float = 
 
     If the file was saved again meanwhile (its digest on disk changed), the later save is what
     the supervisor applies: the record returned then says `superseded`."""
+    from podctl.pods.load import read_pod_text
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         record = applied_record(paths)
         if record.get("digest") == digest:
             return record
         try:
-            now = file_digest(pod_file.read_text(encoding="utf-8"))
-        except OSError:
+            now = file_digest(read_pod_text(pod_file))
+        except PodctlError:
             now = ""
         if now != digest and record.get("digest") == now:
             return dict(record, superseded=True)
@@ -222,6 +215,7 @@ def status(paths: PodPaths) -> dict[str, Any]:
     }
     if processes.supervisor_pid(paths) is not None:
         out["supervisor"] = "running"
+    out["pod_file_problem"] = None
     srv = tmux.server()
     windows = tmux.windows(srv, paths.pod)
     out["session"] = "running" if tmux.session_exists(srv, paths.pod) else "stopped"
@@ -229,6 +223,7 @@ def status(paths: PodPaths) -> dict[str, Any]:
     live = _broker_status(paths)
     if live is not None:
         out["broker"] = "running"
+        out["pod_file_problem"] = follow_problem(paths)
         agents = {a["name"]: a for a in live["agents"]}
         out["routes"] = live["routes"]
         out["pending_deliveries"] = live["pending_deliveries"]

@@ -7,8 +7,10 @@ that does not exist, is a clear error before anything touches the disk.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from podctl.broker.paths import PodPaths, state_root, valid_pod_name
 from podctl.pods.errors import PodctlError
@@ -80,3 +82,24 @@ def record_file(paths: PodPaths, pod_file: Path) -> None:
     tmp = paths.pod_file_record.with_name(paths.pod_file_record.name + ".tmp")
     tmp.write_text(f"{pod_file.resolve()}\n")
     os.replace(tmp, paths.pod_file_record)
+
+
+def applied_record(paths: PodPaths) -> dict[str, Any]:
+    """What the supervisor (or `up`) last applied: `{digest, ok, summary, ts}` ({} if nothing yet)."""
+    try:
+        record: dict[str, Any] = json.loads((paths.root / "applied.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def follow_problem(paths: PodPaths) -> str | None:
+    """Why the pod no longer follows its pod file (its last save was invalid or unreadable, the
+    file is gone), None while it does. The supervisor records each save it refuses in applied.json."""
+    record = applied_record(paths)
+    if record.get("ok") is False:
+        return str(record.get("summary") or "its last save was not applied")
+    recorded = recorded_file(paths)
+    if recorded is not None and not os.path.lexists(recorded):
+        return f"{recorded} is gone: the pod runs on as it last applied it"
+    return None

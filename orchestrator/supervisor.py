@@ -34,7 +34,7 @@ import libtmux
 from podctl.broker.locks import ALREADY_RUNNING_EXIT, FileLock, write_pid_file
 from podctl.broker.paths import PodPaths
 from podctl.pods.errors import PodctlError
-from podctl.pods.load import PodFileError, load_pod
+from podctl.pods.load import PodFileError, PodFileMissing, load_pod, load_pod_text, read_pod_text
 from podctl.pods.spec import PodSpec
 
 from . import plan, pod, processes, reconcile, tmux
@@ -87,32 +87,45 @@ class Supervisor:
 
     def reload(self) -> None:
         try:
-            text = self.pod_file.read_text(encoding="utf-8")
-        except FileNotFoundError:
+            text = read_pod_text(self.pod_file)
+        except PodFileMissing:
+            self._not_followed(f"{self.pod_file} is gone")
+            return
+        except PodFileError as exc:
+            self._not_followed(f"{self.pod_file.name} cannot be read; nothing applied:\n{exc}")
             return
         digest = pod.file_digest(text)
         if digest == self.applied_digest and not self.waiting:
             return
         with pod.applying(self.paths, "the supervisor (applying a saved pod file)"):
             try:
-                spec = load_pod(self.pod_file)
+                spec = load_pod_text(text, self.pod_file)
             except PodFileError as exc:
-                message = f"{self.pod_file.name} changed but is invalid; nothing applied:\n{exc}"
-                reconcile.report(self.paths, message, "error")
-                pod.record_applied(self.paths, digest, False, message)
-                self.applied_digest = digest
+                self._refused(digest, f"{self.pod_file.name} changed but is invalid; nothing applied:\n{exc}")
                 return
             if spec.name != self.spec.name:
-                message = f"the pod's name changed to {spec.name!r}: not applied (podctl down, then up)"
-                reconcile.report(self.paths, message, "error")
-                pod.record_applied(self.paths, digest, False, message)
-                self.applied_digest = digest
+                self._refused(digest, f"the pod's name changed to {spec.name!r}: not applied (podctl down, then up)")
                 return
             settings = plan.settings_changes(self.spec, spec)
             self.spec = spec
             summary = self.reconcile(announce=True, settings=settings)
             pod.record_applied(self.paths, digest, True, summary)
             self.applied_digest = digest
+
+    def _refused(self, digest: str, message: str) -> None:
+        """A save that is not applied: said in the transcript and recorded (status shows it)."""
+        reconcile.report(self.paths, message, "error")
+        pod.record_applied(self.paths, digest, False, message)
+        self.applied_digest = digest
+
+    def _not_followed(self, why: str) -> None:
+        """The pod file is gone or unreadable: the pod runs on as last applied, and says so once."""
+        message = (f"{why}: the pod runs on as it last applied it and follows the file again once it is saved"
+                   f" (`podctl down {self.spec.name}` stops it)")
+        if pod.applied_record(self.paths).get("summary") != message:
+            reconcile.report(self.paths, message, "error")
+            pod.record_applied(self.paths, "", False, message)
+        self.applied_digest = None
 
     def reconcile(self, announce: bool, settings: list[str] | None = None) -> str:
         """Apply the spec; `settings` are what it changes that no step shows (said as applied: the
@@ -248,8 +261,8 @@ class Supervisor:
         self.loop = asyncio.get_running_loop()
         watcher = asyncio.create_task(self.watch())
         usage = asyncio.create_task(UsageFollower(self.paths, lambda: self.spec).run(self.stop))
-        with contextlib.suppress(OSError):
-            if pod.file_digest(self.pod_file.read_text(encoding="utf-8")) != self.applied_digest:
+        with contextlib.suppress(PodctlError):
+            if pod.file_digest(read_pod_text(self.pod_file)) != self.applied_digest:
                 self.dirty.set()  # saved between `up` applying it and this supervisor starting
         try:
             while not self.stop.is_set():

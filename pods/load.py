@@ -9,6 +9,8 @@ parses; only unreadable files, bad YAML and a bad `extends` stop early.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import stat
 from pathlib import Path
@@ -20,11 +22,12 @@ from pydantic import BaseModel, ValidationError
 from . import catalog
 from .checks import check_pod
 from .positions import PodYamlLoader, Positions, YamlLimit, load_with_positions
+from .errors import PodctlError
 from .problems import Layer, PodFileError, Problem, Where, dotted, suggest
 from .spec import NAME_RE, AgentSpec, Limits, PodSpec, RouteSpec, RuleSpec, RuleWhen
 from .state import state_root as default_state_root
 
-__all__ = ["PodFileError", "PodYamlLoader", "Problem", "load_pod", "load_pod_text"]
+__all__ = ["PodFileError", "PodFileMissing", "PodYamlLoader", "Problem", "load_pod", "load_pod_text", "read_pod_text"]
 
 VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MAX_FILE_BYTES = 1 << 20
@@ -45,32 +48,65 @@ def _too_large(file: str, size: int) -> PodFileError:
     return PodFileError([Problem(file, 1, 1, f"pod file too large: {size} bytes, over the 1 MiB limit; is it the right file?")])
 
 
-def _read_text(path: Path, text: str | None) -> str:
-    """The file's text, refusing what is not a regular UTF-8 file of at most MAX_FILE_BYTES."""
-    file = str(path)
-    if text is not None:
-        size = len(text.encode("utf-8", "replace"))
-        if size > MAX_FILE_BYTES:
-            raise _too_large(file, size)
-        return text
-    try:
-        info = path.stat()
+class PodFileMissing(PodctlError):
+    """No pod file where one was expected: one message for every command that reads one."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"no pod file at {path} (create one with `podctl init`, or name the pod file)")
+        self.path = path
+
+
+class NotRegularFile(OSError):
+    """What `read_regular` raises for a path that is no regular file."""
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """At most `limit` + 1 bytes of a regular file. It is opened without blocking and checked once
+    open, so a FIFO or a device put in its place is refused at once (OSError) instead of blocking
+    the reader forever; FileNotFoundError when there is nothing there."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise PodFileError([Problem(file, 1, 1, "cannot read the pod file: it is not a regular file")])
-        if info.st_size > MAX_FILE_BYTES:
-            raise _too_large(file, info.st_size)
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
+            raise NotRegularFile(errno.EINVAL, "it is not a regular file (a FIFO, a device or a folder)")
+        return fh.read(limit + 1)
+
+
+def read_pod_text(path: Path) -> str:
+    """The text of a pod file: a regular UTF-8 file of at most MAX_FILE_BYTES, else a PodFileError
+    (PodFileMissing when there is none)."""
+    file = str(path)
+    try:
+        raw = read_regular(path, MAX_FILE_BYTES)
+    except FileNotFoundError:
+        raise PodFileMissing(path) from None
+    except NotRegularFile:
+        raise PodFileError([Problem(file, 1, 1, "cannot read the pod file: it is not a regular file (a FIFO, a device"
+                                                " or a folder): save the pod file as a plain file")]) from None
     except OSError as exc:
         raise PodFileError([Problem(file, 1, 1, f"cannot read the pod file: {exc.strerror or exc}")]) from exc
     if len(raw) > MAX_FILE_BYTES:
-        raise _too_large(file, len(raw))
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = len(raw)
+        raise _too_large(file, size)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         before = raw[: exc.start]
         line, col = before.count(b"\n") + 1, len(before.rsplit(b"\n", 1)[-1].decode("utf-8")) + 1
         raise PodFileError([Problem(file, line, col, "the pod file is not UTF-8 text: save it as UTF-8")]) from exc
+
+
+def _read_text(path: Path, text: str | None) -> str:
+    """The file's text (`text` when given), refusing what is not a regular UTF-8 file of at most MAX_FILE_BYTES."""
+    if text is None:
+        return read_pod_text(path)
+    size = len(text.encode("utf-8", "replace"))
+    if size > MAX_FILE_BYTES:
+        raise _too_large(str(path), size)
+    return text
 
 
 def _yaml_problem(file: str, exc: yaml.YAMLError) -> Problem:

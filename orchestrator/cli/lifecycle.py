@@ -239,8 +239,9 @@ def delete(
 
 
 LS_JSON = "print one JSON array of {pod, state (up, down or partial: ...), pod_file} (for scripts)"
-STATUS_JSON = ("print the status as one JSON object: the pod's parts, and each agent's state, unread count, last wake"
-               " and their times (for scripts)")
+STATUS_JSON = ("print the status as one JSON object: the pod's parts, why it no longer follows its pod file"
+               " (pod_file_problem, null while it does), and each agent's state, unread count, last wake and their times"
+               " (for scripts)")
 
 
 def list_pods(as_json: Annotated[bool, typer.Option("--json", help=LS_JSON)] = False) -> None:

@@ -49,16 +49,16 @@ agents: {{}}                   # override or add agents here, e.g. writer: {{mod
 
 def validate(files: Annotated[list[Path] | None, typer.Argument(help="pod files (default: ./pod.yaml)")] = None) -> None:
     """Check pod files; every error is printed as FILE:LINE:COL: message (exit 1 if any)."""
-    from podctl.pods.load import PodFileError, load_pod
+    from podctl.pods.load import PodFileError, PodFileMissing, load_pod
 
     failed = False
     for path in files or [Path("pod.yaml")]:
-        if not path.is_file():
-            failed = True
-            typer.echo(f"{path}: no such pod file (create one with `podctl init`, or name the file)", err=True)
-            continue
         try:
             spec = load_pod(path)
+        except PodFileMissing as exc:
+            failed = True
+            typer.echo(f"podctl: {exc}", err=True)
+            continue
         except PodFileError as exc:
             failed = True
             for problem in exc.problems:

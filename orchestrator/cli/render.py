@@ -118,6 +118,11 @@ def status_lines(pod: str, as_json: bool, colour: bool | None = None) -> list[st
     if data["broker"] != "running":
         lines.append(f"  the pod is down: `podctl resume {data['pod']}` (or `podctl up {data['pod_file'] or 'POD_FILE'}`)"
                      " brings it back; what follows is from its store")
+    problem = data.get("pod_file_problem")
+    if problem:
+        first, *rest = problem.splitlines()
+        lines.append(f"  the pod no longer follows its pod file: {first}")
+        lines += [f"      {line}" for line in rest]
     now = time.time()
     if data["agents"]:
         lines += render(STATUS_COLUMNS, [agent_row(a, now) for a in data["agents"]],

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from podctl.broker import wire
 from podctl.broker.paths import PodPaths
 from podctl.broker.transcript import visible
+from podctl.orchestrator.podref import follow_problem
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -85,6 +86,9 @@ class PodApp(App[None]):
         self.search = ""
         self.graph_loaded = False
         self.first_paint: float | None = None
+        self.unfollowed = follow_problem(paths)
+        """Why the pod no longer follows its pod file; read again when a podctl line arrives (the
+        supervisor says each save it refuses in the transcript)."""
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -128,6 +132,9 @@ class PodApp(App[None]):
     # -- drawing --------------------------------------------------------------------------------
 
     def _changed(self, changes: Changes) -> None:
+        if any(self.view.messages.get(i, {}).get("kind") == "log" for i in changes.messages):
+            self.unfollowed = follow_problem(self.paths)
+            changes.agents = True
         self.pending.merge(changes)
         if not self.draw_scheduled:
             self.draw_scheduled = True
@@ -163,6 +170,9 @@ class PodApp(App[None]):
             line.append(" ".join(p for p in (visible(self.filter_agent or ""), repr(self.search) if self.search else "") if p))
         if view.note:
             line.append(f"\n{view.note}", style="dim")
+        if self.unfollowed and view.connection != "down":
+            line.append(f"\nnot following its pod file: {visible(self.unfollowed.splitlines()[0])}"
+                        f" (podctl status {visible(view.pod)})", style="red")
         return line
 
     def _draw_agents(self) -> None:

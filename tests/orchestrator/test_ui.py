@@ -202,6 +202,23 @@ def test_a_broker_gone_with_no_supervisor_is_a_pod_down_and_its_return_is_said_f
     drive(scenario)
 
 
+def test_the_header_says_when_the_pod_no_longer_follows_its_pod_file(live: BrokerProcess) -> None:
+    """The supervisor records a save it refuses (applied.json) and says it in the transcript; the
+    header said nothing, so the view looked like a pod following its file."""
+    async def scenario(app: PodApp, pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: app.view.connection == "live", "the live pod")
+        assert "not following" not in widget_text(app, "#top")
+        record = {"digest": "x", "ok": False, "ts": time.time(),
+                  "summary": "pod.yaml changed but is invalid; nothing applied:\npod.yaml:3:9: unknown cli"}
+        (live.state / "applied.json").write_text(json.dumps(record))
+        with live.client("user") as user:
+            user.call("log", text="pod.yaml changed but is invalid; nothing applied", level="error")
+        await until(pilot, lambda: "not following its pod file: pod.yaml changed but is invalid" in widget_text(app, "#top"),
+                    "the pod file problem in the header")
+
+    drive(scenario)
+
+
 def test_a_pod_that_is_down_shows_its_history_read_only(live: BrokerProcess) -> None:
     with live.client("writer") as writer:
         writer.call("tell", to="rev-a", text="said before the pod went down")

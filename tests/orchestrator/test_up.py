@@ -298,3 +298,46 @@ def test_a_failed_up_records_nothing(tmp_path: Path, pods, podctl_home: Path) ->
     assert [r["pod_file"] for r in json.loads(podctl("ls", "--json").stdout)] == [str(first)]
     db.write_bytes(kept)
     assert "add agent solo" in pods.up(first)
+
+
+def test_a_fifo_in_place_of_the_pod_file_is_refused_and_later_saves_are_applied(tmp_path: Path, pods) -> None:
+    """A pod file replaced by a FIFO blocked the supervisor's reload thread forever (it opened it
+    to read, waiting for a writer): later valid saves were never applied."""
+    import os
+
+    pod_file = write_pod(tmp_path / "ff", "name: ff\nagents:\n  solo: {cli: script}\n")
+    pods.up(pod_file)
+    text = pod_file.read_text()
+    pod_file.unlink()
+    os.mkfifo(pod_file)
+    wait_until(lambda: "not a regular file" in transcript("ff"), timeout=20, message="the FIFO to be refused")
+    status = status_of("ff")
+    assert "not a regular file" in status["pod_file_problem"], status
+    assert "the pod no longer follows its pod file" in podctl("status", "ff").stdout
+    assert "not a regular file" in podctl("validate", str(pod_file), check=False).stdout
+    pod_file.unlink()
+    pod_file.write_text(text + "  second: {cli: script}\n")
+    wait_until(lambda: "second:1" in windows("ff"), timeout=20, message="the next valid save to be applied")
+    assert status_of("ff")["pod_file_problem"] is None
+
+
+def test_status_says_when_the_pod_file_is_invalid_or_gone_and_resume_says_where_it_was(tmp_path: Path, pods) -> None:
+    pod_file = write_pod(tmp_path / "gone", "name: gone\nagents:\n  solo: {cli: script}\n")
+    pods.up(pod_file)
+    assert status_of("gone")["pod_file_problem"] is None
+    text = pod_file.read_text()
+    pod_file.write_text(text.replace("cli: script", "cli: scrpt"))
+    wait_until(lambda: "invalid; nothing applied" in transcript("gone"), timeout=20, message="the invalid save")
+    problem = status_of("gone")["pod_file_problem"]
+    assert "invalid; nothing applied" in problem and "pod.yaml:3:" in problem, problem
+    table = podctl("status", "gone").stdout
+    assert "the pod no longer follows its pod file: pod.yaml changed but is invalid" in table, table
+    assert "pod.yaml:3:" in table
+
+    pod_file.unlink()
+    wait_until(lambda: f"{pod_file} is gone" in transcript("gone"), timeout=20, message="the deletion to be said")
+    assert f"{pod_file} is gone" in status_of("gone")["pod_file_problem"]
+    podctl("down", "gone")
+    out = podctl("resume", "gone", "--no-attach", check=False)
+    assert out.returncode == 1 and f"it was brought up from {pod_file}" in out.stderr, out.stderr
+    assert "podctl init" not in out.stderr
