@@ -204,28 +204,19 @@ class EditResult:
     """What the running pod did about it (None: the pod is not up)."""
 
 
-def edit_pod_file(pod_file: Path, change: Callable[[Path], None]) -> EditResult:
-    """Change the pod file through `change` (which edits the path it is given), refusing any edit
-    that would leave the file invalid, then let the running pod follow it.
+def edit_pod_file(pod_file: Path, change: Callable[[str], str]) -> EditResult:
+    """Change the pod file's text through `change`, refusing any edit that would leave the file
+    invalid, then let the running pod follow it.
 
     When the supervisor runs it is the one applier: this waits for what it applied and returns
     its summary, once."""
     text, spec = read_pod_file(pod_file)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{pod_file.name}.", dir=pod_file.parent)
-    tmp = Path(tmp_name)
+    new_text = change(text)
     try:
-        os.write(fd, text.encode("utf-8"))
-        os.close(fd)
-        change(tmp)
-        new_text = tmp.read_text(encoding="utf-8")
-        try:
-            load_pod_text(new_text, pod_file)
-        except PodFileError as exc:
-            raise PodctlError(f"not changed: the pod file would be invalid:\n{exc}") from None
-        os.chmod(tmp, pod_file.stat().st_mode & 0o777)
-        os.replace(tmp, pod_file)
-    finally:
-        tmp.unlink(missing_ok=True)
+        load_pod_text(new_text, pod_file)
+    except PodFileError as exc:
+        raise PodctlError(f"not changed: {pod_file.name} would be invalid:\n{exc}") from None
+    _replace(pod_file, new_text)
     paths = PodPaths.of(spec.name)
     if not paths.is_pod_folder() or not pod.running(paths):
         return EditResult(pod_file, None)
@@ -240,6 +231,20 @@ def edit_pod_file(pod_file: Path, change: Callable[[Path], None]) -> EditResult:
         return EditResult(pod_file, record.get("summary", ""))
     result = bring_up(pod_file)
     return EditResult(pod_file, result.outcome.summary())
+
+
+def _replace(pod_file: Path, text: str) -> None:
+    """Write the pod file at once (a temporary file renamed over it, with its mode): a reader never
+    sees half of it."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{pod_file.name}.", dir=pod_file.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, pod_file.stat().st_mode & 0o777)
+        os.replace(tmp, pod_file)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def pod_file_of(arg: str) -> Path:

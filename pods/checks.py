@@ -29,13 +29,24 @@ class Context:
     """Agent names; None when `agents` is not a mapping (then references are not checked)."""
     routes: dict[str, list[str]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    dropped: frozenset[str] = frozenset()
+    """Agents of the template that the pod file drops (`NAME: null`)."""
 
     def add(self, path: tuple[Any, ...], message: str) -> None:
         self.problems.append(self.where.problem(path, message))
 
     def need_agent(self, name: Any, path: tuple[Any, ...], what: str) -> None:
-        if isinstance(name, str) and self.agents is not None and name not in self.agents:
-            self.add(path, f"{what} names unknown agent {name!r}{suggest(name, self.agents)} (agents: {', '.join(self.agents)})")
+        if not isinstance(name, str) or self.agents is None or name in self.agents:
+            return
+        if name in self.dropped:
+            drop = self.where.problem(("agents", name), "", at_key=True)
+            own = self.where.problem(path, "").file == self.where.layers[0].file
+            fix = (f"take {name} out of it" if own else
+                   f"give the pod file its own `{path[0]}:` without {name} (they replace the template's)")
+            self.add(path, f"{what} names {name!r}, which the pod file drops ({drop.file}:{drop.line}: `{name}: null`):"
+                           f" {fix}, or keep the agent")
+            return
+        self.add(path, f"{what} names unknown agent {name!r}{suggest(name, self.agents)} (agents: {', '.join(self.agents)})")
 
     def duration(self, value: Any, path: tuple[Any, ...]) -> None:
         if isinstance(value, str):
@@ -45,10 +56,14 @@ class Context:
                 self.add(path, str(exc))
 
 
-def check_pod(data: dict[str, Any], where: Where, base_dir: Path, state_root: Path) -> list[Problem]:
-    """Every whole-pod problem of the merged data; `base_dir` resolves script paths."""
+def check_pod(
+    data: dict[str, Any], where: Where, base_dir: Path, state_root: Path, dropped: set[str] | None = None
+) -> list[Problem]:
+    """Every whole-pod problem of the merged data; `base_dir` resolves script paths; `dropped` are
+    the template's agents the pod file drops (a route or rule naming one says so)."""
     agents = data.get("agents")
-    ctx = Context(where, [a for a in agents if isinstance(a, str)] if isinstance(agents, dict) else None)
+    ctx = Context(where, [a for a in agents if isinstance(a, str)] if isinstance(agents, dict) else None,
+                  dropped=frozenset(dropped or ()))
     name = data.get("name")
     if isinstance(name, str) and NAME_RE.fullmatch(name):
         problem = socket_path_problem(name, state_root)
@@ -136,6 +151,8 @@ def _check_actions(rule: dict[str, Any], base: tuple[Any, ...], label: str, ctx:
             targets += ctx.routes[name]
         elif ctx.agents is None or name in ctx.agents:
             targets.append(name)
+        elif name in ctx.dropped:
+            ctx.need_agent(name, path, label)
         else:
             hint = suggest(name, [*ctx.routes, *ctx.agents])
             ctx.add(path, f"{label} asks {name!r}, which is neither a route nor an agent{hint}")

@@ -21,8 +21,8 @@ from pydantic import BaseModel, ValidationError
 
 from . import catalog
 from .checks import check_pod
-from .positions import PodYamlLoader, Positions, YamlLimit, load_with_positions
 from .errors import PodctlError
+from .positions import PodYamlLoader, Positions, YamlLimit, load_with_positions
 from .problems import Layer, PodFileError, Problem, Where, dotted, suggest
 from .spec import NAME_RE, AgentSpec, Limits, PodSpec, RouteSpec, RuleSpec, RuleWhen
 from .state import state_root as default_state_root
@@ -163,12 +163,15 @@ def _merge(base: Any, over: Any) -> Any:
     return over
 
 
-def _resolve(path: Path, text: str | None, chain: tuple[Path, ...]) -> tuple[dict[str, Any], list[Layer]]:
+def _resolve(
+    path: Path, text: str | None, chain: tuple[Path, ...]
+) -> tuple[dict[str, Any], list[Layer], set[str]]:
+    """The file merged over its `extends` chain, its layers, and the inherited agents it drops."""
     data, positions = _read(path, text)
     layers = [Layer(str(path), positions)]
     extends = data.get("extends")
     if extends is None:
-        return data, layers
+        return data, layers, set()
     where = Where(layers)
 
     def fail(message: str) -> PodFileError:
@@ -183,11 +186,57 @@ def _resolve(path: Path, text: str | None, chain: tuple[Path, ...]) -> tuple[dic
     if base_path in chain or base_path == path:
         raise fail(f"extends makes a cycle: {' -> '.join(p.name for p in (*chain, path, base_path))}")
     try:
-        base, base_layers = _resolve(base_path, None, (*chain, path))
+        base, base_layers, dropped = _resolve(base_path, None, (*chain, path))
     except PodFileError as exc:
         raise PodFileError([*_duplicates(layers), *exc.problems]) from None
     base.pop("name", None)
-    return _merge(base, data), layers + base_layers
+    merged = _merge(base, data)
+    return merged, layers + base_layers, _drop_inherited(merged, base.get("agents"), data.get("agents"), dropped)
+
+
+def _drop_inherited(merged: dict[str, Any], base: Any, own: Any, dropped: set[str]) -> set[str]:
+    """`agents: {NAME: null}` drops the agent NAME its template gives (mappings merge, so leaving it
+    out would keep it). A null for an agent no template gives stays, for load_pod_text to report."""
+    agents = merged.get("agents")
+    if not isinstance(agents, dict):
+        return dropped
+    dropped = {name for name in dropped if name not in agents}
+    if isinstance(own, dict) and isinstance(base, dict):
+        for name, value in own.items():
+            if value is None and isinstance(base.get(name), dict):
+                del agents[name]
+                dropped.add(name)
+    return dropped
+
+
+def _empty_agents(data: dict[str, Any], where: Where) -> list[Problem]:
+    """Agents written as `NAME: null` that no template gives: reported once, here, then left out."""
+    agents = data.get("agents")
+    if not isinstance(agents, dict):
+        return []
+    problems = []
+    for name in [n for n, v in agents.items() if v is None]:
+        del agents[name]
+        problems.append(where.problem(("agents", name), (
+            f"agents.{name} is empty: `{name}: null` drops an agent that the pod's `extends` template gives, and"
+            f" {'no template gives' if data.get('extends') else 'this pod file extends no template with'} an agent"
+            f" {name!r}; give it a cli ({name}: {{cli: ...}}) or remove the line"
+        ), at_key=True))
+    return problems
+
+
+def inherited_agents(text: str, path: Path) -> set[str]:
+    """The agents a pod file's `extends` chain gives it, before its own entries (`podctl remove` of
+    one of them must drop it with `NAME: null`: deleting the file's entry would leave the template's)."""
+    path = path.resolve()
+    data, _ = _read(path, text)
+    extends = data.get("extends")
+    base_path = catalog.find(extends, path.parent) if isinstance(extends, str) and extends else None
+    if base_path is None or base_path == path:
+        return set()
+    base, _, _ = _resolve(base_path, None, (path,))
+    agents = base.get("agents")
+    return {name for name, value in agents.items() if isinstance(value, dict)} if isinstance(agents, dict) else set()
 
 
 def _substitute(value: Any, variables: dict[str, Any], where: Where, path: tuple[Any, ...], problems: list[Problem]) -> Any:
@@ -287,9 +336,9 @@ def load_pod_text(text: str | None, path: str | Path, state_root: Path | None = 
     name too long for it is an error here rather than at `podctl up`.
     """
     path = Path(path).resolve()
-    data, layers = _resolve(path, text, ())
+    data, layers, dropped = _resolve(path, text, ())
     where = Where(layers)
-    problems = _duplicates(layers)
+    problems = _duplicates(layers) + _empty_agents(data, where)
     raw_vars = data.get("vars")
     variables: dict[str, Any] = raw_vars if isinstance(raw_vars, dict) else {}
     data = _substitute(data, variables, where, (), problems)
@@ -306,7 +355,7 @@ def load_pod_text(text: str | None, path: str | Path, state_root: Path | None = 
         spec = PodSpec.model_validate(data)
     except ValidationError as exc:
         problems += _pydantic_problems(exc, where)
-    problems += check_pod(data, where, path.parent, state_root or default_state_root())
+    problems += check_pod(data, where, path.parent, state_root or default_state_root(), dropped)
     if problems or spec is None:
         raise PodFileError(where.in_order(problems))
     return spec.model_copy(update={"source": path})

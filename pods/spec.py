@@ -240,6 +240,10 @@ class PodSpec(Strict):
         doc["properties"].pop("source", None)
         doc["required"] = [r for r in doc.get("required", []) if r != "name"]
         doc["$defs"]["AgentSpec"]["properties"]["cli"]["enum"] = clis.names()
+        doc["properties"]["agents"]["additionalProperties"] = {
+            "anyOf": [{"$ref": "#/$defs/AgentSpec"}, {"type": "null"}],
+            "description": "an agent; null drops an agent the `extends` template gives",
+        }
         doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         doc["title"] = "podctl pod file"
         return doc

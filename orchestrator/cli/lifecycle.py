@@ -150,8 +150,10 @@ def restart(pod: PodArg, agent: AgentArg) -> None:
         raise typer.Exit(1)
 
 
-def _edited(result: Any, done: str) -> None:
+def _edited(result: Any, done: str, *notes: str) -> None:
     typer.echo(f"{done}: {result.pod_file}")
+    for note in notes:
+        typer.echo(note)
     if result.applied is None:
         typer.echo(f"the pod is not up: `podctl up {result.pod_file}` applies it")
     else:
@@ -166,12 +168,10 @@ def add(
 ) -> None:
     """Add an agent to the pod file (comments kept); a running pod follows."""
     from podctl.orchestrator.lifecycle import edit_pod_file, pod_file_of
-    from podctl.pods.edit import EditError, add_agent
+    from podctl.pods.edit import add_agent
 
-    try:
-        result = edit_pod_file(pod_file_of(pod), lambda path: add_agent(path, name, cli, role))
-    except EditError as exc:
-        raise PodctlError(str(exc)) from None
+    pod_file = pod_file_of(pod)
+    result = edit_pod_file(pod_file, lambda text: add_agent(text, pod_file, name, cli, role).text)
     _edited(result, f"added {name} ({cli})")
 
 
@@ -185,7 +185,7 @@ def remove(
     """Remove an agent from the pod file (comments kept) and its worktree; a running pod follows."""
     from podctl.orchestrator import worktrees
     from podctl.orchestrator.lifecycle import edit_pod_file, pod_file_of, pod_paths_of
-    from podctl.pods.edit import EditError, remove_agent
+    from podctl.pods.edit import remove_agent
     from podctl.pods.worktree import read_record
 
     pod_file = pod_file_of(pod)
@@ -195,11 +195,15 @@ def remove(
     refusal = worktrees.refusal([removal]) if removal else None
     if refusal and not force:
         raise PodctlError(f"{name} is not removed: {refusal}")
-    try:
-        result = edit_pod_file(pod_file, lambda path: remove_agent(path, name))
-    except EditError as exc:
-        raise PodctlError(str(exc)) from None
-    _edited(result, f"removed {name}")
+    notes: list[str] = []
+
+    def change(text: str) -> str:
+        edit = remove_agent(text, pod_file, name)
+        notes.append(edit.note)
+        return edit.text
+
+    result = edit_pod_file(pod_file, change)
+    _edited(result, f"removed {name}", *[n for n in notes if n])
     if removal is not None and paths is not None:
         from podctl.orchestrator import tmux
 

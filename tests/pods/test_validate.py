@@ -357,7 +357,7 @@ def test_podctl_add_refuses_a_name_with_a_trailing_newline(tmp_path: Path) -> No
 
     path = write_pod(tmp_path / "p", "name: p\n" + OK_AGENTS)
     with pytest.raises(EditError):
-        add_agent(path, "evil\n", "script")
+        add_agent(path.read_text(), path, "evil\n", "script")
 
 
 def test_more_values_than_the_node_budget_are_refused(tmp_path: Path) -> None:
