@@ -235,6 +235,15 @@ class RuleEngine:
         if msg.kind == "reply" and msg.ask_id in self.firings:
             self._spawn(self._settle(msg.ask_id))
 
+    def settle_soon(self, ask_id: int) -> str | None:
+        """An ask of a rule lost a member (removed from the pod): gather it if that completes it.
+        Returns the agent the rule acts for (who hears of it), None if no firing waits on the ask."""
+        firing = self.firings.get(ask_id)
+        if firing is None:
+            return None
+        self._spawn(self._settle(ask_id))
+        return firing.agent
+
     def reset(self, name: str) -> None:
         if name not in self.states:
             known = ", ".join(sorted(self.states)) or "none"

@@ -163,7 +163,7 @@ class Broker(UsageOps):
             if member.state == "busy":
                 member.leaving = True
             else:
-                self._gone(member)
+                await self._gone(member)
         self.routes = {r.name: r for r in spec.routes}
         await self.rules.configure()
         await self.save_pricing()
@@ -449,7 +449,7 @@ class Broker(UsageOps):
             for m in await self.store.messages_by_id(reply_ids)
         ]
         waiting_on = sorted(a for a, rid in targets.items() if not rid)
-        done = bool(replies) if ask["mode"] == "first" else not waiting_on
+        done = (bool(replies) if ask["mode"] == "first" else not waiting_on) or not targets
         if done:
             status = "replied"
         elif ask["deadline"] is not None and time.time() >= ask["deadline"]:
@@ -740,11 +740,33 @@ class Broker(UsageOps):
         self._delivered(agent, ids, "injected", now)
         return {"injected": len(ids)}
 
-    def _gone(self, member: Member) -> None:
-        """A removed agent is out of the pod: no identity, nothing to wake."""
+    async def _gone(self, member: Member) -> None:
+        """A removed agent is out of the pod: no identity, nothing to wake, and no open ask waits for
+        it any more (the asker is told; an ask its other members answered is complete)."""
         member.leaving = False
         member.state = "stopped"
         self.tokens.pop(member.name, None)
+        for ask_id in await self.store.drop_from_asks(member.name, time.time()):
+            await self._left_ask(member.name, ask_id)
+
+    async def _left_ask(self, name: str, ask_id: int) -> None:
+        ask = await self.store.ask(ask_id)
+        if ask is None:
+            return
+        event = self._reply_events.pop(ask_id, None)
+        if event is not None:
+            event.set()
+        status = await self.ask_status(ask)
+        asker = self.rules.settle_soon(ask_id) if ask["asker"] == wire.SYSTEM_SENDER else ask["asker"]
+        if asker is None or (asker != USER and (asker not in self.members or self.members[asker].removed)):
+            return
+        if status["status"] == "replied":
+            then = "it is complete with the answers of the others" if status["replies"] else "nobody else was asked"
+        else:
+            then = f"it still waits for {', '.join(status['waiting_on'])}"
+        await self._system_message(
+            [asker], f"{name} was removed from pod {self.spec.name} and will not answer ask #{ask_id}: {then}."
+        )
 
     async def _set_state(self, name: str, state: str, fresh: bool = False) -> None:
         """A hook's state, or (`fresh`) the state of a CLI just (re)started: its clock starts again
@@ -760,7 +782,7 @@ class Broker(UsageOps):
         await self.store.set_state(name, state, now)
         self.publish(wire.event("state", {"name": name, "state": state, "ts": now, "starting": starting}))
         if member.leaving and state != "busy":
-            self._gone(member)
+            await self._gone(member)
 
     # -- operations: the owner ------------------------------------------------------------------
 

@@ -588,6 +588,30 @@ class Store:
             await self._write_many(statements)
         return added, removed, changed
 
+    async def drop_from_asks(self, agent: str, now: float) -> list[int]:
+        """Take an agent that left the pod out of the open asks still waiting for it (their other
+        members' answers complete them); returns those asks' ids. Their deliveries to it count as
+        noticed: the askers are told once, by the broker, not again as undelivered."""
+        rows = await self._fetchall(
+            "SELECT t.ask_id FROM ask_targets t JOIN asks a ON a.id = t.ask_id"
+            " WHERE t.agent = ? AND t.reply_id IS NULL AND (a.deadline IS NULL OR a.deadline > ?)"
+            " AND NOT (a.mode = 'first' AND EXISTS"
+            " (SELECT 1 FROM ask_targets u WHERE u.ask_id = a.id AND u.reply_id IS NOT NULL))"
+            " ORDER BY t.ask_id",
+            (agent, now),
+        )
+        ids = [r[0] for r in rows]
+        statements: list[tuple[str, Sequence[Any]]] = []
+        for ask_id in ids:
+            statements.append(("DELETE FROM ask_targets WHERE ask_id=? AND agent=? AND reply_id IS NULL", (ask_id, agent)))
+            statements.append((
+                "UPDATE deliveries SET notice_at=? WHERE message_id=? AND recipient=? AND notice_at IS NULL",
+                (now, ask_id, agent),
+            ))
+        if statements:
+            await self._write_many(statements)
+        return ids
+
     async def set_state(self, name: str, state: str, ts: float) -> None:
         await self._write_many([
             ("UPDATE agents SET state=?, state_ts=? WHERE name=?", (state, ts, name)),

@@ -126,3 +126,43 @@ def test_a_cli_just_started_has_a_fresh_clock_and_is_starting_until_it_shows_it_
     assert row("bob").get("starting") is True
     local_broker.call("bob", "hello", shim=True)
     assert "starting" not in row("bob") and row("bob")["tools_ready"], "so do its tools"
+
+
+def test_a_removed_agent_is_dropped_from_the_asks_waiting_for_it_and_the_asker_is_told(
+    tmp_path: Path, start_broker
+) -> None:
+    """A removed member left open asks waiting on it until their timeout, holding up a `mode: all` route."""
+    import threading
+
+    text = ("name: asks\nagents:\n  alice: {cli: script}\n  bob: {cli: script}\n  carol: {cli: script}\n"
+            "routes:\n  - {name: review, to: [bob, carol], mode: all, timeout: 1h}\n")
+    broker = start_broker(write_pod(tmp_path / "asks", text))
+    with broker.client("alice") as alice:
+        ask_id = alice.call("ask", to="review", text="look at this")["ask_id"]
+        alone = alice.call("ask", to="carol", text="only you")["ask_id"]
+    with broker.client("bob") as bob:
+        bob.call("post_reply", ask_id=ask_id, text="LGTM")
+    waited: dict = {}
+
+    def wait() -> None:
+        with broker.client("alice", timeout=60) as alice:
+            waited.update(alice.call("wait_for_reply", ask_id=ask_id, timeout_ms=40_000))
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    with broker.client("alice") as alice:
+        wait_until(lambda: alice.call("check_replies", ask_id=ask_id)["waiting_on"] == ["carol"], timeout=10)
+    broker.pod_file.write_text(text.replace("  carol: {cli: script}\n", "").replace("[bob, carol]", "[bob]"))
+    broker.sync()
+    waiter.join(timeout=20)
+    assert not waiter.is_alive(), "the waiting call returns once the ask is complete"
+    assert waited["status"] == "replied" and waited["waiting_on"] == [], waited
+    assert [r["text"] for r in waited["replies"]] == ["LGTM"]
+    with broker.client("alice") as alice:
+        notices = [m["text"] for m in alice.call("read_messages")["messages"] if m["kind"] == "notice"]
+        assert f"carol was removed from pod asks and will not answer ask #{ask_id}: it is complete with the answers" \
+               f" of the others." in notices, notices
+        assert any(f"ask #{alone}" in n and "nobody else was asked" in n for n in notices), notices
+        assert alice.call("check_replies", ask_id=alone)["status"] == "replied"
+        open_asks = broker.client("user").call("asks")["asks"]
+        assert [a["ask_id"] for a in open_asks] == [], open_asks

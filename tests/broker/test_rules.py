@@ -540,3 +540,26 @@ def test_a_follow_up_to_a_rules_ask_reaches_the_agent_it_asked_for(tmp_path: Pat
         assert a.call("post_reply", ask_id=ask["ask_id"], text="A: one more thing")["to"] == ["writer"]
         [follow] = wait_until(lambda: w.call("read_messages")["messages"], timeout=10, message="the follow-up")
     assert (follow["from"], follow["text"], follow["followup"]) == ("rev-a", "A: one more thing", True)
+
+
+def test_a_reviewer_removed_while_a_rule_waits_for_it_completes_the_rules_ask(tmp_path: Path, start_broker) -> None:
+    """The rule's ask held out for a removed reviewer until its timeout: now the others' answers are
+    gathered at once and the writer hears who left."""
+    broker, repo = start(start_broker, tmp_path)
+    (repo / "src").mkdir()
+    with broker.client("writer") as w, broker.client("rev-a") as a:
+        w.call("hook", event="turn_start")
+        (repo / "src" / "app.py").write_text("print('hi')\n")
+        w.call("hook", event="turn_end")
+        [ask] = wait_until(lambda: asks_to(a), timeout=20, message="rev-a to be asked")
+        a.call("post_reply", ask_id=ask["ask_id"], text="A: fine")
+        broker.pod_file.write_text(broker.pod_file.read_text().replace("  rev-b: {cli: script}\n", "")
+                                   .replace("[rev-a, rev-b]", "[rev-a]"))
+        broker.sync()
+
+        def told() -> list[str]:
+            return [m["text"] for m in w.call("read_messages", since=0)["messages"] if m["from"] == "podctl"]
+
+        said = wait_until(lambda: len(told()) >= 2 and told(), timeout=20, message="the gathered answer and the notice")
+        assert any("[rev-a]\nA: fine" in t and "no answer from" not in t for t in said), said
+        assert any(f"rev-b was removed from pod autorev and will not answer ask #{ask['ask_id']}" in t for t in said), said
