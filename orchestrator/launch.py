@@ -10,6 +10,7 @@ from pathlib import Path
 
 from podctl.broker.paths import PodPaths
 from podctl.hooks.adapter import AgentContext, Launch, get_adapter
+from podctl.pods.load import MAX_FILE_BYTES, read_regular
 from podctl.pods.spec import AgentSpec, PodSpec
 
 from . import worktrees
@@ -34,7 +35,10 @@ def fingerprint(spec: PodSpec, name: str) -> str:
     data["workdir"] = str(spec.agent_workdir(name))
     if isinstance(agent.script, str):
         path = (spec.base_dir() / agent.script).resolve()
-        data["script_file"] = path.read_text(encoding="utf-8") if path.exists() else None
+        try:
+            data["script_file"] = read_regular(path, MAX_FILE_BYTES).decode("utf-8", "replace")
+        except OSError:  # gone, or no regular file (a FIFO would block): the agent reports it when it starts
+            data["script_file"] = None
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

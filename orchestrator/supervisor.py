@@ -1,7 +1,8 @@
 """The pod's supervisor daemon (`python -m podctl.orchestrator.supervisor POD_FILE`, started by `podctl up`).
 
 It keeps a running pod matching its file for as long as the pod is up, attached or not:
-- hot reload: watches the pod file (atomic saves included) and reconciles on every change;
+- hot reload: watches the pod file and the files it names (`script:` files, pod files it
+  `extends`; atomic saves included) and reconciles on every change;
   an invalid file changes nothing and its errors go to the transcript; `podctl add/remove`
   wait for what it applied (`applied.json`), and SIGHUP asks for a reload at once;
 - steps that waited for a busy agent are applied once it is idle;
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import signal
 import sys
@@ -34,7 +36,16 @@ import libtmux
 from podctl.broker.locks import ALREADY_RUNNING_EXIT, FileLock, write_pid_file
 from podctl.broker.paths import PodPaths
 from podctl.pods.errors import PodctlError
-from podctl.pods.load import PodFileError, PodFileMissing, load_pod, load_pod_text, read_pod_text
+from podctl.pods.load import (
+    MAX_FILE_BYTES,
+    PodFileError,
+    PodFileMissing,
+    files_named,
+    load_pod,
+    load_pod_text,
+    read_pod_text,
+    read_regular,
+)
 from podctl.pods.spec import PodSpec
 
 from . import plan, pod, processes, reconcile, tmux
@@ -80,8 +91,11 @@ class Supervisor:
         self.waiting: set[str] = set()
         self.session_missing_since: float | None = None
         self.applied_digest: str | None = None
+        self.named: dict[Path, str] = self._named_digests(spec)
+        """The files the pod file names (scripts, pod files it extends), with their digests as applied."""
         self.stop = asyncio.Event()
         self.dirty = asyncio.Event()
+        self.rewatch = asyncio.Event()
 
     # -- work done in the worker thread, under the apply lock ----------------------------------
 
@@ -95,7 +109,7 @@ class Supervisor:
             self._not_followed(f"{self.pod_file.name} cannot be read; nothing applied:\n{exc}")
             return
         digest = pod.file_digest(text)
-        if digest == self.applied_digest and not self.waiting:
+        if digest == self.applied_digest and not self.waiting and self._named_digests(self.spec) == self.named:
             return
         with pod.applying(self.paths, "the supervisor (applying a saved pod file)"):
             try:
@@ -108,9 +122,24 @@ class Supervisor:
                 return
             settings = plan.settings_changes(self.spec, spec)
             self.spec = spec
+            named = self._named_digests(spec)
             summary = self.reconcile(announce=True, settings=settings)
             pod.record_applied(self.paths, digest, True, summary)
             self.applied_digest = digest
+            if set(named) != set(self.named):
+                self.loop.call_soon_threadsafe(self.rewatch.set)
+            self.named = named
+
+    @staticmethod
+    def _named_digests(spec: PodSpec) -> dict[Path, str]:
+        """Each file the pod file names, with a digest of its content ("" when it cannot be read)."""
+        out = {}
+        for path in files_named(spec):
+            try:
+                out[path] = hashlib.sha256(read_regular(path, MAX_FILE_BYTES)).hexdigest()
+            except OSError:
+                out[path] = ""
+        return out
 
     def _refused(self, digest: str, message: str) -> None:
         """A save that is not applied: said in the transcript and recorded (status shows it)."""
@@ -248,14 +277,34 @@ class Supervisor:
         return future.result() if future.done() else None
 
     async def watch(self) -> None:
+        """Watch the pod file and the files it names (atomic saves included: their folders are
+        watched); watched anew when a save changes which files those are."""
         from watchfiles import awatch
 
-        target = self.pod_file.name
-        async for _ in awatch(
-            self.pod_file.parent, debounce=DEBOUNCE_MS, step=20, stop_event=self.stop,
-            watch_filter=lambda _change, path: Path(path).name == target,
-        ):
-            self.dirty.set()
+        while not self.stop.is_set():
+            files = {self.pod_file, *self.named}
+            folders = sorted({f.parent for f in files if f.parent.is_dir()})
+            self.rewatch.clear()
+            round_over = asyncio.Event()
+            relay = asyncio.ensure_future(self._first_of(self.stop, self.rewatch, then=round_over))
+            try:
+                async for _ in awatch(
+                    *folders, debounce=DEBOUNCE_MS, step=20, stop_event=round_over, recursive=False,
+                    watch_filter=_one_of(files),
+                ):
+                    self.dirty.set()
+            finally:
+                relay.cancel()
+
+    @staticmethod
+    async def _first_of(*events: asyncio.Event, then: asyncio.Event) -> None:
+        waits = [asyncio.ensure_future(e.wait()) for e in events]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+            then.set()
 
     async def run(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -288,6 +337,12 @@ class Supervisor:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await asyncio.wait_for(task, timeout=2.0)
+
+
+def _one_of(files: set[Path]) -> Callable[[Any, str], bool]:
+    """A watchfiles filter that lets through changes to these files only."""
+    wanted = frozenset(files)
+    return lambda _change, path: Path(path) in wanted
 
 
 def run(pod_file: Path) -> int:

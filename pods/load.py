@@ -239,6 +239,31 @@ def inherited_agents(text: str, path: Path) -> set[str]:
     return {name for name, value in agents.items() if isinstance(value, dict)} if isinstance(agents, dict) else set()
 
 
+def files_named(spec: PodSpec) -> set[Path]:
+    """The files a loaded pod depends on besides its pod file: the pod files it `extends` (not the
+    built-in templates) and its agents' `script:` files. A change to one changes the pod as much as
+    a save of the pod file does (the supervisor watches them all)."""
+    assert spec.source is not None, "a spec loaded from a file"
+    found: set[Path] = set()
+    path, seen = spec.source, {spec.source}
+    while True:
+        try:
+            data, _ = _read(path)
+        except PodctlError:
+            break
+        extends = data.get("extends")
+        base = catalog.find(extends, path.parent) if isinstance(extends, str) and extends else None
+        if base is None or base in seen or base.parent == catalog.TEMPLATES_DIR:
+            break
+        found.add(base)
+        seen.add(base)
+        path = base
+    for agent in spec.agents.values():
+        if isinstance(agent.script, str):
+            found.add((spec.base_dir() / agent.script).resolve())
+    return found
+
+
 def _substitute(value: Any, variables: dict[str, Any], where: Where, path: tuple[Any, ...], problems: list[Problem]) -> Any:
     if isinstance(value, dict):
         return {k: _substitute(v, variables, where, (*path, k), problems) for k, v in value.items()}

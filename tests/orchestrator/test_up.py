@@ -341,3 +341,32 @@ def test_status_says_when_the_pod_file_is_invalid_or_gone_and_resume_says_where_
     out = podctl("resume", "gone", "--no-attach", check=False)
     assert out.returncode == 1 and f"it was brought up from {pod_file}" in out.stderr, out.stderr
     assert "podctl init" not in out.stderr
+
+
+def test_a_change_to_a_script_file_restarts_its_agent(tmp_path: Path, pods) -> None:
+    """docs/pod-file.md says a change to a `script:` file restarts the agent; it did nothing until the
+    pod file itself was saved (the supervisor watched the pod file only)."""
+    folder = tmp_path / "sf"
+    (folder / "scripts").mkdir(parents=True)
+    script = folder / "scripts" / "rev.yaml"
+    script.write_text("replies: 'v1 {text}'\n")
+    pod_file = write_pod(folder, "name: sf\nagents:\n  rev: {cli: script, script: scripts/rev.yaml}\n"
+                                 "  other: {cli: script}\n")
+    pods.up(pod_file)
+    assert "v1 one" in podctl("send", "sf", "--to", "rev", "--ask", "one", "--wait", "30").stdout
+    pids = window_pids("sf")
+    script.write_text("replies: 'v2 {text}'\n")
+    wait_until(lambda: window_pids("sf").get("rev") not in (None, pids["rev"]), timeout=20,
+               message="the agent to restart with its new script")
+    assert window_pids("sf")["other"] == pids["other"]
+    wait_until(lambda: agent_state("sf", "rev") == "idle", timeout=30, message="rev back")
+    assert "v2 two" in podctl("send", "sf", "--to", "rev", "--ask", "two", "--wait", "30").stdout
+
+
+def test_a_change_to_a_pod_file_it_extends_is_applied(tmp_path: Path, pods) -> None:
+    folder = tmp_path / "ext"
+    base = write_pod(folder, "agents:\n  solo: {cli: script}\n", name="base.yaml")
+    pod_file = write_pod(folder, "name: ext\nextends: ./base.yaml\n")
+    pods.up(pod_file)
+    base.write_text(base.read_text() + "  more: {cli: script}\n")
+    wait_until(lambda: "more:1" in windows("ext"), timeout=20, message="the base file's new agent")
