@@ -34,13 +34,15 @@ def plan(paths: PodPaths, spec: PodSpec | None, agent: str) -> DiffPlan:
 
 async def _plan(paths: PodPaths, spec: PodSpec | None, agent: str) -> DiffPlan:
     record = worktree.read_record(paths.root, agent)
-    if record is not None:
+    in_pod = spec is not None and agent in spec.agents
+    if record is not None and (not in_pod or (spec is not None and spec.agent_branch(agent) is not None)):
         top = Path(record.path)
         if not top.is_dir():
             raise PodctlError(f"the worktree of {agent} ({top}) is gone; `podctl up` makes it again on {record.branch}")
         new = await gitdiff.snapshot(top)
+        gone = "" if in_pod or spec is None else f" (kept: {agent} was removed from the pod)"
         return DiffPlan(top, record.base, new,
-                        f"{agent}: worktree {top} on {record.branch}, changes since {record.base[:12]}")
+                        f"{agent}: worktree {top} on {record.branch}{gone}, changes since {record.base[:12]}")
     if spec is None or agent not in spec.agents:
         known = ", ".join(spec.agents) if spec else "unknown: the pod has no readable pod file"
         raise PodctlError(f"no agent {agent!r} in pod {paths.pod} (agents: {known})")
@@ -50,7 +52,11 @@ async def _plan(paths: PodPaths, spec: PodSpec | None, agent: str) -> DiffPlan:
     if not await gitdiff.is_repo(workdir):
         raise PodctlError(f"{agent} works in {workdir}, which is not in a git repository: there is no diff to show")
     old, new = await gitdiff.base_tree(workdir), await gitdiff.snapshot(workdir)
-    return DiffPlan(workdir, old, new, f"{agent} has no worktree: uncommitted changes in {workdir}, whoever made them")
+    note = f"{agent} has no worktree: uncommitted changes in {workdir}, whoever made them"
+    if record is not None:
+        note += (f"; its former worktree {record.path} ({record.branch}) is kept:"
+                 f" `git -C {record.path} diff {record.base[:12]}` shows what it holds")
+    return DiffPlan(workdir, old, new, note)
 
 
 def argv(diff: DiffPlan, extra: list[str]) -> list[str]:

@@ -38,10 +38,16 @@ def file_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def record_applied(paths: PodPaths, digest: str, ok: bool, summary: str) -> None:
+def record_applied(
+    paths: PodPaths, digest: str, ok: bool, summary: str, agents: dict[str, dict[str, Any]] | None = None
+) -> None:
+    """Record what was applied (or refused). `agents` is where each agent of the applied spec works
+    (`{name: {workdir, branch}}`, reconcile.workplaces); a refused save keeps the last one's."""
     target = paths.root / "applied.json"
+    if agents is None:
+        agents = applied_record(paths).get("agents")
     tmp = target.with_name("applied.json.tmp")
-    tmp.write_text(json.dumps({"digest": digest, "ok": ok, "summary": summary, "ts": time.time()}))
+    tmp.write_text(json.dumps({"digest": digest, "ok": ok, "summary": summary, "ts": time.time(), "agents": agents}))
     os.replace(tmp, target)
 
 
@@ -245,10 +251,30 @@ def status(paths: PodPaths) -> dict[str, Any]:
         if window.dead:
             entry["state"] = "stopped"
             entry["exit_status"] = window.exit_status
+    places = applied_record(paths).get("agents") or {}
     for entry in agents.values():
-        _add_details(paths, entry, out["broker"] == "running")
-    out["agents"] = list(agents.values())
+        _add_details(paths, entry, out["broker"] == "running", places.get(entry["name"]))
+    out["agents"] = list(agents.values()) + _removed_with_worktrees(paths, set(agents))
     return out
+
+
+def _removed_with_worktrees(paths: PodPaths, listed: set[str]) -> list[dict[str, Any]]:
+    """Agents no longer in the pod whose worktree is kept (with whatever work it holds): still listed."""
+    from podctl.pods.worktree import records, summary
+
+    out = []
+    for record in records(paths.root):
+        if record.agent in listed:
+            continue
+        tree = summary(paths.root, record.agent)
+        if tree is not None:
+            out.append({"name": record.agent, "state": "removed", "window": "none", "kept_worktree": _kept(tree)})
+    return out
+
+
+def _kept(tree: dict[str, Any]) -> dict[str, Any]:
+    """A worktree no agent works in any more, with how to remove it."""
+    return dict(tree, remove=f"git -C {tree['repo']} worktree remove {tree['path']}")
 
 
 def _add_stored_usage(
@@ -267,8 +293,11 @@ def _add_stored_usage(
         entry["usage"] = per_agent.get(name)
 
 
-def _add_details(paths: PodPaths, entry: dict[str, Any], broker_running: bool) -> None:
-    """What status adds to an agent from the pod's folder: why it stopped, and its worktree."""
+def _add_details(
+    paths: PodPaths, entry: dict[str, Any], broker_running: bool, place: dict[str, Any] | None = None
+) -> None:
+    """What status adds to an agent from the pod's folder: why it stopped, where it works (`place`,
+    as last applied), and its worktree: the one it works in, or one it left (`kept_worktree`)."""
     from podctl.pods.worktree import summary
 
     entry.setdefault("window", "none")
@@ -279,9 +308,23 @@ def _add_details(paths: PodPaths, entry: dict[str, Any], broker_running: bool) -
         reason = exit_reason(paths, entry["name"])
         if reason:
             entry["reason"] = reason
+    if place is not None:
+        entry["workdir"] = place.get("workdir")
     tree = summary(paths.root, entry["name"])
-    if tree is not None:
+    if tree is None:
+        return
+    if place is None or _works_in(place, Path(str(tree["path"]))):
         entry["worktree"] = tree
+    else:
+        entry["kept_worktree"] = _kept(tree)
+
+
+def _works_in(place: dict[str, Any], tree: Path) -> bool:
+    """The agent, as last applied, works in this worktree (its folder is the worktree or inside it)."""
+    if place.get("branch") is None:
+        return False
+    workdir = Path(str(place.get("workdir") or ""))
+    return tree == workdir or tree in workdir.parents
 
 
 def _stopped_reason(agent: dict[str, Any], broker_running: bool) -> str:

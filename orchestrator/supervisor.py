@@ -124,7 +124,7 @@ class Supervisor:
             self.spec = spec
             named = self._named_digests(spec)
             summary = self.reconcile(announce=True, settings=settings)
-            pod.record_applied(self.paths, digest, True, summary)
+            pod.record_applied(self.paths, digest, True, summary, reconcile.workplaces(spec))
             self.applied_digest = digest
             if set(named) != set(self.named):
                 self.loop.call_soon_threadsafe(self.rewatch.set)

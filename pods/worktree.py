@@ -183,10 +183,12 @@ def summary(pod_root: Path, agent: str) -> dict[str, object] | None:
     record = read_record(pod_root, agent)
     if record is None:
         return None
-    out: dict[str, object] = {"path": record.path, "branch": record.branch, "base": record.base}
+    out: dict[str, object] = {"path": record.path, "branch": record.branch, "base": record.base, "repo": record.repo}
     try:
-        out["changed_files"] = len(changes(record).files)
+        found = changes(record)
     except GitFailed as exc:
-        out["changed_files"] = None
+        out["changed_files"] = out["uncommitted"] = None
         out["problem"] = str(exc)
+        return out
+    out["changed_files"], out["uncommitted"] = len(found.files), len(found.uncommitted)
     return out

@@ -86,6 +86,8 @@ def agent_row(agent: dict[str, Any], now: float) -> dict[str, Any]:
         notes.append(f"handed off to {agent['handed_off_to']}")
     if agent["state"] == "stopped" and agent.get("stopped_reason"):
         notes.append(agent["stopped_reason"])
+    if agent["state"] == "removed":
+        notes.append("removed from the pod file; its worktree is kept")
     if agent.get("over_budget"):
         notes.append(f"over budget ({agent['over_budget']}): not woken")
     return {
@@ -132,6 +134,12 @@ def status_lines(pod: str, as_json: bool, colour: bool | None = None) -> list[st
         if tree:
             lines.append(f"  {agent['name']} works in its worktree {tree['path']} on {tree['branch']},"
                          f" {worktree_changes(tree)}")
+        kept = agent.get("kept_worktree")
+        if kept:
+            now_in = f"works in {agent['workdir']}" if agent.get("workdir") else "was removed from the pod"
+            lines.append(f"  {agent['name']} {now_in}; its former worktree {kept['path']} ({kept['branch']},"
+                         f" {worktree_changes(kept)}) is kept: merge what you want (`git merge {kept['branch']}` in"
+                         f" {kept['repo']}), then `{kept['remove']}`")
         reason = agent.get("reason")
         if reason:
             lines.append(f"  {agent['name']} printed before it stopped:")
@@ -143,11 +151,12 @@ def status_lines(pod: str, as_json: bool, colour: bool | None = None) -> list[st
 
 
 def worktree_changes(tree: dict[str, Any]) -> str:
-    """`3 files changed` for a worktree in `status` (or why it could not be read)."""
+    """`3 files changed, 1 uncommitted` for a worktree in `status` (or why it could not be read)."""
     count = tree.get("changed_files")
     if count is None:
         return f"changes unknown: {tree.get('problem', 'git failed')}"
-    return f"{count} file{'s' if count != 1 else ''} changed"
+    uncommitted = tree.get("uncommitted")
+    return f"{count} file{'s' if count != 1 else ''} changed" + (f", {uncommitted} uncommitted" if uncommitted else "")
 
 
 

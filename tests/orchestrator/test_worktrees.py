@@ -287,3 +287,44 @@ def test_a_record_whose_folder_its_repository_does_not_list_is_left_alone(tmp_pa
     out = podctl("delete", "linked", "--yes")
     assert "does not check out" in out.stdout and "symbolic link" in out.stdout, out.stdout
     assert (victim / ".git").is_dir() and (victim / "README.md").is_file()
+
+
+def test_after_worktree_false_status_and_diff_show_where_the_agent_works_and_the_kept_worktree(
+    tmp_path: Path, pods, podctl_home: Path,
+) -> None:
+    """After `worktree: false` the agent restarted in the main checkout, but `status` (and --json) still
+    said it worked in its worktree and `podctl diff` showed the old worktree; an agent removed by a
+    hand edit vanished from `status` with its worktree (and its uncommitted work) unmentioned."""
+    repo = git_repo(tmp_path / "repo")
+    text = ("name: wtoff\nagents:\n  writer:\n    cli: script\n    worktree: true\n    script:\n      steps:\n"
+            "        - write: {path: app.py, text: \"x = 1\\n\"}\n  reviewer: {cli: script}\n")
+    pod_file = write_pod(repo, text)
+    pods.up(pod_file)
+    tree = worktree_of(podctl_home, "wtoff", "writer")
+    wait_until(lambda: (tree / "app.py").is_file(), timeout=30, message="the writer's file in its worktree")
+    writer = next(a for a in status_of("wtoff")["agents"] if a["name"] == "writer")
+    assert writer["worktree"]["path"] == str(tree) and writer["workdir"] == str(tree)
+
+    pod_file.write_text(text.replace("worktree: true", "worktree: false"))
+    wait_until(lambda: pane_path("wtoff", "writer") == str(repo.resolve()), timeout=30,
+               message="the writer restarted in the main checkout")
+    writer = next(a for a in status_of("wtoff")["agents"] if a["name"] == "writer")
+    assert "worktree" not in writer and writer["workdir"] == str(repo.resolve()), writer
+    kept = writer["kept_worktree"]
+    assert kept["path"] == str(tree) and kept["changed_files"] == 1 and kept["uncommitted"] == 1, kept
+    assert kept["remove"] == f"git -C {repo.resolve()} worktree remove {tree}"
+    table = podctl("status", "wtoff").stdout
+    assert f"writer works in {repo.resolve()}; its former worktree {tree} (podctl/wtoff/writer, 1 file changed," \
+           f" 1 uncommitted) is kept" in table, table
+    diff = podctl("diff", "wtoff", "writer", "--name-only")
+    assert "app.py" not in diff.stdout.split() and f"its former worktree {tree}" in diff.stderr, diff
+
+    pod_file.write_text(text.replace("worktree: true", "worktree: false").split("  writer:")[0]
+                        + "  reviewer: {cli: script}\n")
+    wait_until(lambda: "writer" not in window_pids("wtoff"), timeout=30, message="the writer removed by the hand edit")
+    gone = next(a for a in status_of("wtoff")["agents"] if a["name"] == "writer")
+    assert gone["state"] == "removed" and gone["kept_worktree"]["uncommitted"] == 1, gone
+    table = podctl("status", "wtoff").stdout
+    assert f"writer was removed from the pod; its former worktree {tree}" in table, table
+    assert "removed from the pod file; its worktree is kept" in table
+    assert podctl("diff", "wtoff", "writer", "--name-only").stdout.split() == ["app.py"]
