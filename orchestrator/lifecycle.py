@@ -184,14 +184,20 @@ def _tools_ready(paths: PodPaths) -> set[str]:
         return set()
 
 
-def restart_agent(paths: PodPaths, agent: str) -> list[AgentFailure]:
+def restart_agent(paths: PodPaths, agent: str, on_wait: Callable[[str], None] | None = None) -> list[AgentFailure]:
     pod_file = podref.recorded_file(paths)
     if pod_file is None:
         raise PodctlError(f"pod {paths.pod} has no recorded pod file: bring it up with `podctl up POD_FILE`")
     _, spec = read_pod_file(pod_file)
     if agent not in spec.agents:
         raise PodctlError(f"no agent {agent!r} in pod {spec.name} (agents: {', '.join(spec.agents)})")
-    with pod.applying(paths, f"podctl restart {agent}"):
+    with pod.applying(paths, f"podctl restart {agent}", on_wait=on_wait):
+        state = pod.state_word(pod.parts(paths))
+        if state != "up":
+            raise PodctlError(
+                f"pod {paths.pod} is {state}: nothing restarted; `podctl up {pod_file}` brings it up"
+                f" ({agent} starts afresh with it)"
+            )
         reconcile.restart_agent(spec, paths, agent)
         reconcile.report(paths, f"restarted {agent} (podctl restart)")
     return early_failures(paths, [agent])

@@ -37,13 +37,14 @@ class Step:
     waits: bool = False
     """True when the step must wait for the agent to end its turn (it is busy)."""
 
-    def describe(self) -> str:
+    def describe(self, pod_file: object = "POD_FILE") -> str:
+        """The step in words; one that waits says the command that does it now (`pod_file`'s `up --force`)."""
         who = f" {self.agent}" if self.agent else ""
         text = f"{self.kind.replace('_', ' ')}{who}"
         if self.reason:
             text += f": {self.reason}"
         if self.waits:
-            text += f" (waits until {self.agent} is idle; --force to do it now)"
+            text += f" (waits until {self.agent} is idle; `podctl up {pod_file} --force` does it now)"
         return text
 
 

@@ -26,13 +26,14 @@ class Outcome:
     waiting: list[Step] = field(default_factory=list)
     settings: list[str] = field(default_factory=list)
     """Changes the broker applied as it was handed the spec (plan.settings_changes): limits, prices, routes, rules."""
+    pod_file: object = "POD_FILE"
 
     def summary(self) -> str:
         if not self.done and not self.waiting and not self.settings:
             return "nothing to do: the pod matches its file"
-        lines = [f"✓ {s.describe()}" for s in self.done]
+        lines = [f"✓ {s.describe(self.pod_file)}" for s in self.done]
         lines += [f"✓ {change}" for change in self.settings]
-        lines += [f"… {s.describe()}" for s in self.waiting]
+        lines += [f"… {s.describe(self.pod_file)}" for s in self.waiting]
         return "\n".join(lines)
 
 
@@ -119,7 +120,7 @@ def apply(spec: PodSpec, paths: PodPaths, steps: list[Step], on_step: Callable[[
     """Run the steps that may run now; the ones waiting for a busy agent are returned as such.
     `on_step` hears of each step as soon as it is done (`up` prints it then)."""
     assert spec.source is not None, "a pod applied from a file"
-    outcome = Outcome()
+    outcome = Outcome(pod_file=spec.source)
     srv = tmux.server()
     paths.ensure()
     if not any(s.kind == "start_broker" for s in steps) and processes.broker_alive(paths):

@@ -83,7 +83,7 @@ def up(
     if result.replaced is not None:
         typer.echo(f"pod {name}: now follows {pod_file.resolve()} (was {result.replaced})")
     for step in result.outcome.waiting:
-        typer.echo(f"… {step.describe()}")
+        typer.echo(f"… {step.describe(result.spec.source)}")
     typer.echo(f"pod {name}: {'up' if result.outcome.done else 'nothing to do: the pod matches its file'}")
     if result.failures:
         for failure in result.failures:
@@ -114,7 +114,7 @@ def plan(
         return
     count = len(steps) + len(changes)
     typer.echo(f"pod {spec.name}: {count} change{'s' if count > 1 else ''}")
-    for line in [step.describe() for step in steps] + changes:
+    for line in [step.describe(spec.source) for step in steps] + changes:
         typer.echo(f"  {line}")
 
 
@@ -142,7 +142,7 @@ def restart(pod: PodArg, agent: AgentArg) -> None:
     from podctl.orchestrator.lifecycle import restart_agent
     from podctl.orchestrator.pod import find
 
-    failures = restart_agent(find(pod), agent)
+    failures = restart_agent(find(pod), agent, on_wait=_say_waiting)
     typer.echo(f"restarted {agent}")
     if failures:
         for failure in failures:

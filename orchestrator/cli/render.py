@@ -31,7 +31,7 @@ def pods_rows() -> list[dict[str, Any]]:
 
 def _state_colour(text: str) -> str | None:
     colours = {"busy": "yellow", "idle": "green", "starting": "cyan", "stopped": "red", "up": "green", "down": "dim",
-               "partial:": "yellow"}
+               "partial:": "yellow", "leaving": "yellow", "removed": "dim"}
     return colours.get(text.split(" ", maxsplit=1)[0])
 
 
@@ -79,6 +79,8 @@ def agent_row(agent: dict[str, Any], now: float) -> dict[str, Any]:
     since = agent.get("state_ts")
     if state in ("busy", "idle", "starting") and since:
         state = f"{state} for {ago(now - since)}"
+    if agent.get("leaving"):
+        state = f"leaving ({state})"
     wake = agent.get("last_wake")
     wake_ts = agent.get("last_wake_ts")
     notes = []
@@ -86,6 +88,8 @@ def agent_row(agent: dict[str, Any], now: float) -> dict[str, Any]:
         notes.append(f"handed off to {agent['handed_off_to']}")
     if agent["state"] == "stopped" and agent.get("stopped_reason"):
         notes.append(agent["stopped_reason"])
+    if agent.get("leaving"):
+        notes.append("removed from the pod file: it goes when its turn ends")
     if agent["state"] == "removed":
         notes.append("removed from the pod file; its worktree is kept")
     if agent.get("over_budget"):

@@ -38,9 +38,9 @@ def test_add_remove_restart_and_role_change() -> None:
         "update role reviewer: told its new role, no restart",
         "add agent tester",
     ]
-    assert describe(plan({"writer": ("f1", "writes")}, RUNNING)) == [
-        "remove agent reviewer: no longer in the pod file (waits until reviewer is idle; --force to do it now)"
-    ]
+    [removal] = plan({"writer": ("f1", "writes")}, RUNNING)
+    assert removal.describe("/p/pod.yaml") == ("remove agent reviewer: no longer in the pod file (waits until reviewer is"
+                                               " idle; `podctl up /p/pod.yaml --force` does it now)")
 
 
 def test_a_busy_agent_waits_unless_forced() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..helpers import agent_state, pane_text, podctl, status_of, tmux_out, transcript, wait_until, window_pids, write_pod
+from ..helpers import PODCTL, agent_state, pane_text, podctl, status_of, tmux_out, transcript, wait_until, window_pids, write_pod
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -245,8 +245,11 @@ def test_a_reload_that_removes_a_busy_agent_lets_its_turn_finish_first(tmp_path:
     pod_file.write_text(text.replace("  worker:\n    cli: script\n    script:\n      steps:\n        - wait_for: go.flag\n"
                                      "        - say: finished my turn\n", ""))
     wait_until(lambda: "waits until worker is idle" in transcript("p9"), timeout=20, message="the removal to wait")
+    assert f"`podctl up {pod_file} --force` does it now" in transcript("p9"), "the command that does it now"
     worker = next(a for a in status_of("p9")["agents"] if a["name"] == "worker")
     assert worker["state"] == "busy" and worker.get("leaving") is True
+    table = podctl("status", "p9").stdout
+    assert "leaving (busy for" in table and "removed from the pod file: it goes when its turn ends" in table, table
     assert "worker:1" in windows("p9"), "still at work"
     (folder / "go.flag").write_text("")
     wait_until(lambda: "worker:1" not in windows("p9"), timeout=30, message="the worker removed once idle")
@@ -370,3 +373,41 @@ def test_a_change_to_a_pod_file_it_extends_is_applied(tmp_path: Path, pods) -> N
     pods.up(pod_file)
     base.write_text(base.read_text() + "  more: {cli: script}\n")
     wait_until(lambda: "more:1" in windows("ext"), timeout=20, message="the base file's new agent")
+
+
+def test_restart_of_a_pod_that_is_down_says_so_and_fails(tmp_path: Path, pods) -> None:
+    """It printed `restarted` and did nothing."""
+    pod_file = write_pod(tmp_path / "rd", "name: rd\nagents:\n  solo: {cli: script}\n")
+    pods.up(pod_file)
+    podctl("down", "rd")
+    out = podctl("restart", "rd", "solo", check=False)
+    assert out.returncode == 1 and "restarted" not in out.stdout, out.stdout
+    assert f"pod rd is down: nothing restarted; `podctl up {pod_file}` brings it up" in out.stderr, out.stderr
+
+
+def test_restart_says_for_whom_it_waits(tmp_path: Path, pods, podctl_home: Path) -> None:
+    """`restart` waited for the pod's lock without a word (up and down say for whom they wait)."""
+    import subprocess
+    import sys
+
+    pod_file = write_pod(tmp_path / "rw", "name: rw\nagents:\n  solo: {cli: script}\n")
+    pods.up(pod_file)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom podctl.broker.paths import PodPaths\n"
+         "from podctl.orchestrator.pod import applying\nwith applying(PodPaths.of('rw'), 'a test holding the lock'):\n"
+         "    print('held', flush=True)\n    sys.stdin.readline()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        restart = subprocess.Popen([*PODCTL, "restart", "rw", "solo"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        assert restart.stderr is not None
+        line = restart.stderr.readline()
+        assert "waiting for a test holding the lock" in line and "to finish with this pod" in line, line
+    finally:
+        if holder.stdin is not None:
+            holder.stdin.close()
+        holder.wait(timeout=30)
+    out, _ = restart.communicate(timeout=60)
+    assert restart.returncode == 0 and "restarted solo" in out
