@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,6 +44,12 @@ def git(cwd: Path, *args: str, timeout: float = GIT_TIMEOUT_S) -> str:
     if done.returncode != 0:
         raise GitFailed(f"git {' '.join(args)} in {cwd}: {done.stderr.strip() or f'exit {done.returncode}'}")
     return done.stdout
+
+
+SPECIAL_REF = re.compile(r"@|[A-Z_]*HEAD|refs/.*", re.DOTALL)
+"""Branch names git reads as something else: `@` (HEAD; `git check-ref-format --branch` lets it
+through), HEAD and git's own `*_HEAD` refs (ORIG_HEAD, FETCH_HEAD, ...: found before refs/heads/),
+and full ref names. `git merge NAME` would not merge the agent's work."""
 
 
 def default_branch(pod: str, agent: str) -> str:

@@ -49,6 +49,10 @@ def check_worktrees(data: dict[str, Any], base_dir: Path, state_root: Path, ctx:
 
 
 def _problem(agent: str, branch: str, declared: Path, own: Path, checked_out: dict[Path, dict[str, Path]]) -> str | None:
+    if worktree.SPECIAL_REF.fullmatch(branch):
+        return (f"agent {agent}: {branch!r} is a name git reads as something else (@ and HEAD are the current commit,"
+                f" *_HEAD git's own refs, refs/... a full ref name), so `git merge {branch}` would not merge the"
+                " agent's work: name the branch otherwise")
     repo = worktree.repo_root(declared)
     if repo is None:
         return (f"agent {agent}: `worktree` needs a git repository, and {declared} is in none;"

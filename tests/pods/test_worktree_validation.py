@@ -62,3 +62,15 @@ def test_validate_prints_the_worktree_problem_with_file_line_and_column(tmp_path
     path = write_pod(tmp_path / "plain", "name: p\nagents:\n  writer: {cli: script, worktree: mine}\n")
     out = podctl("validate", str(path), check=False)
     assert out.returncode == 1 and f"{path}:3:35: agent writer: `worktree` needs a git repository" in out.stdout
+
+
+def test_branch_names_git_reads_as_something_else_are_refused(tmp_path: Path) -> None:
+    """`worktree: "@"` passed validate (`git check-ref-format --branch @` accepts it), and the documented
+    `git merge @` then merges HEAD, not the agent's work; so would HEAD, git's *_HEAD refs and refs/..."""
+    repo = git_repo(tmp_path / "repo")
+    text = ("name: p\nagents:\n  a: {cli: script, worktree: '@'}\n  b: {cli: script, worktree: ORIG_HEAD}\n"
+            "  c: {cli: script, worktree: refs/heads/x}\n  d: {cli: script, worktree: feature/ok}\n")
+    problems = problems_of(write_pod(repo, text))
+    assert [p.split(" is a name git reads")[0] for p in problems] == [
+        "3:30: agent a: '@'", "4:30: agent b: 'ORIG_HEAD'", "5:30: agent c: 'refs/heads/x'"], problems
+    assert "`git merge @` would not merge the agent's work" in problems[0]
