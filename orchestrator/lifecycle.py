@@ -139,6 +139,61 @@ def unfinished(paths: PodPaths, pod_file: Path, why: str) -> str:
             f" `podctl up {pod_file}` finishes it, `podctl down {paths.pod}` stops it")
 
 
+@dataclass
+class PlanNotes:
+    """What `plan` says besides the steps: whether `up` would be refused, and what `up` makes or
+    drops that no step names (worktrees and branches; agents of a pod that is down)."""
+
+    refusal: str | None = None
+    lines: list[str] = field(default_factory=list)
+
+
+def plan_notes(spec: PodSpec, paths: PodPaths) -> PlanNotes:
+    from podctl.broker.queries import StoreError
+    from podctl.broker.readonly import ReadOnlyStore
+
+    notes = PlanNotes()
+    if not paths.is_pod_folder():
+        notes.lines = _worktrees_made(spec, paths)
+        return notes
+    following = pod.following_file(paths)
+    if following is not None and following != spec.source and pod.running(paths):
+        notes.refusal = (f"`podctl up {spec.source}` will be refused: pod {spec.name} is running from {following}"
+                         f" (`podctl up --replace {spec.source}` switches it to this file, with these changes)")
+    notes.lines = _worktrees_made(spec, paths)
+    if not processes.broker_running(paths):
+        try:
+            with ReadOnlyStore(paths.db) as store:
+                known = [row["name"] for row in store.overview()["agents"] if not row["removed"]]
+        except StoreError:
+            known = []
+        notes.lines += [f"remove agent {name}: no longer in the pod file (its history is kept)"
+                        for name in known if name not in spec.agents]
+    return notes
+
+
+def _worktrees_made(spec: PodSpec, paths: PodPaths) -> list[str]:
+    """The worktrees (and branches) `up` will make: those of agents that have none yet."""
+    from podctl.pods.worktree import GitFailed, git, read_record
+
+    lines = []
+    for name in spec.agents:
+        try:
+            placement = spec.agent_worktree(name)
+        except PodctlError:
+            continue
+        record = read_record(paths.root, name)
+        if placement is None or (record is not None and Path(record.path, ".git").exists()):
+            continue
+        try:
+            git(placement.repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{placement.branch}")
+            branch = f"on its existing branch {placement.branch}"
+        except GitFailed:
+            branch = f"on a new branch {placement.branch}"
+        lines.append(f"make a worktree for {name}: {placement.path}, from {placement.repo}'s HEAD, {branch}")
+    return lines
+
+
 def early_failures(
     paths: PodPaths, agents: list[str], within: float = EARLY_EXIT_S,
     on_wait: Callable[[list[str], float], None] | None = None,

@@ -103,12 +103,15 @@ def plan(
     """Print what `up` would change, and change nothing."""
     from podctl.broker.paths import PodPaths
     from podctl.orchestrator import reconcile
-    from podctl.orchestrator.lifecycle import load
+    from podctl.orchestrator.lifecycle import load, plan_notes
 
     spec = load(pod_file.resolve())
     paths = PodPaths.of(spec.name)
+    notes = plan_notes(spec, paths)
+    if notes.refusal:
+        typer.echo(f"pod {spec.name}: {notes.refusal}")
     steps = reconcile.compute(spec, paths, force=force)
-    changes = reconcile.config_plan(spec, paths)
+    changes = [*notes.lines, *reconcile.config_plan(spec, paths)]
     if not steps and not changes:
         typer.echo(f"pod {spec.name}: nothing to do: the pod matches its file")
         return
@@ -233,9 +236,15 @@ def delete(
         typer.echo("no pods to delete")
         return
     names = ", ".join(p.pod for p in targets)
-    if not yes and not typer.confirm(f"delete {names} and all history?"):
-        typer.echo("nothing done")
-        return
+    if not yes:
+        try:
+            sure = typer.confirm(f"delete {names} and all history?")
+        except typer.Abort:
+            raise PodctlError(f"nothing deleted: delete asks first, and no answer came (no terminal?): pass --yes"
+                              f" to delete without asking (podctl delete {'--all' if all_pods else names} --yes)") from None
+        if not sure:
+            typer.echo("nothing done")
+            return
     for paths in targets:
         for line in pods.delete(paths, force=force):
             typer.echo(line)

@@ -58,6 +58,8 @@ def test_up_of_another_file_with_a_running_pods_name_is_refused_unless_replace(t
     first = write_pod(tmp_path / "a", "name: dup\nagents:\n  one: {cli: script}\n")
     second = write_pod(tmp_path / "b", "name: dup\nagents:\n  one: {cli: script}\n  two: {cli: script, script: {replies: 'two: {text}'}}\n")
     pods.up(first)
+    planned = podctl("plan", str(second)).stdout
+    assert f"`podctl up {second}` will be refused: pod dup is running from {first}" in planned, planned
     refused = podctl("up", str(second), "--no-attach", check=False)
     assert refused.returncode == 1
     assert str(first) in refused.stderr and str(second) in refused.stderr and "--replace" in refused.stderr

@@ -126,6 +126,17 @@ def test_up_plan_and_validate_say_there_is_no_pod_file_in_one_wording(tmp_path: 
     assert said == {expected}, said
 
 
+def test_delete_without_a_terminal_says_to_pass_yes(tmp_path: Path, podctl_home: Path) -> None:
+    """It printed `Aborted.`: no word of what to do."""
+    import subprocess
+
+    pod_folder("keep", write_pod(tmp_path / "keep", SOLO.format(name="keep")))
+    out = podctl("delete", "keep", stdin=subprocess.DEVNULL, check=False)
+    assert out.returncode == 1 and "Aborted" not in out.stdout + out.stderr, out
+    assert "nothing deleted" in out.stderr and "podctl delete keep --yes" in out.stderr, out.stderr
+    assert (podctl_home / "keep").is_dir()
+
+
 def test_no_at_a_confirmation_does_nothing_and_exits_0(tmp_path: Path, podctl_home: Path) -> None:
     pod_folder("keep", write_pod(tmp_path / "keep", SOLO.format(name="keep")))
     out = podctl("delete", "keep", input="n\n")

@@ -266,6 +266,9 @@ def test_any_edit_of_a_pod_that_is_down_comes_up_and_keeps_the_removed_agents_hi
     podctl("down", "ed")
 
     pod_file.write_text("name: ed\nagents:\n  b1: {cli: script, script: {replies: 'b1 says {text}'}}\n")
+    planned = podctl("plan", str(pod_file)).stdout
+    assert "remove agent a1: no longer in the pod file (its history is kept)" in planned, planned
+    assert "remove agent a2: no longer in the pod file" in planned and "add agent b1" in planned
     assert "add agent b1" in pods.up(pod_file)
     assert "b1 says hi b1" in podctl("send", "ed", "--to", "b1", "--ask", "hi b1", "--wait", "30").stdout
     assert {a["name"] for a in status_of("ed")["agents"]} == {"b1"}

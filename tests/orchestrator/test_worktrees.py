@@ -69,6 +69,11 @@ def test_a_writer_in_its_own_worktree_is_reviewed_on_exactly_its_diff_and_keeps_
     repo = git_repo(tmp_path / "repo")
     pod_file = write_pod(repo, POD.format(name="wt", workdir="."))
     before = user_git_state(repo)
+    tree = worktree_of(podctl_home, "wt", "writer")
+    planned = podctl("plan", str(pod_file)).stdout
+    assert f"make a worktree for writer: {tree}, from {repo.resolve()}'s HEAD, on a new branch podctl/wt/writer" \
+        in planned, planned
+    assert "reviewer" not in planned.split("make a worktree")[1], "only worktree agents get one"
     pods.up(pod_file)
     tree = worktree_of(podctl_home, "wt", "writer")
     wait_until(lambda: (tree / "app.py").is_file(), timeout=30, message="the writer's file in its worktree")
