@@ -106,7 +106,7 @@ def bring_up(
             if outcome.done or outcome.waiting:
                 reconcile.report(paths, f"podctl up:\n{summary}")
             podref.record_file(paths, pod_file)
-            pod.record_applied(paths, pod.file_digest(text), True, summary, reconcile.workplaces(spec))
+            pod.record_applied(paths, pod.file_digest(text), True, summary, spec)
             processes.start_supervisor(pod_file, paths)
         except KeyboardInterrupt:
             raise UpInterrupted(unfinished(paths, pod_file, "podctl up was interrupted")) from None

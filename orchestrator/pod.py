@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podctl.broker import wire
 from podctl.broker.locks import FileLock, LockBusy
@@ -23,6 +23,9 @@ from podctl.broker.paths import USER, PodPaths
 from podctl.pods.errors import PodctlError
 
 from . import processes, tmux
+
+if TYPE_CHECKING:
+    from podctl.pods.spec import PodSpec
 from .podref import NoSuchPod, applied_record, find, follow_problem, known_pods, name_of, paths_of, recorded_file
 
 __all__ = ["NoSuchPod", "applied_record", "find", "follow_problem", "known_pods", "name_of", "paths_of"]
@@ -38,17 +41,62 @@ def file_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def record_applied(
-    paths: PodPaths, digest: str, ok: bool, summary: str, agents: dict[str, dict[str, Any]] | None = None
-) -> None:
-    """Record what was applied (or refused). `agents` is where each agent of the applied spec works
-    (`{name: {workdir, branch}}`, reconcile.workplaces); a refused save keeps the last one's."""
+def record_applied(paths: PodPaths, digest: str, ok: bool, summary: str, spec: PodSpec | None = None) -> None:
+    """Record what was applied (or refused). With the `spec` applied it also keeps where each agent
+    works (`agents`: `status` says it), the spec itself (`spec`: the supervisor starts from what was
+    applied, whatever the file holds by then) and the digests of the files it names (`named`); a
+    refused save keeps the last ones."""
     target = paths.root / "applied.json"
-    if agents is None:
-        agents = applied_record(paths).get("agents")
+    record: dict[str, Any] = {"digest": digest, "ok": ok, "summary": summary, "ts": time.time()}
+    if spec is not None:
+        from podctl.pods.transfer import to_wire
+
+        record["agents"], record["spec"] = _workplaces(spec), to_wire(spec)
+        record["named"] = {str(path): sha for path, sha in named_digests(spec).items()}
+    else:
+        previous = applied_record(paths)
+        record.update({key: previous.get(key) for key in ("agents", "spec", "named")})
     tmp = target.with_name("applied.json.tmp")
-    tmp.write_text(json.dumps({"digest": digest, "ok": ok, "summary": summary, "ts": time.time(), "agents": agents}))
+    tmp.write_text(json.dumps(record))
     os.replace(tmp, target)
+
+
+def named_digests(spec: PodSpec) -> dict[Path, str]:
+    """Each file the pod file names (pods.load.files_named), with a digest of its content ("" when it
+    cannot be read): the supervisor applies the pod again when one changes."""
+    from podctl.pods.load import MAX_FILE_BYTES, files_named, read_regular
+
+    out = {}
+    for path in files_named(spec):
+        try:
+            out[path] = hashlib.sha256(read_regular(path, MAX_FILE_BYTES)).hexdigest()
+        except OSError:
+            out[path] = ""
+    return out
+
+
+def applied_spec(paths: PodPaths) -> PodSpec | None:
+    """The spec last applied to the pod (None if none was recorded)."""
+    from podctl.pods.transfer import from_wire
+
+    data = applied_record(paths).get("spec")
+    if not isinstance(data, dict):
+        return None
+    try:
+        return from_wire(data.get("spec") or {}, str(data.get("source") or ""))
+    except PodctlError:
+        return None
+
+
+def _workplaces(spec: PodSpec) -> dict[str, dict[str, Any]]:
+    """Where each agent of the spec works: its folder and its worktree's branch (None: the main checkout)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in spec.agents:
+        try:
+            out[name] = {"workdir": str(spec.agent_workdir(name)), "branch": spec.agent_branch(name)}
+        except PodctlError:
+            out[name] = {"workdir": str(spec.declared_workdir(name)), "branch": None}
+    return out
 
 
 def wait_applied(paths: PodPaths, pod_file: Path, digest: str, timeout: float = 120.0) -> dict[str, Any]:

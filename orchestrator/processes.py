@@ -128,7 +128,8 @@ def start_supervisor(pod_file: Path, paths: PodPaths) -> None:
     finds it); it records itself too when it starts."""
     if supervisor_pid(paths) is not None:
         return
-    proc = spawn([sys.executable, "-m", "podctl.orchestrator.supervisor", str(pod_file)], paths.logs / "supervisor.log")
+    proc = spawn([sys.executable, "-m", "podctl.orchestrator.supervisor", str(pod_file), paths.pod],
+                 paths.logs / "supervisor.log")
     write_pid_file(paths.supervisor_pid, proc.pid)
 
 

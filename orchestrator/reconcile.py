@@ -64,20 +64,6 @@ def desired(spec: PodSpec) -> dict[str, tuple[str, str]]:
     return {name: (fingerprint(spec, name), agent.role) for name, agent in spec.agents.items()}
 
 
-def workplaces(spec: PodSpec) -> dict[str, dict[str, Any]]:
-    """Where each agent of the spec works: its folder and its worktree's branch (None: the main
-    checkout). Recorded with what was applied, so `status` says where an agent really works."""
-    from podctl.pods.errors import PodctlError
-
-    out: dict[str, dict[str, Any]] = {}
-    for name in spec.agents:
-        try:
-            out[name] = {"workdir": str(spec.agent_workdir(name)), "branch": spec.agent_branch(name)}
-        except PodctlError:
-            out[name] = {"workdir": str(spec.declared_workdir(name)), "branch": None}
-    return out
-
-
 def route_fields(spec: PodSpec) -> dict[str, dict[str, Any]]:
     return {r.name: {"to": list(r.to), "mode": r.mode, "timeout": r.timeout, "from": list(r.from_) if r.from_ else None}
             for r in spec.routes}

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import signal
 import sys
@@ -36,16 +35,7 @@ import libtmux
 from podctl.broker.locks import ALREADY_RUNNING_EXIT, FileLock, write_pid_file
 from podctl.broker.paths import PodPaths
 from podctl.pods.errors import PodctlError
-from podctl.pods.load import (
-    MAX_FILE_BYTES,
-    PodFileError,
-    PodFileMissing,
-    files_named,
-    load_pod,
-    load_pod_text,
-    read_pod_text,
-    read_regular,
-)
+from podctl.pods.load import PodFileError, PodFileMissing, load_pod, load_pod_text, read_pod_text
 from podctl.pods.spec import PodSpec
 
 from . import plan, pod, processes, reconcile, tmux
@@ -91,7 +81,10 @@ class Supervisor:
         self.waiting: set[str] = set()
         self.session_missing_since: float | None = None
         self.applied_digest: str | None = None
-        self.named: dict[Path, str] = self._named_digests(spec)
+        recorded = pod.applied_record(self.paths).get("named")
+        self.named: dict[Path, str] = (
+            {Path(k): str(v) for k, v in recorded.items()} if isinstance(recorded, dict) else pod.named_digests(spec)
+        )
         """The files the pod file names (scripts, pod files it extends), with their digests as applied."""
         self.stop = asyncio.Event()
         self.dirty = asyncio.Event()
@@ -109,7 +102,7 @@ class Supervisor:
             self._not_followed(f"{self.pod_file.name} cannot be read; nothing applied:\n{exc}")
             return
         digest = pod.file_digest(text)
-        if digest == self.applied_digest and not self.waiting and self._named_digests(self.spec) == self.named:
+        if digest == self.applied_digest and not self.waiting and pod.named_digests(self.spec) == self.named:
             return
         with pod.applying(self.paths, "the supervisor (applying a saved pod file)"):
             try:
@@ -122,24 +115,14 @@ class Supervisor:
                 return
             settings = plan.settings_changes(self.spec, spec)
             self.spec = spec
-            named = self._named_digests(spec)
+            named = pod.named_digests(spec)
             summary = self.reconcile(announce=True, settings=settings)
-            pod.record_applied(self.paths, digest, True, summary, reconcile.workplaces(spec))
+            pod.record_applied(self.paths, digest, True, summary, spec)
             self.applied_digest = digest
-            if set(named) != set(self.named):
-                self.loop.call_soon_threadsafe(self.rewatch.set)
+            moved = set(named) != set(self.named)
             self.named = named
-
-    @staticmethod
-    def _named_digests(spec: PodSpec) -> dict[Path, str]:
-        """Each file the pod file names, with a digest of its content ("" when it cannot be read)."""
-        out = {}
-        for path in files_named(spec):
-            try:
-                out[path] = hashlib.sha256(read_regular(path, MAX_FILE_BYTES)).hexdigest()
-            except OSError:
-                out[path] = ""
-        return out
+            if moved:
+                self.loop.call_soon_threadsafe(self.rewatch.set)
 
     def _refused(self, digest: str, message: str) -> None:
         """A save that is not applied: said in the transcript and recorded (status shows it)."""
@@ -281,10 +264,19 @@ class Supervisor:
         watched); watched anew when a save changes which files those are."""
         from watchfiles import awatch
 
+        lost = False
         while not self.stop.is_set():
+            self.rewatch.clear()
             files = {self.pod_file, *self.named}
             folders = sorted({f.parent for f in files if f.parent.is_dir()})
-            self.rewatch.clear()
+            if not folders:  # the pod file's folder is gone: look again each tick, reload when it is back
+                lost = True
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), timeout=TICK_S)
+                continue
+            if lost:
+                lost = False
+                self.dirty.set()
             round_over = asyncio.Event()
             relay = asyncio.ensure_future(self._first_of(self.stop, self.rewatch, then=round_over))
             try:
@@ -310,9 +302,7 @@ class Supervisor:
         self.loop = asyncio.get_running_loop()
         watcher = asyncio.create_task(self.watch())
         usage = asyncio.create_task(UsageFollower(self.paths, lambda: self.spec).run(self.stop))
-        with contextlib.suppress(PodctlError):
-            if pod.file_digest(read_pod_text(self.pod_file)) != self.applied_digest:
-                self.dirty.set()  # saved between `up` applying it and this supervisor starting
+        self.dirty.set()  # the pod file, or a file it names, may have changed since `up` applied them
         try:
             while not self.stop.is_set():
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -345,14 +335,18 @@ def _one_of(files: set[Path]) -> Callable[[Any, str], bool]:
     return lambda _change, path: Path(path) in wanted
 
 
-def run(pod_file: Path) -> int:
+def run(pod_file: Path, name: str | None = None) -> int:
+    """Supervise pod `name` (its name, in case its pod file cannot be read as it starts) following `pod_file`."""
     from podctl.broker.daemon import RepeatFilter
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("podctl.usage").addFilter(RepeatFilter())  # a usage file that keeps failing: once per 10 s
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # a line per file event would drown the log
     pod_file = pod_file.resolve()
-    spec = load_pod(pod_file)
+    applied = pod.applied_spec(PodPaths.of(name)) if name else None
+    # What `up` applied, not the file as it is now: it may have been saved since, even invalid or as a FIFO
+    # (the first reload applies it, or says why not).
+    spec = applied if applied is not None and applied.source == pod_file else load_pod(pod_file)
     supervisor = Supervisor(pod_file, spec)
     supervisor.applied_digest = pod.applied_record(supervisor.paths).get("digest")
     lock = FileLock(supervisor.paths.supervisor_lock, f"the supervisor of pod {spec.name}")
@@ -377,4 +371,4 @@ def run(pod_file: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run(Path(sys.argv[1])))
+    sys.exit(run(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None))

@@ -280,11 +280,14 @@ def attach(pod: PodArg) -> None:
     _attach(find(pod).pod)
 
 
-def supervise(pod_file: Annotated[Path, typer.Argument()]) -> None:
+def supervise(
+    pod_file: Annotated[Path, typer.Argument()],
+    pod: Annotated[str | None, typer.Argument(help="the pod's name, for when its file cannot be read")] = None,
+) -> None:
     """Run a pod's supervisor in the foreground (started by `up`)."""
     from podctl.orchestrator.supervisor import run
 
-    raise typer.Exit(run(pod_file))
+    raise typer.Exit(run(pod_file, pod))
 
 
 def _attach(pod: str) -> None:

@@ -112,15 +112,21 @@ exec cat
 """
 
 
-def test_the_supervisor_stays_responsive_while_an_apply_is_slow(
-    tmp_path: Path, pods, podctl_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def stand_in_codex(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Put STAND_IN_CODEX first on PATH; its folder is where it marks and waits (`app-server-started`, `release`)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "codex").write_text(STAND_IN_CODEX)
     (bin_dir / "codex").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("STANDIN_DIR", str(bin_dir))
+    return bin_dir
+
+
+def test_the_supervisor_stays_responsive_while_an_apply_is_slow(
+    tmp_path: Path, pods, podctl_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = stand_in_codex(tmp_path, monkeypatch)
     pod_file = write_pod(tmp_path / "slow", "name: slow\nagents:\n  solo: {cli: script, role: v1}\n")
     pods.up(pod_file)
     wait_until(lambda: agent_state("slow", "solo") == "idle", timeout=30, message="solo idle")
@@ -287,12 +293,7 @@ def test_ctrl_c_during_up_says_what_was_left_and_ls_shows_it(
     tmp_path: Path, pods, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ctrl-C during `up` left a half-up pod (broker running, no supervisor) without a word, and `ls` said `up`."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "codex").write_text(STAND_IN_CODEX)
-    (bin_dir / "codex").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    monkeypatch.setenv("STANDIN_DIR", str(bin_dir))
+    bin_dir = stand_in_codex(tmp_path, monkeypatch)
     pod_file = write_pod(tmp_path / "half", "name: half\nagents:\n  solo: {cli: script}\n  coder: {cli: codex}\n")
     pods.names.add("half")
     up = subprocess.Popen([*PODCTL, "up", str(pod_file), "--no-attach"], stdout=subprocess.PIPE,
@@ -316,3 +317,26 @@ def test_ctrl_c_during_up_says_what_was_left_and_ls_shows_it(
 
     podctl("up", str(pod_file), "--no-attach")
     assert json.loads(podctl("ls", "--json").stdout)[0]["state"] == "up"
+
+
+def test_a_supervisor_that_starts_while_the_pod_file_is_unreadable_supervises_the_pod_as_applied(
+    tmp_path: Path, pods
+) -> None:
+    """The supervisor loaded the pod file as it started: one replaced by a FIFO (or saved invalid) between
+    `up` applying it and the supervisor's start killed it, and with it hot reload."""
+    from podctl.broker.paths import PodPaths
+    from podctl.orchestrator import processes
+
+    pod_file = write_pod(tmp_path / "late", "name: late\nagents:\n  one: {cli: script}\n")
+    pods.up(pod_file)
+    paths = PodPaths.of("late")
+    processes.stop(processes.supervisor_pid(paths))
+    text = pod_file.read_text()
+    pod_file.unlink()
+    os.mkfifo(pod_file)
+    processes.start_supervisor(pod_file, paths)
+    wait_until(lambda: "not a regular file" in transcript("late"), timeout=30, message="the supervisor to say why")
+    assert processes.supervisor_pid(paths) is not None, "the supervisor runs on"
+    pod_file.unlink()
+    pod_file.write_text(text + "  two: {cli: script}\n")
+    wait_until(lambda: "two" in windows("late"), timeout=30, message="the next good save to be applied")
