@@ -89,6 +89,36 @@ def _check_branch(value: str) -> str:
     return value
 
 
+SiteName = Annotated[str, AfterValidator(_check_name)]
+"""Where an agent runs, when the pod spans machines (docs/sites.md): a NATS subject token of its own."""
+
+BRIDGE_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def _check_bridge_url(value: str) -> str:
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in BRIDGE_SCHEMES or not rest or any(c.isspace() for c in value):
+        raise ValueError(
+            f"{value!r} is not a NATS server URL: write nats://HOST:4222 (or tls://HOST:4222 for TLS; ws:// and wss://"
+            " for websockets)"
+        )
+    return value
+
+
+class BridgeSpec(Strict):
+    """The NATS server (JetStream) that carries the pod's messages between its sites (docs/sites.md)."""
+
+    url: Annotated[str, AfterValidator(_check_bridge_url)] = Field(
+        description="the NATS server: nats://HOST:PORT, or tls://HOST:PORT for TLS",
+    )
+    credentials: str | None = Field(
+        default=None,
+        description="this machine's NATS credentials file (~ expanded): a .creds file (JWT and nkey), an nkey seed,"
+        " or one line USER:PASSWORD; each site has its own at this path",
+    )
+    ca: str | None = Field(default=None, description="a CA bundle to verify the server's TLS certificate (tls://)")
+
+
 class AgentSpec(Strict):
     """One agent: a CLI in its own tmux window."""
 
@@ -104,6 +134,9 @@ class AgentSpec(Strict):
         default=None,
         description="run in a git worktree of its own: true (branch podctl/<pod>/<agent>), a branch name, or false;"
         " default: the pod's `worktrees`",
+    )
+    site: SiteName | None = Field(
+        default=None, description="the machine (site) the agent runs at, when the pod has a `bridge` (docs/sites.md)",
     )
 
 
@@ -219,6 +252,9 @@ class PodSpec(Strict):
     transcript: Literal["ui", "tail"] = Field(
         default="ui", description="what the pod's `podctl` window runs: the live view (ui) or the plain message stream (tail)",
     )
+    bridge: BridgeSpec | None = Field(
+        default=None, description="one pod across machines: the NATS server that bridges its sites (docs/sites.md)",
+    )
 
     source: Path | None = Field(default=None, exclude=True, description="the pod file it was loaded from")
 
@@ -247,6 +283,23 @@ class PodSpec(Strict):
         doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         doc["title"] = "podctl pod file"
         return doc
+
+    def sites(self) -> list[str]:
+        """The sites the pod's agents run at, sorted (none without a bridge: the pod is one machine)."""
+        if self.bridge is None:
+            return []
+        return sorted({a.site for a in self.agents.values() if a.site})
+
+    def site_of(self, name: str) -> str | None:
+        """Where an agent runs (None: on every machine's own pod, as without a bridge)."""
+        agent = self.agents.get(name)
+        return agent.site if agent is not None and self.bridge is not None else None
+
+    def local_agents(self, site: str | None) -> dict[str, AgentSpec]:
+        """The agents this machine runs: those of `site`, or all of them for a pod without a bridge."""
+        if self.bridge is None or site is None:
+            return dict(self.agents)
+        return {name: agent for name, agent in self.agents.items() if agent.site == site}
 
     def base_dir(self) -> Path:
         """The folder the pod file's relative paths are resolved from."""
