@@ -73,7 +73,7 @@ async def _serve(
     spec: PodSpec, pod_file: Path, paths: PodPaths, store: Store, *, ports: Ports, ready: asyncio.Event | None
 ) -> None:
     stop = asyncio.Event()
-    broker = Broker(spec, pod_file, paths, store, ports)
+    broker = Broker(spec, pod_file, paths, store, ports, site=paths.read_site())
 
     def lost(reason: str) -> None:
         log.error("%s", reason)

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import aiosqlite
 
@@ -185,7 +185,61 @@ MIGRATIONS: list[str] = [
         WHERE deadline IS NOT NULL AND deadline < (julianday('now') - 2440587.5) * 86400.0;
     ALTER TABLE agents ADD COLUMN told_role TEXT;
     """,
+    # 6: a pod across machines (broker/sites.py, docs/sites.md): messages for other sites wait in an outbox
+    # (written in the message's own transaction) until the bridge's publish is acknowledged; messages from
+    # other sites are stored once per (origin site, origin id); what a recipient here did with them (queued,
+    # injected, read) is a receipt owed to their site, kept by triggers in the transaction that changed it.
+    """
+    CREATE TABLE site_outbox(
+        message_id INTEGER NOT NULL,
+        site TEXT NOT NULL,
+        sent_at REAL,
+        arrived_at REAL,
+        error TEXT,
+        PRIMARY KEY(message_id, site)
+    ) WITHOUT ROWID;
+    CREATE INDEX site_outbox_unsent ON site_outbox(message_id) WHERE sent_at IS NULL;
+    CREATE TABLE site_imports(
+        origin_site TEXT NOT NULL,
+        origin_id INTEGER NOT NULL,
+        local_id INTEGER NOT NULL,
+        PRIMARY KEY(origin_site, origin_id)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX site_imports_local ON site_imports(local_id);
+    CREATE TABLE site_receipts(
+        message_id INTEGER NOT NULL,
+        recipient TEXT NOT NULL,
+        rank INTEGER NOT NULL,
+        sent_rank INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY(message_id, recipient)
+    ) WITHOUT ROWID;
+    CREATE INDEX site_receipts_due ON site_receipts(message_id) WHERE rank > sent_rank;
+    CREATE TRIGGER site_receipt_owed AFTER UPDATE OF injected_at, read_at ON deliveries
+        WHEN EXISTS (SELECT 1 FROM site_receipts WHERE message_id = NEW.message_id AND recipient = NEW.recipient)
+    BEGIN
+        UPDATE site_receipts SET rank = max(rank, CASE WHEN NEW.read_at IS NOT NULL THEN 3 ELSE 2 END)
+            WHERE message_id = NEW.message_id AND recipient = NEW.recipient;
+    END;
+    CREATE TRIGGER site_message_pruned AFTER DELETE ON messages
+    BEGIN
+        DELETE FROM site_outbox WHERE message_id = OLD.id;
+        DELETE FROM site_receipts WHERE message_id = OLD.id;
+    END;
+    """,
 ]
+
+
+class BatchHook(Protocol):
+    """Writes that belong in a batch of messages' own transaction (broker/sites.py: the outbox, imports)."""
+
+    async def before(self, conn: aiosqlite.Connection, batch: list[NewMessage]) -> list[NewMessage]:
+        """The messages to insert; the others are marked `duplicate` (with the stored id)."""
+        ...
+
+    async def after(self, conn: aiosqlite.Connection, fresh: list[NewMessage]) -> None:
+        """Called once `fresh` is inserted, before the transaction commits."""
+        ...
+
 
 def _first(row: Any) -> Any:
     """The first column of a row SQLite must return (an aggregate's)."""
@@ -242,6 +296,8 @@ class NewMessage:
     """Set for a first reply: (ask_id, replier) marks that target answered."""
     origin: str | None = None
     """What produced it when not its sender's own doing: `rule:<name>` or `handoff`."""
+    source: tuple[str, int] | None = None
+    """Set for a message another site committed first: (that site, its id there); stored once (sites.py)."""
     ts: float = field(default_factory=time.time)
     id: int | None = None
     duplicate: bool = False
@@ -288,6 +344,7 @@ class Store:
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._next_id = 0
+        self.hooks: list[BatchHook] = []
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -464,6 +521,8 @@ class Store:
         is a retry: it gets the stored id and is not inserted again.
         """
         conn = self.conn
+        for hook in self.hooks:
+            batch = await hook.before(conn, batch)
         fresh: list[NewMessage] = []
         seen: dict[tuple[str, str], NewMessage] = {}
         for msg in batch:
@@ -511,6 +570,8 @@ class Store:
                 "UPDATE ask_targets SET reply_id=?, replied_at=? WHERE ask_id=? AND agent=? AND reply_id IS NULL",
                 [(m.id, m.ts, *m.reply_to) for m in replies if m.reply_to is not None],
             )
+        for hook in self.hooks:
+            await hook.after(conn, fresh)
 
     async def _drop_retries(self, fresh: list[NewMessage]) -> list[NewMessage]:
         """Some inserts were ignored: those messages were stored before (a client's retry)."""

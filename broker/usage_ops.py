@@ -75,6 +75,10 @@ class UsageOps:
     def publish(self, frame: dict[str, Any]) -> None:
         raise NotImplementedError  # the Broker's
 
+    def remote_usage(self) -> list[tuple[str, str, list[int]]]:
+        """Other sites' agents' usage as their sites reported it (SiteOps); none on one machine."""
+        return []
+
     async def _has_unread(self, name: str) -> bool:
         raise NotImplementedError  # the Broker's
 
@@ -117,7 +121,8 @@ class UsageOps:
     async def judge_budgets(self, changed: set[str] | None = None) -> None:
         """Evaluate the budgets on all usage so far: give new notices, wake agents a raised limit frees,
         and tell subscribers (the live view) whose usage or budget state changed."""
-        totals = [(agent, model, Tokens(*values)) for agent, model, values in await self.usage.totals()]
+        rows = await self.usage.totals() + self.remote_usage()
+        totals = [(agent, model, Tokens(*values)) for agent, model, values in rows]
         before = self.verdict.over if self.verdict else {}
         self.verdict = evaluate(self.spec, totals)
         moved = set(changed or ()) | {n for n in {*before, *self.verdict.over} if before.get(n) != self.verdict.over.get(n)}

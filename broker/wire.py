@@ -13,7 +13,7 @@ Response (same ``id``)::
 
 Event (only on a connection that sent ``subscribe``)::
 
-    {"v": 1, "event": "message" | "delivery" | "state" | "tools" | "wake" | "usage" | "gap", "data": {...}}
+    {"v": 1, "event": "message" | "delivery" | "state" | "tools" | "wake" | "usage" | "gap" | "site", "data": {...}}
 
 ``message`` is a stored message (below); ``delivery`` ``{to, ids, state, ts}`` says messages reached
 ``to``'s model (``injected``) or were ``read``; ``state`` ``{name, state, ts, starting}`` an agent's
@@ -21,7 +21,9 @@ busy/idle/stopped (``starting``: its CLI was just started and is not up yet); ``
 ``{name, ready, ts}`` its MCP tools came up or went away; ``wake`` ``{name, result, ts}`` a wake nudge;
 ``usage`` ``{name, usage, over_budget, ts}`` an agent's tokens and cost so far, or its budget state, changed;
 ``gap`` ``{skipped, after, ts}`` says the subscriber fell behind and that many events were skipped (the
-messages among them are sent again).
+messages among them are sent again). In a pod across machines
+(docs/sites.md) ``state`` and ``tools`` of an agent of another site carry its ``site``, and ``site``
+``{site, link, ts}`` says the bridge's link to the other sites went up or down.
 
 Every request names the agent it acts for and carries that agent's token; the broker
 rejects a token that does not match the named agent (``auth``). The human is the member
@@ -101,6 +103,21 @@ Operations (``args`` -> ``result``):
 - ``rules {}`` (user only) -> ``{rules: [{name, on, agent, rounds, max_rounds, open_ask, last_fired, cooldown_s,
   ask, handoff}]}``.
 - ``reset_rule {name}`` (user only) -> ``{name, rounds: 0}``: a rule that reached ``max_rounds`` may fire again.
+
+A pod across machines (docs/sites.md): ``list_agents`` and ``status`` give every agent its ``site``, and an
+agent of another site ``remote: true``, its state and ``unread`` as its site last reported them at
+``reported_at``; ``status`` adds ``sites {here, link, sites: [{name, here, reported_at?, refused?}]}``. The
+bridge (identity ``podctl.bridge``, token ``bridge.token``) may call only these, and nobody else may:
+
+- ``bridge_pull {timeout_ms=10000, limit=500}`` -> ``{messages, receipts, state}``: what is due for the other
+  sites (each item ``{id, site, msg_id, envelope}``, ``msg_id`` its JetStream ``Nats-Msg-Id``), and this
+  site's ``state`` report when it changed; waits at most ``timeout_ms`` for something to be due.
+- ``bridge_sent {messages: [{id, site}], receipts: [{id, to, rank}], failed: [{id, site, why}]}`` -> ``{marked}``:
+  JetStream acknowledged these publishes (``failed`` ones can never be published: their senders are told).
+- ``bridge_receive {site, envelopes, attempts?}`` -> ``{results: [{result: "stored" | "duplicate" | "refused" |
+  "later", id?, why?}]}``: envelopes that came on ``site``'s subjects, committed here (once per origin site and
+  id) before the bridge acknowledges them; ``refused`` ones are dropped, ``later`` ones delivered again.
+- ``bridge_link {up, detail}`` -> ``{link, site, pod}``: the bridge's link to NATS went up or down.
 
 A message (in ``read_messages``, ``history``, events and hook injections)::
 
