@@ -118,8 +118,12 @@ class SiteOps:
     # -- the bridge's operations --------------------------------------------------------------------
 
     @checked
-    async def op_bridge_pull(self, agent: str, timeout_ms: Millis = 10_000, limit: Id = PULL_LIMIT) -> dict[str, Any]:
+    async def op_bridge_pull(
+        self, agent: str, timeout_ms: Millis = 10_000, limit: Id = PULL_LIMIT, report: bool = False
+    ) -> dict[str, Any]:
         sites = self._sites()
+        if report:
+            sites.state_due = True
         return await sites.pull(min(int(limit), PULL_LIMIT), min(float(timeout_ms), MAX_PULL_WAIT_MS) / 1000.0)
 
     @checked

@@ -109,9 +109,9 @@ agent of another site ``remote: true``, its state and ``unread`` as its site las
 ``reported_at``; ``status`` adds ``sites {here, link, sites: [{name, here, reported_at?, refused?}]}``. The
 bridge (identity ``podctl.bridge``, token ``bridge.token``) may call only these, and nobody else may:
 
-- ``bridge_pull {timeout_ms=10000, limit=500}`` -> ``{messages, receipts, state}``: what is due for the other
-  sites (each item ``{id, site, msg_id, envelope}``, ``msg_id`` its JetStream ``Nats-Msg-Id``), and this
-  site's ``state`` report when it changed; waits at most ``timeout_ms`` for something to be due.
+- ``bridge_pull {timeout_ms=10000, limit=500, report=false}`` -> ``{messages, receipts, state}``: what is due
+  for the other sites (each item ``{id, site, msg_id, envelope}``, ``msg_id`` its JetStream ``Nats-Msg-Id``),
+  and this site's ``state`` report when it changed (or ``report``); waits at most ``timeout_ms`` for something.
 - ``bridge_sent {messages: [{id, site}], receipts: [{id, to, rank}], failed: [{id, site, why}]}`` -> ``{marked}``:
   JetStream acknowledged these publishes (``failed`` ones can never be published: their senders are told).
 - ``bridge_receive {site, envelopes, attempts?}`` -> ``{results: [{result: "stored" | "duplicate" | "refused" |

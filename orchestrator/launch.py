@@ -62,10 +62,10 @@ def install_hint(cli: str) -> str:
     return f"install it: {command} (the version podctl's tests pin)" if command else "install it first"
 
 
-def missing_clis(spec: PodSpec) -> list[str]:
-    """Agents whose CLI is not installed, as messages saying what to install."""
+def missing_clis(spec: PodSpec, site: str | None = None) -> list[str]:
+    """Agents (this machine's) whose CLI is not installed, as messages saying what to install."""
     problems = []
-    for name, agent in spec.agents.items():
+    for name, agent in spec.local_agents(site).items():
         adapter = get_adapter(agent.cli)
         if shutil.which(adapter.executable) is None and not Path(adapter.executable).is_file():
             problems.append(f"agent {name}: `{adapter.executable}` ({agent.cli}) is not on PATH; {install_hint(agent.cli)}")

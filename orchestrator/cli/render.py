@@ -81,6 +81,9 @@ def agent_row(agent: dict[str, Any], now: float) -> dict[str, Any]:
         state = f"{state} for {ago(now - since)}"
     if agent.get("leaving"):
         state = f"leaving ({state})"
+    if agent.get("remote"):
+        reported = agent.get("reported_at")
+        state += f" (reported {ago(now - reported)} ago)" if reported else " (never reported)"
     wake = agent.get("last_wake")
     wake_ts = agent.get("last_wake_ts")
     notes = []
@@ -95,7 +98,8 @@ def agent_row(agent: dict[str, Any], now: float) -> dict[str, Any]:
     if agent.get("over_budget"):
         notes.append(f"over budget ({agent['over_budget']}): not woken")
     return {
-        "agent": agent["name"], "cli": agent.get("cli", "?"), "state": state, "unread": agent.get("unread", 0),
+        "agent": agent["name"], "site": agent.get("site") or "-", "cli": agent.get("cli", "?"), "state": state,
+        "unread": agent.get("unread", 0),
         "last_wake": f"{clock(wake_ts, now)}, {wake}" if wake and wake_ts else wake,
         "tokens": tokens_label(agent.get("usage")), "cost": cost_label(agent.get("usage")),
         "note": "; ".join(notes),
@@ -104,6 +108,7 @@ def agent_row(agent: dict[str, Any], now: float) -> dict[str, Any]:
 
 STATUS_COLUMNS = [
     Column("AGENT", "agent"),
+    Column("SITE", "site"),
     Column("CLI", "cli"),
     Column("STATE", "state", _state_colour),
     Column("UNREAD", "unread", lambda text: "cyan" if text not in ("0", "-") else None, right=True),
@@ -131,7 +136,9 @@ def status_lines(pod: str, as_json: bool, colour: bool | None = None) -> list[st
         lines += [f"      {line}" for line in rest]
     now = time.time()
     if data["agents"]:
-        lines += render(STATUS_COLUMNS, [agent_row(a, now) for a in data["agents"]],
+        columns = STATUS_COLUMNS if any(a.get("site") for a in data["agents"]) else [
+            c for c in STATUS_COLUMNS if c.key != "site"]
+        lines += render(columns, [agent_row(a, now) for a in data["agents"]],
                         colour_wanted() if colour is None else colour, indent="  ")
     for agent in data["agents"]:
         tree = agent.get("worktree")
@@ -151,6 +158,24 @@ def status_lines(pod: str, as_json: bool, colour: bool | None = None) -> list[st
             lines.append(f"      more: {reason['more']}")
     if data.get("usage"):
         lines.append(f"  usage of the pod: {usage_text(data['usage'])}{budget_text(data.get('budget'))}")
+    if data.get("sites"):
+        lines += [f"  {line}" for line in site_lines(data["sites"], now)]
+    return lines
+
+
+def site_lines(sites: dict[str, Any], now: float | None = None) -> list[str]:
+    """This machine's site, its link to NATS, and each other site's last report (docs/sites.md)."""
+    now = now or time.time()
+    link = sites.get("link") or {}
+    since = f" for {ago(now - link['since'])}" if link.get("since") else ""
+    lines = [f"site {sites['here']}: bridge {'up' if link.get('up') else 'down'}{since} ({link.get('detail', '?')})"]
+    for site in sites.get("sites", []):
+        if site.get("here"):
+            continue
+        reported = site.get("reported_at")
+        heard = f"reported {ago(now - reported)} ago" if reported else "not heard from yet"
+        refused = f", {site['refused']} refused" if site.get("refused") else ""
+        lines.append(f"site {site['name']}: {heard}{refused}")
     return lines
 
 
