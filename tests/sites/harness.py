@@ -157,7 +157,7 @@ class SiteProcesses:
 
 
 def site_env(home: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ, PODCTL_HOME=str(home), PODCTL_LOG_LEVEL="INFO", **extra)
+    env = {**os.environ, "PODCTL_HOME": str(home), "PODCTL_LOG_LEVEL": "INFO", **extra}
     env.pop("PODCTL_SITE", None)
     return env
 
