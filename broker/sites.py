@@ -413,31 +413,47 @@ class Sites:
 
     async def receive(self, subject_site: str, envelopes: list[Any], attempts: list[int]) -> list[dict[str, Any]]:
         """Take envelopes that came on `subject_site`'s subjects, in order; one result each: `stored`,
-        `duplicate`, `refused` (drop it: never valid) or `later` (deliver it again)."""
-        results: list[dict[str, Any]] = []
+        `duplicate`, `refused` (drop it: never valid) or `later` (deliver it again). Messages are committed
+        together (one group commit) up to one that refers to an ask, which waits for those before it."""
+        results: list[dict[str, Any]] = [{} for _ in envelopes]
         receipts: list[tuple[int, ReceiptEnvelope]] = []
+        pending: list[tuple[int, NewMessage]] = []
         for index, raw in enumerate(envelopes):
             try:
                 env = self._check(subject_site, raw)
                 if isinstance(env, ReceiptEnvelope):
                     receipts.append((index, env))
-                    results.append({"result": "stored"})
+                    results[index] = {"result": "stored"}
                 elif isinstance(env, StateEnvelope):
                     await self._apply_report(env)
-                    results.append({"result": "stored"})
+                    results[index] = {"result": "stored"}
                 else:
+                    if env.ask_ref is not None and pending:
+                        await self._commit_all(pending, results)
                     give_up = index < len(attempts) and attempts[index] >= LATER_ATTEMPTS
-                    results.append(await self._import(env, give_up))
+                    pending.append((index, await self._prepare(env, give_up)))
             except Refused as exc:
                 self.refused[subject_site] = self.refused.get(subject_site, 0) + 1
                 log.warning("refused an envelope from site %s: %s", subject_site, exc)
-                results.append({"result": "refused", "why": str(exc)})
+                results[index] = {"result": "refused", "why": str(exc)}
             except Later as exc:
-                results.append({"result": "later", "why": str(exc)})
+                results[index] = {"result": "later", "why": str(exc)}
+        await self._commit_all(pending, results)
         if receipts:
             for index, why in (await self._apply_receipts([env for _, env in receipts])).items():
                 results[receipts[index][0]] = {"result": "refused", "why": why}
         return results
+
+    async def _commit_all(self, pending: list[tuple[int, NewMessage]], results: list[dict[str, Any]]) -> None:
+        """Commit prepared messages together, in order; one the store could not take is delivered again."""
+        done = await asyncio.gather(*(self.host.commit(msg) for _, msg in pending), return_exceptions=True)
+        for (index, _), outcome in zip(pending, done, strict=True):
+            if isinstance(outcome, BaseException):
+                log.warning("a message from another site was not stored (it comes again): %s", outcome)
+                results[index] = {"result": "later", "why": f"not stored: {outcome}"}
+            else:
+                results[index] = {"result": "duplicate" if outcome.duplicate else "stored", "id": outcome.id}
+        pending.clear()
 
     def _check(self, subject_site: str, raw: Any) -> MessageEnvelope | ReceiptEnvelope | StateEnvelope:
         try:
@@ -451,7 +467,9 @@ class Sites:
             raise Refused(f"site {env.site!r} is not another site of pod {self.spec.name} (sites: {sites})")
         return env
 
-    async def _import(self, env: MessageEnvelope, give_up: bool) -> dict[str, Any]:
+    async def _prepare(self, env: MessageEnvelope, give_up: bool) -> NewMessage:
+        """The message as this site stores it: its references translated, a reply's recipients decided
+        where its ask was made; raises Refused (it may not come from there) or Later (its ask is missing)."""
         m = env.message
         if m.sender not in (USER, wire.SYSTEM_SENDER) and self.site_of(m.sender) != env.site:
             raise Refused(f"{m.sender!r} is not an agent of site {env.site}")
@@ -481,8 +499,7 @@ class Sites:
             ask_in = env.ask or AskIn()
             msg.ask_mode, msg.ask_route, msg.ask_deadline, msg.ask_behalf = (
                 ask_in.mode, ask_in.route, ask_in.deadline, ask_in.behalf)
-        stored = await self.host.commit(msg)
-        return {"result": "duplicate" if stored.duplicate else "stored", "id": stored.id}
+        return msg
 
     async def _local_ask(self, ref: tuple[str, int]) -> int | None:
         """This site's id of the ask another site refers to as (site, id there)."""
@@ -531,6 +548,7 @@ class Sites:
         """Another site's members as it reported them (and its usage, for the pod's budgets)."""
         now = time.time()
         self.reports[env.site] = now
+        self.host.publish(wire.event("site", {"site": env.site, "reported_at": now, "ts": now}))
         fresh_site = env.site not in self.remote_usage
         for entry in env.members:
             member = self.host.members.get(entry.name)
@@ -542,11 +560,11 @@ class Sites:
             if member.tools_ready != entry.tools_ready:
                 member.tools_ready = entry.tools_ready
                 self.host.publish(wire.event("tools", {"name": member.name, "ready": entry.tools_ready, "ts": now,
-                                                       "site": env.site}))
+                                                       "site": env.site, "reported_at": now}))
             if member.state != entry.state:
                 member.state, member.state_ts = entry.state, entry.state_ts or now
                 self.host.publish(wire.event("state", {"name": member.name, "state": entry.state,
-                                                       "ts": member.state_ts, "site": env.site}))
+                                                       "ts": member.state_ts, "site": env.site, "reported_at": now}))
         usage = []
         for row in env.usage:
             if (len(row) >= 7 and isinstance(row[0], str) and self.site_of(row[0]) == env.site

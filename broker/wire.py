@@ -21,9 +21,10 @@ busy/idle/stopped (``starting``: its CLI was just started and is not up yet); ``
 ``{name, ready, ts}`` its MCP tools came up or went away; ``wake`` ``{name, result, ts}`` a wake nudge;
 ``usage`` ``{name, usage, over_budget, ts}`` an agent's tokens and cost so far, or its budget state, changed;
 ``gap`` ``{skipped, after, ts}`` says the subscriber fell behind and that many events were skipped (the
-messages among them are sent again). In a pod across machines
-(docs/sites.md) ``state`` and ``tools`` of an agent of another site carry its ``site``, and ``site``
-``{site, link, ts}`` says the bridge's link to the other sites went up or down.
+messages among them are sent again). In a pod across machines (docs/sites.md) ``state`` and ``tools``
+of an agent of another site carry its ``site`` and ``reported_at``, and ``site`` ``{site, link, ts}`` says
+the bridge's link to the other sites went up or down, or ``{site, reported_at, ts}`` that another site
+reported its members (every few seconds).
 
 Every request names the agent it acts for and carries that agent's token; the broker
 rejects a token that does not match the named agent (``auth``). The human is the member

@@ -224,7 +224,7 @@ class Bridge:
 
     def _set_link(self, up: bool, detail: str) -> None:
         if (self.link.up, self.link.detail) != (up, detail):
-            log.log(logging.INFO if up else logging.WARNING, f"link {'up' if up else 'down'}: {detail}")  # noqa: G004 - one line per text (RepeatFilter)
+            log.log(logging.INFO if up else logging.WARNING, f"link {'up' if up else 'down'}: {detail}")
         self.link.up, self.link.detail = up, detail
         self.link.changed.set()
 

@@ -33,6 +33,11 @@ class AgentRow:
     over_budget: str | None = None
     starting: bool = False
     """Its CLI was just started and is not up yet (no tools, no hook): shown as `starting`."""
+    site: str | None = None
+    """Where it runs, in a pod across machines (docs/sites.md)."""
+    reported_at: float | None = None
+    """For an agent of another site: when its site last reported it (None: never; not one of this site's)."""
+    remote: bool = False
 
     @classmethod
     def from_status(cls, row: dict[str, Any]) -> AgentRow:
@@ -42,6 +47,7 @@ class AgentRow:
             last_wake=row.get("last_wake"), last_wake_ts=row.get("last_wake_ts"),
             last_activity=row.get("last_activity"), handed_off_to=row.get("handed_off_to"),
             usage=row.get("usage"), over_budget=row.get("over_budget"), starting=bool(row.get("starting")),
+            site=row.get("site"), reported_at=row.get("reported_at"), remote=bool(row.get("remote")),
         )
 
     @property
@@ -141,11 +147,18 @@ class PodView:
             return self._delivered(data)
         if name == "gap":
             return Changes(refetch={"status", "asks", "rules"})
+        if name == "site" and data.get("reported_at"):
+            heard = [a for a in self.agents.values() if a.remote and a.site == data.get("site")]
+            for row in heard:
+                row.reported_at = data["reported_at"]
+            return Changes(agents=bool(heard))
         agent = self.agents.get(str(data.get("name")))
         return self._agent_event(str(name), agent, data) if agent is not None else Changes()
 
     @staticmethod
     def _agent_event(name: str, agent: AgentRow, data: dict[str, Any]) -> Changes:
+        if data.get("reported_at"):
+            agent.reported_at = data["reported_at"]
         if name == "state":
             agent.state, agent.state_ts, agent.last_activity = data["state"], data["ts"], data["ts"]
             agent.starting = bool(data.get("starting"))

@@ -51,6 +51,9 @@ def agent_cells(row: AgentRow, now: float) -> tuple[Text, ...]:
     shown = row.shown_state
     clock = f" {ago(row.state_ts, now)}" if row.state_ts and shown != "stopped" else ""
     state = Text(shown + clock, style=STATE_STYLES.get(shown, ""))
+    if row.remote:
+        heard = f"reported {ago(row.reported_at, now)} ago" if row.reported_at else "never reported"
+        state.append(f" @{visible(row.site or '?')}, {heard}", style="dim")
     if row.handed_off_to:
         state.append(f" → {_cut(visible(row.handed_off_to), NAME_CHARS)}", style="dim")
     if row.over_budget:

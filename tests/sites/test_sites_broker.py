@@ -206,3 +206,32 @@ async def wait_until_async(predicate, timeout: float = 10.0):  # type: ignore[no
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.01)
+
+
+def test_a_hand_off_to_an_agent_of_another_site_reaches_it(sites: Sites) -> None:
+    a, b = sites["a"], sites["b"]
+    a.call("user", "tell", to="writer", text="build the parser")
+    handed = a.call("user", "handoff", **{"from": "writer"}, to="reviewer", reason="writer is rate limited")
+    assert handed["to"] == "reviewer"
+    sites.carry()
+    got = b.call("reviewer", "read_messages")["messages"]
+    assert len(got) == 1 and got[0]["origin"] == "handoff" and got[0]["urgent"] is True
+    assert "HAND-OFF: you take over the work of writer" in got[0]["text"] and "build the parser" in got[0]["text"]
+
+
+def test_the_pods_budget_counts_what_every_site_spent(tmp_path: Path) -> None:
+    extra = "limits: {budget_usd: 1.0}\npricing: {m1: {input: 1.0, cached_input: 0.0, output: 0.0}}\n"
+    sites = Sites(tmp_path, extra=extra)
+    try:
+        a, b = sites["a"], sites["b"]
+        record = {"key": "r1", "model": "m1", "ts": 1.0, "input": 2_000_000, "cached": 0, "output": 0, "reasoning": 0}
+        b.call("user", "usage_report", of="reviewer", path="/nowhere", inode=1, offset=1, state={}, records=[record])
+        assert next(x for x in b.call("user", "status")["agents"] if x["name"] == "reviewer")["over_budget"]
+        sites.carry()
+        status = a.call("user", "status")
+        assert status["usage"]["cost_usd"] == 2.0, "site a counts site b's spending in the pod's budget"
+        over = {x["name"]: x["over_budget"] for x in status["agents"]}
+        assert over["writer"] and over["reviewer"], over
+        assert a.broker.wakeable("writer") is False
+    finally:
+        sites.close()
