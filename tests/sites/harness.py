@@ -33,6 +33,8 @@ class NatsServer:
     store: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    config: str | None = None
+    """A nats-server configuration (its `listen` and `jetstream` are added); None: `-js` with no auth."""
 
     @property
     def url(self) -> str:
@@ -42,8 +44,13 @@ class NatsServer:
         from podctl.orchestrator.bridge import nats_server_argv
 
         self.store.mkdir(parents=True, exist_ok=True)
+        argv = nats_server_argv(self.port, self.store)
+        if self.config is not None:
+            conf = self.store / "nats.conf"
+            conf.write_text(f'listen: "127.0.0.1:{self.port}"\njetstream: {{store_dir: "{self.store}"}}\n{self.config}')
+            argv = [argv[0], "-c", str(conf)]
         log = open(self.store / "nats.log", "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen(nats_server_argv(self.port, self.store), stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
         def listening() -> bool:
