@@ -44,10 +44,10 @@ def test_the_live_view_shows_where_a_remote_agent_runs_and_how_old_its_report_is
          "reported_at": 995.0},
     ]})
     cells = agent_cells(view.agents["reviewer"], now=1000.0)
-    assert cells[2].plain == "busy 10s @build, reported 5s ago"
+    assert cells[1].plain == "busy 10s @build, reported 5s ago"
     assert view.apply({"event": "site", "data": {"site": "build", "reported_at": 999.0, "ts": 999.0}}).agents
-    assert agent_cells(view.agents["reviewer"], now=1000.0)[2].plain == "busy 10s @build, reported 1s ago"
-    assert agent_cells(view.agents["writer"], now=1000.0)[2].plain == "idle -", "this site's agents as before"
+    assert agent_cells(view.agents["reviewer"], now=1000.0)[1].plain == "busy 10s @build, reported 1s ago"
+    assert agent_cells(view.agents["writer"], now=1000.0)[1].plain == "idle", "this site's agents as before"
 
 
 def test_status_says_each_sites_report_and_the_link() -> None:
