@@ -99,11 +99,16 @@ def subject_site(subject: str) -> str:
     return parts[2] if len(parts) >= 4 else ""
 
 
+def bridge_url(bridge: BridgeSpec) -> str:
+    """The NATS URL this machine uses: `PODCTL_BRIDGE_URL` over the pod file's."""
+    return os.environ.get("PODCTL_BRIDGE_URL") or bridge.url
+
+
 def connect_options(bridge: BridgeSpec, base_dir: Path) -> dict[str, Any]:
     """nats.connect's authentication and TLS for this machine: the credentials file at the pod file's path
     (or `PODCTL_BRIDGE_CREDENTIALS`) is a .creds file (JWT and nkey), an nkey seed, or USER:PASSWORD."""
     options: dict[str, Any] = {}
-    url = os.environ.get("PODCTL_BRIDGE_URL") or bridge.url
+    url = bridge_url(bridge)
     options["servers"] = [url]
     where = os.environ.get("PODCTL_BRIDGE_CREDENTIALS") or bridge.credentials
     if where:

@@ -150,8 +150,10 @@ def bring_up(
 
 def start_bridge(spec: PodSpec, paths: PodPaths, pod_file: Path, site: str | None, progress: Progress | None) -> None:
     """A pod across machines: start this site's bridge to the others, unless it runs already."""
-    if site is not None and processes.start_bridge(pod_file, paths):
-        bridged = f"started the bridge of site {site} to {spec.bridge.url if spec.bridge else '?'}"
+    from podctl.orchestrator.bridge import bridge_url
+
+    if site is not None and spec.bridge is not None and processes.start_bridge(pod_file, paths):
+        bridged = f"started the bridge of site {site} to {bridge_url(spec.bridge)}"
         reconcile.report(paths, f"podctl up: {bridged}")
         if progress is not None and progress.note is not None:
             progress.note(bridged)
