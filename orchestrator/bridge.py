@@ -104,16 +104,22 @@ def bridge_url(bridge: BridgeSpec) -> str:
     return os.environ.get("PODCTL_BRIDGE_URL") or bridge.url
 
 
+def local_file(where: str, base_dir: Path) -> Path:
+    """A path of the pod file's `bridge:` on this machine: `~` expanded, relative to the pod file's folder."""
+    path = Path(os.path.expanduser(where))
+    return path if path.is_absolute() else base_dir / path
+
+
 def connect_options(bridge: BridgeSpec, base_dir: Path) -> dict[str, Any]:
     """nats.connect's authentication and TLS for this machine: the credentials file at the pod file's path
-    (or `PODCTL_BRIDGE_CREDENTIALS`) is a .creds file (JWT and nkey), an nkey seed, or USER:PASSWORD."""
+    (or `PODCTL_BRIDGE_CREDENTIALS`) is a .creds file (JWT and nkey), an nkey seed, or USER:PASSWORD; `ca`
+    is found like it."""
     options: dict[str, Any] = {}
     url = bridge_url(bridge)
     options["servers"] = [url]
     where = os.environ.get("PODCTL_BRIDGE_CREDENTIALS") or bridge.credentials
     if where:
-        path = Path(os.path.expanduser(where))
-        path = path if path.is_absolute() else base_dir / path
+        path = local_file(where, base_dir)
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
@@ -128,7 +134,11 @@ def connect_options(bridge: BridgeSpec, base_dir: Path) -> dict[str, Any]:
         else:
             raise BridgeError(f"{path} is no NATS credentials file: a .creds file, an nkey seed (SU...), or USER:PASSWORD")
     if url.startswith(("tls://", "wss://")):
-        options["tls"] = ssl.create_default_context(cafile=os.path.expanduser(bridge.ca) if bridge.ca else None)
+        ca = local_file(bridge.ca, base_dir) if bridge.ca else None
+        try:
+            options["tls"] = ssl.create_default_context(cafile=ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise BridgeError(f"cannot use the bridge's CA bundle {ca}: {getattr(exc, 'strerror', None) or exc}") from None
     return options
 
 
@@ -520,7 +530,7 @@ def run(pod_file: Path) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, bridge.stop.set)
-        log.info("bridge of pod %s, site %s, to %s", spec.name, site, bridge.bridge.url)
+        log.info("bridge of pod %s, site %s, to %s", spec.name, site, bridge_url(bridge.bridge))
         await bridge.run()
 
     code = 0
