@@ -64,3 +64,27 @@ def test_validate_prints_the_site_problems(tmp_path: Path) -> None:
     out = podctl("validate", str(path), check=False)
     assert out.returncode == 1
     assert f"{path}:5:13: agent reviewer needs `site:`" in out.stdout
+
+
+def test_this_machines_site_is_site_else_podctl_site_else_the_one_it_ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from podctl.broker.paths import PodPaths
+    from podctl.orchestrator.lifecycle import choose_site
+    from podctl.pods.errors import PodctlError
+
+    spec = load_pod(write_pod(tmp_path / "review", BRIDGED))
+    paths = PodPaths.of(spec.name, tmp_path / "home").ensure()
+    monkeypatch.delenv("PODCTL_SITE", raising=False)
+    with pytest.raises(PodctlError, match=r"runs across sites build, laptop: say which one this machine runs"):
+        choose_site(spec, paths, None)
+    monkeypatch.setenv("PODCTL_SITE", "build")
+    assert choose_site(spec, paths, None) == "build"
+    assert choose_site(spec, paths, "laptop") == "laptop", "--site wins over PODCTL_SITE"
+    monkeypatch.setenv("PODCTL_SITE", "moon")
+    with pytest.raises(PodctlError, match=r"has no site 'moon' \(its sites: build, laptop\)"):
+        choose_site(spec, paths, None)
+    monkeypatch.delenv("PODCTL_SITE")
+    paths.write_site("laptop")
+    assert choose_site(spec, paths, None) == "laptop", "resume keeps the site this machine ran"
+    one = load_pod(write_pod(tmp_path / "one", "name: one\nagents:\n  a: {cli: script}\n"))
+    with pytest.raises(PodctlError, match="has no `bridge:`"):
+        choose_site(one, PodPaths.of("one", tmp_path / "home").ensure(), "laptop")

@@ -10,6 +10,7 @@ import pytest
 from podctl.broker import wire
 from podctl.broker.paths import BRIDGE
 
+from ..helpers import wait_until
 from .twosites import Sites
 
 
@@ -233,5 +234,26 @@ def test_the_pods_budget_counts_what_every_site_spent(tmp_path: Path) -> None:
         over = {x["name"]: x["over_budget"] for x in status["agents"]}
         assert over["writer"] and over["reviewer"], over
         assert a.broker.wakeable("writer") is False
+    finally:
+        sites.close()
+
+
+def test_the_sender_hears_of_a_message_no_model_at_another_site_has_seen(tmp_path: Path) -> None:
+    """The non-delivery notice is the sending site's, from the receipts it got: reviewer (site b) took its
+    tell, checker (site c) never did; only checker's is noticed, once."""
+    sites = Sites(tmp_path, extra="limits: {undelivered_notice_s: 0.2}\n")
+    try:
+        a, b = sites["a"], sites["b"]
+        a.call("writer", "tell", to="reviewer", text="taken")
+        lost = a.call("writer", "tell", to="checker", text="never seen")
+        sites.carry()
+        hook = b.call("reviewer", "hook", event="turn_start")
+        b.call("reviewer", "ack_injected", claim=hook["claim"])
+        sites.carry()
+        assert wait_until(lambda: a.run(a.broker.send_overdue_notices()), timeout=10) == 1
+        notices = [m["text"] for m in a.call("writer", "read_messages")["messages"] if m["kind"] == "notice"]
+        assert len(notices) == 1 and f"your tell #{lost['message_id']} to checker" in notices[0], notices
+        assert "reviewer" not in notices[0]
+        assert a.run(a.broker.send_overdue_notices()) == 0, "noticed once"
     finally:
         sites.close()
