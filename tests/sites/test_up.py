@@ -8,7 +8,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from ..helpers import PODCTL, git_repo, scaled, wait_until
+from ..helpers import PODCTL, git_repo, scaled, wait_until, write_pod
 from .harness import NatsServer, python_children_named, site_env
 
 POD = """\
@@ -91,6 +91,44 @@ def test_two_sites_brought_up_apart_work_as_one_pod(tmp_path: Path, nats_server:
         windows = subprocess.run(["tmux", "-L", envs["a"]["PODCTL_TMUX_SOCKET"], "list-windows", "-t", "=span", "-F",
                                   "#{window_name}"], capture_output=True, text=True, check=False).stdout.split()
         assert "writer" in windows and "reviewer" not in windows, "a site runs only its own agents"
+    finally:
+        for env in envs.values():
+            run(env, "down", "span")
+            subprocess.run(["tmux", "-L", env["PODCTL_TMUX_SOCKET"], "kill-server"], capture_output=True, check=False)
+    server = nats_server.proc.pid if nats_server.proc else None
+    assert [p for p in python_children_named(str(tmp_path)) if p != server] == [], "a process outlived the pods"
+
+
+def test_the_supervisor_starts_a_killed_bridge_again(tmp_path: Path, nats_server: NatsServer) -> None:
+    import os
+    import signal
+
+    from podctl.broker.paths import PodPaths
+    from podctl.orchestrator.processes import bridge_pid
+
+    pod_file = write_pod(tmp_path / "span", f'name: span\nbridge: {{url: "{nats_server.url}"}}\nagents:\n'
+                         "  writer: {cli: script, site: a}\n  reviewer: {cli: script, site: b}\n")
+    envs = {name: site_env(tmp_path / f"h{name}", PODCTL_TMUX_SOCKET=f"podctl-test-{uuid.uuid4().hex[:8]}")
+            for name in ("a", "b")}
+    paths_b = PodPaths.of("span", tmp_path / "hb")
+    try:
+        for name in ("b", "a"):
+            out = run(envs[name], "up", str(pod_file), "--site", name, "--no-attach")
+            assert out.returncode == 0, out.stdout + out.stderr
+        first = wait_until(lambda: bridge_pid(paths_b), timeout=20, message="site b's bridge")
+        os.kill(first, signal.SIGKILL)
+        again = wait_until(lambda: (pid := bridge_pid(paths_b)) != first and pid, timeout=30,
+                           message="the supervisor of site b starting its bridge again")
+        assert again != first
+        sent = run(envs["a"], "send", "span", "--to", "reviewer", "after the restart")
+        assert sent.returncode == 0, sent.stderr
+
+        def arrived() -> bool:
+            return any(m["text"] == "after the restart" for m in history(envs["b"]))
+
+        wait_until(arrived, timeout=30, message="a tell through the restarted bridge")
+        log = run(envs["b"], "tail", "span", "--last", "100").stdout
+        assert "the bridge to the other sites was not running: restarted it" in log, log
     finally:
         for env in envs.values():
             run(env, "down", "span")
