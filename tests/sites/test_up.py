@@ -41,6 +41,13 @@ def run(env: dict[str, str], *args: str, timeout: float = 90) -> subprocess.Comp
     return subprocess.run([*PODCTL, *args], env=env, capture_output=True, text=True, timeout=scaled(timeout), check=False)
 
 
+def down_everywhere(envs: dict[str, dict[str, str]]) -> None:
+    """`podctl down` at every site, and its tmux server gone."""
+    for env in envs.values():
+        run(env, "down", "span")
+        subprocess.run(["tmux", "-L", env["PODCTL_TMUX_SOCKET"], "kill-server"], capture_output=True, check=False)
+
+
 def history(env: dict[str, str]) -> list[dict]:
     out = run(env, "tail", "span", "--json", "--last", "1000")
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{") and '"kind"' in line]
@@ -92,9 +99,7 @@ def test_two_sites_brought_up_apart_work_as_one_pod(tmp_path: Path, nats_server:
                                   "#{window_name}"], capture_output=True, text=True, check=False).stdout.split()
         assert "writer" in windows and "reviewer" not in windows, "a site runs only its own agents"
     finally:
-        for env in envs.values():
-            run(env, "down", "span")
-            subprocess.run(["tmux", "-L", env["PODCTL_TMUX_SOCKET"], "kill-server"], capture_output=True, check=False)
+        down_everywhere(envs)
     server = nats_server.proc.pid if nats_server.proc else None
     assert [p for p in python_children_named(str(tmp_path)) if p != server] == [], "a process outlived the pods"
 
@@ -130,8 +135,6 @@ def test_the_supervisor_starts_a_killed_bridge_again(tmp_path: Path, nats_server
         log = run(envs["b"], "tail", "span", "--last", "100").stdout
         assert "the bridge to the other sites was not running: restarted it" in log, log
     finally:
-        for env in envs.values():
-            run(env, "down", "span")
-            subprocess.run(["tmux", "-L", env["PODCTL_TMUX_SOCKET"], "kill-server"], capture_output=True, check=False)
+        down_everywhere(envs)
     server = nats_server.proc.pid if nats_server.proc else None
     assert [p for p in python_children_named(str(tmp_path)) if p != server] == [], "a process outlived the pods"
