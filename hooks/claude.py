@@ -32,16 +32,51 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .adapter import AgentContext, Launch, link_credentials, user_file
-from .protocol import HookProtocol
+from .adapter import AgentContext, HookEvent, Launch, ScreenSign, link_credentials, user_file
+from .protocol import CLAUDE_STYLE_EVENTS, PERMISSION_REQUEST, HookProtocol
 from .usage import StatelessParser, UsageRecord, UsageSource, count, obj, timestamp
 
 CONFIG_DIR = "claude-config"
 
 TOOLS = ("tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents")
 
+EVENTS = {
+    **CLAUDE_STYLE_EVENTS,
+    "PermissionRequest": PERMISSION_REQUEST,
+    "Notification": HookEvent("notification", inject=False),
+    "StopFailure": HookEvent("failure", inject=False),
+}
+"""Claude Code's events: the common five, a permission request (answered by podctl's hook), its
+notifications (an MCP server's question, the CLI waiting at its prompt) and a turn ended by an API error."""
+
+
+SCREEN_SIGNS = (
+    ScreenSign(r"^\S*\s*(?P<reason>\S.*?) · retrying in \d+\w* · attempt (?P<n>\d+)/(?P<of>\d+)", "failed",
+               says="{reason} (retrying: attempt {n} of {of})"),
+    ScreenSign(r"Not logged in · (?:[Pp]lease )?run /login", "failed"),
+    ScreenSign(r"Quick safety check: [Ii]s this a project you created or one you trust\?", "blocked", "dialog",
+               says="a trust dialog: {0}"),
+    ScreenSign(r"Do you want to (?:proceed|allow|make|create|use)\b.*", "blocked", "permission",
+               says="its permission dialog: {0}"),
+)
+"""What Claude Code shows only on its screen: an API error it retries (401, connection refused: its
+StopFailure hook comes only after its ten attempts, minutes later), not being logged in, a trust
+dialog, and its own permission dialog (to see one answered in the pane)."""
+
+ATTENTION = {
+    "permission": "PermissionRequest hook, at once; answered by podctl (allow, always, deny with a reason)",
+    "question": "MCP elicitations (Notification); AskUserQuestion (PermissionRequest): deny lets the model decide",
+    "failed": "StopFailure hook (the CLI's words); API errors it retries, from its screen",
+    "dialog": "trust dialog and not logged in, from its screen",
+    "unreported": "a permission answered 'No' in the pane leaves it blocked until its screen shows the dialog gone",
+}
+
 
 class ClaudeAdapter(HookProtocol):
+    hook_events = EVENTS
+    screen_signs = SCREEN_SIGNS
+    screen_working = "esc to interrupt"
+    attention = ATTENTION
     name = "claude"
     executable = "claude"
     tested_versions = ("2.1.328",)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .adapter import AgentContext, Launch, link_credentials, user_file
-from .protocol import HookProtocol
+from .protocol import CLAUDE_STYLE_EVENTS, PERMISSION_REQUEST, HookProtocol
 from .usage import StatelessParser, UsageRecord, UsageSource, count, obj, timestamp
 
 HOME_DIR = "codex-home"
@@ -39,7 +39,13 @@ def _toml_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+EVENTS = {**CLAUDE_STYLE_EVENTS, "PermissionRequest": PERMISSION_REQUEST}
+"""Codex's events: the common five and a permission request (answered by podctl's hook; Codex shows
+its own dialog only once the hook ends)."""
+
+
 class CodexAdapter(HookProtocol):
+    hook_events = EVENTS
     name = "codex"
     executable = "codex"
     tested_versions = ("0.169.0",)

@@ -21,13 +21,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .adapter import AgentContext, Launch, link_credentials, user_file
+from .adapter import AgentContext, HookEvent, Launch, link_credentials, user_file
 from .protocol import HookProtocol, hook_table
 from .usage import StatelessParser, UsageRecord, UsageSource, count, obj, timestamp
 
 HOME_DIR = "gemini-home"
 
-EVENTS = hook_table("SessionStart", "BeforeAgent", "AfterTool", "AfterAgent", "SessionEnd")
+EVENTS = {
+    **hook_table("SessionStart", "BeforeAgent", "AfterTool", "AfterAgent", "SessionEnd"),
+    "Notification": HookEvent("notification", inject=False),
+}
+"""Gemini CLI's events; its Notification (ToolPermission) says a confirmation is on screen (it can
+only be observed: no hook can answer it)."""
 
 
 class GeminiAdapter(HookProtocol):
@@ -62,9 +67,9 @@ class GeminiAdapter(HookProtocol):
             "privacy": {"usageStatisticsEnabled": False},
             "telemetry": {"enabled": False},
             "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
-            "ui": {"theme": "Default"},
+            "ui": {"theme": "Default", "errorVerbosity": "full"},
             "mcpServers": {"podctl": {"command": shim[0], "args": shim[1:], "trust": True, "timeout": 120_000}},
-            "hooks": self.hook_config(ctx, timeout=10_000, named=True),
+            "hooks": self.hook_config(ctx, timeout=10_000, named=True, per_second=1000),
         }
         if ctx.model:
             settings["model"] = {"name": ctx.model}

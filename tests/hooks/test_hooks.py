@@ -152,7 +152,7 @@ def test_adapters_prepare_their_files_in_the_agent_folder_only(tmp_path: Path) -
         "--socket", str(tmp_path / "state" / "broker.sock"), "--token-file", str(tmp_path / "state/agents/claude/token")]
     settings = json.loads((tmp_path / "state/agents/gemini/gemini-home/.gemini/settings.json").read_text())
     assert settings["mcpServers"]["podctl"]["trust"] is True and "env" not in settings["mcpServers"]["podctl"]
-    assert set(settings["hooks"]) == {"SessionStart", "BeforeAgent", "AfterTool", "AfterAgent", "SessionEnd"}
+    assert set(settings["hooks"]) == {"SessionStart", "BeforeAgent", "AfterTool", "AfterAgent", "SessionEnd", "Notification"}
 
 
 def test_an_agent_is_handed_only_its_own_identity(tmp_path: Path) -> None:
