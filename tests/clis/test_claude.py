@@ -177,6 +177,6 @@ def test_claude_permission_requests_block_the_agent_and_are_answered_without_att
         wait_until(lambda: agent_state("ca", "w") == "idle", timeout=60, message="w idle again")
         fake.refusing = True
         podctl("send", "ca", "--to", "w", "and the last one")
-        failed = wait_until(lambda: (a := next(a for a in broker_call("ca", "status")["agents"] if a["name"] == "w"))
-                            .get("failed"), timeout=20, message="w failed on the 401")
+        failed = wait_until(lambda: next(a for a in broker_call("ca", "status")["agents"] if a["name"] == "w").get("failed"),
+                            timeout=20, message="w failed on the 401")
         assert "401" in failed["reason"] and "invalid x-api-key" in failed["reason"]
