@@ -234,7 +234,8 @@ def from_notification(facts: dict[str, Any], now: float) -> Need | bool | None:
         assert isinstance(details, dict)
         detail = next((_text(details.get(k)) for k in ("command", "filePath", "fileName", "prompt", "toolName")
                        if _text(details.get(k))), message)
-        tool = _text(details.get("rootCommand") or details.get("toolName") or details.get("title"), 200)
+        named = {"exec": "Shell", "edit": "Edit", "info": "WebFetch"}.get(_text(details.get("type"), 16))
+        tool = named or _text(details.get("toolName") or details.get("title"), 200)
         return Need("blocked", now, "permission", tool=tool, detail=detail,
                     how="its CLI offers no way to answer from outside: answer in its pane")
     return None

@@ -81,6 +81,24 @@ class ScreenSign:
 
 
 @dataclass(frozen=True)
+class PermissionMode:
+    """How a CLI is started for one of the pod file's `permissions` (`ask`, `edits`, `full`), or with
+    none (`default`): its own flags, and what that means with it (validate, doctor, docs/attention.md)."""
+
+    argv: tuple[str, ...] = ()
+    says: str = ""
+    narrower: bool = False
+    """The CLI has no mode that does exactly this: it asks for more (never for less)."""
+
+
+def mode_argv(adapter: object, ctx: AgentContext) -> list[str]:
+    """The flags that put `adapter`'s CLI in the agent's `permissions` mode ([] for its own default)."""
+    modes: Mapping[str, PermissionMode] = getattr(adapter, "permission_modes", {})
+    mode = modes.get(ctx.permissions or "")
+    return list(mode.argv) if mode is not None else []
+
+
+@dataclass(frozen=True)
 class AgentContext:
     """What an adapter needs to know about one agent of one pod."""
 

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .adapter import AgentContext, HookEvent, Launch, ScreenSign, link_credentials, user_file
+from .adapter import AgentContext, HookEvent, Launch, PermissionMode, ScreenSign, link_credentials, mode_argv, user_file
 from .protocol import CLAUDE_STYLE_EVENTS, PERMISSION_REQUEST, HookProtocol
 from .usage import StatelessParser, UsageRecord, UsageSource, count, obj, timestamp
 
@@ -72,11 +72,24 @@ ATTENTION = {
 }
 
 
+PERMISSION_MODES = {
+    "default": PermissionMode(says="its own default mode: edits and commands ask (podctl's tools never do)"),
+    "ask": PermissionMode(("--permission-mode", "default"), "mode default: edits and commands ask"),
+    "edits": PermissionMode(("--permission-mode", "acceptEdits"),
+                            "mode acceptEdits: edits in its folders are allowed, commands ask"),
+    "full": PermissionMode(("--permission-mode", "bypassPermissions"),
+                           "mode bypassPermissions: nothing asks (refused as root unless IS_SANDBOX=1 is in its env)"),
+}
+PERMISSION_FLAGS = ("--permission-mode", "--dangerously-skip-permissions", "--allow-dangerously-skip-permissions")
+
+
 class ClaudeAdapter(HookProtocol):
     hook_events = EVENTS
     screen_signs = SCREEN_SIGNS
     screen_working = "esc to interrupt"
     attention = ATTENTION
+    permission_modes = PERMISSION_MODES
+    permission_flags = PERMISSION_FLAGS
     name = "claude"
     executable = "claude"
     tested_versions = ("2.1.328",)
@@ -121,11 +134,13 @@ class ClaudeAdapter(HookProtocol):
         (ctx.agent_dir / "mcp.json").write_text(json.dumps(
             {"mcpServers": {"podctl": {"type": "stdio", "command": shim[0], "args": shim[1:]}}}, indent=2
         ))
-        settings = {
+        settings: dict[str, Any] = {
             "hooks": self.hook_config(ctx, timeout=10),
             "permissions": {"allow": [f"mcp__podctl__{tool}" for tool in TOOLS]},
             "disableDeepLinkRegistration": "disable",
         }
+        if ctx.permissions == "full":
+            settings["skipDangerousModePermissionPrompt"] = True  # the pod file chose it: no dialog asks again
         (ctx.agent_dir / "settings.json").write_text(json.dumps(settings, indent=2))
         self.cache_dir(ctx).mkdir(exist_ok=True, mode=0o700)
         self.env_file(ctx).write_text(self.bash_env(ctx))
@@ -150,6 +165,7 @@ class ClaudeAdapter(HookProtocol):
         ]
         if ctx.model:
             argv += ["--model", ctx.model]
+        argv += mode_argv(self, ctx)
         argv += list(ctx.args)
         env = {
             "ENABLE_TOOL_SEARCH": "false", "DISABLE_AUTOUPDATER": "1", **ctx.env,
