@@ -598,16 +598,18 @@ class AttentionDesk:
     # -- notices ----------------------------------------------------------------------------------------------
 
     def _notify(self, on: str, agent: str, detail: str) -> None:
+        """Run the pod file's notices for `on` (`agent` "" for the whole pod: `{agent}` says so, the bell
+        rings in the pod's `podctl` window)."""
         for spec in self.host.spec.notify:
             if on not in spec.events():
                 continue
-            values = {"pod": self.host.spec.name, "agent": agent, "detail": detail, "on": on}
+            values = {"pod": self.host.spec.name, "agent": agent or "the pod", "detail": detail, "on": on}
             argv = tuple(arg.format_map(values) for arg in spec.run or ())
             self._spawn(Notice(on=on, agent=agent, detail=detail, run=argv, bell=spec.bell))
 
     def notify_over_budget(self, agents: list[str], detail: str) -> None:
-        for agent in agents or [""]:
-            self._notify("over_budget", agent, detail)
+        """A budget was reached (once per limit: the budget's notice keys keep it from repeating)."""
+        self._notify("over_budget", agents[0] if len(agents) == 1 else "", detail)
 
     def _spawn(self, notice: Notice) -> None:
         if self._notices.locked():

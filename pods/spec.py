@@ -200,10 +200,17 @@ class ApprovalSpec(Strict):
     )
 
 
+def _listed(value: Any) -> Any:
+    """One word where a list of them is meant: `on: blocked` is `on: [blocked]`."""
+    return [value] if isinstance(value, str) else value
+
+
 class NotifySpec(Strict):
     """Tell a person when agents need them: run a command, or ring the terminal bell."""
 
-    on: list[NoticeOn] | NoticeOn = Field(description="blocked, failed, over_budget, or a list of them")
+    on: Annotated[list[NoticeOn], BeforeValidator(_listed, json_schema_input_type=NoticeOn | list[NoticeOn])] = Field(
+        description="blocked, failed, over_budget, or a list of them",
+    )
     run: list[str] | None = Field(
         default=None, min_length=1,
         description="a command (argv, no shell); {pod}, {agent}, {detail} and {on} are filled in",
@@ -211,7 +218,7 @@ class NotifySpec(Strict):
     bell: bool = Field(default=False, description="ring the terminal bell in the pod's tmux session")
 
     def events(self) -> list[NoticeOn]:
-        return list(self.on) if isinstance(self.on, list) else [self.on]
+        return list(self.on)
 
 
 class Limits(Strict):

@@ -65,6 +65,10 @@ def validate(files: Annotated[list[Path] | None, typer.Argument(help="pod files 
                 typer.echo(str(problem))
             continue
         typer.echo(f"{path}: ok (pod {spec.name}, {len(spec.agents)} agent{'s' if len(spec.agents) != 1 else ''})")
+        from podctl.orchestrator.permissions import notes
+
+        for note in notes(spec):
+            typer.echo(f"  note: {note}")
     if failed:
         raise typer.Exit(1)
 

@@ -182,3 +182,122 @@ def test_the_held_hook_stays_within_its_deadline_when_the_broker_trickles(tmp_pa
     proc = subprocess.run([sys.executable, "-I", "-S", *hook_argv(state, "a", "claude", "PermissionRequest")[3:],
                            "--hold-ms", "60000"], input=json.dumps(BASH), capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and proc.stdout == "" and time.monotonic() - started < scaled(3)
+
+
+class InProcess:
+    """A pod's broker in this process with ports of the test's own: what it notifies is recorded."""
+
+    def __init__(self, pod_file: Path) -> None:
+        import asyncio
+
+        from podctl.broker.paths import PodPaths
+        from podctl.broker.ports import Notice, Ports
+        from podctl.broker.service import Broker
+        from podctl.broker.store import Store
+        from podctl.pods.load import load_pod
+
+        self.notices: list[Notice] = []
+
+        async def notify(pod: str, notice: Notice) -> str:
+            self.notices.append(notice)
+            return "recorded"
+
+        self.loop = asyncio.new_event_loop()
+        spec = load_pod(pod_file)
+        self.paths = PodPaths.of(spec.name).ensure()
+        self.store = self.loop.run_until_complete(Store.open(self.paths.db))
+        self.broker = Broker(spec, pod_file, self.paths, self.store, Ports(notify=notify))
+        self.loop.run_until_complete(self.broker.load())
+
+    def call(self, agent: str, op: str, **args: object) -> dict:
+        from podctl.broker import wire
+
+        frame = wire.request(1, op, agent, self.paths.read_token(agent), args)
+        return wire.unwrap(self.loop.run_until_complete(self.broker.handle(frame)))
+
+    def settle(self, seconds: float = 0.05) -> None:
+        import asyncio
+
+        self.loop.run_until_complete(asyncio.sleep(seconds))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.broker.attention.close())
+        self.loop.run_until_complete(self.broker.rules.close())
+        self.loop.run_until_complete(self.store.close())
+        self.loop.close()
+
+
+@pytest.fixture
+def pod(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    from ..helpers import write_pod
+
+    extra = getattr(request, "param", "")
+    handle = InProcess(write_pod(tmp_path / "att", "name: att\nagents:\n  writer: {cli: claude}\n  guard: {cli: script}\n"
+                                 + extra))
+    yield handle
+    handle.close()
+
+
+NOTIFY = "notify: [{on: [blocked, failed, over_budget], run: [echo, '{agent}', '{on}', '{detail}']}]\n"
+QUESTION = {"notification_type": "elicitation_dialog", "message": "Which database?"}
+
+
+@pytest.mark.parametrize("pod", [NOTIFY], indirect=True)
+def test_notify_tells_once_per_episode_never_again_while_it_lasts(pod: InProcess) -> None:
+    pod.call("writer", "hook", event="notification", facts=QUESTION)
+    pod.call("writer", "hook", event="notification", facts=QUESTION)  # the same need, said again
+    pod.settle()
+    assert [(n.on, n.agent, n.run) for n in pod.notices] == [
+        ("blocked", "writer", ("echo", "writer", "blocked", "Which database?"))]
+    pod.call("writer", "hook", event="turn_start")
+    pod.call("writer", "hook", event="notification", facts=QUESTION)  # back at once: the same episode
+    pod.settle()
+    assert len(pod.notices) == 1, "a need that flickers is not a new episode"
+    pod.call("writer", "hook", event="failure", facts={"last_assistant_message": "API Error: 529 overloaded"})
+    pod.settle()
+    assert [(n.on, n.detail) for n in pod.notices[1:]] == [("failed", "API Error: 529 overloaded")]
+
+
+@pytest.mark.parametrize("pod", [NOTIFY + "approvals: [{agents: [writer], to: guard, timeout: 1s, then: deny}]\n"],
+                         indirect=True)
+def test_an_approver_that_does_not_answer_in_time_denies_when_the_pod_file_says_so(pod: InProcess) -> None:
+    request = pod.call("writer", "hook", event="permission", facts=BASH, hold_ms=20_000)["request"]
+    assert pod.call("user", "status")["agents"][0]["blocked"]["awaiting"] == "guard"
+    answer = pod.call("writer", "await_decision", request=request["id"], timeout_ms=10_000)
+    assert answer["decision"] == "deny" and "guard did not answer within 1s" in answer["message"]
+    assert pod.notices == [], "the person was never needed"
+
+
+@pytest.mark.parametrize("pod", [NOTIFY + "approvals: [{agents: [writer], to: guard, timeout: 1s, then: person}]\n"],
+                         indirect=True)
+def test_an_approver_that_does_not_answer_in_time_hands_it_to_the_person(pod: InProcess) -> None:
+    request = pod.call("writer", "hook", event="permission", facts=BASH, hold_ms=20_000)["request"]
+    pod.settle()
+    assert pod.notices == [], "not the person's yet"
+    assert pod.call("writer", "await_decision", request=request["id"], timeout_ms=2_000)["decision"] is None
+    blocked = pod.call("user", "status")["agents"][0]["blocked"]
+    assert blocked["answerable"] and "awaiting" not in blocked
+    assert [(n.on, n.detail) for n in pod.notices] == [("blocked", "Bash  touch build/x")]
+    pod.call("user", "approve", name="writer")
+    assert pod.call("writer", "await_decision", request=request["id"], timeout_ms=100)["decision"] == "allow"
+
+
+@pytest.mark.parametrize("pod", [NOTIFY + "approvals: [{agents: [writer], to: guard}]\n"], indirect=True)
+def test_an_approvers_reply_decides_by_its_first_word_and_a_late_one_is_told(pod: InProcess) -> None:
+    request = pod.call("writer", "hook", event="permission", facts=BASH, hold_ms=20_000)["request"]
+    asks = pod.call("user", "asks")["asks"]
+    assert asks[0]["from"] == "podctl" and asks[0]["waiting_on"] == ["guard"]
+    pod.call("guard", "post_reply", ask_id=asks[0]["ask_id"], text="**Deny**: rm is not needed here")
+    answer = pod.call("writer", "await_decision", request=request["id"], timeout_ms=2_000)
+    assert answer["decision"] == "deny" and "rm is not needed here" in answer["message"]
+    assert "guard, this pod's approver" in answer["message"]
+
+
+@pytest.mark.parametrize("pod", [NOTIFY + "limits: {budget_tokens_per_agent: 1000}\n"], indirect=True)
+def test_over_budget_is_notified_once(pod: InProcess) -> None:
+    record = {"key": "k1", "model": "m", "ts": 1.0, "input": 900, "cached": 0, "output": 200, "reasoning": 0}
+    for key in ("k1", "k2"):
+        pod.call("user", "usage_report", of="writer", path="/s.jsonl", inode=1, offset=1, state={},
+                 records=[{**record, "key": key}])
+    pod.settle()
+    assert [(n.on, n.agent) for n in pod.notices] == [("over_budget", "writer")]

@@ -132,3 +132,16 @@ def test_codex_permission_requests_block_the_agent_and_are_answered_without_atta
         failed = wait_until(lambda: next(a for a in broker_call("xa", "status")["agents"] if a["name"] == "w").get("failed"),
                             timeout=20, message="w failed on the 401")
         assert "401" in failed["reason"], failed
+
+
+def test_codex_at_its_login_screen_is_blocked_not_idle(cli_env: Path, tmp_path: Path, pods) -> None:
+    """No provider and no login: Codex shows its sign-in screen. It waits for a person: blocked on a
+    dialog, not `idle` (issue 19)."""
+    pods.up(write_pod(tmp_path / "cl", "name: cl\nagents:\n  w: {cli: codex}\n"))
+
+    def blocked() -> dict:
+        row = next(a for a in broker_call("cl", "status")["agents"] if a["name"] == "w")
+        return row.get("blocked") or {} if row["state"] == "blocked" else {}
+
+    found = wait_until(blocked, timeout=90, message="w blocked at its login screen")
+    assert found["kind"] == "dialog" and "login" in found["detail"]

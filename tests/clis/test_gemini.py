@@ -102,3 +102,18 @@ def test_gemini_confirmations_block_the_agent_and_podctl_says_to_answer_in_the_p
         failed = wait_until(lambda: next(a for a in broker_call("ga", "status")["agents"] if a["name"] == "w").get("failed"),
                             timeout=20, message="w failed on the 401")
         assert "401" in failed["reason"], failed
+
+
+def test_gemini_at_its_google_sign_in_is_blocked_never_idle_or_stopped(cli_env: Path, tmp_path: Path, pods) -> None:
+    """No API key and no login: Gemini CLI waits for an OAuth authorization code. A live CLI waiting
+    for input is blocked on a dialog, never `idle` nor `stopped` (issue 20: it read as stopped)."""
+    pods.up(write_pod(tmp_path / "gl", "name: gl\nagents:\n  w: {cli: gemini, model: gemini-2.5-flash}\n"))
+
+    def blocked() -> dict:
+        row = next(a for a in broker_call("gl", "status")["agents"] if a["name"] == "w")
+        return row.get("blocked") or {} if row["state"] == "blocked" else {}
+
+    found = wait_until(blocked, timeout=90, message="w blocked at its sign-in")
+    assert found["kind"] == "dialog" and "authorization code" in found["detail"]
+    status = podctl("status", "gl", "--json").stdout
+    assert '"state": "blocked"' in status and "stopped" not in status.split('"agents"', 1)[1].split('"routes"')[0]
