@@ -68,7 +68,7 @@ ATTENTION = {
     "question": "MCP elicitations (Notification); AskUserQuestion (PermissionRequest): deny lets the model decide",
     "failed": "StopFailure hook (the CLI's words); API errors it retries, from its screen",
     "dialog": "trust dialog and not logged in, from its screen",
-    "unreported": "a permission answered 'No' in the pane leaves it blocked until its screen shows the dialog gone",
+    "unreported": "a turn interrupted in its pane (Esc, or No in its dialog) fires no hook: only its screen tells",
 }
 
 

@@ -39,6 +39,13 @@ def test_a_permission_step_blocks_until_approved_and_then_runs(tmp_path: Path, p
     assert (found["kind"], found["tool"], found["detail"]) == ("permission", "Bash", "touch build/x")
     waited = podctl("wait", "pa", "--until", "blocked", "--timeout", "5")
     assert waited.stdout.strip() == "writer is blocked: permission: Bash  touch build/x"
+    status = podctl("status", "pa").stdout.splitlines()
+    assert status[1].startswith("NEEDS YOU  writer: permission: Bash  touch build/x (")
+    assert status[2].strip() == "podctl approve pa writer (--always) | podctl deny pa writer --reason TEXT"
+    row = next(line for line in status if line.split()[:1] == ["writer"])
+    assert "blocked for" in row and "permission: Bash  touch build/x" in row
+    listed = next(line for line in podctl("ls").stdout.splitlines() if line.split()[:1] == ["pa"])
+    assert listed.split()[:3] == ["pa", "up", "1"]
     assert podctl("approve", "pa", "writer").stdout.strip() == "approved writer: Bash  touch build/x"
     wait_until(lambda: (work / "build" / "x").exists(), timeout=20, message="the allowed step to run")
     wait_until(lambda: agent_row("pa", "writer")["state"] == "idle", timeout=20, message="writer idle")

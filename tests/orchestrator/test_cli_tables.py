@@ -58,7 +58,7 @@ def test_status_ls_and_rules_as_tables_piped_and_on_a_terminal(tmp_path: Path, p
     assert re.search(r"\s0\s", reviewer), f"the unread count even at 0: {reviewer}"
 
     ls = podctl("ls").stdout.splitlines()
-    assert ls[0].split() == ["POD", "STATE", "POD", "FILE"] and ls[1].split()[:2] == ["tab", "up"]
+    assert ls[0].split() == ["POD", "STATE", "NEEDS", "YOU", "POD", "FILE"] and ls[1].split()[:3] == ["tab", "up", "0"]
     rules = podctl("rules", "list", "tab").stdout.splitlines()
     assert rules[0].split() == ["RULE", "ON", "FOR", "ROUND", "OPEN", "ASK"]
     assert rules[1].split()[:3] == ["review", "turn_end", "writer"] and re.search(r"\b\d/2\b", rules[1])
