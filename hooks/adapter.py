@@ -89,6 +89,9 @@ class PermissionMode:
     says: str = ""
     narrower: bool = False
     """The CLI has no mode that does exactly this: it asks for more (never for less)."""
+    quiet: bool = False
+    """As a default: nothing a person would not expect, so `validate` does not note it (the script
+    agent asks only where its script has a permission step)."""
 
 
 def mode_argv(adapter: object, ctx: AgentContext) -> list[str]:

@@ -35,7 +35,7 @@ ATTENTION = {
     "failed": "its script's fail steps",
 }
 PERMISSION_MODES = {
-    "default": PermissionMode(says="its permission steps ask"),
+    "default": PermissionMode(says="its permission steps ask", quiet=True),
     "ask": PermissionMode(says="its permission steps ask"),
     "edits": PermissionMode(says="its permission steps ask"),
     "full": PermissionMode(says="its permission steps are allowed without asking"),

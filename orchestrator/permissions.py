@@ -14,11 +14,11 @@ def notes(spec: PodSpec) -> list[str]:
         adapter = get_adapter(agent.cli)
         modes: dict[str, PermissionMode] = dict(getattr(adapter, "permission_modes", {}))
         mode = spec.agent_permissions(name)
-        if mode is None:
-            default = modes.get("default")
+        default = modes.get("default")
+        if mode is None and (default is None or not default.quiet):
             said = default.says if default is not None else "its CLI's own default"
             out.append(f"{name} ({agent.cli}): no `permissions`, so {said}")
-        elif mode in modes and modes[mode].narrower:
+        elif mode is not None and mode in modes and modes[mode].narrower:
             out.append(f"{name} ({agent.cli}): permissions {mode}: {modes[mode].says}")
         approval = spec.approval_for(name)
         answers = getattr(adapter, "attention", {}).get("permission", "")

@@ -195,7 +195,7 @@ def test_ls_and_delete(tmp_path: Path, pods, podctl_home: Path) -> None:
     pod_file = write_pod(tmp_path / "p9", "name: p9\nagents:\n  solo: {cli: script}\n")
     pods.up(pod_file)
     rows = json.loads(podctl("ls", "--json").stdout)
-    assert {"pod": "p9", "state": "up", "pod_file": str(pod_file)} in rows
+    assert {"pod": "p9", "state": "up", "needs_you": 0, "pod_file": str(pod_file)} in rows
     refused = podctl("delete", "p9", input="n\n", check=False)
     assert refused.returncode == 0 and "nothing done" in refused.stdout and (podctl_home / "p9").exists()
     assert "deleted pod p9" in podctl("delete", "p9", "--yes").stdout
