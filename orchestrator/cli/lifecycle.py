@@ -67,8 +67,8 @@ def up(
     attach: Annotated[
         bool, typer.Option("--attach/--no-attach", help="attach to the tmux session (default: when in a terminal)")
     ] = True,
-    force: Annotated[bool, typer.Option(help="restart busy agents now instead of after their turn")] = False,
-    replace: Annotated[bool, typer.Option(help="switch a running pod of the same name to this file")] = False,
+    force: Annotated[bool, typer.Option("--force", help="restart busy agents now instead of after their turn")] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="switch a running pod of the same name to this file")] = False,
 ) -> None:
     """Bring the pod up to match its file (idempotent) and keep it matching as the file changes."""
     from podctl.orchestrator.lifecycle import Progress, bring_up
@@ -98,7 +98,7 @@ def up(
 
 def plan(
     pod_file: Annotated[Path, typer.Argument(help="the pod file")] = Path("pod.yaml"),
-    force: Annotated[bool, typer.Option(help="plan as if --force were given to up")] = False,
+    force: Annotated[bool, typer.Option("--force", help="plan as if --force were given to up")] = False,
 ) -> None:
     """Print what `up` would change, and change nothing."""
     from podctl.broker.paths import PodPaths

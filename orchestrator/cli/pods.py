@@ -80,13 +80,18 @@ def schema() -> None:
     typer.echo(json.dumps(PodSpec.json_schema(), indent=2))
 
 
-def templates() -> None:
+def templates(
+    as_json: Annotated[bool, typer.Option("--json", help="a JSON list of {name, description}")] = False,
+) -> None:
     """List the built-in templates a pod file can `extends:`."""
     from podctl.pods import catalog
 
     from .table import Column, colour_wanted, render
 
     rows = [{"name": name, "description": catalog.description(name)} for name in catalog.names()]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
     for line in render([Column("TEMPLATE", "name"), Column("DESCRIPTION", "description")], rows, colour_wanted()):
         typer.echo(line)
 
@@ -96,7 +101,7 @@ def init(
     template: Annotated[str | None, typer.Option(
         metavar="NAME", help="extend a built-in template (see podctl templates)", autocompletion=complete.templates,
     )] = None,
-    force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
 ) -> None:
     """Write a commented pod.yaml to start from."""
     from podctl.pods import catalog, clis

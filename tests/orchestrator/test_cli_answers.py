@@ -158,3 +158,12 @@ def test_attach_from_inside_tmux_switches_the_client(tmp_path: Path, tmux_socket
         client.terminate()
         client.wait(timeout=10)
         os.close(leader)
+
+
+def test_shim_help_says_how_it_is_run() -> None:
+    """`podctl shim -h` prints its usage and exits 0 (it said "unknown argument '-h'" and exited 2)."""
+    for flag in ("-h", "--help"):
+        shown = podctl("shim", flag)
+        assert shown.stdout.startswith("usage: podctl shim --pod POD --agent NAME"), shown.stdout
+        for option in ("--socket", "--token-file", "--state", "--wait-cap-ms", "PODCTL_TOKEN", "PODCTL_WAIT_CAP_MS"):
+            assert option in shown.stdout, option
