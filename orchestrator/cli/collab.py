@@ -40,7 +40,9 @@ RULE_COLUMNS = [
 def rules_list(
     pod: PodArg,
     as_json: Annotated[bool, typer.Option(
-        "--json", help="the broker's answer: {rules: [{name, on, agent, rounds, max_rounds, open_ask, ...}]}")] = False,
+        "--json",
+        help="print one JSON object: {rules: [{name, on, agent, rounds, max_rounds, open_ask, ...}]} (for scripts)",
+    )] = False,
 ) -> None:
     """Each rule with its rounds so far and its open ask."""
     from .table import colour_wanted, render

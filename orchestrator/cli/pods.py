@@ -81,7 +81,7 @@ def schema() -> None:
 
 
 def templates(
-    as_json: Annotated[bool, typer.Option("--json", help="a JSON list of {name, description}")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON array of {name, description} (for scripts)")] = False,
 ) -> None:
     """List the built-in templates a pod file can `extends:`."""
     from podctl.pods import catalog
