@@ -167,3 +167,28 @@ def test_shim_help_says_how_it_is_run() -> None:
         assert shown.stdout.startswith("usage: podctl shim --pod POD --agent NAME"), shown.stdout
         for option in ("--socket", "--token-file", "--state", "--wait-cap-ms", "PODCTL_TOKEN", "PODCTL_WAIT_CAP_MS"):
             assert option in shown.stdout, option
+
+
+def test_a_busy_pod_names_the_command_that_holds_it() -> None:
+    """The message said the lock file's raw line (`4242 podctl up`); README quotes `podctl up (pid 4242)`."""
+    import pytest
+    from podctl.broker.paths import PodPaths
+    from podctl.orchestrator.pod import applying
+    from podctl.pods.errors import PodctlError
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom podctl.broker.paths import PodPaths\n"
+         "from podctl.orchestrator.pod import applying\nwith applying(PodPaths.of('held'), 'a test holding it'):\n"
+         "    print('held', flush=True)\n    sys.stdin.readline()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(PodctlError) as refused, applying(PodPaths.of("held"), "this test", timeout=0.2):
+            pass
+        assert str(refused.value).startswith(
+            f"pod held is busy: a test holding it (pid {holder.pid}) has been changing it for over"), refused.value
+    finally:
+        if holder.stdin is not None:
+            holder.stdin.close()
+        holder.wait(timeout=30)
