@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..helpers import PODCTL, pod_folder, podctl, run_on_terminal, tmux_out, wait_until, write_pod
+from ..helpers import PODCTL, holding_apply_lock, pod_folder, podctl, run_on_terminal, tmux_out, wait_until, write_pod
 
 SLOW = "name: {name}\nagents:\n  quick: {{cli: script}}\n  slow: {{cli: claude}}\n"
 
@@ -176,19 +176,8 @@ def test_a_busy_pod_names_the_command_that_holds_it() -> None:
     from podctl.orchestrator.pod import applying
     from podctl.pods.errors import PodctlError
 
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys\nfrom podctl.broker.paths import PodPaths\n"
-         "from podctl.orchestrator.pod import applying\nwith applying(PodPaths.of('held'), 'a test holding it'):\n"
-         "    print('held', flush=True)\n    sys.stdin.readline()\n"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with holding_apply_lock("held", "a test holding it") as holder:
         with pytest.raises(PodctlError) as refused, applying(PodPaths.of("held"), "this test", timeout=0.2):
             pass
         assert str(refused.value).startswith(
             f"pod held is busy: a test holding it (pid {holder.pid}) has been changing it for over"), refused.value
-    finally:
-        if holder.stdin is not None:
-            holder.stdin.close()
-        holder.wait(timeout=30)
