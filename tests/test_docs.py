@@ -267,3 +267,20 @@ def test_the_glob_table_of_the_pod_file_docs_is_how_globs_match() -> None:
             wrong += [f"{pattern} should match {p}" for p in filter(is_path, hits) if not matches(p, [pattern])]
             wrong += [f"{pattern} should not match {p}" for p in filter(is_path, misses) if matches(p, [pattern])]
     assert not wrong, "docs/pod-file.md's glob table is not what pods/globs.py does:\n" + "\n".join(wrong)
+
+
+def test_the_process_command_lines_of_the_architecture_doc_are_what_runs(tmp_path: Path, pods: Any) -> None:
+    """docs/architecture.md named `podctl broker run FILE` and `podctl supervise FILE`; `up` runs neither."""
+    from podctl.broker.paths import PodPaths
+
+    from .helpers import write_pod
+
+    pod_file = write_pod(tmp_path / "procs", "name: procs\nagents:\n  solo: {cli: script}\n")
+    pods.up(pod_file)
+    paths = PodPaths.of("procs")
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    for pid_file in (paths.broker_pid, paths.supervisor_pid):
+        pid = pid_file.read_text().split()[0]
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[1:-1]
+        shown = " ".join({str(pod_file): "FILE", "procs": "POD"}.get(arg, arg) for arg in argv)
+        assert f"`python {shown}`" in doc, f"docs/architecture.md does not name the process `python {shown}`"
