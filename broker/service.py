@@ -12,7 +12,7 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +29,7 @@ from .args import (
     Claim,
     ClientMsgId,
     Cursor,
+    Facts,
     Int64,
     Level,
     Millis,
@@ -39,6 +40,7 @@ from .args import (
     checked,
     describe,
 )
+from .attention import AnswerError, AttentionDesk, MemberView
 from .budget import Verdict
 from .paths import BRIDGE, USER, PodPaths
 from .ports import Ports
@@ -54,7 +56,7 @@ log = logging.getLogger("podctl.broker")
 
 USER_ONLY = frozenset({
     "set_state", "history", "subscribe", "status", "sync", "prune", "log", "handoff", "rules", "reset_rule", "asks",
-    "usage_report", "usage_cursors", "usage",
+    "usage_report", "usage_cursors", "usage", "approve", "deny",
 })
 READ_LIMIT = 500
 WAITER_GRACE_TICKS = 100
@@ -126,8 +128,10 @@ class Broker(SiteOps, UsageOps):
         self.subscribers: set[Callable[[dict[str, Any]], None]] = set()
         self.waker: Waker | None = None
         self.rules = RuleEngine(self)
+        self.attention = AttentionDesk(self)
         self.handed_off: dict[str, str] = {}
         self.mcp_sessions: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.started = time.time()
         self._expiries: dict[int, asyncio.Task[None]] = {}
         self._waiting: dict[int, int] = {}
@@ -154,6 +158,7 @@ class Broker(SiteOps, UsageOps):
         await self.apply_spec(self.spec)
         for ask_id, deadline in await self.store.asks_to_expire():
             self._expire_at(ask_id, deadline)
+        await self.attention.load()
 
     async def apply_spec(self, spec: PodSpec) -> dict[str, list[str]]:
         self.spec = spec
@@ -351,6 +356,8 @@ class Broker(SiteOps, UsageOps):
         if needs_attention(msg.as_dict()):
             for name in msg.recipients:
                 self._maybe_wake(name)
+        if msg.kind == "reply" and msg.ask_id is not None and self.attention.is_approval(msg.ask_id):
+            self._background(self.attention.on_reply(msg.ask_id, msg.sender, msg.text))
 
     def wakeable(self, name: str) -> bool:
         """Idle, its tools are up, and within budget: a nudge now starts a turn that can answer."""
@@ -680,15 +687,17 @@ class Broker(SiteOps, UsageOps):
     @checked
     async def op_hook(
         self, agent: str, event: str, *, inject: bool = True, attention_only: bool = False, shows: bool = True,
-        intro: bool = False,
+        intro: bool = False, facts: Facts | None = None, hold_ms: Int64 = 0,
     ) -> dict[str, Any]:
         if event not in wire.HOOK_EVENTS:
             raise OpError(wire.BAD_REQUEST, f"event must be one of {', '.join(wire.HOOK_EVENTS)}")
         if agent == USER:
             raise OpError(wire.FORBIDDEN, "hooks are for agents")
-        state = "busy" if event in wire.BUSY_EVENTS else "idle" if event in wire.IDLE_EVENTS else "stopped"
+        base = (None if event in wire.ATTENTION_EVENTS else
+                "busy" if event in wire.BUSY_EVENTS else "idle" if event in wire.IDLE_EVENTS else "stopped")
         member = self.members[agent]
         member.last_activity = time.time()
+        state, request = await self.attention.on_hook(agent, event, base, facts or {}, min(max(0, hold_ms), 3_600_000))
         await self._set_state(agent, state)
         if state != "idle":
             member.owed_turn = False
@@ -700,7 +709,7 @@ class Broker(SiteOps, UsageOps):
         messages: list[dict[str, Any]] = []
         pointers: list[dict[str, Any]] = []
         more = 0
-        if inject and state != "stopped":
+        if inject and state not in ("stopped", "blocked", "failed"):
             claim, messages, pointers, more = await self.store.claim(
                 agent, time.time(), wire.CLAIM_LEASE_S, attention_only=bool(attention_only),
                 max_bytes=wire.HOOK_BATCH_BYTES, max_count=wire.HOOK_BATCH_COUNT,
@@ -709,6 +718,8 @@ class Broker(SiteOps, UsageOps):
         result: dict[str, Any] = {
             "state": state, "claim": claim, "messages": messages, "too_large": pointers, "more": more,
         }
+        if request is not None:
+            result["request"] = request
         if event == "session_start" or intro:
             await self._session_start(member, result, bool(shows))
             if state != "idle":
@@ -817,6 +828,7 @@ class Broker(SiteOps, UsageOps):
             raise OpError(wire.FORBIDDEN, f"agent {name} runs at site {self.members[name].site}: its state is that site's")
         if state not in wire.AGENT_STATES:
             raise OpError(wire.BAD_REQUEST, f"state must be one of {', '.join(wire.AGENT_STATES)}")
+        await self.attention.restarted(name, state)
         await self._set_state(name, state, fresh=True)
         if state == "idle" and await self.store.pending_wakeworthy(name):
             self._maybe_wake(name)
@@ -850,8 +862,8 @@ class Broker(SiteOps, UsageOps):
                  "handed_off_to": self.handed_off.get(m.name),
                  "waking": bool(self.waker and self.waker.pending(m.name)), "tools_ready": m.tools_ready,
                  "usage": self.usage_of(m.name), "over_budget": self.over_budget(m.name),
-                 **({"leaving": True} if m.leaving else {}), **({"starting": True} if m.starting else {}),
-                 **self._site_fields(m)}
+                 **self.attention.status_fields(m.name), **({"leaving": True} if m.leaving else {}),
+                 **({"starting": True} if m.starting else {}), **self._site_fields(m)}
                 for m in self.members.values() if not m.removed or m.leaving
             ],
             "routes": self._routes(),
@@ -961,6 +973,57 @@ class Broker(SiteOps, UsageOps):
         except KeyError as exc:
             raise OpError(wire.BAD_REQUEST, str(exc.args[0])) from None
         return {"name": name, "rounds": 0}
+
+    # -- attention: answers --------------------------------------------------------------------------
+
+    @checked
+    async def op_approve(
+        self, agent: str, name: Name, always: bool = False, request: Int64 | None = None
+    ) -> dict[str, Any]:
+        return await self._answer(name, "always" if always else "allow", "", request)
+
+    @checked
+    async def op_deny(self, agent: str, name: Name, reason: str = "", request: Int64 | None = None) -> dict[str, Any]:
+        return await self._answer(name, "deny", reason[:4096], request)
+
+    async def _answer(self, name: str, decision: wire.Decision, reason: str, request: int | None) -> dict[str, Any]:
+        if name not in self.active():
+            raise OpError(wire.UNKNOWN_AGENT, f"no agent {name!r} in pod {self.spec.name}")
+        try:
+            return await self.attention.answer(name, decision, USER, reason, request)
+        except AnswerError as exc:
+            raise OpError(exc.code, exc.message) from None
+
+    @checked
+    async def op_await_decision(
+        self, agent: str, request: Int64, timeout_ms: Millis = 0, final: bool = False
+    ) -> dict[str, Any]:
+        """A permission hook waits for its answer (at most MAX_WAIT_MS a call)."""
+        try:
+            return await self.attention.await_decision(agent, request, min(float(timeout_ms), wire.MAX_WAIT_MS), final)
+        except AnswerError as exc:
+            raise OpError(exc.code, exc.message) from None
+
+    # -- what the attention desk needs (AttentionHost) -------------------------------------------------
+
+    def member_view(self, name: str) -> MemberView | None:
+        member = self.members.get(name)
+        if member is None or member.removed:
+            return None
+        return MemberView(member.cli, member.state, member.state_ts, member.last_activity, member.tools_ready)
+
+    async def show_state(self, name: str, state: wire.AgentState) -> None:
+        """The attention desk's view of an agent changed: show it, and wake it if it is idle and messages wait."""
+        if name not in self.members:
+            return
+        await self._set_state(name, state)
+        if state == "idle" and await self.store.pending_wakeworthy(name):
+            self._maybe_wake(name)
+
+    def _background(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- what the rule engine needs (RuleHost) -----------------------------------------------------
 

@@ -34,6 +34,7 @@ from .queries import (
     PAGE_BYTES,
     POINTER,
     SQL_AGENTS,
+    SQL_ATTENTION,
     SQL_HISTORY,
     SQL_INBOX,
     SQL_LAST_MESSAGE,
@@ -46,6 +47,7 @@ from .queries import (
     Page,
     StoreError,
     StoreLost,
+    attention_map,
     deliveries_map,
     deliveries_sql,
     message_row,
@@ -185,7 +187,20 @@ MIGRATIONS: list[str] = [
         WHERE deadline IS NOT NULL AND deadline < (julianday('now') - 2440587.5) * 86400.0;
     ALTER TABLE agents ADD COLUMN told_role TEXT;
     """,
-    # 6: a pod across machines (broker/sites.py, docs/sites.md): messages for other sites wait in an outbox
+    # 6: attention (broker/attention.py): why an agent is blocked or failed, as JSON, so a restarted
+    # broker still shows it; and the requests answered `always` (never asked again for the same tool
+    # and detail).
+    """
+    CREATE TABLE attention(agent TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE always_allowed(
+        agent TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        by TEXT NOT NULL,
+        ts REAL NOT NULL,
+        PRIMARY KEY(agent, tool, detail)
+    ) WITHOUT ROWID;
+    # 7: a pod across machines (broker/sites.py, docs/sites.md): messages for other sites wait in an outbox
     # (written in the message's own transaction) until the bridge's publish is acknowledged; messages from
     # other sites are stored once per (origin site, origin id); what a recipient here did with them (queued,
     # injected, read) is a receipt owed to their site, kept by triggers in the transaction that changed it.
@@ -678,6 +693,27 @@ class Store:
             ("UPDATE agents SET state=?, state_ts=? WHERE name=?", (state, ts, name)),
             ("INSERT INTO state_changes(agent, state, ts) VALUES (?,?,?)", (name, state, ts)),
         ])
+
+    async def save_attention(self, agent: str, data: dict[str, Any] | None) -> None:
+        """Keep (or with None forget) why the agent is blocked or failed."""
+        if data is None:
+            await self._write("DELETE FROM attention WHERE agent=?", (agent,))
+        else:
+            await self._write("INSERT OR REPLACE INTO attention(agent, data) VALUES (?,?)", (agent, json.dumps(data)))
+
+    async def attention(self) -> dict[str, dict[str, Any]]:
+        return attention_map(await self._fetchall(SQL_ATTENTION))
+
+    async def allow_always(self, agent: str, tool: str, detail: str, by: str, ts: float) -> None:
+        await self._write(
+            "INSERT OR REPLACE INTO always_allowed(agent, tool, detail, by, ts) VALUES (?,?,?,?,?)",
+            (agent, tool, detail, by, ts),
+        )
+
+    async def always_allowed(self) -> dict[tuple[str, str, str], str]:
+        """(agent, tool, detail) -> who answered `always`."""
+        rows = await self._fetchall("SELECT agent, tool, detail, by FROM always_allowed")
+        return {(r[0], r[1], r[2]): r[3] for r in rows}
 
     # -- reads --------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from .usage_store import UsageStore
 if TYPE_CHECKING:
     from podctl.pods.spec import PodSpec
 
+    from .attention import AttentionDesk
     from .service import Member
 
 log = logging.getLogger("podctl.broker.usage")
@@ -65,6 +66,7 @@ class UsageOps:
     members: dict[str, Member]
     usage: UsageStore
     verdict: Verdict | None
+    attention: AttentionDesk
 
     async def log(self, text: str, level: str = "info", origin: str | None = None) -> int | None:
         raise NotImplementedError  # the Broker's
@@ -136,6 +138,8 @@ class UsageOps:
             await self.usage.add_notices([n.key for n in fresh], time.time())
             for notice in fresh:
                 await self.log(notice.text, notice.level, origin="budget")
+                if notice.over:
+                    self.attention.notify_over_budget(list(notice.over), notice.text)
         for name in before:
             if name not in self.verdict.over and await self._has_unread(name):
                 self._maybe_wake(name)

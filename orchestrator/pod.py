@@ -139,7 +139,7 @@ def applying(paths: PodPaths, purpose: str, on_wait: Callable[[str], None] | Non
         lock.acquire(timeout, on_wait=on_wait)
     except LockBusy as exc:
         raise PodctlError(
-            f"pod {paths.pod} is busy: {exc.holder or 'another podctl command'} has been changing it for over"
+            f"pod {paths.pod} is busy: {holder_text(exc.holder)} has been changing it for over"
             f" {timeout:.0f}s; try again when it is done"
         ) from None
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import clis
+from .attention_checks import check_attention
 from .durations import seconds
 from .problems import Problem, Where, suggest
 from .script import script_errors
@@ -77,6 +78,7 @@ def check_pod(
             if isinstance(spec, dict) and spec.get("script") is not None:
                 _check_script(str(agent), spec, base_dir, ctx)
     check_worktrees(data, base_dir, state_root, ctx)
+    check_attention(data, ctx)
     return ctx.problems
 
 

@@ -59,41 +59,69 @@ class ScriptAgent:
             raise ToolFailed(data.get("error", {}).get("message", str(data)))
         return data
 
-    async def hook(self, event: str) -> None:
+    async def hook(self, event: str, facts: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run one of its hooks as a CLI does (the event's facts on stdin); what it answered, as JSON."""
         argv = self.config["hooks"][event]
-        payload = json.dumps({"event": event, "agent": self.agent, "cwd": str(self.workdir)}).encode()
+        payload = json.dumps({"event": event, "agent": self.agent, "cwd": str(self.workdir), **(facts or {})}).encode()
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
         )
+        timeout = float(self.config.get("hold_timeout_s") or HOOK_TIMEOUT_S) if event == "Permission" else HOOK_TIMEOUT_S
         try:
-            out, _ = await asyncio.wait_for(proc.communicate(payload), timeout=HOOK_TIMEOUT_S)
+            out, _ = await asyncio.wait_for(proc.communicate(payload), timeout=timeout)
         except TimeoutError:
             proc.kill()
             await proc.wait()
             show(f"! hook {event} timed out")
-            return
-        if out.strip():
+            return {}
+        answer: dict[str, Any] = {}
+        with contextlib.suppress(ValueError, AttributeError):
+            answer = dict(json.loads(out)) if out.strip() else {}
+        if out.strip() and event != "Permission":
             with contextlib.suppress(ValueError):
                 context = json.loads(out).get("additionalContext")
                 if context:
                     show(f"⇢ injected at {event}:")
                     for line in context.split("\n"):
                         print(f"    {visible(line, multiline=True)}", flush=True)
+        return answer
 
-    async def run_step(self, step: Step) -> None:
+    async def ask_permission(self, tool: str, detail: str) -> bool:
+        """A `permission` step: ask to run `tool` as a CLI does and wait for the answer (podctl's,
+        an approver's, an `always`); under `permissions: full` nothing asks."""
+        if self.config.get("permissions") == "full":
+            show(f"✓ {tool} {detail}: allowed (permissions: full)")
+            return True
+        show(f"? may I run {tool} {detail}")
+        answer = await self.hook("Permission", {"tool_name": tool, "tool_input": {"command": detail}})
+        if answer.get("decision") in ("allow", "always"):
+            show(f"✓ {tool} {detail}: allowed")
+            return True
+        show(f"✗ {tool} {detail}: {answer.get('message') or 'no answer: not run'}")
+        return False
+
+    async def run_step(self, step: Step) -> str | None:
+        """One step; "skip" when the next one must not run (a permission refused), "stop" when the
+        turn ends here (a `fail`)."""
         args = step.args
+        if step.kind == "permission":
+            return None if await self.ask_permission(str(args["tool"]), str(args["detail"])) else "skip"
+        if step.kind == "fail":
+            show(f"! {args['text']}")
+            await self.hook("Failure", {"error": "unknown", "last_assistant_message": str(args["text"])})
+            return "stop"
         if step.kind == "sleep":
             await asyncio.sleep(args["seconds"])
-            return
+            return None
         if step.kind == "say":
             show(args["text"])
-            return
+            return None
         if step.kind == "wait_for":
             await self.wait_for(self.workdir / args["path"])
-            return
+            return None
         if step.kind == "usage":
             self.record_usage(args)
-            return
+            return None
         if step.kind == "write":
             path = (self.workdir / args["path"]).resolve()
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,6 +135,7 @@ class ScriptAgent:
             show(f"? ask {args['to']} #{asked['ask_id']}: {args['text']}")
             await self.wait_reply(asked["ask_id"], float(args.get("timeout", 120)))
         await self.hook("AfterTool")
+        return None
 
     def record_usage(self, args: dict[str, Any]) -> None:
         """Append one model request's tokens to this agent's usage file, as a CLI appends to its session file."""
@@ -178,8 +207,17 @@ class ScriptAgent:
         show(f"── turn {self.turns} ({reason})")
         await self.hook("TurnStart")
         try:
+            skip = False
             for step in steps:
-                await self.run_step(step)
+                if skip:
+                    show(f"… skipped {step.kind} (not allowed)")
+                    skip = False
+                    continue
+                said = await self.run_step(step)
+                if said == "stop":
+                    show("── the turn ended with an error; waiting for a wake")
+                    return
+                skip = said == "skip"
             await self.answer_inbox()
         except (TimeoutError, ToolFailed, OSError) as exc:
             show(f"! turn {self.turns} failed: {exc}")

@@ -72,8 +72,8 @@ def up(
     attach: Annotated[
         bool, typer.Option("--attach/--no-attach", help="attach to the tmux session (default: when in a terminal)")
     ] = True,
-    force: Annotated[bool, typer.Option(help="restart busy agents now instead of after their turn")] = False,
-    replace: Annotated[bool, typer.Option(help="switch a running pod of the same name to this file")] = False,
+    force: Annotated[bool, typer.Option("--force", help="restart busy agents now instead of after their turn")] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="switch a running pod of the same name to this file")] = False,
     site: Annotated[str | None, typer.Option(
         "--site", metavar="NAME", help="a pod across machines: run this site's agents and join its bridge (or PODCTL_SITE)",
     )] = None,
@@ -106,7 +106,7 @@ def up(
 
 def plan(
     pod_file: Annotated[Path, typer.Argument(help="the pod file")] = Path("pod.yaml"),
-    force: Annotated[bool, typer.Option(help="plan as if --force were given to up")] = False,
+    force: Annotated[bool, typer.Option("--force", help="plan as if --force were given to up")] = False,
 ) -> None:
     """Print what `up` would change, and change nothing."""
     from podctl.broker.paths import PodPaths
