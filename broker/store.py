@@ -200,6 +200,7 @@ MIGRATIONS: list[str] = [
         ts REAL NOT NULL,
         PRIMARY KEY(agent, tool, detail)
     ) WITHOUT ROWID;
+    """,
     # 7: a pod across machines (broker/sites.py, docs/sites.md): messages for other sites wait in an outbox
     # (written in the message's own transaction) until the bridge's publish is acknowledged; messages from
     # other sites are stored once per (origin site, origin id); what a recipient here did with them (queued,
