@@ -21,12 +21,12 @@ is never written):
 
 Hooks: SessionStart, UserPromptSubmit (also fired with an empty prompt when the model continues
 after tool results), PostToolUse, Stop and SessionEnd as in Claude Code; StopFailure (an API
-error ended the turn, fired instead of Stop) ends the turn too, so the agent does not stay busy.
+error ended the turn, fired instead of Stop) shows the agent failed with the CLI's words.
 
 Token usage: every model request is a `ui_telemetry` record (`qwen-code.api_response`) in the
 session's chat file `qwen-home/projects/<project>/chats/<session>.jsonl`, side agents' included.
 
-Attention (for the blocked/failed states, not wired yet):
+Attention (docs/attention.md):
 - permission prompt: `PermissionRequest` (tool_name, tool_input; fires when the dialog opens; its
   answer can allow or deny as in Claude Code) and `Notification` with `notification_type:
   "permission_prompt"` ("Qwen Code needs your permission to use <tool>"), both at once; the
@@ -49,8 +49,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .adapter import AgentContext, HookEvent, Launch, link_credentials, merge_settings, read_settings
-from .protocol import HookProtocol, hook_table
+from .adapter import AgentContext, HookEvent, Launch, PermissionMode, link_credentials, merge_settings, mode_argv, read_settings
+from .protocol import PERMISSION_REQUEST, HookProtocol, hook_table
 from .usage import StatelessParser, UsageRecord, UsageSource, count, obj, timestamp
 
 HOME_DIR = "qwen-home"
@@ -62,8 +62,30 @@ LINKED = (".env", "QWEN.md", "oauth_creds.json", "commands", "agents")
 
 EVENTS = {
     **hook_table("SessionStart", "UserPromptSubmit", "PostToolUse", "Stop", "SessionEnd"),
-    "StopFailure": HookEvent("turn_end", inject=False),
+    "PermissionRequest": PERMISSION_REQUEST,
+    "Notification": HookEvent("notification", inject=False),
+    "StopFailure": HookEvent("failure", inject=False),
 }
+"""Qwen Code's events: the common five, a permission request (answered by podctl's hook, as Claude
+Code's), its notifications (its permission prompt, which the request already reported; waiting at
+its prompt) and a turn ended by an API error."""
+
+ATTENTION = {
+    "permission": "PermissionRequest hook, at once; answered by podctl (allow, always, deny with a reason)",
+    "question": "none: its ask_user_question tool is denied (the agent asks through podctl)",
+    "failed": "StopFailure hook (the CLI's words), when its retries end",
+    "dialog": "none reported: its auth dialog opens only without a provider (podctl sets the API key's)",
+    "unreported": "a turn interrupted in its pane (Esc, or No in its dialog) fires no hook",
+}
+
+PERMISSION_MODES = {
+    "default": PermissionMode(says="its own default approval mode auto: a model classifier approves the calls it"
+                                   " finds safe (a model request each), the rest ask"),
+    "ask": PermissionMode(("--approval-mode", "default"), "approval mode default: edits and shell commands ask"),
+    "edits": PermissionMode(("--approval-mode", "auto-edit"), "approval mode auto-edit: edits are allowed, commands ask"),
+    "full": PermissionMode(("--approval-mode", "yolo"), "approval mode yolo: nothing asks"),
+}
+PERMISSION_FLAGS = ("--approval-mode", "-y", "--yolo")
 
 DEFAULTS: dict[str, Any] = {
     "general": {"enableAutoUpdate": False},
@@ -78,6 +100,9 @@ AUTH_KEYS = (("OPENAI_API_KEY", "openai"), ("ANTHROPIC_API_KEY", "anthropic"), (
 
 class QwenAdapter(HookProtocol):
     hook_events = EVENTS
+    attention = ATTENTION
+    permission_modes = PERMISSION_MODES
+    permission_flags = PERMISSION_FLAGS
     name = "qwen"
     executable = "qwen"
     tested_versions = ("0.24.4",)
@@ -142,6 +167,7 @@ class QwenAdapter(HookProtocol):
         argv = [self.executable, "--input-file", str(ctx.agent_dir / INPUT_FILE)]
         if ctx.model:
             argv += ["--model", ctx.model]
+        argv += mode_argv(self, ctx)
         argv += list(ctx.args)
         return Launch(argv=argv, env={**ctx.env, "QWEN_HOME": str(self.home(ctx))}, cwd=ctx.workdir)
 

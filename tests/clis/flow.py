@@ -10,8 +10,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..fakes.http import FakeServer
 from ..fakes.openai_chat import FakeChat, request_text
-from ..helpers import agent_state, podctl, transcript, wait_until, write_pod
+from ..helpers import agent_state, broker_call, podctl, transcript, wait_until, write_pod
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
 
@@ -96,3 +97,24 @@ def is_a_cli_like_any_other(tmp_path: Path, cli: str, version: str) -> None:
     doctor = json.loads(podctl("doctor", "--json", check=False).stdout)
     row = next(r for r in doctor if cli in json.dumps(r))
     assert version in json.dumps(row)
+
+
+def row_of(pod: str, agent: str) -> dict[str, Any]:
+    return next(a for a in broker_call(pod, "status")["agents"] if a["name"] == agent)
+
+
+def blocked_on(pod: str, agent: str, detail: str) -> dict[str, Any]:
+    """The agent's `blocked` facts while it is blocked on `detail` ({} otherwise)."""
+    row = row_of(pod, agent)
+    blocked = row.get("blocked") or {}
+    return blocked if row["state"] == "blocked" and detail in str(blocked.get("detail")) else {}
+
+
+def fails_on_a_401(pod: str, agent: str, fake: FakeServer, within: float = 20) -> dict[str, Any]:
+    """Its model server turns the key away: the agent shows `failed` with the CLI's words within seconds."""
+    wait_until(lambda: agent_state(pod, agent) == "idle", timeout=60, message=f"{agent} idle before the 401")
+    fake.refusing = True
+    podctl("send", pod, "--to", agent, "and the last one")
+    failed: dict[str, Any] = wait_until(lambda: row_of(pod, agent).get("failed"), timeout=within,
+                                        message=f"{agent} failed on the 401")
+    return failed

@@ -10,7 +10,7 @@ from pathlib import Path
 from podctl.hooks.qwen import ADAPTER, INPUT_FILE
 
 from ..fakes.openai_chat import FakeChat, request_text, tool_names
-from ..helpers import status_of, wait_for_pane, write_pod
+from ..helpers import podctl, status_of, wait_for_pane, wait_until, write_pod
 from . import flow
 from .conftest import outside_writes
 
@@ -52,3 +52,37 @@ def test_qwen_agent_is_woken_injected_answers_and_gets_a_review(
 
 def test_qwen_is_a_cli_like_any_other_for_add_templates_and_doctor(tmp_path: Path) -> None:
     flow.is_a_cli_like_any_other(tmp_path, "qwen", "0.24.4")
+
+
+def shell(command: str) -> dict:
+    """Qwen Code's own shell tool: it asks under `permissions: ask`."""
+    return {"call": "run_shell_command", "builtin": True, "arguments": {"command": command, "description": "make a file"}}
+
+
+def test_qwen_permission_requests_block_the_agent_and_are_answered_without_attaching(
+    cli_env: Path, tmp_path: Path, pods
+) -> None:
+    """A Qwen Code agent under `permissions: ask` (its approval mode default): a shell command blocks it
+    with the tool and the command (its PermissionRequest hook); `approve` runs it; `deny` does not,
+    and the model reads the reason; a 401 from its model server shows it failed within seconds."""
+    work = tmp_path / "qa"
+    with FakeChat(tool_prefix="mcp__podctl__") as fake:
+        fake.script = [shell("touch approved.txt"), shell("touch denied.txt"), {"text": "Done."}]
+        agent = qwen_agent("w", fake.base_url) + "    permissions: ask\n"
+        pods.up(write_pod(work, "name: qa\nagents:\n" + agent))
+        wait_for_pane("qa", "w", ADAPTER.wake_ready_text, timeout=120)
+        podctl("send", "qa", "--to", "w", "make the files")
+
+        blocked = wait_until(lambda: flow.blocked_on("qa", "w", "touch approved.txt"), timeout=60, message="w blocked")
+        assert (blocked["kind"], blocked["tool"], blocked["answerable"]) == ("permission", "run_shell_command", True)
+        assert podctl("approve", "qa", "w").stdout.strip() == "approved w: run_shell_command  touch approved.txt"
+        wait_until(lambda: (work / "approved.txt").exists(), timeout=30, message="the approved command to run")
+
+        wait_until(lambda: flow.blocked_on("qa", "w", "touch denied.txt"), timeout=60, message="w blocked again")
+        podctl("deny", "qa", "w", "--reason", "NOT-IN-THIS-FOLDER-7")
+        wait_until(lambda: any("NOT-IN-THIS-FOLDER-7" in request_text(r) for r in fake.conversation()), timeout=60,
+                   message="the model's next request to carry the reason")
+        assert not (work / "denied.txt").exists()
+
+        failed = flow.fails_on_a_401("qa", "w", fake)
+        assert "401" in failed["reason"], failed
