@@ -224,8 +224,8 @@ def from_notification(facts: dict[str, Any], now: float) -> Need | bool | None:
     if kind == "idle_prompt":
         return False
     if kind == "permission_prompt":
-        tool = message.rsplit(" to use ", 1)[1] if " to use " in message else ""
-        return Need("blocked", now, "permission", tool=tool, detail=message, how="answer in its pane")
+        tool, detail = permission_prompt(message)
+        return Need("blocked", now, "permission", tool=tool, detail=detail, how="answer in its pane")
     if kind in ("elicitation_dialog", "elicitation_url_dialog", "question"):
         return Need("blocked", now, "question", tool=_text(facts.get("tool_name"), 200), detail=message,
                     how="answer in its pane")
@@ -241,9 +241,29 @@ def from_notification(facts: dict[str, Any], now: float) -> Need | bool | None:
     return None
 
 
-def from_failure(facts: dict[str, Any], now: float) -> Need:
+def permission_prompt(message: str) -> tuple[str, str]:
+    """The tool and detail of a permission prompt's message: Claude Code's and Qwen Code's "... needs your
+    permission to use Bash" (the detail is the message), Copilot CLI's "Run command: touch x"."""
+    if " to use " in message:
+        return message.rsplit(" to use ", 1)[1], message
+    what, sep, detail = message.partition(": ")
+    return (what, detail) if sep and detail and len(what) <= 40 else ("", message)
+
+
+NOT_THE_AGENTS = ("tool_execution", "user_input")
+"""Copilot CLI's errorOccurred contexts that are one tool's or one input's error, not the agent's: the
+model reads a failed tool's error itself."""
+
+
+def from_failure(facts: dict[str, Any], now: float) -> Need | None:
+    """The agent cannot work, in its CLI's words (None: the error was one tool's, not the agent's)."""
+    if facts.get("errorContext") in NOT_THE_AGENTS:
+        return None
+    error = facts.get("error")
+    if isinstance(error, dict):  # Copilot CLI: {"message", "name", "stack"}
+        error = error.get("message")
     reason = (_text(facts.get("last_assistant_message"), REASON_CHARS) or _text(facts.get("error_details"), REASON_CHARS)
-              or _text(facts.get("message"), REASON_CHARS) or _text(facts.get("error"), REASON_CHARS)
+              or _text(facts.get("message"), REASON_CHARS) or _text(error, REASON_CHARS)
               or "its turn ended with an error")
     return Need("failed", now, reason=reason)
 
@@ -314,8 +334,10 @@ class AttentionDesk:
             request = await self._permission(agent, facts, hold_ms, now)
             return self.state_of(agent, current), request
         if event == "failure":
-            await self.settle_all(agent, "its turn ended with an error")
-            await self.enter(agent, from_failure(facts, now))
+            failure = from_failure(facts, now)
+            if failure is not None:
+                await self.settle_all(agent, "its turn ended with an error")
+                await self.enter(agent, failure)
         elif event == "notification":
             meaning = from_notification(facts, now)
             if meaning is False:

@@ -29,7 +29,7 @@ Wake: typed (the interactive CLI has no input channel of its own), once its foot
 Token usage: `session.usage_record` events, one per model request, in
 `copilot-home/session-state/<session>/events.jsonl`.
 
-Attention (for the blocked/failed states, not wired yet):
+Attention (docs/attention.md):
 - permission prompt: `notification` with `notification_type: "permission_prompt"` (`message`
   "Use MCP tool: podctl/list_agents", `title` "Permission needed") fires only when a dialog is
   shown; `permissionRequest` (`toolName`, `toolInput`, `permissionSuggestions`) fires on every
@@ -55,7 +55,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .adapter import AgentContext, HookEvent, Launch, merge_settings, read_settings
+from .adapter import AgentContext, HookEvent, Launch, PermissionMode, merge_settings, mode_argv, read_settings
 from .protocol import HookProtocol
 from .usage import StatelessParser, UsageRecord, UsageSource, count, obj, timestamp
 
@@ -70,11 +70,39 @@ EVENTS = {
     "postToolUse": HookEvent("tool_done", output="plain"),
     "postToolUseFailure": HookEvent("tool_done", output="plain"),
     "agentStop": HookEvent("turn_end", attention_only=True, output="continue"),
+    "notification": HookEvent("notification", inject=False),
+    "errorOccurred": HookEvent("failure", inject=False),
 }
+
+ATTENTION = {
+    "permission": "notification hook (permission_prompt), when its dialog shows; cannot be answered from"
+                  " outside: answer in its pane",
+    "question": "none: its ask_user tool is off (--no-ask-user; the agent asks through podctl)",
+    "failed": "errorOccurred hook (the CLI's words), at its first failed model call",
+    "dialog": "none reported: podctl trusts the workdir beforehand (no folder-trust dialog)",
+    "unreported": "its permissionRequest hook fires for every check, also for calls a rule allows, so it"
+                  " cannot tell podctl when a person is needed: podctl does not hold it",
+}
+
+MANUAL = {"defaultPermissionMode": "manual"}
+"""The user's own settings may start sessions in assisted or allow-all: a pod file's mode is kept."""
+PERMISSION_MODES = {
+    "default": PermissionMode(says="its own default permission mode (manual unless the user's settings say"
+                                   " otherwise): writes and commands ask, reads do not"),
+    "ask": PermissionMode((), "permission mode manual: writes and commands ask, reads do not"),
+    "edits": PermissionMode(("--allow-tool", "write"),
+                            "permission mode manual with writes allowed (--allow-tool write): commands ask, and so"
+                            " does a path outside its folder"),
+    "full": PermissionMode(("--allow-all",), "--allow-all: nothing asks (tools, paths, URLs)"),
+}
+PERMISSION_FLAGS = ("--allow-all", "--yolo", "--allow-all-tools", "--allow-all-paths", "--allow-all-urls")
 
 
 class CopilotAdapter(HookProtocol):
     hook_events = EVENTS
+    attention = ATTENTION
+    permission_modes = PERMISSION_MODES
+    permission_flags = PERMISSION_FLAGS
     name = "copilot"
     executable = "copilot"
     tested_versions = ("1.0.102",)
@@ -103,6 +131,8 @@ class CopilotAdapter(HookProtocol):
         mine = {native: [{"type": "command", "command": ctx.hook_shell(how), "timeoutSec": HOOK_TIMEOUT_S}]
                 for native, how in self.hook_events.items()}
         settings = merge_settings(settings, {"hooks": mine})
+        if ctx.permissions in ("ask", "edits"):
+            settings = merge_settings(settings, MANUAL)
         (home / "settings.json").write_text(json.dumps(settings, indent=2))
         shim = ctx.shim_command()
         servers = merge_settings(read_settings(user / "mcp-config.json"), {"mcpServers": {"podctl": {
@@ -116,6 +146,7 @@ class CopilotAdapter(HookProtocol):
         argv = [self.executable, "--allow-tool", "podctl", "--no-ask-user"]
         if ctx.model:
             argv += ["--model", ctx.model]
+        argv += mode_argv(self, ctx)
         argv += list(ctx.args)
         env = {
             "COPILOT_AUTO_UPDATE": "false", **ctx.env,

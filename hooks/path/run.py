@@ -44,10 +44,10 @@ HOLD_MARGIN_MS = 400
 """A held hook gives up this long before its hold ends, so it can say so and exit in time."""
 FACT_KEYS = (
     "tool_name", "tool_input", "message", "title", "notification_type", "details", "error", "error_details",
-    "last_assistant_message", "prompt_response",
+    "last_assistant_message", "prompt_response", "errorContext",
 )
 """What a hook passes on of its CLI's event (the names Claude Code gave them; the other CLIs' adapters
-and plugins use the same)."""
+and plugins use the same, but for Copilot CLI's `errorContext`: whose error it was)."""
 
 _EXPECTED = (wire.BrokerUnavailable, wire.BrokerError, OSError, ValueError)
 VALUED = ("--state", "--agent", "--socket", "--token-file", "--event", "--output", "--hold-ms")

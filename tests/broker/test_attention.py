@@ -154,6 +154,30 @@ def test_the_cli_waiting_at_its_prompt_clears_a_blocked_agent_but_not_a_failed_o
     assert agent(broker, "bob")["state"] == "failed"
 
 
+def copilot_hook(broker: BrokerProcess, agent: str, native: str, payload: dict) -> None:
+    subprocess.run(hook_argv(broker.state, agent, "copilot", native), input=json.dumps(payload),
+                   capture_output=True, text=True, timeout=30, check=True)
+
+
+def test_copilot_s_permission_prompt_and_model_error_block_and_fail_it_with_its_words(broker: BrokerProcess) -> None:
+    """Copilot CLI's own payloads (as its hooks send them): the prompt's message names what it asks, and
+    errorOccurred's error is an object; a tool's error is the model's to read, not the agent's failure."""
+    copilot_hook(broker, "bob", "userPromptSubmitted", {"prompt": "make it"})
+    copilot_hook(broker, "bob", "notification", {"message": "Run command: touch build/x", "title": "Permission needed",
+                                                 "notification_type": "permission_prompt"})
+    blocked = agent(broker, "bob")["blocked"]
+    assert (blocked["kind"], blocked["tool"], blocked["detail"], blocked["answerable"]) == (
+        "permission", "Run command", "touch build/x", False)
+    copilot_hook(broker, "bob", "postToolUse", {"toolName": "bash"})
+    copilot_hook(broker, "bob", "errorOccurred", {"errorContext": "tool_execution", "recoverable": True,
+                                                  "error": {"message": "exit code 1", "name": "Error"}})
+    assert agent(broker, "bob")["state"] == "busy"
+    error = {"message": '{"code":401,"message":"Incorrect API key provided: dummy"}', "name": "Error", "stack": "Error"}
+    copilot_hook(broker, "bob", "errorOccurred", {"errorContext": "model_call", "recoverable": True, "error": error})
+    bob = agent(broker, "bob")
+    assert bob["state"] == "failed" and bob["failed"]["reason"] == error["message"]
+
+
 def test_blocked_and_why_survive_a_broker_restart(broker: BrokerProcess) -> None:
     proc = held_hook(broker, "bob", BASH)
     wait_until(lambda: agent(broker, "bob").get("blocked"), message="bob blocked")

@@ -10,7 +10,7 @@ from pathlib import Path
 from podctl.hooks.copilot import ADAPTER
 
 from ..fakes.openai_chat import FakeChat, request_text, tool_names
-from ..helpers import wait_for_pane, write_pod
+from ..helpers import agent_state, podctl, tmux_out, wait_for_pane, wait_until, write_pod
 from . import flow
 from .conftest import outside_writes
 from .test_qwen import qwen_agent
@@ -60,3 +60,36 @@ def test_copilot_agent_is_woken_injected_answers_and_reviews_with_a_qwen_agent(
 
 def test_copilot_is_a_cli_like_any_other_for_add_templates_and_doctor(tmp_path: Path) -> None:
     flow.is_a_cli_like_any_other(tmp_path, "copilot", "1.0.102")
+
+
+def shell(command: str) -> dict:
+    """Copilot CLI's own shell tool: it asks under `permissions: ask`."""
+    return {"call": "bash", "builtin": True, "arguments": {"command": command, "description": "make a file"}}
+
+
+def test_copilot_permission_prompts_block_the_agent_and_podctl_says_to_answer_in_the_pane(
+    cli_env: Path, tmp_path: Path, pods
+) -> None:
+    """A Copilot CLI agent under `permissions: ask`: its permission dialog blocks the agent with the
+    tool and the command (its notification hook); no hook can answer it for a person, so `approve`
+    says where to answer and the pane's answer runs it and clears the state. A 401 from its model
+    server shows it failed with its words within seconds."""
+    work = tmp_path / "ca"
+    with FakeChat(tool_prefix="podctl-") as fake:
+        fake.script = [shell("touch approved.txt"), {"text": "Done."}]
+        pods.up(write_pod(work, "name: ca\nagents:\n" + copilot_agent("w", fake.base_url) + "    permissions: ask\n"))
+        wait_for_pane("ca", "w", ADAPTER.wake_ready_text, timeout=120)
+        podctl("send", "ca", "--to", "w", "make the file")
+
+        found = wait_until(lambda: flow.blocked_on("ca", "w", "touch approved.txt"), timeout=60,
+                           message="w blocked on its permission dialog")
+        assert (found["kind"], found["tool"], found["answerable"]) == ("permission", "Run command", False), found
+        refused = podctl("approve", "ca", "w", check=False)
+        assert refused.returncode == 1 and "answer in its pane" in refused.stderr, refused.stderr
+        wait_for_pane("ca", "w", "enter to select")
+        tmux_out("send-keys", "-t", "=ca:=w", "Enter")
+        wait_until(lambda: (work / "approved.txt").exists(), timeout=30, message="the command answered in the pane")
+        wait_until(lambda: agent_state("ca", "w") == "idle", timeout=60, message="w idle after its turn")
+
+        failed = flow.fails_on_a_401("ca", "w", fake)
+        assert "401" in failed["reason"], failed
