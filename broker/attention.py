@@ -200,7 +200,7 @@ def describe(tool: str, tool_input: Any) -> str:
         return tool_input[:DETAIL_CHARS]
     if not isinstance(tool_input, dict):
         return ""
-    for key in ("command", "cmd", "file_path", "filePath", "path", "url", "query", "pattern"):
+    for key in ("command", "cmd", "commands", "file_path", "filePath", "path", "url", "query", "pattern"):
         value = tool_input.get(key)
         if isinstance(value, str) and value:
             return value[:DETAIL_CHARS]

@@ -17,7 +17,8 @@ is never written):
 
 The plugin runs the agent's hook commands: at load (the agent is up: idle), `beforeRun` (turn
 start: busy, messages added to the turn; the first also carries the introduction), `afterTool`
-(after each tool: messages added), `afterRun` (turn end, whatever the run's status: idle).
+(after each tool: messages added), `afterRun` (turn end: idle; a failed run: failed), and
+`beforeTool` where podctl answers permissions (below).
 Sub-agents' runs are skipped.
 
 Command: `cline --config cline-config --data-dir cline-data ARGS` (the interactive TUI). A pod's
@@ -34,16 +35,18 @@ Token usage: the assistant messages of `cline-data/sessions/<id>/<id>.messages.j
 document the CLI rewrites, not lines to follow) carry `metrics`; read with `usage_pull`. Cline
 records no reasoning tokens.
 
-Attention (for the blocked/failed states, not wired yet):
-- permission prompts: none by default (auto-approve on for every tool); with `--auto-approve
-  false` each call asks through the TUI's approval (`requestToolApproval`); `PreToolUse` hook
-  files and a plugin's `beforeTool` may cancel a call.
+Attention (docs/attention.md):
+- permission prompts: none by default (auto-approve on for every tool). Under the pod file's
+  `permissions: ask` or `edits` (`--auto-approve false`: each call asks in the TUI, reads too), the
+  plugin's `beforeTool` asks podctl first (a holding `permission` hook): podctl's allow returns the
+  tool policy `autoApprove: true` (it runs), a deny `skip` with the reason (the model reads it); with
+  no answer within the hold the TUI asks in its pane.
 - question: the `ask_question` tool waits for an answer in the pane ("Reply with an option number
-  or type your answer"); it cannot be turned off by configuration.
+  or type your answer"); it cannot be turned off by configuration, and no plugin hook says it waits.
 - failure: the plugin's `afterRun` gets `result.status` (`completed`, `aborted`, `failed`) and
-  `result.error`; hook files `TaskError` and `TaskCancel`.
+  `result.error`: a failed run shows the agent failed with the error's message.
 - modes: `act` (default) and `plan` (`-p`, Tab in the TUI), `yolo` (`-y`: no approvals, hooks and
-  plugins off), `--auto-approve true|false`.
+  plugins off, so podctl would see nothing: not used), `--auto-approve true|false`.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .adapter import AgentContext, HookEvent, Launch, merge_settings, read_settings
+from .adapter import AgentContext, HookEvent, Launch, PermissionMode, merge_settings, mode_argv, read_settings
 from .usage import UsageRecord, count, obj, timestamp
 
 CONFIG_DIR = "cline-config"
@@ -71,7 +74,32 @@ EVENTS = {
     "beforeRun": HookEvent("turn_start", output="plain"),
     "afterTool": HookEvent("tool_done", output="plain"),
     "afterRun": HookEvent("turn_end", inject=False),
+    "afterRun.failed": HookEvent("failure", inject=False),
+    "beforeTool": HookEvent("permission", inject=False, output="decision", hold=True),
 }
+"""The plugin's hooks; `beforeTool` runs only where the pod file's `permissions` makes Cline ask."""
+
+HOLDING = ("ask", "edits")
+"""The `permissions` under which Cline asks for each tool call, so podctl's plugin asks podctl first."""
+
+ATTENTION = {
+    "permission": "under permissions ask/edits only (else Cline asks nothing): its plugin's beforeTool, at once;"
+                  " answered by podctl (allow, always, deny with a reason); its own approval shows once podctl's wait ends",
+    "question": "not reported: its ask_question tool waits in its pane and no plugin hook says so",
+    "failed": "a run that ended failed (its plugin's afterRun), with the error's message",
+    "dialog": "none: podctl marks its start-up notices shown",
+    "unreported": "its ask_question tool; an approval answered in its pane shows only when the tool ends",
+}
+
+PERMISSION_MODES = {
+    "default": PermissionMode(says="its own default: auto-approve on, every tool call runs without asking"),
+    "ask": PermissionMode(("--auto-approve", "false"), "auto-approve off: every tool call but podctl's asks, reads too"),
+    "edits": PermissionMode(("--auto-approve", "false"),
+                            "as ask: Cline cannot allow edits alone, so commands, edits and reads ask", narrower=True),
+    "full": PermissionMode(("--auto-approve", "true"), "auto-approve on: nothing asks (yolo is not used: it turns"
+                                                       " plugins off, and podctl with them)"),
+}
+PERMISSION_FLAGS = ("--auto-approve", "-y", "--yolo")
 
 PLUGIN = (Path(__file__).resolve().parent / "cline_plugin.js").read_text(encoding="utf-8")
 
@@ -91,13 +119,17 @@ class ClineAdapter:
     """Cline's question waits for an answer; a notice opens a browser on Enter."""
     takes_script = False
     hook_events = EVENTS
+    attention = ATTENTION
+    permission_modes = PERMISSION_MODES
+    permission_flags = PERMISSION_FLAGS
 
     def data_dir(self, agent_dir: Path) -> Path:
         return agent_dir / DATA_DIR
 
     def plugin(self, ctx: AgentContext) -> str:
         hooks = {native: ctx.hook_command(how) for native, how in self.hook_events.items()}
-        return PLUGIN.replace("/*HOOKS*/null", json.dumps(hooks))
+        hold_ms = ctx.hold_timeout_s * 1000 if ctx.permissions in HOLDING else 0
+        return PLUGIN.replace("/*HOOKS*/null", json.dumps(hooks)).replace("/*HOLD_TIMEOUT_MS*/0", str(hold_ms))
 
     def prepare(self, ctx: AgentContext) -> None:
         plugins = ctx.agent_dir / CONFIG_DIR / "plugins"
@@ -124,7 +156,7 @@ class ClineAdapter:
 
     def launch(self, ctx: AgentContext) -> Launch:
         argv = [self.executable, "--config", str(ctx.agent_dir / CONFIG_DIR), "--data-dir", str(self.data_dir(ctx.agent_dir))]
-        return Launch(argv=[*argv, *ctx.args], env=dict(ctx.env), cwd=ctx.workdir)
+        return Launch(argv=[*argv, *mode_argv(self, ctx), *ctx.args], env=dict(ctx.env), cwd=ctx.workdir)
 
     def usage_pull(self, agent_dir: Path, state: dict[str, Any]) -> tuple[list[UsageRecord], dict[str, Any]]:
         """The assistant messages of the session files changed since the last look (each file is a

@@ -7,30 +7,46 @@ import { execFile } from "node:child_process"
 
 const HOOKS = /*HOOKS*/null
 const HOOK_TIMEOUT_MS = 5000
+// Under the pod file's `permissions: ask|edits` (Cline's auto-approve off) each tool call but
+// podctl's waits for an answer from podctl first, up to this long; with none, Cline asks in its pane.
+const HOLD_TIMEOUT_MS = /*HOLD_TIMEOUT_MS*/0
 
-// The hook's answer is the JSON every CLI's hook gets ({"additionalContext": TEXT}, or nothing).
-const hook = (native) =>
+// The hook reads the event's facts on stdin and answers with the JSON every CLI's hook gets
+// ({"additionalContext": TEXT}, a decision {"decision", "message"}, or nothing: {}).
+const hook = (native, facts = {}) =>
   new Promise((resolve) => {
     const [command, ...args] = HOOKS[native]
+    const timeout = native === "beforeTool" ? HOLD_TIMEOUT_MS : HOOK_TIMEOUT_MS
     try {
-      const child = execFile(command, args, { timeout: HOOK_TIMEOUT_MS }, (error, stdout) => {
-        if (error) return resolve("")
+      const child = execFile(command, args, { timeout }, (error, stdout) => {
+        if (error) return resolve({})
         try {
           const out = String(stdout).trim()
-          resolve(out ? String(JSON.parse(out).additionalContext ?? "") : "")
+          resolve(out ? JSON.parse(out) : {})
         } catch {
-          resolve("")
+          resolve({})
         }
       })
-      child.stdin?.end("{}")
+      child.stdin?.end(JSON.stringify(facts))
     } catch {
-      resolve("")
+      resolve({})
     }
   })
 
-const context = (text) => (text.trim() ? { appendContext: text } : undefined)
+const context = (answer) => {
+  const text = String(answer?.additionalContext ?? "")
+  return text.trim() ? { appendContext: text } : undefined
+}
 // Sub-agents (spawn_agent, teammates) run their own runs: not the agent's turns.
 const own = (event) => !event?.snapshot?.parentAgentId
+// A failed run's error in the CLI's words: the run's last error (a string in its snapshot: the
+// result's Error object reaches a plugin as {}), else the error's message.
+const failure = (event) => {
+  const last = event?.snapshot?.lastError
+  if (typeof last === "string" && last) return last
+  const message = event?.result?.error?.message
+  return typeof message === "string" && message ? message : "its run failed"
+}
 
 let introduced = false
 hook("plugin.start") // loaded when the CLI starts: the agent is up, idle
@@ -41,13 +57,23 @@ export default {
   hooks: {
     beforeRun: async (event) => {
       if (!own(event)) return undefined
-      const text = await hook(introduced ? "beforeRun" : "beforeRun.first")
+      const answer = await hook(introduced ? "beforeRun" : "beforeRun.first")
       introduced = true
-      return context(text)
+      return context(answer)
+    },
+    beforeTool: async (event) => {
+      const name = String(event?.tool?.name ?? "")
+      if (!HOLD_TIMEOUT_MS || !own(event) || name.startsWith("podctl__")) return undefined
+      const answer = await hook("beforeTool", { tool_name: name, tool_input: event.input })
+      if (answer.decision === "allow" || answer.decision === "always") return { policy: { autoApprove: true } }
+      if (answer.decision === "deny") return { skip: true, reason: String(answer.message || "denied through podctl") }
+      return undefined
     },
     afterTool: async (event) => (own(event) ? context(await hook("afterTool")) : undefined),
     afterRun: async (event) => {
-      if (own(event)) await hook("afterRun")
+      if (!own(event)) return
+      if (event?.result?.status === "failed") await hook("afterRun.failed", { error: failure(event) })
+      else await hook("afterRun")
     },
   },
 }

@@ -11,7 +11,7 @@ from pathlib import Path
 from podctl.hooks.cline import ADAPTER
 
 from ..fakes.openai_chat import FakeChat, request_text, tool_names
-from ..helpers import agent_state, wait_for_pane, wait_until, write_pod
+from ..helpers import agent_state, podctl, wait_for_pane, wait_until, write_pod
 from . import flow
 from .conftest import outside_writes
 from .test_qwen import REVIEWER
@@ -50,3 +50,41 @@ def test_cline_agent_is_woken_injected_answers_and_gets_a_review(cli_env: Path, 
 
 def test_cline_is_a_cli_like_any_other_for_add_templates_and_doctor(tmp_path: Path) -> None:
     flow.is_a_cli_like_any_other(tmp_path, "cline", "3.0.65")
+
+
+def test_cline_tool_calls_under_permissions_ask_block_the_agent_and_are_answered_without_attaching(
+    cli_env: Path, tmp_path: Path, pods
+) -> None:
+    """Cline approves every tool call by default; under `permissions: ask` (auto-approve off) each
+    call but podctl's blocks the agent with the tool and command (podctl's plugin asks podctl first);
+    `approve` runs it; `deny` does not, and the model reads the reason; a 401 from its model server
+    shows it failed with its words within seconds."""
+    work = tmp_path / "ka"
+    with FakeChat(tool_prefix="podctl__") as fake:
+        fake.script = [run("touch approved.txt"), run("touch denied.txt"), {"text": "Done."}]
+        subprocess.run(["cline", "auth", "-p", "openai", "-b", fake.base_url, "-k", "dummy", "-m", "fake-model"],
+                       check=True, capture_output=True, timeout=120)
+        agent = "  w:\n    cli: cline\n    model: fake-model\n    role: writes code\n    permissions: ask\n"
+        pods.up(write_pod(work, "name: ka\nagents:\n" + agent))
+        wait_for_pane("ka", "w", ADAPTER.wake_ready_text, timeout=120)
+        wait_until(lambda: agent_state("ka", "w") == "idle", timeout=60, message="idle: its plugin reported it up")
+        podctl("send", "ka", "--to", "w", "make the files")
+
+        blocked = wait_until(lambda: flow.blocked_on("ka", "w", "touch approved.txt"), timeout=60, message="w blocked")
+        assert (blocked["kind"], blocked["tool"], blocked["answerable"]) == ("permission", "run_commands", True)
+        assert podctl("approve", "ka", "w").stdout.strip() == "approved w: run_commands  touch approved.txt"
+        wait_until(lambda: (work / "approved.txt").exists(), timeout=30, message="the approved command to run")
+
+        wait_until(lambda: flow.blocked_on("ka", "w", "touch denied.txt"), timeout=60, message="w blocked again")
+        podctl("deny", "ka", "w", "--reason", "NOT-IN-THIS-FOLDER-7")
+        wait_until(lambda: any("NOT-IN-THIS-FOLDER-7" in request_text(r) for r in fake.conversation()), timeout=60,
+                   message="the model's next request to carry the reason")
+        assert not (work / "denied.txt").exists()
+
+        failed = flow.fails_on_a_401("ka", "w", fake)
+        assert "Incorrect API key provided" in failed["reason"], failed  # the 401's own words, as Cline gives them
+
+
+def run(command: str) -> dict:
+    """Cline's own shell tool."""
+    return {"call": "run_commands", "builtin": True, "arguments": {"commands": [command]}}

@@ -242,3 +242,21 @@ def test_the_opencode_plugin_is_valid_javascript(tmp_path: Path) -> None:
     plugin.write_text(get_adapter("opencode").plugin(ctx))  # type: ignore[attr-defined]
     proc = subprocess.run(["node", "--check", str(plugin)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("permissions", [None, "ask"])
+def test_the_cline_plugin_is_valid_javascript_and_holds_tool_calls_only_where_cline_asks(
+    tmp_path: Path, permissions: str | None
+) -> None:
+    """Cline skips a plugin that does not load; its beforeTool waits for podctl only under the
+    `permissions` that make Cline ask (else every call would wait on a hook for nothing)."""
+    from podctl.hooks.adapter import AgentContext
+
+    ctx = AgentContext(pod="p", agent="a", cli="cline", role="", workdir=tmp_path, state_dir=tmp_path,
+                       agent_dir=tmp_path / "a", token="t", permissions=permissions, hold_s=30)
+    text = get_adapter("cline").plugin(ctx)  # type: ignore[attr-defined]
+    plugin = tmp_path / "podctl.mjs"
+    plugin.write_text(text)
+    proc = subprocess.run(["node", "--check", str(plugin)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert f"const HOLD_TIMEOUT_MS = {45_000 if permissions else 0}\n" in text
