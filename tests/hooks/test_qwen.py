@@ -46,7 +46,10 @@ def test_the_users_settings_are_kept_under_what_podctl_needs_and_never_written(
     assert settings["permissions"]["deny"] == ["ask_user_question"]
     stop = settings["hooks"]["Stop"]
     assert stop[0]["hooks"][0]["command"] == "notify-send done" and "fast.py" in stop[1]["hooks"][0]["command"]
-    assert set(settings["hooks"]) == {"SessionStart", "UserPromptSubmit", "PostToolUse", "Stop", "StopFailure", "SessionEnd"}
+    assert set(settings["hooks"]) == {"SessionStart", "UserPromptSubmit", "PostToolUse", "Stop", "StopFailure", "SessionEnd",
+                                      "PermissionRequest", "Notification"}
+    held = settings["hooks"]["PermissionRequest"][0]["hooks"][0]
+    assert "--hold-ms" in held["command"] and held["timeout"] == ctx.hold_timeout_s, "the CLI waits longer than the hold"
     assert settings["mcpServers"]["podctl"]["timeout"] > 50_000, "above wait_for_reply's cap"
     assert (home / ".env").is_symlink() and (home / ".env").resolve() == user / ".env"
     assert {p.name: p.read_bytes() for p in user.iterdir()} == before
@@ -73,3 +76,15 @@ def test_the_wake_is_one_submit_line_in_the_input_file(tmp_path: Path) -> None:
     lines = (tmp_path / INPUT_FILE).read_text().splitlines()
     assert [json.loads(line) for line in lines] == [{"type": "submit", "text": ADAPTER.wake_text}] * 2
     assert not ADAPTER.wake_input(tmp_path / "gone", ADAPTER.wake_text), "no folder: typed instead"
+
+
+@pytest.mark.parametrize(("permissions", "flags"), [(None, []), ("ask", ["--approval-mode", "default"]),
+                                                    ("edits", ["--approval-mode", "auto-edit"]),
+                                                    ("full", ["--approval-mode", "yolo"])])
+def test_the_pod_files_permissions_pick_its_approval_mode(tmp_path: Path, permissions: str | None, flags: list[str]) -> None:
+    """Without `permissions` Qwen Code keeps its own default (auto); each mode is one of its approval modes."""
+    from dataclasses import replace
+
+    ctx = replace(context(tmp_path), permissions=permissions)
+    argv = ADAPTER.launch(ctx).argv
+    assert [a for a in argv if a in ("--approval-mode", "default", "auto-edit", "yolo")] == flags

@@ -401,3 +401,16 @@ def test_validate_notes_each_clis_own_default_and_a_mode_it_can_only_approximate
     assert "note: a (codex): permissions edits: as ask: Codex cannot allow edits without also running commands unasked" in out
     assert "note: b (claude): no `permissions`, so its own default mode: edits and commands ask" in out
     assert "note: c (gemini): approvals to guard cannot answer its requests" in out
+
+
+def test_validate_says_cline_approves_everything_unless_the_pod_file_says_otherwise(tmp_path: Path) -> None:
+    """Cline's own default approves every tool call: a pod file that says nothing is told so, and
+    approvals to an agent reach Copilot CLI's requests nowhere (they are answered in its pane)."""
+    path = write_pod(tmp_path / "p", "name: p\nagents:\n  a: {cli: cline}\n  b: {cli: cline, permissions: edits}\n"
+                                     "  c: {cli: copilot}\n  q: {cli: qwen}\n  guard: {cli: script}\n"
+                                     "approvals: [{agents: [c, q], to: guard}]\n")
+    out = podctl("validate", str(path)).stdout
+    assert "note: a (cline): no `permissions`, so its own default: auto-approve on, every tool call runs without asking" in out
+    assert "note: b (cline): permissions edits: as ask: Cline cannot allow edits alone" in out
+    assert "note: c (copilot): approvals to guard cannot answer its requests" in out
+    assert "note: q (qwen): approvals" not in out, "Qwen Code's requests are answered by podctl, an approver's too"
