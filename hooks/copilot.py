@@ -75,13 +75,12 @@ EVENTS = {
 }
 
 ATTENTION = {
-    "permission": "notification hook (permission_prompt), when its dialog shows; cannot be answered from"
-                  " outside: answer in its pane",
+    "permission": "notification hook (permission_prompt), when its dialog shows; answer in its pane (its"
+                  " permissionRequest hook fires for every check, also for calls a rule allows: podctl cannot hold it)",
     "question": "none: its ask_user tool is off (--no-ask-user; the agent asks through podctl)",
     "failed": "errorOccurred hook (the CLI's words), at its first failed model call",
     "dialog": "none reported: podctl trusts the workdir beforehand (no folder-trust dialog)",
-    "unreported": "its permissionRequest hook fires for every check, also for calls a rule allows, so it"
-                  " cannot tell podctl when a person is needed: podctl does not hold it",
+    "unreported": "the tool a permission prompt is for: its notification says only what it asks (\"Run command: ...\")",
 }
 
 MANUAL = {"defaultPermissionMode": "manual"}
