@@ -42,7 +42,8 @@ Attention (docs/attention.md):
   tool policy `autoApprove: true` (it runs), a deny `skip` with the reason (the model reads it); with
   no answer within the hold the TUI asks in its pane.
 - question: the `ask_question` tool waits for an answer in the pane ("Reply with an option number
-  or type your answer"); it cannot be turned off by configuration, and no plugin hook says it waits.
+  or type your answer"); it cannot be turned off by configuration. The plugin's `beforeTool` reports
+  it (blocked on a question, answered in the pane) and its `afterTool` clears it.
 - failure: the plugin's `afterRun` gets `result.status` (`completed`, `aborted`, `failed`) and
   `result.error`: a failed run shows the agent failed with the error's message.
 - modes: `act` (default) and `plan` (`-p`, Tab in the TUI), `yolo` (`-y`: no approvals, hooks and
@@ -76,8 +77,10 @@ EVENTS = {
     "afterRun": HookEvent("turn_end", inject=False),
     "afterRun.failed": HookEvent("failure", inject=False),
     "beforeTool": HookEvent("permission", inject=False, output="decision", hold=True),
+    "beforeTool.question": HookEvent("notification", inject=False),
 }
-"""The plugin's hooks; `beforeTool` runs only where the pod file's `permissions` makes Cline ask."""
+"""The plugin's hooks; `beforeTool` runs only where the pod file's `permissions` makes Cline ask, and
+`beforeTool.question` before its ask_question tool (a question for the person, answered in its pane)."""
 
 HOLDING = ("ask", "edits")
 """The `permissions` under which Cline asks for each tool call, so podctl's plugin asks podctl first."""
@@ -85,10 +88,10 @@ HOLDING = ("ask", "edits")
 ATTENTION = {
     "permission": "under permissions ask/edits only (else Cline asks nothing): its plugin's beforeTool, at once;"
                   " answered by podctl (allow, always, deny with a reason); its own approval shows once podctl's wait ends",
-    "question": "not reported: its ask_question tool waits in its pane and no plugin hook says so",
+    "question": "its ask_question tool (its plugin's beforeTool), at once; answered in its pane",
     "failed": "a run that ended failed (its plugin's afterRun), with the error's message",
     "dialog": "none: podctl marks its start-up notices shown",
-    "unreported": "its ask_question tool; an approval answered in its pane shows only when the tool ends",
+    "unreported": "an approval answered in its pane shows only when the tool ends",
 }
 
 PERMISSION_MODES = {

@@ -63,7 +63,15 @@ export default {
     },
     beforeTool: async (event) => {
       const name = String(event?.tool?.name ?? "")
-      if (!HOLD_TIMEOUT_MS || !own(event) || name.startsWith("podctl__")) return undefined
+      if (!own(event)) return undefined
+      if (name === "ask_question") {
+        // Its question waits for an answer typed in the pane: the agent needs a person until the tool
+        // ends. Asking it needs no approval first (it neither edits nor runs anything).
+        const question = String(event.input?.question ?? "")
+        await hook("beforeTool.question", { notification_type: "question", tool_name: name, message: question })
+        return { policy: { autoApprove: true } }
+      }
+      if (!HOLD_TIMEOUT_MS || name.startsWith("podctl__")) return undefined
       const answer = await hook("beforeTool", { tool_name: name, tool_input: event.input })
       if (answer.decision === "allow" || answer.decision === "always") return { policy: { autoApprove: true } }
       if (answer.decision === "deny") return { skip: true, reason: String(answer.message || "denied through podctl") }

@@ -11,7 +11,7 @@ from pathlib import Path
 from podctl.hooks.cline import ADAPTER
 
 from ..fakes.openai_chat import FakeChat, request_text, tool_names
-from ..helpers import agent_state, podctl, wait_for_pane, wait_until, write_pod
+from ..helpers import agent_state, podctl, tmux_out, wait_for_pane, wait_until, write_pod
 from . import flow
 from .conftest import outside_writes
 from .test_qwen import REVIEWER
@@ -57,11 +57,14 @@ def test_cline_tool_calls_under_permissions_ask_block_the_agent_and_are_answered
 ) -> None:
     """Cline approves every tool call by default; under `permissions: ask` (auto-approve off) each
     call but podctl's blocks the agent with the tool and command (podctl's plugin asks podctl first);
-    `approve` runs it; `deny` does not, and the model reads the reason; a 401 from its model server
-    shows it failed with its words within seconds."""
+    `approve` runs it; `deny` does not, and the model reads the reason; its ask_question blocks it on
+    the question until answered in the pane; a 401 from its model server shows it failed with its
+    words within seconds."""
     work = tmp_path / "ka"
     with FakeChat(tool_prefix="podctl__") as fake:
-        fake.script = [run("touch approved.txt"), run("touch denied.txt"), {"text": "Done."}]
+        question = {"call": "ask_question", "builtin": True,
+                    "arguments": {"question": "Which database?", "options": ["sqlite", "postgres"]}}
+        fake.script = [run("touch approved.txt"), run("touch denied.txt"), question, {"text": "Done."}]
         subprocess.run(["cline", "auth", "-p", "openai", "-b", fake.base_url, "-k", "dummy", "-m", "fake-model"],
                        check=True, capture_output=True, timeout=120)
         agent = "  w:\n    cli: cline\n    model: fake-model\n    role: writes code\n    permissions: ask\n"
@@ -80,6 +83,15 @@ def test_cline_tool_calls_under_permissions_ask_block_the_agent_and_are_answered
         wait_until(lambda: any("NOT-IN-THIS-FOLDER-7" in request_text(r) for r in fake.conversation()), timeout=60,
                    message="the model's next request to carry the reason")
         assert not (work / "denied.txt").exists()
+
+        asked = wait_until(lambda: flow.blocked_on("ka", "w", "Which database?"), timeout=60, message="w asks its question")
+        assert (asked["kind"], asked["tool"], asked["answerable"]) == ("question", "ask_question", False), asked
+        wait_for_pane("ka", "w", "Cline is asking a question")
+        tmux_out("send-keys", "-t", "=ka:=w", "Down")  # the person picks the second option in the pane
+        tmux_out("send-keys", "-t", "=ka:=w", "Enter")
+        wait_until(lambda: any("postgres" in request_text(r) for r in fake.conversation()[3:]), timeout=60,
+                   message="the answer in the model's next request")
+        assert "blocked" not in flow.row_of("ka", "w"), "the question answered, the tool ended"
 
         failed = flow.fails_on_a_401("ka", "w", fake)
         assert "Incorrect API key provided" in failed["reason"], failed  # the 401's own words, as Cline gives them
