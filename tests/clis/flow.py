@@ -118,3 +118,19 @@ def fails_on_a_401(pod: str, agent: str, fake: FakeServer, within: float = 20) -
     failed: dict[str, Any] = wait_until(lambda: row_of(pod, agent).get("failed"), timeout=within,
                                         message=f"{agent} failed on the 401")
     return failed
+
+
+def approve_runs_and_deny_carries_the_reason(pod: str, agent: str, work: Path, fake: FakeChat, tool: str) -> None:
+    """The model's `touch approved.txt` then `touch denied.txt` with the CLI's shell `tool`: each blocks
+    the agent with the tool and the command, answerable by podctl; `approve` runs the first; `deny`
+    does not run the second, and the model's next request carries the reason."""
+    blocked = wait_until(lambda: blocked_on(pod, agent, "touch approved.txt"), timeout=60, message=f"{agent} blocked")
+    assert (blocked["kind"], blocked["tool"], blocked["answerable"]) == ("permission", tool, True), blocked
+    assert podctl("approve", pod, agent).stdout.strip() == f"approved {agent}: {tool}  touch approved.txt"
+    wait_until(lambda: (work / "approved.txt").exists(), timeout=30, message="the approved command to run")
+
+    wait_until(lambda: blocked_on(pod, agent, "touch denied.txt"), timeout=60, message=f"{agent} blocked again")
+    podctl("deny", pod, agent, "--reason", "NOT-IN-THIS-FOLDER-7")
+    wait_until(lambda: any("NOT-IN-THIS-FOLDER-7" in request_text(r) for r in fake.conversation()), timeout=60,
+               message="the model's next request to carry the reason")
+    assert not (work / "denied.txt").exists()

@@ -73,16 +73,7 @@ def test_cline_tool_calls_under_permissions_ask_block_the_agent_and_are_answered
         wait_until(lambda: agent_state("ka", "w") == "idle", timeout=60, message="idle: its plugin reported it up")
         podctl("send", "ka", "--to", "w", "make the files")
 
-        blocked = wait_until(lambda: flow.blocked_on("ka", "w", "touch approved.txt"), timeout=60, message="w blocked")
-        assert (blocked["kind"], blocked["tool"], blocked["answerable"]) == ("permission", "run_commands", True)
-        assert podctl("approve", "ka", "w").stdout.strip() == "approved w: run_commands  touch approved.txt"
-        wait_until(lambda: (work / "approved.txt").exists(), timeout=30, message="the approved command to run")
-
-        wait_until(lambda: flow.blocked_on("ka", "w", "touch denied.txt"), timeout=60, message="w blocked again")
-        podctl("deny", "ka", "w", "--reason", "NOT-IN-THIS-FOLDER-7")
-        wait_until(lambda: any("NOT-IN-THIS-FOLDER-7" in request_text(r) for r in fake.conversation()), timeout=60,
-                   message="the model's next request to carry the reason")
-        assert not (work / "denied.txt").exists()
+        flow.approve_runs_and_deny_carries_the_reason("ka", "w", work, fake, "run_commands")
 
         asked = wait_until(lambda: flow.blocked_on("ka", "w", "Which database?"), timeout=60, message="w asks its question")
         assert (asked["kind"], asked["tool"], asked["answerable"]) == ("question", "ask_question", False), asked

@@ -10,7 +10,7 @@ from pathlib import Path
 from podctl.hooks.qwen import ADAPTER, INPUT_FILE
 
 from ..fakes.openai_chat import FakeChat, request_text, tool_names
-from ..helpers import podctl, status_of, wait_for_pane, wait_until, write_pod
+from ..helpers import podctl, status_of, wait_for_pane, write_pod
 from . import flow
 from .conftest import outside_writes
 
@@ -73,16 +73,7 @@ def test_qwen_permission_requests_block_the_agent_and_are_answered_without_attac
         wait_for_pane("qa", "w", ADAPTER.wake_ready_text, timeout=120)
         podctl("send", "qa", "--to", "w", "make the files")
 
-        blocked = wait_until(lambda: flow.blocked_on("qa", "w", "touch approved.txt"), timeout=60, message="w blocked")
-        assert (blocked["kind"], blocked["tool"], blocked["answerable"]) == ("permission", "run_shell_command", True)
-        assert podctl("approve", "qa", "w").stdout.strip() == "approved w: run_shell_command  touch approved.txt"
-        wait_until(lambda: (work / "approved.txt").exists(), timeout=30, message="the approved command to run")
-
-        wait_until(lambda: flow.blocked_on("qa", "w", "touch denied.txt"), timeout=60, message="w blocked again")
-        podctl("deny", "qa", "w", "--reason", "NOT-IN-THIS-FOLDER-7")
-        wait_until(lambda: any("NOT-IN-THIS-FOLDER-7" in request_text(r) for r in fake.conversation()), timeout=60,
-                   message="the model's next request to carry the reason")
-        assert not (work / "denied.txt").exists()
+        flow.approve_runs_and_deny_carries_the_reason("qa", "w", work, fake, "run_shell_command")
 
         failed = flow.fails_on_a_401("qa", "w", fake)
         assert "401" in failed["reason"], failed
