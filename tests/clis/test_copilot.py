@@ -10,7 +10,7 @@ from pathlib import Path
 from podctl.hooks.copilot import ADAPTER
 
 from ..fakes.openai_chat import FakeChat, request_text, tool_names
-from ..helpers import agent_state, podctl, tmux_out, wait_for_pane, wait_until, write_pod
+from ..helpers import agent_state, podctl, tmux_out, transcript, wait_for_pane, wait_until, write_pod
 from . import flow
 from .conftest import outside_writes
 from .test_qwen import qwen_agent
@@ -93,3 +93,23 @@ def test_copilot_permission_prompts_block_the_agent_and_podctl_says_to_answer_in
 
         failed = flow.fails_on_a_401("ca", "w", fake)
         assert "401" in failed["reason"], failed
+
+
+def test_copilot_under_permissions_edits_writes_files_unasked_and_commands_still_ask(
+    cli_env: Path, tmp_path: Path, pods
+) -> None:
+    """`permissions: edits` (`--allow-tool write`): its file tool writes without a dialog, and a shell
+    command still asks (the mode does not widen to commands)."""
+    work = tmp_path / "ce"
+    with FakeChat(tool_prefix="podctl-") as fake:
+        create = {"call": "create", "builtin": True, "arguments": {"path": str(work / "notes.txt"), "file_text": "hi\n"}}
+        fake.script = [create, shell("touch asked.txt"), {"text": "Done."}]
+        pods.up(write_pod(work, "name: ce\nagents:\n" + copilot_agent("w", fake.base_url) + "    permissions: edits\n"))
+        wait_for_pane("ce", "w", ADAPTER.wake_ready_text, timeout=120)
+        podctl("send", "ce", "--to", "w", "write the notes, then make the file")
+
+        wait_until(lambda: flow.blocked_on("ce", "w", "touch asked.txt"), timeout=60, message="w blocked on the command")
+        assert (work / "notes.txt").read_text() == "hi\n", "the edit ran without asking"
+        assert "w needs you: Run command  touch asked.txt" in transcript("ce")
+        assert "needs you" not in transcript("ce").replace("w needs you: Run command  touch asked.txt", ""), "one ask only"
+        assert not (work / "asked.txt").exists()
