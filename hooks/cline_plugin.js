@@ -71,7 +71,9 @@ export default {
         await hook("beforeTool.question", { notification_type: "question", tool_name: name, message: question })
         return { policy: { autoApprove: true } }
       }
-      if (!HOLD_TIMEOUT_MS || name.startsWith("podctl__")) return undefined
+      if (!HOLD_TIMEOUT_MS) return undefined
+      // podctl's own tools never ask (auto-approve off overrides the MCP server's autoApprove list).
+      if (name.startsWith("podctl__")) return { policy: { autoApprove: true } }
       const answer = await hook("beforeTool", { tool_name: name, tool_input: event.input })
       if (answer.decision === "allow" || answer.decision === "always") return { policy: { autoApprove: true } }
       if (answer.decision === "deny") return { skip: true, reason: String(answer.message || "denied through podctl") }

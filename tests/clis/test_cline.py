@@ -56,7 +56,7 @@ def test_cline_tool_calls_under_permissions_ask_block_the_agent_and_are_answered
     cli_env: Path, tmp_path: Path, pods
 ) -> None:
     """Cline approves every tool call by default; under `permissions: ask` (auto-approve off) each
-    call but podctl's blocks the agent with the tool and command (podctl's plugin asks podctl first);
+    call but podctl's (they never ask) blocks the agent with the tool and command (podctl's plugin asks podctl first);
     `approve` runs it; `deny` does not, and the model reads the reason; its ask_question blocks it on
     the question until answered in the pane; a 401 from its model server shows it failed with its
     words within seconds."""
@@ -64,13 +64,15 @@ def test_cline_tool_calls_under_permissions_ask_block_the_agent_and_are_answered
     with FakeChat(tool_prefix="podctl__") as fake:
         question = {"call": "ask_question", "builtin": True,
                     "arguments": {"question": "Which database?", "options": ["sqlite", "postgres"]}}
-        fake.script = [run("touch approved.txt"), run("touch denied.txt"), question, {"text": "Done."}]
+        fake.script = [*flow.agent_script("w", "rev")[:2],
+                       run("touch approved.txt"), run("touch denied.txt"), question, {"text": "Done."}]
         subprocess.run(["cline", "auth", "-p", "openai", "-b", fake.base_url, "-k", "dummy", "-m", "fake-model"],
                        check=True, capture_output=True, timeout=120)
         agent = "  w:\n    cli: cline\n    model: fake-model\n    role: writes code\n    permissions: ask\n"
         pods.up(write_pod(work, "name: ka\nagents:\n" + agent))
         wait_for_pane("ka", "w", ADAPTER.wake_ready_text, timeout=120)
         wait_until(lambda: agent_state("ka", "w") == "idle", timeout=60, message="idle: its plugin reported it up")
+        flow.answers_an_ask("ka", "w")  # podctl's own tools never ask, auto-approve off or not
         podctl("send", "ka", "--to", "w", "make the files")
 
         flow.approve_runs_and_deny_carries_the_reason("ka", "w", work, fake, "run_commands")
@@ -80,7 +82,7 @@ def test_cline_tool_calls_under_permissions_ask_block_the_agent_and_are_answered
         wait_for_pane("ka", "w", "Cline is asking a question")
         tmux_out("send-keys", "-t", "=ka:=w", "Down")  # the person picks the second option in the pane
         tmux_out("send-keys", "-t", "=ka:=w", "Enter")
-        wait_until(lambda: any("postgres" in request_text(r) for r in fake.conversation()[3:]), timeout=60,
+        wait_until(lambda: any("postgres" in request_text(r) for r in fake.conversation()[5:]), timeout=60,
                    message="the answer in the model's next request")
         assert "blocked" not in flow.row_of("ka", "w"), "the question answered, the tool ended"
 
