@@ -55,7 +55,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .adapter import AgentContext, HookEvent, Launch, merge_settings, read_settings
+from .adapter import Adapter, AgentContext, HookEvent, Launch, merge_settings, read_settings
 from .usage import UsageRecord, count, obj, timestamp
 
 CONFIG_DIR = "cline-config"
@@ -76,10 +76,9 @@ EVENTS = {
 PLUGIN = (Path(__file__).resolve().parent / "cline_plugin.js").read_text(encoding="utf-8")
 
 
-class ClineAdapter:
+class ClineAdapter(Adapter):
     name = "cline"
     executable = "cline"
-    version_args: tuple[str, ...] = ("--version",)
     tested_versions = ("3.0.65",)
     install_command = "npm install -g cline@3.0.65"
     wake_text = "You have new podctl messages (shown in your context). Handle them; answer asks with post_reply."
@@ -89,7 +88,6 @@ class ClineAdapter:
     wake_clear_keys = ("C-u",)
     wake_blocked_texts = ("Reply with an option number", "Press Enter to open")
     """Cline's question waits for an answer; a notice opens a browser on Enter."""
-    takes_script = False
     hook_events = EVENTS
 
     def data_dir(self, agent_dir: Path) -> Path:

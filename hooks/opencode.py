@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .adapter import AgentContext, HookEvent, Launch, PermissionMode, ScreenSign, link_credentials
+from .adapter import Adapter, AgentContext, HookEvent, Launch, PermissionMode, ScreenSign, link_credentials
 from .usage import UsageRecord, count, obj, timestamp
 
 GLOBAL_FILES = ("config.json", "opencode.json", "opencode.jsonc", "tui.json", "tui.jsonc")
@@ -108,7 +108,7 @@ PERMISSION = {
 PLUGIN = (Path(__file__).resolve().parent / "opencode_plugin.js").read_text(encoding="utf-8")
 
 
-class OpenCodeAdapter:
+class OpenCodeAdapter(Adapter):
     """OpenCode, and its forks with the same plugin API (hooks/kilo.py): a fork renames `app` (its
     XDG folders, database and the prefix of the agent's folders) and `env` (its variables' prefix)."""
 
@@ -120,7 +120,6 @@ class OpenCodeAdapter:
     """The config's `$schema` (the CLI adds it to a file without one)."""
     config_files: tuple[str, ...] = GLOBAL_FILES
     """The user's global config files (in `$XDG_CONFIG_HOME/<app>/`) copied into the agent's."""
-    version_args: tuple[str, ...] = ("--version",)
     tested_versions = ("1.18.33",)
     install_command = "npm install -g opencode-ai@1.18.33"
     wake_text = "You have new podctl messages (shown in your context). Handle them; answer asks with podctl_post_reply."
@@ -131,7 +130,6 @@ class OpenCodeAdapter:
     wake_blocked_texts = ("Permission required",)
     """A dialog is open: Enter would answer it."""
     wake_file = WAKE_FILE
-    takes_script = False
     hook_events = EVENTS
     permission: ClassVar[dict[str, Any]] = PERMISSION
     screen_signs = SCREEN_SIGNS

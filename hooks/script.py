@@ -14,7 +14,7 @@ from typing import Any
 
 from podctl.pods.script import USAGE_FILE
 
-from .adapter import AgentContext, HookEvent, Launch, PermissionMode
+from .adapter import Adapter, AgentContext, HookEvent, Launch, PermissionMode
 from .usage import StatelessParser, UsageRecord, UsageSource, count, timestamp
 
 EVENTS = {
@@ -42,7 +42,7 @@ PERMISSION_MODES = {
 }
 
 
-class ScriptAdapter:
+class ScriptAdapter(Adapter):
     name = "script"
     executable = sys.executable
     version_args: tuple[str, ...] = ()
