@@ -2,7 +2,8 @@
 as the typer commands, parsed here with no typer, no pydantic and no pod-file loader imported.
 
 Anything this parser does not know for certain (`--help`, an unknown option, a missing value)
-goes to the typer command, which answers it as always.
+goes to the typer command, which answers it as always. tests/orchestrator/test_fast_cli.py parses a
+command line per declared option both ways, so this table and the typer commands cannot drift.
 """
 
 from __future__ import annotations
