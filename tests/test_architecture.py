@@ -146,7 +146,7 @@ def test_other_libraries_are_used_through_their_public_names_only() -> None:
                 own.add(node.arg)
 
     def private(dotted: str) -> bool:
-        top = dotted.split(".")[0]
+        top = dotted.split(".", maxsplit=1)[0]
         return not top.startswith("podctl") and top not in sys.stdlib_module_names and any(
             part.startswith("_") and not part.endswith("__") for part in dotted.split(".")
         )
