@@ -14,6 +14,7 @@ hook commands into the CLI's config with `AgentContext.hook_command`, so the hoo
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from abc import ABC, abstractmethod
@@ -24,6 +25,7 @@ from types import MappingProxyType
 from typing import Any
 
 from podctl.pods import clis
+from podctl.pods.state import CLI_CACHE
 
 from .usage import NoUsage, UsageParser, UsageRecord, UsageSource
 
@@ -136,6 +138,15 @@ class AgentContext:
     @property
     def socket(self) -> Path:
         return self.state_dir / "broker.sock"
+
+    def shared_cache(self, name: str) -> Path:
+        """`<state root>/.cache/<name>/`, made 0700: what the CLI would cache in the user's home (an
+        unpacked package, downloaded providers), one copy for its agents of every pod of this state root."""
+        folder = self.state_dir.parent / CLI_CACHE / name
+        for path in (folder.parent, folder):
+            path.mkdir(mode=0o700, exist_ok=True)
+            path.chmod(0o700)
+        return folder
 
     @property
     def token_file(self) -> Path:
@@ -313,6 +324,28 @@ def read_settings(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def user_env_script(ctx: AgentContext, names: tuple[str, ...], chain: str | None, script: Path) -> str:
+    """A shell script that gives the agent's own commands the user's `names` back (as the agent's `env`
+    or podctl's environment has them, unset when neither does), for a CLI whose process podctl gives
+    other values (its caches moved out of the user's home); then it runs the user's own script of the
+    variable `chain` (if any), which `script` replaces for the CLI (Claude Code's CLAUDE_ENV_FILE, BASH_ENV)."""
+    lines = []
+    for name in names:
+        value = ctx.env.get(name, os.environ.get(name))
+        lines.append(f"export {name}={shlex.quote(value)}" if value is not None else f"unset {name}")
+    own = (ctx.env.get(chain) or os.environ.get(chain)) if chain else None
+    if own and own != str(script):
+        lines.append(f"if [ -f {shlex.quote(own)} ]; then . {shlex.quote(own)}; fi")
+    return "\n".join(lines) + "\n"
+
+
+def with_env(variables: Mapping[str, str], argv: list[str]) -> list[str]:
+    """`argv` run with `variables` set by `env(1)`, not in the `Launch` environment: for what the shell
+    that tmux starts the window's command with must not see (bash would run a BASH_ENV script itself,
+    before the CLI starts, and give the CLI what the script gives the agent's commands)."""
+    return ["env", *(f"{name}={value}" for name, value in variables.items()), *argv]
 
 
 def link_credentials(source: Path | None, target: Path) -> None:
