@@ -207,7 +207,7 @@ class OpenCodeAdapter(Adapter):
         values = {
             "HOOKS": {native: ctx.hook_command(how) for native, how in self.hook_events.items()},
             "WAKE_DIR": str(ctx.agent_dir), "WAKE_FILE": WAKE_FILE,
-            "USER_ENV": {name: os.environ.get(name) for name in MOVED},
+            "USER_ENV": {name: ctx.env.get(name, os.environ.get(name)) for name in MOVED},
         }
         text = PLUGIN
         for key, value in values.items():
