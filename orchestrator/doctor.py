@@ -92,7 +92,10 @@ def cli_check(cli: str) -> dict[str, Any]:
 def attention_check(cli: str) -> dict[str, Any]:
     """What podctl can see and answer of the CLI's waits for a person, and what it cannot report
     (docs/attention.md): a note, never a failure."""
-    seen: dict[str, str] = dict(get_adapter(cli).attention)
+    try:
+        seen: dict[str, str] = dict(get_adapter(cli).attention)
+    except clis.UnknownCli:
+        return row(f"{cli} attention", "skip", f"its adapter cannot be used (the {cli} row says why)")
     if not seen:
         return row(f"{cli} attention", "warn", "its adapter declares none: podctl shows it busy or idle only")
     unreported = seen.get("unreported")

@@ -66,8 +66,8 @@ def adapter(name: str) -> CliAdapter:
     except Exception as exc:
         raise UnknownCli(f"the adapter of cli {name!r} ({entry.value}) cannot be loaded: {exc}") from exc
     if not isinstance(loaded, CliAdapter):
-        raise UnknownCli(f"the adapter of cli {name!r} ({entry.value}) is no adapter: an instance of a class that"
-                         " inherits podctl.hooks.adapter.Adapter is expected (docs/adapters.md)")
+        raise UnknownCli(f"the adapter of cli {name!r} ({entry.value}) is no adapter: its class must inherit Adapter"
+                         " (podctl.hooks.adapter; docs/adapters.md, \"Writing an adapter\")")
     return loaded
 
 
