@@ -31,7 +31,7 @@ KINDS: dict[str, Callable[[str], bool]] = {
     "supervisor": lambda cmd: "podctl.orchestrator.supervisor" in cmd,
     "view": lambda cmd: " ui " in cmd or (" tail " in cmd and "--follow" in cmd),
     "shims": lambda cmd: "shim/fast.py" in cmd,
-    "script_agents": lambda cmd: "podctl.scriptagent" in cmd,
+    "script_agents": lambda cmd: "scriptagent/fast.py" in cmd or "podctl.scriptagent" in cmd,
 }
 OWN = ("broker", "supervisor", "view", "shims")
 

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import PodctlError
 
 STEP_KINDS = ("write", "tell", "ask", "sleep", "say", "wait_for", "usage")
@@ -83,16 +81,25 @@ def _step(index: int, raw: Any) -> Step:
     return Step(kind, dict(value))
 
 
+def read_script_file(path: Path) -> Any:
+    """The raw script in a YAML file. YAML is imported here only: the script agent, which runs
+    without site-packages, is handed file scripts already read (hooks/script.py)."""
+    try:
+        import yaml
+    except ImportError as exc:
+        raise ScriptError(f"cannot read script {path}: PyYAML is not importable here ({exc})") from exc
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScriptError(f"cannot read script {path}: {exc}") from exc
+
+
 def load_script(raw: Any, base: Path) -> Script:
     """A script from the pod file's inline mapping, or from a YAML file path relative to `base`."""
     if raw is None:
         return Script()
     if isinstance(raw, str):
-        path = (base / raw).resolve()
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ScriptError(f"cannot read script {path}: {exc}") from exc
+        raw = read_script_file((base / raw).resolve())
     errors = script_errors(raw)
     if errors:
         raise errors[0]
