@@ -9,7 +9,6 @@ this process, as the authenticated agent (mcp_tools.py).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import json
@@ -25,6 +24,7 @@ from mcp.shared.message import ServerMessageMetadata, SessionMessage
 
 from . import wire
 from .mcp_tools import DEFAULT_WAIT_CAP_MS, Tools, build_server, tool_error
+from .slots import Slots
 
 log = logging.getLogger("podctl.broker.mcp")
 
@@ -50,14 +50,14 @@ class McpSession:
 
     def __init__(
         self, handle: Handle, *, pod: str, agent: str, token: str, session: str, wait_cap_ms: int, send_line: SendLine,
-        agent_slots: asyncio.Semaphore | None = None, max_in_flight: int = MAX_IN_FLIGHT,
+        agent_slots: Slots | None = None, max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self.agent = agent
         self._handle = handle
         self._token = token
         self._ids = itertools.count(1)
         self._send_line = send_line
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._slots = Slots(max_in_flight)
         self._agent_slots = agent_slots
         self._running: dict[str, list[Release]] = {}
         """The requests the SDK has and has not answered, by id: what each holds."""

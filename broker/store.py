@@ -542,10 +542,17 @@ class Store:
         return count
 
     async def _write_returning(self, sql: str, params: Iterable[Any] = ()) -> list[int]:
-        """One statement ending in `RETURNING <an integer column>`, in its own transaction (run and
-        read in one step of the writer's thread)."""
-        async with self.transaction() as conn:
-            rows = await conn.execute_fetchall(sql, tuple(params))
+        """One statement ending in `RETURNING <an integer column>`, run and read in one step of the
+        writer's thread: SQLite commits a lone statement itself (autocommit), so it is one hand-over
+        to that thread instead of three, and no cancellation can leave it half done. A writer found
+        inside a transaction nobody ended takes the explicit path, which rolls that back first."""
+        async with self._lock:
+            if not self.conn.in_transaction:
+                self.check_file()
+                rows = await self.conn.execute_fetchall(sql, tuple(params))
+                return sorted(int(r[0]) for r in rows)
+            async with self._immediate() as conn:
+                rows = await conn.execute_fetchall(sql, tuple(params))
         return sorted(int(r[0]) for r in rows)
 
     async def _write_many(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
@@ -554,12 +561,13 @@ class Store:
                 await conn.execute(sql, tuple(params))
 
     async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        async with self.rconn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        """Run a read and fetch its rows in one step of the reader's thread (one hand-over, not three)."""
+        return list(await self.rconn.execute_fetchall(sql, tuple(params)))
 
     async def _fetchone(self, sql: str, params: Iterable[Any] = ()) -> Any:
-        async with self.rconn.execute(sql, tuple(params)) as cur:
-            return await cur.fetchone()
+        """The first row of a read that returns one row at most (an aggregate, a key, LIMIT 1)."""
+        rows = await self._fetchall(sql, params)
+        return rows[0] if rows else None
 
     # -- agents -------------------------------------------------------------------
 
