@@ -15,11 +15,14 @@ import contextlib
 import json
 import logging
 import os
+import queue
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -268,6 +271,126 @@ class NewMessage:
         }
 
 
+def _commit_messages(fresh: list[NewMessage], conn: sqlite3.Connection) -> None:
+    """Insert a batch in one transaction with a fixed number of statements, whatever its size (run
+    in the BatchWriter's thread). A message whose (sender, client_msg_id) is already stored is a
+    retry: it gets the stored id and is not inserted again."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")  # only an earlier ROLLBACK that failed leaves one: never build on it
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        _insert_messages(conn, fresh)
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _insert_messages(conn: sqlite3.Connection, fresh: list[NewMessage]) -> None:
+    cur = conn.executemany(
+        "INSERT OR IGNORE INTO messages(id, ts, sender, kind, recipients, target, text, ask_id, urgent, followup,"
+        " client_msg_id, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        [
+            (m.id, m.ts, m.sender, m.kind, json.dumps(m.recipients), m.target, m.text, m.ask_id,
+             int(m.urgent), int(m.followup), m.client_msg_id, m.origin)
+            for m in fresh
+        ],
+    )
+    if cur.rowcount != len(fresh):
+        fresh = _drop_retries(conn, fresh)
+    if not fresh:
+        return
+    deliveries = [(r, m.id, m.ts) for m in fresh for r in m.recipients]
+    if deliveries:
+        conn.executemany("INSERT INTO deliveries(recipient, message_id, queued_at) VALUES (?,?,?)", deliveries)
+    asks = [m for m in fresh if m.kind == "ask"]
+    if asks:
+        conn.executemany(
+            "INSERT INTO asks(id, asker, mode, route, deadline, behalf) VALUES (?,?,?,?,?,?)",
+            [(m.id, m.sender, m.ask_mode or "all", m.ask_route, m.ask_deadline, m.ask_behalf) for m in asks],
+        )
+        conn.executemany(
+            "INSERT INTO ask_targets(ask_id, agent) VALUES (?,?)", [(m.id, r) for m in asks for r in m.recipients]
+        )
+    replies = [m for m in fresh if m.reply_to is not None]
+    if replies:
+        conn.executemany(
+            "UPDATE ask_targets SET reply_id=?, replied_at=? WHERE ask_id=? AND agent=? AND reply_id IS NULL",
+            [(m.id, m.ts, *m.reply_to) for m in replies if m.reply_to is not None],
+        )
+
+
+def _drop_retries(conn: sqlite3.Connection, fresh: list[NewMessage]) -> list[NewMessage]:
+    """Some inserts were ignored: those messages were stored before (a client's retry)."""
+    keyed = [m for m in fresh if m.client_msg_id]
+    marks = ",".join("?" * len(keyed))
+    rows = conn.execute(
+        "SELECT sender, client_msg_id, id, ts, ask_id, kind, recipients, text FROM messages"
+        f" WHERE client_msg_id IN ({marks})",
+        [m.client_msg_id for m in keyed],
+    ).fetchall()
+    stored = {(r[0], r[1]): r[2:] for r in rows}
+    kept = []
+    for msg in fresh:
+        hit = stored.get((msg.sender, msg.client_msg_id)) if msg.client_msg_id else None
+        if hit is not None and hit[0] != msg.id:
+            msg.id, msg.ts, msg.ask_id = hit[0], hit[1], hit[2]
+            msg.duplicate = True
+            msg.conflict = not msg.same_as(hit[3], json.loads(hit[4]), hit[5])
+        else:
+            kept.append(msg)
+    return kept
+
+
+class BatchWriter:
+    """The group commit's own connection to pod.db and its own thread: a whole batch (BEGIN
+    IMMEDIATE, its inserts, COMMIT, or ROLLBACK on any error) is one function run there, so a batch
+    costs one hand-over between threads where aiosqlite takes one per statement. The transaction
+    ends inside that function, whatever happens to the task that waits for it."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA busy_timeout=5000")
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="podctl-store-commit", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
+        self.conn.close()
+
+    async def run(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run `fn(conn)` in the writer's thread and return what it returns (or raise what it raised)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+
+        def settle(result: Any, error: BaseException | None) -> None:
+            if done.done():
+                return
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(result)
+
+        def job() -> None:
+            try:
+                result = fn(self.conn)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting task
+                loop.call_soon_threadsafe(settle, None, exc)
+            else:
+                loop.call_soon_threadsafe(settle, result, None)
+
+        self._jobs.put(job)
+        return await done
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=10)
+
+
 class Store:
     """The store's writes and the broker's reads (the read queries themselves are in queries.py,
     shared with readonly.py; the usage tables' SQL is in usage_store.py).
@@ -288,6 +411,7 @@ class Store:
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._next_id = 0
+        self._batches: BatchWriter | None = None
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -306,6 +430,7 @@ class Store:
             await rconn.execute("PRAGMA busy_timeout=5000")
             await rconn.execute("PRAGMA query_only=ON")
             store = cls(conn, rconn)
+            store._batches = BatchWriter(path)
             store.path = path
             store._inode = os.stat(path).st_ino
             async with conn.execute(
@@ -351,6 +476,8 @@ class Store:
     async def close(self) -> None:
         if self._flush_task is not None:
             await asyncio.wait_for(asyncio.shield(self._flush_task), timeout=10)
+        if self._batches is not None:
+            self._batches.close()
         await self.rconn.close()
         await self.conn.close()
 
@@ -394,8 +521,13 @@ class Store:
         the error (a single message's future gets it)."""
         next_id = self._next_id
         try:
-            async with self._immediate():
-                await self._insert_batch([msg for msg, _ in batch])
+            self.check_file()
+            if self.conn.in_transaction:
+                await self._end_stray()
+            messages = self._assign_ids([msg for msg, _ in batch])
+            if self._batches is None:
+                raise StoreError("the pod's store is closed")
+            await self._batches.run(partial(_commit_messages, messages))
         except Exception as exc:  # noqa: BLE001 - reported to the callers whose messages failed
             self._next_id = next_id
             for msg, _ in batch:
@@ -442,13 +574,23 @@ class Store:
         except sqlite3.OperationalError:
             if not self.conn.in_transaction:
                 raise
+        await self._end_stray()
+        try:
+            await self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._stuck(exc)
+
+    async def _end_stray(self) -> None:
+        """Roll back a transaction of the writer that nobody ended (logged); give the store up if that fails."""
         log.warning("the store's writer was found inside a transaction that never ended: rolled it back")
         try:
             await self.conn.execute("ROLLBACK")
-            await self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            self._give_up(f"the pod's store {self.path} is stuck inside a transaction ({exc}): the broker stops"
-                          " (the supervisor or `podctl up` starts it again)")
+            self._stuck(exc)
+
+    def _stuck(self, exc: sqlite3.Error) -> NoReturn:
+        self._give_up(f"the pod's store {self.path} is stuck inside a transaction ({exc}): the broker stops"
+                      " (the supervisor or `podctl up` starts it again)")
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -456,14 +598,10 @@ class Store:
         async with self._lock, self._immediate() as conn:
             yield conn
 
-    async def _insert_batch(self, batch: list[NewMessage]) -> None:
-        """Insert a batch with a fixed number of statements, whatever its size.
-
-        Ids are assigned here (the broker is the store's only writer), so every table can be
-        written with one `executemany`. A message whose (sender, client_msg_id) is already stored
-        is a retry: it gets the stored id and is not inserted again.
-        """
-        conn = self.conn
+    def _assign_ids(self, batch: list[NewMessage]) -> list[NewMessage]:
+        """Give each new message its id (the broker is the store's only writer, so every table can
+        be written with one `executemany`); returns the messages to insert. A repeat, within the
+        batch, of a (sender, client_msg_id) is a retry: it gets the first one's id and is not inserted."""
         fresh: list[NewMessage] = []
         seen: dict[tuple[str, str], NewMessage] = {}
         for msg in batch:
@@ -480,58 +618,7 @@ class Store:
             if key is not None:
                 seen[key] = msg
             fresh.append(msg)
-        cur = await conn.executemany(
-            "INSERT OR IGNORE INTO messages(id, ts, sender, kind, recipients, target, text, ask_id, urgent, followup,"
-            " client_msg_id, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            [
-                (m.id, m.ts, m.sender, m.kind, json.dumps(m.recipients), m.target, m.text, m.ask_id,
-                 int(m.urgent), int(m.followup), m.client_msg_id, m.origin)
-                for m in fresh
-            ],
-        )
-        if cur.rowcount != len(fresh):
-            fresh = await self._drop_retries(fresh)
-        if not fresh:
-            return
-        deliveries = [(r, m.id, m.ts) for m in fresh for r in m.recipients]
-        if deliveries:
-            await conn.executemany("INSERT INTO deliveries(recipient, message_id, queued_at) VALUES (?,?,?)", deliveries)
-        asks = [m for m in fresh if m.kind == "ask"]
-        if asks:
-            await conn.executemany(
-                "INSERT INTO asks(id, asker, mode, route, deadline, behalf) VALUES (?,?,?,?,?,?)",
-                [(m.id, m.sender, m.ask_mode or "all", m.ask_route, m.ask_deadline, m.ask_behalf) for m in asks],
-            )
-            await conn.executemany(
-                "INSERT INTO ask_targets(ask_id, agent) VALUES (?,?)", [(m.id, r) for m in asks for r in m.recipients]
-            )
-        replies = [m for m in fresh if m.reply_to is not None]
-        if replies:
-            await conn.executemany(
-                "UPDATE ask_targets SET reply_id=?, replied_at=? WHERE ask_id=? AND agent=? AND reply_id IS NULL",
-                [(m.id, m.ts, *m.reply_to) for m in replies if m.reply_to is not None],
-            )
-
-    async def _drop_retries(self, fresh: list[NewMessage]) -> list[NewMessage]:
-        """Some inserts were ignored: those messages were stored before (a client's retry)."""
-        keyed = [m for m in fresh if m.client_msg_id]
-        marks = ",".join("?" * len(keyed))
-        async with self.conn.execute(
-            "SELECT sender, client_msg_id, id, ts, ask_id, kind, recipients, text FROM messages"
-            f" WHERE client_msg_id IN ({marks})",
-            [m.client_msg_id for m in keyed],
-        ) as cur:
-            stored = {(r[0], r[1]): r[2:] for r in await cur.fetchall()}
-        kept = []
-        for msg in fresh:
-            hit = stored.get((msg.sender, msg.client_msg_id)) if msg.client_msg_id else None
-            if hit is not None and hit[0] != msg.id:
-                msg.id, msg.ts, msg.ask_id = hit[0], hit[1], hit[2]
-                msg.duplicate = True
-                msg.conflict = not msg.same_as(hit[3], json.loads(hit[4]), hit[5])
-            else:
-                kept.append(msg)
-        return kept
+        return fresh
 
     async def _write(self, sql: str, params: Iterable[Any] = ()) -> int:
         """One small statement in its own transaction; returns the rows changed."""
@@ -725,17 +812,19 @@ class Store:
         )
 
     async def ask(self, ask_id: int) -> dict[str, Any] | None:
-        row = await self._fetchone(
-            "SELECT id, asker, mode, route, deadline, behalf, expiry_checked FROM asks WHERE id=?", (ask_id,)
+        """An ask and its targets (with the reply of each, if any), in one read."""
+        rows = await self._fetchall(
+            "SELECT a.id, a.asker, a.mode, a.route, a.deadline, a.behalf, a.expiry_checked, t.agent, t.reply_id"
+            " FROM asks a LEFT JOIN ask_targets t ON t.ask_id = a.id WHERE a.id=? ORDER BY t.agent",
+            (ask_id,),
         )
-        if row is None:
+        if not rows:
             return None
-        targets = await self._fetchall(
-            "SELECT t.agent, t.reply_id FROM ask_targets t WHERE t.ask_id=? ORDER BY t.agent", (ask_id,)
-        )
+        row = rows[0]
         return {
             "id": row[0], "asker": row[1], "mode": row[2], "route": row[3], "deadline": row[4],
-            "behalf": row[5], "expiry_checked": row[6], "targets": {agent: reply_id for agent, reply_id in targets},
+            "behalf": row[5], "expiry_checked": row[6],
+            "targets": {r[7]: r[8] for r in rows if r[7] is not None},
         }
 
     async def seen_open_asks(self, agent: str, now: float, limit: int) -> list[tuple[dict[str, Any], int]]:
