@@ -24,7 +24,7 @@ from mcp.shared.message import ServerMessageMetadata, SessionMessage
 
 from . import wire
 from .mcp_tools import DEFAULT_WAIT_CAP_MS, Tools, build_server, tool_error
-from .slots import Slots
+from .slots import MAX_IN_FLIGHT, Slots
 
 log = logging.getLogger("podctl.broker.mcp")
 
@@ -32,8 +32,6 @@ Handle = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 SendLine = Callable[[bytes], Awaitable[None]]
 Release = Callable[[], None]
 
-MAX_IN_FLIGHT = 32
-"""Requests of one MCP session running at once (as for a connection's wire frames)."""
 
 
 def _nothing() -> None:

@@ -11,6 +11,9 @@ import asyncio
 import collections
 import contextlib
 
+MAX_IN_FLIGHT = 32
+"""Requests of one connection, or one MCP session, running at once."""
+
 
 class Slots:
     def __init__(self, count: int) -> None:
