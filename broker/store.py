@@ -271,15 +271,14 @@ class NewMessage:
         }
 
 
-def _commit_messages(fresh: list[NewMessage], conn: sqlite3.Connection) -> None:
-    """Insert a batch in one transaction with a fixed number of statements, whatever its size (run
-    in the BatchWriter's thread). A message whose (sender, client_msg_id) is already stored is a
-    retry: it gets the stored id and is not inserted again."""
+def _in_transaction(body: Callable[[sqlite3.Connection], None], conn: sqlite3.Connection) -> None:
+    """Run `body` in one write transaction that ends here: COMMIT, or ROLLBACK on any error (run in
+    the BatchWriter's thread)."""
     if conn.in_transaction:
         conn.execute("ROLLBACK")  # only an earlier ROLLBACK that failed leaves one: never build on it
     conn.execute("BEGIN IMMEDIATE")
     try:
-        _insert_messages(conn, fresh)
+        body(conn)
         conn.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(sqlite3.Error):
@@ -287,7 +286,14 @@ def _commit_messages(fresh: list[NewMessage], conn: sqlite3.Connection) -> None:
         raise
 
 
-def _insert_messages(conn: sqlite3.Connection, fresh: list[NewMessage]) -> None:
+def _statements(statements: Sequence[tuple[str, Sequence[Any]]], conn: sqlite3.Connection) -> None:
+    for sql, params in statements:
+        conn.execute(sql, tuple(params))
+
+
+def _insert_messages(fresh: list[NewMessage], conn: sqlite3.Connection) -> None:
+    """Insert a batch with a fixed number of statements, whatever its size. A message whose
+    (sender, client_msg_id) is already stored is a retry: it gets the stored id and is not inserted again."""
     cur = conn.executemany(
         "INSERT OR IGNORE INTO messages(id, ts, sender, kind, recipients, target, text, ask_id, urgent, followup,"
         " client_msg_id, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -344,10 +350,11 @@ def _drop_retries(conn: sqlite3.Connection, fresh: list[NewMessage]) -> list[New
 
 
 class BatchWriter:
-    """The group commit's own connection to pod.db and its own thread: a whole batch (BEGIN
-    IMMEDIATE, its inserts, COMMIT, or ROLLBACK on any error) is one function run there, so a batch
-    costs one hand-over between threads where aiosqlite takes one per statement. The transaction
-    ends inside that function, whatever happens to the task that waits for it."""
+    """A writer connection to pod.db with its own thread, for the group commit and every write of
+    several statements: the whole transaction (BEGIN IMMEDIATE, the statements, COMMIT, or ROLLBACK
+    on any error) is one function run there, so it costs one hand-over between threads where
+    aiosqlite takes one per statement. The transaction ends inside that function, whatever happens
+    to the task that waits for it. Writes on it and on `Store.conn` take turns (`Store._lock`)."""
 
     def __init__(self, path: Path) -> None:
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -521,13 +528,8 @@ class Store:
         the error (a single message's future gets it)."""
         next_id = self._next_id
         try:
-            self.check_file()
-            if self.conn.in_transaction:
-                await self._end_stray()
             messages = self._assign_ids([msg for msg, _ in batch])
-            if self._batches is None:
-                raise StoreError("the pod's store is closed")
-            await self._batches.run(partial(_commit_messages, messages))
+            await self._in_writer(partial(_insert_messages, messages))
         except Exception as exc:  # noqa: BLE001 - reported to the callers whose messages failed
             self._next_id = next_id
             for msg, _ in batch:
@@ -579,6 +581,15 @@ class Store:
             await self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             self._stuck(exc)
+
+    async def _in_writer(self, body: Callable[[sqlite3.Connection], None]) -> None:
+        """Run `body` in one transaction on the BatchWriter (one hand-over); the caller holds `_lock`."""
+        self.check_file()
+        if self.conn.in_transaction:
+            await self._end_stray()
+        if self._batches is None:
+            raise StoreError(f"the pod's store {self.path} is closed")
+        await self._batches.run(partial(_in_transaction, body))
 
     async def _end_stray(self) -> None:
         """Roll back a transaction of the writer that nobody ended (logged); give the store up if that fails."""
@@ -643,9 +654,10 @@ class Store:
         return sorted(int(r[0]) for r in rows)
 
     async def _write_many(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
-        async with self.transaction() as conn:
-            for sql, params in statements:
-                await conn.execute(sql, tuple(params))
+        """Statements in one transaction, in one hand-over to the BatchWriter's thread (a busy/idle
+        change, at every hook, is two)."""
+        async with self._lock:
+            await self._in_writer(partial(_statements, list(statements)))
 
     async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
         """Run a read and fetch its rows in one step of the reader's thread (one hand-over, not three)."""
