@@ -83,15 +83,21 @@ def _step(index: int, raw: Any) -> Step:
 
 def read_script_file(path: Path) -> Any:
     """The raw script in a YAML file. YAML is imported here only: the script agent, which runs
-    without site-packages, is handed file scripts already read (hooks/script.py)."""
+    without site-packages, is handed file scripts already read (hooks/script.py, when `up`
+    prepares the agent: so a FIFO or a device put in the file's place is refused, never waited on)."""
     try:
         import yaml
+
+        from .load import MAX_FILE_BYTES, read_regular
     except ImportError as exc:
         raise ScriptError(f"cannot read script {path}: PyYAML is not importable here ({exc})") from exc
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ScriptError(f"cannot read script {path}: {exc}") from exc
+        raw = read_regular(path, MAX_FILE_BYTES)
+        if len(raw) > MAX_FILE_BYTES:
+            raise ScriptError(f"cannot read script {path}: larger than {MAX_FILE_BYTES:,} bytes")
+        return yaml.safe_load(raw.decode("utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ScriptError(f"cannot read script {path}: {getattr(exc, 'strerror', None) or exc}") from exc
 
 
 def load_script(raw: Any, base: Path) -> Script:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from podctl.hooks.script import ADAPTER
 from podctl.orchestrator.launch import agent_context
 from podctl.pods.load import load_pod
 
-from ..helpers import BrokerProcess, write_pod
+from ..helpers import BrokerProcess, scaled, write_pod
 
 POD = """\
 name: light
@@ -64,3 +66,25 @@ def test_a_script_file_is_read_when_the_agent_is_prepared(tmp_path: Path, podctl
     ADAPTER.prepare(ctx)
     config = json.loads(ADAPTER.config_file(ctx).read_text())
     assert config["script"] == {"replies": "yes: {text}", "steps": [{"say": "from a file"}]}
+
+
+def test_a_fifo_as_the_script_file_is_refused_at_prepare_without_blocking_up(tmp_path: Path, podctl_home: Path) -> None:
+    folder = tmp_path / "fifo"
+    (folder / "scripts").mkdir(parents=True)
+    fifo = folder / "scripts" / "a.yaml"
+    fifo.write_text("steps:\n  - say: hello\n")
+    pod_file = write_pod(folder, "name: fifo\nagents:\n  a: {cli: script, script: scripts/a.yaml}\n")
+    spec = load_pod(pod_file)
+    fifo.unlink()  # replaced after the pod file was checked, before the agent is prepared
+    os.mkfifo(fifo)
+    ctx = agent_context(spec, PodPaths(spec.name, podctl_home / "fifo"), "a")
+    preparing = threading.Thread(target=ADAPTER.prepare, args=(ctx,), daemon=True)
+    preparing.start()
+    preparing.join(timeout=scaled(10))
+    blocked = preparing.is_alive()
+    if blocked:  # free the reader: a writer that opens and closes the FIFO gives it an end of file
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        preparing.join(timeout=scaled(10))
+    assert not blocked, "preparing the agent blocked on the FIFO named as its script (so would `podctl up`)"
+    config = json.loads(ADAPTER.config_file(ctx).read_text())
+    assert "not a regular file" in config["script_error"], config
