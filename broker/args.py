@@ -28,6 +28,8 @@ ClientMsgId = Annotated[str, Field(min_length=1, max_length=128)]
 Claim = Annotated[str, Field(min_length=1, max_length=64)]
 SessionId = Annotated[str, Field(pattern=r"^[0-9a-f]{8,64}$")]
 Level = Annotated[str, Field(max_length=16)]
+Facts = Annotated[dict[str, Any], Field(max_length=32)]
+"""A hook event's facts (hooks/path/run.py's FACT_KEYS), each bounded by the hook."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 

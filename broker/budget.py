@@ -23,6 +23,8 @@ class Notice:
     """Unique per limit value and threshold, so a raised limit can warn again."""
     level: str
     text: str
+    over: tuple[str, ...] = ()
+    """The agents it puts over budget (none for a warning): `notify: on: over_budget`."""
 
 
 @dataclass
@@ -100,7 +102,7 @@ def _judge(verdict: Verdict, limit: Limit) -> None:
         verdict.notices.append(Notice(
             f"{limit.key}:100", "warning",
             f"budget: {limit.said}: {limit.who} no longer woken by messages or rules (messages {limit.whom} queue,"
-            f" a running turn finishes); to go on, {raise_it}",
+            f" a running turn finishes); to go on, {raise_it}", over=tuple(limit.agents),
         ))
     elif limit.share >= WARN_AT:
         verdict.notices.append(Notice(

@@ -73,7 +73,7 @@ async def _serve(
     spec: PodSpec, pod_file: Path, paths: PodPaths, store: Store, *, ports: Ports, ready: asyncio.Event | None
 ) -> None:
     stop = asyncio.Event()
-    broker = Broker(spec, pod_file, paths, store, ports)
+    broker = Broker(spec, pod_file, paths, store, ports, site=paths.read_site())
 
     def lost(reason: str) -> None:
         log.error("%s", reason)
@@ -89,6 +89,7 @@ async def _serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     notices = asyncio.create_task(broker.notices_loop())
+    screens = asyncio.create_task(broker.attention.watch())
     if ready is not None:
         ready.set()
     try:
@@ -96,9 +97,11 @@ async def _serve(
     finally:
         log.info("broker for pod %s stopping", spec.name)
         notices.cancel()
+        screens.cancel()
         await server.stop()
         await broker.rules.close()
         await broker.close()
+        await broker.attention.close()
         await broker.waker.close()
 
 

@@ -10,6 +10,9 @@ $PODCTL_HOME/<pod>/          0700
   supervisor.lock, .pid      the same for the supervisor daemon
   pod.lock                   held by whoever applies a change to the pod (up, down, the supervisor, ...)
   agents/<name>/             per-agent config the CLIs read, and its token (0600)
+  site                       the site this machine runs of a pod across machines (`up --site`; docs/sites.md)
+  bridge.lock, bridge.pid    held / written by the bridge to the other sites, for its whole life
+  bridge.token               0600, the bridge's identity towards this broker (only bridge operations take it)
   logs/                      broker, supervisor, per-agent logs
   worktrees/                 agents' git worktrees and their records (pods/worktree.py)
 ```
@@ -24,6 +27,9 @@ from podctl.pods.state import state_root as state_root  # noqa: PLC0414 - re-exp
 
 USER = "user"
 """The human's member name in every pod."""
+BRIDGE = "podctl.bridge"
+"""The identity of a pod's bridge to its other sites (docs/sites.md): never an agent's name (a dot), and
+only the bridge operations take it."""
 
 
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
@@ -119,6 +125,34 @@ class PodPaths:
         return self.root / "pod.yaml.path"
 
     @property
+    def site_record(self) -> Path:
+        return self.root / "site"
+
+    @property
+    def bridge_lock(self) -> Path:
+        return self.root / "bridge.lock"
+
+    @property
+    def bridge_pid(self) -> Path:
+        return self.root / "bridge.pid"
+
+    def read_site(self) -> str | None:
+        """The site this machine runs of the pod (None: the pod is not split across machines here)."""
+        try:
+            site = self.site_record.read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        return site if valid_pod_name(site) else None
+
+    def write_site(self, site: str | None) -> None:
+        if site is None:
+            self.site_record.unlink(missing_ok=True)
+            return
+        tmp = self.site_record.with_name("site.tmp")
+        tmp.write_text(site + "\n", encoding="utf-8")
+        os.replace(tmp, self.site_record)
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 
@@ -130,6 +164,8 @@ class PodPaths:
         return self.agents / name
 
     def token_file(self, name: str) -> Path:
+        if name == BRIDGE:
+            return self.root / "bridge.token"
         return self.agent_dir(name) / "token"
 
     def ensure(self) -> PodPaths:

@@ -90,6 +90,9 @@ SQL_USAGE = (
 SQL_SETTINGS = "SELECT key, value FROM settings"
 SCHEMA_USAGE = 4
 """The schema version that added usage (older stores have none)."""
+SQL_ATTENTION = "SELECT agent, data FROM attention"
+SCHEMA_ATTENTION = 6
+"""The schema version that added attention (why agents are blocked or failed)."""
 SQL_UNSEEN_COUNTS = (
     "SELECT recipient, count(*) FROM deliveries WHERE read_at IS NULL AND injected_at IS NULL GROUP BY recipient"
 )
@@ -223,6 +226,19 @@ def usage_row(row: Sequence[Any]) -> dict[str, Any]:
     agent, model, hour, inp, cached, output, reasoning, requests = row
     return {"agent": agent, "model": model, "hour": hour, "input": inp, "cached": cached, "output": output,
             "reasoning": reasoning, "requests": requests}
+
+
+def attention_map(rows: Iterable[Sequence[Any]]) -> dict[str, dict[str, Any]]:
+    """Agent -> why it is blocked or failed (broker/attention.py's `Need` as JSON)."""
+    out: dict[str, dict[str, Any]] = {}
+    for agent, data in rows:
+        try:
+            value = json.loads(data)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            out[agent] = value
+    return out
 
 
 def settings_map(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:

@@ -12,8 +12,10 @@ from .queries import (
     ASK_PREVIEW_CHARS,
     EXPIRED_LISTED_S,
     PAGE_BYTES,
+    SCHEMA_ATTENTION,
     SCHEMA_USAGE,
     SQL_AGENTS,
+    SQL_ATTENTION,
     SQL_HISTORY,
     SQL_LAST_MESSAGE,
     SQL_LAST_WAKES,
@@ -23,6 +25,7 @@ from .queries import (
     SQL_USAGE,
     Page,
     StoreError,
+    attention_map,
     deliveries_map,
     deliveries_sql,
     open_ask_row,
@@ -86,6 +89,10 @@ class ReadOnlyStore:
     def settings(self) -> dict[str, Any]:
         """The pricing and limits the broker last applied."""
         return settings_map(self._all(SQL_SETTINGS)) if self.version >= SCHEMA_USAGE else {}
+
+    def attention(self) -> dict[str, dict[str, Any]]:
+        """Agent -> why it was blocked or failed when the broker stopped (none before schema 5)."""
+        return attention_map(self._all(SQL_ATTENTION)) if self.version >= SCHEMA_ATTENTION else {}
 
     def overview(self) -> dict[str, Any]:
         last = self._all(SQL_LAST_MESSAGE)

@@ -6,6 +6,9 @@ templated text, or `handoff` to another agent. The asks are sent by `podctl` on 
 behalf; once every member answered (or the route's timeout passed) the gathered answer is sent
 to the agent as one urgent message, which wakes it.
 
+In a pod across machines (docs/sites.md) a rule acts at the site of the agent it acts for: its turns,
+files and screen are there; the agents it asks may be anywhere.
+
 Guards against loops: a rule never fires on the turns of the agents it asks, waits `cooldown`
 between firings, never fires while its previous ask is open, and stops after `max_rounds`
 until the user gives the agent a new task (any message from `user`) or `podctl rules reset`.
@@ -45,6 +48,7 @@ class RuleHost(Protocol):
     routes: dict[str, RouteSpec]
 
     def active(self) -> list[str]: ...
+    def local(self) -> list[str]: ...
     async def commit(self, msg: NewMessage) -> NewMessage: ...
     async def log(self, text: str, level: str = "info", origin: str | None = None) -> int | None: ...
     async def handoff(self, source: str, target: str, reason: str) -> dict[str, Any]: ...
@@ -129,7 +133,7 @@ class RuleEngine:
             self.states.setdefault(rule.name, RuleState())
         if first:
             await self._resume_firings()
-        wanted = {r.name for r in self.rules if r.on == "file_change" and r.agent}
+        wanted = {r.name for r in self.rules if r.on == "file_change" and r.agent in self.host.local()}
         for name in list(self._watchers):
             if name not in wanted:
                 self._watchers.pop(name).cancel()
@@ -153,6 +157,8 @@ class RuleEngine:
                 continue
             state = self.states[rule.name]
             for agent in [rule.agent] if rule.agent else list(self.host.spec.agents):
+                if agent not in self.host.local():
+                    continue
                 key = self._baseline_key(agent)
                 if key in state.baselines:
                     continue
@@ -273,7 +279,7 @@ class RuleEngine:
             await asyncio.sleep(PANE_POLL_S)
             for rule in [r for r in self.rules if r.on == "pattern"]:
                 agents = [rule.agent] if rule.agent else self.host.active()
-                for agent in agents:
+                for agent in [a for a in agents if a in self.host.local()]:
                     with contextlib.suppress(Exception):
                         await self._check_pane(rule, agent)
 

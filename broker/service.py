@@ -12,7 +12,7 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +29,7 @@ from .args import (
     Claim,
     ClientMsgId,
     Cursor,
+    Facts,
     Int64,
     Level,
     Millis,
@@ -39,10 +40,13 @@ from .args import (
     checked,
     describe,
 )
+from .attention import AnswerError, AttentionDesk, MemberView
 from .budget import Verdict
-from .paths import USER, PodPaths
+from .paths import BRIDGE, USER, PodPaths
 from .ports import Ports
 from .rules import RuleEngine
+from .site_ops import BRIDGE_ONLY, SiteOps
+from .sites import Sites
 from .store import NewMessage, RuleRecord, Store
 from .usage_ops import UsageOps
 from .usage_store import UsageStore
@@ -52,7 +56,7 @@ log = logging.getLogger("podctl.broker")
 
 USER_ONLY = frozenset({
     "set_state", "history", "subscribe", "status", "sync", "prune", "log", "handoff", "rules", "reset_rule", "asks",
-    "usage_report", "usage_cursors", "usage",
+    "usage_report", "usage_cursors", "usage", "approve", "deny",
 })
 READ_LIMIT = 500
 WAITER_GRACE_TICKS = 100
@@ -96,11 +100,19 @@ class Member:
     starting: bool = False
     """Its CLI was just (re)started and has not shown it is up (no tool session, no hook yet): shown
     as `starting`, not `idle`."""
+    site: str | None = None
+    """Where it runs, in a pod across machines (broker/sites.py)."""
+    remote: bool = False
+    """It runs at another site: its state is what its site last reported (`reported_at`); never woken here."""
+    reported_at: float | None = None
+    unread: int = 0
+    """A remote member's unread messages, as its site reported them."""
 
 
-class Broker(UsageOps):
+class Broker(SiteOps, UsageOps):
     def __init__(
-        self, spec: PodSpec, pod_file: Path | None, paths: PodPaths, store: Store, ports: Ports | None = None
+        self, spec: PodSpec, pod_file: Path | None, paths: PodPaths, store: Store, ports: Ports | None = None, *,
+        site: str | None = None,
     ) -> None:
         self.ports = ports or Ports()
         self.spec = spec
@@ -116,12 +128,17 @@ class Broker(UsageOps):
         self.subscribers: set[Callable[[dict[str, Any]], None]] = set()
         self.waker: Waker | None = None
         self.rules = RuleEngine(self)
+        self.attention = AttentionDesk(self)
         self.handed_off: dict[str, str] = {}
         self.mcp_sessions: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.started = time.time()
         self._expiries: dict[int, asyncio.Task[None]] = {}
         self._waiting: dict[int, int] = {}
         """wait_for_reply calls in progress, by ask_id."""
+        self.site = site
+        """The site this machine runs, in a pod across machines (None: the pod is this machine's alone)."""
+        self.sites: Sites | None = None
 
     # -- setup ----------------------------------------------------------------------
 
@@ -141,11 +158,13 @@ class Broker(UsageOps):
         await self.apply_spec(self.spec)
         for ask_id, deadline in await self.store.asks_to_expire():
             self._expire_at(ask_id, deadline)
+        await self.attention.load()
 
     async def apply_spec(self, spec: PodSpec) -> dict[str, list[str]]:
         self.spec = spec
         self.tokens[USER] = self.paths.issue_token(USER)
-        for name in spec.agents:
+        self._configure_sites(spec)
+        for name in spec.local_agents(self.site):
             self.tokens[name] = self.paths.issue_token(name)
         told = await self.store.told_roles()
         added, removed, changed = await self.store.sync_agents(
@@ -164,6 +183,8 @@ class Broker(UsageOps):
                 member.leaving = True
             else:
                 await self._gone(member)
+        if self.sites is not None:
+            self.sites.configure()
         self.routes = {r.name: r for r in spec.routes}
         await self.rules.configure()
         await self.save_pricing()
@@ -194,6 +215,10 @@ class Broker(UsageOps):
     def active(self) -> list[str]:
         return [m.name for m in self.members.values() if not m.removed]
 
+    def local(self) -> list[str]:
+        """The active members that run here (all of them, but in a pod across machines)."""
+        return [m.name for m in self.members.values() if not m.removed and not m.remote]
+
     # -- transport entry -----------------------------------------------------------------
 
     async def handle(self, frame: dict[str, Any]) -> dict[str, Any]:
@@ -212,6 +237,9 @@ class Broker(UsageOps):
             agent = self._authenticate(frame.get("agent"), frame.get("token"))
             if op in USER_ONLY and agent != USER:
                 raise OpError(wire.FORBIDDEN, f"{op} is for the pod's owner (user) only")
+            if (op in BRIDGE_ONLY) != (agent == BRIDGE) and op != "hello":
+                raise OpError(wire.FORBIDDEN, f"{op} is for the pod's bridge only" if op in BRIDGE_ONLY
+                              else f"the pod's bridge may use only {', '.join(sorted(BRIDGE_ONLY))}")
             method = getattr(self, f"op_{op}", None)
             if method is None:
                 raise OpError(wire.BAD_REQUEST, f"unknown operation {op!r}")
@@ -237,7 +265,7 @@ class Broker(UsageOps):
         if not isinstance(agent, str) or not isinstance(token, str):
             raise OpError(wire.AUTH, "every request must name its agent and carry that agent's token")
         expected = self.tokens.get(agent)
-        if expected is None and agent in self.active():
+        if expected is None and agent in self.local():
             try:
                 expected = self.tokens[agent] = self.paths.read_token(agent)
             except FileNotFoundError:
@@ -295,7 +323,7 @@ class Broker(UsageOps):
         """Each recipient's state; one over budget says so (its message waits until the budget is raised)."""
         out = []
         for n in names:
-            entry = {"name": n, "state": "human" if n == USER else self.members[n].state}
+            entry = {"name": n, "state": "human" if n == USER else self.members[n].state, **self._site_of(n)}
             reason = self.over_budget(n) if n != USER else None
             if reason:
                 entry["over_budget"] = f"{reason}: not woken until the budget is raised"
@@ -329,12 +357,14 @@ class Broker(UsageOps):
         if needs_attention(data):
             for name in msg.recipients:
                 self._maybe_wake(name)
+        if msg.kind == "reply" and msg.ask_id is not None and self.attention.is_approval(msg.ask_id):
+            self._background(self.attention.on_reply(msg.ask_id, msg.sender, msg.text))
 
     def wakeable(self, name: str) -> bool:
         """Idle, its tools are up, and within budget: a nudge now starts a turn that can answer."""
         member = self.members.get(name)
         return (member is not None and member.state == "idle" and member.tools_ready and not member.removed
-                and self.over_budget(name) is None)
+                and not member.remote and self.over_budget(name) is None)
 
     async def _has_unread(self, name: str) -> bool:
         return bool(await self.store.pending_wakeworthy(name))
@@ -584,7 +614,7 @@ class Broker(UsageOps):
         if agent not in ask["targets"]:
             raise OpError(wire.NOT_ASKED, f"ask {ask_id} was not sent to {agent}; only its recipients can reply")
         followup = ask["targets"][agent] is not None
-        recipients = self._reply_recipients(ask, followup)
+        recipients = self.reply_recipients(ask, followup)
         msg = await self.commit(NewMessage(
             sender=agent, kind="reply", recipients=recipients, target=recipients[0] if recipients else ask["asker"],
             text=text, ask_id=ask["id"], followup=followup, client_msg_id=client_msg_id,
@@ -597,12 +627,12 @@ class Broker(UsageOps):
             out.update(await self._followup_note(agent, ask["id"], recipients))
         return out
 
-    def _reply_recipients(self, ask: dict[str, Any], followup: bool) -> list[str]:
+    def reply_recipients(self, ask: dict[str, Any], followup: bool) -> list[str]:
         """Who a reply goes to: the asker; for a rule's ask, nobody while the rule gathers its answers
         (it sends them on together), else the agent the rule asked for (a late answer, a follow-up)."""
         if ask["asker"] != wire.SYSTEM_SENDER:
             return [ask["asker"]]
-        if not followup and self.rules.gathering(ask["id"]):
+        if not followup and (self.rules.gathering(ask["id"]) or self.gathered_elsewhere(ask)):
             return []
         behalf = ask["behalf"]
         return [behalf] if behalf in self.active() else []
@@ -632,14 +662,14 @@ class Broker(UsageOps):
         unread = await self.store.unread_counts()
         agents = [
             {"name": m.name, "cli": m.cli, "role": m.role, "state": m.state, "unread": unread.get(m.name, 0),
-             "you": m.name == agent, **self._where(m.name)}
+             "you": m.name == agent, **self._where(m.name), **self._site_fields(m)}
             for m in self.members.values() if not m.removed
         ]
         return {"pod": self.spec.name, "agents": agents, "routes": self._routes()}
 
     def _where(self, name: str) -> dict[str, Any]:
         """The folder an agent works in (and its worktree's branch): where a reviewer finds its files."""
-        if name not in self.spec.agents:
+        if name not in self.spec.agents or (name in self.members and self.members[name].remote):
             return {}
         try:
             return {"workdir": str(self.spec.agent_workdir(name)), "branch": self.spec.agent_branch(name)}
@@ -658,15 +688,17 @@ class Broker(UsageOps):
     @checked
     async def op_hook(
         self, agent: str, event: str, *, inject: bool = True, attention_only: bool = False, shows: bool = True,
-        intro: bool = False,
+        intro: bool = False, facts: Facts | None = None, hold_ms: Int64 = 0,
     ) -> dict[str, Any]:
         if event not in wire.HOOK_EVENTS:
             raise OpError(wire.BAD_REQUEST, f"event must be one of {', '.join(wire.HOOK_EVENTS)}")
         if agent == USER:
             raise OpError(wire.FORBIDDEN, "hooks are for agents")
-        state = "busy" if event in wire.BUSY_EVENTS else "idle" if event in wire.IDLE_EVENTS else "stopped"
+        base = (None if event in wire.ATTENTION_EVENTS else
+                "busy" if event in wire.BUSY_EVENTS else "idle" if event in wire.IDLE_EVENTS else "stopped")
         member = self.members[agent]
         member.last_activity = time.time()
+        state, request = await self.attention.on_hook(agent, event, base, facts or {}, min(max(0, hold_ms), 3_600_000))
         await self._set_state(agent, state)
         if state != "idle":
             member.owed_turn = False
@@ -678,7 +710,7 @@ class Broker(UsageOps):
         messages: list[dict[str, Any]] = []
         pointers: list[dict[str, Any]] = []
         more = 0
-        if inject and state != "stopped":
+        if inject and state not in ("stopped", "blocked", "failed"):
             claim, messages, pointers, more = await self.store.claim(
                 agent, time.time(), wire.CLAIM_LEASE_S, attention_only=bool(attention_only),
                 max_bytes=wire.HOOK_BATCH_BYTES, max_count=wire.HOOK_BATCH_COUNT,
@@ -687,6 +719,8 @@ class Broker(UsageOps):
         result: dict[str, Any] = {
             "state": state, "claim": claim, "messages": messages, "too_large": pointers, "more": more,
         }
+        if request is not None:
+            result["request"] = request
         if event == "session_start" or intro:
             await self._session_start(member, result, bool(shows))
             if state != "idle":
@@ -710,7 +744,7 @@ class Broker(UsageOps):
             "agent": member.name,
             "role": member.role,
             "members": [
-                {"name": m.name, "cli": m.cli, "role": m.role, "state": m.state}
+                {"name": m.name, "cli": m.cli, "role": m.role, "state": m.state, **self._site_of(m.name)}
                 for m in self.members.values() if not m.removed
             ],
             "routes": self._routes(),
@@ -791,8 +825,11 @@ class Broker(UsageOps):
     async def op_set_state(self, agent: str, name: Name, state: str) -> dict[str, Any]:
         if name not in self.members or self.members[name].removed:
             raise OpError(wire.UNKNOWN_AGENT, f"no agent {name!r} in pod {self.spec.name}")
+        if self.members[name].remote:
+            raise OpError(wire.FORBIDDEN, f"agent {name} runs at site {self.members[name].site}: its state is that site's")
         if state not in wire.AGENT_STATES:
             raise OpError(wire.BAD_REQUEST, f"state must be one of {', '.join(wire.AGENT_STATES)}")
+        await self.attention.restarted(name, state)
         await self._set_state(name, state, fresh=True)
         if state == "idle" and await self.store.pending_wakeworthy(name):
             self._maybe_wake(name)
@@ -826,13 +863,15 @@ class Broker(UsageOps):
                  "handed_off_to": self.handed_off.get(m.name),
                  "waking": bool(self.waker and self.waker.pending(m.name)), "tools_ready": m.tools_ready,
                  "usage": self.usage_of(m.name), "over_budget": self.over_budget(m.name),
-                 **({"leaving": True} if m.leaving else {}), **({"starting": True} if m.starting else {})}
+                 **self.attention.status_fields(m.name), **({"leaving": True} if m.leaving else {}),
+                 **({"starting": True} if m.starting else {}), **self._site_fields(m)}
                 for m in self.members.values() if not m.removed or m.leaving
             ],
             "routes": self._routes(),
             "pending_deliveries": unseen,
             "usage": self.verdict.pod.as_json() if self.verdict else None,
             "budget": self._budget_limits(),
+            **({"sites": self.sites.status()} if self.sites is not None else {}),
         }
 
     @checked
@@ -935,6 +974,57 @@ class Broker(UsageOps):
         except KeyError as exc:
             raise OpError(wire.BAD_REQUEST, str(exc.args[0])) from None
         return {"name": name, "rounds": 0}
+
+    # -- attention: answers --------------------------------------------------------------------------
+
+    @checked
+    async def op_approve(
+        self, agent: str, name: Name, always: bool = False, request: Int64 | None = None
+    ) -> dict[str, Any]:
+        return await self._answer(name, "always" if always else "allow", "", request)
+
+    @checked
+    async def op_deny(self, agent: str, name: Name, reason: str = "", request: Int64 | None = None) -> dict[str, Any]:
+        return await self._answer(name, "deny", reason[:4096], request)
+
+    async def _answer(self, name: str, decision: wire.Decision, reason: str, request: int | None) -> dict[str, Any]:
+        if name not in self.active():
+            raise OpError(wire.UNKNOWN_AGENT, f"no agent {name!r} in pod {self.spec.name}")
+        try:
+            return await self.attention.answer(name, decision, USER, reason, request)
+        except AnswerError as exc:
+            raise OpError(exc.code, exc.message) from None
+
+    @checked
+    async def op_await_decision(
+        self, agent: str, request: Int64, timeout_ms: Millis = 0, final: bool = False
+    ) -> dict[str, Any]:
+        """A permission hook waits for its answer (at most MAX_WAIT_MS a call)."""
+        try:
+            return await self.attention.await_decision(agent, request, min(float(timeout_ms), wire.MAX_WAIT_MS), final)
+        except AnswerError as exc:
+            raise OpError(exc.code, exc.message) from None
+
+    # -- what the attention desk needs (AttentionHost) -------------------------------------------------
+
+    def member_view(self, name: str) -> MemberView | None:
+        member = self.members.get(name)
+        if member is None or member.removed:
+            return None
+        return MemberView(member.cli, member.state, member.state_ts, member.last_activity, member.tools_ready)
+
+    async def show_state(self, name: str, state: wire.AgentState) -> None:
+        """The attention desk's view of an agent changed: show it, and wake it if it is idle and messages wait."""
+        if name not in self.members:
+            return
+        await self._set_state(name, state)
+        if state == "idle" and await self.store.pending_wakeworthy(name):
+            self._maybe_wake(name)
+
+    def _background(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- what the rule engine needs (RuleHost) -----------------------------------------------------
 

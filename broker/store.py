@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import aiosqlite
 
@@ -37,6 +37,7 @@ from .queries import (
     PAGE_BYTES,
     POINTER,
     SQL_AGENTS,
+    SQL_ATTENTION,
     SQL_HISTORY,
     SQL_INBOX,
     SQL_LAST_MESSAGE,
@@ -49,6 +50,7 @@ from .queries import (
     Page,
     StoreError,
     StoreLost,
+    attention_map,
     deliveries_map,
     deliveries_sql,
     message_row,
@@ -188,7 +190,76 @@ MIGRATIONS: list[str] = [
         WHERE deadline IS NOT NULL AND deadline < (julianday('now') - 2440587.5) * 86400.0;
     ALTER TABLE agents ADD COLUMN told_role TEXT;
     """,
+    # 6: attention (broker/attention.py): why an agent is blocked or failed, as JSON, so a restarted
+    # broker still shows it; and the requests answered `always` (never asked again for the same tool
+    # and detail).
+    """
+    CREATE TABLE attention(agent TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE always_allowed(
+        agent TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        by TEXT NOT NULL,
+        ts REAL NOT NULL,
+        PRIMARY KEY(agent, tool, detail)
+    ) WITHOUT ROWID;
+    """,
+    # 7: a pod across machines (broker/sites.py, docs/sites.md): messages for other sites wait in an outbox
+    # (written in the message's own transaction) until the bridge's publish is acknowledged; messages from
+    # other sites are stored once per (origin site, origin id); what a recipient here did with them (queued,
+    # injected, read) is a receipt owed to their site, kept by triggers in the transaction that changed it.
+    """
+    CREATE TABLE site_outbox(
+        message_id INTEGER NOT NULL,
+        site TEXT NOT NULL,
+        sent_at REAL,
+        arrived_at REAL,
+        error TEXT,
+        PRIMARY KEY(message_id, site)
+    ) WITHOUT ROWID;
+    CREATE INDEX site_outbox_unsent ON site_outbox(message_id) WHERE sent_at IS NULL;
+    CREATE TABLE site_imports(
+        origin_site TEXT NOT NULL,
+        origin_id INTEGER NOT NULL,
+        local_id INTEGER NOT NULL,
+        PRIMARY KEY(origin_site, origin_id)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX site_imports_local ON site_imports(local_id);
+    CREATE TABLE site_receipts(
+        message_id INTEGER NOT NULL,
+        recipient TEXT NOT NULL,
+        rank INTEGER NOT NULL,
+        sent_rank INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY(message_id, recipient)
+    ) WITHOUT ROWID;
+    CREATE INDEX site_receipts_due ON site_receipts(message_id) WHERE rank > sent_rank;
+    CREATE TRIGGER site_receipt_owed AFTER UPDATE OF injected_at, read_at ON deliveries
+        WHEN EXISTS (SELECT 1 FROM site_receipts WHERE message_id = NEW.message_id AND recipient = NEW.recipient)
+    BEGIN
+        UPDATE site_receipts SET rank = max(rank, CASE WHEN NEW.read_at IS NOT NULL THEN 3 ELSE 2 END)
+            WHERE message_id = NEW.message_id AND recipient = NEW.recipient;
+    END;
+    CREATE TRIGGER site_message_pruned AFTER DELETE ON messages
+    BEGIN
+        DELETE FROM site_outbox WHERE message_id = OLD.id;
+        DELETE FROM site_receipts WHERE message_id = OLD.id;
+    END;
+    """,
 ]
+
+
+class BatchHook(Protocol):
+    """Writes that belong in a batch of messages' own transaction (broker/sites.py: the outbox, imports)."""
+
+    def before(self, conn: sqlite3.Connection, batch: list[NewMessage]) -> list[NewMessage]:
+        """The messages to insert; the others are marked `duplicate` (with the stored id). Run in the
+        BatchWriter's thread, inside the batch's transaction."""
+        ...
+
+    def after(self, conn: sqlite3.Connection, fresh: list[NewMessage]) -> None:
+        """Called once `fresh` is inserted, before the transaction commits (in the same thread)."""
+        ...
+
 
 def _first(row: Any) -> Any:
     """The first column of a row SQLite must return (an aggregate's)."""
@@ -245,6 +316,8 @@ class NewMessage:
     """Set for a first reply: (ask_id, replier) marks that target answered."""
     origin: str | None = None
     """What produced it when not its sender's own doing: `rule:<name>` or `handoff`."""
+    source: tuple[str, int] | None = None
+    """Set for a message another site committed first: (that site, its id there); stored once (sites.py)."""
     ts: float = field(default_factory=time.time)
     id: int | None = None
     duplicate: bool = False
@@ -291,9 +364,23 @@ def _statements(statements: Sequence[tuple[str, Sequence[Any]]], conn: sqlite3.C
         conn.execute(sql, tuple(params))
 
 
-def _insert_messages(fresh: list[NewMessage], conn: sqlite3.Connection) -> None:
-    """Insert a batch with a fixed number of statements, whatever its size. A message whose
-    (sender, client_msg_id) is already stored is a retry: it gets the stored id and is not inserted again."""
+def _insert_batch(
+    batch: list[NewMessage], assign_ids: Callable[[list[NewMessage]], list[NewMessage]], hooks: list[BatchHook],
+    conn: sqlite3.Connection,
+) -> None:
+    """A group commit's writes, in the BatchWriter's thread and its transaction: the hooks' `before`
+    (messages from other sites stored before are duplicates), ids, the inserts, the hooks' `after`."""
+    for hook in hooks:
+        batch = hook.before(conn, batch)
+    fresh = _insert_messages(assign_ids(batch), conn)
+    for hook in hooks:
+        hook.after(conn, fresh)
+
+
+def _insert_messages(fresh: list[NewMessage], conn: sqlite3.Connection) -> list[NewMessage]:
+    """Insert a batch with a fixed number of statements, whatever its size; returns those inserted. A
+    message whose (sender, client_msg_id) is already stored is a retry: it gets the stored id and is
+    not inserted again."""
     cur = conn.executemany(
         "INSERT OR IGNORE INTO messages(id, ts, sender, kind, recipients, target, text, ask_id, urgent, followup,"
         " client_msg_id, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -306,7 +393,7 @@ def _insert_messages(fresh: list[NewMessage], conn: sqlite3.Connection) -> None:
     if cur.rowcount != len(fresh):
         fresh = _drop_retries(conn, fresh)
     if not fresh:
-        return
+        return fresh
     deliveries = [(r, m.id, m.ts) for m in fresh for r in m.recipients]
     if deliveries:
         conn.executemany("INSERT INTO deliveries(recipient, message_id, queued_at) VALUES (?,?,?)", deliveries)
@@ -325,6 +412,7 @@ def _insert_messages(fresh: list[NewMessage], conn: sqlite3.Connection) -> None:
             "UPDATE ask_targets SET reply_id=?, replied_at=? WHERE ask_id=? AND agent=? AND reply_id IS NULL",
             [(m.id, m.ts, *m.reply_to) for m in replies if m.reply_to is not None],
         )
+    return fresh
 
 
 def _drop_retries(conn: sqlite3.Connection, fresh: list[NewMessage]) -> list[NewMessage]:
@@ -419,6 +507,7 @@ class Store:
         self._lock = asyncio.Lock()
         self._next_id = 0
         self._batches: BatchWriter | None = None
+        self.hooks: list[BatchHook] = []
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -528,8 +617,7 @@ class Store:
         the error (a single message's future gets it)."""
         next_id = self._next_id
         try:
-            messages = self._assign_ids([msg for msg, _ in batch])
-            await self._in_writer(partial(_insert_messages, messages))
+            await self._in_writer(partial(_insert_batch, [msg for msg, _ in batch], self._assign_ids, list(self.hooks)))
         except Exception as exc:  # noqa: BLE001 - reported to the callers whose messages failed
             self._next_id = next_id
             for msg, _ in batch:
@@ -724,6 +812,27 @@ class Store:
             ("UPDATE agents SET state=?, state_ts=? WHERE name=?", (state, ts, name)),
             ("INSERT INTO state_changes(agent, state, ts) VALUES (?,?,?)", (name, state, ts)),
         ])
+
+    async def save_attention(self, agent: str, data: dict[str, Any] | None) -> None:
+        """Keep (or with None forget) why the agent is blocked or failed."""
+        if data is None:
+            await self._write("DELETE FROM attention WHERE agent=?", (agent,))
+        else:
+            await self._write("INSERT OR REPLACE INTO attention(agent, data) VALUES (?,?)", (agent, json.dumps(data)))
+
+    async def attention(self) -> dict[str, dict[str, Any]]:
+        return attention_map(await self._fetchall(SQL_ATTENTION))
+
+    async def allow_always(self, agent: str, tool: str, detail: str, by: str, ts: float) -> None:
+        await self._write(
+            "INSERT OR REPLACE INTO always_allowed(agent, tool, detail, by, ts) VALUES (?,?,?,?,?)",
+            (agent, tool, detail, by, ts),
+        )
+
+    async def always_allowed(self) -> dict[tuple[str, str, str], str]:
+        """(agent, tool, detail) -> who answered `always`."""
+        rows = await self._fetchall("SELECT agent, tool, detail, by FROM always_allowed")
+        return {(r[0], r[1], r[2]): r[3] for r in rows}
 
     # -- reads --------------------------------------------------------------------
 

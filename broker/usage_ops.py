@@ -24,6 +24,7 @@ from .usage_store import UsageStore
 if TYPE_CHECKING:
     from podctl.pods.spec import PodSpec
 
+    from .attention import AttentionDesk
     from .service import Member
 
 log = logging.getLogger("podctl.broker.usage")
@@ -65,6 +66,7 @@ class UsageOps:
     members: dict[str, Member]
     usage: UsageStore
     verdict: Verdict | None
+    attention: AttentionDesk
 
     async def log(self, text: str, level: str = "info", origin: str | None = None) -> int | None:
         raise NotImplementedError  # the Broker's
@@ -74,6 +76,10 @@ class UsageOps:
 
     def publish(self, frame: dict[str, Any]) -> None:
         raise NotImplementedError  # the Broker's
+
+    def remote_usage(self) -> list[tuple[str, str, list[int]]]:
+        """Other sites' agents' usage as their sites reported it (SiteOps); none on one machine."""
+        return []
 
     async def _has_unread(self, name: str) -> bool:
         raise NotImplementedError  # the Broker's
@@ -117,7 +123,8 @@ class UsageOps:
     async def judge_budgets(self, changed: set[str] | None = None) -> None:
         """Evaluate the budgets on all usage so far: give new notices, wake agents a raised limit frees,
         and tell subscribers (the live view) whose usage or budget state changed."""
-        totals = [(agent, model, Tokens(*values)) for agent, model, values in await self.usage.totals()]
+        rows = await self.usage.totals() + self.remote_usage()
+        totals = [(agent, model, Tokens(*values)) for agent, model, values in rows]
         before = self.verdict.over if self.verdict else {}
         self.verdict = evaluate(self.spec, totals)
         moved = set(changed or ()) | {n for n in {*before, *self.verdict.over} if before.get(n) != self.verdict.over.get(n)}
@@ -131,6 +138,8 @@ class UsageOps:
             await self.usage.add_notices([n.key for n in fresh], time.time())
             for notice in fresh:
                 await self.log(notice.text, notice.level, origin="budget")
+                if notice.over:
+                    self.attention.notify_over_budget(list(notice.over), notice.text)
         for name in before:
             if name not in self.verdict.over and await self._has_unread(name):
                 self._maybe_wake(name)

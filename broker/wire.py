@@ -13,15 +13,19 @@ Response (same ``id``)::
 
 Event (only on a connection that sent ``subscribe``)::
 
-    {"v": 1, "event": "message" | "delivery" | "state" | "tools" | "wake" | "usage" | "gap", "data": {...}}
+    {"v": 1, "event": "message" | "delivery" | "state" | "attention" | "tools" | "wake" | "usage" | "gap" | "site", "data": {...}}
 
 ``message`` is a stored message (below); ``delivery`` ``{to, ids, state, ts}`` says messages reached
 ``to``'s model (``injected``) or were ``read``; ``state`` ``{name, state, ts, starting}`` an agent's
-busy/idle/stopped (``starting``: its CLI was just started and is not up yet); ``tools``
-``{name, ready, ts}`` its MCP tools came up or went away; ``wake`` ``{name, result, ts}`` a wake nudge;
-``usage`` ``{name, usage, over_budget, ts}`` an agent's tokens and cost so far, or its budget state, changed;
-``gap`` ``{skipped, after, ts}`` says the subscriber fell behind and that many events were skipped (the
-messages among them are sent again).
+busy/idle/stopped/blocked/failed (``starting``: its CLI was just started and is not up yet); ``attention``
+``{name, state, blocked?, failed?, ts}`` why it is blocked or failed (as in ``status``), or that it no longer
+is (neither); ``tools`` ``{name, ready, ts}`` its MCP tools came up or went away; ``wake`` ``{name, result,
+ts}`` a wake nudge; ``usage`` ``{name, usage, over_budget, ts}`` an agent's tokens and cost so far, or its
+budget state, changed; ``gap`` ``{skipped, after, ts}`` says the subscriber fell behind and that many events
+were skipped (the messages among them are sent again). In a pod across machines (docs/sites.md) ``state``
+and ``tools`` of an agent of another site carry its ``site`` and ``reported_at``, and ``site`` ``{site, link,
+ts}`` says the bridge's link to the other sites went up or down, or ``{site, reported_at, ts}`` that another
+site reported its members (every few seconds).
 
 Every request names the agent it acts for and carries that agent's token; the broker
 rejects a token that does not match the named agent (``auth``). The human is the member
@@ -56,10 +60,14 @@ Operations (``args`` -> ``result``):
 - ``mcp {session, wait_cap_ms?}`` -> ``{mcp: true, session, wait_cap_ms}``: the relay of the agent's CLI
   (``podctl shim``) opens its MCP session; every later line on this connection is the CLI's MCP JSON-RPC,
   answered by the broker's seven tools (broker/mcp_tools.py). The agent's tools are up from then on.
-- ``hook {event, inject=true, attention_only=false, shows=true, intro=false}`` -> ``{state, claim, messages,
-  too_large, more, context?, open_asks?}``. ``shows``: the hook puts what it is answered into the model's
-  context (its output is not ``none``).
-  ``event`` is one of ``HOOK_EVENTS``; it sets the agent's busy/idle state. With ``inject`` it claims the
+- ``hook {event, inject=true, attention_only=false, shows=true, intro=false, facts?, hold_ms=0}`` -> ``{state, claim,
+  messages, too_large, more, context?, open_asks?, request?}``. ``shows``: the hook puts what it is answered into the
+  model's context (its output is not ``none``).
+  ``event`` is one of ``HOOK_EVENTS``; it sets the agent's busy/idle state, or (``ATTENTION_EVENTS``, with the CLI
+  event's ``facts``: ``tool_name``, ``tool_input``, ``message``, ``notification_type``, ``details``, ``error``,
+  ``last_assistant_message``, ...) makes it ``blocked`` or ``failed``. A ``permission`` event returns ``request {id,
+  decision}``: ``decision`` is set when podctl answers at once (an ``always``), else its hook waits with
+  ``await_decision`` up to ``hold_ms``. With ``inject`` it claims the
   oldest messages not yet injected into the agent's model (with ``attention_only``, only asks, replies,
   urgent tells and the user's), at most ``HOOK_BATCH_COUNT`` and ``HOOK_BATCH_BYTES`` of text;
   ``too_large`` points (once) to messages too large to inject, and ``more`` counts those still waiting
@@ -72,6 +80,9 @@ Operations (``args`` -> ``result``):
   (a message each; one too large to show has ``text: ""`` and ``too_large: bytes``). A session start
   wakes the agent only for what its new model has not seen: messages no model of it saw, and those asks.
 - ``ack_injected {claim}`` -> ``{injected: n}``
+- ``await_decision {request, timeout_ms, final=false}`` -> ``{decision, message?, by?}`` or ``{decision: null, settled?}``:
+  a permission hook waits (at most ``MAX_WAIT_MS`` a call) for the answer to its request; ``settled`` says it ended
+  without podctl's answer (answered in the pane). With ``final`` and no answer, the CLI's own dialog takes it.
 - ``set_state {name, state}`` (user only) -> ``{name, state}``: the orchestrator reports a CLI it stopped, or
   one it just started (``idle``: its clock starts again, and it is ``starting`` until its tools or a hook show it up).
 - ``history {since?, limit?}`` (user only) -> ``{messages, next, more}``, each message with its ``delivery``;
@@ -79,10 +90,12 @@ Operations (``args`` -> ``result``):
 - ``subscribe {since?}`` (user only) -> ``{subscribed: true}``, then events on this connection.
 - ``status {}`` (user only) -> ``{pod, agents, routes, pending_deliveries, usage, budget}``; each agent
   ``{name, cli, role, state, state_ts, last_activity, unread, last_wake, last_wake_ts, handed_off_to, waking, tools_ready,
-  usage, over_budget, leaving?, starting?}``; ``usage`` is ``{input_tokens, cached_input_tokens, output_tokens,
-  reasoning_tokens, requests, cost_usd (null if a model has no price), cost_usd_known_part, unpriced_models}``
-  (null before any), ``over_budget`` why the agent is no longer woken (null within budget); ``budget``
-  ``{budget_usd, budget_tokens_per_agent}``.
+  usage, over_budget, leaving?, starting?, blocked?, failed?}``; ``blocked`` is ``{kind, tool, detail, since,
+  answerable, request, source, how?, awaiting?}`` (``kind`` one of ``ATTENTION_KINDS``; ``how`` how a person answers
+  when podctl cannot; ``awaiting`` the approver asked), ``failed`` ``{reason, since, source}`` (the CLI's own words);
+  ``usage`` is ``{input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, requests, cost_usd (null if a
+  model has no price), cost_usd_known_part, unpriced_models}`` (null before any), ``over_budget`` why the agent is no
+  longer woken (null within budget); ``budget`` ``{budget_usd, budget_tokens_per_agent}``.
 - ``usage_report {of, path, inode, offset, state, records: [{key, model, ts, input, cached, output, reasoning}]}``
   (user only; the supervisor) -> ``{added, refused}``: records read from agent ``of``'s session file ``path`` up to
   ``offset``, stored once per (agent, key) together with the file's position and reader ``state``; a record
@@ -101,6 +114,25 @@ Operations (``args`` -> ``result``):
 - ``rules {}`` (user only) -> ``{rules: [{name, on, agent, rounds, max_rounds, open_ask, last_fired, cooldown_s,
   ask, handoff}]}``.
 - ``reset_rule {name}`` (user only) -> ``{name, rounds: 0}``: a rule that reached ``max_rounds`` may fire again.
+- ``approve {name, always=false, request?}`` (user only) -> ``{name, request, decision, tool, detail, by}``: answer the
+  agent's permission request (its oldest, or ``request``); ``always``: and never ask again for the same tool and detail.
+  ``not_waiting`` when it waits for none (one already answered says by whom), ``cannot_answer`` when only its pane can.
+- ``deny {name, reason="", request?}`` (user only) -> the same, ``decision: "deny"``; the model reads the reason.
+
+A pod across machines (docs/sites.md): ``list_agents`` and ``status`` give every agent its ``site``, and an
+agent of another site ``remote: true``, its state and ``unread`` as its site last reported them at
+``reported_at``; ``status`` adds ``sites {here, link, sites: [{name, here, reported_at?, refused?}]}``. The
+bridge (identity ``podctl.bridge``, token ``bridge.token``) may call only these, and nobody else may:
+
+- ``bridge_pull {timeout_ms=10000, limit=500, report=false}`` -> ``{messages, receipts, state}``: what is due
+  for the other sites (each item ``{id, site, msg_id, envelope}``, ``msg_id`` its JetStream ``Nats-Msg-Id``),
+  and this site's ``state`` report when it changed (or ``report``); waits at most ``timeout_ms`` for something.
+- ``bridge_sent {messages: [{id, site}], receipts: [{id, to, rank}], failed: [{id, site, why}]}`` -> ``{marked}``:
+  JetStream acknowledged these publishes (``failed`` ones can never be published: their senders are told).
+- ``bridge_receive {site, envelopes, attempts?}`` -> ``{results: [{result: "stored" | "duplicate" | "refused" |
+  "later", id?, why?}]}``: envelopes that came on ``site``'s subjects, committed here (once per origin site and
+  id) before the bridge acknowledges them; ``refused`` ones are dropped, ``later`` ones delivered again.
+- ``bridge_link {up, detail}`` -> ``{link, site, pod}``: the bridge's link to NATS went up or down.
 
 A message (in ``read_messages``, ``history``, events and hook injections)::
 
@@ -144,10 +176,34 @@ HOOK_BATCH_COUNT = 20
 SYSTEM_SENDER = "podctl"
 """Sender name of messages the broker writes itself (non-delivery notices)."""
 
-HOOK_EVENTS = ("session_start", "turn_start", "tool_done", "turn_end", "session_end")
-BUSY_EVENTS = ("turn_start", "tool_done")
-IDLE_EVENTS = ("session_start", "turn_end")
-AGENT_STATES = ("busy", "idle", "stopped")
+if TYPE_CHECKING:
+    from typing import Literal
+
+    HookEvent = Literal[
+        "session_start", "turn_start", "tool_done", "turn_end", "session_end", "permission", "notification", "failure",
+    ]
+    AgentState = Literal["busy", "idle", "stopped", "blocked", "failed"]
+    AttentionKind = Literal["permission", "question", "dialog"]
+    Decision = Literal["allow", "always", "deny"]
+
+HOOK_EVENTS: tuple[HookEvent, ...] = (
+    "session_start", "turn_start", "tool_done", "turn_end", "session_end", "permission", "notification", "failure",
+)
+"""podctl's hook events. The first five set busy/idle/stopped; `permission` (the CLI asks to run a tool),
+`notification` (the CLI tells its user something: what, the event's facts say) and `failure` (its turn
+ended with an error) may make the agent `blocked` or `failed` (broker/attention.py)."""
+BUSY_EVENTS: tuple[HookEvent, ...] = ("turn_start", "tool_done")
+IDLE_EVENTS: tuple[HookEvent, ...] = ("session_start", "turn_end")
+ATTENTION_EVENTS: tuple[HookEvent, ...] = ("permission", "notification", "failure")
+AGENT_STATES: tuple[AgentState, ...] = ("busy", "idle", "stopped", "blocked", "failed")
+"""`blocked`: waiting for a person (a permission, a question, a dialog); `failed`: cannot work (not
+logged in, API errors): each with why (status's `blocked` / `failed`)."""
+ATTENTION_KINDS: tuple[AttentionKind, ...] = ("permission", "question", "dialog")
+DECISIONS: tuple[Decision, ...] = ("allow", "always", "deny")
+"""An answer to a permission request: allow once, allow and never ask again for the same tool and
+detail (for this agent), or deny (with a reason the model reads)."""
+MAX_FACTS_BYTES = 64 * 1024
+"""The most of a hook event's facts (tool input, message) a hook sends the broker."""
 
 # Error codes.
 BAD_REQUEST = "bad_request"
@@ -162,6 +218,10 @@ TOO_LARGE = "too_large"
 CONFLICT = "conflict"
 BUSY = "busy"
 INTERNAL = "internal"
+NOT_WAITING = "not_waiting"
+"""approve/deny of an agent that waits for no answer (or no longer: it was answered)."""
+CANNOT_ANSWER = "cannot_answer"
+"""approve/deny of a request podctl cannot answer (its CLI offers no way; podctl's wait ended): use the pane."""
 
 
 class BrokerError(Exception):

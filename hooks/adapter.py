@@ -25,6 +25,8 @@ from podctl.pods import clis
 
 HOOKS_DIR = Path(__file__).resolve().parent
 SHIM_DIR = HOOKS_DIR.parent / "shim"
+HOLD_SLACK_S = 15
+"""A holding hook's CLI timeout is its hold plus this (the hook's own deadline is its hold plus 2 s)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class HookEvent:
     `output`: the shape of the answer on stdout (hooks/path/render.py).
     `intro`: also answer with the session's introduction (role, team, tools), which `session_start`
     always has: for a CLI whose session starts with its first prompt, whose first hook is a turn's.
+    `hold`: a permission request whose hook waits for podctl's answer (up to the pod's
+    `limits.permission_hold_s`; the CLI's hook timeout is set above it, `AgentContext.hold_timeout_s`).
     """
 
     event: str | None
@@ -45,6 +49,7 @@ class HookEvent:
     attention_only: bool = False
     output: str = "none"
     intro: bool = False
+    hold: bool = False
 
     def options(self) -> list[str]:
         argv = ["--event", self.event] if self.event else []
@@ -56,6 +61,44 @@ class HookEvent:
         if self.intro:
             argv.append("--intro")
         return argv
+
+
+@dataclass(frozen=True)
+class ScreenSign:
+    """Text on a CLI's screen that means it waits for a person (`blocked`) or cannot work (`failed`),
+    for what no hook of the CLI reports (a login screen, a trust dialog, an API error it retries).
+
+    `pattern` is a regular expression (multiline) searched in the last `last_lines` non-empty lines of
+    the screen (all of it when None); `says` words the need, with the pattern's named groups filled in
+    (`{0}`: the whole match). A permission dialog's sign also tells podctl that one answered in the pane
+    has gone (orchestrator/screens.py reads them; broker/attention.py decides)."""
+
+    pattern: str
+    state: str
+    kind: str | None = None
+    says: str = "{0}"
+    last_lines: int | None = None
+
+
+@dataclass(frozen=True)
+class PermissionMode:
+    """How a CLI is started for one of the pod file's `permissions` (`ask`, `edits`, `full`), or with
+    none (`default`): its own flags, and what that means with it (validate, doctor, docs/attention.md)."""
+
+    argv: tuple[str, ...] = ()
+    says: str = ""
+    narrower: bool = False
+    """The CLI has no mode that does exactly this: it asks for more (never for less)."""
+    quiet: bool = False
+    """As a default: nothing a person would not expect, so `validate` does not note it (the script
+    agent asks only where its script has a permission step)."""
+
+
+def mode_argv(adapter: object, ctx: AgentContext) -> list[str]:
+    """The flags that put `adapter`'s CLI in the agent's `permissions` mode ([] for its own default)."""
+    modes: Mapping[str, PermissionMode] = getattr(adapter, "permission_modes", {})
+    mode = modes.get(ctx.permissions or "")
+    return list(mode.argv) if mode is not None else []
 
 
 @dataclass(frozen=True)
@@ -77,6 +120,15 @@ class AgentContext:
     env: dict[str, str] = field(default_factory=dict)
     script: dict[str, Any] | str | None = None
     python: str = sys.executable
+    permissions: str | None = None
+    """The pod file's `permissions` for this agent (`ask`, `edits`, `full`; None: the CLI's own default)."""
+    hold_s: float = 600.0
+    """How long a permission hook waits for podctl's answer (`limits.permission_hold_s`)."""
+
+    @property
+    def hold_timeout_s(self) -> int:
+        """The CLI's timeout for a holding hook: above the hold, so the hook always ends first."""
+        return int(self.hold_s) + HOLD_SLACK_S
 
     @property
     def socket(self) -> Path:
@@ -92,10 +144,11 @@ class AgentContext:
         `python -I -S hooks/fast.py`: no site-packages scan, standard library only, so a hook costs
         little more than a bare interpreter start. It carries the agent's own identity only (its
         socket and token file), and everything the hook needs to know about the event."""
+        hold = ["--hold-ms", str(int(self.hold_s * 1000))] if how.hold else []
         return [
             self.python, "-I", "-S", str(HOOKS_DIR / "fast.py"),
             "--socket", str(self.socket), "--token-file", str(self.token_file), "--agent", self.agent,
-            *how.options(),
+            *how.options(), *hold,
         ]
 
     def hook_shell(self, how: HookEvent) -> str:
@@ -150,6 +203,12 @@ class Adapter(Protocol):
 
     def launch(self, ctx: AgentContext) -> Launch:
         """The command, environment and folder that start this CLI for `ctx`."""
+
+    # Optional members (read with defaults, docs/adapters.md): `screen_signs: tuple[ScreenSign, ...]`,
+    # what its screen shows when it waits for a person or cannot work and no hook says so;
+    # `screen_working: str`, text on its screen while a turn runs; `attention: Mapping[str, str]`,
+    # what podctl can and cannot see and answer of it (doctor); `permission_modes`, its flags for the
+    # pod file's `permissions` (orchestrator/permissions.py).
 
 
 def get_adapter(cli: str) -> Adapter:

@@ -32,16 +32,64 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .adapter import AgentContext, Launch, link_credentials, user_file
-from .protocol import HookProtocol
+from .adapter import AgentContext, HookEvent, Launch, PermissionMode, ScreenSign, link_credentials, mode_argv, user_file
+from .protocol import CLAUDE_STYLE_EVENTS, PERMISSION_REQUEST, HookProtocol
 from .usage import StatelessParser, UsageRecord, UsageSource, count, obj, timestamp
 
 CONFIG_DIR = "claude-config"
 
 TOOLS = ("tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents")
 
+EVENTS = {
+    **CLAUDE_STYLE_EVENTS,
+    "PermissionRequest": PERMISSION_REQUEST,
+    "Notification": HookEvent("notification", inject=False),
+    "StopFailure": HookEvent("failure", inject=False),
+}
+"""Claude Code's events: the common five, a permission request (answered by podctl's hook), its
+notifications (an MCP server's question, the CLI waiting at its prompt) and a turn ended by an API error."""
+
+
+SCREEN_SIGNS = (
+    ScreenSign(r"^\S*\s*(?P<reason>\S.*?) · retrying in \d+\w* · attempt (?P<n>\d+)/(?P<of>\d+)", "failed",
+               says="{reason} (retrying: attempt {n} of {of})"),
+    ScreenSign(r"Not logged in · (?:[Pp]lease )?run /login", "failed"),
+    ScreenSign(r"Quick safety check: [Ii]s this a project you created or one you trust\?", "blocked", "dialog",
+               says="a trust dialog: {0}"),
+    ScreenSign(r"Do you want to (?:proceed|allow|make|create|use)\b.*", "blocked", "permission",
+               says="its permission dialog: {0}"),
+)
+"""What Claude Code shows only on its screen: an API error it retries (401, connection refused: its
+StopFailure hook comes only after its ten attempts, minutes later), not being logged in, a trust
+dialog, and its own permission dialog (to see one answered in the pane)."""
+
+ATTENTION = {
+    "permission": "PermissionRequest hook, at once; answered by podctl (allow, always, deny with a reason)",
+    "question": "MCP elicitations (Notification); AskUserQuestion (PermissionRequest): deny lets the model decide",
+    "failed": "StopFailure hook (the CLI's words); API errors it retries, from its screen",
+    "dialog": "trust dialog and not logged in, from its screen",
+    "unreported": "a turn interrupted in its pane (Esc, or No in its dialog) fires no hook: only its screen tells",
+}
+
+
+PERMISSION_MODES = {
+    "default": PermissionMode(says="its own default mode: edits and commands ask (podctl's tools never do)"),
+    "ask": PermissionMode(("--permission-mode", "default"), "mode default: edits and commands ask"),
+    "edits": PermissionMode(("--permission-mode", "acceptEdits"),
+                            "mode acceptEdits: edits in its folders are allowed, commands ask"),
+    "full": PermissionMode(("--permission-mode", "bypassPermissions"),
+                           "mode bypassPermissions: nothing asks (refused as root unless IS_SANDBOX=1 is in its env)"),
+}
+PERMISSION_FLAGS = ("--permission-mode", "--dangerously-skip-permissions", "--allow-dangerously-skip-permissions")
+
 
 class ClaudeAdapter(HookProtocol):
+    hook_events = EVENTS
+    screen_signs = SCREEN_SIGNS
+    screen_working = "esc to interrupt"
+    attention = ATTENTION
+    permission_modes = PERMISSION_MODES
+    permission_flags = PERMISSION_FLAGS
     name = "claude"
     executable = "claude"
     tested_versions = ("2.1.328",)
@@ -86,11 +134,13 @@ class ClaudeAdapter(HookProtocol):
         (ctx.agent_dir / "mcp.json").write_text(json.dumps(
             {"mcpServers": {"podctl": {"type": "stdio", "command": shim[0], "args": shim[1:]}}}, indent=2
         ))
-        settings = {
+        settings: dict[str, Any] = {
             "hooks": self.hook_config(ctx, timeout=10),
             "permissions": {"allow": [f"mcp__podctl__{tool}" for tool in TOOLS]},
             "disableDeepLinkRegistration": "disable",
         }
+        if ctx.permissions == "full":
+            settings["skipDangerousModePermissionPrompt"] = True  # the pod file chose it: no dialog asks again
         (ctx.agent_dir / "settings.json").write_text(json.dumps(settings, indent=2))
         self.cache_dir(ctx).mkdir(exist_ok=True, mode=0o700)
         self.env_file(ctx).write_text(self.bash_env(ctx))
@@ -115,6 +165,7 @@ class ClaudeAdapter(HookProtocol):
         ]
         if ctx.model:
             argv += ["--model", ctx.model]
+        argv += mode_argv(self, ctx)
         argv += list(ctx.args)
         env = {
             "ENABLE_TOOL_SEARCH": "false", "DISABLE_AUTOUPDATER": "1", **ctx.env,

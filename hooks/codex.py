@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .adapter import AgentContext, Launch, link_credentials, user_file
-from .protocol import HookProtocol
+from .adapter import AgentContext, Launch, PermissionMode, ScreenSign, link_credentials, mode_argv, user_file
+from .protocol import CLAUDE_STYLE_EVENTS, PERMISSION_REQUEST, HookProtocol
 from .usage import StatelessParser, UsageRecord, UsageSource, count, obj, timestamp
 
 HOME_DIR = "codex-home"
@@ -39,7 +39,54 @@ def _toml_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+EVENTS = {**CLAUDE_STYLE_EVENTS, "PermissionRequest": PERMISSION_REQUEST}
+"""Codex's events: the common five and a permission request (answered by podctl's hook; Codex shows
+its own dialog only once the hook ends)."""
+
+
+SCREEN_SIGNS = (
+    ScreenSign(r"Reconnecting\.\.\. .*\n\s*└\s*(?P<reason>.+)", "failed", says="{reason} (reconnecting)"),
+    ScreenSign(r"^\W*■\s*(?P<reason>(?:unexpected status|stream error|error sending request|.*\b401\b).*)", "failed",
+               says="{reason}", last_lines=8),
+    ScreenSign(r"Sign in with ChatGPT|Sign in with Device Code|Choose how you want to use Codex", "blocked", "dialog",
+               says="a login screen: Codex needs a sign-in"),
+    ScreenSign(r"Trust this folder\?|Hooks need review", "blocked", "dialog", says="a dialog: {0}"),
+    ScreenSign(r"Would you like to (?:run the following command|make the following edits|allow).*", "blocked",
+               "permission", says="its approval dialog: {0}"),
+)
+"""What Codex shows only on its screen: a model server it cannot reach or that refuses it, its
+login screen, a trust or hook-review dialog, and its own approval dialog (after podctl's hook)."""
+
+ATTENTION = {
+    "permission": "PermissionRequest hook (shell, exec and network approvals), at once; answered by podctl"
+                  " (allow, deny with a reason; its own dialog shows once podctl's wait ends)",
+    "question": "not reported (request_user_input is only offered in plan mode)",
+    "failed": "a model server it cannot reach or that refuses it, from its screen",
+    "dialog": "its login screen, trust and hook-review dialogs, from its screen",
+    "unreported": "approvals of edits (apply_patch) have no PermissionRequest: they show from its screen only",
+}
+
+PERMISSION_MODES = {
+    "default": PermissionMode(says="its own default for a trusted folder: commands run in its workspace-write sandbox"
+                                   " without asking, what needs more asks"),
+    "ask": PermissionMode(("-a", "on-request", "-s", "read-only"),
+                          "approvals on-request, read-only sandbox: commands that only read run, edits and the rest ask"),
+    "edits": PermissionMode(("-a", "on-request", "-s", "read-only"),
+                            "as ask: Codex cannot allow edits without also running commands unasked (its"
+                            " workspace-write sandbox), so edits ask too", narrower=True),
+    "full": PermissionMode(("--dangerously-bypass-approvals-and-sandbox",), "no approvals and no sandbox: nothing asks"),
+}
+PERMISSION_FLAGS = ("-a", "--ask-for-approval", "-s", "--sandbox", "--dangerously-bypass-approvals-and-sandbox",
+                    "--yolo", "--full-auto")
+
+
 class CodexAdapter(HookProtocol):
+    hook_events = EVENTS
+    screen_signs = SCREEN_SIGNS
+    screen_working = "esc to interrupt"
+    attention = ATTENTION
+    permission_modes = PERMISSION_MODES
+    permission_flags = PERMISSION_FLAGS
     name = "codex"
     executable = "codex"
     tested_versions = ("0.169.0",)
@@ -133,6 +180,7 @@ class CodexAdapter(HookProtocol):
             argv.append("--dangerously-bypass-hook-trust")
         if ctx.model:
             argv += ["-m", ctx.model]
+        argv += mode_argv(self, ctx)
         argv += list(ctx.args)
         return Launch(argv=argv, env={**ctx.env, "CODEX_HOME": str(self.home(ctx))}, cwd=ctx.workdir)
 

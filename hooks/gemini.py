@@ -21,17 +21,60 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .adapter import AgentContext, Launch, link_credentials, user_file
+from .adapter import AgentContext, HookEvent, Launch, PermissionMode, ScreenSign, link_credentials, mode_argv, user_file
 from .protocol import HookProtocol, hook_table
 from .usage import StatelessParser, UsageRecord, UsageSource, count, obj, timestamp
 
 HOME_DIR = "gemini-home"
 
-EVENTS = hook_table("SessionStart", "BeforeAgent", "AfterTool", "AfterAgent", "SessionEnd")
+EVENTS = {
+    **hook_table("SessionStart", "BeforeAgent", "AfterTool", "AfterAgent", "SessionEnd"),
+    "Notification": HookEvent("notification", inject=False),
+}
+"""Gemini CLI's events; its Notification (ToolPermission) says a confirmation is on screen (it can
+only be observed: no hook can answer it)."""
+
+
+SCREEN_SIGNS = (
+    ScreenSign(r"✕ \[API Error: (?P<reason>.+)\]", "failed", says="API Error: {reason}", last_lines=9),
+    ScreenSign(r"Trying to reach (?P<model>\S+) \(Attempt (?P<n>\d+)/(?P<of>\d+)\)", "failed",
+               says="cannot reach {model} (attempt {n} of {of})"),
+    ScreenSign(r"Enter the authorization code:?", "blocked", "dialog",
+               says="a login: its Google sign-in waits for an authorization code"),
+    ScreenSign(r"How would you like to authenticate|Waiting for auth", "blocked", "dialog", says="a login dialog: {0}"),
+    ScreenSign(r"Do you trust the files in this folder\?|Do you trust this folder\?", "blocked", "dialog",
+               says="a trust dialog: {0}"),
+    ScreenSign(r"Allow execution of.*|Apply this change\?|Allow execution of MCP tool.*|Do you want to proceed\?",
+               "blocked", "permission", says="its confirmation: {0}"),
+)
+"""What Gemini CLI shows only on its screen: an API error (its hooks end the turn without it), a
+model it retries, its Google sign-in waiting for a code (issue 20: it read as stopped), a trust
+dialog, and its confirmations (to see one answered in the pane)."""
+
+ATTENTION = {
+    "permission": "Notification (ToolPermission) hook, at once; cannot be answered from outside: answer in its pane",
+    "question": "ask_user goes through the same confirmation (observed, answered in its pane)",
+    "failed": "API errors, from its screen (a model server it cannot reach at all it retries silently for minutes)",
+    "dialog": "its Google sign-in and trust dialogs, from its screen",
+    "unreported": "an unreachable model server while it retries silently (no event, nothing on screen)",
+}
+
+PERMISSION_MODES = {
+    "default": PermissionMode(says="its own default approval mode: edits and commands ask"),
+    "ask": PermissionMode(("--approval-mode", "default"), "approval mode default: edits and commands ask"),
+    "edits": PermissionMode(("--approval-mode", "auto_edit"), "approval mode auto_edit: edits are allowed, commands ask"),
+    "full": PermissionMode(("--approval-mode", "yolo"), "approval mode yolo: nothing asks"),
+}
+PERMISSION_FLAGS = ("--approval-mode", "-y", "--yolo")
 
 
 class GeminiAdapter(HookProtocol):
     hook_events = EVENTS
+    screen_signs = SCREEN_SIGNS
+    screen_working = "esc to cancel"
+    attention = ATTENTION
+    permission_modes = PERMISSION_MODES
+    permission_flags = PERMISSION_FLAGS
     name = "gemini"
     executable = "gemini"
     tested_versions = ("0.61.0",)
@@ -62,9 +105,9 @@ class GeminiAdapter(HookProtocol):
             "privacy": {"usageStatisticsEnabled": False},
             "telemetry": {"enabled": False},
             "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
-            "ui": {"theme": "Default"},
+            "ui": {"theme": "Default", "errorVerbosity": "full"},
             "mcpServers": {"podctl": {"command": shim[0], "args": shim[1:], "trust": True, "timeout": 120_000}},
-            "hooks": self.hook_config(ctx, timeout=10_000, named=True),
+            "hooks": self.hook_config(ctx, timeout=10_000, named=True, per_second=1000),
         }
         if ctx.model:
             settings["model"] = {"name": ctx.model}
@@ -76,6 +119,7 @@ class GeminiAdapter(HookProtocol):
         argv = ["env", "-u", "CI", "-u", "CONTINUOUS_INTEGRATION", self.executable]
         if ctx.model:
             argv += ["-m", ctx.model]
+        argv += mode_argv(self, ctx)
         argv += list(ctx.args)
         env = {**ctx.env, "GEMINI_CLI_HOME": str(self.home(ctx)), "GEMINI_CLI_TRUST_WORKSPACE": "true"}
         return Launch(argv=argv, env=env, cwd=ctx.workdir)

@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .adapter import AgentContext, HookEvent, Launch, link_credentials
+from .adapter import AgentContext, HookEvent, Launch, PermissionMode, ScreenSign, link_credentials
 from .usage import UsageRecord, count, obj, timestamp
 
 GLOBAL_FILES = ("config.json", "opencode.json", "opencode.jsonc", "tui.json", "tui.jsonc")
@@ -62,7 +62,43 @@ EVENTS = {
     "session.status.busy": HookEvent("tool_done", inject=False),
     "session.status.idle": HookEvent("turn_end", attention_only=True, output="plain"),
     "dispose": HookEvent("session_end", inject=False),
+    "permission.asked": HookEvent("permission", inject=False, output="decision", hold=True),
+    "question.asked": HookEvent("notification", inject=False),
+    "session.error": HookEvent("failure", inject=False),
 }
+"""The plugin's hooks and bus events, by the names the plugin calls them: `permission.asked` waits
+for podctl's answer and replies through OpenCode's API (`permission.reply`); `question.asked` and
+`session.error` are told as a notification and a failure, with facts the plugin shapes like Claude
+Code's (`tool_name`, `tool_input`, `notification_type`, `message`, `error`)."""
+
+SCREEN_SIGNS = (
+    ScreenSign(r"Permission required", "blocked", "permission", says="its permission dialog is open"),
+)
+"""OpenCode's own permission dialog (to see one answered in its pane)."""
+
+ATTENTION = {
+    "permission": "permission.asked bus event (its plugin), at once; answered by podctl through OpenCode's API"
+                  " (allow, deny with a reason)",
+    "question": "question.asked (its question tool, which podctl turns off)",
+    "failed": "session.error bus event (its plugin), with OpenCode's words",
+    "dialog": "none seen: it starts without a login or trust dialog",
+    "unreported": "a provider it cannot reach while it retries",
+}
+
+_ASKING = {"edit": "ask", "bash": "ask", "webfetch": "ask", "external_directory": "ask", "doom_loop": "ask"}
+PERMISSION_MODES = {
+    "default": PermissionMode(says="its own default: nothing asks (podctl lets it read outside its folder and repeat"
+                                   " a call; .env files are refused)"),
+    "ask": PermissionMode(says="edit, bash, webfetch, external_directory and doom_loop ask"),
+    "edits": PermissionMode(says="edit is allowed in its folder (external_directory asks), bash and webfetch ask"),
+    "full": PermissionMode(says="every permission allowed: nothing asks"),
+}
+MODE_RULES: dict[str, dict[str, Any]] = {
+    "ask": _ASKING,
+    "edits": {**_ASKING, "edit": "allow"},
+    "full": {"*": "allow", "edit": "allow", "bash": "allow", "webfetch": "allow", "external_directory": "allow"},
+}
+"""Merged over podctl's own permission rules for each `permissions` mode."""
 
 PERMISSION = {
     "podctl_*": "allow", "question": "deny", "external_directory": "allow", "doom_loop": "allow",
@@ -98,6 +134,16 @@ class OpenCodeAdapter:
     takes_script = False
     hook_events = EVENTS
     permission: ClassVar[dict[str, Any]] = PERMISSION
+    screen_signs = SCREEN_SIGNS
+    screen_working = "esc interrupt"
+    attention = ATTENTION
+    permission_modes = PERMISSION_MODES
+    permission_flags: tuple[str, ...] = ()
+
+    def permission_rules(self, mode: str | None) -> dict[str, Any]:
+        """podctl's permission rules with the mode's over them (`*` first: the specific rules win)."""
+        rules = {**self.permission, **MODE_RULES.get(mode or "", {})}
+        return {"*": rules.pop("*"), **rules} if "*" in rules else rules
 
     def folder(self, agent_dir: Path, kind: str) -> Path:
         """The agent's `<app>-config` (its config dir), `-data`, `-state` and `-xdg-config` folders."""
@@ -165,7 +211,7 @@ class OpenCodeAdapter:
         env = {
             f"{self.env}_DISABLE_AUTOUPDATE": "1", **ctx.env,
             f"{self.env}_CONFIG_DIR": str(self.config_dir(ctx)),
-            f"{self.env}_PERMISSION": json.dumps(self.permission),
+            f"{self.env}_PERMISSION": json.dumps(self.permission_rules(ctx.permissions)),
             "XDG_DATA_HOME": str(self.folder(ctx.agent_dir, "data")),
             "XDG_STATE_HOME": str(self.folder(ctx.agent_dir, "state")),
             "XDG_CONFIG_HOME": str(self.folder(ctx.agent_dir, "xdg-config")),

@@ -28,6 +28,44 @@ export const Podctl = async ({ client, $ }) => {
       return ""
     }
   }
+  // A hook told the facts of an event that may need a person (as Claude Code's hooks get them);
+  // its answer as JSON ({"decision": ...} for a permission request), or null.
+  const tell = async (native, facts) => {
+    try {
+      const out = (await $`${HOOKS[native]} < ${Buffer.from(JSON.stringify(facts))}`.quiet().nothrow().text()).trim()
+      return out ? JSON.parse(out) : null
+    } catch {
+      return null
+    }
+  }
+  // A permission request: its hook waits (not in the serial chain: it may take minutes) for
+  // podctl's answer and OpenCode's API takes it; with none, OpenCode's own dialog answers.
+  const ask = async (p) => {
+    const patterns = Array.isArray(p.patterns) ? p.patterns : []
+    const meta = p.metadata && typeof p.metadata === "object" ? p.metadata : {}
+    const command = typeof meta.command === "string" ? meta.command : meta.filepath ?? meta.filePath ?? patterns.join(" ")
+    const answer = await tell("permission.asked", {
+      tool_name: String(p.permission ?? "permission"), tool_input: { command: String(command ?? ""), patterns },
+    })
+    if (!answer?.decision) return
+    const reply = answer.decision === "deny" ? "reject" : "once"
+    const message = answer.message || undefined
+    // OpenCode's reply API (POST /permission/{id}/reply, with the reason as its feedback) through the
+    // plugin's client; the older per-session route as a fallback (it takes no reason).
+    try {
+      const sent = await client._client.post({
+        url: "/permission/{requestID}/reply", path: { requestID: p.id }, body: { reply, message },
+        headers: { "Content-Type": "application/json" },
+      })
+      if (sent?.error || (sent?.response && !sent.response.ok)) throw new Error(String(sent?.response?.status))
+    } catch {
+      try {
+        await client.postSessionIdPermissionsPermissionId({
+          path: { id: p.sessionID, permissionID: p.id }, body: { response: reply },
+        })
+      } catch {}
+    }
+  }
   // The session start's answer (the pod, the agent's role and team, asks to it still open) goes into
   // the model's context with the first turn: OpenCode has no hook that adds context at start.
   let intro = ""
@@ -65,6 +103,23 @@ export const Podctl = async ({ client, $ }) => {
     event: async ({ event }) => {
       const p = event.properties || {}
       if (event.type === "session.created" && p.info?.parentID) children.add(p.info.id)
+      if (event.type === "permission.asked" && !children.has(p.sessionID)) {
+        ask(p)
+        return
+      }
+      if (event.type === "question.asked" && !children.has(p.sessionID)) {
+        const first = Array.isArray(p.questions) ? p.questions[0] : null
+        const message = String(first?.question ?? first?.header ?? "a question")
+        serial(() => tell("question.asked", { notification_type: "question", message, tool_name: "question" }))
+        return
+      }
+      if (event.type === "session.error" && !children.has(p.sessionID)) {
+        const error = p.error ?? {}
+        if (error.name === "MessageAbortedError") return // the person pressed Escape: not a failure
+        const message = String(error.data?.message ?? error.message ?? error.name ?? "the session failed")
+        serial(() => tell("session.error", { error: String(error.name ?? "error"), message }))
+        return
+      }
       if (event.type !== "session.status" || children.has(p.sessionID)) return
       session = p.sessionID
       const type = p.status?.type

@@ -23,6 +23,9 @@ def hook_table(session_start: str, turn_start: str, tool_done: str, turn_end: st
 
 CLAUDE_STYLE_EVENTS = hook_table("SessionStart", "UserPromptSubmit", "PostToolUse", "Stop", "SessionEnd")
 """The event names Claude Code defined and Codex adopted."""
+PERMISSION_REQUEST = HookEvent("permission", inject=False, output="decision:PermissionRequest", hold=True)
+"""Claude Code's and Codex's PermissionRequest: the agent is blocked until podctl, the pane or an
+approver answers; the hook waits for podctl's answer and prints it (hooks/path/render.py)."""
 
 
 class HookProtocol:
@@ -33,14 +36,17 @@ class HookProtocol:
     version_args: tuple[str, ...] = ("--version",)
     takes_script = False
 
-    def hook_config(self, ctx: AgentContext, timeout: int, named: bool = False) -> dict[str, list[dict[str, Any]]]:
+    def hook_config(
+        self, ctx: AgentContext, timeout: int, named: bool = False, per_second: int = 1
+    ) -> dict[str, list[dict[str, Any]]]:
         """The `hooks` settings block: one command handler per event, matching everything.
 
-        `timeout` is in the CLI's own unit; `named` gives each handler a name (Gemini CLI shows
-        and records hooks by name)."""
+        `timeout` is in the CLI's own unit (`per_second` of them make a second); a holding hook's is
+        `ctx.hold_timeout_s`. `named` gives each handler a name (Gemini CLI shows and records hooks by name)."""
 
         def handler(native: str, how: HookEvent) -> dict[str, Any]:
             entry: dict[str, Any] = {"name": f"podctl-{native}"} if named else {}
-            return {**entry, "type": "command", "command": ctx.hook_shell(how), "timeout": timeout}
+            limit = ctx.hold_timeout_s * per_second if how.hold else timeout
+            return {**entry, "type": "command", "command": ctx.hook_shell(how), "timeout": limit}
 
         return {native: [{"matcher": "", "hooks": [handler(native, how)]}] for native, how in self.hook_events.items()}

@@ -14,7 +14,7 @@ from typing import Any
 
 from podctl.pods.script import USAGE_FILE, ScriptError, read_script_file
 
-from .adapter import HOOKS_DIR, AgentContext, HookEvent, Launch
+from .adapter import HOOKS_DIR, AgentContext, HookEvent, Launch, PermissionMode
 from .usage import StatelessParser, UsageRecord, UsageSource, count, timestamp
 
 SCRIPTAGENT = HOOKS_DIR.parent / "scriptagent" / "fast.py"
@@ -26,6 +26,22 @@ EVENTS = {
     "AfterTool": HookEvent("tool_done", output="plain"),
     "TurnEnd": HookEvent("turn_end", inject=False),
     "SessionEnd": HookEvent("session_end", inject=False),
+    "Permission": HookEvent("permission", inject=False, output="decision", hold=True),
+    "Failure": HookEvent("failure", inject=False),
+}
+"""Its events; `Permission` and `Failure` are its script's `permission` and `fail` steps (a cheap
+stand-in for a CLI's permission request and a turn ended by an API error)."""
+
+
+ATTENTION = {
+    "permission": "its script's permission steps, through a hook like Claude Code's; answered by podctl",
+    "failed": "its script's fail steps",
+}
+PERMISSION_MODES = {
+    "default": PermissionMode(says="its permission steps ask", quiet=True),
+    "ask": PermissionMode(says="its permission steps ask"),
+    "edits": PermissionMode(says="its permission steps ask"),
+    "full": PermissionMode(says="its permission steps are allowed without asking"),
 }
 
 
@@ -37,6 +53,8 @@ class ScriptAdapter:
     wake_text = "podctl: new messages"
     takes_script = True
     hook_events = EVENTS
+    attention = ATTENTION
+    permission_modes = PERMISSION_MODES
 
     def config_file(self, ctx: AgentContext) -> Path:
         return ctx.agent_dir / "agent.json"
@@ -52,6 +70,8 @@ class ScriptAdapter:
             "script": ctx.script,
             "mcp": {"command": ctx.shim_command()},
             "hooks": {native: ctx.hook_command(how) for native, how in self.hook_events.items()},
+            "permissions": ctx.permissions,
+            "hold_timeout_s": ctx.hold_timeout_s,
         }
         if isinstance(ctx.script, str):
             try:

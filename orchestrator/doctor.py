@@ -85,6 +85,18 @@ def cli_check(cli: str) -> dict[str, Any]:
     return row(cli, level, f"{version} at {path}{note}")
 
 
+def attention_check(cli: str) -> dict[str, Any]:
+    """What podctl can see and answer of the CLI's waits for a person, and what it cannot report
+    (docs/attention.md): a note, never a failure."""
+    seen: dict[str, str] = dict(getattr(get_adapter(cli), "attention", {}))
+    if not seen:
+        return row(f"{cli} attention", "warn", "its adapter declares none: podctl shows it busy or idle only")
+    unreported = seen.get("unreported")
+    answer = "answered from podctl" if "answered by podctl" in seen.get("permission", "") else "answered in its pane only"
+    detail = f"permission requests {answer}" + (f"; cannot report: {unreported}" if unreported else "")
+    return row(f"{cli} attention", "ok", detail)
+
+
 def checks() -> list[dict[str, Any]]:
     tmux = shutil.which("tmux")
     rows = [
@@ -93,6 +105,7 @@ def checks() -> list[dict[str, Any]]:
         else row("tmux", "fail", "not installed: apt-get install tmux"),
     ]
     rows += [cli_check(cli) for cli in clis.names()]
+    rows += [attention_check(cli) for cli in clis.names()]
     root = state_root()
     if root.exists():
         mode = stat.S_IMODE(root.stat().st_mode)

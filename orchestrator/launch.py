@@ -11,7 +11,7 @@ from pathlib import Path
 from podctl.broker.paths import PodPaths
 from podctl.hooks.adapter import AgentContext, Launch, get_adapter
 from podctl.pods.load import MAX_FILE_BYTES, read_regular
-from podctl.pods.spec import AgentSpec, PodSpec
+from podctl.pods.spec import AgentSpec, Limits, PodSpec
 
 from . import worktrees
 
@@ -25,14 +25,19 @@ def agent_context(spec: PodSpec, paths: PodPaths, name: str) -> AgentContext:
         pod=spec.name, agent=name, cli=agent.cli, role=agent.role, workdir=spec.agent_workdir(name),
         state_dir=paths.root, agent_dir=paths.agent_dir(name), token=paths.issue_token(name),
         model=agent.model, args=tuple(agent.args), env=dict(agent.env), script=script, python=sys.executable,
+        permissions=spec.agent_permissions(name), hold_s=spec.limits.permission_hold_s,
     )
 
 
 def fingerprint(spec: PodSpec, name: str) -> str:
     """What a change to restarts the agent: everything that shapes its process but its role."""
     agent: AgentSpec = spec.agents[name]
-    data = agent.model_dump(exclude={"role", "restart"})
+    data = agent.model_dump(exclude={"role", "restart", "permissions"})
     data["workdir"] = str(spec.agent_workdir(name))
+    if spec.agent_permissions(name) is not None:  # only when set: a pod that sets neither keeps its fingerprint
+        data["permissions"] = spec.agent_permissions(name)
+    if spec.limits.permission_hold_s != Limits().permission_hold_s:
+        data["hold_s"] = spec.limits.permission_hold_s
     if isinstance(agent.script, str):
         path = (spec.base_dir() / agent.script).resolve()
         try:
@@ -62,10 +67,10 @@ def install_hint(cli: str) -> str:
     return f"install it: {command} (the version podctl's tests pin)" if command else "install it first"
 
 
-def missing_clis(spec: PodSpec) -> list[str]:
-    """Agents whose CLI is not installed, as messages saying what to install."""
+def missing_clis(spec: PodSpec, site: str | None = None) -> list[str]:
+    """Agents (this machine's) whose CLI is not installed, as messages saying what to install."""
     problems = []
-    for name, agent in spec.agents.items():
+    for name, agent in spec.local_agents(site).items():
         adapter = get_adapter(agent.cli)
         if shutil.which(adapter.executable) is None and not Path(adapter.executable).is_file():
             problems.append(f"agent {name}: `{adapter.executable}` ({agent.cli}) is not on PATH; {install_hint(agent.cli)}")

@@ -60,9 +60,9 @@ def read_pod_file(path: Path) -> tuple[str, PodSpec]:
     return text, load_pod_text(text, path)
 
 
-def preflight(spec: PodSpec) -> None:
+def preflight(spec: PodSpec, site: str | None = None) -> None:
     tmux.server()
-    problems = missing_clis(spec)
+    problems = missing_clis(spec, site)
     if problems:
         raise PodctlError("cannot bring the pod up:\n  " + "\n  ".join(problems))
 
@@ -74,18 +74,45 @@ class Progress:
     step: Callable[[Step], None] | None = None
     waiting: Callable[[list[str], float], None] | None = None
     """Called about every 0.1s with the agents not ready yet and the seconds waited; [] when done."""
+    note: Callable[[str], None] | None = None
+    """Something `up` did besides its steps (the bridge it started)."""
+
+
+def choose_site(spec: PodSpec, paths: PodPaths, wanted: str | None) -> str | None:
+    """The site this machine runs of a pod across machines: `--site`, else PODCTL_SITE, else the one it ran,
+    else the pod's only site. None for a pod without a bridge (every agent runs here)."""
+    if spec.bridge is None:
+        if wanted:
+            raise PodctlError(f"--site {wanted}: pod {spec.name} has no `bridge:`, so it runs whole on this machine"
+                              " (docs/sites.md says how to split a pod across machines)")
+        return None
+    sites = spec.sites()
+    recorded = paths.read_site()
+    site = wanted or os.environ.get("PODCTL_SITE") or recorded or (sites[0] if len(sites) == 1 else None)
+    if site is None:
+        raise PodctlError(f"pod {spec.name} runs across sites {', '.join(sites)}: say which one this machine runs,"
+                          f" `podctl up --site NAME` (or PODCTL_SITE=NAME)")
+    if site not in sites:
+        raise PodctlError(f"pod {spec.name} has no site {site!r} (its sites: {', '.join(sites)})")
+    if recorded != site and pod.running(paths):
+        now = f"as site {recorded}" if recorded else "on this machine alone"
+        raise PodctlError(f"pod {spec.name} runs here {now}: `podctl down {spec.name}` first to run site {site}")
+    return site
 
 
 def bring_up(
     pod_file: Path, force: bool = False, replace: bool = False, on_wait: Callable[[str], None] | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, *, site: str | None = None,
 ) -> UpResult:
     pod_file = pod_file.resolve()
     text, spec = read_pod_file(pod_file)
-    preflight(spec)
     paths = PodPaths.of(spec.name).ensure()
+    site = choose_site(spec, paths, site)
+    preflight(spec, site)
     replaced = None
     with pod.applying(paths, "podctl up", on_wait=on_wait):
+        if site != paths.read_site():
+            paths.write_site(site)
         following = pod.following_file(paths)
         if following is not None and following != pod_file and pod.running(paths):
             if not replace:
@@ -107,6 +134,7 @@ def bring_up(
                 reconcile.report(paths, f"podctl up:\n{summary}")
             podref.record_file(paths, pod_file)
             pod.record_applied(paths, pod.file_digest(text), True, summary, spec)
+            start_bridge(spec, paths, pod_file, site, progress)
             processes.start_supervisor(pod_file, paths)
         except KeyboardInterrupt:
             raise UpInterrupted(unfinished(paths, pod_file, "podctl up was interrupted")) from None
@@ -118,6 +146,17 @@ def bring_up(
     started = [s.agent for s in outcome.done if s.kind in ("add_agent", "restart_agent") and s.agent]
     waiting = progress.waiting if progress else None
     return UpResult(spec, outcome, early_failures(paths, started, on_wait=waiting), replaced)
+
+
+def start_bridge(spec: PodSpec, paths: PodPaths, pod_file: Path, site: str | None, progress: Progress | None) -> None:
+    """A pod across machines: start this site's bridge to the others, unless it runs already."""
+    from podctl.orchestrator.bridge import bridge_url
+
+    if site is not None and spec.bridge is not None and processes.start_bridge(pod_file, paths):
+        bridged = f"started the bridge of site {site} to {bridge_url(spec.bridge)}"
+        reconcile.report(paths, f"podctl up: {bridged}")
+        if progress is not None and progress.note is not None:
+            progress.note(bridged)
 
 
 class UpInterrupted(PodctlError):
@@ -246,6 +285,9 @@ def restart_agent(paths: PodPaths, agent: str, on_wait: Callable[[str], None] | 
     _, spec = read_pod_file(pod_file)
     if agent not in spec.agents:
         raise PodctlError(f"no agent {agent!r} in pod {spec.name} (agents: {', '.join(spec.agents)})")
+    site = paths.read_site()
+    if agent not in spec.local_agents(site):
+        raise PodctlError(f"agent {agent} runs at site {spec.site_of(agent)}, not here (site {site}): restart it there")
     with pod.applying(paths, f"podctl restart {agent}", on_wait=on_wait):
         state = pod.state_word(pod.parts(paths))
         if state != "up":

@@ -139,7 +139,7 @@ def applying(paths: PodPaths, purpose: str, on_wait: Callable[[str], None] | Non
         lock.acquire(timeout, on_wait=on_wait)
     except LockBusy as exc:
         raise PodctlError(
-            f"pod {paths.pod} is busy: {exc.holder or 'another podctl command'} has been changing it for over"
+            f"pod {paths.pod} is busy: {holder_text(exc.holder)} has been changing it for over"
             f" {timeout:.0f}s; try again when it is done"
         ) from None
     try:
@@ -158,8 +158,10 @@ def holder_text(holder: str) -> str:
 
 
 def running(paths: PodPaths) -> bool:
-    """Any part of the pod is up: its broker, its supervisor or its tmux session."""
-    if processes.supervisor_pid(paths) is not None or processes.broker_running(paths):
+    """Any part of the pod is up: its broker, its supervisor, its bridge or its tmux session."""
+    if processes.supervisor_pid(paths) is not None or processes.bridge_pid(paths) is not None:
+        return True
+    if processes.broker_running(paths):
         return True
     return tmux.session_exists(tmux.server(), paths.pod)
 
@@ -199,6 +201,8 @@ def stop(paths: PodPaths) -> list[str]:
     stopped = []
     if processes.stop(processes.supervisor_pid(paths)):
         stopped.append("supervisor")
+    if processes.stop(processes.bridge_pid(paths)):
+        stopped.append("bridge")
     srv = tmux.server()
     if tmux.session_exists(srv, paths.pod):
         tmux.kill_session(srv, paths.pod)
@@ -283,6 +287,8 @@ def status(paths: PodPaths) -> dict[str, Any]:
         out["pending_deliveries"] = live["pending_deliveries"]
         out["last_message_id"] = live["last_message_id"]
         out["usage"], out["budget"] = live.get("usage"), live.get("budget")
+        if live.get("sites"):
+            out["sites"] = live["sites"]
     else:
         with ReadOnlyStore(paths.db) as store:
             stored = store.overview()
@@ -348,6 +354,8 @@ def _add_details(
     as last applied), and its worktree: the one it works in, or one it left (`kept_worktree`)."""
     from podctl.pods.worktree import summary
 
+    if entry.get("remote"):
+        return  # it runs at another site: its state is what that site reported (docs/sites.md)
     entry.setdefault("window", "none")
     if entry["window"] == "none":
         entry["state"] = "stopped"

@@ -53,6 +53,11 @@ def supervisor_pid(paths: PodPaths) -> int | None:
     return verified_pid(paths.supervisor_pid)
 
 
+def bridge_pid(paths: PodPaths) -> int | None:
+    """The bridge's pid while that very process lives (it holds bridge.lock for its whole life)."""
+    return verified_pid(paths.bridge_pid)
+
+
 def spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
     """Start a detached daemon (own session, no terminal), appending its output to `log`.
 
@@ -131,6 +136,16 @@ def start_supervisor(pod_file: Path, paths: PodPaths) -> None:
     proc = spawn([sys.executable, "-m", "podctl.orchestrator.supervisor", str(pod_file), paths.pod],
                  paths.logs / "supervisor.log")
     write_pid_file(paths.supervisor_pid, proc.pid)
+
+
+def start_bridge(pod_file: Path, paths: PodPaths) -> bool:
+    """Start the pod's bridge to its other sites unless one runs (docs/sites.md); it records itself too,
+    and says in logs/bridge.log how its link to NATS is. True if one was started."""
+    if bridge_pid(paths) is not None:
+        return False
+    proc = spawn([sys.executable, "-m", "podctl.orchestrator.bridge", str(pod_file)], paths.logs / "bridge.log")
+    write_pid_file(paths.bridge_pid, proc.pid)
+    return True
 
 
 def stop(pid: int | None, timeout: float = 10.0) -> bool:

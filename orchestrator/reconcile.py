@@ -60,8 +60,9 @@ def observe(spec: PodSpec, paths: PodPaths) -> Observed:
     )
 
 
-def desired(spec: PodSpec) -> dict[str, tuple[str, str]]:
-    return {name: (fingerprint(spec, name), agent.role) for name, agent in spec.agents.items()}
+def desired(spec: PodSpec, site: str | None = None) -> dict[str, tuple[str, str]]:
+    """The agents this machine runs (its site's, in a pod across machines), each with its fingerprint and role."""
+    return {name: (fingerprint(spec, name), agent.role) for name, agent in spec.local_agents(site).items()}
 
 
 def route_fields(spec: PodSpec) -> dict[str, dict[str, Any]]:
@@ -90,7 +91,7 @@ def config_plan(spec: PodSpec, paths: PodPaths) -> list[str]:
 
 
 def compute(spec: PodSpec, paths: PodPaths, force: bool = False) -> list[Step]:
-    return plan(desired(spec), observe(spec, paths), force=force, view=spec.transcript)
+    return plan(desired(spec, paths.read_site()), observe(spec, paths), force=force, view=spec.transcript)
 
 
 def view_command(pod: str, view: str) -> str:

@@ -75,6 +75,8 @@ class Supervisor:
         self.paths = PodPaths.of(spec.name)
         self.backoff: dict[str, Backoff] = {}
         self.broker_backoff = Backoff()
+        self.bridge_backoff = Backoff()
+        self.bridge_started = 0.0
         self.broker_silent = False
         """Its process lives but it did not answer the last probe."""
         self.reported_dead: set[str] = set()
@@ -166,6 +168,7 @@ class Supervisor:
         self.session_missing_since = None
         with pod.applying(self.paths, "the supervisor (repairing the pod)"):
             self._repair_broker()
+            self._repair_bridge()
             if self.waiting:
                 self.reconcile(announce=False)
             self._watch_agents(srv)
@@ -192,6 +195,22 @@ class Supervisor:
         self.broker_backoff = Backoff()
         reconcile.report(self.paths, "the broker was not running: restarted it", "warning")
 
+    def _repair_bridge(self) -> None:
+        """Start the bridge to the other sites again if its process is gone (a pod across machines)."""
+        if self.spec.bridge is None or self.paths.read_site() not in self.spec.sites():
+            return
+        if processes.bridge_pid(self.paths) is not None:
+            if time.monotonic() - self.bridge_started > 30:
+                self.bridge_backoff = Backoff()
+            return
+        if not self.bridge_backoff.due():
+            return
+        if processes.start_bridge(self.pod_file, self.paths):
+            self.bridge_started = time.monotonic()
+            self.bridge_backoff.failed()  # a bridge that dies at once is not started again at every tick
+            reconcile.report(self.paths, "the bridge to the other sites was not running: restarted it (logs/bridge.log)",
+                             "warning")
+
     def _broker_answers(self, pid: int, answers: bool) -> None:
         if answers and self.broker_silent:
             log.info("the broker (pid %d) answers again", pid)
@@ -201,7 +220,7 @@ class Supervisor:
 
     def _watch_agents(self, srv: libtmux.Server) -> None:
         windows = tmux.windows(srv, self.spec.name)
-        for name, agent in self.spec.agents.items():
+        for name, agent in self.spec.local_agents(self.paths.read_site()).items():
             window = windows.get(name)
             if window is not None and not window.dead:
                 self.reported_dead.discard(name)

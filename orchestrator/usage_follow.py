@@ -107,7 +107,7 @@ class UsageFollower:
         if self.cursors is None:
             files = (await self._call("usage_cursors"))["files"]
             self.cursors = {(f["agent"], f["path"]): Cursor.stored(f["inode"], f["offset"], f["state"]) for f in files}
-        for name, agent in self.spec().agents.items():
+        for name, agent in self.spec().local_agents(self.paths.read_site()).items():
             adapter = get_adapter(agent.cli)
             files, parser = getattr(adapter, "usage_files", None), getattr(adapter, "usage_parser", None)
             if files is not None and parser is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import clis
+from .attention_checks import check_attention
 from .durations import seconds
 from .problems import Problem, Where, suggest
 from .script import script_errors
@@ -69,6 +70,7 @@ def check_pod(
         problem = socket_path_problem(name, state_root)
         if problem:
             ctx.add(("name",), problem)
+    _check_sites(data, ctx)
     _check_routes(data.get("routes"), ctx)
     _check_rules(data.get("rules"), ctx)
     if isinstance(agents, dict):
@@ -76,7 +78,34 @@ def check_pod(
             if isinstance(spec, dict) and spec.get("script") is not None:
                 _check_script(str(agent), spec, base_dir, ctx)
     check_worktrees(data, base_dir, state_root, ctx)
+    check_attention(data, ctx)
     return ctx.problems
+
+
+def _check_sites(data: dict[str, Any], ctx: Context) -> None:
+    """With a bridge every agent names its site; without one, the agents are all at one site."""
+    agents = data.get("agents")
+    if not isinstance(agents, dict):
+        return
+    specs = {str(n): a for n, a in agents.items() if isinstance(a, dict)}
+    bridged = isinstance(data.get("bridge"), dict)
+    if bridged:
+        for name, spec in specs.items():
+            if spec.get("site") is None:
+                ctx.add(("agents", name), f"agent {name} needs `site:` (the machine it runs at): the pod has a bridge,"
+                        " so each agent runs at one site (docs/sites.md)")
+        return
+    first: str | None = None
+    for name, spec in specs.items():
+        site = spec.get("site")
+        if not isinstance(site, str):
+            continue
+        if first is None:
+            first = site
+        elif site != first:
+            ctx.add(("agents", name, "site"), f"agent {name} runs at site {site!r} and others at {first!r}: a pod across"
+                    " sites needs `bridge: {url: nats://HOST:4222}` (docs/sites.md)")
+            return
 
 
 def _label(kind: str, item: dict[str, Any], i: int) -> str:

@@ -1,6 +1,6 @@
 """A pod's topology as a diagram: its agents, review routes (with their mode and timeout), auto-ask
-rules (their event and what they ask) and hand-offs, for `podctl graph` and the live view's
-Graph tab.
+rules (their event and what they ask) and hand-offs, and for a pod across machines the site each agent
+runs at, for `podctl graph` and the live view's Graph tab.
 
 Three forms of the same edges: Mermaid and Graphviz DOT to paste into a README or render, and
 plain text for a terminal. Everything is read from a validated PodSpec, never from a running pod.
@@ -9,7 +9,7 @@ plain text for a terminal. Everything is read from a validated PodSpec, never fr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from .spec import PodSpec, RuleSpec
@@ -39,6 +39,9 @@ class Topology:
     routes: list[tuple[str, str]]
     """(route name, "mode all, timeout 10m")."""
     edges: list[Edge]
+    sites: dict[str, str] = field(default_factory=dict)
+    """Agent -> the site it runs at (a pod across machines; empty otherwise)."""
+    bridge: str | None = None
 
 
 def route_node(name: str) -> str:
@@ -77,6 +80,8 @@ def topology(spec: PodSpec) -> Topology:
         agents=[(name, agent.cli, agent.role) for name, agent in spec.agents.items()],
         routes=[(r.name, f"mode {r.mode}, timeout {r.timeout}") for r in spec.routes],
         edges=edges,
+        sites={name: site for name in spec.agents if (site := spec.site_of(name)) is not None},
+        bridge=spec.bridge.url if spec.bridge is not None else None,
     )
 
 
@@ -93,7 +98,13 @@ def _one_line(text: str, limit: int = 60) -> str:
 def as_text(topo: Topology) -> str:
     width = max(len(name) for name, _, _ in topo.agents)
     lines = [f"pod {topo.pod}", "", "agents"]
-    lines += [f"  {name:<{width}}  {cli:<8} {_one_line(role)}".rstrip() for name, cli, role in topo.agents]
+    if topo.sites:
+        at = max(len(site) for site in topo.sites.values()) + 1
+        lines += [f"  {name:<{width}}  {'@' + topo.sites.get(name, '?'):<{at}}  {cli:<8} {_one_line(role)}".rstrip()
+                  for name, cli, role in topo.agents]
+        lines += ["", f"sites: {', '.join(sorted(set(topo.sites.values())))}, bridged over {topo.bridge}"]
+    else:
+        lines += [f"  {name:<{width}}  {cli:<8} {_one_line(role)}".rstrip() for name, cli, role in topo.agents]
     if topo.routes:
         lines += ["", "routes (ask(to=<route>))"]
         for name, policy in topo.routes:
@@ -128,8 +139,14 @@ def _mermaid_text(text: str) -> str:
 
 def as_mermaid(topo: Topology) -> str:
     lines = ["flowchart LR"]
-    for name, cli, _ in topo.agents:
-        lines.append(f'  {_mermaid_id(name)}["{_mermaid_text(name)}<br/><small>{_mermaid_text(cli)}</small>"]')
+    for site, agents in _by_site(topo):
+        indent = "    " if site else "  "
+        if site:
+            lines.append(f'  subgraph site_{site.replace("-", "_")}["site {site}"]')
+        for name, cli in agents:
+            lines.append(f'{indent}{_mermaid_id(name)}["{_mermaid_text(name)}<br/><small>{_mermaid_text(cli)}</small>"]')
+        if site:
+            lines.append("  end")
     for name, policy in topo.routes:
         label = f"{_mermaid_text(name)}<br/><small>{_mermaid_text(policy)}</small>"
         lines.append(f'  {_mermaid_id(route_node(name))}{{{{"{label}"}}}}')
@@ -143,14 +160,28 @@ def as_mermaid(topo: Topology) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _by_site(topo: Topology) -> list[tuple[str | None, list[tuple[str, str]]]]:
+    """The agents (name, cli) grouped by site, in pod-file order (one group, site None, without sites)."""
+    groups: dict[str | None, list[tuple[str, str]]] = {}
+    for name, cli, _ in topo.agents:
+        groups.setdefault(topo.sites.get(name), []).append((name, cli))
+    return list(groups.items())
+
+
 def _dot_text(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def as_dot(topo: Topology) -> str:
     lines = [f"digraph {_dot_text(topo.pod)} {{", "  rankdir=LR;", '  node [shape=box, fontname="sans-serif"];']
-    for name, cli, _ in topo.agents:
-        lines.append(f"  {_dot_text(name)} [label={_dot_text(name + chr(10) + cli)}];")
+    for site, agents in _by_site(topo):
+        indent = "    " if site else "  "
+        if site:
+            lines.append(f"  subgraph {_dot_text('cluster_' + site)} {{ label={_dot_text('site ' + site)};")
+        for name, cli in agents:
+            lines.append(f"{indent}{_dot_text(name)} [label={_dot_text(name + chr(10) + cli)}];")
+        if site:
+            lines.append("  }")
     for name, policy in topo.routes:
         lines.append(f"  {_dot_text(route_node(name))} [shape=hexagon, label={_dot_text(name + chr(10) + policy)}];")
     if any(ANY_AGENT in (e.source, e.target) for e in topo.edges):

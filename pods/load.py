@@ -24,7 +24,7 @@ from .checks import check_pod
 from .errors import PodctlError
 from .positions import PodYamlLoader, Positions, YamlLimit, load_with_positions
 from .problems import Layer, PodFileError, Problem, Where, dotted, suggest
-from .spec import NAME_RE, AgentSpec, Limits, PodSpec, RouteSpec, RuleSpec, RuleWhen
+from .spec import NAME_RE, AgentSpec, BridgeSpec, Limits, PodSpec, RouteSpec, RuleSpec, RuleWhen
 from .state import state_root as default_state_root
 
 __all__ = ["PodFileError", "PodFileMissing", "PodYamlLoader", "Problem", "load_pod", "load_pod_text", "read_pod_text"]
@@ -297,6 +297,8 @@ def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
             model, i = (RuleSpec, i + 2)
         elif model is PodSpec and part == "limits":
             model, i = (Limits, i + 1)
+        elif model is PodSpec and part == "bridge":
+            model, i = (BridgeSpec, i + 1)
         elif model is RuleSpec and part == "when":
             model, i = (RuleWhen, i + 1)
         else:

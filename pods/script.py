@@ -10,6 +10,8 @@ steps:
   - say: "a line shown in the pane"
   - wait_for: go.flag          # until this file exists in the workdir (a long tool call; at most 120 s)
   - usage: {model: m, input: 1000, cached_input: 0, output: 200, reasoning: 0}   # record a model request's tokens
+  - permission: {tool: Bash, detail: "touch build/x"}   # ask to run a tool, as a CLI does; the next step runs only if allowed
+  - fail: "API Error: 401 invalid x-api-key"    # the turn ends with an error, as a CLI's does (the agent is failed)
 ```
 A script agent uses no model: it reports no usage unless a `usage` step records some, as a real CLI
 records its requests (so budgets can be tried without spending money).
@@ -23,7 +25,7 @@ from typing import Any
 
 from .errors import PodctlError
 
-STEP_KINDS = ("write", "tell", "ask", "sleep", "say", "wait_for", "usage")
+STEP_KINDS = ("write", "tell", "ask", "sleep", "say", "wait_for", "usage", "permission", "fail")
 USAGE_FILE = "script-usage.jsonl"
 """Where a script agent records its `usage` steps, in its agent folder (read like a CLI's session file)."""
 USAGE_COUNTS = ("input", "cached_input", "output", "reasoning")
@@ -61,7 +63,7 @@ def _step(index: int, raw: Any) -> Step:
         if not isinstance(value, (int, float)) or value < 0:
             raise ScriptError(f"step {index + 1}: sleep takes a number of seconds", step=index)
         return Step(kind, {"seconds": float(value)})
-    if kind == "say":
+    if kind in ("say", "fail"):
         return Step(kind, {"text": str(value)})
     if kind == "wait_for":
         if not isinstance(value, str) or not value:
@@ -69,7 +71,8 @@ def _step(index: int, raw: Any) -> Step:
         return Step(kind, {"path": value})
     if not isinstance(value, dict):
         raise ScriptError(f"step {index + 1}: {kind} takes a mapping", step=index)
-    needed = {"write": ("path", "text"), "tell": ("to", "text"), "ask": ("to", "text"), "usage": ("model",)}[kind]
+    needed = {"write": ("path", "text"), "tell": ("to", "text"), "ask": ("to", "text"), "usage": ("model",),
+              "permission": ("tool", "detail")}[kind]
     missing = [k for k in needed if k not in value]
     if missing:
         raise ScriptError(f"step {index + 1}: {kind} needs {', '.join(missing)}", step=index)

@@ -26,6 +26,12 @@ SOCKET_PATH_MAX = 107
 """Longest Unix socket path in bytes on Linux (sun_path is 108 bytes with the closing NUL)."""
 
 RestartPolicy = Literal["never", "on-failure", "always"]
+PermissionMode = Literal["ask", "edits", "full"]
+"""What an agent may do without asking (docs/attention.md maps it to each CLI's own modes):
+`ask` edits and commands ask; `edits` edits inside its folder are allowed, commands ask; `full` nothing asks."""
+NoticeOn = Literal["blocked", "failed", "over_budget"]
+NOTIFY_FIELDS = ("pod", "agent", "detail", "on")
+"""The `{placeholders}` a notify command may use."""
 
 
 def _check_name(value: str) -> str:
@@ -89,6 +95,36 @@ def _check_branch(value: str) -> str:
     return value
 
 
+SiteName = Annotated[str, AfterValidator(_check_name)]
+"""Where an agent runs, when the pod spans machines (docs/sites.md): a NATS subject token of its own."""
+
+BRIDGE_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def _check_bridge_url(value: str) -> str:
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in BRIDGE_SCHEMES or not rest or any(c.isspace() for c in value):
+        raise ValueError(
+            f"{value!r} is not a NATS server URL: write nats://HOST:4222 (or tls://HOST:4222 for TLS; ws:// and wss://"
+            " for websockets)"
+        )
+    return value
+
+
+class BridgeSpec(Strict):
+    """The NATS server (JetStream) that carries the pod's messages between its sites (docs/sites.md)."""
+
+    url: Annotated[str, AfterValidator(_check_bridge_url)] = Field(
+        description="the NATS server: nats://HOST:PORT, or tls://HOST:PORT for TLS",
+    )
+    credentials: str | None = Field(
+        default=None,
+        description="this machine's NATS credentials file (~ expanded): a .creds file (JWT and nkey), an nkey seed,"
+        " or one line USER:PASSWORD; each site has its own at this path",
+    )
+    ca: str | None = Field(default=None, description="a CA bundle to verify the server's TLS certificate (tls://)")
+
+
 class AgentSpec(Strict):
     """One agent: a CLI in its own tmux window."""
 
@@ -104,6 +140,14 @@ class AgentSpec(Strict):
         default=None,
         description="run in a git worktree of its own: true (branch podctl/<pod>/<agent>), a branch name, or false;"
         " default: the pod's `worktrees`",
+    )
+    permissions: PermissionMode | None = Field(
+        default=None,
+        description="what it may do without asking: ask (edits and commands ask), edits (edits in its folder allowed,"
+        " commands ask), full (nothing asks); default: the pod's `permissions`, else its CLI's own default",
+    )
+    site: SiteName | None = Field(
+        default=None, description="the machine (site) the agent runs at, when the pod has a `bridge` (docs/sites.md)",
     )
 
 
@@ -178,6 +222,38 @@ class RuleSpec(Strict):
     _name = field_validator("name")(_check_name)
 
 
+class ApprovalSpec(Strict):
+    """Who answers some agents' permission requests instead of the person: `user`, an agent or a route."""
+
+    agents: list[str] | None = Field(default=None, description="whose requests (default: every agent's)")
+    to: str = Field(description="user, an agent or a route: it gets an ask naming the agent, tool and detail")
+    timeout: str = Field(default="5m", description="how long the approver has to answer")
+    then: Literal["person", "deny"] = Field(
+        default="person", description="with no answer in time: the person answers (person) or the request is denied",
+    )
+
+
+def _listed(value: Any) -> Any:
+    """One word where a list of them is meant: `on: blocked` is `on: [blocked]`."""
+    return [value] if isinstance(value, str) else value
+
+
+class NotifySpec(Strict):
+    """Tell a person when agents need them: run a command, or ring the terminal bell."""
+
+    on: Annotated[list[NoticeOn], BeforeValidator(_listed, json_schema_input_type=NoticeOn | list[NoticeOn])] = Field(
+        description="blocked, failed, over_budget, or a list of them",
+    )
+    run: list[str] | None = Field(
+        default=None, min_length=1,
+        description="a command (argv, no shell); {pod}, {agent}, {detail} and {on} are filled in",
+    )
+    bell: bool = Field(default=False, description="ring the terminal bell in the pod's tmux session")
+
+    def events(self) -> list[NoticeOn]:
+        return list(self.on)
+
+
 class Limits(Strict):
     message_bytes: int = Field(default=65536, gt=0, le=1_048_576, description="largest message text, in bytes (at most 1 MiB)")
     wait_cap_ms: int = Field(default=50_000, gt=0, description="longest single wait_for_reply call")
@@ -188,6 +264,10 @@ class Limits(Strict):
     )
     budget_tokens_per_agent: int | None = Field(
         default=None, gt=0, description="tokens (input, cached input, output) each agent may use; then it is no longer woken",
+    )
+    permission_hold_s: float = Field(
+        default=600.0, ge=5, le=3600,
+        description="how long a CLI's permission request waits for podctl's answer before its own dialog takes it",
     )
 
 
@@ -219,6 +299,16 @@ class PodSpec(Strict):
     transcript: Literal["ui", "tail"] = Field(
         default="ui", description="what the pod's `podctl` window runs: the live view (ui) or the plain message stream (tail)",
     )
+    permissions: PermissionMode | None = Field(
+        default=None, description="every agent's `permissions` unless it says otherwise (default: each CLI's own)",
+    )
+    approvals: list[ApprovalSpec] = Field(
+        default_factory=list, description="route agents' permission requests to an approver (the first that matches)",
+    )
+    notify: list[NotifySpec] = Field(default_factory=list, description="tell a person when agents need them")
+    bridge: BridgeSpec | None = Field(
+        default=None, description="one pod across machines: the NATS server that bridges its sites (docs/sites.md)",
+    )
 
     source: Path | None = Field(default=None, exclude=True, description="the pod file it was loaded from")
 
@@ -247,6 +337,31 @@ class PodSpec(Strict):
         doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         doc["title"] = "podctl pod file"
         return doc
+
+    def agent_permissions(self, name: str) -> PermissionMode | None:
+        """The agent's `permissions`, else the pod's; None: its CLI's own default."""
+        return self.agents[name].permissions or self.permissions
+
+    def approval_for(self, name: str) -> ApprovalSpec | None:
+        """The first `approvals` entry that routes this agent's requests."""
+        return next((a for a in self.approvals if a.agents is None or name in a.agents), None)
+
+    def sites(self) -> list[str]:
+        """The sites the pod's agents run at, sorted (none without a bridge: the pod is one machine)."""
+        if self.bridge is None:
+            return []
+        return sorted({a.site for a in self.agents.values() if a.site})
+
+    def site_of(self, name: str) -> str | None:
+        """Where an agent runs (None: on every machine's own pod, as without a bridge)."""
+        agent = self.agents.get(name)
+        return agent.site if agent is not None and self.bridge is not None else None
+
+    def local_agents(self, site: str | None) -> dict[str, AgentSpec]:
+        """The agents this machine runs: those of `site`, or all of them for a pod without a bridge."""
+        if self.bridge is None or site is None:
+            return dict(self.agents)
+        return {name: agent for name, agent in self.agents.items() if agent.site == site}
 
     def base_dir(self) -> Path:
         """The folder the pod file's relative paths are resolved from."""

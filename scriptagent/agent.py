@@ -149,39 +149,66 @@ class ScriptAgent:
             raise ToolFailed(data.get("error", {}).get("message", str(data)))
         return data
 
-    def hook(self, event: str) -> None:
+    def hook(self, event: str, facts: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run one of its hooks as a CLI does (the event's facts on stdin); what it answered, as JSON."""
         argv = self.config["hooks"][event]
-        payload = json.dumps({"event": event, "agent": self.agent, "cwd": str(self.workdir)}).encode()
+        payload = json.dumps({"event": event, "agent": self.agent, "cwd": str(self.workdir), **(facts or {})}).encode()
+        timeout = float(self.config.get("hold_timeout_s") or HOOK_TIMEOUT_S) if event == "Permission" else HOOK_TIMEOUT_S
         try:
             out = subprocess.run(argv, input=payload, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                 timeout=HOOK_TIMEOUT_S, check=False).stdout
+                                 timeout=timeout, check=False).stdout
         except subprocess.TimeoutExpired:
             show(f"! hook {event} timed out")
-            return
-        if out.strip():
-            try:
-                context = json.loads(out).get("additionalContext")
-            except (ValueError, AttributeError):
-                return
-            if context:
-                show(f"⇢ injected at {event}:")
-                for line in context.split("\n"):
-                    print(f"    {visible(line, multiline=True)}", flush=True)
+            return {}
+        try:
+            answer = json.loads(out) if out.strip() else {}
+        except ValueError:
+            return {}
+        if not isinstance(answer, dict):
+            return {}
+        context = answer.get("additionalContext") if event != "Permission" else None
+        if context:
+            show(f"⇢ injected at {event}:")
+            for line in str(context).split("\n"):
+                print(f"    {visible(line, multiline=True)}", flush=True)
+        return answer
 
-    def run_step(self, step: Step) -> None:
+    def ask_permission(self, tool: str, detail: str) -> bool:
+        """A `permission` step: ask to run `tool` as a CLI does and wait for the answer (podctl's,
+        an approver's, an `always`); under `permissions: full` nothing asks."""
+        if self.config.get("permissions") == "full":
+            show(f"✓ {tool} {detail}: allowed (permissions: full)")
+            return True
+        show(f"? may I run {tool} {detail}")
+        answer = self.hook("Permission", {"tool_name": tool, "tool_input": {"command": detail}})
+        if answer.get("decision") in ("allow", "always"):
+            show(f"✓ {tool} {detail}: allowed")
+            return True
+        show(f"✗ {tool} {detail}: {answer.get('message') or 'no answer: not run'}")
+        return False
+
+    def run_step(self, step: Step) -> str | None:
+        """One step; "skip" when the next one must not run (a permission refused), "stop" when the
+        turn ends here (a `fail`)."""
         args = step.args
+        if step.kind == "permission":
+            return None if self.ask_permission(str(args["tool"]), str(args["detail"])) else "skip"
+        if step.kind == "fail":
+            show(f"! {args['text']}")
+            self.hook("Failure", {"error": "unknown", "last_assistant_message": str(args["text"])})
+            return "stop"
         if step.kind == "sleep":
             time.sleep(args["seconds"])
-            return
+            return None
         if step.kind == "say":
             show(args["text"])
-            return
+            return None
         if step.kind == "wait_for":
             self.wait_for(self.workdir / args["path"])
-            return
+            return None
         if step.kind == "usage":
             self.record_usage(args)
-            return
+            return None
         if step.kind == "write":
             path = (self.workdir / args["path"]).resolve()
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,6 +222,7 @@ class ScriptAgent:
             show(f"? ask {args['to']} #{asked['ask_id']}: {args['text']}")
             self.wait_reply(asked["ask_id"], float(args.get("timeout", 120)))
         self.hook("AfterTool")
+        return None
 
     def record_usage(self, args: dict[str, Any]) -> None:
         """Append one model request's tokens to this agent's usage file, as a CLI appends to its session file."""
@@ -266,8 +294,17 @@ class ScriptAgent:
         show(f"── turn {self.turns} ({reason})")
         self.hook("TurnStart")
         try:
+            skip = False
             for step in steps:
-                self.run_step(step)
+                if skip:
+                    show(f"… skipped {step.kind} (not allowed)")
+                    skip = False
+                    continue
+                said = self.run_step(step)
+                if said == "stop":
+                    show("── the turn ended with an error; waiting for a wake")
+                    return
+                skip = said == "skip"
             self.answer_inbox()
         except (TimeoutError, ToolFailed, OSError) as exc:
             show(f"! turn {self.turns} failed: {exc}")

@@ -353,7 +353,29 @@ def _read_line(sock: codec.Socket) -> bytes:
     return data
 
 
+HELP = """usage: podctl shim --pod POD --agent NAME [--socket SOCKET] [--token-file FILE] [--state FOLDER]
+                   [--wait-cap-ms N]
+
+The MCP server an agent's CLI runs (its adapter writes this command into the CLI's config): it relays
+the CLI's MCP session on stdin/stdout to the pod's broker, which serves the seven tools.
+
+  --pod POD           the pod
+  --agent NAME        the agent it acts for
+  --socket SOCKET     the broker's socket (default: FOLDER/broker.sock)
+  --token-file FILE   the agent's token (default: FOLDER/agents/NAME/token; it wins over PODCTL_TOKEN)
+  --state FOLDER      the pod's state folder, for the two defaults above
+  --wait-cap-ms N     the longest one wait_for_reply call blocks (default: PODCTL_WAIT_CAP_MS, else the
+                      pod's limits.wait_cap_ms; the smaller of this and the pod's limit applies)
+  -h, --help          this help
+
+Environment: PODCTL_TOKEN (the token when no --token-file is given), PODCTL_WAIT_CAP_MS,
+PODCTL_HOLD_MS (how long a call waits for a restarting broker, default 30000)."""
+
+
 def main(argv: list[str]) -> int:
+    if "-h" in argv or "--help" in argv:
+        print(HELP)
+        return 0
     opts: dict[str, str] = {}
     it = iter(argv)
     for arg in it:

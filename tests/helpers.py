@@ -7,7 +7,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -337,3 +338,21 @@ def run_on_terminal(argv: list[str], env: dict[str, str], timeout: float = 60.0)
     proc.wait(timeout=scaled(timeout))
     os.close(leader)
     return proc.returncode, b"".join(chunks).decode(errors="replace").replace("\r\n", "\n")
+
+
+@contextmanager
+def holding_apply_lock(pod: str, purpose: str) -> Iterator[subprocess.Popen[str]]:
+    """Another process holds the pod's apply lock (as `purpose`) until the block ends."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom podctl.broker.paths import PodPaths\n"
+         f"from podctl.orchestrator.pod import applying\nwith applying(PodPaths.of({pod!r}), {purpose!r}):\n"
+         "    print('held', flush=True)\n    sys.stdin.readline()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        if holder.stdin is not None:
+            holder.stdin.close()
+        holder.wait(timeout=30)

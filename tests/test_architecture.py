@@ -83,3 +83,40 @@ def test_the_wire_protocol_documents_every_operation() -> None:
     documented = set(re.findall(r"^- ``(\w+) ", wire.__doc__ or "", re.MULTILINE))
     ops = {name[3:] for name in dir(service.Broker) if name.startswith("op_")} | {"subscribe"}  # served by server.py
     assert ops == documented, f"undocumented: {sorted(ops - documented)}; documented but gone: {sorted(documented - ops)}"
+
+
+
+def _imports_nats(node: ast.AST) -> bool:
+    if isinstance(node, ast.Import):
+        return any(alias.name.split(".")[0] == "nats" for alias in node.names)
+    return isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "nats"
+
+
+def _run_on_import(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements a module runs when it is imported (not in functions, not under TYPE_CHECKING)."""
+    out: list[ast.stmt] = []
+    for node in body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            out += _run_on_import(node.orelse)
+            continue
+        out.append(node)
+        for field in ("body", "orelse", "finalbody"):
+            out += _run_on_import(getattr(node, field, None) or [])
+        for handler in getattr(node, "handlers", None) or []:
+            out += _run_on_import(handler.body)
+    return out
+
+
+def test_the_nats_client_is_needed_only_by_the_bridge() -> None:
+    """A single-machine install has no `podctl[bridge]` extra: only orchestrator/bridge.py imports the NATS
+    client, and only once it runs (at import time for type checking alone)."""
+    for name, path in modules().items():
+        tree = ast.parse(path.read_text(), str(path))
+        if name != "podctl.orchestrator.bridge":
+            found = [node.lineno for node in ast.walk(tree) if _imports_nats(node)]
+            assert found == [], f"{path}:{found} imports nats: only the bridge may"
+            continue
+        eager = [node.lineno for node in _run_on_import(tree.body) if _imports_nats(node)]
+        assert eager == [], f"{path}:{eager} imports nats when imported: import it where it is used"

@@ -7,13 +7,25 @@
 - `none`: nothing.
 
 Nothing is printed when there is nothing to inject.
+
+The answer to a permission request (`render_decision`), when one came in time:
+- `decision:EVENT`: `{"hookSpecificOutput": {"hookEventName": EVENT, "decision": {"behavior": "allow"}}}`,
+  or `"deny"` with a `message` the model reads: Claude Code's and Codex's PermissionRequest output (no
+  `updatedInput`, `updatedPermissions` or `interrupt`, which Codex refuses; an `always` is kept by
+  podctl, not handed to the CLI);
+- `decision`: `{"decision": "allow" | "always" | "deny", "message": TEXT}` (podctl's OpenCode plugin, the script agent).
+Nothing is printed without an answer: the CLI asks its user itself.
 """
 
 from __future__ import annotations
 
 from podctl.broker.codec import dumps
 
-OUTPUTS = ("none", "plain", "continue", "context:EVENT")
+OUTPUTS = ("none", "plain", "continue", "context:EVENT", "decision", "decision:EVENT")
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def render(output: str, text: str | None) -> str:
@@ -26,3 +38,17 @@ def render(output: str, text: str | None) -> str:
     if output.startswith("context:"):
         return dumps({"hookSpecificOutput": {"hookEventName": output[8:], "additionalContext": text}})
     raise ValueError(f"unknown hook output {output!r} (one of {', '.join(OUTPUTS)})")
+
+
+def render_decision(output: str, answer: dict[str, Any]) -> str:
+    """The answer to a permission request in the CLI's shape ("" without one)."""
+    decision = answer.get("decision")
+    if decision not in ("allow", "always", "deny"):
+        return ""
+    message = str(answer.get("message") or "")
+    if output == "decision":
+        return dumps({"decision": decision, "message": message})
+    if output.startswith("decision:"):
+        verdict: dict[str, Any] = {"behavior": "deny", "message": message} if decision == "deny" else {"behavior": "allow"}
+        return dumps({"hookSpecificOutput": {"hookEventName": output[9:], "decision": verdict}})
+    raise ValueError(f"unknown hook output {output!r} for a decision (decision or decision:EVENT)")

@@ -11,7 +11,7 @@ import typer
 from typer._click import core as click  # typer 0.29 vendors its own click
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
-from . import agents, bench, bus, collab, exits, lifecycle, pods, usage, work
+from . import agents, attention, bench, bridge, bus, collab, exits, lifecycle, pods, usage, work
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 """`-h` as well as `--help`, on every command (click hands it down to sub-contexts)."""
@@ -95,7 +95,7 @@ def build_app() -> typer.Typer:
         context_settings=CONTEXT,
     )
     app.callback()(root)
-    for group in (pods, lifecycle, bus, collab, work, usage, agents, bench):
+    for group in (pods, lifecycle, bus, attention, collab, work, usage, agents, bridge, bench):
         group.register(app)
     app.command()(version)
     return app

@@ -55,6 +55,10 @@ def register(app: typer.Typer) -> None:
          "Memory and start-up: peak RSS per process of pods of 2 and 10 script agents, shim start, `podctl send`."),
         ("ui", "podctl.orchestrator.bench_ui", "run_ui_bench",
          "Live view: first paint of `podctl ui` in 80x24, and the lag behind a burst of 1,000 messages."),
+        ("attention", "podctl.orchestrator.bench_attention", "run_attention_bench",
+         "Attention: a CLI's permission event -> blocked in status, and approve -> the tool running (goals: p50 < 1 s)."),
+        ("bridge", "podctl.orchestrator.bench_bridge", "run_bridge_bench",
+         "A pod across two sites over a local nats-server: ask -> reply across sites, durable messages/s across the bridge."),
         ("usage", "podctl.orchestrator.bench_usage", "run_usage_bench",
          "Usage follower: reading a 50,000-request session file once, a look at unchanged files, append -> counted."),
     ):

@@ -24,10 +24,20 @@ SEND_JSON = "print the broker's answer as one JSON object: message id, ask id, r
 TAIL_JSON = "print one JSON object a line: each message with its delivery states, then events (for scripts)"
 
 
-def broker_run(pod_file: Annotated[Path, typer.Argument(help="the pod file")]) -> None:
+def broker_run(
+    pod_file: Annotated[Path, typer.Argument(help="the pod file")],
+    site: Annotated[str | None, typer.Option("--site", metavar="NAME", help="the site this machine runs (docs/sites.md)")] = None,
+) -> None:
     """Run the pod's broker in the foreground, logging to stderr."""
     from podctl.orchestrator.broker_main import run
 
+    if site is not None:
+        from podctl.broker.paths import PodPaths
+        from podctl.orchestrator.lifecycle import choose_site, load
+
+        spec = load(pod_file.resolve())
+        paths = PodPaths.of(spec.name).ensure()
+        paths.write_site(choose_site(spec, paths, site))
     raise typer.Exit(run(pod_file))
 
 

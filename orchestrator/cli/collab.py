@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -36,12 +37,21 @@ RULE_COLUMNS = [
 ]
 
 
-def rules_list(pod: PodArg) -> None:
+def rules_list(
+    pod: PodArg,
+    as_json: Annotated[bool, typer.Option(
+        "--json",
+        help="print one JSON object: {rules: [{name, on, agent, rounds, max_rounds, open_ask, ...}]} (for scripts)",
+    )] = False,
+) -> None:
     """Each rule with its rounds so far and its open ask."""
     from .table import colour_wanted, render
 
     with user_client(pod) as client:
         result = call_or_exit(client, "rules")
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
     if not result["rules"]:
         typer.echo(f"pod {pod} has no rules (`rules:` in the pod file, see docs/pod-file.md)")
         return

@@ -26,6 +26,11 @@ def _say_waiting(holder: str) -> None:
     typer.echo(f"waiting for {holder_text(holder)} to finish with this pod…", err=True)
 
 
+def _say_note(text: str) -> None:
+    typer.echo(f"✓ {text}")
+    sys.stdout.flush()
+
+
 def _say_step(step: Any) -> None:
     """A step of `up`, printed the moment it is done (a pod's first `up` takes seconds)."""
     typer.echo(f"✓ {step.describe()}")
@@ -67,16 +72,19 @@ def up(
     attach: Annotated[
         bool, typer.Option("--attach/--no-attach", help="attach to the tmux session (default: when in a terminal)")
     ] = True,
-    force: Annotated[bool, typer.Option(help="restart busy agents now instead of after their turn")] = False,
-    replace: Annotated[bool, typer.Option(help="switch a running pod of the same name to this file")] = False,
+    force: Annotated[bool, typer.Option("--force", help="restart busy agents now instead of after their turn")] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="switch a running pod of the same name to this file")] = False,
+    site: Annotated[str | None, typer.Option(
+        "--site", metavar="NAME", help="a pod across machines: run this site's agents and join its bridge (or PODCTL_SITE)",
+    )] = None,
 ) -> None:
     """Bring the pod up to match its file (idempotent) and keep it matching as the file changes."""
     from podctl.orchestrator.lifecycle import Progress, bring_up
 
     spinner = Spinner()
     try:
-        result = bring_up(pod_file, force=force, replace=replace, on_wait=_say_waiting,
-                          progress=Progress(step=_say_step, waiting=spinner.show))
+        result = bring_up(pod_file, force=force, replace=replace, on_wait=_say_waiting, site=site,
+                          progress=Progress(step=_say_step, waiting=spinner.show, note=_say_note))
     finally:
         spinner.clear()
     name = result.spec.name
@@ -98,7 +106,7 @@ def up(
 
 def plan(
     pod_file: Annotated[Path, typer.Argument(help="the pod file")] = Path("pod.yaml"),
-    force: Annotated[bool, typer.Option(help="plan as if --force were given to up")] = False,
+    force: Annotated[bool, typer.Option("--force", help="plan as if --force were given to up")] = False,
 ) -> None:
     """Print what `up` would change, and change nothing."""
     from podctl.broker.paths import PodPaths
@@ -125,7 +133,7 @@ def resume(pod: PodArg, attach: Annotated[bool, typer.Option("--attach/--no-atta
     """`up` of the pod file recorded for this pod."""
     from podctl.orchestrator.lifecycle import pod_file_of
 
-    up(pod_file_of(pod), attach=attach, force=False, replace=False)
+    up(pod_file_of(pod), attach=attach, force=False, replace=False, site=None)
 
 
 def down(pod: PodArg) -> None:

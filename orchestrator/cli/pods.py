@@ -65,6 +65,10 @@ def validate(files: Annotated[list[Path] | None, typer.Argument(help="pod files 
                 typer.echo(str(problem))
             continue
         typer.echo(f"{path}: ok (pod {spec.name}, {len(spec.agents)} agent{'s' if len(spec.agents) != 1 else ''})")
+        from podctl.orchestrator.permissions import notes
+
+        for note in notes(spec):
+            typer.echo(f"  note: {note}")
     if failed:
         raise typer.Exit(1)
 
@@ -76,13 +80,18 @@ def schema() -> None:
     typer.echo(json.dumps(PodSpec.json_schema(), indent=2))
 
 
-def templates() -> None:
+def templates(
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON array of {name, description} (for scripts)")] = False,
+) -> None:
     """List the built-in templates a pod file can `extends:`."""
     from podctl.pods import catalog
 
     from .table import Column, colour_wanted, render
 
     rows = [{"name": name, "description": catalog.description(name)} for name in catalog.names()]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
     for line in render([Column("TEMPLATE", "name"), Column("DESCRIPTION", "description")], rows, colour_wanted()):
         typer.echo(line)
 
@@ -92,7 +101,7 @@ def init(
     template: Annotated[str | None, typer.Option(
         metavar="NAME", help="extend a built-in template (see podctl templates)", autocompletion=complete.templates,
     )] = None,
-    force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
 ) -> None:
     """Write a commented pod.yaml to start from."""
     from podctl.pods import catalog, clis

@@ -10,6 +10,7 @@ import json
 import time
 from typing import Any
 
+from podctl.orchestrator.attention import how_to_answer, need_text, needing
 from podctl.pods.usage import cost_label, tokens_label, total_of, usd
 
 from .table import Column, colour_wanted, render
@@ -22,20 +23,37 @@ def pods_rows() -> list[dict[str, Any]]:
     rows = []
     for name in pods.known_pods():
         paths = pods.paths_of(name)
+        up = pods.running(paths)
         rows.append({
-            "pod": name, "state": pods.state_word(pods.parts(paths)),
+            "pod": name, "state": pods.state_word(pods.parts(paths)), "needs_you": needs_you(paths) if up else None,
             "pod_file": str(podref.recorded_file(paths) or ""),
         })
     return rows
 
 
+def needs_you(paths: Any) -> int | None:
+    """How many of a running pod's agents are blocked or failed, from its store (no broker call)."""
+    from podctl.broker.queries import StoreError
+    from podctl.broker.readonly import ReadOnlyStore
+
+    try:
+        with ReadOnlyStore(paths.db) as store:
+            return len(store.attention())
+    except (StoreError, OSError):
+        return None
+
+
 def _state_colour(text: str) -> str | None:
     colours = {"busy": "yellow", "idle": "green", "starting": "cyan", "stopped": "red", "up": "green", "down": "dim",
-               "partial:": "yellow", "leaving": "yellow", "removed": "dim"}
+               "partial:": "yellow", "leaving": "yellow", "removed": "dim", "blocked": "magenta", "failed": "magenta"}
     return colours.get(text.split(" ", maxsplit=1)[0])
 
 
-POD_COLUMNS = [Column("POD", "pod"), Column("STATE", "state", _state_colour), Column("POD FILE", "pod_file")]
+POD_COLUMNS = [
+    Column("POD", "pod"), Column("STATE", "state", _state_colour),
+    Column("NEEDS YOU", "needs_you", lambda text: "magenta" if text not in ("0", "-") else None, right=True),
+    Column("POD FILE", "pod_file"),
+]
 
 
 def pods_lines(as_json: bool, colour: bool | None = None) -> list[str]:
@@ -76,14 +94,19 @@ def shown_state(agent: dict[str, Any]) -> str:
 def agent_row(agent: dict[str, Any], now: float) -> dict[str, Any]:
     """One agent's cells of the status table (the keys of STATUS_COLUMNS)."""
     state = shown_state(agent)
-    since = agent.get("state_ts")
-    if state in ("busy", "idle", "starting") and since:
+    since = (agent.get(state) or {}).get("since") if state in ("blocked", "failed") else agent.get("state_ts")
+    if state in ("busy", "idle", "starting", "blocked", "failed") and since:
         state = f"{state} for {ago(now - since)}"
     if agent.get("leaving"):
         state = f"leaving ({state})"
+    if agent.get("remote"):
+        reported = agent.get("reported_at")
+        state += f" (reported {ago(now - reported)} ago)" if reported else " (never reported)"
     wake = agent.get("last_wake")
     wake_ts = agent.get("last_wake_ts")
     notes = []
+    if agent.get("blocked") or agent.get("failed"):
+        notes.append(need_text(agent))
     if agent.get("handed_off_to"):
         notes.append(f"handed off to {agent['handed_off_to']}")
     if agent["state"] == "stopped" and agent.get("stopped_reason"):
@@ -95,7 +118,8 @@ def agent_row(agent: dict[str, Any], now: float) -> dict[str, Any]:
     if agent.get("over_budget"):
         notes.append(f"over budget ({agent['over_budget']}): not woken")
     return {
-        "agent": agent["name"], "cli": agent.get("cli", "?"), "state": state, "unread": agent.get("unread", 0),
+        "agent": agent["name"], "site": agent.get("site") or "-", "cli": agent.get("cli", "?"), "state": state,
+        "unread": agent.get("unread", 0),
         "last_wake": f"{clock(wake_ts, now)}, {wake}" if wake and wake_ts else wake,
         "tokens": tokens_label(agent.get("usage")), "cost": cost_label(agent.get("usage")),
         "note": "; ".join(notes),
@@ -104,6 +128,7 @@ def agent_row(agent: dict[str, Any], now: float) -> dict[str, Any]:
 
 STATUS_COLUMNS = [
     Column("AGENT", "agent"),
+    Column("SITE", "site"),
     Column("CLI", "cli"),
     Column("STATE", "state", _state_colour),
     Column("UNREAD", "unread", lambda text: "cyan" if text not in ("0", "-") else None, right=True),
@@ -130,8 +155,12 @@ def status_lines(pod: str, as_json: bool, colour: bool | None = None) -> list[st
         lines.append(f"  the pod no longer follows its pod file: {first}")
         lines += [f"      {line}" for line in rest]
     now = time.time()
+    if data["broker"] == "running":
+        lines += needs_you_lines(data["pod"], data["agents"], now)
     if data["agents"]:
-        lines += render(STATUS_COLUMNS, [agent_row(a, now) for a in data["agents"]],
+        columns = STATUS_COLUMNS if any(a.get("site") for a in data["agents"]) else [
+            c for c in STATUS_COLUMNS if c.key != "site"]
+        lines += render(columns, [agent_row(a, now) for a in data["agents"]],
                         colour_wanted() if colour is None else colour, indent="  ")
     for agent in data["agents"]:
         tree = agent.get("worktree")
@@ -151,6 +180,36 @@ def status_lines(pod: str, as_json: bool, colour: bool | None = None) -> list[st
             lines.append(f"      more: {reason['more']}")
     if data.get("usage"):
         lines.append(f"  usage of the pod: {usage_text(data['usage'])}{budget_text(data.get('budget'))}")
+    if data.get("sites"):
+        lines += [f"  {line}" for line in site_lines(data["sites"], now)]
+    return lines
+
+
+def site_lines(sites: dict[str, Any], now: float | None = None) -> list[str]:
+    """This machine's site, its link to NATS, and each other site's last report (docs/sites.md)."""
+    now = now or time.time()
+    link = sites.get("link") or {}
+    since = f" for {ago(now - link['since'])}" if link.get("since") else ""
+    lines = [f"site {sites['here']}: bridge {'up' if link.get('up') else 'down'}{since} ({link.get('detail', '?')})"]
+    for site in sites.get("sites", []):
+        if site.get("here"):
+            continue
+        reported = site.get("reported_at")
+        heard = f"reported {ago(now - reported)} ago" if reported else "not heard from yet"
+        refused = f", {site['refused']} refused" if site.get("refused") else ""
+        lines.append(f"site {site['name']}: {heard}{refused}")
+    return lines
+
+
+def needs_you_lines(pod: str, agents: list[dict[str, Any]], now: float) -> list[str]:
+    """The `NEEDS YOU` lines at the top of `status`: each blocked or failed agent, what holds it, and
+    what the person does about it."""
+    lines: list[str] = []
+    for agent in needing(agents):
+        since = (agent.get(agent["state"]) or {}).get("since")
+        label = "NEEDS YOU" if not lines else ""
+        lines.append(f"{label:<9}  {agent['name']}: {need_text(agent)}" + (f" ({ago(now - since)})" if since else ""))
+        lines.append(f"{'':<9}    {how_to_answer(pod, agent)}")
     return lines
 
 

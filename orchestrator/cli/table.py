@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 BOLD, RESET = "\033[1m", "\033[0m"
-COLOURS = {"green": "\033[32m", "yellow": "\033[33m", "red": "\033[31m", "dim": "\033[2m", "cyan": "\033[36m"}
+COLOURS = {"green": "\033[32m", "yellow": "\033[33m", "red": "\033[31m", "dim": "\033[2m", "cyan": "\033[36m",
+           "magenta": "\033[1;35m"}
 
 
 @dataclass(frozen=True)

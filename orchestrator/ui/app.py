@@ -27,9 +27,9 @@ from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, Tab
 from textual.widgets.tree import TreeNode
 
 from .feed import Feed
-from .forms import Confirm, MessageView, SendForm
+from .forms import Confirm, MessageView, ReasonForm, SendForm
 from .model import Changes, PodView
-from .text import AGENT_COLUMNS, agent_cells, message_detail, message_line, waiting_text
+from .text import AGENT_COLUMNS, agent_cells, message_detail, message_line, needs_text, waiting_text
 
 DRAW_DELAY_S = 0.05
 TICK_S = 1.0
@@ -38,6 +38,8 @@ RESTART_TIMEOUT_S = 60.0
 
 CSS = """
 #top { height: auto; padding: 0 1; background: $boost; }
+#needs { display: none; height: auto; max-height: 12; padding: 0 1; border: heavy $error; }
+#needs.shown { display: block; }
 #agents { height: auto; max-height: 9; }
 #tabs { height: 1fr; }
 #conversation { height: 1fr; }
@@ -65,6 +67,9 @@ class PodApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "send('tell')", "send"),
         Binding("a", "send('ask')", "ask"),
+        Binding("y", "answer('allow')", "allow"),
+        Binding("Y", "answer('always')", "always", show=False),
+        Binding("n", "deny", "deny"),
         Binding("r", "restart", "restart"),
         Binding("f", "filter", "filter"),
         Binding("slash", "search", "search"),
@@ -96,6 +101,7 @@ class PodApp(App[None]):
         # The widgets are kept rather than queried: a query looks at the screen on top, which is
         # a dialog while one is open, and the clocks and events draw on meanwhile.
         self.top = Static(self._top_line(), id="top")
+        self.needs = Static(Text(), id="needs")
         self.table = AgentsTable(id="agents", cursor_type="row", zebra_stripes=True)
         self.table.add_columns(*AGENT_COLUMNS)
         self.conversation = Conversation("messages", id="conversation")
@@ -106,6 +112,7 @@ class PodApp(App[None]):
         self.graph = Static(Text("the pod's topology shows here"), id="graph")
         self.tabs = TabbedContent(id="tabs")
         yield self.top
+        yield self.needs
         yield self.table
         with self.tabs:
             with TabPane("Conversation (c)", id="tab-conversation"):
@@ -163,6 +170,9 @@ class PodApp(App[None]):
         style = {"live": "green", "down": "red", "reconnecting": "yellow"}.get(view.connection, "")
         line.append(f"  {view.connection}", style=style)
         starting = f" {states.count('starting')} starting," if "starting" in states else ""
+        needing = states.count("blocked") + states.count("failed")
+        if needing:
+            line.append(f"  {needing} NEED YOU", style="bold reverse magenta")
         line.append(f"  {len(states)} agents, {states.count('busy')} busy, {states.count('idle')} idle,{starting}"
                     f" {states.count('stopped')} stopped · {len(view.asks)} open asks")
         if self.filter_agent or self.search:
@@ -179,7 +189,9 @@ class PodApp(App[None]):
         self.top.update(self._top_line())
         table = self.table
         now = time.time()
-        names = list(self.view.agents)
+        names = self.view.ordered()
+        self.needs.update(needs_text(self.view, now))
+        self.needs.set_class(bool(self.view.needing()), "shown")
         if [str(key.value) for key in table.rows] != names:
             selected = self.selected_agent()
             table.clear()
@@ -272,6 +284,50 @@ class PodApp(App[None]):
             return
         what = f"ask #{result['ask_id']}" if kind == "ask" else f"message #{result['message_id']}"
         self.notify(f"{what} sent to {to}")
+
+    def _needing_agent(self) -> str | None:
+        """The agent y, Y and n answer: the selected one if it needs the person, else the first blocked one."""
+        selected = self.selected_agent()
+        row = self.view.agents.get(selected or "")
+        if row is not None and row.blocked:
+            return row.name
+        first = next((r.name for r in self.view.needing() if r.blocked), None)
+        if first is None:
+            self.notify("no agent is waiting for an answer", severity="warning")
+        return first
+
+    def action_answer(self, decision: str) -> None:
+        agent = self._needing_agent()
+        if agent is not None and self._live():
+            self.run_worker(self._answer(agent, decision, ""), exit_on_error=False)
+
+    def action_deny(self) -> None:
+        agent = self._needing_agent()
+        if agent is None or not self._live():
+            return
+        need = self.view.agents[agent].blocked or {}
+
+        def denied(reason: str | None) -> None:
+            if reason is not None:
+                self.run_worker(self._answer(agent, "deny", reason), exit_on_error=False)
+
+        self.push_screen(ReasonForm(agent, f"{need.get('tool') or ''} {need.get('detail') or ''}".strip()), denied)
+
+    async def _answer(self, agent: str, decision: str, reason: str) -> None:
+        """Answer through the broker, for the very request on screen (a newer one is not answered blind)."""
+        request = (self.view.agents[agent].blocked or {}).get("request")
+        args: dict[str, Any] = {"name": agent, **({"request": request} if request else {})}
+        if decision == "deny":
+            args["reason"] = reason
+        elif decision == "always":
+            args["always"] = True
+        try:
+            result = await self.feed.call("deny" if decision == "deny" else "approve", **args)
+        except (wire.BrokerError, wire.BrokerUnavailable) as exc:
+            self.notify(visible(getattr(exc, "message", str(exc))), severity="error")
+            return
+        verb = {"allow": "allowed", "always": "allowed (always)", "deny": "denied"}[decision]
+        self.notify(f"{verb} {agent}: {visible(result['tool'])} {visible(result['detail'][:80])}")
 
     def action_restart(self) -> None:
         agent = self.selected_agent()

@@ -56,6 +56,32 @@ class SendForm(ModalScreen[tuple[str, str] | None]):
             self.dismiss((self.recipients[self.index], event.value))
 
 
+class ReasonForm(ModalScreen[str | None]):
+    """Deny an agent's request: the reason its model reads (Enter denies, Escape cancels). Dismissed
+    with the reason (maybe empty), or None."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, agent: str, what: str) -> None:
+        super().__init__()
+        self.agent = agent
+        self.what = what
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="form"):
+            yield Label(Text(f"Deny {visible(self.agent)}: {visible(self.what)}"), id="form-title")
+            yield Input(placeholder="why (its model reads this; Enter denies, Escape cancels)", id="form-text")
+
+    def on_mount(self) -> None:
+        self.query_one("#form-text", Input).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip())
+
+
 class Confirm(ModalScreen[bool]):
     """A yes/no question: y or Enter confirms, n or Escape declines."""
 

@@ -33,6 +33,15 @@ class AgentRow:
     over_budget: str | None = None
     starting: bool = False
     """Its CLI was just started and is not up yet (no tools, no hook): shown as `starting`."""
+    site: str | None = None
+    """Where it runs, in a pod across machines (docs/sites.md)."""
+    reported_at: float | None = None
+    """For an agent of another site: when its site last reported it (None: never; not one of this site's)."""
+    remote: bool = False
+    blocked: dict[str, Any] | None = None
+    """What it waits for a person for (status's `blocked`), while it is blocked."""
+    failed: dict[str, Any] | None = None
+    """Why it cannot work (status's `failed`), while it is failed."""
 
     @classmethod
     def from_status(cls, row: dict[str, Any]) -> AgentRow:
@@ -42,7 +51,13 @@ class AgentRow:
             last_wake=row.get("last_wake"), last_wake_ts=row.get("last_wake_ts"),
             last_activity=row.get("last_activity"), handed_off_to=row.get("handed_off_to"),
             usage=row.get("usage"), over_budget=row.get("over_budget"), starting=bool(row.get("starting")),
+            site=row.get("site"), reported_at=row.get("reported_at"), remote=bool(row.get("remote")),
+            blocked=row.get("blocked"), failed=row.get("failed"),
         )
+
+    @property
+    def needs_you(self) -> bool:
+        return self.state in ("blocked", "failed")
 
     @property
     def shown_state(self) -> str:
@@ -141,16 +156,26 @@ class PodView:
             return self._delivered(data)
         if name == "gap":
             return Changes(refetch={"status", "asks", "rules"})
+        if name == "site" and data.get("reported_at"):
+            heard = [a for a in self.agents.values() if a.remote and a.site == data.get("site")]
+            for row in heard:
+                row.reported_at = data["reported_at"]
+            return Changes(agents=bool(heard))
         agent = self.agents.get(str(data.get("name")))
         return self._agent_event(str(name), agent, data) if agent is not None else Changes()
 
     @staticmethod
     def _agent_event(name: str, agent: AgentRow, data: dict[str, Any]) -> Changes:
+        if data.get("reported_at"):
+            agent.reported_at = data["reported_at"]
         if name == "state":
             agent.state, agent.state_ts, agent.last_activity = data["state"], data["ts"], data["ts"]
             agent.starting = bool(data.get("starting"))
             return Changes(agents=True, refetch={"rules"} if data["state"] == "idle" else set())
-        if name == "tools":
+        if name == "attention":
+            agent.state = str(data.get("state") or agent.state)
+            agent.blocked, agent.failed = data.get("blocked"), data.get("failed")
+        elif name == "tools":
             agent.tools_ready = bool(data.get("ready"))
             agent.starting = agent.starting and not agent.tools_ready
         elif name == "usage":
@@ -187,6 +212,15 @@ class PodView:
         return changes
 
     # -- what the widgets read -------------------------------------------------------------------
+
+    def ordered(self) -> list[str]:
+        """The agents as the table lists them: those that need a person first (blocked, then failed),
+        the others in the pod file's order."""
+        rank = {"blocked": 0, "failed": 1}
+        return sorted(self.agents, key=lambda n: rank.get(self.agents[n].state, 2))
+
+    def needing(self) -> list[AgentRow]:
+        return [self.agents[n] for n in self.ordered() if self.agents[n].needs_you]
 
     def thread_parent(self, message: dict[str, Any]) -> int | None:
         """The ask a reply answers, when that ask is in view (then the reply is drawn under it)."""

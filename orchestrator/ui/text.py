@@ -13,7 +13,8 @@ from rich.text import Text
 
 from .model import AgentRow, PodView
 
-STATE_STYLES = {"busy": "bold yellow", "idle": "green", "starting": "cyan", "stopped": "red"}
+STATE_STYLES = {"busy": "bold yellow", "idle": "green", "starting": "cyan", "stopped": "red",
+                "blocked": "bold reverse magenta", "failed": "bold reverse red"}
 LABEL_CHARS = 160
 """A message line shows this much of its first line; Enter on it shows the whole text."""
 
@@ -49,8 +50,12 @@ def agent_cells(row: AgentRow, now: float) -> tuple[Text, ...]:
     """The AGENT_COLUMNS of one agent: what matters most first, so a narrow terminal (80x24) cuts only
     the least of it. The last wake says only its outcome (`status` says why)."""
     shown = row.shown_state
-    clock = f" {ago(row.state_ts, now)}" if row.state_ts and shown != "stopped" else ""
+    since = (row.blocked or row.failed or {}).get("since") or row.state_ts
+    clock = f" {ago(since, now)}" if since and shown != "stopped" else ""
     state = Text(shown + clock, style=STATE_STYLES.get(shown, ""))
+    if row.remote:
+        heard = f"reported {ago(row.reported_at, now)} ago" if row.reported_at else "never reported"
+        state.append(f" @{visible(row.site or '?')}, {heard}", style="dim")
     if row.handed_off_to:
         state.append(f" → {_cut(visible(row.handed_off_to), NAME_CHARS)}", style="dim")
     if row.over_budget:
@@ -72,6 +77,32 @@ def agent_cells(row: AgentRow, now: float) -> tuple[Text, ...]:
 
 
 AGENT_COLUMNS = ("agent", "state", "unread", "tokens", "cost", "last wake", "active", "tools", "cli")
+
+
+def needs_text(view: PodView, now: float) -> Text:
+    """The agents that need a person, each with what holds it in full and what the keys do (shown
+    above the agents table while there are any)."""
+    out = Text()
+    for row in view.needing():
+        need = row.blocked or row.failed or {}
+        out.append(f"{visible(row.name)} ", style="bold magenta")
+        if row.state == "failed":
+            out.append(f"cannot work ({ago(need.get('since'), now)}): ", style="bold")
+            out.append(visible(need.get("reason") or "", multiline=True))
+            out.append("\n   Enter: its pane (fix it there, then r restarts it)\n", style="dim")
+            continue
+        tool = f"{visible(need.get('tool'))}: " if need.get("tool") else ""
+        out.append(f"needs you: {visible(need.get('kind') or 'dialog')} ({ago(need.get('since'), now)}) {tool}", style="bold")
+        out.append(visible(need.get("detail") or "", multiline=True))
+        if need.get("awaiting"):
+            out.append(f"  (asked {visible(need['awaiting'])})", style="dim")
+        keys = f"{visible(need.get('how') or 'answer in its pane')} · Enter its pane"
+        if need.get("answerable"):
+            keys = ("y allow · Y always · n deny (a reason) · Enter its pane" if need.get("kind") == "permission"
+                    else "n deny (a reason) · Enter its pane")
+        out.append(f"\n   {keys}\n", style="dim")
+    out.rstrip()
+    return out
 
 
 def marks(message: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from podctl.hooks.adapter import AgentContext
 from podctl.hooks.claude import ADAPTER
 
 from ..fakes.anthropic_api import FakeAnthropic, request_text, tool_names
-from ..helpers import agent_state, pane_text, podctl, transcript, wait_for_pane, wait_until, write_pod
+from ..helpers import agent_state, broker_call, pane_text, podctl, transcript, wait_for_pane, wait_until, write_pod
 from .conftest import outside_writes
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
@@ -114,3 +114,69 @@ def test_claude_bash_commands_get_the_users_cache_folder_and_env_file_back(
     script = '. "$CLAUDE_ENV_FILE"; echo "$XDG_CACHE_HOME|${FROM_USERS_FILE-}"'
     out = subprocess.run(["bash", "-c", script], env={**os.environ, **launch.env}, capture_output=True, text=True, check=True)
     assert out.stdout == "/home/u/my cache|yes\n", out.stderr
+
+
+def attention_pod(base_url: str, approvals: str = "") -> str:
+    return (
+        "name: ca\nagents:\n  w:\n    cli: claude\n    model: claude-sonnet-4-5\n    role: writes files\n"
+        f"    env: {{ANTHROPIC_BASE_URL: '{base_url}', ANTHROPIC_API_KEY: sk-ant-test-0123456789abcdefghij,"
+        " CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1'}\n"
+        "  guard:\n    cli: script\n    script: {replies: 'allow: fine by {agent}'}\n"
+        f"{approvals}"
+    )
+
+
+def bash(command: str) -> dict:
+    return {"call": "Bash", "arguments": {"command": command, "description": "make a file"}}
+
+
+def blocked_on(pod: str, agent: str, detail: str) -> dict:
+    row = next(a for a in broker_call(pod, "status")["agents"] if a["name"] == agent)
+    blocked = row.get("blocked") or {}
+    return blocked if row["state"] == "blocked" and blocked.get("detail") == detail else {}
+
+
+def test_claude_permission_requests_block_the_agent_and_are_answered_without_attaching(
+    cli_env: Path, tmp_path: Path, pods
+) -> None:
+    """One Claude Code agent: a Bash call that needs permission blocks it with the tool and the
+    command; `podctl approve` runs it; `podctl deny` does not, and the model reads the reason; a
+    routed approval is answered by a script agent; a 401 from its model server shows it failed
+    with the CLI's words within seconds."""
+    from podctl.broker.paths import PodPaths
+    from podctl.orchestrator.pod import file_digest, wait_applied
+
+    work = tmp_path / "ca"
+    with FakeAnthropicWithBash() as fake:
+        fake.script = [bash("touch approved.txt"), bash("touch denied.txt"), {"text": "Done."},
+                       bash("touch routed.txt"), {"text": "Done again."}]
+        pod_file = write_pod(work, attention_pod(fake.base_url))
+        pods.up(pod_file)
+        wait_for_pane("ca", "w", "for shortcuts", timeout=120)
+        podctl("send", "ca", "--to", "w", "make the files")
+
+        blocked = wait_until(lambda: blocked_on("ca", "w", "touch approved.txt"), timeout=60, message="w blocked on Bash")
+        assert (blocked["kind"], blocked["tool"], blocked["answerable"]) == ("permission", "Bash", True)
+        assert podctl("approve", "ca", "w").stdout.strip() == "approved w: Bash  touch approved.txt"
+        wait_until(lambda: (work / "approved.txt").exists(), timeout=30, message="the approved command to run")
+
+        wait_until(lambda: blocked_on("ca", "w", "touch denied.txt"), timeout=60, message="w blocked again")
+        podctl("deny", "ca", "w", "--reason", "NOT-IN-THIS-FOLDER-7")
+        wait_until(lambda: any("NOT-IN-THIS-FOLDER-7" in request_text(r) for r in fake.conversation()), timeout=60,
+                   message="the model's next request to carry the reason")
+        assert not (work / "denied.txt").exists()
+        wait_until(lambda: agent_state("ca", "w") == "idle", timeout=60, message="w idle after its turn")
+
+        text = attention_pod(fake.base_url, "approvals: [{agents: [w], to: guard, timeout: 1m, then: deny}]\n")
+        pod_file.write_text(text)
+        wait_applied(PodPaths.of("ca"), pod_file, file_digest(text))
+        podctl("send", "ca", "--to", "w", "one more file")
+        wait_until(lambda: (work / "routed.txt").exists(), timeout=90, message="the guard's allow to run the command")
+        assert "w: Bash  touch routed.txt: allowed by guard" in transcript("ca")
+
+        wait_until(lambda: agent_state("ca", "w") == "idle", timeout=60, message="w idle again")
+        fake.refusing = True
+        podctl("send", "ca", "--to", "w", "and the last one")
+        failed = wait_until(lambda: next(a for a in broker_call("ca", "status")["agents"] if a["name"] == "w").get("failed"),
+                            timeout=20, message="w failed on the 401")
+        assert "401" in failed["reason"] and "invalid x-api-key" in failed["reason"]

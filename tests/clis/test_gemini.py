@@ -8,7 +8,7 @@ from pathlib import Path
 from podctl.hooks.gemini import ADAPTER
 
 from ..fakes.gemini_api import FakeGemini, request_text, tool_names
-from ..helpers import agent_state, podctl, transcript, wait_for_pane, wait_until, write_pod
+from ..helpers import agent_state, broker_call, podctl, tmux_out, transcript, wait_for_pane, wait_until, write_pod
 from .conftest import outside_writes
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
@@ -57,3 +57,63 @@ def test_gemini_agent_is_woken_injected_and_answers_through_the_tools(
         wait_until(lambda: agent_state("gm", "rev") == "idle", timeout=60, message="rev idle after its turn")
         podctl("down", "gm")
         assert outside_writes(cli_env, podctl_home) == set(), "Gemini CLI wrote outside its agent folder"
+
+
+def attention_pod(base_url: str) -> str:
+    return (
+        "name: ga\nagents:\n  w:\n    cli: gemini\n    model: gemini-2.5-flash\n    role: writes files\n    permissions: ask\n"
+        f"    env: {{GOOGLE_GEMINI_BASE_URL: '{base_url}', GEMINI_API_KEY: dummy}}\n"
+    )
+
+
+def shell(command: str) -> dict:
+    return {"call": "run_shell_command", "builtin": True, "arguments": {"command": command, "description": "make a file"}}
+
+
+def test_gemini_confirmations_block_the_agent_and_podctl_says_to_answer_in_the_pane(
+    cli_env: Path, tmp_path: Path, pods
+) -> None:
+    """Gemini CLI's ToolPermission notification blocks the agent with the tool and the command; it
+    offers no way to answer from outside, so `approve` says where to answer and the pane's answer
+    clears it. A 401 from its model server shows it failed with its error within seconds."""
+    work = tmp_path / "ga"
+    with FakeGemini() as fake:
+        fake.script = [shell("touch approved.txt"), {"text": "Done."}]
+        pods.up(write_pod(work, attention_pod(fake.base_url)))
+        wait_for_pane("ga", "w", "Type your message", timeout=120)
+        podctl("send", "ga", "--to", "w", "make the file")
+
+        def blocked() -> dict:
+            row = next(a for a in broker_call("ga", "status")["agents"] if a["name"] == "w")
+            return row.get("blocked") or {} if row["state"] == "blocked" else {}
+
+        found = wait_until(blocked, timeout=60, message="w blocked on its confirmation")
+        assert (found["kind"], found["tool"], found["detail"], found["answerable"]) == (
+            "permission", "Shell", "touch approved.txt", False)
+        refused = podctl("approve", "ga", "w", check=False)
+        assert refused.returncode == 1 and "no way to answer from outside: answer in its pane" in refused.stderr
+        wait_for_pane("ga", "w", "Allow once")
+        tmux_out("send-keys", "-t", "=ga:=w", "Enter")
+        wait_until(lambda: (work / "approved.txt").exists(), timeout=30, message="the command answered in the pane")
+        wait_until(lambda: agent_state("ga", "w") == "idle", timeout=60, message="w idle after its turn")
+
+        fake.refusing = True
+        podctl("send", "ga", "--to", "w", "and the last one")
+        failed = wait_until(lambda: next(a for a in broker_call("ga", "status")["agents"] if a["name"] == "w").get("failed"),
+                            timeout=20, message="w failed on the 401")
+        assert "401" in failed["reason"], failed
+
+
+def test_gemini_at_its_google_sign_in_is_blocked_never_idle_or_stopped(cli_env: Path, tmp_path: Path, pods) -> None:
+    """No API key and no login: Gemini CLI waits for an OAuth authorization code. A live CLI waiting
+    for input is blocked on a dialog, never `idle` nor `stopped` (issue 20: it read as stopped)."""
+    pods.up(write_pod(tmp_path / "gl", "name: gl\nagents:\n  w: {cli: gemini, model: gemini-2.5-flash}\n"))
+
+    def blocked() -> dict:
+        row = next(a for a in broker_call("gl", "status")["agents"] if a["name"] == "w")
+        return row.get("blocked") or {} if row["state"] == "blocked" else {}
+
+    found = wait_until(blocked, timeout=90, message="w blocked at its sign-in")
+    assert found["kind"] == "dialog" and "authorization code" in found["detail"]
+    status = podctl("status", "gl", "--json").stdout
+    assert '"state": "blocked"' in status and "stopped" not in status.split('"agents"', 1)[1].split('"routes"')[0]

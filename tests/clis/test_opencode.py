@@ -12,7 +12,7 @@ from podctl.hooks.opencode import ADAPTER
 from ..fakes.openai_chat import FakeChat, request_text, tool_names
 from ..fakes.openai_responses import FakeResponses
 from ..fakes.openai_responses import request_text as responses_text
-from ..helpers import agent_state, podctl, transcript, wait_for_pane, wait_until, write_pod
+from ..helpers import agent_state, broker_call, pane_text, podctl, transcript, wait_for_pane, wait_until, write_pod
 from .conftest import outside_writes
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
@@ -142,3 +142,62 @@ def test_opencode_is_a_cli_like_any_other_for_add_templates_and_doctor(tmp_path:
     doctor = json.loads(podctl("doctor", "--json", check=False).stdout)
     row = next(r for r in doctor if "opencode" in json.dumps(r))
     assert "1.18.33" in json.dumps(row)
+
+
+def test_opencode_permission_requests_block_the_agent_and_are_answered_without_attaching(
+    cli_env: Path, tmp_path: Path, pods
+) -> None:
+    """One OpenCode agent under `permissions: ask`: a bash call blocks it (its plugin's
+    permission.asked) with the tool and the command; `approve` runs it through OpenCode's reply
+    API; `deny` does not, with the reason for the model; a routed approval is answered by a script
+    agent; a 401 from its model server shows it failed (session.error) within seconds."""
+    from podctl.broker.paths import PodPaths
+    from podctl.orchestrator.pod import file_digest, wait_applied
+
+    def bash(command: str) -> dict:
+        return {"call": "bash", "builtin": True, "arguments": {"command": command, "description": "make a file"}}
+
+    def blocked_on(detail: str) -> dict:
+        row = next(a for a in broker_call("oa", "status")["agents"] if a["name"] == "w")
+        found = row.get("blocked") or {}
+        return found if row["state"] == "blocked" and found.get("detail") == detail else {}
+
+    work = tmp_path / "oa"
+    with FakeChat() as fake:
+        fake.script = [bash("touch approved.txt"), bash("touch denied.txt"), {"text": "Done."},
+                       bash("touch routed.txt"), {"text": "Done again."}]
+        agent = opencode_agent("w", fake.base_url) + "    permissions: ask\n"
+        guard = "  guard:\n    cli: script\n    script: {replies: 'allow: fine by {agent}'}\n"
+        pod_file = write_pod(work, "name: oa\nagents:\n" + agent + guard)
+        pods.up(pod_file)
+        wait_for_pane("oa", "w", ADAPTER.wake_ready_text, timeout=120)
+        podctl("send", "oa", "--to", "w", "make the files")
+
+        try:
+            found = wait_until(lambda: blocked_on("touch approved.txt"), timeout=60, message="w blocked on bash")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{pane_text('oa', 'w')}\n{podctl('status', 'oa').stdout}") from None
+        assert (found["kind"], found["tool"], found["answerable"]) == ("permission", "bash", True)
+        assert podctl("approve", "oa", "w").stdout.strip() == "approved w: bash  touch approved.txt"
+        wait_until(lambda: (work / "approved.txt").exists(), timeout=30, message="the approved command to run")
+
+        wait_until(lambda: blocked_on("touch denied.txt"), timeout=60, message="w blocked again")
+        podctl("deny", "oa", "w", "--reason", "NOT-IN-THIS-FOLDER-7")
+        wait_until(lambda: any("NOT-IN-THIS-FOLDER-7" in request_text(r) for r in fake.conversation()), timeout=60,
+                   message="the model's next request to carry the reason")
+        assert not (work / "denied.txt").exists()
+        wait_until(lambda: agent_state("oa", "w") == "idle", timeout=60, message="w idle after its turn")
+
+        text = pod_file.read_text() + "approvals: [{agents: [w], to: guard, timeout: 1m, then: deny}]\n"
+        pod_file.write_text(text)
+        wait_applied(PodPaths.of("oa"), pod_file, file_digest(text))
+        podctl("send", "oa", "--to", "w", "one more file")
+        wait_until(lambda: (work / "routed.txt").exists(), timeout=90, message="the guard's allow to run the command")
+        assert "w: bash  touch routed.txt: allowed by guard" in transcript("oa")
+
+        wait_until(lambda: agent_state("oa", "w") == "idle", timeout=60, message="w idle again")
+        fake.refusing = True
+        podctl("send", "oa", "--to", "w", "and the last one")
+        failed = wait_until(lambda: next(a for a in broker_call("oa", "status")["agents"] if a["name"] == "w").get("failed"),
+                            timeout=20, message="w failed on the 401")
+        assert "401" in failed["reason"] or "API key" in failed["reason"], failed

@@ -28,6 +28,10 @@ class FakeAnthropic(FakeServer):
             return Reply(events[-1]["message"])
         return Reply(events=[f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events[:-1]])
 
+    def unauthorized(self) -> Reply:
+        return Reply({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}},
+                     status=401)
+
     def conversation(self) -> list[dict[str, Any]]:
         with self.lock:
             return [r for r in self.requests if _is_conversation(r)]

@@ -1,6 +1,7 @@
 """A fake Gemini API (`POST /v1beta/models/{model}:streamGenerateContent?alt=sse`) for the real
 Gemini CLI in tests. Requests are recorded; conversation requests are answered from a script
-(a text, or a call of one of our MCP tools); side requests with a JSON response schema are
+(a text, a call of one of our MCP tools, or with `builtin` one of Gemini CLI's own, such as
+`run_shell_command`); side requests with a JSON response schema are
 answered generically."""
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from .http import FakeServer, Reply, step_arguments
 
 
 class FakeGemini(FakeServer):
+    def unauthorized(self) -> Reply:
+        return Reply({"error": {"code": 401, "message": "API key not valid. Please pass a valid API key.",
+                                "status": "UNAUTHENTICATED"}}, status=401)
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -37,7 +42,8 @@ class FakeGemini(FakeServer):
         self.wait_gate()
         if "call" in step:
             args = step_arguments(step, body)
-            return _chunk([{"functionCall": {"name": f"mcp_podctl_{step['call']}", "args": args}}], tokens)
+            name = step["call"] if step.get("builtin") else f"mcp_podctl_{step['call']}"
+            return _chunk([{"functionCall": {"name": name, "args": args}}], tokens)
         return _chunk([{"text": step["text"]}], tokens)
 
 

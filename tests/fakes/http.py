@@ -28,6 +28,8 @@ class FakeServer:
         self._usage_lock = threading.Lock()
         self.gate = threading.Event()
         self.gate.set()
+        self.refusing = False
+        """Answer every request 401 (a revoked key): the CLI's model server turns it away."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,7 +68,15 @@ class FakeServer:
     def dispatch(self, method: str, path: str, body: dict[str, Any]) -> Reply:
         with self.lock:
             self.paths.append(f"{method} {path}")
+            refusing = self.refusing
+        if refusing and method == "POST":
+            self.record(body)
+            return self.unauthorized()
         return self.respond(method, path, body)
+
+    def unauthorized(self) -> Reply:
+        """The vendor's answer to a bad API key (401), given to every request while `refusing`."""
+        return Reply({"error": {"code": 401, "message": "Incorrect API key provided: dummy"}}, status=401)
 
     def respond(self, method: str, path: str, body: dict[str, Any]) -> Reply:
         raise NotImplementedError

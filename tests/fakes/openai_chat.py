@@ -3,8 +3,8 @@ CLIs that speak it in tests (OpenCode's `@ai-sdk/openai-compatible` provider, Qw
 
 Requests are recorded. Main requests (those that offer tools) are answered from a script, in order:
 a text, or a call of one of our MCP tools (`{"call": "post_reply", "arguments": {...}}`, sent as
-`<tool_prefix><tool>`, `podctl_<tool>` unless the CLI names MCP tools otherwise); the arguments may
-be a function of the request body. Side requests (no tools: titles, summaries) get a short text.
+`<tool_prefix><tool>`, `podctl_<tool>` unless the CLI names MCP tools otherwise), or with `builtin`
+of one of the CLI's own (`bash`); the arguments may be a function of the request body. Side requests (no tools: titles, summaries) get a short text.
 An empty script answers "ok".
 """
 
@@ -52,8 +52,8 @@ class FakeChat(FakeServer):
 
         chunks = [chunk({"role": "assistant", "content": ""})]
         if "call" in step:
-            call = {"index": 0, "id": f"call_{n}", "type": "function",
-                    "function": {"name": f"{self.tool_prefix}{step['call']}", "arguments": ""}}
+            name = step["call"] if step.get("builtin") else f"{self.tool_prefix}{step['call']}"
+            call = {"index": 0, "id": f"call_{n}", "type": "function", "function": {"name": name, "arguments": ""}}
             chunks += [
                 chunk({"tool_calls": [call]}),
                 chunk({"tool_calls": [{"index": 0, "function": {"arguments": json.dumps(step_arguments(step, body))}}]}),

@@ -2,7 +2,8 @@
 
 Each request is recorded. Conversation requests are answered from a script, in order: a text
 answer, or a call of one of the MCP tools (`{"call": "post_reply", "arguments": {...}}`; the
-arguments may be a function of the request body). The
+arguments may be a function of the request body), or of one of Codex's own tools
+(`{"call": "exec_command", "builtin": True, "arguments": {"cmd": ...}}`). The
 thread-title side request of the TUI is answered on its own. An empty script answers "ok".
 """
 
@@ -44,6 +45,8 @@ class FakeResponses(FakeServer):
                 "type": "function_call", "id": f"fc_{n}", "call_id": f"call_{n}", "namespace": "mcp__podctl",
                 "name": step["call"], "arguments": json.dumps(arguments), "status": "completed",
             }
+            if step.get("builtin"):  # one of Codex's own tools (exec_command, ...), not a podctl tool
+                del item["namespace"]
         else:
             item = {
                 "type": "message", "id": f"msg_{n}", "role": "assistant", "status": "completed",

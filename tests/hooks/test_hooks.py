@@ -152,7 +152,7 @@ def test_adapters_prepare_their_files_in_the_agent_folder_only(tmp_path: Path) -
         "--socket", str(tmp_path / "state" / "broker.sock"), "--token-file", str(tmp_path / "state/agents/claude/token")]
     settings = json.loads((tmp_path / "state/agents/gemini/gemini-home/.gemini/settings.json").read_text())
     assert settings["mcpServers"]["podctl"]["trust"] is True and "env" not in settings["mcpServers"]["podctl"]
-    assert set(settings["hooks"]) == {"SessionStart", "BeforeAgent", "AfterTool", "AfterAgent", "SessionEnd"}
+    assert set(settings["hooks"]) == {"SessionStart", "BeforeAgent", "AfterTool", "AfterAgent", "SessionEnd", "Notification"}
 
 
 def test_an_agent_is_handed_only_its_own_identity(tmp_path: Path) -> None:
@@ -229,3 +229,16 @@ def test_an_announced_cli_is_idle_once_started_before_any_hook_of_its_own(broker
     assert marker.read_text() == "the-cli its arg\n", "the CLI runs with its own arguments"
     with broker.client("alice") as alice:
         assert {a["name"]: a["state"] for a in alice.call("list_agents")["agents"]}["bob"] == "idle"
+
+
+def test_the_opencode_plugin_is_valid_javascript(tmp_path: Path) -> None:
+    """A syntax error in the plugin would silently cost an OpenCode agent every hook (OpenCode skips
+    a plugin that does not load)."""
+    from podctl.hooks.adapter import AgentContext
+
+    ctx = AgentContext(pod="p", agent="a", cli="opencode", role="", workdir=tmp_path, state_dir=tmp_path,
+                       agent_dir=tmp_path / "a", token="t")
+    plugin = tmp_path / "podctl.mjs"
+    plugin.write_text(get_adapter("opencode").plugin(ctx))  # type: ignore[attr-defined]
+    proc = subprocess.run(["node", "--check", str(plugin)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr

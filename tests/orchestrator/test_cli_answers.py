@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..helpers import PODCTL, pod_folder, podctl, run_on_terminal, tmux_out, wait_until, write_pod
+from ..helpers import PODCTL, holding_apply_lock, pod_folder, podctl, run_on_terminal, tmux_out, wait_until, write_pod
 
 SLOW = "name: {name}\nagents:\n  quick: {{cli: script}}\n  slow: {{cli: claude}}\n"
 
@@ -158,3 +158,26 @@ def test_attach_from_inside_tmux_switches_the_client(tmp_path: Path, tmux_socket
         client.terminate()
         client.wait(timeout=10)
         os.close(leader)
+
+
+def test_shim_help_says_how_it_is_run() -> None:
+    """`podctl shim -h` prints its usage and exits 0 (it said "unknown argument '-h'" and exited 2)."""
+    for flag in ("-h", "--help"):
+        shown = podctl("shim", flag)
+        assert shown.stdout.startswith("usage: podctl shim --pod POD --agent NAME"), shown.stdout
+        for option in ("--socket", "--token-file", "--state", "--wait-cap-ms", "PODCTL_TOKEN", "PODCTL_WAIT_CAP_MS"):
+            assert option in shown.stdout, option
+
+
+def test_a_busy_pod_names_the_command_that_holds_it() -> None:
+    """The message said the lock file's raw line (`4242 podctl up`); README quotes `podctl up (pid 4242)`."""
+    import pytest
+    from podctl.broker.paths import PodPaths
+    from podctl.orchestrator.pod import applying
+    from podctl.pods.errors import PodctlError
+
+    with holding_apply_lock("held", "a test holding it") as holder:
+        with pytest.raises(PodctlError) as refused, applying(PodPaths.of("held"), "this test", timeout=0.2):
+            pass
+        assert str(refused.value).startswith(
+            f"pod held is busy: a test holding it (pid {holder.pid}) has been changing it for over"), refused.value

@@ -4,6 +4,7 @@ unread count even at 0, and why a stopped agent stopped; `plan` lists route and 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -58,12 +59,17 @@ def test_status_ls_and_rules_as_tables_piped_and_on_a_terminal(tmp_path: Path, p
     assert re.search(r"\s0\s", reviewer), f"the unread count even at 0: {reviewer}"
 
     ls = podctl("ls").stdout.splitlines()
-    assert ls[0].split() == ["POD", "STATE", "POD", "FILE"] and ls[1].split()[:2] == ["tab", "up"]
+    assert ls[0].split() == ["POD", "STATE", "NEEDS", "YOU", "POD", "FILE"] and ls[1].split()[:3] == ["tab", "up", "0"]
     rules = podctl("rules", "list", "tab").stdout.splitlines()
     assert rules[0].split() == ["RULE", "ON", "FOR", "ROUND", "OPEN", "ASK"]
     assert rules[1].split()[:3] == ["review", "turn_end", "writer"] and re.search(r"\b\d/2\b", rules[1])
     templates = podctl("templates").stdout.splitlines()
     assert templates[0].split() == ["TEMPLATE", "DESCRIPTION"] and any(t.startswith("review-pod ") for t in templates)
+    as_data = json.loads(podctl("rules", "list", "tab", "--json").stdout)["rules"]
+    assert [(r["name"], r["on"], r["agent"], r["max_rounds"]) for r in as_data] == [("review", "turn_end", "writer", 2)]
+    listed = json.loads(podctl("templates", "--json").stdout)
+    assert {"name": "review-pod", "description": next(t["description"] for t in listed if t["name"] == "review-pod")} in listed
+    assert all(t["description"] for t in listed), listed
 
     for args in (["status", "tab"], ["ls"], ["rules", "list", "tab"], ["templates"]):
         shown = in_terminal(*args)

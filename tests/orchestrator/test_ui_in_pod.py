@@ -96,3 +96,27 @@ def test_a_view_left_open_follows_a_broker_restart_and_a_down_and_up(tmp_path: P
             await scenario(app, pilot)
 
     asyncio.run(asyncio.wait_for(main(), 240))
+
+
+def test_the_live_view_puts_an_agent_that_needs_you_first_and_its_keys_answer_it(tmp_path: Path, pods) -> None:
+    """A blocked agent is listed first, its request shown in full above the table; `n` asks the
+    reason and denies, `y` allows the next one, with no attaching."""
+    work = tmp_path / "lv"
+    text = ("name: lv\nagents:\n  aa: {cli: script}\n  writer:\n    cli: script\n    script:\n      steps:\n"
+            "        - permission: {tool: Bash, detail: \"rm -rf build\"}\n        - write: {path: gone.txt, text: x}\n"
+            "        - permission: {tool: Bash, detail: \"touch build/x\"}\n        - write: {path: made.txt, text: x}\n")
+    pods.up(write_pod(work, text))
+    screen = wait_until(lambda: (t := pane_text("lv", "podctl")) and "needs you" in t and t, timeout=30,
+                        message="the request in the live view")
+    assert "writer needs you: permission" in screen and "Bash: rm -rf build" in screen and "1 NEED YOU" in screen
+    table = [line for line in screen.splitlines() if line.strip().startswith(("writer", "aa"))]
+    assert table[-2].strip().startswith("writer") and "blocked" in table[-2], "the blocked agent is listed first"
+    keys("lv", "n")
+    wait_until(lambda: "Deny writer: Bash rm -rf build" in pane_text("lv", "podctl"), timeout=10, message="the reason asked")
+    keys("lv", "-l", "not the whole folder")
+    keys("lv", "Enter")
+    wait_until(lambda: "Bash: touch build/x" in pane_text("lv", "podctl"), timeout=20, message="the next request")
+    keys("lv", "y")
+    wait_until(lambda: (work / "made.txt").exists(), timeout=20, message="the allowed step to run")
+    assert not (work / "gone.txt").exists()
+    wait_until(lambda: "not the whole folder" in pane_text("lv", "writer"), timeout=10, message="the reason told")

@@ -5,7 +5,19 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..helpers import PODCTL, agent_state, pane_text, podctl, status_of, tmux_out, transcript, wait_until, window_pids, write_pod
+from ..helpers import (
+    PODCTL,
+    agent_state,
+    holding_apply_lock,
+    pane_text,
+    podctl,
+    status_of,
+    tmux_out,
+    transcript,
+    wait_until,
+    window_pids,
+    write_pod,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -195,7 +207,7 @@ def test_ls_and_delete(tmp_path: Path, pods, podctl_home: Path) -> None:
     pod_file = write_pod(tmp_path / "p9", "name: p9\nagents:\n  solo: {cli: script}\n")
     pods.up(pod_file)
     rows = json.loads(podctl("ls", "--json").stdout)
-    assert {"pod": "p9", "state": "up", "pod_file": str(pod_file)} in rows
+    assert {"pod": "p9", "state": "up", "needs_you": 0, "pod_file": str(pod_file)} in rows
     refused = podctl("delete", "p9", input="n\n", check=False)
     assert refused.returncode == 0 and "nothing done" in refused.stdout and (podctl_home / "p9").exists()
     assert "deleted pod p9" in podctl("delete", "p9", "--yes").stdout
@@ -391,26 +403,14 @@ def test_restart_of_a_pod_that_is_down_says_so_and_fails(tmp_path: Path, pods) -
 def test_restart_says_for_whom_it_waits(tmp_path: Path, pods, podctl_home: Path) -> None:
     """`restart` waited for the pod's lock without a word (up and down say for whom they wait)."""
     import subprocess
-    import sys
 
     pod_file = write_pod(tmp_path / "rw", "name: rw\nagents:\n  solo: {cli: script}\n")
     pods.up(pod_file)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom podctl.broker.paths import PodPaths\n"
-         "from podctl.orchestrator.pod import applying\nwith applying(PodPaths.of('rw'), 'a test holding the lock'):\n"
-         "    print('held', flush=True)\n    sys.stdin.readline()\n"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with holding_apply_lock("rw", "a test holding the lock"):
         restart = subprocess.Popen([*PODCTL, "restart", "rw", "solo"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True)
         assert restart.stderr is not None
         line = restart.stderr.readline()
         assert "waiting for a test holding the lock" in line and "to finish with this pod" in line, line
-    finally:
-        if holder.stdin is not None:
-            holder.stdin.close()
-        holder.wait(timeout=30)
     out, _ = restart.communicate(timeout=60)
     assert restart.returncode == 0 and "restarted solo" in out

@@ -98,6 +98,27 @@ BAD = [
      "alias *d nests deeper than 64 levels once expanded"),
     ("huge-number", "name: p\nlimits: {message_bytes: " + "9" * 5000 + "}\n" + OK_AGENTS, "2:25",
      "bad YAML: cannot read this value: Exceeds the limit (4300 digits)"),
+    ("permissions-bad-mode", "name: p\nagents:\n  writer: {cli: script, permissions: some}\n", "3:38",
+     "'some' is not one of ask, edits, full"),
+    ("permissions-and-a-mode-flag", "name: p\npermissions: ask\nagents:\n  writer:\n    cli: claude\n"
+     "    args: [--dangerously-skip-permissions]\n", "6:12",
+     "agent writer: --dangerously-skip-permissions sets claude's permission mode, and so does `permissions`: keep one"),
+    ("approvals-unknown-approver", "name: p\n" + OK_AGENTS + "approvals: [{agents: [writer], to: reveiwer}]\n", "5:36",
+     "approvals[0] goes to 'reveiwer', which is not user, an agent or a route; did you mean 'reviewer'?"),
+    ("approvals-unknown-agent", "name: p\n" + OK_AGENTS + "approvals: [{agents: [writr], to: reviewer}]\n", "5:23",
+     "approvals[0] names unknown agent 'writr'; did you mean 'writer'?"),
+    ("approvals-self", "name: p\n" + OK_AGENTS + "approvals: [{agents: [writer], to: writer}]\n", "5:36",
+     "approvals[0]: writer would approve its own requests"),
+    ("approvals-bad-then", "name: p\n" + OK_AGENTS + "approvals: [{to: reviewer, then: ignore}]\n", "5:34",
+     "'ignore' is not one of person, deny"),
+    ("approvals-bad-timeout", "name: p\n" + OK_AGENTS + "approvals: [{to: reviewer, timeout: later}]\n", "5:37",
+     "'later' is not a duration"),
+    ("notify-neither", "name: p\n" + OK_AGENTS + "notify: [{on: blocked}]\n", "5:10",
+     "notify[0] needs exactly one of `run` (a command) or `bell: true`"),
+    ("notify-bad-placeholder", "name: p\n" + OK_AGENTS + "notify: [{on: blocked, run: [notify-send, '{agnet}']}]\n", "5:43",
+     "notify[0] run: unknown placeholder {agnet}; did you mean 'agent'?"),
+    ("notify-bad-event", "name: p\n" + OK_AGENTS + "notify: [{on: [blocked, sleepy], bell: true}]\n", "5:25",
+     "notify[0].on[1]: 'sleepy' is not one of blocked, failed, over_budget"),
 ]
 
 
@@ -369,3 +390,14 @@ def test_more_values_than_the_node_budget_are_refused(tmp_path: Path) -> None:
     first_over = 100_001 - 11  # the 11 values before the list: the mappings, name, p, agents, writer, cli, ...
     col = len("    args: [") + 1 + 3 * (first_over - 1)
     assert str(err.value) == f"{tmp_path / 'pod.yaml'}:5:{col}: more than 100000 values: a pod file needs far fewer"
+
+
+def test_validate_notes_each_clis_own_default_and_a_mode_it_can_only_approximate(tmp_path: Path) -> None:
+    """Without `permissions` each CLI keeps its own default, and validate says which; a mode a CLI
+    cannot match exactly is narrowed (it asks more, never less) and validate says so."""
+    path = write_pod(tmp_path / "p", "name: p\nagents:\n  a: {cli: codex, permissions: edits}\n  b: {cli: claude}\n"
+                                     "  c: {cli: gemini}\n  guard: {cli: script}\napprovals: [{agents: [c], to: guard}]\n")
+    out = podctl("validate", str(path)).stdout
+    assert "note: a (codex): permissions edits: as ask: Codex cannot allow edits without also running commands unasked" in out
+    assert "note: b (claude): no `permissions`, so its own default mode: edits and commands ask" in out
+    assert "note: c (gemini): approvals to guard cannot answer its requests" in out
