@@ -24,10 +24,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
-import sqlite3
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from . import wire
