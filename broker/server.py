@@ -20,23 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import logging
 import os
-import threading
 import time
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import wire
+from .mcp_session import McpSession
 from .paths import USER
 from .service import Broker
 from .slots import MAX_IN_FLIGHT, Slots
-
-if TYPE_CHECKING:
-    from .mcp_session import McpSession
 
 log = logging.getLogger("podctl.broker.server")
 
@@ -52,8 +48,6 @@ STALL_S = 5.0
 READ_CHUNK = 64 * 1024
 SUBSCRIBER_QUEUE = 1000
 HISTORY_PAGE = 500
-SDK_IMPORT_S = 60.0
-"""How long a relay's `mcp` frame waits for the MCP SDK's import beside the loop (then it imports it itself)."""
 MCP_CLOSE_GRACE_S = 5.0
 """How long a closed connection's MCP session may take to end its own loop before it is cancelled."""
 
@@ -177,9 +171,6 @@ class Connection:
             return True
         result = response["result"]
         agent, token = str(frame["agent"]), str(frame["token"])
-        await self.server.mcp_imported()
-        from .mcp_session import McpSession  # the MCP SDK, imported beside the loop (Server.start)
-
         self.mcp = McpSession(
             self.broker.handle, pod=self.broker.spec.name, agent=agent, token=token, session=str(result["session"]),
             wait_cap_ms=int(result["wait_cap_ms"]), send_line=self.send_raw, agent_slots=self.server.agent_slots(agent),
@@ -404,7 +395,6 @@ class Server:
         self._agent_slots: dict[str, Slots] = {}
         self._mcp: dict[str, list[Connection]] = {}
         """Each agent's connections that carry an MCP session, oldest first."""
-        self._sdk: asyncio.Future[None] | None = None
 
     def agent_slots(self, agent: str) -> Slots:
         """The requests an agent (authenticated: one of the pod's) may have running at once."""
@@ -431,40 +421,7 @@ class Server:
         if conn.mcp is not None and conn in (sessions := self._mcp.get(conn.mcp.agent, [])):
             sessions.remove(conn)
 
-    def _import_sdk(self) -> None:
-        """Import the MCP SDK (about a second) in a thread while the broker already answers: `up`
-        hands it the spec and opens the agents' windows meanwhile. A relay's `mcp` frame waits for
-        it without holding up the loop (`mcp_imported`)."""
-        loop = asyncio.get_running_loop()
-        self._sdk = done = loop.create_future()
-
-        def settle(error: BaseException | None) -> None:
-            if done.done():
-                return
-            if error is not None:
-                done.set_exception(error)
-            else:
-                done.set_result(None)
-
-        def run() -> None:
-            try:
-                importlib.import_module("podctl.broker.mcp_session")
-            except BaseException as exc:  # noqa: BLE001 - raised again where the session needs it
-                loop.call_soon_threadsafe(settle, exc)
-            else:
-                loop.call_soon_threadsafe(settle, None)
-
-        threading.Thread(target=run, name="podctl-import-mcp", daemon=True).start()
-
-    async def mcp_imported(self) -> None:
-        """Wait (at most SDK_IMPORT_S) for the SDK's import; a failed one is raised where it is used."""
-        if self._sdk is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(SDK_IMPORT_S):
-                    await asyncio.shield(self._sdk)
-
     async def start(self) -> None:
-        self._import_sdk()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         old_umask = os.umask(0o177)
