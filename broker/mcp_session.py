@@ -10,7 +10,6 @@ as lines. Tool calls run the broker's operations in this process, as the authent
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import json
@@ -26,6 +25,7 @@ from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from . import wire
 from .mcp_server import stream_server
 from .mcp_tools import DEFAULT_WAIT_CAP_MS, Tools, build_server, tool_error
+from .slots import MAX_IN_FLIGHT, Slots
 
 log = logging.getLogger("podctl.broker.mcp")
 
@@ -33,8 +33,6 @@ Handle = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 SendLine = Callable[[bytes], Awaitable[None]]
 Release = Callable[[], None]
 
-MAX_IN_FLIGHT = 32
-"""Requests of one MCP session running at once (as for a connection's wire frames)."""
 
 
 def _nothing() -> None:
@@ -51,14 +49,14 @@ class McpSession:
 
     def __init__(
         self, handle: Handle, *, pod: str, agent: str, token: str, session: str, wait_cap_ms: int, send_line: SendLine,
-        agent_slots: asyncio.Semaphore | None = None, max_in_flight: int = MAX_IN_FLIGHT,
+        agent_slots: Slots | None = None, max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self.agent = agent
         self._handle = handle
         self._token = token
         self._ids = itertools.count(1)
         self._send_line = send_line
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._slots = Slots(max_in_flight)
         self._agent_slots = agent_slots
         self._running: dict[str, list[Release]] = {}
         """The requests the SDK has and has not answered, by id: what each holds."""

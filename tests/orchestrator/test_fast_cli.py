@@ -22,6 +22,26 @@ def test_everyday_commands_import_nothing_heavy(broker: BrokerProcess, args: lis
     assert not heavy, f"podctl {' '.join(args)} imported {heavy}"
 
 
+SEND_SPARES = ("dataclasses", "inspect", "typing", "json", "secrets", "hashlib", "asyncio", "re")
+"""What `podctl send` does without: it costs at most 1.5x a bare `python -c pass` (podctl bench footprint),
+so it imports the wire protocol and the pod lookup, and no module that costs as much as its work."""
+
+
+def test_send_imports_only_what_a_send_needs(broker: BrokerProcess) -> None:
+    argv = [PODCTL[0], "-X", "importtime"]
+    baseline = subprocess.run([*argv, "-c", "pass"], capture_output=True, text=True, timeout=60).stderr
+    proc = subprocess.run([*argv, *PODCTL[1:], "send", "bus", "--to", "bob", "hi"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+    def modules(text: str) -> set[str]:
+        return {line.split("|")[-1].strip() for line in text.splitlines() if line.startswith("import time")}
+
+    added = modules(proc.stderr) - modules(baseline)
+    spared = sorted(m for m in added if m.split(".")[0] in SEND_SPARES)
+    assert not spared, f"podctl send imported {spared}"
+
+
 def test_the_same_options_and_help_through_typer(broker: BrokerProcess) -> None:
     assert "--to" in podctl("send", "--help").stdout
     out = podctl("send", "bus", "--to", "bob", "--to", "carol", "--json", "both of you")
