@@ -74,8 +74,9 @@ class AsyncClient:
         self._pending[req_id] = fut
         try:
             writer.write(wire.encode(wire.request(req_id, op, self.agent, self.token, args)))
-            await writer.drain()
-            return await asyncio.wait_for(fut, timeout=timeout)
+            async with asyncio.timeout(timeout):  # no task of its own per call, unlike wait_for
+                await writer.drain()
+                return await fut
         except (ConnectionError, OSError) as exc:
             self._drop_connection()
             raise wire.BrokerUnavailable(f"lost the broker during {op}: {exc}") from exc

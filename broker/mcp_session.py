@@ -2,14 +2,14 @@
 
 The relay (`podctl shim`, shim/relay.py) connects, authenticates with the wire frame
 `mcp {session, wait_cap_ms?}`, and from then on the connection carries the CLI's MCP JSON-RPC
-lines both ways. Each line goes to an `MCPServer` session (the SDK's own loop, the same one its
-stdio transport drives); its answers go back as lines. Tool calls run the broker's operations in
-this process, as the authenticated agent (mcp_tools.py).
+lines both ways. Each line goes to the session's server (the SDK's low-level `Server` loop over a
+pair of memory streams, the one its stdio transport drives; mcp_server.py) and its answers go back
+as lines. Tool calls run the broker's operations in this process, as the authenticated agent
+(mcp_tools.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import json
@@ -20,11 +20,12 @@ from typing import Any
 
 import anyio
 import mcp_types
-from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 
 from . import wire
+from .mcp_server import stream_server
 from .mcp_tools import DEFAULT_WAIT_CAP_MS, Tools, build_server, tool_error
+from .slots import MAX_IN_FLIGHT, Slots
 
 log = logging.getLogger("podctl.broker.mcp")
 
@@ -32,8 +33,6 @@ Handle = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 SendLine = Callable[[bytes], Awaitable[None]]
 Release = Callable[[], None]
 
-MAX_IN_FLIGHT = 32
-"""Requests of one MCP session running at once (as for a connection's wire frames)."""
 
 
 def _nothing() -> None:
@@ -50,21 +49,21 @@ class McpSession:
 
     def __init__(
         self, handle: Handle, *, pod: str, agent: str, token: str, session: str, wait_cap_ms: int, send_line: SendLine,
-        agent_slots: asyncio.Semaphore | None = None, max_in_flight: int = MAX_IN_FLIGHT,
+        agent_slots: Slots | None = None, max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self.agent = agent
         self._handle = handle
         self._token = token
         self._ids = itertools.count(1)
         self._send_line = send_line
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._slots = Slots(max_in_flight)
         self._agent_slots = agent_slots
         self._running: dict[str, list[Release]] = {}
         """The requests the SDK has and has not answered, by id: what each holds."""
         self._gone = False
-        self.server = build_server(Tools(self.call, session, wait_cap_ms or DEFAULT_WAIT_CAP_MS), pod, agent)
-        self._in_send, self._in_recv = create_context_streams[SessionMessage | Exception](16)
-        self._out_send, self._out_recv = create_context_streams[SessionMessage](16)
+        self.server = stream_server(build_server(Tools(self.call, session, wait_cap_ms or DEFAULT_WAIT_CAP_MS), pod, agent))
+        self._in_send, self._in_recv = anyio.create_memory_object_stream[SessionMessage | Exception](16)
+        self._out_send, self._out_recv = anyio.create_memory_object_stream[SessionMessage](16)
 
     @property
     def running(self) -> int:
@@ -165,11 +164,10 @@ class McpSession:
 
     async def run(self) -> None:
         """Serve until the client's side closes (the connection ended)."""
-        low = self.server._lowlevel_server
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._write_out)
             try:
-                await low.run(self._in_recv, self._out_send, low.create_initialization_options())
+                await self.server.run(self._in_recv, self._out_send, self.server.create_initialization_options())
             finally:
                 self._out_send.close()
 

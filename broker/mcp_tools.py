@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent
 from pydantic import Field
 
@@ -28,18 +29,19 @@ DEFAULT_WAIT_CAP_MS = 50_000
 SERVER_NAME = "podctl"
 INSTRUCTIONS = """\
 You are one agent of a podctl pod: a team of AI coding agents (and a human named `user`) who
-message each other. Use these tools to talk to your teammates:
-- list_agents() shows who is in the pod, their roles and whether they are busy.
+message each other with these tools.
+- list_agents() shows who is in the pod, their roles, whether they are busy, and the pod's routes.
 - tell(to, text) sends a note; ask(to, text) asks a question and returns an ask_id;
-  wait_for_reply(ask_id) waits for the answer (call it again while it says "pending").
-- When you receive an ask (kind "ask"), answer it with post_reply(ask_id, text).
-- New messages also appear in your context by themselves; read_messages() lists your inbox.
+  wait_for_reply(ask_id) waits for the answer (call it again while it says "pending": no reply is lost).
+- `to` is an agent name, a route name (asks all its members), a list of names, or "all" (every other agent).
+- Messages reach your context by themselves; read_messages() lists your inbox. A message has id, ts,
+  from, to, kind (tell, ask, reply, notice), text, ask_id and urgent.
+- Answer every ask (kind "ask") with post_reply(ask_id, text). An ask with answered: true you already
+  answered: another reply to it is only a follow-up.
+- Results are JSON; a call that fails returns {"error": {"code", "message"}}.
 """
 
-Recipients = Annotated[
-    str | list[str],
-    Field(description='An agent name, a route name, a list of agent names, or "all" for every other agent.'),
-]
+Recipients = Annotated[str | list[str], Field(description='A name, a route, a list of names, or "all".')]
 
 Call = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 """Run a broker operation as the session's agent: (op, args) -> result, or raise wire.BrokerError."""
@@ -101,92 +103,70 @@ class Tools:
         return _result(result)
 
 
-def build_server(tools: Tools, pod: str, agent: str) -> MCPServer:
-    server = MCPServer(name=SERVER_NAME, log_level="WARNING", instructions=instructions(pod, agent))
+def _lean(tool: Tool) -> Tool:
+    """The tool without the `title`s pydantic generates (the arguments model's and each argument's):
+    every model request of every agent carries the tool list, so it says each thing once."""
+    schema = dict(tool.parameters)
+    schema.pop("title", None)
+    schema["properties"] = {
+        name: {k: v for k, v in prop.items() if k != "title"} for name, prop in schema.get("properties", {}).items()
+    }
+    tool.parameters = schema
+    return tool
 
-    @server.tool(structured_output=False)
+
+def build_server(tools: Tools, pod: str, agent: str) -> MCPServer:
+    """An MCP server of the seven tools for one session. What they share (what `to` takes, a
+    message's fields, answering asks, errors) is said once, in the server's instructions."""
+
     async def tell(
         to: Recipients,
-        text: Annotated[str, Field(description="The message. Plain text; point to files rather than pasting them.")],
+        text: Annotated[str, Field(description="Plain text; point to files rather than pasting them.")],
         ctx: Context,
-        urgent: Annotated[bool, Field(description="Wake the recipient even if it is idle. Use sparingly.")] = False,
+        urgent: Annotated[bool, Field(description="Wake an idle recipient. Use sparingly.")] = False,
     ) -> CallToolResult:
-        """Send a note to teammates (fire-and-forget; no reply expected).
-
-        Returns JSON with the message_id and, per recipient, its state (busy/idle/stopped). A
-        stopped recipient gets the message when it starts again.
-        """
+        """Send a note (no reply expected). Returns message_id and each recipient's state."""
         return await tools.call("tell", to=to, text=text, urgent=urgent, client_msg_id=tools.msg_id(ctx))
 
-    @server.tool(structured_output=False)
     async def ask(
         to: Recipients,
-        text: Annotated[str, Field(description="The question or request, with everything the recipient needs.")],
+        text: Annotated[str, Field(description="The question, with all the recipients need.")],
         ctx: Context,
     ) -> CallToolResult:
-        """Ask teammates something and get an ask_id; the recipients are woken to answer.
-
-        Then call wait_for_reply(ask_id) to wait for the answer (or check_replies(ask_id) later).
-        Asking a route (see list_agents) asks all its members.
-        """
+        """Ask teammates (they are woken to answer); returns the ask_id to wait_for_reply on."""
         return await tools.call("ask", to=to, text=text, client_msg_id=tools.msg_id(ctx))
 
-    @server.tool(structured_output=False)
     async def wait_for_reply(
-        ask_id: Annotated[int, Field(description="The ask_id that ask() returned.")],
-        timeout_ms: Annotated[int, Field(description="How long to wait in total, in milliseconds.")] = 300_000,
+        ask_id: int,
+        timeout_ms: Annotated[int, Field(description="How long to wait in all.")] = 300_000,
     ) -> CallToolResult:
-        """Wait for the reply to one of your asks.
-
-        Returns status "replied" with the replies (each names its author), "expired" when a route's
-        timeout passed (with the replies so far and who is missing), "timeout", or "pending":
-        one call waits at most about 50 s, so on "pending" call wait_for_reply again with the
-        same ask_id. No reply is lost between calls.
-        """
+        """Wait for your ask's replies. status: replied, expired (a route's timeout passed), timeout,
+        or pending (a call waits at most about 50 s: call again)."""
         return await tools.wait_for_reply(ask_id, timeout_ms)
 
-    @server.tool(structured_output=False)
-    async def check_replies(
-        ask_id: Annotated[int, Field(description="The ask_id that ask() returned.")],
-    ) -> CallToolResult:
-        """Check, without waiting, whether your ask was answered and whether each recipient has seen it
-        (delivery state queued / injected / read, with times)."""
+    async def check_replies(ask_id: int) -> CallToolResult:
+        """Without waiting: your ask's replies so far, and whether each recipient has seen it."""
         return await tools.call("check_replies", ask_id=ask_id)
 
-    @server.tool(structured_output=False)
     async def read_messages(
-        since: Annotated[
-            int | None,
-            Field(description="A cursor ('next' from an earlier call) to list everything after it."
-                  " Omit to get only what you have not seen yet (neither shown to you by podctl nor read)."),
-        ] = None,
+        since: Annotated[int | None, Field(description="A cursor (next): all after it. Omit: only unseen.")] = None,
     ) -> CallToolResult:
-        """Read your inbox: messages sent to you after a cursor, oldest first, and the next cursor.
-
-        Each message has id, ts, from, to, kind (tell / ask / reply / notice), text, ask_id and urgent.
-        Answer every message of kind "ask" with post_reply(ask_id, text); an ask with answered: true
-        you already answered (a new reply to it is only a follow-up).
-        """
+        """Your inbox, oldest first, and the next cursor."""
         return await tools.call("read_messages", **({} if since is None else {"since": since}))
 
-    @server.tool(structured_output=False)
-    async def post_reply(
-        ask_id: Annotated[int, Field(description="The ask_id of the ask you are answering.")],
-        text: Annotated[str, Field(description="Your answer.")],
-        ctx: Context,
-    ) -> CallToolResult:
-        """Answer an ask that was sent to you. The asker is woken with your answer.
-
-        Your first reply answers the ask; a later one is delivered as a follow-up, and the result names
-        the asks to you that are still open.
-        """
+    async def post_reply(ask_id: int, text: str, ctx: Context) -> CallToolResult:
+        """Answer an ask sent to you (the asker is woken). A later reply to it is a follow-up."""
         return await tools.call("post_reply", ask_id=ask_id, text=text, client_msg_id=tools.msg_id(ctx))
 
-    @server.tool(structured_output=False)
     async def list_agents() -> CallToolResult:
-        """List the pod's agents (name, cli, role, state busy/idle/stopped, unread count) and its routes
-        (named addresses you can ask, e.g. a review route)."""
+        """The pod's agents (role, state, unread) and routes (addresses you can ask)."""
         return await tools.call("list_agents")
 
-    return server
-
+    functions = (tell, ask, wait_for_reply, check_replies, read_messages, post_reply, list_agents)
+    return MCPServer(
+        name=SERVER_NAME, log_level="WARNING", instructions=instructions(pod, agent),
+        tools=[
+            _lean(Tool.from_function(fn, description=" ".join((fn.__doc__ or "").split()), structured_output=False))
+            for fn in functions
+        ],
+    )

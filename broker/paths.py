@@ -21,8 +21,6 @@ $PODCTL_HOME/<pod>/          0700
 from __future__ import annotations
 
 import os
-import secrets
-from dataclasses import dataclass
 from pathlib import Path
 
 from podctl.pods.state import state_root as state_root  # noqa: PLC0414 - re-exported: the state root rule is one
@@ -61,12 +59,24 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-@dataclass(frozen=True)
 class PodPaths:
-    """Every file of one pod's state folder."""
+    """Every file of one pod's state folder. A plain class, not a dataclass: `podctl send` imports
+    this module, and `dataclasses` (with `inspect`) would be most of its start-up."""
 
-    pod: str
-    root: Path
+    __slots__ = ("pod", "root")
+
+    def __init__(self, pod: str, root: Path) -> None:
+        self.pod = pod
+        self.root = root
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PodPaths) and (self.pod, self.root) == (other.pod, other.root)
+
+    def __hash__(self) -> int:
+        return hash((self.pod, self.root))
+
+    def __repr__(self) -> str:
+        return f"PodPaths(pod={self.pod!r}, root={self.root!r})"
 
     @classmethod
     def of(cls, pod: str, root: Path | None = None) -> PodPaths:
@@ -192,6 +202,8 @@ class PodPaths:
         except FileNotFoundError:
             pass
         ensure_private_dir(path.parent)
+        import secrets  # here: reading a token (`podctl send`) needs none of it
+
         token = secrets.token_urlsafe(24)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -24,15 +24,15 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from . import wire
-from .mcp_session import MAX_IN_FLIGHT, McpSession
+from .mcp_session import McpSession
 from .paths import USER
 from .service import Broker
+from .slots import MAX_IN_FLIGHT, Slots
 
 log = logging.getLogger("podctl.broker.server")
 
@@ -85,8 +85,10 @@ class Connection:
         self.closed = False
         self._serving: asyncio.Task[Any] | None = None
         self._mcp_task: asyncio.Task[None] | None = None
-        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
-        self._write_lock = asyncio.Lock()
+        self._slots = Slots(MAX_IN_FLIGHT)
+        self._out: list[bytes] = []
+        """Frames and lines to write, in order, at the end of this turn of the loop (one send for all)."""
+        self._flushing = False
         with contextlib.suppress(Exception):
             writer.transport.set_write_buffer_limits(high=MAX_UNSENT_BYTES // 4)
 
@@ -189,16 +191,31 @@ class Connection:
             self.server.drop(self, None)
 
     async def send_raw(self, data: bytes) -> None:
-        """Write a frame or an MCP line; a client that does not read them is dropped."""
-        async with self._write_lock:
-            if self.closed:
-                raise ConnectionResetError("connection closed")
-            self.writer.write(data)
+        """Write a frame or an MCP line; a client that does not read them is dropped.
+
+        What is sent in one turn of the loop (a group commit answers many requests at once) goes
+        out in one write at the end of it. A client whose unsent answers pass the transport's
+        high-water mark is waited for, at most STALL_S, then dropped."""
+        if self.closed or self.writer.is_closing():
+            raise ConnectionResetError("connection closed")
+        self._out.append(data)
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        if self.writer.transport.get_write_buffer_size() > MAX_UNSENT_BYTES // 4:
+            self._flush()
             try:
                 await asyncio.wait_for(self.writer.drain(), timeout=STALL_S)
             except TimeoutError:
                 self.server.drop(self, "it does not read its answers")
                 raise ConnectionResetError("client does not read") from None
+
+    def _flush(self) -> None:
+        self._flushing = False
+        if self._out and not self.closed and not self.writer.is_closing():
+            data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+            self._out.clear()
+            self.writer.write(data)
 
     async def _refuse(self, code: str, message: str) -> None:
         with contextlib.suppress(ConnectionError, OSError, asyncio.TimeoutError):
@@ -222,8 +239,15 @@ class Connection:
                 finally:
                     await self._slots.acquire()
                 return
-            async with self.server.agent_turn(self.broker.identify(frame)):
+            slots = self.server.slots_of(self.broker.identify(frame))
+            if slots is None:
                 response = await self.broker.handle(frame)
+            else:
+                await slots.acquire()
+                try:
+                    response = await self.broker.handle(frame)
+                finally:
+                    slots.release()
             del frame, line
             self._release(size)
             size = 0
@@ -302,6 +326,7 @@ class Connection:
         `MCP_CLOSE_GRACE_S`), and its reader stops even if it was waiting for a slot."""
         if self.closed:
             return
+        self._flush()  # what was answered before the end goes out (a dropped connection's is discarded)
         self.closed = True
         self.server.remove_mcp(self)
         for task in list(self.tasks):
@@ -367,23 +392,20 @@ class Server:
         self.budget = Budget(BUFFER_BUDGET)
         self.max_connections = max_connections or default_max_connections()
         self._server: asyncio.base_events.Server | None = None
-        self._agent_slots: dict[str, asyncio.Semaphore] = {}
+        self._agent_slots: dict[str, Slots] = {}
         self._mcp: dict[str, list[Connection]] = {}
         """Each agent's connections that carry an MCP session, oldest first."""
 
-    def agent_slots(self, agent: str) -> asyncio.Semaphore:
+    def agent_slots(self, agent: str) -> Slots:
         """The requests an agent (authenticated: one of the pod's) may have running at once."""
-        return self._agent_slots.setdefault(agent, asyncio.Semaphore(AGENT_IN_FLIGHT))
+        return self._agent_slots.setdefault(agent, Slots(AGENT_IN_FLIGHT))
 
-    @contextlib.asynccontextmanager
-    async def agent_turn(self, agent: str | None) -> AsyncIterator[None]:
-        """Run one request of `agent` within its slots (a request that does not authenticate, or
-        the owner's, is bound only by its connection's)."""
+    def slots_of(self, agent: str | None) -> Slots | None:
+        """The slots one request of `agent` runs within (None: a request that does not authenticate,
+        or the owner's, is bound only by its connection's)."""
         if agent is None or agent == USER:
-            yield
-            return
-        async with self.agent_slots(agent):
-            yield
+            return None
+        return self.agent_slots(agent)
 
     def add_mcp(self, conn: Connection, agent: str) -> None:
         """A new MCP session of `agent`; past `MCP_SESSIONS_PER_AGENT` its idlest one (no request

@@ -302,17 +302,17 @@ class Broker(SiteOps, UsageOps):
             if route.from_ is not None and sender not in route.from_ and sender != USER:
                 raise OpError(wire.FORBIDDEN, f"route {to!r} is for {', '.join(route.from_)} only")
             return [n for n in route.to if n != sender], to, route
-        active = self.active()
+        members = self.members
         out: list[str] = []
         for name in names:
             if name == "all":
-                out.extend(n for n in active if n != sender)
-            elif name in active or name == USER:
+                out.extend(n for n in self.active() if n != sender)
+            elif (name in members and not members[name].removed) or name == USER:
                 out.append(name)
             elif name in self.members:
                 raise OpError(wire.UNKNOWN_AGENT, f"agent {name!r} was removed from pod {self.spec.name}")
             else:
-                known = ", ".join(sorted([*active, *self.routes]))
+                known = ", ".join(sorted([*self.active(), *self.routes]))
                 raise OpError(wire.UNKNOWN_AGENT, f"no agent or route {name!r} in pod {self.spec.name} (known: {known})")
         out = list(dict.fromkeys(out))
         if not out:
@@ -347,13 +347,14 @@ class Broker(SiteOps, UsageOps):
         if sender is not None:
             sender.last_activity = msg.ts
         data = msg.as_dict()
-        self.publish(wire.event("message", data))
+        if self.subscribers:
+            self.publish(wire.event("message", data))
         self.rules.on_message(msg)
         if msg.kind == "reply" and msg.ask_id is not None:
             event = self._reply_events.pop(msg.ask_id, None)
             if event is not None:
                 event.set()
-        if needs_attention(msg.as_dict()):
+        if needs_attention(data):
             for name in msg.recipients:
                 self._maybe_wake(name)
         if msg.kind == "reply" and msg.ask_id is not None and self.attention.is_approval(msg.ask_id):

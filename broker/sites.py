@@ -24,10 +24,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
-import aiosqlite
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from . import wire
@@ -225,8 +225,9 @@ class Sites:
 
     # -- the store hook: outbox and imports, in the messages' own transaction ------------------------
 
-    async def before(self, conn: aiosqlite.Connection, batch: list[NewMessage]) -> list[NewMessage]:
-        """Messages from other sites that were stored before are duplicates (the stored id is kept)."""
+    def before(self, conn: sqlite3.Connection, batch: list[NewMessage]) -> list[NewMessage]:
+        """Messages from other sites that were stored before are duplicates (the stored id is kept).
+        Run in the store's BatchWriter thread, inside the batch's transaction."""
         keep: list[NewMessage] = []
         seen: dict[tuple[str, int], NewMessage] = {}
         for msg in batch:
@@ -235,10 +236,9 @@ class Sites:
                 continue
             first = seen.get(msg.source)
             if first is None:
-                async with conn.execute(
+                row = conn.execute(
                     "SELECT local_id FROM site_imports WHERE origin_site=? AND origin_id=?", msg.source
-                ) as cur:
-                    row = await cur.fetchone()
+                ).fetchone()
                 if row is None:
                     seen[msg.source] = msg
                     keep.append(msg)
@@ -249,49 +249,47 @@ class Sites:
             msg.duplicate = True
         return keep
 
-    async def after(self, conn: aiosqlite.Connection, fresh: list[NewMessage]) -> None:
+    def after(self, conn: sqlite3.Connection, fresh: list[NewMessage]) -> None:
         local = self.local_names() | {USER}
         outbox: list[tuple[int, str]] = []
         for msg in fresh:
             assert msg.id is not None
             if msg.source is not None:
-                await self._imported(conn, msg, local)
+                self._imported(conn, msg, local)
             else:
-                outbox += [(msg.id, site) for site in sorted(await self._destinations(conn, msg))]
+                outbox += [(msg.id, site) for site in sorted(self._destinations(conn, msg))]
         if outbox:
-            await conn.executemany("INSERT OR IGNORE INTO site_outbox(message_id, site) VALUES (?,?)", outbox)
+            conn.executemany("INSERT OR IGNORE INTO site_outbox(message_id, site) VALUES (?,?)", outbox)
 
-    async def _imported(self, conn: aiosqlite.Connection, msg: NewMessage, local: set[str]) -> None:
+    @staticmethod
+    def _imported(conn: sqlite3.Connection, msg: NewMessage, local: set[str]) -> None:
         """Record where it came from; only recipients here have deliveries (and owe receipts); giving its
         sender a non-delivery notice, and its ask's expiry, are its own site's business."""
         assert msg.id is not None and msg.source is not None
-        await conn.execute(
-            "INSERT INTO site_imports(origin_site, origin_id, local_id) VALUES (?,?,?)", (*msg.source, msg.id)
-        )
+        conn.execute("INSERT INTO site_imports(origin_site, origin_id, local_id) VALUES (?,?,?)", (*msg.source, msg.id))
         away = [r for r in msg.recipients if r not in local]
         if away:
             marks = ",".join("?" * len(away))
-            await conn.execute(f"DELETE FROM deliveries WHERE message_id=? AND recipient IN ({marks})", (msg.id, *away))
-        await conn.execute("UPDATE deliveries SET notice_at=queued_at WHERE message_id=?", (msg.id,))
+            conn.execute(f"DELETE FROM deliveries WHERE message_id=? AND recipient IN ({marks})", (msg.id, *away))
+        conn.execute("UPDATE deliveries SET notice_at=queued_at WHERE message_id=?", (msg.id,))
         here = [r for r in dict.fromkeys(msg.recipients) if r in local and r != USER]
         if here:
-            await conn.executemany(
+            conn.executemany(
                 "INSERT OR IGNORE INTO site_receipts(message_id, recipient, rank) VALUES (?,?,1)", [(msg.id, r) for r in here]
             )
         if msg.kind == "ask":
-            await conn.execute("UPDATE asks SET expiry_checked=deadline WHERE id=? AND deadline IS NOT NULL", (msg.id,))
+            conn.execute("UPDATE asks SET expiry_checked=deadline WHERE id=? AND deadline IS NOT NULL", (msg.id,))
 
-    async def _destinations(self, conn: aiosqlite.Connection, msg: NewMessage) -> set[str]:
+    def _destinations(self, conn: sqlite3.Connection, msg: NewMessage) -> set[str]:
         """The other sites a message made here goes to: its recipients' and, for a reply, its ask's (where
         it was asked, and where its other targets are: a mode `first` ask is settled for them too)."""
         sites = {s for r in msg.recipients if (s := self.site_of(r)) is not None}
         if msg.kind == "reply" and msg.ask_id is not None:
-            async with conn.execute("SELECT origin_site FROM site_imports WHERE local_id=?", (msg.ask_id,)) as cur:
-                row = await cur.fetchone()
+            row = conn.execute("SELECT origin_site FROM site_imports WHERE local_id=?", (msg.ask_id,)).fetchone()
             if row is not None:
                 sites.add(str(row[0]))
-            async with conn.execute("SELECT agent FROM ask_targets WHERE ask_id=?", (msg.ask_id,)) as cur:
-                sites |= {s for (agent,) in await cur.fetchall() if (s := self.site_of(agent)) is not None}
+            rows = conn.execute("SELECT agent FROM ask_targets WHERE ask_id=?", (msg.ask_id,)).fetchall()
+            sites |= {s for (agent,) in rows if (s := self.site_of(agent)) is not None}
         sites.discard(self.here)
         return {s for s in sites if s in self.spec.sites()}
 

@@ -15,11 +15,14 @@ import contextlib
 import json
 import logging
 import os
+import queue
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
@@ -248,12 +251,13 @@ MIGRATIONS: list[str] = [
 class BatchHook(Protocol):
     """Writes that belong in a batch of messages' own transaction (broker/sites.py: the outbox, imports)."""
 
-    async def before(self, conn: aiosqlite.Connection, batch: list[NewMessage]) -> list[NewMessage]:
-        """The messages to insert; the others are marked `duplicate` (with the stored id)."""
+    def before(self, conn: sqlite3.Connection, batch: list[NewMessage]) -> list[NewMessage]:
+        """The messages to insert; the others are marked `duplicate` (with the stored id). Run in the
+        BatchWriter's thread, inside the batch's transaction."""
         ...
 
-    async def after(self, conn: aiosqlite.Connection, fresh: list[NewMessage]) -> None:
-        """Called once `fresh` is inserted, before the transaction commits."""
+    def after(self, conn: sqlite3.Connection, fresh: list[NewMessage]) -> None:
+        """Called once `fresh` is inserted, before the transaction commits (in the same thread)."""
         ...
 
 
@@ -340,6 +344,148 @@ class NewMessage:
         }
 
 
+def _in_transaction(body: Callable[[sqlite3.Connection], None], conn: sqlite3.Connection) -> None:
+    """Run `body` in one write transaction that ends here: COMMIT, or ROLLBACK on any error (run in
+    the BatchWriter's thread)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")  # only an earlier ROLLBACK that failed leaves one: never build on it
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        body(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _statements(statements: Sequence[tuple[str, Sequence[Any]]], conn: sqlite3.Connection) -> None:
+    for sql, params in statements:
+        conn.execute(sql, tuple(params))
+
+
+def _insert_batch(
+    batch: list[NewMessage], assign_ids: Callable[[list[NewMessage]], list[NewMessage]], hooks: list[BatchHook],
+    conn: sqlite3.Connection,
+) -> None:
+    """A group commit's writes, in the BatchWriter's thread and its transaction: the hooks' `before`
+    (messages from other sites stored before are duplicates), ids, the inserts, the hooks' `after`."""
+    for hook in hooks:
+        batch = hook.before(conn, batch)
+    fresh = _insert_messages(assign_ids(batch), conn)
+    for hook in hooks:
+        hook.after(conn, fresh)
+
+
+def _insert_messages(fresh: list[NewMessage], conn: sqlite3.Connection) -> list[NewMessage]:
+    """Insert a batch with a fixed number of statements, whatever its size; returns those inserted. A
+    message whose (sender, client_msg_id) is already stored is a retry: it gets the stored id and is
+    not inserted again."""
+    cur = conn.executemany(
+        "INSERT OR IGNORE INTO messages(id, ts, sender, kind, recipients, target, text, ask_id, urgent, followup,"
+        " client_msg_id, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        [
+            (m.id, m.ts, m.sender, m.kind, json.dumps(m.recipients), m.target, m.text, m.ask_id,
+             int(m.urgent), int(m.followup), m.client_msg_id, m.origin)
+            for m in fresh
+        ],
+    )
+    if cur.rowcount != len(fresh):
+        fresh = _drop_retries(conn, fresh)
+    if not fresh:
+        return fresh
+    deliveries = [(r, m.id, m.ts) for m in fresh for r in m.recipients]
+    if deliveries:
+        conn.executemany("INSERT INTO deliveries(recipient, message_id, queued_at) VALUES (?,?,?)", deliveries)
+    asks = [m for m in fresh if m.kind == "ask"]
+    if asks:
+        conn.executemany(
+            "INSERT INTO asks(id, asker, mode, route, deadline, behalf) VALUES (?,?,?,?,?,?)",
+            [(m.id, m.sender, m.ask_mode or "all", m.ask_route, m.ask_deadline, m.ask_behalf) for m in asks],
+        )
+        conn.executemany(
+            "INSERT INTO ask_targets(ask_id, agent) VALUES (?,?)", [(m.id, r) for m in asks for r in m.recipients]
+        )
+    replies = [m for m in fresh if m.reply_to is not None]
+    if replies:
+        conn.executemany(
+            "UPDATE ask_targets SET reply_id=?, replied_at=? WHERE ask_id=? AND agent=? AND reply_id IS NULL",
+            [(m.id, m.ts, *m.reply_to) for m in replies if m.reply_to is not None],
+        )
+    return fresh
+
+
+def _drop_retries(conn: sqlite3.Connection, fresh: list[NewMessage]) -> list[NewMessage]:
+    """Some inserts were ignored: those messages were stored before (a client's retry)."""
+    keyed = [m for m in fresh if m.client_msg_id]
+    marks = ",".join("?" * len(keyed))
+    rows = conn.execute(
+        "SELECT sender, client_msg_id, id, ts, ask_id, kind, recipients, text FROM messages"
+        f" WHERE client_msg_id IN ({marks})",
+        [m.client_msg_id for m in keyed],
+    ).fetchall()
+    stored = {(r[0], r[1]): r[2:] for r in rows}
+    kept = []
+    for msg in fresh:
+        hit = stored.get((msg.sender, msg.client_msg_id)) if msg.client_msg_id else None
+        if hit is not None and hit[0] != msg.id:
+            msg.id, msg.ts, msg.ask_id = hit[0], hit[1], hit[2]
+            msg.duplicate = True
+            msg.conflict = not msg.same_as(hit[3], json.loads(hit[4]), hit[5])
+        else:
+            kept.append(msg)
+    return kept
+
+
+class BatchWriter:
+    """A writer connection to pod.db with its own thread, for the group commit and every write of
+    several statements: the whole transaction (BEGIN IMMEDIATE, the statements, COMMIT, or ROLLBACK
+    on any error) is one function run there, so it costs one hand-over between threads where
+    aiosqlite takes one per statement. The transaction ends inside that function, whatever happens
+    to the task that waits for it. Writes on it and on `Store.conn` take turns (`Store._lock`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA busy_timeout=5000")
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="podctl-store-commit", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
+        self.conn.close()
+
+    async def run(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run `fn(conn)` in the writer's thread and return what it returns (or raise what it raised)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+
+        def settle(result: Any, error: BaseException | None) -> None:
+            if done.done():
+                return
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(result)
+
+        def job() -> None:
+            try:
+                result = fn(self.conn)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting task
+                loop.call_soon_threadsafe(settle, None, exc)
+            else:
+                loop.call_soon_threadsafe(settle, result, None)
+
+        self._jobs.put(job)
+        return await done
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=10)
+
+
 class Store:
     """The store's writes and the broker's reads (the read queries themselves are in queries.py,
     shared with readonly.py; the usage tables' SQL is in usage_store.py).
@@ -360,6 +506,7 @@ class Store:
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._next_id = 0
+        self._batches: BatchWriter | None = None
         self.hooks: list[BatchHook] = []
 
     @classmethod
@@ -379,6 +526,7 @@ class Store:
             await rconn.execute("PRAGMA busy_timeout=5000")
             await rconn.execute("PRAGMA query_only=ON")
             store = cls(conn, rconn)
+            store._batches = BatchWriter(path)
             store.path = path
             store._inode = os.stat(path).st_ino
             async with conn.execute(
@@ -424,6 +572,8 @@ class Store:
     async def close(self) -> None:
         if self._flush_task is not None:
             await asyncio.wait_for(asyncio.shield(self._flush_task), timeout=10)
+        if self._batches is not None:
+            self._batches.close()
         await self.rconn.close()
         await self.conn.close()
 
@@ -467,8 +617,7 @@ class Store:
         the error (a single message's future gets it)."""
         next_id = self._next_id
         try:
-            async with self._immediate():
-                await self._insert_batch([msg for msg, _ in batch])
+            await self._in_writer(partial(_insert_batch, [msg for msg, _ in batch], self._assign_ids, list(self.hooks)))
         except Exception as exc:  # noqa: BLE001 - reported to the callers whose messages failed
             self._next_id = next_id
             for msg, _ in batch:
@@ -515,13 +664,32 @@ class Store:
         except sqlite3.OperationalError:
             if not self.conn.in_transaction:
                 raise
+        await self._end_stray()
+        try:
+            await self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._stuck(exc)
+
+    async def _in_writer(self, body: Callable[[sqlite3.Connection], None]) -> None:
+        """Run `body` in one transaction on the BatchWriter (one hand-over); the caller holds `_lock`."""
+        self.check_file()
+        if self.conn.in_transaction:
+            await self._end_stray()
+        if self._batches is None:
+            raise StoreError(f"the pod's store {self.path} is closed")
+        await self._batches.run(partial(_in_transaction, body))
+
+    async def _end_stray(self) -> None:
+        """Roll back a transaction of the writer that nobody ended (logged); give the store up if that fails."""
         log.warning("the store's writer was found inside a transaction that never ended: rolled it back")
         try:
             await self.conn.execute("ROLLBACK")
-            await self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            self._give_up(f"the pod's store {self.path} is stuck inside a transaction ({exc}): the broker stops"
-                          " (the supervisor or `podctl up` starts it again)")
+            self._stuck(exc)
+
+    def _stuck(self, exc: sqlite3.Error) -> NoReturn:
+        self._give_up(f"the pod's store {self.path} is stuck inside a transaction ({exc}): the broker stops"
+                      " (the supervisor or `podctl up` starts it again)")
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -529,16 +697,10 @@ class Store:
         async with self._lock, self._immediate() as conn:
             yield conn
 
-    async def _insert_batch(self, batch: list[NewMessage]) -> None:
-        """Insert a batch with a fixed number of statements, whatever its size.
-
-        Ids are assigned here (the broker is the store's only writer), so every table can be
-        written with one `executemany`. A message whose (sender, client_msg_id) is already stored
-        is a retry: it gets the stored id and is not inserted again.
-        """
-        conn = self.conn
-        for hook in self.hooks:
-            batch = await hook.before(conn, batch)
+    def _assign_ids(self, batch: list[NewMessage]) -> list[NewMessage]:
+        """Give each new message its id (the broker is the store's only writer, so every table can
+        be written with one `executemany`); returns the messages to insert. A repeat, within the
+        batch, of a (sender, client_msg_id) is a retry: it gets the first one's id and is not inserted."""
         fresh: list[NewMessage] = []
         seen: dict[tuple[str, str], NewMessage] = {}
         for msg in batch:
@@ -555,60 +717,7 @@ class Store:
             if key is not None:
                 seen[key] = msg
             fresh.append(msg)
-        cur = await conn.executemany(
-            "INSERT OR IGNORE INTO messages(id, ts, sender, kind, recipients, target, text, ask_id, urgent, followup,"
-            " client_msg_id, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            [
-                (m.id, m.ts, m.sender, m.kind, json.dumps(m.recipients), m.target, m.text, m.ask_id,
-                 int(m.urgent), int(m.followup), m.client_msg_id, m.origin)
-                for m in fresh
-            ],
-        )
-        if cur.rowcount != len(fresh):
-            fresh = await self._drop_retries(fresh)
-        if not fresh:
-            return
-        deliveries = [(r, m.id, m.ts) for m in fresh for r in m.recipients]
-        if deliveries:
-            await conn.executemany("INSERT INTO deliveries(recipient, message_id, queued_at) VALUES (?,?,?)", deliveries)
-        asks = [m for m in fresh if m.kind == "ask"]
-        if asks:
-            await conn.executemany(
-                "INSERT INTO asks(id, asker, mode, route, deadline, behalf) VALUES (?,?,?,?,?,?)",
-                [(m.id, m.sender, m.ask_mode or "all", m.ask_route, m.ask_deadline, m.ask_behalf) for m in asks],
-            )
-            await conn.executemany(
-                "INSERT INTO ask_targets(ask_id, agent) VALUES (?,?)", [(m.id, r) for m in asks for r in m.recipients]
-            )
-        replies = [m for m in fresh if m.reply_to is not None]
-        if replies:
-            await conn.executemany(
-                "UPDATE ask_targets SET reply_id=?, replied_at=? WHERE ask_id=? AND agent=? AND reply_id IS NULL",
-                [(m.id, m.ts, *m.reply_to) for m in replies if m.reply_to is not None],
-            )
-        for hook in self.hooks:
-            await hook.after(conn, fresh)
-
-    async def _drop_retries(self, fresh: list[NewMessage]) -> list[NewMessage]:
-        """Some inserts were ignored: those messages were stored before (a client's retry)."""
-        keyed = [m for m in fresh if m.client_msg_id]
-        marks = ",".join("?" * len(keyed))
-        async with self.conn.execute(
-            "SELECT sender, client_msg_id, id, ts, ask_id, kind, recipients, text FROM messages"
-            f" WHERE client_msg_id IN ({marks})",
-            [m.client_msg_id for m in keyed],
-        ) as cur:
-            stored = {(r[0], r[1]): r[2:] for r in await cur.fetchall()}
-        kept = []
-        for msg in fresh:
-            hit = stored.get((msg.sender, msg.client_msg_id)) if msg.client_msg_id else None
-            if hit is not None and hit[0] != msg.id:
-                msg.id, msg.ts, msg.ask_id = hit[0], hit[1], hit[2]
-                msg.duplicate = True
-                msg.conflict = not msg.same_as(hit[3], json.loads(hit[4]), hit[5])
-            else:
-                kept.append(msg)
-        return kept
+        return fresh
 
     async def _write(self, sql: str, params: Iterable[Any] = ()) -> int:
         """One small statement in its own transaction; returns the rows changed."""
@@ -619,24 +728,33 @@ class Store:
         return count
 
     async def _write_returning(self, sql: str, params: Iterable[Any] = ()) -> list[int]:
-        """One statement ending in `RETURNING <an integer column>`, in its own transaction (run and
-        read in one step of the writer's thread)."""
-        async with self.transaction() as conn:
-            rows = await conn.execute_fetchall(sql, tuple(params))
+        """One statement ending in `RETURNING <an integer column>`, run and read in one step of the
+        writer's thread: SQLite commits a lone statement itself (autocommit), so it is one hand-over
+        to that thread instead of three, and no cancellation can leave it half done. A writer found
+        inside a transaction nobody ended takes the explicit path, which rolls that back first."""
+        async with self._lock:
+            if not self.conn.in_transaction:
+                self.check_file()
+                rows = await self.conn.execute_fetchall(sql, tuple(params))
+                return sorted(int(r[0]) for r in rows)
+            async with self._immediate() as conn:
+                rows = await conn.execute_fetchall(sql, tuple(params))
         return sorted(int(r[0]) for r in rows)
 
     async def _write_many(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
-        async with self.transaction() as conn:
-            for sql, params in statements:
-                await conn.execute(sql, tuple(params))
+        """Statements in one transaction, in one hand-over to the BatchWriter's thread (a busy/idle
+        change, at every hook, is two)."""
+        async with self._lock:
+            await self._in_writer(partial(_statements, list(statements)))
 
     async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        async with self.rconn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        """Run a read and fetch its rows in one step of the reader's thread (one hand-over, not three)."""
+        return list(await self.rconn.execute_fetchall(sql, tuple(params)))
 
     async def _fetchone(self, sql: str, params: Iterable[Any] = ()) -> Any:
-        async with self.rconn.execute(sql, tuple(params)) as cur:
-            return await cur.fetchone()
+        """The first row of a read that returns one row at most (an aggregate, a key, LIMIT 1)."""
+        rows = await self._fetchall(sql, params)
+        return rows[0] if rows else None
 
     # -- agents -------------------------------------------------------------------
 
@@ -815,17 +933,19 @@ class Store:
         )
 
     async def ask(self, ask_id: int) -> dict[str, Any] | None:
-        row = await self._fetchone(
-            "SELECT id, asker, mode, route, deadline, behalf, expiry_checked FROM asks WHERE id=?", (ask_id,)
+        """An ask and its targets (with the reply of each, if any), in one read."""
+        rows = await self._fetchall(
+            "SELECT a.id, a.asker, a.mode, a.route, a.deadline, a.behalf, a.expiry_checked, t.agent, t.reply_id"
+            " FROM asks a LEFT JOIN ask_targets t ON t.ask_id = a.id WHERE a.id=? ORDER BY t.agent",
+            (ask_id,),
         )
-        if row is None:
+        if not rows:
             return None
-        targets = await self._fetchall(
-            "SELECT t.agent, t.reply_id FROM ask_targets t WHERE t.ask_id=? ORDER BY t.agent", (ask_id,)
-        )
+        row = rows[0]
         return {
             "id": row[0], "asker": row[1], "mode": row[2], "route": row[3], "deadline": row[4],
-            "behalf": row[5], "expiry_checked": row[6], "targets": {agent: reply_id for agent, reply_id in targets},
+            "behalf": row[5], "expiry_checked": row[6],
+            "targets": {r[7]: r[8] for r in rows if r[7] is not None},
         }
 
     async def seen_open_asks(self, agent: str, now: float, limit: int) -> list[tuple[dict[str, Any], int]]:

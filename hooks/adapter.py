@@ -1,6 +1,6 @@
 """The adapter shape: everything podctl knows about one agent CLI.
 
-Each CLI is an object of this shape registered under the entry-point group `podctl.adapters`
+Each CLI is an `Adapter` object registered under the entry-point group `podctl.adapters`
 (pods/clis.py; the built-ins in pyproject.toml): one module per CLI here (`claude.py`, `codex.py`,
 `gemini.py`, `opencode.py`, `kilo.py`, `qwen.py`, `copilot.py`, `cline.py`, `script.py`), and any installed
 package can add one (docs/adapters.md).
@@ -14,14 +14,20 @@ hook commands into the CLI's config with `AgentContext.hook_command`, so the hoo
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from types import MappingProxyType
+from typing import Any
 
 from podctl.pods import clis
+from podctl.pods.state import CLI_CACHE
+
+from .usage import NoUsage, UsageParser, UsageRecord, UsageSource
 
 HOOKS_DIR = Path(__file__).resolve().parent
 SHIM_DIR = HOOKS_DIR.parent / "shim"
@@ -94,10 +100,9 @@ class PermissionMode:
     agent asks only where its script has a permission step)."""
 
 
-def mode_argv(adapter: object, ctx: AgentContext) -> list[str]:
+def mode_argv(adapter: Adapter, ctx: AgentContext) -> list[str]:
     """The flags that put `adapter`'s CLI in the agent's `permissions` mode ([] for its own default)."""
-    modes: Mapping[str, PermissionMode] = getattr(adapter, "permission_modes", {})
-    mode = modes.get(ctx.permissions or "")
+    mode = adapter.permission_modes.get(ctx.permissions or "")
     return list(mode.argv) if mode is not None else []
 
 
@@ -133,6 +138,15 @@ class AgentContext:
     @property
     def socket(self) -> Path:
         return self.state_dir / "broker.sock"
+
+    def shared_cache(self, name: str) -> Path:
+        """`<state root>/.cache/<name>/`, made 0700: what the CLI would cache in the user's home (an
+        unpacked package, downloaded providers), one copy for its agents of every pod of this state root."""
+        folder = self.state_dir.parent / CLI_CACHE / name
+        for path in (folder.parent, folder):
+            path.mkdir(mode=0o700, exist_ok=True)
+            path.chmod(0o700)
+        return folder
 
     @property
     def token_file(self) -> Path:
@@ -183,37 +197,102 @@ class Launch:
     cwd: Path
 
 
-class Adapter(Protocol):
-    name: str
-    executable: str
-    """The program looked up on PATH (doctor, `up`'s early check)."""
-    version_args: tuple[str, ...]
-    """What to run `executable` with to print its version (doctor)."""
-    tested_versions: tuple[str, ...]
-    """The versions podctl's tests run (doctor compares)."""
-    wake_text: str
-    """The fixed nudge typed into an idle agent's pane. Never message content."""
-    takes_script: bool
-    """Whether its agents take a `script:` field in the pod file."""
-    hook_events: Mapping[str, HookEvent]
-    """Each native hook event podctl installs, and what it means."""
+class Adapter(ABC):
+    """Everything podctl knows about one agent CLI: the base every adapter inherits, the built-in
+    ones and a third party's alike (docs/adapters.md, "Writing an adapter").
 
+    A subclass sets the abstract members (mypy and Python both refuse an instance without them);
+    every other member has its default here, which means "this CLI has no such thing". podctl reads
+    every member directly, so a default is written once, here."""
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The pod file's `cli:` value (the entry point's name)."""
+
+    @property
+    @abstractmethod
+    def executable(self) -> str:
+        """The program looked up on PATH (doctor, `up`'s early check)."""
+
+    @property
+    @abstractmethod
+    def tested_versions(self) -> tuple[str, ...]:
+        """The versions podctl's tests run (doctor compares)."""
+
+    @property
+    @abstractmethod
+    def wake_text(self) -> str:
+        """The fixed nudge typed into an idle agent's pane. Never message content."""
+
+    @property
+    @abstractmethod
+    def hook_events(self) -> Mapping[str, HookEvent]:
+        """Each native hook event podctl installs, and what it means."""
+
+    @abstractmethod
     def prepare(self, ctx: AgentContext) -> None:
         """Write the per-agent files (MCP entry, hooks, settings, trust) under `ctx.agent_dir`."""
 
+    @abstractmethod
     def launch(self, ctx: AgentContext) -> Launch:
         """The command, environment and folder that start this CLI for `ctx`."""
 
-    # Optional members (read with defaults, docs/adapters.md): `screen_signs: tuple[ScreenSign, ...]`,
-    # what its screen shows when it waits for a person or cannot work and no hook says so;
-    # `screen_working: str`, text on its screen while a turn runs; `attention: Mapping[str, str]`,
-    # what podctl can and cannot see and answer of it (doctor); `permission_modes`, its flags for the
-    # pod file's `permissions` (orchestrator/permissions.py).
+    version_args: tuple[str, ...] = ("--version",)
+    """What to run `executable` with to print its version (doctor); () when there is nothing to ask."""
+    install_command: str = ""
+    """The command that installs the tested version, shown when the CLI is missing (`up`, `doctor`)."""
+    takes_script: bool = False
+    """Whether its agents take a `script:` field in the pod file."""
+    wake_ready_text: str | None = None
+    """Text the CLI shows once it takes input: the wake types nothing before it is on screen."""
+    wake_clear_keys: tuple[str, ...] = ()
+    """Keys pressed before the wake text (to clear a half-typed prompt)."""
+    wake_blocked_texts: tuple[str, ...] = ()
+    """Texts of dialogs on screen that the wake's Enter would answer: nothing is typed meanwhile."""
+    wake_file: str | None = None
+    """A file in the agent's folder that the CLI's own plugin watches: the wake writes it and waits for
+    `<file>.ack` (`prompted`: done, without typing; `busy`: not now) before typing."""
+
+    def wake_input(self, agent_dir: Path, text: str) -> bool:
+        """Hand the wake text to an input the CLI watches instead of typing it (once the pane is ready,
+        as for typing); False: it is typed after all."""
+        return False
+
+    def usage_files(self, agent_dir: Path) -> list[UsageSource]:
+        """Where the CLI records token usage, as JSON line files under the agent's folder (hooks/usage.py);
+        none: its usage is read with `usage_pull`, or is zero."""
+        return []
+
+    def usage_parser(self, state: dict[str, Any] | None = None) -> UsageParser:
+        """How to read one line of `usage_files`: a parser whose `state` is kept between reads of a file."""
+        return NoUsage(dict(state or {}))
+
+    def usage_pull(self, agent_dir: Path, state: dict[str, Any]) -> tuple[list[UsageRecord], dict[str, Any]]:
+        """For a CLI that keeps usage elsewhere than in line files (a database, documents it rewrites):
+        the records since `state`, and the new state (the supervisor asks on changes and every 5 s)."""
+        return [], state
+    screen_signs: tuple[ScreenSign, ...] = ()
+    """What its screen shows when it waits for a person or cannot work and no hook says so (orchestrator/screens.py)."""
+    screen_working: str | None = None
+    """Text on its screen while a turn runs."""
+    attention: Mapping[str, str] = MappingProxyType({})
+    """What podctl can and cannot see and answer of it, by topic (`doctor`; `permission`: how it is answered)."""
+    permission_modes: Mapping[str, PermissionMode] = MappingProxyType({})
+    """Its flags for the pod file's `permissions` (orchestrator/permissions.py); none: it has no such modes."""
+    permission_flags: tuple[str, ...] = ()
+    """Its own flags that set a permission mode: `validate` refuses one in `args:` beside the pod file's `permissions`."""
 
 
 def get_adapter(cli: str) -> Adapter:
-    """The registered adapter of `cli` (raises pods.clis.UnknownCli)."""
-    adapter: Adapter = clis.adapter(cli)
+    """The registered adapter of `cli` (raises pods.clis.UnknownCli, also when the object registered
+    is not an `Adapter`)."""
+    adapter = clis.adapter(cli)
+    if not isinstance(adapter, Adapter):
+        raise clis.UnknownCli(
+            f"the adapter of cli {cli!r} is a {type(adapter).__name__}, not a podctl.hooks.adapter.Adapter:"
+            " its class must inherit Adapter (docs/adapters.md, \"Writing an adapter\")"
+        )
     return adapter
 
 
@@ -245,6 +324,28 @@ def read_settings(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def user_env_script(ctx: AgentContext, names: tuple[str, ...], chain: str | None, script: Path) -> str:
+    """A shell script that gives the agent's own commands the user's `names` back (as the agent's `env`
+    or podctl's environment has them, unset when neither does), for a CLI whose process podctl gives
+    other values (its caches moved out of the user's home); then it runs the user's own script of the
+    variable `chain` (if any), which `script` replaces for the CLI (Claude Code's CLAUDE_ENV_FILE, BASH_ENV)."""
+    lines = []
+    for name in names:
+        value = ctx.env.get(name, os.environ.get(name))
+        lines.append(f"export {name}={shlex.quote(value)}" if value is not None else f"unset {name}")
+    own = (ctx.env.get(chain) or os.environ.get(chain)) if chain else None
+    if own and own != str(script):
+        lines.append(f"if [ -f {shlex.quote(own)} ]; then . {shlex.quote(own)}; fi")
+    return "\n".join(lines) + "\n"
+
+
+def with_env(variables: Mapping[str, str], argv: list[str]) -> list[str]:
+    """`argv` run with `variables` set by `env(1)`, not in the `Launch` environment: for what the shell
+    that tmux starts the window's command with must not see (bash would run a BASH_ENV script itself,
+    before the CLI starts, and give the CLI what the script gives the agent's commands)."""
+    return ["env", *(f"{name}={value}" for name, value in variables.items()), *argv]
 
 
 def link_credentials(source: Path | None, target: Path) -> None:

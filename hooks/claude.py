@@ -21,7 +21,8 @@ and `~/.claude.json` are never edited):
 `ENABLE_TOOL_SEARCH=false` is set for the agent (unless its `env` says otherwise): Claude Code
 2.1 otherwise defers MCP tools behind a search tool, and the seven podctl tools should be in
 the model's hands from the first request. `DISABLE_AUTOUPDATER=1` likewise: an agent does not
-update the user's Claude Code installation (`claude update` does).
+update the user's Claude Code installation (`claude update` does). `DISABLE_TELEMETRY=1` and
+`DISABLE_ERROR_REPORTING=1`: an agent sends no usage telemetry and no error reports.
 """
 
 from __future__ import annotations
@@ -32,7 +33,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .adapter import AgentContext, HookEvent, Launch, PermissionMode, ScreenSign, link_credentials, mode_argv, user_file
+from .adapter import (
+    AgentContext,
+    HookEvent,
+    Launch,
+    PermissionMode,
+    ScreenSign,
+    link_credentials,
+    mode_argv,
+    user_env_script,
+    user_file,
+)
 from .protocol import CLAUDE_STYLE_EVENTS, PERMISSION_REQUEST, HookProtocol
 from .usage import StatelessParser, UsageRecord, UsageSource, count, obj, timestamp
 
@@ -146,17 +157,9 @@ class ClaudeAdapter(HookProtocol):
         self.env_file(ctx).write_text(self.bash_env(ctx))
 
     def bash_env(self, ctx: AgentContext) -> str:
-        """The script Claude Code runs before each Bash command: the user's `XDG_CACHE_HOME` (as the
-        agent's `env` or podctl's own environment has it, unset included), then the user's own
-        `CLAUDE_ENV_FILE`, which podctl's replaces."""
-        import shlex
-
-        cache = ctx.env.get("XDG_CACHE_HOME", os.environ.get("XDG_CACHE_HOME"))
-        lines = [f"export XDG_CACHE_HOME={shlex.quote(cache)}" if cache is not None else "unset XDG_CACHE_HOME"]
-        own = ctx.env.get("CLAUDE_ENV_FILE") or os.environ.get("CLAUDE_ENV_FILE")
-        if own and own != str(self.env_file(ctx)):
-            lines.append(f"if [ -f {shlex.quote(own)} ]; then . {shlex.quote(own)}; fi")
-        return "\n".join(lines) + "\n"
+        """The script Claude Code runs before each Bash command: the user's `XDG_CACHE_HOME`, then the
+        user's own `CLAUDE_ENV_FILE`, which podctl's replaces."""
+        return user_env_script(ctx, ("XDG_CACHE_HOME",), "CLAUDE_ENV_FILE", self.env_file(ctx))
 
     def launch(self, ctx: AgentContext) -> Launch:
         argv = [
@@ -168,7 +171,8 @@ class ClaudeAdapter(HookProtocol):
         argv += mode_argv(self, ctx)
         argv += list(ctx.args)
         env = {
-            "ENABLE_TOOL_SEARCH": "false", "DISABLE_AUTOUPDATER": "1", **ctx.env,
+            "ENABLE_TOOL_SEARCH": "false", "DISABLE_AUTOUPDATER": "1", "DISABLE_TELEMETRY": "1",
+            "DISABLE_ERROR_REPORTING": "1", **ctx.env,
             "CLAUDE_CONFIG_DIR": str(self.config_dir(ctx)), "XDG_CACHE_HOME": str(self.cache_dir(ctx)),
             "CLAUDE_ENV_FILE": str(self.env_file(ctx)),
         }

@@ -14,6 +14,10 @@ is never written):
   of the user's (their providers, keys and models, as `cline auth` wrote them), taken at every
   start, with the pod's `model:`; `settings/cli-notices.json` marks its start-up notices shown (ClinePass, Cline Desktop,
   zen: else one waits for a key, and Enter opens a browser).
+- `bash-env.sh`: its `BASH_ENV`, which the bash of its `run_commands` tool reads: the agent's own
+  commands get the user's `XDG_DATA_HOME` back, then the user's own `BASH_ENV` runs.
+Its terminal UI library (OpenTUI) makes `$XDG_DATA_HOME/opentui/tree-sitter/` whatever the data
+folder: the CLI's `XDG_DATA_HOME` is podctl's shared `<state root>/.cache/cline/`, not `~/.local/share`.
 
 The plugin runs the agent's hook commands: at load (the agent is up: idle), `beforeRun` (turn
 start: busy, messages added to the turn; the first also carries the introduction), `afterTool`
@@ -59,11 +63,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .adapter import AgentContext, HookEvent, Launch, PermissionMode, merge_settings, mode_argv, read_settings
+from .adapter import (
+    Adapter, AgentContext, HookEvent, Launch, PermissionMode, merge_settings, mode_argv, read_settings, user_env_script,
+    with_env,
+)
 from .usage import UsageRecord, count, obj, timestamp
 
 CONFIG_DIR = "cline-config"
 DATA_DIR = "cline-data"
+ENV_FILE = "bash-env.sh"
 MCP_TIMEOUT_S = 300
 TOOLS = ("tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents")
 NOTICES = {"shown": {"cline-cli-cline-pass-intro": True, "cline-cli-desktop-launch": True, "cline-cli-zen": True}}
@@ -107,10 +115,9 @@ PERMISSION_FLAGS = ("--auto-approve", "-y", "--yolo")
 PLUGIN = (Path(__file__).resolve().parent / "cline_plugin.js").read_text(encoding="utf-8")
 
 
-class ClineAdapter:
+class ClineAdapter(Adapter):
     name = "cline"
     executable = "cline"
-    version_args: tuple[str, ...] = ("--version",)
     tested_versions = ("3.0.65",)
     install_command = "npm install -g cline@3.0.65"
     wake_text = "You have new podctl messages (shown in your context). Handle them; answer asks with post_reply."
@@ -120,7 +127,6 @@ class ClineAdapter:
     wake_clear_keys = ("C-u",)
     wake_blocked_texts = ("Reply with an option number", "Press Enter to open")
     """Cline's question waits for an answer; a notice opens a browser on Enter."""
-    takes_script = False
     hook_events = EVENTS
     attention = ATTENTION
     permission_modes = PERMISSION_MODES
@@ -156,10 +162,13 @@ class ClineAdapter:
             target.chmod(0o600)
         notices = merge_settings(read_settings(settings / "cli-notices.json"), NOTICES)
         (settings / "cli-notices.json").write_text(json.dumps(notices, indent=2))
+        env_file = ctx.agent_dir / ENV_FILE
+        env_file.write_text(user_env_script(ctx, ("XDG_DATA_HOME",), "BASH_ENV", env_file))
 
     def launch(self, ctx: AgentContext) -> Launch:
         argv = [self.executable, "--config", str(ctx.agent_dir / CONFIG_DIR), "--data-dir", str(self.data_dir(ctx.agent_dir))]
-        return Launch(argv=[*argv, *mode_argv(self, ctx), *ctx.args], env=dict(ctx.env), cwd=ctx.workdir)
+        moved = {"XDG_DATA_HOME": str(ctx.shared_cache(self.name)), "BASH_ENV": str(ctx.agent_dir / ENV_FILE)}
+        return Launch(argv=with_env(moved, [*argv, *mode_argv(self, ctx), *ctx.args]), env=dict(ctx.env), cwd=ctx.workdir)
 
     def usage_pull(self, agent_dir: Path, state: dict[str, Any]) -> tuple[list[UsageRecord], dict[str, Any]]:
         """The assistant messages of the session files changed since the last look (each file is a

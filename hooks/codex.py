@@ -5,7 +5,8 @@ which is the CLI's `CODEX_HOME`; the user's `~/.codex` is never edited):
 - `config.toml`: the `podctl` MCP server (`required = true` so the first request already has the
   tools, `default_tools_approval_mode = "approve"` so calls are not refused), project trust for
   the workdir, the model-migration notice already seen (else a dialog can switch the model),
-  and `[hooks.state]` trust for our hooks (Codex silently skips untrusted hooks);
+  `[analytics] enabled = false` (no usage analytics sent), and `[hooks.state]` trust for our hooks
+  (Codex silently skips untrusted hooks);
 - `hooks.json`: SessionStart, UserPromptSubmit, PostToolUse, Stop, SessionEnd -> `podctl hook`;
 - `auth.json`: a symlink to the user's `~/.codex/auth.json` when it exists, so their login works.
 
@@ -127,6 +128,9 @@ class CodexAdapter(HookProtocol):
             "",
             "[notice.model_migrations]",
             '"gpt-5.5" = "gpt-6-sol"',
+            "",
+            "[analytics]",
+            "enabled = false",
             "",
         ]
         config = home / "config.toml"

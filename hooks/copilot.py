@@ -10,11 +10,18 @@ podctl writes, all under the agent's folder (the user's `~/.copilot` is never wr
     `wait_for_reply`'s cap);
   - `config.json` (the CLI's own state file): the workdir among `trustedFolders`, else a "Confirm
     folder trust" dialog stalls the pane at start.
-- `copilot-cache/`: its `COPILOT_CACHE_HOME` (the MCP tool lists it caches); the CLI's unpacked
-  package stays in the user's cache (`COPILOT_PKG_CACHE_HOME`, `~/.cache/copilot/pkg`), shared with
-  their own runs (235 MB per version: one per agent would be wasteful).
+- `copilot-cache/`: its `COPILOT_CACHE_HOME` (the MCP tool lists it caches);
+- `copilot-xdg-cache/`: its `XDG_CACHE_HOME`, for the device id its telemetry library writes at every
+  start (`Microsoft/DeveloperTools/deviceid`, even offline and with `--disable-client-telemetry`;
+  only `XDG_CACHE_HOME` moves it);
+- `bash-env.sh`: its `BASH_ENV` (read by the CLI's shell tool, `bashEnv` in its settings): the
+  agent's own commands get the user's `XDG_CACHE_HOME` back, then the user's `BASH_ENV` runs when
+  their settings enable it.
+The CLI's unpacked package (235 MB per version) is `COPILOT_PKG_CACHE_HOME`, podctl's shared cache
+`<state root>/.cache/copilot/` (one copy for every Copilot agent, never in the user's home).
 
-Command: `copilot --allow-tool podctl --no-ask-user [--model M] ARGS`, started through
+Command: `copilot --allow-tool podctl --no-ask-user --disable-client-telemetry [--model M] ARGS`
+(no telemetry sent by the CLI), started through
 `AgentContext.announced`: the CLI fires no hook until its first prompt (its `sessionStart` comes
 with that prompt, at the same time as `userPromptSubmitted`), so podctl reports the session itself
 and maps `sessionStart` to a turn start that carries the introduction. `sessionEnd` is not used: it
@@ -55,12 +62,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .adapter import AgentContext, HookEvent, Launch, PermissionMode, merge_settings, mode_argv, read_settings
+from .adapter import (
+    AgentContext, HookEvent, Launch, PermissionMode, merge_settings, mode_argv, read_settings, user_env_script, with_env,
+)
 from .protocol import HookProtocol
 from .usage import StatelessParser, UsageRecord, UsageSource, count, obj, timestamp
 
 HOME_DIR = "copilot-home"
 CACHE_DIR = "copilot-cache"
+XDG_CACHE_DIR = "copilot-xdg-cache"
+ENV_FILE = "bash-env.sh"
 MCP_TIMEOUT_MS = 300_000
 HOOK_TIMEOUT_S = 10
 
@@ -124,12 +135,16 @@ class CopilotAdapter(HookProtocol):
     def prepare(self, ctx: AgentContext) -> None:
         home = self.home(ctx)
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        (ctx.agent_dir / CACHE_DIR).mkdir(exist_ok=True, mode=0o700)
+        for folder in (CACHE_DIR, XDG_CACHE_DIR):
+            (ctx.agent_dir / folder).mkdir(exist_ok=True, mode=0o700)
         user = Path(os.environ.get("COPILOT_HOME") or Path.home() / ".copilot")
         settings = read_settings(user / "settings.json")
+        env_file = ctx.agent_dir / ENV_FILE
+        chain = "BASH_ENV" if settings.get("bashEnv") is True else None  # the user's BASH_ENV, if their CLI reads it
+        env_file.write_text(user_env_script(ctx, ("XDG_CACHE_HOME",), chain, env_file))
         mine = {native: [{"type": "command", "command": ctx.hook_shell(how), "timeoutSec": HOOK_TIMEOUT_S}]
                 for native, how in self.hook_events.items()}
-        settings = merge_settings(settings, {"hooks": mine})
+        settings = merge_settings(settings, {"hooks": mine, "bashEnv": True})
         if ctx.permissions in ("ask", "edits"):
             settings = merge_settings(settings, MANUAL)
         (home / "settings.json").write_text(json.dumps(settings, indent=2))
@@ -142,7 +157,7 @@ class CopilotAdapter(HookProtocol):
         (home / "config.json").write_text(json.dumps(state, indent=2))
 
     def launch(self, ctx: AgentContext) -> Launch:
-        argv = [self.executable, "--allow-tool", "podctl", "--no-ask-user"]
+        argv = [self.executable, "--allow-tool", "podctl", "--no-ask-user", "--disable-client-telemetry"]
         if ctx.model:
             argv += ["--model", ctx.model]
         argv += mode_argv(self, ctx)
@@ -150,9 +165,10 @@ class CopilotAdapter(HookProtocol):
         env = {
             "COPILOT_AUTO_UPDATE": "false", **ctx.env,
             "COPILOT_HOME": str(self.home(ctx)), "COPILOT_CACHE_HOME": str(ctx.agent_dir / CACHE_DIR),
-            "COPILOT_PKG_CACHE_HOME": str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "copilot"),
+            "COPILOT_PKG_CACHE_HOME": str(ctx.shared_cache(self.name)),
         }
-        return Launch(argv=ctx.announced(argv), env=env, cwd=ctx.workdir)
+        moved = {"XDG_CACHE_HOME": str(ctx.agent_dir / XDG_CACHE_DIR), "BASH_ENV": str(ctx.agent_dir / ENV_FILE)}
+        return Launch(argv=with_env(moved, ctx.announced(argv)), env=env, cwd=ctx.workdir)
 
 
 class CopilotUsage(StatelessParser):

@@ -45,6 +45,8 @@ class KiloAdapter(OpenCodeAdapter):
     tested_versions = ("7.7.7",)
     install_command = "npm install -g @kilocode/cli@7.7.7"
     permission: ClassVar[dict[str, Any]] = {**PERMISSION, "suggest": "deny"}
+    quiet: ClassVar[dict[str, str]] = {"KILO_TELEMETRY_LEVEL": "off", "KILO_DISABLE_PRESENCE": "1"}
+    """Kilo sends PostHog telemetry unless its level is not `all`, and a logged-in session's presence."""
 
 
 ADAPTER = KiloAdapter()

@@ -11,11 +11,13 @@ project's `opencode.json` are never edited):
 - `opencode-data/`, `opencode-state/`: its `XDG_DATA_HOME` and `XDG_STATE_HOME`, so the agent's
   sessions, database and prompt history do not mix with the user's own; `opencode-data/opencode/
   auth.json` links to the user's login when there is one.
+- Its `XDG_CACHE_HOME` (downloaded provider packages, models list) is podctl's shared cache
+  `<state root>/.cache/opencode/`, one for every OpenCode agent, never the user's `~/.cache`.
 - `opencode-xdg-config/`: its `XDG_CONFIG_HOME`. OpenCode installs its plugin package into every
   config folder it reads, its global one included, so the user's `~/.config/opencode` is not that
   folder: `opencode-xdg-config/opencode/` holds a copy of the user's global config files (taken at
   every start, so provider settings still merge as OpenCode merges them) and links to the user's
-  agents, commands, modes, plugins and themes. Bash commands the agent runs get the user's XDG
+  agents, commands, modes, plugins and themes. Bash commands the agent runs get the user's four XDG
   folders back (the plugin's `shell.env`).
 - Permissions (`OPENCODE_PERMISSION`, merged last): podctl's tools allowed, `question` denied,
   `external_directory` and `doom_loop` allowed and `.env` files denied, so that no dialog opens in
@@ -44,16 +46,21 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .adapter import AgentContext, HookEvent, Launch, PermissionMode, ScreenSign, link_credentials
+from .adapter import Adapter, AgentContext, HookEvent, Launch, PermissionMode, ScreenSign, link_credentials
 from .usage import UsageRecord, count, obj, timestamp
 
 GLOBAL_FILES = ("config.json", "opencode.json", "opencode.jsonc", "tui.json", "tui.jsonc")
 GLOBAL_FOLDERS = ("agent", "agents", "command", "commands", "mode", "modes", "plugin", "plugins", "themes", "tool", "tools")
-XDG_DEFAULTS = (("XDG_CONFIG_HOME", ".config"), ("XDG_DATA_HOME", ".local/share"), ("XDG_STATE_HOME", ".local/state"))
+XDG_DEFAULTS = (
+    ("XDG_CONFIG_HOME", ".config"), ("XDG_DATA_HOME", ".local/share"), ("XDG_STATE_HOME", ".local/state"),
+    ("XDG_CACHE_HOME", ".cache"),
+)
 WAKE_FILE = "wake"
 """Written by the broker's wake into the agent's folder; the plugin answers in `wake.ack`."""
 MCP_TIMEOUT_MS = 300_000
 USAGE_BATCH = 1000
+MOVED = (*(name for name, _ in XDG_DEFAULTS), "npm_config_cache")
+"""The variables the CLI gets podctl's values of, and the agent's commands the user's (the plugin's `shell.env`)."""
 
 EVENTS = {
     "plugin.start": HookEvent("session_start", inject=False, output="plain"),
@@ -108,7 +115,7 @@ PERMISSION = {
 PLUGIN = (Path(__file__).resolve().parent / "opencode_plugin.js").read_text(encoding="utf-8")
 
 
-class OpenCodeAdapter:
+class OpenCodeAdapter(Adapter):
     """OpenCode, and its forks with the same plugin API (hooks/kilo.py): a fork renames `app` (its
     XDG folders, database and the prefix of the agent's folders) and `env` (its variables' prefix)."""
 
@@ -120,7 +127,6 @@ class OpenCodeAdapter:
     """The config's `$schema` (the CLI adds it to a file without one)."""
     config_files: tuple[str, ...] = GLOBAL_FILES
     """The user's global config files (in `$XDG_CONFIG_HOME/<app>/`) copied into the agent's."""
-    version_args: tuple[str, ...] = ("--version",)
     tested_versions = ("1.18.33",)
     install_command = "npm install -g opencode-ai@1.18.33"
     wake_text = "You have new podctl messages (shown in your context). Handle them; answer asks with podctl_post_reply."
@@ -131,7 +137,6 @@ class OpenCodeAdapter:
     wake_blocked_texts = ("Permission required",)
     """A dialog is open: Enter would answer it."""
     wake_file = WAKE_FILE
-    takes_script = False
     hook_events = EVENTS
     permission: ClassVar[dict[str, Any]] = PERMISSION
     screen_signs = SCREEN_SIGNS
@@ -139,6 +144,8 @@ class OpenCodeAdapter:
     attention = ATTENTION
     permission_modes = PERMISSION_MODES
     permission_flags: tuple[str, ...] = ()
+    quiet: ClassVar[dict[str, str]] = {}
+    """Variables that turn off what a fork sends home (telemetry), unless the agent's `env` says otherwise."""
 
     def permission_rules(self, mode: str | None) -> dict[str, Any]:
         """podctl's permission rules with the mode's over them (`*` first: the specific rules win)."""
@@ -200,7 +207,7 @@ class OpenCodeAdapter:
         values = {
             "HOOKS": {native: ctx.hook_command(how) for native, how in self.hook_events.items()},
             "WAKE_DIR": str(ctx.agent_dir), "WAKE_FILE": WAKE_FILE,
-            "USER_ENV": {name: str(_user_dir(name)) for name, _ in XDG_DEFAULTS},
+            "USER_ENV": {name: ctx.env.get(name, os.environ.get(name)) for name in MOVED},
         }
         text = PLUGIN
         for key, value in values.items():
@@ -209,12 +216,14 @@ class OpenCodeAdapter:
 
     def launch(self, ctx: AgentContext) -> Launch:
         env = {
-            f"{self.env}_DISABLE_AUTOUPDATE": "1", **ctx.env,
+            f"{self.env}_DISABLE_AUTOUPDATE": "1", **self.quiet, **ctx.env,
             f"{self.env}_CONFIG_DIR": str(self.config_dir(ctx)),
             f"{self.env}_PERMISSION": json.dumps(self.permission_rules(ctx.permissions)),
             "XDG_DATA_HOME": str(self.folder(ctx.agent_dir, "data")),
             "XDG_STATE_HOME": str(self.folder(ctx.agent_dir, "state")),
             "XDG_CONFIG_HOME": str(self.folder(ctx.agent_dir, "xdg-config")),
+            "XDG_CACHE_HOME": str(ctx.shared_cache(self.app)),
+            "npm_config_cache": str(ctx.shared_cache(self.app) / "npm"),
         }
         return Launch(argv=[self.executable, *ctx.args], env=env, cwd=ctx.workdir)
 

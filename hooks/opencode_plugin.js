@@ -155,7 +155,9 @@ export const Podctl = async ({ client, $ }) => {
       else output.output = (output.output ?? "") + "\n\n" + text
     },
     "shell.env": async (_input, output) => {
-      Object.assign(output.env, USER_ENV) // commands the agent runs see the user's folders, not the agent's
+      // Commands the agent runs see the user's folders, not the agent's: the user's value, or none (undefined
+      // leaves the variable out of the command's environment).
+      for (const [name, value] of Object.entries(USER_ENV)) output.env[name] = value ?? undefined
     },
     dispose: async () => {
       await hook("dispose")

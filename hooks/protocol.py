@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .adapter import AgentContext, HookEvent
+from .adapter import Adapter, AgentContext, HookEvent
 
 
 def hook_table(session_start: str, turn_start: str, tool_done: str, turn_end: str, session_end: str) -> dict[str, HookEvent]:
@@ -28,13 +28,11 @@ PERMISSION_REQUEST = HookEvent("permission", inject=False, output="decision:Perm
 approver answers; the hook waits for podctl's answer and prints it (hooks/path/render.py)."""
 
 
-class HookProtocol:
+class HookProtocol(Adapter):
     """The hook side of an adapter whose CLI speaks this protocol."""
 
     hook_events: Mapping[str, HookEvent] = CLAUDE_STYLE_EVENTS
     wake_text = "You have new podctl messages (shown in your context). Handle them; answer asks with post_reply."
-    version_args: tuple[str, ...] = ("--version",)
-    takes_script = False
 
     def hook_config(
         self, ctx: AgentContext, timeout: int, named: bool = False, per_second: int = 1

@@ -12,10 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from podctl.pods.script import USAGE_FILE
+from podctl.pods.script import USAGE_FILE, ScriptError, read_script_file
 
-from .adapter import AgentContext, HookEvent, Launch, PermissionMode
+from .adapter import HOOKS_DIR, Adapter, AgentContext, HookEvent, Launch, PermissionMode
 from .usage import StatelessParser, UsageRecord, UsageSource, count, timestamp
+
+SCRIPTAGENT = HOOKS_DIR.parent / "scriptagent" / "fast.py"
+"""The agent's entry: `python -I -S`, standard library only (it stands in for a CLI, and costs as little)."""
 
 EVENTS = {
     "SessionStart": HookEvent("session_start", output="plain"),
@@ -42,7 +45,7 @@ PERMISSION_MODES = {
 }
 
 
-class ScriptAdapter:
+class ScriptAdapter(Adapter):
     name = "script"
     executable = sys.executable
     version_args: tuple[str, ...] = ()
@@ -57,7 +60,8 @@ class ScriptAdapter:
         return ctx.agent_dir / "agent.json"
 
     def prepare(self, ctx: AgentContext) -> None:
-        config = {
+        """Write agent.json; a script file is read here (YAML), so the agent reads only JSON."""
+        config: dict[str, Any] = {
             "pod": ctx.pod,
             "agent": ctx.agent,
             "role": ctx.role,
@@ -69,9 +73,14 @@ class ScriptAdapter:
             "permissions": ctx.permissions,
             "hold_timeout_s": ctx.hold_timeout_s,
         }
+        if isinstance(ctx.script, str):
+            try:
+                config["script"] = read_script_file(ctx.workdir / ctx.script)
+            except ScriptError as exc:
+                config["script_error"] = str(exc)
         ctx.agent_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.config_file(ctx)
-        path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        path.write_text(json.dumps(config, indent=2, default=str), encoding="utf-8")
         path.chmod(0o600)
 
     def usage_files(self, agent_dir: Path) -> list[UsageSource]:
@@ -83,7 +92,7 @@ class ScriptAdapter:
 
     def launch(self, ctx: AgentContext) -> Launch:
         return Launch(
-            argv=[ctx.python, "-m", "podctl.scriptagent", str(self.config_file(ctx)), *ctx.args],
+            argv=[ctx.python, "-I", "-S", str(SCRIPTAGENT), str(self.config_file(ctx)), *ctx.args],
             env={**ctx.env, "PODCTL_POD": ctx.pod, "PODCTL_AGENT": ctx.agent},
             cwd=ctx.workdir,
         )

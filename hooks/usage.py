@@ -1,11 +1,12 @@
 """Reading token usage from what a CLI records on disk: the record every adapter's parser yields.
 
-An adapter that can report usage has `usage_files(agent_dir)` (the folders and glob patterns of
-its session files) and `usage_parser(state)` (an object whose `feed(line, where)` turns one JSON
-line into a `UsageRecord` or None); a CLI that keeps usage elsewhere has `usage_pull(agent_dir, state)`
-instead (new records and the new state). The supervisor follows the files (orchestrator/usage_follow.py);
-the broker stores each record once per agent by its `key`, so a line read twice (or a record a CLI
-writes twice) is counted once. Numbers are normalised to pods/usage.py's meaning.
+An adapter that can report usage overrides `usage_files(agent_dir)` (the folders and glob patterns
+of its session files) and `usage_parser(state)` (an object whose `feed(line, where)` turns one JSON
+line into a `UsageRecord` or None); a CLI that keeps usage elsewhere overrides `usage_pull(agent_dir,
+state)` instead (new records and the new state); `Adapter`'s defaults (hooks/adapter.py) report
+none. The supervisor follows the files (orchestrator/usage_follow.py); the broker stores each
+record once per agent by its `key`, so a line read twice (or a record a CLI writes twice) is
+counted once. Numbers are normalised to pods/usage.py's meaning.
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ class StatelessParser:
     """Base of the parsers that need no memory between lines."""
 
     state: dict[str, Any] = field(default_factory=dict)
+
+
+class NoUsage(StatelessParser):
+    """The parser of an adapter that names no usage files: no line holds usage."""
+
+    def feed(self, line: dict[str, Any], where: str) -> UsageRecord | None:
+        return None
 
 
 def count(value: Any) -> int:

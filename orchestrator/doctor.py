@@ -70,8 +70,12 @@ def version_level(version: str, tested: tuple[str, ...]) -> str:
 
 
 def cli_check(cli: str) -> dict[str, Any]:
-    """Whether the CLI is installed, and whether its version is one podctl's tests run."""
-    adapter = get_adapter(cli)
+    """Whether the CLI is installed, and whether its version is one podctl's tests run (or what is
+    wrong with the adapter a package registered for it)."""
+    try:
+        adapter = get_adapter(cli)
+    except clis.UnknownCli as exc:
+        return row(cli, "fail", str(exc))
     path = shutil.which(adapter.executable)
     if path is None:
         return row(cli, "skip", f"not on PATH (only needed for `cli: {cli}` agents); {install_hint(cli)}")
@@ -88,7 +92,10 @@ def cli_check(cli: str) -> dict[str, Any]:
 def attention_check(cli: str) -> dict[str, Any]:
     """What podctl can see and answer of the CLI's waits for a person, and what it cannot report
     (docs/attention.md): a note, never a failure."""
-    seen: dict[str, str] = dict(getattr(get_adapter(cli), "attention", {}))
+    try:
+        seen: dict[str, str] = dict(get_adapter(cli).attention)
+    except clis.UnknownCli:
+        return row(f"{cli} attention", "skip", f"its adapter cannot be used (the {cli} row says why)")
     if not seen:
         return row(f"{cli} attention", "warn", "its adapter declares none: podctl shows it busy or idle only")
     unreported = seen.get("unreported")

@@ -59,7 +59,7 @@ def prepare_and_launch(spec: PodSpec, paths: PodPaths, name: str) -> Launch:
 
 def install_command(cli: str) -> str:
     """The command that installs the CLI at the version podctl's tests pin ("" if its adapter has none)."""
-    return str(getattr(get_adapter(cli), "install_command", ""))
+    return get_adapter(cli).install_command
 
 
 def install_hint(cli: str) -> str:

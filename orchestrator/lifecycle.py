@@ -246,9 +246,9 @@ def early_failures(
     start = time.monotonic()
     srv = tmux.server()
     while True:
+        ready = _tools_ready(paths)  # first: a busy broker may take its time, and the panes are looked at after it
         windows = tmux.windows(srv, paths.pod)
         dead = [a for a in agents if a in windows and windows[a].dead]
-        ready = _tools_ready(paths)
         if on_wait is not None:
             on_wait([a for a in agents if a not in ready and a not in dead], time.monotonic() - start)
         if (dead and all(a in dead or a in ready for a in agents)) or time.monotonic() >= start + within:

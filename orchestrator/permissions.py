@@ -12,7 +12,7 @@ def notes(spec: PodSpec) -> list[str]:
     out: list[str] = []
     for name, agent in spec.agents.items():
         adapter = get_adapter(agent.cli)
-        modes: dict[str, PermissionMode] = dict(getattr(adapter, "permission_modes", {}))
+        modes: dict[str, PermissionMode] = dict(adapter.permission_modes)
         mode = spec.agent_permissions(name)
         default = modes.get("default")
         if mode is None and (default is None or not default.quiet):
@@ -21,7 +21,7 @@ def notes(spec: PodSpec) -> list[str]:
         elif mode is not None and mode in modes and modes[mode].narrower:
             out.append(f"{name} ({agent.cli}): permissions {mode}: {modes[mode].says}")
         approval = spec.approval_for(name)
-        answers = getattr(adapter, "attention", {}).get("permission", "")
+        answers = adapter.attention.get("permission", "")
         if approval is not None and approval.to != "user" and "answered by podctl" not in answers:
             how = answers or "its CLI reports none"
             out.append(f"{name} ({agent.cli}): approvals to {approval.to} cannot answer its requests ({how});"
@@ -35,7 +35,7 @@ def modes_table() -> list[tuple[str, str, str, str, str]]:
 
     rows = []
     for cli in clis.names():
-        modes: dict[str, PermissionMode] = dict(getattr(get_adapter(cli), "permission_modes", {}))
+        modes: dict[str, PermissionMode] = dict(get_adapter(cli).permission_modes)
         cells = [modes[m].says if m in modes else "-" for m in ("default", "ask", "edits", "full")]
         rows.append((cli, cells[0], cells[1], cells[2], cells[3]))
     return rows

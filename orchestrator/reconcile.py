@@ -140,11 +140,14 @@ def restart_agent(spec: PodSpec, paths: PodPaths, name: str) -> None:
     """A fresh CLI process (fresh model context) with the same identity and history."""
     srv = tmux.server()
     launch = prepare_and_launch(spec, paths, name)
-    start = tmux.respawn_window if name in tmux.windows(srv, spec.name) else tmux.start_window
-    start(srv, spec.name, name, tmux.PaneRun(
+    run = tmux.PaneRun(
         argv=launch.argv, env=launch.env, cwd=str(launch.cwd), fingerprint=fingerprint(spec, name),
         status_file=str(paths.agent_dir(name) / "exit-status"),
-    ))
+    )
+    if name in tmux.windows(srv, spec.name):
+        tmux.respawn_window(srv, spec.name, name, run)
+    else:
+        tmux.start_window(srv, spec.name, name, run, exists=False)
     set_state(paths, name, "idle")
 
 

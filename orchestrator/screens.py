@@ -24,7 +24,7 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 def signs_of(cli: str) -> tuple[ScreenSign, ...]:
     try:
-        return tuple(getattr(get_adapter(cli), "screen_signs", ()))
+        return get_adapter(cli).screen_signs
     except Exception:  # noqa: BLE001 - an unknown or broken adapter has no signs
         return ()
 
@@ -60,4 +60,4 @@ async def read_screen(pod: str, agent: str, cli: str) -> Screen | None:
         text = await tmux_nudge.tmux("capture-pane", "-p", "-J", "-t", pane)
     except (tmux_nudge.TmuxFailed, OSError):
         return None
-    return read(text, signs, getattr(get_adapter(cli), "screen_working", None))
+    return read(text, signs, get_adapter(cli).screen_working)

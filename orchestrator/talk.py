@@ -7,19 +7,21 @@ of a bare interpreter (orchestrator/cli/fast.py).
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from podctl.broker import wire
 from podctl.broker.paths import USER
 from podctl.pods.errors import PodctlError, UsageError
 
 from .podref import find
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `typing` and `json` are not imported by `podctl send` (its start-up is its cost)
+    from typing import Any
 
 Emit = Callable[[str], None]
 
@@ -134,7 +136,14 @@ def tail(pod: str, emit: Emit, note: Emit, *, follow: bool = False, as_json: boo
 def _line(message: dict[str, Any], as_json: bool) -> str:
     from podctl.broker.transcript import format_message
 
-    return json.dumps(message, ensure_ascii=False) if as_json else format_message(message)
+    return json_line(message) if as_json else format_message(message)
+
+
+def json_line(value: dict[str, Any]) -> str:
+    """One JSON line (`--json`); `json` is imported only for it."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _live(client: wire.Client, as_json: bool, last: int, emit: Emit) -> int:
@@ -179,7 +188,7 @@ def _follow(client: wire.Client, cursor: int, as_json: bool, emit: Emit) -> None
                 if frame["event"] == "message":
                     cursor = max(cursor, frame["data"]["id"])
                 if as_json:
-                    emit(json.dumps(frame, ensure_ascii=False))
+                    emit(json_line(frame))
                 elif line := format_event(frame):
                     emit(line)
         except wire.BrokerUnavailable:

@@ -118,26 +118,32 @@ class PaneRun:
     status_file: str
 
 
-def start_window(srv: libtmux.Server, pod: str, name: str, run: PaneRun) -> None:
-    """Open the agent's window running `run` (killing a previous window of that name)."""
-    if name in windows(srv, pod):
+def start_window(srv: libtmux.Server, pod: str, name: str, run: PaneRun, exists: bool | None = None) -> None:
+    """Open the agent's window running `run` (killing a previous window of that name; `exists`
+    says whether there is one, when the caller knows). One tmux command line: `up` opens many."""
+    if exists if exists is not None else name in windows(srv, pod):
         srv.cmd("kill-window", "-t", target(pod, name))
-    srv.cmd("new-window", "-d", "-t", f"={pod}:", "-n", name, "-c", run.cwd, "exec cat")
-    srv.cmd("set-option", "-w", "-t", target(pod, name), "remain-on-exit", "on")
-    respawn_window(srv, pod, name, run)
+    srv.cmd("new-window", "-d", "-t", f"={pod}:", "-n", name, "-c", run.cwd, "exec cat", ";",
+            "set-option", "-w", "-t", target(pod, name), "remain-on-exit", "on", ";", *_respawn(pod, name, run))
 
 
 def respawn_window(srv: libtmux.Server, pod: str, name: str, run: PaneRun) -> None:
     """Run the agent's CLI in its window (a fresh process, the same window)."""
+    srv.cmd(*_respawn(pod, name, run))
+
+
+def _respawn(pod: str, name: str, run: PaneRun) -> list[str]:
+    """The tmux commands (joined by `;`, run by one tmux process) that mark the window with the
+    launch and run it in a fresh process; the previous exit status file is removed first."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(run.status_file)
-    srv.cmd("set-option", "-w", "-t", target(pod, name), STATUS_OPTION, run.status_file)
-    srv.cmd("set-option", "-w", "-t", target(pod, name), FINGERPRINT_OPTION, run.fingerprint)
     script = f'{shlex.join(run.argv)}; s=$?; echo "$s" > "$1"; exit "$s"'
-    args = ["respawn-pane", "-k", "-t", f"{target(pod, name)}.0", "-c", run.cwd]
+    args = ["set-option", "-w", "-t", target(pod, name), STATUS_OPTION, run.status_file, ";",
+            "set-option", "-w", "-t", target(pod, name), FINGERPRINT_OPTION, run.fingerprint, ";",
+            "respawn-pane", "-k", "-t", f"{target(pod, name)}.0", "-c", run.cwd]
     for key, value in run.env.items():
         args += ["-e", f"{key}={value}"]
-    srv.cmd(*args, shlex.join(["sh", "-c", script, "podctl-agent", run.status_file]))
+    return [*args, shlex.join(["sh", "-c", script, "podctl-agent", run.status_file])]
 
 
 def capture(srv: libtmux.Server, pod: str, name: str, lines: int = 200) -> str:

@@ -1,7 +1,7 @@
 """The broker's view of the panes: the wake nudge, and the screen text of pattern rules.
 
 Runs inside the broker (asyncio subprocesses of `tmux`, no libtmux calls, every one with a
-timeout), on the pod's tmux server (`tmux.socket_name()`) and its targets (`tmux.target()`).
+timeout), on the pod's tmux server (`tmux_names.socket_name()`) and its targets (`tmux_names.target()`).
 
 The nudge types an adapter's fixed wake text into an idle agent's pane, then Enter, or hands it
 to an input the CLI watches when its adapter has one. Never message content: the text is the
@@ -18,7 +18,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from .tmux import socket_name, target
+from .tmux_names import socket_name, target
 
 SUBMIT_PAUSE_S = 0.3
 RENDER_PROBE_S = 0.08

@@ -28,7 +28,7 @@ from podctl.broker import wire
 from podctl.broker.client import AsyncClient
 from podctl.broker.paths import USER, PodPaths
 from podctl.hooks.adapter import get_adapter
-from podctl.hooks.usage import UsageParser, UsageSource
+from podctl.hooks.usage import UsageParser, UsageRecord, UsageSource
 from podctl.pods.spec import PodSpec
 
 log = logging.getLogger("podctl.usage")
@@ -43,6 +43,8 @@ RESCAN_MS = 5000
 """A full look at every agent's files this often even without a file event (a folder made just
 before its first file can hide that file from the watcher)."""
 RETRY_S = 2.0
+Pull = Callable[[Path, dict[str, Any]], tuple[list[UsageRecord], dict[str, Any]]]
+"""An adapter's `usage_pull`."""
 PULLED = "usage-pulled"
 """The name a `usage_pull` adapter's position is kept under (no such file exists)."""
 
@@ -109,15 +111,11 @@ class UsageFollower:
             self.cursors = {(f["agent"], f["path"]): Cursor.stored(f["inode"], f["offset"], f["state"]) for f in files}
         for name, agent in self.spec().local_agents(self.paths.read_site()).items():
             adapter = get_adapter(agent.cli)
-            files, parser = getattr(adapter, "usage_files", None), getattr(adapter, "usage_parser", None)
-            if files is not None and parser is not None:
-                for path in _files(files(self.paths.agent_dir(name))):
-                    await self.follow(name, path, parser)
-            pull = getattr(adapter, "usage_pull", None)
-            if pull is not None:
-                await self.pull(name, pull)
+            for path in _files(adapter.usage_files(self.paths.agent_dir(name))):
+                await self.follow(name, path, adapter.usage_parser)
+            await self.pull(name, adapter.usage_pull)
 
-    async def pull(self, agent: str, pull: Callable[..., Any]) -> None:
+    async def pull(self, agent: str, pull: Pull) -> None:
         """Ask the adapter for new records until it has none; its position is kept like a file's,
         under the name PULLED in the agent's folder."""
         assert self.cursors is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 from podctl.broker.paths import PodPaths
@@ -27,18 +28,15 @@ async def wake(pod: str, agent: str, cli: str) -> str:
     """Wake `agent`; returns "sent" or "skipped: <reason>" (the broker's Nudger)."""
     adapter = get_adapter(cli)
     agent_dir = PodPaths.of(pod).agent_dir(agent)
-    request = getattr(adapter, "wake_file", None)
-    if request:
-        answer = await ask_plugin(agent_dir / request)
+    if adapter.wake_file:
+        answer = await ask_plugin(agent_dir / adapter.wake_file)
         if answer == "prompted":
             return "sent"
         if answer == "busy":
             return "skipped: the agent is busy"
-    write = getattr(adapter, "wake_input", None)
     return await tmux_nudge.nudge(
-        pod, agent, adapter.wake_text, ready=getattr(adapter, "wake_ready_text", None),
-        clear=tuple(getattr(adapter, "wake_clear_keys", ())), blocked=tuple(getattr(adapter, "wake_blocked_texts", ())),
-        deliver=(lambda text: bool(write(agent_dir, text))) if write else None,
+        pod, agent, adapter.wake_text, ready=adapter.wake_ready_text, clear=adapter.wake_clear_keys,
+        blocked=adapter.wake_blocked_texts, deliver=partial(adapter.wake_input, agent_dir),
     )
 
 

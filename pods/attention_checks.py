@@ -36,12 +36,12 @@ def _check_permissions(data: dict[str, Any], ctx: Context) -> None:
             continue
         adapter = clis.adapter(cli)
         mode = agent.get("permissions") or data.get("permissions")
-        if mode in get_args(PermissionMode) and mode not in getattr(adapter, "permission_modes", {}):
+        if mode in get_args(PermissionMode) and mode not in adapter.permission_modes:
             where = ("agents", name, "permissions") if agent.get("permissions") else ("permissions",)
             ctx.add(where, f"agent {name}: {cli} has no mode for `permissions: {mode}` (its adapter maps none):"
                            " podctl cannot hold it to it; leave `permissions` out for this agent")
             continue
-        flags = tuple(getattr(adapter, "permission_flags", ()))
+        flags = adapter.permission_flags
         args = agent.get("args")
         for i, arg in enumerate(args if isinstance(args, list) else []):
             if isinstance(arg, str) and (arg in flags or arg.split("=", 1)[0] in flags):

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import PodctlError
 
 STEP_KINDS = ("write", "tell", "ask", "sleep", "say", "wait_for", "usage", "permission", "fail")
@@ -86,16 +84,31 @@ def _step(index: int, raw: Any) -> Step:
     return Step(kind, dict(value))
 
 
+def read_script_file(path: Path) -> Any:
+    """The raw script in a YAML file. YAML is imported here only: the script agent, which runs
+    without site-packages, is handed file scripts already read (hooks/script.py, when `up`
+    prepares the agent: so a FIFO or a device put in the file's place is refused, never waited on)."""
+    try:
+        import yaml
+
+        from .load import MAX_FILE_BYTES, read_regular
+    except ImportError as exc:
+        raise ScriptError(f"cannot read script {path}: PyYAML is not importable here ({exc})") from exc
+    try:
+        raw = read_regular(path, MAX_FILE_BYTES)
+        if len(raw) > MAX_FILE_BYTES:
+            raise ScriptError(f"cannot read script {path}: larger than {MAX_FILE_BYTES:,} bytes")
+        return yaml.safe_load(raw.decode("utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ScriptError(f"cannot read script {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+
+
 def load_script(raw: Any, base: Path) -> Script:
     """A script from the pod file's inline mapping, or from a YAML file path relative to `base`."""
     if raw is None:
         return Script()
     if isinstance(raw, str):
-        path = (base / raw).resolve()
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ScriptError(f"cannot read script {path}: {exc}") from exc
+        raw = read_script_file((base / raw).resolve())
     errors = script_errors(raw)
     if errors:
         raise errors[0]

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+CLI_CACHE = ".cache"
+"""`<state root>/.cache/<cli>/`: what a CLI would otherwise cache in the user's home, shared by its
+agents of every pod of the state root (no pod can be named `.cache`)."""
+
 
 def state_root() -> Path:
     """`$PODCTL_HOME`, else `$XDG_STATE_HOME/podctl`, else `~/.local/state/podctl`."""

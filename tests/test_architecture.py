@@ -120,3 +120,47 @@ def test_the_nats_client_is_needed_only_by_the_bridge() -> None:
             continue
         eager = [node.lineno for node in _run_on_import(tree.body) if _imports_nats(node)]
         assert eager == [], f"{path}:{eager} imports nats when imported: import it where it is used"
+
+
+DOCUMENTED_PRIVATE = {"_exit"}
+"""Underscore names that are documented public API: `os._exit`."""
+
+
+def test_other_libraries_are_used_through_their_public_names_only() -> None:
+    """No module or name with a leading underscore is imported from another library (the standard
+    library's C modules, which the fenced hook path imports for speed, aside), no underscore attribute
+    is read that podctl does not define itself, and no object's `__class__` is swapped: an upgrade of
+    a dependency cannot break podctl silently (the MCP SDK's `_lowlevel_server` and
+    `_context_streams`, typer's vendored `typer._click` and a `__class__` swap did)."""
+    import sys
+
+    trees = {name: ast.parse(path.read_text(encoding="utf-8")) for name, path in modules().items()}
+    own = set(DOCUMENTED_PRIVATE)
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                own.add(node.name)
+            elif isinstance(node, ast.Attribute | ast.Name) and isinstance(node.ctx, ast.Store):
+                own.add(node.attr if isinstance(node, ast.Attribute) else node.id)
+            elif isinstance(node, ast.arg):
+                own.add(node.arg)
+
+    def private(dotted: str) -> bool:
+        top = dotted.split(".", maxsplit=1)[0]
+        return not top.startswith("podctl") and top not in sys.stdlib_module_names and any(
+            part.startswith("_") and not part.endswith("__") for part in dotted.split(".")
+        )
+
+    found = []
+    for name, tree in trees.items():
+        for node in ast.walk(tree):
+            where = f"{name}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Import):
+                found += [f"{where} import {a.name}" for a in node.names if private(a.name)]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                found += [f"{where} from {node.module} import {a.name}" for a in node.names if private(f"{node.module}.{a.name}")]
+            elif isinstance(node, ast.Attribute) and node.attr == "__class__" and isinstance(node.ctx, ast.Store):
+                found.append(f"{where} assigns __class__")
+            elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.endswith("__"):
+                found += [f"{where} reads .{node.attr}"] if node.attr not in own else []
+    assert not found, found

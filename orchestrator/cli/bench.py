@@ -47,7 +47,8 @@ def register(app: typer.Typer) -> None:
         ("bus", "podctl.broker.bench", "run_bus_bench",
          "Message bus: tell->read latency, ask->reply round trip through two shims, durable throughput, RSS, shim start."),
         ("up", "podctl.orchestrator.bench", "run_up_bench",
-         "Reconciler: `up` of a 3-agent script pod until every window runs, and file save -> change applied."),
+         "Reconciler: `up` of a 3-agent script pod until every window runs, file save -> change applied,"
+         " and `up` of 10 script agents until all are ready."),
         ("hooks", "podctl.hooks.bench", "run_hooks_bench",
          "Hooks: latency per event against a bare `python -I -S`, and wake latency from commit to nudge."),
         ("footprint", "podctl.orchestrator.bench_footprint", "run_footprint_bench",

@@ -48,7 +48,7 @@ def send(
                                                   autocompletion=complete.recipients)],
     ask: Annotated[bool, typer.Option("--ask", help="send an ask (the recipient is woken to answer)")] = False,
     urgent: Annotated[bool, typer.Option("--urgent", help="wake the recipient even if idle")] = False,
-    wait: Annotated[float | None, typer.Option(
+    wait: Annotated[float | None, typer.Option(metavar="SECONDS",
         help="with --ask: wait this many seconds for the reply; exit status 3 if it does not come")] = None,
     as_json: Annotated[bool, typer.Option("--json", help=SEND_JSON)] = False,
 ) -> None:
@@ -67,7 +67,7 @@ def tail(
     pod: PodArg,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new messages as they come")] = False,
     as_json: Annotated[bool, typer.Option("--json", help=TAIL_JSON)] = False,
-    last: Annotated[int, typer.Option("--last", "-n", help="start with the last N messages (0: all)")] = 0,
+    last: Annotated[int, typer.Option("--last", "-n", metavar="N", help="start with the last N messages (0: all)")] = 0,
 ) -> None:
     """Print the pod's message history with delivery states; --follow streams it live."""
     from podctl.orchestrator import talk

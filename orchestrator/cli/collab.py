@@ -18,7 +18,7 @@ def handoff(
                                                       autocompletion=complete.agents)],
     target: Annotated[str, typer.Argument(metavar="TO", help="the agent that takes it over",
                                                     autocompletion=complete.agents)],
-    reason: Annotated[str, typer.Option(help="why, shown to TO")] = "asked by the user",
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="why, shown to TO")] = "asked by the user",
 ) -> None:
     """Move FROM's thread to TO: TO gets FROM's role, the recent conversation and the task, and is woken."""
     with user_client(pod) as client:

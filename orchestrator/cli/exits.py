@@ -7,7 +7,10 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import NoReturn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not `typing` at run time: the fast path of `podctl send` imports this module
+    from typing import NoReturn
 
 NO_REPLY = 3
 """`send --ask --wait` ended without every reply it waits for (the ask stays open)."""

@@ -2,12 +2,12 @@
 as the typer commands, parsed here with no typer, no pydantic and no pod-file loader imported.
 
 Anything this parser does not know for certain (`--help`, an unknown option, a missing value)
-goes to the typer command, which answers it as always.
+goes to the typer command, which answers it as always. tests/orchestrator/test_fast_cli.py parses a
+command line per declared option both ways, so this table and the typer commands cannot drift.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 
 from .exits import NO_REPLY
@@ -83,7 +83,7 @@ def run(argv: list[str]) -> int | None:
         ask = bool(opts.get("ask"))
         result = talk.send(str(opts["pod"]), str(opts["text"]), to, ask=ask, urgent=bool(opts.get("urgent")),
                            wait=wait if isinstance(wait, float) else None)
-        lines = [json.dumps(result, ensure_ascii=False)] if opts.get("as_json") else talk.sent_lines(
+        lines = [talk.json_line(result)] if opts.get("as_json") else talk.sent_lines(
             result, ask, wait if isinstance(wait, float) else None)
         print("\n".join(lines))
         return NO_REPLY if talk.unanswered(result) else 0

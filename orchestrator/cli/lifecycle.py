@@ -175,7 +175,7 @@ def add(
     pod: PodArg,
     cli: Annotated[str, typer.Argument(help="the agent's CLI")],
     name: Annotated[str, typer.Option("--name", metavar="NAME", help="the new agent's name")],
-    role: Annotated[str | None, typer.Option(help="its role")] = None,
+    role: Annotated[str | None, typer.Option(metavar="TEXT", help="its role")] = None,
 ) -> None:
     """Add an agent to the pod file (comments kept); a running pod follows."""
     from podctl.orchestrator.lifecycle import edit_pod_file, pod_file_of

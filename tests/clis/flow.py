@@ -12,7 +12,7 @@ from typing import Any
 
 from ..fakes.http import FakeServer
 from ..fakes.openai_chat import FakeChat, request_text
-from ..helpers import agent_state, broker_call, podctl, transcript, wait_until, write_pod
+from ..helpers import agent_state, broker_call, pane_text, podctl, transcript, wait_until, write_pod
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
 
@@ -86,6 +86,31 @@ def usage_matches(pod: str, agents: dict[str, FakeChat], counted: tuple[str, ...
 
     wait_until(matches, timeout=30, message=f"podctl usage to equal what the fakes reported: "
                f"{ {name: fake.reported() for name, fake in agents.items()} }")
+
+
+PROBE = ('echo "XDG_CACHE_HOME=${XDG_CACHE_HOME-unset} XDG_DATA_HOME=${XDG_DATA_HOME-unset}'
+         ' npm_config_cache=${npm_config_cache-unset}" > shell-env.txt')
+"""What the agent's model runs with its CLI's own shell tool, to see the folders its commands get."""
+USERS_FOLDERS = "XDG_CACHE_HOME=unset XDG_DATA_HOME=unset npm_config_cache=unset\n"
+"""The user's (the tests run with none of them set, cli_env), not those podctl gives the CLI."""
+
+
+def probe_steps(tool: str, arguments: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model's steps for `commands_get_the_users_folders`: run PROBE with `tool`, then say so."""
+    return [{"call": tool, "builtin": True, "arguments": arguments}, {"text": "Printed them."}]
+
+
+def commands_get_the_users_folders(pod: str, agent: str, workdir: Path) -> None:
+    """Told to look, its model runs PROBE with the CLI's shell tool (probe_steps): the command sees the
+    user's cache and data folders, although the CLI itself was given podctl's."""
+    podctl("send", pod, "--to", agent, "Print your cache and data folders.")
+    out = workdir / "shell-env.txt"
+    try:
+        seen = wait_until(lambda: out.is_file() and out.read_text().endswith("\n") and out.read_text(), timeout=120,
+                          message=f"{agent}'s shell command to write {out}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- pane\n{pane_text(pod, agent)[-3000:]}\n--- tail\n{transcript(pod)[-2000:]}") from None
+    assert seen == USERS_FOLDERS, "the agent's own commands get the user's folders back"
 
 
 def is_a_cli_like_any_other(tmp_path: Path, cli: str, version: str) -> None:

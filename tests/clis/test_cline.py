@@ -13,20 +13,20 @@ from podctl.hooks.cline import ADAPTER
 from ..fakes.openai_chat import FakeChat, request_text, tool_names
 from ..helpers import agent_state, podctl, tmux_out, wait_for_pane, wait_until, write_pod
 from . import flow
-from .conftest import outside_writes
+from .conftest import CliHome
 from .test_qwen import REVIEWER
 
 COUNTED = ("input_tokens", "cached_input_tokens", "output_tokens", "requests")
 """Cline records no reasoning tokens apart (docs/usage.md)."""
 
 
-def test_cline_agent_is_woken_injected_answers_and_gets_a_review(cli_env: Path, tmp_path: Path, pods, podctl_home: Path) -> None:
+def test_cline_agent_is_woken_injected_answers_and_gets_a_review(cli_env: CliHome, tmp_path: Path, pods) -> None:
     with FakeChat(tool_prefix="podctl__") as fake:
-        fake.script = flow.agent_script("cl", "rev")
+        fake.script = flow.agent_script("cl", "rev") + flow.probe_steps("run_commands", {"commands": [flow.PROBE]})
         # The user's own provider settings, made as a user makes them (in the test's HOME).
         subprocess.run(["cline", "auth", "-p", "openai", "-b", fake.base_url, "-k", "dummy", "-m", "fake-model"],
                        check=True, capture_output=True, timeout=120)
-        before = outside_writes(cli_env, podctl_home)
+        cli_env.users_own()
         agent = "  cl:\n    cli: cline\n    model: fake-model\n    role: writes code\n"
         pods.up(write_pod(tmp_path / "cl", "name: cl\nagents:\n" + agent + REVIEWER))
         wait_for_pane("cl", "cl", ADAPTER.wake_ready_text, timeout=120)
@@ -42,10 +42,8 @@ def test_cline_agent_is_woken_injected_answers_and_gets_a_review(cli_env: Path, 
         woken = flow.tell_after_a_tool_call("cl", "cl", fake)
         assert "You are agent" not in flow.last_user_text(woken), "the introduction once"
         flow.gets_a_review("cl", "cl", fake, "rev", "LGTM from rev: Please review src/feature.py")
+        flow.commands_get_the_users_folders("cl", "cl", tmp_path / "cl")
         flow.usage_matches("cl", {"cl": fake}, COUNTED)
-        pods.down_all()
-        written = outside_writes(cli_env, podctl_home) - before
-        assert not {w for w in written if w.startswith("~/.cline")}, written
 
 
 def test_cline_is_a_cli_like_any_other_for_add_templates_and_doctor(tmp_path: Path) -> None:

@@ -12,26 +12,23 @@ from podctl.hooks.copilot import ADAPTER
 from ..fakes.openai_chat import FakeChat, request_text, tool_names
 from ..helpers import agent_state, podctl, tmux_out, transcript, wait_for_pane, wait_until, write_pod
 from . import flow
-from .conftest import outside_writes
+from .conftest import CliHome
 from .test_qwen import qwen_agent
-
-SHARED_CACHE = ("~/.cache/copilot", "~/.cache/Microsoft")
-"""What Copilot CLI writes outside the agent's folder (docs/adapters.md): its unpacked package,
-shared with the user's own runs, and the device id of its telemetry library."""
 
 
 def copilot_agent(name: str, base_url: str) -> str:
     return (
-        f"  {name}:\n    cli: copilot\n    model: fake-model\n    role: writes code\n"
+        f"  {name}:\n    cli: copilot\n    model: fake-model\n    role: writes code\n    args: ['--allow-all-tools']\n"
         f"    env: {{COPILOT_OFFLINE: 'true', COPILOT_PROVIDER_BASE_URL: '{base_url}', COPILOT_PROVIDER_API_KEY: dummy}}\n"
     )
 
 
 def test_copilot_agent_is_woken_injected_answers_and_reviews_with_a_qwen_agent(
-    cli_env: Path, tmp_path: Path, pods, podctl_home: Path
+    cli_env: CliHome, tmp_path: Path, pods
 ) -> None:
     with FakeChat(tool_prefix="podctl-") as fake, FakeChat(tool_prefix="mcp__podctl__") as qwen_fake:
-        fake.script = flow.agent_script("cp", "qw")
+        fake.script = flow.agent_script("cp", "qw") + flow.probe_steps(
+            "bash", {"command": flow.PROBE, "description": "print the cache and data folders"})
         qwen_fake.script = [
             {"call": "post_reply", "arguments": lambda body: {
                 "ask_id": flow.ask_id_in(body, "cp"), "text": "LGTM from qwen: the loop bound is right"}},
@@ -52,10 +49,8 @@ def test_copilot_agent_is_woken_injected_answers_and_reviews_with_a_qwen_agent(
         flow.tell_after_a_tool_call("cp", "cp", fake)
         flow.gets_a_review("cp", "cp", fake, "qw", "LGTM from qwen: the loop bound is right")
         assert any("Please review src/feature.py" in request_text(r) for r in qwen_fake.conversation())
+        flow.commands_get_the_users_folders("cp", "cp", tmp_path / "cp")
         flow.usage_matches("cp", {"cp": fake, "qw": qwen_fake})
-        pods.down_all()
-        written = outside_writes(cli_env, podctl_home)
-        assert not {w for w in written if not w.startswith(SHARED_CACHE) and w != "~/.cache"}, written
 
 
 def test_copilot_is_a_cli_like_any_other_for_add_templates_and_doctor(tmp_path: Path) -> None:

@@ -11,14 +11,15 @@ from podctl.hooks.kilo import ADAPTER
 from ..fakes.openai_chat import FakeChat, request_text, tool_names
 from ..helpers import wait_for_pane, write_pod
 from . import flow
-from .conftest import outside_writes
+from .conftest import CliHome
 from .test_opencode import opencode_agent
 from .test_qwen import REVIEWER
 
 
-def test_kilo_agent_is_woken_injected_answers_and_gets_a_review(cli_env: Path, tmp_path: Path, pods, podctl_home: Path) -> None:
+def test_kilo_agent_is_woken_injected_answers_and_gets_a_review(cli_env: CliHome, tmp_path: Path, pods) -> None:
     with FakeChat() as fake:
-        fake.script = flow.agent_script("ki", "rev")
+        fake.script = flow.agent_script("ki", "rev") + flow.probe_steps(
+            "bash", {"command": flow.PROBE, "description": "print the cache and data folders"})
         agent = opencode_agent("ki", fake.base_url, cli="kilo", env="KILO")
         pods.up(write_pod(tmp_path / "ki", "name: ki\nagents:\n" + agent + REVIEWER))
         wait_for_pane("ki", "ki", ADAPTER.wake_ready_text, timeout=120)
@@ -32,10 +33,8 @@ def test_kilo_agent_is_woken_injected_answers_and_gets_a_review(cli_env: Path, t
         woken = flow.tell_after_a_tool_call("ki", "ki", fake)
         assert ADAPTER.wake_text not in flow.last_user_text(woken), "the plugin woke it: nothing was typed"
         flow.gets_a_review("ki", "ki", fake, "rev", "LGTM from rev: Please review src/feature.py")
+        flow.commands_get_the_users_folders("ki", "ki", tmp_path / "ki")
         flow.usage_matches("ki", {"ki": fake})
-        pods.down_all()
-        written = outside_writes(cli_env, podctl_home)
-        assert not {w for w in written if w.startswith(("~/.config/kilo", "~/.local/share/kilo", "~/.local/state/kilo"))}, written
 
 
 def test_kilo_is_a_cli_like_any_other_for_add_templates_and_doctor(tmp_path: Path) -> None:

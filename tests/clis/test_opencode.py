@@ -13,7 +13,8 @@ from ..fakes.openai_chat import FakeChat, request_text, tool_names
 from ..fakes.openai_responses import FakeResponses
 from ..fakes.openai_responses import request_text as responses_text
 from ..helpers import agent_state, broker_call, pane_text, podctl, transcript, wait_for_pane, wait_until, write_pod
-from .conftest import outside_writes
+from . import flow
+from .conftest import CliHome
 
 TOOLS = {"tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents"}
 INTRO = "You are agent `oc` of the podctl pod `oc`"
@@ -22,7 +23,7 @@ INTRO = "You are agent `oc` of the podctl pod `oc`"
 def opencode_agent(name: str, base_url: str, cli: str = "opencode", env: str = "OPENCODE") -> str:
     """An agent of OpenCode, or of a fork with its config (`cli: kilo`, `env: KILO`), on the fake."""
     provider = {
-        "enabled_providers": ["fake"], "small_model": "fake/fake-model",
+        "enabled_providers": ["fake"], "small_model": "fake/fake-model", "permission": {"bash": "allow"},
         "provider": {"fake": {"npm": "@ai-sdk/openai-compatible", "name": "Fake",
                               "options": {"baseURL": base_url, "apiKey": "dummy"},
                               "models": {"fake-model": {"name": "Fake", "tool_call": True,
@@ -45,7 +46,7 @@ def ask_id_in(body: dict, asker: str = "user") -> int:
 
 
 def test_opencode_agent_is_woken_injected_and_answers_through_the_tools(
-    cli_env: Path, tmp_path: Path, pods, podctl_home: Path
+    cli_env: CliHome, tmp_path: Path, pods
 ) -> None:
     with FakeChat() as fake:
         fake.script = [
@@ -53,6 +54,7 @@ def test_opencode_agent_is_woken_injected_and_answers_through_the_tools(
             {"text": "Answered."},
             {"call": "list_agents", "arguments": {}},
             {"text": "Saw the note."},
+            *flow.probe_steps("bash", {"command": flow.PROBE, "description": "print the cache and data folders"}),
         ]
         pod_file = write_pod(tmp_path / "oc", "name: oc\nagents:\n" + opencode_agent("oc", fake.base_url))
         pods.up(pod_file)
@@ -83,6 +85,7 @@ def test_opencode_agent_is_woken_injected_and_answers_through_the_tools(
         assert request_text(after).count(INTRO) == 1, "the intro is given once"
         wait_until(lambda: agent_state("oc", "oc") == "idle", timeout=60, message="idle again")
         assert "oc → user reply to #" in transcript("oc")
+        flow.commands_get_the_users_folders("oc", "oc", tmp_path / "oc")
 
         def usage_matches() -> bool:
             """OpenCode keeps usage in its database: each model request of the conversation counted once."""
@@ -91,8 +94,7 @@ def test_opencode_agent_is_woken_injected_and_answers_through_the_tools(
 
         wait_until(usage_matches, timeout=30, message=f"podctl usage to equal what the fake reported: {fake.reported()}")
         podctl("down", "oc")
-        written = outside_writes(cli_env, podctl_home)
-        assert not {w for w in written if w.startswith(("~/.config/opencode", "~/.local/share/opencode"))}, written
+        assert not cli_env.written(), "nothing in the user's home after a first session"
 
         pod_file.write_text(pod_file.read_text().replace("role: answers questions", "role: reviews the build"))
         pods.up(pod_file)
@@ -106,7 +108,7 @@ def test_opencode_agent_is_woken_injected_and_answers_through_the_tools(
         )
 
 
-def test_a_codex_agent_asks_an_opencode_agent_and_gets_its_answer(cli_env: Path, tmp_path: Path, pods) -> None:
+def test_a_codex_agent_asks_an_opencode_agent_and_gets_its_answer(cli_env: CliHome, tmp_path: Path, pods) -> None:
     with FakeChat() as oc_fake, FakeResponses() as codex_fake:
         oc_fake.script = [
             {"call": "post_reply", "arguments": lambda body: {"ask_id": ask_id_in(body, "lead"), "text": "42, from opencode"}},
@@ -145,7 +147,7 @@ def test_opencode_is_a_cli_like_any_other_for_add_templates_and_doctor(tmp_path:
 
 
 def test_opencode_permission_requests_block_the_agent_and_are_answered_without_attaching(
-    cli_env: Path, tmp_path: Path, pods
+    cli_env: CliHome, tmp_path: Path, pods
 ) -> None:
     """One OpenCode agent under `permissions: ask`: a bash call blocks it (its plugin's
     permission.asked) with the tool and the command; `approve` runs it through OpenCode's reply

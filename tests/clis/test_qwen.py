@@ -12,7 +12,7 @@ from podctl.hooks.qwen import ADAPTER, INPUT_FILE
 from ..fakes.openai_chat import FakeChat, request_text, tool_names
 from ..helpers import podctl, status_of, wait_for_pane, write_pod
 from . import flow
-from .conftest import outside_writes
+from .conftest import CliHome
 
 
 def qwen_agent(name: str, base_url: str) -> str:
@@ -26,7 +26,7 @@ REVIEWER = "  rev:\n    cli: script\n    role: reviews code\n    script: {replie
 
 
 def test_qwen_agent_is_woken_injected_answers_and_gets_a_review(
-    cli_env: Path, tmp_path: Path, pods, podctl_home: Path
+    cli_env: CliHome, tmp_path: Path, pods, podctl_home: Path
 ) -> None:
     with FakeChat(tool_prefix="mcp__podctl__") as fake:
         fake.script = flow.agent_script("qw", "rev")
@@ -46,8 +46,6 @@ def test_qwen_agent_is_woken_injected_answers_and_gets_a_review(
         flow.tell_after_a_tool_call("qw", "qw", fake)
         flow.gets_a_review("qw", "qw", fake, "rev", "LGTM from rev: Please review src/feature.py")
         flow.usage_matches("qw", {"qw": fake})
-        pods.down_all()
-        assert not outside_writes(cli_env, podctl_home), outside_writes(cli_env, podctl_home)
 
 
 def test_qwen_is_a_cli_like_any_other_for_add_templates_and_doctor(tmp_path: Path) -> None:

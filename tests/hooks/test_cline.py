@@ -37,8 +37,13 @@ def test_the_users_providers_and_servers_are_copied_with_the_pods_model_and_the_
     plugin = (agent_dir / "cline-config" / "plugins" / "podctl.js").read_text()
     assert "/*HOOKS*/null" not in plugin and "--intro" in plugin and str(agent_dir / "token") in plugin
     assert {p.name: p.read_bytes() for p in user.iterdir()} == before
-    assert ADAPTER.launch(ctx).argv == ["cline", "--config", str(agent_dir / "cline-config"),
-                                        "--data-dir", str(agent_dir / "cline-data")]
+    shared = tmp_path / ".cache" / "cline"
+    assert ADAPTER.launch(ctx).argv == [
+        "env", f"XDG_DATA_HOME={shared}", f"BASH_ENV={agent_dir / 'bash-env.sh'}",
+        "cline", "--config", str(agent_dir / "cline-config"), "--data-dir", str(agent_dir / "cline-data"),
+    ], "its UI library's data folder is podctl's, not the user's ~/.local/share"
+    assert (agent_dir / "bash-env.sh").read_text().startswith(("unset XDG_DATA_HOME", "export XDG_DATA_HOME=")), \
+        "its commands get the user's data folder back"
 
 
 def test_usage_is_read_from_the_session_documents_once_per_change(tmp_path: Path) -> None:

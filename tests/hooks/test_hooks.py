@@ -42,7 +42,7 @@ def imported_by(argv: list[str], stdin: str = "{}") -> set[str]:
 def test_the_hook_path_is_fenced_in(broker: BrokerProcess, cli: str) -> None:
     """A hook imports only the fenced package, the wire protocol, and a few C modules: no adapter,
     no json, socket, re, typing or enum (docs: hooks/path/__init__.py)."""
-    native = next(n for n, how in clis.adapter(cli).hook_events.items() if how.event == "tool_done")
+    native = next(n for n, how in get_adapter(cli).hook_events.items() if how.event == "tool_done")
     with broker.client("alice") as alice:
         alice.call("tell", to="bob", text="so it has something to inject")
     baseline = imported_by([sys.executable, "-I", "-S", "-X", "importtime", "-c", "pass"])
@@ -53,7 +53,7 @@ def test_the_hook_path_is_fenced_in(broker: BrokerProcess, cli: str) -> None:
     assert others <= STDLIB_ALLOWED, f"the hook imported {sorted(others - STDLIB_ALLOWED)}"
 
 
-@pytest.mark.parametrize(("cli", "event"), [(c, next(iter(clis.adapter(c).hook_events))) for c in clis.names()])
+@pytest.mark.parametrize(("cli", "event"), [(c, next(iter(get_adapter(c).hook_events))) for c in clis.names()])
 def test_broker_down_means_exit_0_with_nothing_injected(tmp_path: Path, cli: str, event: str) -> None:
     state = tmp_path / "gone"
     (state / "agents" / "a").mkdir(parents=True)

@@ -30,4 +30,8 @@ def test_kilo_gets_opencodes_plugin_and_its_own_names(tmp_path: Path, monkeypatc
     assert env["KILO_CONFIG_DIR"] == str(agent_dir / "kilo-config") and env["XDG_DATA_HOME"] == str(agent_dir / "kilo-data")
     assert json.loads(env["KILO_PERMISSION"])["suggest"] == "deny" and env["KILO_DISABLE_AUTOUPDATE"] == "1"
     assert not any(name.startswith("OPENCODE_") for name in env)
+    shared = tmp_path / ".cache" / "kilo"
+    assert env["XDG_CACHE_HOME"] == str(shared) and env["npm_config_cache"] == str(shared / "npm"), "not the user's caches"
+    assert env["KILO_TELEMETRY_LEVEL"] == "off" and env["KILO_DISABLE_PRESENCE"] == "1"
+    assert "KILO_TELEMETRY_LEVEL" not in OPENCODE.launch(ctx).env
     assert "suggest" not in json.loads(OPENCODE.launch(ctx).env["OPENCODE_PERMISSION"])

@@ -4,6 +4,8 @@ adapter of docs/adapters.md (examples/adapter) is installed and used like a buil
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +53,51 @@ def test_without_the_package_the_cli_is_unknown(tmp_path: Path, monkeypatch) -> 
     from podctl.pods import clis
 
     assert out.returncode == 1 and f"'echo' is not one of {', '.join(clis.names())}" in out.stdout
+
+
+def test_an_adapter_types_against_the_types_podctl_ships(tmp_path: Path) -> None:
+    """podctl ships py.typed: mypy checks the example adapter against `Adapter` as installed, and
+    refuses one whose optional member has the wrong type or that lacks a required one."""
+    source, site = tmp_path / "source", tmp_path / "site"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".*", "build", "tests", "examples", "*.egg-info", "__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(source)],
+                   check=True, capture_output=True, timeout=300)
+    good = (REPO / "examples" / "adapter" / "podctl_echo.py").read_text()
+    bad = good.replace('    wake_text = "podctl: new messages"\n', '    wake_clear_keys = "C-u"\n')
+    assert bad != good
+    (tmp_path / "good.py").write_text(good)
+    (tmp_path / "bad.py").write_text(bad)
+
+    def mypy(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"), name],
+            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True, timeout=300,
+        )
+
+    checked = mypy("good.py")
+    assert checked.returncode == 0, checked.stdout
+    refused = mypy("bad.py")
+    assert "missing library stubs or py.typed" not in refused.stdout, refused.stdout
+    assert 'base class "Adapter" defined the type as "tuple[str, ...]"' in refused.stdout, refused.stdout
+    assert 'Cannot instantiate abstract class "EchoAdapter" with abstract attribute "wake_text"' in refused.stdout
+
+
+def test_a_registered_object_that_is_no_adapter_is_refused_with_what_to_do(tmp_path: Path, monkeypatch) -> None:
+    """An entry point whose object does not inherit `Adapter` is named as such (doctor's row, up), not
+    a traceback of a missing attribute."""
+    plugin = tmp_path / "plugin"
+    info = plugin / "podctl_plain-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: podctl-plain\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[podctl.adapters]\nplain = podctl_plain:ADAPTER\n")
+    (plugin / "podctl_plain.py").write_text(
+        "import sys\n\nclass Plain:\n    name = 'plain'\n    takes_script = False\n    executable = sys.executable\n\n"
+        "ADAPTER = Plain()\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(plugin))
+    doctor = {row["check"]: row for row in json.loads(podctl("doctor", "--json", check=False).stdout)}
+    assert doctor["plain"]["level"] == "fail", doctor["plain"]
+    assert "must inherit Adapter" in doctor["plain"]["detail"], doctor["plain"]
+    pod_file = write_pod(tmp_path / "pl", "name: pl\nagents:\n  a: {cli: plain}\n")
+    up = podctl("up", str(pod_file), "--no-attach", check=False)
+    assert up.returncode == 1 and "must inherit Adapter" in up.stderr and "Traceback" not in up.stderr, up.stderr

@@ -75,13 +75,13 @@ def test_doctor_runs_the_clis_version_checks_in_a_throwaway_home_and_never_write
 
 
 def test_the_install_commands_pin_the_versions_the_tests_install() -> None:
+    from podctl.hooks.adapter import get_adapter
     from podctl.orchestrator.launch import install_command
-    from podctl.pods import clis
 
     pinned = json.loads((Path(__file__).parents[1] / "clis" / "package.json").read_text())["dependencies"]
     for cli in ("claude", "codex", "gemini"):
         package, _, version = install_command(cli).removeprefix("npm install -g ").rpartition("@")
-        assert pinned[package] == version and clis.adapter(cli).tested_versions == (version,), cli
+        assert pinned[package] == version and get_adapter(cli).tested_versions == (version,), cli
 
 
 def test_a_missing_cli_says_how_to_install_it(tmp_path: Path) -> None:

@@ -48,6 +48,25 @@ def test_the_builtin_copy_is_the_brokers_own() -> None:
     )
 
 
+TOOL_LIST_CHARS = 2400
+"""What the seven tools may cost every model request of every agent: the tools `tools/list` returns, as JSON."""
+
+
+def test_the_tool_list_stays_short() -> None:
+    """The tools' schemas ride in every model request: at most TOOL_LIST_CHARS characters as JSON,
+    with no generated `title`s (shared wording lives once in the server's instructions)."""
+    answers = anyio.run(builtin_copy)
+    for era in ("legacy", "modern"):
+        listed = answers[era]["tools/list"]
+        assert {t["name"] for t in listed["tools"]} == TOOLS
+        size = len(json.dumps(listed["tools"], ensure_ascii=False))
+        assert size <= TOOL_LIST_CHARS, f"the tools are {size} characters as JSON ({era}), over {TOOL_LIST_CHARS}"
+        for tool in listed["tools"]:
+            schema = tool["inputSchema"]
+            titled = ["(arguments)"] * ("title" in schema) + [n for n, p in schema["properties"].items() if "title" in p]
+            assert not titled, f"{tool['name']} has generated titles: {titled}"
+
+
 def test_broker_down_at_start_then_up(broker: BrokerProcess) -> None:
     broker.stop()
 
