@@ -64,7 +64,15 @@ from pathlib import Path
 from typing import Any
 
 from .adapter import (
-    Adapter, AgentContext, HookEvent, Launch, PermissionMode, merge_settings, mode_argv, read_settings, user_env_script,
+    Adapter,
+    AgentContext,
+    HookEvent,
+    Launch,
+    PermissionMode,
+    merge_settings,
+    mode_argv,
+    read_settings,
+    user_env_script,
     with_env,
 )
 from .usage import UsageRecord, count, obj, timestamp

@@ -63,7 +63,15 @@ from pathlib import Path
 from typing import Any
 
 from .adapter import (
-    AgentContext, HookEvent, Launch, PermissionMode, merge_settings, mode_argv, read_settings, user_env_script, with_env,
+    AgentContext,
+    HookEvent,
+    Launch,
+    PermissionMode,
+    merge_settings,
+    mode_argv,
+    read_settings,
+    user_env_script,
+    with_env,
 )
 from .protocol import HookProtocol
 from .usage import StatelessParser, UsageRecord, UsageSource, count, obj, timestamp
