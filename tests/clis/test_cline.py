@@ -51,7 +51,7 @@ def test_cline_is_a_cli_like_any_other_for_add_templates_and_doctor(tmp_path: Pa
 
 
 def test_cline_tool_calls_under_permissions_ask_block_the_agent_and_are_answered_without_attaching(
-    cli_env: Path, tmp_path: Path, pods
+    cli_env: CliHome, tmp_path: Path, pods
 ) -> None:
     """Cline approves every tool call by default; under `permissions: ask` (auto-approve off) each
     call but podctl's (they never ask) blocks the agent with the tool and command (podctl's plugin asks podctl first);
@@ -66,6 +66,7 @@ def test_cline_tool_calls_under_permissions_ask_block_the_agent_and_are_answered
                        run("touch approved.txt"), run("touch denied.txt"), question, {"text": "Done."}]
         subprocess.run(["cline", "auth", "-p", "openai", "-b", fake.base_url, "-k", "dummy", "-m", "fake-model"],
                        check=True, capture_output=True, timeout=120)
+        cli_env.users_own()
         agent = "  w:\n    cli: cline\n    model: fake-model\n    role: writes code\n    permissions: ask\n"
         pods.up(write_pod(work, "name: ka\nagents:\n" + agent))
         wait_for_pane("ka", "w", ADAPTER.wake_ready_text, timeout=120)

@@ -16,9 +16,10 @@ from .conftest import CliHome
 from .test_qwen import qwen_agent
 
 
-def copilot_agent(name: str, base_url: str) -> str:
+def copilot_agent(name: str, base_url: str, args: str = "    args: ['--allow-all-tools']\n") -> str:
+    """A Copilot CLI agent offline against `base_url`; `args=""` for one whose `permissions` sets its mode."""
     return (
-        f"  {name}:\n    cli: copilot\n    model: fake-model\n    role: writes code\n    args: ['--allow-all-tools']\n"
+        f"  {name}:\n    cli: copilot\n    model: fake-model\n    role: writes code\n{args}"
         f"    env: {{COPILOT_OFFLINE: 'true', COPILOT_PROVIDER_BASE_URL: '{base_url}', COPILOT_PROVIDER_API_KEY: dummy}}\n"
     )
 
@@ -63,7 +64,7 @@ def shell(command: str) -> dict:
 
 
 def test_copilot_permission_prompts_block_the_agent_and_podctl_says_to_answer_in_the_pane(
-    cli_env: Path, tmp_path: Path, pods
+    cli_env: CliHome, tmp_path: Path, pods
 ) -> None:
     """A Copilot CLI agent under `permissions: ask`: its permission dialog blocks the agent with the
     tool and the command (its notification hook); no hook can answer it for a person, so `approve`
@@ -72,7 +73,7 @@ def test_copilot_permission_prompts_block_the_agent_and_podctl_says_to_answer_in
     work = tmp_path / "ca"
     with FakeChat(tool_prefix="podctl-") as fake:
         fake.script = [shell("touch approved.txt"), {"text": "Done."}]
-        pods.up(write_pod(work, "name: ca\nagents:\n" + copilot_agent("w", fake.base_url) + "    permissions: ask\n"))
+        pods.up(write_pod(work, "name: ca\nagents:\n" + copilot_agent("w", fake.base_url, args="") + "    permissions: ask\n"))
         wait_for_pane("ca", "w", ADAPTER.wake_ready_text, timeout=120)
         podctl("send", "ca", "--to", "w", "make the file")
 
@@ -91,7 +92,7 @@ def test_copilot_permission_prompts_block_the_agent_and_podctl_says_to_answer_in
 
 
 def test_copilot_under_permissions_edits_writes_files_unasked_and_commands_still_ask(
-    cli_env: Path, tmp_path: Path, pods
+    cli_env: CliHome, tmp_path: Path, pods
 ) -> None:
     """`permissions: edits` (`--allow-tool write`): its file tool writes without a dialog, and a shell
     command still asks (the mode does not widen to commands)."""
@@ -99,7 +100,7 @@ def test_copilot_under_permissions_edits_writes_files_unasked_and_commands_still
     with FakeChat(tool_prefix="podctl-") as fake:
         create = {"call": "create", "builtin": True, "arguments": {"path": str(work / "notes.txt"), "file_text": "hi\n"}}
         fake.script = [create, shell("touch asked.txt"), {"text": "Done."}]
-        pods.up(write_pod(work, "name: ce\nagents:\n" + copilot_agent("w", fake.base_url) + "    permissions: edits\n"))
+        pods.up(write_pod(work, "name: ce\nagents:\n" + copilot_agent("w", fake.base_url, args="") + "    permissions: edits\n"))
         wait_for_pane("ce", "w", ADAPTER.wake_ready_text, timeout=120)
         podctl("send", "ce", "--to", "w", "write the notes, then make the file")
 

@@ -58,7 +58,7 @@ def shell(command: str) -> dict:
 
 
 def test_qwen_permission_requests_block_the_agent_and_are_answered_without_attaching(
-    cli_env: Path, tmp_path: Path, pods
+    cli_env: CliHome, tmp_path: Path, pods
 ) -> None:
     """A Qwen Code agent under `permissions: ask` (its approval mode default): a shell command blocks it
     with the tool and the command (its PermissionRequest hook); `approve` runs it; `deny` does not,

@@ -37,7 +37,7 @@ def test_copilot_keeps_the_pod_files_mode_over_the_users_allow_all(
     assert settings["defaultPermissionMode"] == manual, "ask and edits are not widened by the user's own mode"
     assert {"notification", "errorOccurred"} <= set(settings["hooks"])
     argv = adapter.launch(ctx).argv
-    tail = argv[argv.index("--no-ask-user") + 1:]
+    tail = [a for a in argv[argv.index("--no-ask-user") + 1:] if a != "--disable-client-telemetry"]
     assert tail == flags
 
 
