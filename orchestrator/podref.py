@@ -7,13 +7,15 @@ that does not exist, is a clear error before anything touches the disk.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 from podctl.broker.paths import PodPaths, state_root, valid_pod_name
 from podctl.pods.errors import PodctlError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not `typing` or `json` at import: `podctl send` imports this module (its start-up is its cost)
+    from typing import Any
 
 
 class NoSuchPod(PodctlError):
@@ -86,6 +88,8 @@ def record_file(paths: PodPaths, pod_file: Path) -> None:
 
 def applied_record(paths: PodPaths) -> dict[str, Any]:
     """What the supervisor (or `up`) last applied: `{digest, ok, summary, ts}` ({} if nothing yet)."""
+    import json
+
     try:
         record: dict[str, Any] = json.loads((paths.root / "applied.json").read_text())
     except (OSError, ValueError):

@@ -106,11 +106,14 @@ def test_the_live_view_puts_an_agent_that_needs_you_first_and_its_keys_answer_it
             "        - permission: {tool: Bash, detail: \"rm -rf build\"}\n        - write: {path: gone.txt, text: x}\n"
             "        - permission: {tool: Bash, detail: \"touch build/x\"}\n        - write: {path: made.txt, text: x}\n")
     pods.up(write_pod(work, text))
-    screen = wait_until(lambda: (t := pane_text("lv", "podctl")) and "needs you" in t and t, timeout=30,
-                        message="the request in the live view")
+    def table_of(screen: str) -> list[str]:
+        return [line for line in screen.splitlines() if line.strip().startswith(("writer", "aa"))]
+
+    screen = wait_until(lambda: (t := pane_text("lv", "podctl")) and "needs you" in t and len(table_of(t)) == 2 and t,
+                        timeout=30, message="the request and both agents in the live view")
     assert "writer needs you: permission" in screen and "Bash: rm -rf build" in screen and "1 NEED YOU" in screen
-    table = [line for line in screen.splitlines() if line.strip().startswith(("writer", "aa"))]
-    assert table[-2].strip().startswith("writer") and "blocked" in table[-2], "the blocked agent is listed first"
+    table = table_of(screen)
+    assert table[0].strip().startswith("writer") and "blocked" in table[0], "the blocked agent is listed first"
     keys("lv", "n")
     wait_until(lambda: "Deny writer: Bash rm -rf build" in pane_text("lv", "podctl"), timeout=10, message="the reason asked")
     keys("lv", "-l", "not the whole folder")

@@ -310,7 +310,9 @@ def test_after_worktree_false_status_and_diff_show_where_the_agent_works_and_the
     writer = next(a for a in status_of("wtoff")["agents"] if a["name"] == "writer")
     assert writer["worktree"]["path"] == str(tree) and writer["workdir"] == str(tree)
 
-    pod_file.write_text(text.replace("worktree: true", "worktree: false"))
+    # Restarted in the main checkout, it writes nothing there (its script would write app.py again at once).
+    pod_file.write_text(text.replace("worktree: true", "worktree: false").replace(
+        'write: {path: app.py, text: "x = 1\\n"}', "say: back in the main checkout"))
     wait_until(lambda: pane_path("wtoff", "writer") == str(repo.resolve()), timeout=30,
                message="the writer restarted in the main checkout")
     writer = next(a for a in status_of("wtoff")["agents"] if a["name"] == "writer")
