@@ -62,6 +62,13 @@ def scaled(seconds: float) -> float:
     return seconds * slowdown()
 
 
+def interruptible() -> None:
+    """`preexec_fn` of a child a test interrupts with SIGINT: Ctrl-C's default, as a terminal gives
+    it, also when the suite runs as a background job (POSIX shells start those with SIGINT ignored,
+    and the children inherit it, so the child would never see the test's Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def wait_until(
     predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, message: str = ""
 ) -> T:

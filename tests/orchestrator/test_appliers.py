@@ -15,7 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from ..helpers import PODCTL, agent_state, pod_folder, podctl, status_of, tmux_out, transcript, wait_until, write_pod
+from ..helpers import (
+    PODCTL,
+    agent_state,
+    interruptible,
+    pod_folder,
+    podctl,
+    status_of,
+    tmux_out,
+    transcript,
+    wait_until,
+    write_pod,
+)
 
 TWO = """\
 name: {name}
@@ -169,7 +180,7 @@ def test_concurrent_ups_serialize_and_leave_one_broker_and_one_supervisor(tmp_pa
 
     down = subprocess.Popen([*PODCTL, "down", "race"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     up = subprocess.Popen([*PODCTL, "up", str(pod_file), "--no-attach"], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+                          stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     (_, down_err), (_, up_err) = down.communicate(timeout=120), up.communicate(timeout=120)
     assert down.returncode == 0 and up.returncode == 0, (down_err, up_err)
     running = daemons(pod_file)
@@ -297,7 +308,7 @@ def test_ctrl_c_during_up_says_what_was_left_and_ls_shows_it(
     pod_file = write_pod(tmp_path / "half", "name: half\nagents:\n  solo: {cli: script}\n  coder: {cli: codex}\n")
     pods.names.add("half")
     up = subprocess.Popen([*PODCTL, "up", str(pod_file), "--no-attach"], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+                          stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     try:
         wait_until(lambda: (bin_dir / "app-server-started").exists(), timeout=60, message="up to be mid-way")
         up.send_signal(signal.SIGINT)

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from ..helpers import PODCTL, BrokerProcess, podctl, scaled, wait_until
+from ..helpers import PODCTL, BrokerProcess, interruptible, podctl, scaled, wait_until
 
 QUIET_PIPE_EXIT = 141
 
@@ -30,7 +30,7 @@ def read_line(proc: subprocess.Popen[str], timeout: float = 20.0) -> str:
 def test_ctrl_c_on_tail_follow_exits_130_without_a_traceback(broker: BrokerProcess, follow: list[str]) -> None:
     podctl("send", "bus", "--to", "bob", "a first line to show")
     proc = subprocess.Popen([*PODCTL, "tail", "bus", *follow], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=interruptible)
     try:
         assert "a first line to show" in read_line(proc)
         proc.send_signal(signal.SIGINT)
