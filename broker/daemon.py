@@ -27,7 +27,7 @@ from .ports import Ports
 from .server import Server, raise_fd_limit
 from .service import Broker
 from .store import Store
-from .wake import Waker
+from .wake import WakePolicy
 
 log = logging.getLogger("podctl.broker")
 
@@ -73,7 +73,7 @@ async def _serve(
     spec: PodSpec, pod_file: Path, paths: PodPaths, store: Store, *, ports: Ports, ready: asyncio.Event | None
 ) -> None:
     stop = asyncio.Event()
-    broker = Broker(spec, pod_file, paths, store, ports, site=paths.read_site())
+    broker = Broker(spec, pod_file, paths, store, ports, site=paths.read_site(), wake=WakePolicy())
 
     def lost(reason: str) -> None:
         log.error("%s", reason)
@@ -81,14 +81,13 @@ async def _serve(
 
     store.on_lost = lost
     await broker.load()
-    broker.waker = Waker(broker.nudge, broker.wakeable, broker.record_wake)
     server = Server(broker, paths.socket)
     await server.start()
     log.info("broker for pod %s listening on %s (pid %d)", spec.name, paths.socket, os.getpid())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    notices = asyncio.create_task(broker.notices_loop())
+    notices = asyncio.create_task(broker.delivery.notices_loop())
     screens = asyncio.create_task(broker.attention.watch())
     if ready is not None:
         ready.set()
@@ -102,7 +101,6 @@ async def _serve(
         await broker.rules.close()
         await broker.close()
         await broker.attention.close()
-        await broker.waker.close()
 
 
 class RepeatFilter(logging.Filter):

@@ -4,14 +4,13 @@ The relay (`podctl shim`, shim/relay.py) connects, authenticates with the wire f
 `mcp {session, wait_cap_ms?}`, and from then on the connection carries the CLI's MCP JSON-RPC
 lines both ways. Each line goes to the session's server (the SDK's low-level `Server` loop over a
 pair of memory streams, the one its stdio transport drives; mcp_server.py) and its answers go back
-as lines. Tool calls run the broker's operations in this process, as the authenticated agent
-(mcp_tools.py).
+as lines. Tool calls run the broker's operations in this process, directly on the op table, as the agent
+the `mcp` frame authenticated (mcp_tools.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -29,7 +28,8 @@ from .slots import MAX_IN_FLIGHT, Slots
 
 log = logging.getLogger("podctl.broker.mcp")
 
-Handle = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+Invoke = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+"""Run a broker operation as the session's agent: (op, args) -> result, or raise wire.BrokerError."""
 SendLine = Callable[[bytes], Awaitable[None]]
 Release = Callable[[], None]
 
@@ -48,20 +48,17 @@ class McpSession:
     (back-pressure, nothing dropped)."""
 
     def __init__(
-        self, handle: Handle, *, pod: str, agent: str, token: str, session: str, wait_cap_ms: int, send_line: SendLine,
+        self, invoke: Invoke, *, pod: str, agent: str, session: str, wait_cap_ms: int, send_line: SendLine,
         agent_slots: Slots | None = None, max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self.agent = agent
-        self._handle = handle
-        self._token = token
-        self._ids = itertools.count(1)
         self._send_line = send_line
         self._slots = Slots(max_in_flight)
         self._agent_slots = agent_slots
         self._running: dict[str, list[Release]] = {}
         """The requests the SDK has and has not answered, by id: what each holds."""
         self._gone = False
-        self.server = stream_server(build_server(Tools(self.call, session, wait_cap_ms or DEFAULT_WAIT_CAP_MS), pod, agent))
+        self.server = stream_server(build_server(Tools(invoke, session, wait_cap_ms or DEFAULT_WAIT_CAP_MS), pod, agent))
         self._in_send, self._in_recv = anyio.create_memory_object_stream[SessionMessage | Exception](16)
         self._out_send, self._out_recv = anyio.create_memory_object_stream[SessionMessage](16)
 
@@ -69,11 +66,6 @@ class McpSession:
     def running(self) -> int:
         """Requests running (read and not yet answered)."""
         return sum(len(held) for held in self._running.values())
-
-    async def call(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        """A broker operation as this session's agent, in this process (no socket)."""
-        frame = wire.request(next(self._ids), op, self.agent, self._token, args)
-        return wire.unwrap(await self._handle(frame))
 
     async def feed(self, line: bytes, release: Release = _nothing) -> None:
         """One JSON-RPC line from the client. A request waits here for a slot of its session and of
@@ -222,11 +214,11 @@ async def _answers(requests: list[dict[str, Any]]) -> dict[str, Any]:
         if len(lines) == wanted:
             answered.set()
 
-    async def handle(frame: dict[str, Any]) -> dict[str, Any]:
-        return wire.error(frame.get("id"), "broker_unavailable", "TEXT")
+    async def invoke(op: str, args: dict[str, Any]) -> dict[str, Any]:
+        raise wire.BrokerError("broker_unavailable", "TEXT")
 
     session = McpSession(
-        handle, pod="{pod}", agent="{agent}", token="-", session="0" * 16, wait_cap_ms=DEFAULT_WAIT_CAP_MS, send_line=send
+        invoke, pod="{pod}", agent="{agent}", session="0" * 16, wait_cap_ms=DEFAULT_WAIT_CAP_MS, send_line=send
     )
     async with anyio.create_task_group() as tg:
         tg.start_soon(session.run)

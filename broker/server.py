@@ -170,9 +170,9 @@ class Connection:
         if not response.get("ok"):
             return True
         result = response["result"]
-        agent, token = str(frame["agent"]), str(frame["token"])
+        agent = str(frame["agent"])
         self.mcp = McpSession(
-            self.broker.handle, pod=self.broker.spec.name, agent=agent, token=token, session=str(result["session"]),
+            partial(self.broker.invoke_member, agent), pod=self.broker.spec.name, agent=agent, session=str(result["session"]),
             wait_cap_ms=int(result["wait_cap_ms"]), send_line=self.send_raw, agent_slots=self.server.agent_slots(agent),
         )
         self.server.add_mcp(self, agent)
@@ -266,18 +266,11 @@ class Connection:
         A subscriber that falls behind by more than `SUBSCRIBER_QUEUE` events gets a `gap` event
         saying how many were skipped; the messages among them are sent again from the store.
         """
-        probe = dict(frame, op="hello", args={})
-        checked = await self.broker.handle(probe)
+        checked = await self.broker.handle(frame)
         if not checked.get("ok"):
-            await self.send(dict(checked, id=frame.get("id")))
-            return
-        if frame.get("agent") != "user":
-            await self.send(wire.error(frame.get("id"), wire.FORBIDDEN, "subscribe is for the pod's owner (user) only"))
+            await self.send(checked)
             return
         since = (frame.get("args") or {}).get("since") or 0
-        if not isinstance(since, int) or isinstance(since, bool) or since < 0:
-            await self.send(wire.error(frame.get("id"), wire.BAD_REQUEST, "since must be a message cursor >= 0"))
-            return
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_QUEUE)
         skipped = 0
 
@@ -291,7 +284,7 @@ class Connection:
         self.subscribed = True
         self.broker.subscribers.add(push)
         try:
-            await self.send(wire.ok(frame.get("id"), {"subscribed": True}))
+            await self.send(checked)
             last = await self._replay(since)
             while True:
                 event = await queue.get()

@@ -9,26 +9,25 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import wire
-from .args import MAX_NAME, Millis, checked
+from .args import MAX_NAME, Millis
+from .optable import OpError, OpResult, op
 from .paths import BRIDGE
-from .sites import PULL_LIMIT, Sites
+from .sites import PULL_LIMIT, Sites, SitesHost
 
 if TYPE_CHECKING:
     from podctl.pods.spec import PodSpec
 
+    from .members import Member
     from .paths import PodPaths
-    from .service import Member
-    from .store import Store
     from .usage_store import UsageStore
 
 log = logging.getLogger("podctl.broker.sites")
 
-BRIDGE_ONLY = frozenset({"bridge_pull", "bridge_sent", "bridge_receive", "bridge_link"})
 MAX_PULL_WAIT_MS = 60_000
 MAX_BATCH = 1000
 
@@ -60,44 +59,49 @@ class Failed(_Item):
     why: Reason
 
 
-class SiteOps:
-    spec: PodSpec
+class SiteHost(SitesHost, Protocol):
+    """What the sites part needs of the broker, and nothing more: it is the host of the `Sites`
+    this part makes (which carry messages between the sites), and issues the bridge's token."""
+
     paths: PodPaths
-    store: Store
     usage: UsageStore
-    members: dict[str, Member]
     site: str | None
-    sites: Sites | None
     tokens: dict[str, str]
+
+
+class SiteOps:
+    def __init__(self, host: SiteHost) -> None:
+        self.host = host
+        self.sites: Sites | None = None
 
     def _sites(self) -> Sites:
         if self.sites is None:
-            raise_not_bridged(self.spec.name)
+            raise_not_bridged(self.host.spec.name)
         assert self.sites is not None
         return self.sites
 
-    def _configure_sites(self, spec: PodSpec) -> None:
+    def configure(self, spec: PodSpec) -> None:
         """A pod with a bridge, on a machine that runs one of its sites, has sites (and a bridge identity);
         without a bridge nothing changes. Its store writes the outbox and imports in messages' transactions."""
-        wanted = spec.bridge is not None and self.site is not None and self.site in spec.sites()
+        wanted = spec.bridge is not None and self.host.site is not None and self.host.site in spec.sites()
         if spec.bridge is not None and not wanted:
             log.warning("pod %s has a bridge but this machine runs none of its sites (site %r): it runs every agent",
-                        spec.name, self.site)
+                        spec.name, self.host.site)
         if wanted and self.sites is None:
-            assert self.site is not None
-            self.sites = Sites(self, self.site)  # type: ignore[arg-type]
-            self.store.hooks.append(self.sites)
-            self.tokens[BRIDGE] = self.paths.issue_token(BRIDGE)
+            assert self.host.site is not None
+            self.sites = Sites(self.host, self.host.site)
+            self.host.store.hooks.append(self.sites)
+            self.host.tokens[BRIDGE] = self.host.paths.issue_token(BRIDGE)
         elif not wanted and self.sites is not None:
-            self.store.hooks.remove(self.sites)
+            self.host.store.hooks.remove(self.sites)
             self.sites = None
-            self.tokens.pop(BRIDGE, None)
+            self.host.tokens.pop(BRIDGE, None)
 
-    def _site_fields(self, member: Member) -> dict[str, Any]:
+    def site_fields(self, member: Member) -> dict[str, Any]:
         return self.sites.member_fields(member) if self.sites is not None else {}
 
-    def _site_of(self, name: str) -> dict[str, Any]:
-        member = self.members.get(name)
+    def site_of(self, name: str) -> dict[str, Any]:
+        member = self.host.members.get(name)
         if self.sites is None or member is None or member.site is None:
             return {}
         return {"site": member.site}
@@ -105,54 +109,52 @@ class SiteOps:
     def gathered_elsewhere(self, ask: dict[str, Any]) -> bool:
         """A rule's ask made at another site (rules act where the agent they act for runs), still open:
         that site gathers its answers, so a reply here goes to nobody but that site."""
-        behalf = self.members.get(ask.get("behalf") or "")
+        behalf = self.host.members.get(ask.get("behalf") or "")
         return (ask["asker"] == wire.SYSTEM_SENDER and behalf is not None and behalf.remote
                 and (ask["deadline"] is None or time.time() < ask["deadline"]))
 
     async def local_usage(self) -> list[tuple[str, str, list[int]]]:
-        return await self.usage.totals()
+        return await self.host.usage.totals()
 
     def remote_usage(self) -> list[tuple[str, str, list[int]]]:
         return self.sites.usage_totals() if self.sites is not None else []
 
     # -- the bridge's operations --------------------------------------------------------------------
 
-    @checked
+    @op("bridge")
     async def op_bridge_pull(
         self, agent: str, timeout_ms: Millis = 10_000, limit: Id = PULL_LIMIT, report: bool = False
-    ) -> dict[str, Any]:
+    ) -> OpResult:
         sites = self._sites()
         if report:
             sites.state_due = True
         return await sites.pull(min(int(limit), PULL_LIMIT), min(float(timeout_ms), MAX_PULL_WAIT_MS) / 1000.0)
 
-    @checked
+    @op("bridge")
     async def op_bridge_sent(
         self, agent: str, messages: Annotated[list[SentMessage], Field(max_length=MAX_BATCH)] = [],  # noqa: B006
         receipts: Annotated[list[SentReceipt], Field(max_length=MAX_BATCH)] = [],  # noqa: B006
         failed: Annotated[list[Failed], Field(max_length=MAX_BATCH)] = [],  # noqa: B006
-    ) -> dict[str, Any]:
+    ) -> OpResult:
         marked = await self._sites().sent(
             [(m.id, m.site) for m in messages], [(r.id, r.to, r.rank) for r in receipts],
             [(f.id, f.site, f.why) for f in failed],
         )
         return {"marked": marked}
 
-    @checked
+    @op("bridge")
     async def op_bridge_receive(
         self, agent: str, site: SiteName, envelopes: Batch,
         attempts: Annotated[list[Annotated[int, Field(ge=0, le=2**31)]], Field(max_length=MAX_BATCH)] = [],  # noqa: B006
-    ) -> dict[str, Any]:
+    ) -> OpResult:
         return {"results": await self._sites().receive(site, envelopes, list(attempts))}
 
-    @checked
-    async def op_bridge_link(self, agent: str, up: bool, detail: Reason = "") -> dict[str, Any]:
+    @op("bridge")
+    async def op_bridge_link(self, agent: str, up: bool, detail: Reason = "") -> OpResult:
         sites = self._sites()
         sites.set_link(up, detail)
-        return {"link": sites.link, "site": sites.here, "pod": self.spec.name}
+        return {"link": sites.link, "site": sites.here, "pod": self.host.spec.name}
 
 
 def raise_not_bridged(pod: str) -> None:
-    from .service import OpError
-
     raise OpError(wire.FORBIDDEN, f"pod {pod} has no bridge on this machine (no `bridge:`, or `up` without --site)")

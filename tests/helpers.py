@@ -11,7 +11,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from podctl.broker.ports import Ports
+    from podctl.broker.wake import WakePolicy
 
 T = TypeVar("T")
 
@@ -286,7 +290,7 @@ class LocalBroker:
     """The broker's request handler in this process, on a real store, with no socket: op tables and
     error cases run in milliseconds. (Where the transport matters, use the `broker` fixture.)"""
 
-    def __init__(self, pod_file: Path) -> None:
+    def __init__(self, pod_file: Path, *, ports: Ports | None = None, wake: WakePolicy | None = None) -> None:
         import asyncio
 
         from podctl.broker.paths import PodPaths
@@ -298,7 +302,7 @@ class LocalBroker:
         spec = load_pod(pod_file)
         self.paths = PodPaths.of(spec.name).ensure()
         self.store = self.run(Store.open(self.paths.db))
-        self.broker = Broker(spec, pod_file, self.paths, self.store)
+        self.broker = Broker(spec, pod_file, self.paths, self.store, ports, wake=wake)
         self.run(self.broker.load())
         self._next = 0
 
@@ -319,8 +323,6 @@ class LocalBroker:
     def close(self) -> None:
         self.run(self.broker.rules.close())
         self.run(self.broker.close())
-        if self.broker.waker is not None:
-            self.run(self.broker.waker.close())
         self.run(self.store.close())
         self.loop.close()
 

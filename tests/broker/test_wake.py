@@ -5,12 +5,15 @@ what the broker asks it to wake for: a new session is woken only for what its mo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from podctl.broker.ports import Ports
 from podctl.broker.wake import WakePolicy, Waker
 from podctl.hooks.path.text import injection
 
-from ..helpers import LocalBroker, wait_until
+from ..helpers import TWO_AGENTS, LocalBroker, wait_until, write_pod
 
 
 def test_a_pane_that_is_not_ready_for_longer_than_three_tries_is_still_woken_and_recorded_once() -> None:
@@ -76,12 +79,18 @@ class Nudges:
         return "sent"
 
 
-def with_waker(local: LocalBroker) -> Nudges:
-    nudges = Nudges()
-    local.broker.ports = Ports(nudge=nudges)
-    local.broker.waker = Waker(local.broker.nudge, local.broker.wakeable, local.broker.record_wake,
-                               WakePolicy(debounce_s=0.0))
-    return nudges
+@pytest.fixture
+def nudges() -> Nudges:
+    return Nudges()
+
+
+@pytest.fixture
+def waking_broker(tmp_path: Path, podctl_home: Path, nudges: Nudges) -> Iterator[LocalBroker]:
+    """The `local_broker` fixture's pod, with a waker whose nudges `nudges` records."""
+    handle = LocalBroker(write_pod(tmp_path / "bus", TWO_AGENTS.format(name="bus")), ports=Ports(nudge=nudges),
+                         wake=WakePolicy(debounce_s=0.0))
+    yield handle
+    handle.close()
 
 
 def after_a_tick(local: LocalBroker, check):  # type: ignore[no-untyped-def]
@@ -115,9 +124,11 @@ def end_session(local: LocalBroker, agent: str) -> None:
     local.call(agent, "hook", event="session_end")
 
 
-def test_a_new_session_is_not_woken_for_messages_an_earlier_session_was_shown(local_broker: LocalBroker) -> None:
+def test_a_new_session_is_not_woken_for_messages_an_earlier_session_was_shown(
+    waking_broker: LocalBroker, nudges: Nudges
+) -> None:
+    local_broker = waking_broker
     """A Claude agent's tells stay `injected` forever: a restart used to wake it with an empty nudge."""
-    nudges = with_waker(local_broker)
     session(local_broker, "alice", tools_first=True)
     asked = local_broker.call("alice", "ask", to="bob", text="which port?")["ask_id"]
     local_broker.call("bob", "tell", to="alice", text="deploy now", urgent=True)
@@ -125,25 +136,27 @@ def test_a_new_session_is_not_woken_for_messages_an_earlier_session_was_shown(lo
     wait_until(after_a_tick(local_broker, lambda: nudges.sent == ["alice"]), timeout=5, message="alice woken for what is new")
     shown = turn(local_broker, "alice")
     assert [m["text"] for m in shown["messages"]] == ["deploy now", "8080"]
-    wait_until(after_a_tick(local_broker, lambda: not local_broker.broker.waker.pending("alice")), timeout=5,
+    wait_until(after_a_tick(local_broker, lambda: not local_broker.broker.delivery.waking("alice")), timeout=5,
                message="the wake answered")
     for tools_first in (True, False):
         end_session(local_broker, "alice")
         started = session(local_broker, "alice", tools_first=tools_first)
         assert started["messages"] == [] and not started.get("open_asks")
-        assert not local_broker.broker.waker.pending("alice"), "no wake: nothing is new to the model"
+        assert not local_broker.broker.delivery.waking("alice"), "no wake: nothing is new to the model"
     assert nudges.sent == ["alice"]
 
 
-def test_a_new_session_is_shown_the_asks_it_never_answered_and_woken_once_for_them(local_broker: LocalBroker) -> None:
-    nudges = with_waker(local_broker)
+def test_a_new_session_is_shown_the_asks_it_never_answered_and_woken_once_for_them(
+    waking_broker: LocalBroker, nudges: Nudges
+) -> None:
+    local_broker = waking_broker
     session(local_broker, "alice", tools_first=True)
     open_id = local_broker.call("bob", "ask", to="alice", text="is the API frozen?")["ask_id"]
     done_id = local_broker.call("carol", "ask", to="alice", text="lunch?")["ask_id"]
     wait_until(after_a_tick(local_broker, lambda: nudges.sent == ["alice"]), timeout=5, message="alice woken for the asks")
     assert [m["ask_id"] for m in turn(local_broker, "alice")["messages"]] == [open_id, done_id]
     local_broker.call("alice", "post_reply", ask_id=done_id, text="yes")
-    wait_until(after_a_tick(local_broker, lambda: not local_broker.broker.waker.pending("alice")), timeout=5,
+    wait_until(after_a_tick(local_broker, lambda: not local_broker.broker.delivery.waking("alice")), timeout=5,
                message="the wake answered")
     end_session(local_broker, "alice")
 
@@ -152,15 +165,15 @@ def test_a_new_session_is_shown_the_asks_it_never_answered_and_woken_once_for_th
     text = injection(started)
     assert f"ask #{open_id} from bob; answer it with post_reply(ask_id={open_id}" in text and "is the API frozen?" in text
     assert "lunch?" not in text
-    assert local_broker.broker.waker.pending("alice"), "woken for the ask it was shown again"
+    assert local_broker.broker.delivery.waking("alice"), "woken for the ask it was shown again"
     wait_until(after_a_tick(local_broker, lambda: nudges.sent == ["alice", "alice"]), timeout=5,
                message="one nudge for the ask shown again")
     turn(local_broker, "alice")
-    wait_until(after_a_tick(local_broker, lambda: not local_broker.broker.waker.pending("alice")), timeout=5,
+    wait_until(after_a_tick(local_broker, lambda: not local_broker.broker.delivery.waking("alice")), timeout=5,
                message="the wake answered")
     local_broker.call("alice", "hook", event="turn_end")
     local_broker.call("alice", "hello", shim=True)
-    assert not local_broker.broker.waker.pending("alice"), "no wake storm: the new session saw the ask"
+    assert not local_broker.broker.delivery.waking("alice"), "no wake storm: the new session saw the ask"
     assert nudges.sent == ["alice", "alice"]
 
 
@@ -169,7 +182,7 @@ def test_a_nudge_that_started_a_turn_reads_woken_also_when_stored_by_an_older_po
     from podctl.broker.readonly import ReadOnlyStore
 
     local_broker.run(local_broker.store.record_wake("alice", 1.0, "answered"))
-    local_broker.run(local_broker.broker.record_wake("bob", "woken"))
+    local_broker.run(local_broker.broker.delivery.record_wake("bob", "woken"))
     wakes = local_broker.run(local_broker.store.overview())["last_wakes"]
     assert wakes["alice"]["result"] == "woken" and wakes["bob"]["result"] == "woken"
     with ReadOnlyStore(local_broker.paths.db) as store:
