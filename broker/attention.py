@@ -25,18 +25,32 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
-import re
 import time
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from podctl.pods.durations import seconds
 
 from . import wire
+from .needs import (
+    ANSWERED_KEPT_S,
+    EPISODE_GAP_S,
+    QUESTION_TOOLS,
+    AnswerError,
+    MemberView,
+    Need,
+    Request,
+    describe,
+    first_word_decision,
+    from_failure,
+    from_notification,
+    summary,
+    text_of,
+)
+from .notices import Notices
 from .paths import USER
-from .ports import Notice, Ports, Screen, Sign
+from .ports import Ports
+from .screens import ScreenWatch
 from .store import NewMessage, Store
 
 if TYPE_CHECKING:
@@ -45,28 +59,6 @@ if TYPE_CHECKING:
     from .wire import AgentState, AttentionKind, Decision
 
 log = logging.getLogger("podctl.broker.attention")
-
-WATCH_S = 1.0
-"""How often screens are read (only those an event cannot speak for)."""
-SILENT_S = 2.0
-"""A busy agent with no hook for this long may be stuck on something only its screen shows."""
-JUST_ENDED_S = 3.0
-"""An agent whose turn ended this recently may show an error its hooks did not carry."""
-LOOK_TIMEOUT_S = 3.0
-CLEAR_LOOKS = 2
-"""A sign must be gone from this many reads in a row before it counts as gone (no flicker)."""
-EPISODE_GAP_S = 30.0
-"""The same need coming back within this long is the same episode: no new line, no new notice."""
-ANSWERED_KEPT_S = 600.0
-"""A late answer is told who answered first, for this long."""
-DETAIL_CHARS = 8192
-REASON_CHARS = 2000
-NOTICE_TASKS = 4
-"""Notify commands running at once; more are skipped (logged), never queued without bound."""
-QUESTION_TOOLS = frozenset({"AskUserQuestion", "ask_user", "question", "request_user_input"})
-"""Tools whose "permission" is a question to the user: deny lets the model decide itself; approve cannot answer."""
-DECIDING_WORDS: dict[str, Decision] = {"allow": "allow", "always": "always", "deny": "deny"}
-
 
 class AttentionHost(Protocol):
     """What the attention desk needs of the broker, and nothing more."""
@@ -84,205 +76,6 @@ class AttentionHost(Protocol):
     async def commit(self, msg: NewMessage) -> NewMessage: ...
 
 
-@dataclass(frozen=True)
-class MemberView:
-    """What the desk reads of a member to decide whether its screen is worth a look."""
-
-    cli: str
-    state: str
-    state_ts: float
-    last_activity: float | None
-    tools_ready: bool
-
-
-@dataclass
-class Need:
-    """Why an agent is blocked or failed (status's `blocked` / `failed`)."""
-
-    state: AgentState
-    since: float
-    kind: AttentionKind | None = None
-    tool: str = ""
-    detail: str = ""
-    reason: str = ""
-    """A failure in the CLI's own words."""
-    source: str = "event"
-    """`event` (a hook said so) or `screen` (its screen shows it)."""
-    request: int | None = None
-    answerable: bool = False
-    """podctl can answer it now (a hook waits for the answer)."""
-    how: str = ""
-    """How a person answers it when podctl cannot."""
-    awaiting: str | None = None
-    """An approver it was sent to (None: the person)."""
-    episode: float = 0.0
-    notified: bool = False
-
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.state, self.kind or "", self.tool, self.detail or self.reason)
-
-    def same_episode(self, other: Need) -> bool:
-        """`other` goes on what this one started (its screen changed its words; the same request)."""
-        if (self.state, self.kind, self.source, self.request) != (other.state, other.kind, other.source, other.request):
-            return False
-        return self.source == "screen" or self.key() == other.key()
-
-    def as_json(self) -> dict[str, Any]:
-        """The agent's `blocked` or `failed` in `status`."""
-        if self.state == "failed":
-            return {"reason": self.reason, "since": self.since, "source": self.source}
-        out: dict[str, Any] = {
-            "kind": self.kind, "tool": self.tool or None, "detail": self.detail, "since": self.since,
-            "answerable": self.answerable, "request": self.request, "source": self.source,
-        }
-        if self.how:
-            out["how"] = self.how
-        if self.awaiting:
-            out["awaiting"] = self.awaiting
-        return out
-
-    def stored(self, base: str) -> dict[str, Any]:
-        return {**asdict(self), "base": base}
-
-    @classmethod
-    def from_stored(cls, data: dict[str, Any]) -> tuple[Need, str] | None:
-        try:
-            fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-            need = cls(**fields)
-        except (TypeError, KeyError):
-            return None
-        if need.state not in ("blocked", "failed"):
-            return None
-        # The hook that waited for an answer did not survive the broker: its CLI's own dialog answers.
-        need.answerable, need.request = False, None
-        if need.state == "blocked" and need.kind == "permission" and need.source == "event":
-            need.how = need.how or "the broker restarted while it waited: answer in its pane"
-        return need, str(data.get("base") or "busy")
-
-
-@dataclass
-class Request:
-    """A permission request a hook holds for an answer."""
-
-    id: int
-    agent: str
-    kind: AttentionKind
-    tool: str
-    detail: str
-    since: float
-    holding: bool
-    answer: asyncio.Future[dict[str, Any]]
-    settled: str = ""
-    """How it ended without podctl's answer: answered in the pane, the hook gone."""
-    decided: str = ""
-    """For a late answer: "allowed by user", "answered in its pane"..."""
-    ended: float = 0.0
-    approval_ask: int | None = None
-    timer: asyncio.Task[None] | None = field(default=None, repr=False)
-
-
-@dataclass
-class Looks:
-    absent: int = 0
-    seen_dialog: bool = False
-
-
-class AnswerError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def describe(tool: str, tool_input: Any) -> str:
-    """What a person needs to see of a tool call: the command, the file, the question."""
-    if isinstance(tool_input, str):
-        return tool_input[:DETAIL_CHARS]
-    if not isinstance(tool_input, dict):
-        return ""
-    for key in ("command", "cmd", "commands", "file_path", "filePath", "path", "url", "query", "pattern"):
-        value = tool_input.get(key)
-        if isinstance(value, str) and value:
-            return value[:DETAIL_CHARS]
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            return " ".join(value)[:DETAIL_CHARS]
-    questions = tool_input.get("questions")
-    if isinstance(questions, list) and questions and isinstance(questions[0], dict):
-        return str(questions[0].get("question") or "")[:DETAIL_CHARS]
-    return json.dumps(tool_input, ensure_ascii=False)[:DETAIL_CHARS]
-
-
-def _text(value: Any, limit: int = DETAIL_CHARS) -> str:
-    return value[:limit] if isinstance(value, str) else ""
-
-
-def from_notification(facts: dict[str, Any], now: float) -> Need | bool | None:
-    """What a notification means: a Need, False for "the CLI waits at its prompt" (clears a
-    blocked agent), None for nothing podctl shows."""
-    kind = _text(facts.get("notification_type"), 64)
-    message = _text(facts.get("message"))
-    if kind == "idle_prompt":
-        return False
-    if kind == "permission_prompt":
-        tool, detail = permission_prompt(message)
-        return Need("blocked", now, "permission", tool=tool, detail=detail, how="answer in its pane")
-    if kind in ("elicitation_dialog", "elicitation_url_dialog", "question"):
-        return Need("blocked", now, "question", tool=_text(facts.get("tool_name"), 200), detail=message,
-                    how="answer in its pane")
-    if kind == "ToolPermission":
-        details = facts.get("details") if isinstance(facts.get("details"), dict) else {}
-        assert isinstance(details, dict)
-        detail = next((_text(details.get(k)) for k in ("command", "filePath", "fileName", "prompt", "toolName")
-                       if _text(details.get(k))), message)
-        named = {"exec": "Shell", "edit": "Edit", "info": "WebFetch"}.get(_text(details.get("type"), 16))
-        tool = named or _text(details.get("toolName") or details.get("title"), 200)
-        return Need("blocked", now, "permission", tool=tool, detail=detail,
-                    how="its CLI offers no way to answer from outside: answer in its pane")
-    return None
-
-
-def permission_prompt(message: str) -> tuple[str, str]:
-    """The tool and detail of a permission prompt's message: Claude Code's and Qwen Code's "... needs your
-    permission to use Bash" (the detail is the message), Copilot CLI's "Run command: touch x"."""
-    if " to use " in message:
-        return message.rsplit(" to use ", 1)[1], message
-    what, sep, detail = message.partition(": ")
-    return (what, detail) if sep and detail and len(what) <= 40 else ("", message)
-
-
-NOT_THE_AGENTS = ("tool_execution", "user_input")
-"""Copilot CLI's errorOccurred contexts that are one tool's or one input's error, not the agent's: the
-model reads a failed tool's error itself."""
-
-
-def from_failure(facts: dict[str, Any], now: float) -> Need | None:
-    """The agent cannot work, in its CLI's words (None: the error was one tool's, not the agent's)."""
-    if facts.get("errorContext") in NOT_THE_AGENTS:
-        return None
-    error = facts.get("error")
-    if isinstance(error, dict):  # Copilot CLI: {"message", "name", "stack"}
-        error = error.get("message")
-    reason = (_text(facts.get("last_assistant_message"), REASON_CHARS) or _text(facts.get("error_details"), REASON_CHARS)
-              or _text(facts.get("message"), REASON_CHARS) or _text(error, REASON_CHARS)
-              or "its turn ended with an error")
-    return Need("failed", now, reason=reason)
-
-
-def first_word_decision(text: str) -> tuple[Decision, str]:
-    """An approver's reply: its first word decides; anything else denies, with the reply as the reason."""
-    found = re.match(r"\W*(\w+)\W*(.*)", text, re.DOTALL)
-    word = found.group(1).lower() if found else ""
-    if word in DECIDING_WORDS:
-        return DECIDING_WORDS[word], (found.group(2).strip() if found else "")
-    return "deny", text.strip()
-
-
-def summary(tool: str, detail: str) -> str:
-    """`Bash  touch build/x` (one line: the detail's first line, cut)."""
-    line = detail.strip().split("\n", 1)[0]
-    line = line[:200] + ("…" if len(line) > 200 or "\n" in detail.strip() else "")
-    return f"{tool}  {line}" if tool else line
-
 
 class AttentionDesk:
     def __init__(self, host: AttentionHost) -> None:
@@ -292,11 +85,10 @@ class AttentionDesk:
         self.requests: dict[int, Request] = {}
         self.last: dict[str, Request] = {}
         self.always: dict[tuple[str, str, str], str] = {}
-        self.looks: dict[str, Looks] = {}
         self.cleared: dict[str, tuple[tuple[str, str, str, str], float, bool]] = {}
         self._ids = itertools.count(int(time.time() * 1000) % 10**12)
-        self._notices = asyncio.Semaphore(NOTICE_TASKS)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.notices = Notices(host)
+        self.screens = ScreenWatch(self)
 
     # -- setup --------------------------------------------------------------------------------
 
@@ -359,7 +151,7 @@ class AttentionDesk:
                 and describe(pending.tool, facts.get("tool_input")) == pending.detail)
 
     async def _permission(self, agent: str, facts: dict[str, Any], hold_ms: int, now: float) -> dict[str, Any]:
-        tool = _text(facts.get("tool_name"), 200) or "a tool"
+        tool = text_of(facts.get("tool_name"), 200) or "a tool"
         detail = describe(tool, facts.get("tool_input"))
         kind: AttentionKind = "question" if tool in QUESTION_TOOLS else "permission"
         rid = next(self._ids)
@@ -406,7 +198,7 @@ class AttentionDesk:
             await self.host.log(self._said(agent, need), "warning", origin="attention")
         if not need.notified and not need.awaiting:
             need.notified = True
-            self._notify("blocked" if need.state == "blocked" else "failed", agent,
+            self.notices.notify("blocked" if need.state == "blocked" else "failed", agent,
                          summary(need.tool, need.detail) if need.state == "blocked" else need.reason)
             await self._save(agent)
 
@@ -425,7 +217,7 @@ class AttentionDesk:
         if settle:
             await self.settle_all(agent, settle)
         need = self.needs.pop(agent, None)
-        self.looks.pop(agent, None)
+        self.screens.looks.pop(agent, None)
         if need is None:
             return
         self.cleared[agent] = (need.key(), time.time(), need.notified)
@@ -617,112 +409,14 @@ class AttentionDesk:
             ))
         return True
 
-    # -- notices ----------------------------------------------------------------------------------------------
-
-    def _notify(self, on: str, agent: str, detail: str) -> None:
-        """Run the pod file's notices for `on` (`agent` "" for the whole pod: `{agent}` says so, the bell
-        rings in the pod's `podctl` window)."""
-        for spec in self.host.spec.notify:
-            if on not in spec.events():
-                continue
-            values = {"pod": self.host.spec.name, "agent": agent or "the pod", "detail": detail, "on": on}
-            argv = tuple(arg.format_map(values) for arg in spec.run or ())
-            self._spawn(Notice(on=on, agent=agent, detail=detail, run=argv, bell=spec.bell))
-
     def notify_over_budget(self, agents: list[str], detail: str) -> None:
-        """A budget was reached (once per limit: the budget's notice keys keep it from repeating)."""
-        self._notify("over_budget", agents[0] if len(agents) == 1 else "", detail)
-
-    def _spawn(self, notice: Notice) -> None:
-        if self._notices.locked():
-            log.warning("notify: %d notices already running; skipped %s of %s", NOTICE_TASKS, notice.on, notice.agent)
-            return
-        task = asyncio.create_task(self._run_notice(notice))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _run_notice(self, notice: Notice) -> None:
-        async with self._notices:
-            try:
-                said = await asyncio.wait_for(self.host.ports.notify(self.host.spec.name, notice), timeout=30.0)
-            except Exception as exc:  # noqa: BLE001 - a notice that fails is logged, never fatal
-                said = f"failed: {exc!r}"
-            log.info("notify %s of %s: %s", notice.on, notice.agent, said)
-
-    # -- screens -----------------------------------------------------------------------------------------------
-
-    def worth_a_look(self, name: str, now: float) -> bool:
-        """Whether only its screen can tell what holds the agent now."""
-        member = self.host.member_view(name)
-        if member is None:
-            return False
-        need = self.needs.get(name)
-        if need is not None:
-            return need.source == "screen" or (need.kind == "permission" and need.state == "blocked")
-        if member.state in ("idle", "stopped") and not member.tools_ready:
-            return True
-        if member.state == "busy":
-            return now - (member.last_activity or member.state_ts) >= SILENT_S
-        return member.state == "idle" and now - member.state_ts < JUST_ENDED_S
-
-    async def look(self, name: str) -> None:
-        member = self.host.member_view(name)
-        if member is None:
-            return
-        try:
-            screen = await asyncio.wait_for(self.host.ports.read_screen(self.host.spec.name, name, member.cli),
-                                            timeout=LOOK_TIMEOUT_S)
-        except Exception as exc:  # noqa: BLE001 - a screen that cannot be read tells nothing
-            log.debug("reading %s's screen failed: %r", name, exc)
-            return
-        if screen is not None:
-            await self.on_screen(name, screen)
-
-    async def on_screen(self, name: str, screen: Screen) -> None:
-        need = self.needs.get(name)
-        looks = self.looks.setdefault(name, Looks())
-        sign = screen.sign
-        if sign is not None:
-            looks.absent = 0
-            seen = self._from_sign(sign)
-            if need is None or (need.source == "screen" and need.key() != seen.key()):
-                await self.enter(name, seen)
-            elif need.source == "event" and sign.kind == "permission":
-                looks.seen_dialog = True
-            return
-        if need is None:
-            return
-        looks.absent += 1
-        if looks.absent < CLEAR_LOOKS:
-            return
-        if need.source == "screen":
-            await self.clear(name)
-        elif need.kind == "permission" and looks.seen_dialog and not need.answerable:
-            self.base[name] = "busy" if screen.working is not False else "idle"
-            await self.clear(name, settle="answered in its pane")
-
-    @staticmethod
-    def _from_sign(sign: Sign) -> Need:
-        now = time.time()
-        if sign.state == "failed":
-            return Need("failed", now, reason=sign.detail[:REASON_CHARS], source="screen")
-        return Need("blocked", now, sign.kind or "dialog", detail=sign.detail, source="screen", how="answer in its pane")
+        self.notices.notify_over_budget(agents, detail)
 
     async def watch(self) -> None:
-        """Read the screens worth a look, every WATCH_S, for as long as the broker runs."""
-        while True:
-            await asyncio.sleep(WATCH_S)
-            now = time.time()
-            for name in self.host.active():
-                if self.worth_a_look(name, now):
-                    try:
-                        await self.look(name)
-                    except Exception:
-                        log.exception("reading %s's screen failed", name)
+        await self.screens.watch()
 
     async def close(self) -> None:
         for request in list(self.requests.values()):
             if request.timer is not None:
                 request.timer.cancel()
-        for task in list(self._tasks):
-            task.cancel()
+        self.notices.close()

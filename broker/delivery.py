@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import wire
 from .args import Claim, Facts, Int64, Millis, SessionId
-from .attention import AnswerError, MemberView
 from .members import Member, needs_attention
+from .needs import AnswerError, MemberView
 from .optable import OpError, OpResult, op
 from .paths import USER
 from .wake import WakePolicy, Waker

@@ -19,8 +19,8 @@ from pydantic import Field
 
 from . import wire
 from .args import Cursor, Int64, Level, Name, Seconds
-from .attention import AnswerError
 from .messaging import READ_LIMIT
+from .needs import AnswerError
 from .optable import OpError, OpResult, op
 from .paths import USER
 from .store import NewMessage

@@ -23,11 +23,12 @@ from pydantic import ValidationError
 
 from . import wire
 from .args import describe
-from .attention import AttentionDesk, MemberView
+from .attention import AttentionDesk
 from .budget import Verdict
 from .delivery import Delivery
 from .members import Member
 from .messaging import Messaging
+from .needs import MemberView
 from .optable import Access, OpError, OpResult, OpTable, declared
 from .owner_ops import OwnerOps
 from .paths import USER, PodPaths
