@@ -15,9 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import wire
 from .args import MAX_NAME, Millis
+from .envelopes import PULL_LIMIT
 from .optable import OpError, OpResult, op
 from .paths import BRIDGE
-from .sites import PULL_LIMIT, Sites, SitesHost
+from .sites import Sites, SitesHost
 
 if TYPE_CHECKING:
     from podctl.pods.spec import PodSpec
@@ -90,10 +91,10 @@ class SiteOps:
         if wanted and self.sites is None:
             assert self.host.site is not None
             self.sites = Sites(self.host, self.host.site)
-            self.host.store.hooks.append(self.sites)
+            self.host.store.hooks.append(self.sites.store_hook)
             self.host.tokens[BRIDGE] = self.host.paths.issue_token(BRIDGE)
         elif not wanted and self.sites is not None:
-            self.host.store.hooks.remove(self.sites)
+            self.host.store.hooks.remove(self.sites.store_hook)
             self.sites = None
             self.host.tokens.pop(BRIDGE, None)
 

@@ -24,121 +24,34 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 import time
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from . import wire
-from .args import MAX_NAME, MAX_RECIPIENTS
+from .envelopes import (
+    ENVELOPE,
+    ENVELOPE_VERSION,
+    LATER_ATTEMPTS,
+    PULL_BYTES,
+    AskIn,
+    Later,
+    MessageEnvelope,
+    ReceiptEnvelope,
+    Refused,
+    StateEnvelope,
+)
 from .paths import USER
+from .site_store import SiteStoreHook
 from .store import NewMessage, Store
 
 if TYPE_CHECKING:
     from podctl.pods.spec import PodSpec
 
-    from .service import Member
+    from .members import Member
 
 log = logging.getLogger("podctl.broker.sites")
-
-ENVELOPE_VERSION = 1
-PULL_LIMIT = 500
-PULL_BYTES = 4 * 1024 * 1024
-"""What one `bridge_pull` hands over at most (it always hands at least one item)."""
-RANKS = {"queued": 1, "injected": 2, "read": 3}
-STATE_KINDS = ("tell", "ask", "reply", "notice")
-MAX_TEXT = 1024 * 1024
-"""The largest message text taken from another site (a pod's own limit is at most this)."""
-
-SiteToken = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=MAX_NAME)]
-MemberName = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
-
-
-def _ref(value: Any) -> Any:
-    """JSON has no tuples: a reference comes as a list of two."""
-    return tuple(value) if isinstance(value, list) else value
-
-
-Ref = Annotated[tuple[SiteToken, Annotated[int, Field(ge=1, le=2**63 - 1)]], BeforeValidator(_ref)]
-"""A message as another site knows it: [its site, its id there]."""
-Time = Annotated[float, Field(ge=0, le=10**11, allow_inf_nan=False)]
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
-
-
-class MessageIn(_In):
-    id: Annotated[int, Field(ge=1, le=2**63 - 1)]
-    ts: Time
-    sender: MemberName = Field(alias="from")
-    kind: Literal["tell", "ask", "reply", "notice"]
-    to: Annotated[list[MemberName], Field(max_length=MAX_RECIPIENTS)]
-    text: Annotated[str, Field(max_length=MAX_TEXT)]
-    target: Annotated[str, Field(max_length=4096)] | None = None
-    urgent: bool = False
-    followup: bool = False
-    origin: Annotated[str, Field(max_length=128)] | None = None
-
-
-class AskIn(_In):
-    mode: Literal["all", "first"] = "all"
-    route: MemberName | None = None
-    deadline: Time | None = None
-    behalf: MemberName | None = None
-
-
-class MessageEnvelope(_In):
-    v: Literal[1]
-    kind: Literal["msg"]
-    site: SiteToken
-    message: MessageIn
-    ask: AskIn | None = None
-    ask_ref: Ref | None = None
-
-
-class ReceiptEnvelope(_In):
-    v: Literal[1]
-    kind: Literal["rcpt"]
-    site: SiteToken
-    ref: Ref
-    to: MemberName
-    queued_at: Time | None = None
-    injected_at: Time | None = None
-    read_at: Time | None = None
-
-
-class MemberIn(_In):
-    name: MemberName
-    state: Literal["busy", "idle", "stopped"]
-    state_ts: Time | None = None
-    tools_ready: bool = False
-    unread: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
-    last_activity: Time | None = None
-
-
-class StateEnvelope(_In):
-    v: Literal[1]
-    kind: Literal["state"]
-    site: SiteToken
-    ts: Time
-    members: Annotated[list[MemberIn], Field(max_length=4096)]
-    usage: Annotated[list[list[Any]], Field(max_length=100_000)] = Field(default_factory=list)
-
-
-ENVELOPE: TypeAdapter[MessageEnvelope | ReceiptEnvelope | StateEnvelope] = TypeAdapter(
-    Annotated[MessageEnvelope | ReceiptEnvelope | StateEnvelope, Field(discriminator="kind")]
-)
-
-
-class Refused(Exception):
-    """An envelope this site does not take (it is acknowledged and dropped, with the reason logged)."""
-
-
-class Later(Exception):
-    """An envelope that cannot be taken yet (a reply whose ask has not arrived): delivered again later."""
-
 
 class SitesHost(Protocol):
     """What the sites need of the broker, and nothing more."""
@@ -171,6 +84,8 @@ class Sites:
         self.refused: dict[str, int] = {}
         self.link: dict[str, Any] = {"up": False, "since": None, "detail": "the bridge has not connected yet"}
         host.subscribers.add(self._on_event)
+        self.store_hook = SiteStoreHook(self)
+        """What it writes in each batch of messages' own transaction."""
 
     # -- membership -----------------------------------------------------------------------------
 
@@ -222,76 +137,6 @@ class Sites:
         if kind in ("state", "tools", "usage") and data.get("name") in self.local_names():
             self.state_due = True
         self.changed.set()
-
-    # -- the store hook: outbox and imports, in the messages' own transaction ------------------------
-
-    def before(self, conn: sqlite3.Connection, batch: list[NewMessage]) -> list[NewMessage]:
-        """Messages from other sites that were stored before are duplicates (the stored id is kept).
-        Run in the store's BatchWriter thread, inside the batch's transaction."""
-        keep: list[NewMessage] = []
-        seen: dict[tuple[str, int], NewMessage] = {}
-        for msg in batch:
-            if msg.source is None:
-                keep.append(msg)
-                continue
-            first = seen.get(msg.source)
-            if first is None:
-                row = conn.execute(
-                    "SELECT local_id FROM site_imports WHERE origin_site=? AND origin_id=?", msg.source
-                ).fetchone()
-                if row is None:
-                    seen[msg.source] = msg
-                    keep.append(msg)
-                    continue
-                msg.id = int(row[0])
-            else:
-                msg.id = first.id
-            msg.duplicate = True
-        return keep
-
-    def after(self, conn: sqlite3.Connection, fresh: list[NewMessage]) -> None:
-        local = self.local_names() | {USER}
-        outbox: list[tuple[int, str]] = []
-        for msg in fresh:
-            assert msg.id is not None
-            if msg.source is not None:
-                self._imported(conn, msg, local)
-            else:
-                outbox += [(msg.id, site) for site in sorted(self._destinations(conn, msg))]
-        if outbox:
-            conn.executemany("INSERT OR IGNORE INTO site_outbox(message_id, site) VALUES (?,?)", outbox)
-
-    @staticmethod
-    def _imported(conn: sqlite3.Connection, msg: NewMessage, local: set[str]) -> None:
-        """Record where it came from; only recipients here have deliveries (and owe receipts); giving its
-        sender a non-delivery notice, and its ask's expiry, are its own site's business."""
-        assert msg.id is not None and msg.source is not None
-        conn.execute("INSERT INTO site_imports(origin_site, origin_id, local_id) VALUES (?,?,?)", (*msg.source, msg.id))
-        away = [r for r in msg.recipients if r not in local]
-        if away:
-            marks = ",".join("?" * len(away))
-            conn.execute(f"DELETE FROM deliveries WHERE message_id=? AND recipient IN ({marks})", (msg.id, *away))
-        conn.execute("UPDATE deliveries SET notice_at=queued_at WHERE message_id=?", (msg.id,))
-        here = [r for r in dict.fromkeys(msg.recipients) if r in local and r != USER]
-        if here:
-            conn.executemany(
-                "INSERT OR IGNORE INTO site_receipts(message_id, recipient, rank) VALUES (?,?,1)", [(msg.id, r) for r in here]
-            )
-        if msg.kind == "ask":
-            conn.execute("UPDATE asks SET expiry_checked=deadline WHERE id=? AND deadline IS NOT NULL", (msg.id,))
-
-    def _destinations(self, conn: sqlite3.Connection, msg: NewMessage) -> set[str]:
-        """The other sites a message made here goes to: its recipients' and, for a reply, its ask's (where
-        it was asked, and where its other targets are: a mode `first` ask is settled for them too)."""
-        sites = {s for r in msg.recipients if (s := self.site_of(r)) is not None}
-        if msg.kind == "reply" and msg.ask_id is not None:
-            row = conn.execute("SELECT origin_site FROM site_imports WHERE local_id=?", (msg.ask_id,)).fetchone()
-            if row is not None:
-                sites.add(str(row[0]))
-            rows = conn.execute("SELECT agent FROM ask_targets WHERE ask_id=?", (msg.ask_id,)).fetchall()
-            sites |= {s for (agent,) in rows if (s := self.site_of(agent)) is not None}
-        sites.discard(self.here)
-        return {s for s in sites if s in self.spec.sites()}
 
     # -- what the bridge publishes ----------------------------------------------------------------
 
@@ -582,7 +427,3 @@ class Sites:
     async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         async with self.host.store.rconn.execute(sql, params) as cur:
             return list(await cur.fetchall())
-
-
-LATER_ATTEMPTS = 20
-"""A reply whose ask never arrives is taken without it after this many deliveries (its text is not lost)."""
