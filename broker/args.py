@@ -16,6 +16,8 @@ from pydantic import ConfigDict, Field, ValidationError, validate_call
 INT64_MAX = 2**63 - 1
 MAX_NAME = 64
 MAX_RECIPIENTS = 256
+READ_LIMIT = 500
+"""The most messages (or asks) one read returns."""
 
 Int64 = Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
 Cursor = Annotated[int, Field(ge=0, le=INT64_MAX)]

@@ -15,7 +15,7 @@ from podctl.pods.durations import seconds
 from podctl.pods.errors import PodctlError
 
 from . import wire
-from .args import AskId, ClientMsgId, Cursor, Int64, Recipients
+from .args import READ_LIMIT, AskId, ClientMsgId, Cursor, Int64, Recipients
 from .members import Member, needs_attention
 from .optable import OpError, OpResult, op
 from .paths import USER
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from .rules import RuleEngine
     from .store import Store
 
-READ_LIMIT = 500
 
 
 class MessagingHost(Protocol):

@@ -18,8 +18,7 @@ from podctl.pods.transfer import from_wire
 from pydantic import Field
 
 from . import wire
-from .args import Cursor, Int64, Level, Name, Seconds
-from .messaging import READ_LIMIT
+from .args import READ_LIMIT, Cursor, Int64, Level, Name, Seconds
 from .needs import AnswerError
 from .optable import OpError, OpResult, op
 from .paths import USER

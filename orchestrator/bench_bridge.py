@@ -24,7 +24,7 @@ from podctl.broker import wire
 from podctl.broker.client import AsyncClient
 from podctl.broker.paths import USER, PodPaths
 
-from .bridge import nats_server_argv
+from .nats_link import nats_server_argv
 
 POD = "benchspan"
 WRITERS = [f"w{i}" for i in range(8)]

@@ -150,7 +150,7 @@ def bring_up(
 
 def start_bridge(spec: PodSpec, paths: PodPaths, pod_file: Path, site: str | None, progress: Progress | None) -> None:
     """A pod across machines: start this site's bridge to the others, unless it runs already."""
-    from podctl.orchestrator.bridge import bridge_url
+    from podctl.orchestrator.nats_link import bridge_url
 
     if site is not None and spec.bridge is not None and processes.start_bridge(pod_file, paths):
         bridged = f"started the bridge of site {site} to {bridge_url(spec.bridge)}"

@@ -1,6 +1,7 @@
 """The architecture holds: imports run one way (pods <- broker <- orchestrator <- cli), the hook
-path and the shim know only the wire protocol, and the wire protocol's documentation lists every
-operation the broker has."""
+path and the shim know only the wire protocol, the broker's parts know the broker only through
+their host protocols, modules and classes stay small, and the wire protocol's documentation lists
+every operation of the op table with who may call it."""
 
 from __future__ import annotations
 
@@ -83,6 +84,49 @@ def test_the_wire_protocol_documents_every_operation() -> None:
     documented = set(re.findall(r"^- ``(\w+) ", wire.__doc__ or "", re.MULTILINE))
     ops = set(service.OP_ACCESS)
     assert ops == documented, f"undocumented: {sorted(ops - documented)}; documented but gone: {sorted(documented - ops)}"
+
+
+def test_the_op_table_says_who_may_call_each_operation_as_the_wire_protocol_does() -> None:
+    from podctl.broker import service, wire
+
+    items = re.split(r"^- ``", wire.__doc__ or "", flags=re.MULTILINE)[1:]
+    user_only = {item.split(" ", 1)[0] for item in items if "(user only" in item.split("\n- ")[0]}
+    bridge_doc = (wire.__doc__ or "").split("may call only these, and nobody else may:")[1]
+    bridge_only = set(re.findall(r"^- ``(\w+) ", bridge_doc, re.MULTILINE))
+    access = service.OP_ACCESS
+    assert {op for op, who in access.items() if who == "user"} == user_only
+    assert {op for op, who in access.items() if who == "bridge"} == bridge_only
+    assert {op for op, who in access.items() if who == "anyone"} == {"hello"}
+
+
+BROKER_PARTS = ("messaging", "replies", "delivery", "owner_ops", "usage_ops", "site_ops")
+
+
+@pytest.mark.parametrize("part", BROKER_PARTS)
+def test_a_part_of_the_broker_knows_the_rest_only_through_its_host(part: str) -> None:
+    """A part imports neither the broker (service.py) nor another part: what it needs of them is in
+    its host protocol, so each can be read, and tested, on its own."""
+    name = f"podctl.broker.{part}"
+    path = modules()[name]
+    others = {f"podctl.broker.{p}" for p in BROKER_PARTS if p != part} | {"podctl.broker.service"}
+    wrong = sorted(imports_of(name, path, set(modules())) & others)
+    assert not wrong, f"{name} imports {wrong}: put what it needs in its host protocol"
+
+
+MAX_MODULE_LINES = 500
+MAX_CLASS_LINES = 400
+
+
+def test_no_module_is_over_500_lines_and_no_class_over_400() -> None:
+    big = []
+    for name, path in sorted(modules().items()):
+        source = path.read_text(encoding="utf-8")
+        if source.count("\n") > MAX_MODULE_LINES:
+            big.append(f"{name}: {source.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ClassDef) and (node.end_lineno or 0) - node.lineno + 1 > MAX_CLASS_LINES:
+                big.append(f"{name}.{node.name}: {(node.end_lineno or 0) - node.lineno + 1} lines")
+    assert not big, "split by concern: " + "; ".join(big)
 
 
 

@@ -20,7 +20,7 @@ def dev(
     store: Annotated[Path | None, typer.Option(help="JetStream's folder (default: .nats-dev in PODCTL_HOME)")] = None,
 ) -> None:
     """Run a NATS server with JetStream on 127.0.0.1 in the foreground, to try sites on one machine."""
-    from podctl.orchestrator.bridge import nats_server_argv
+    from podctl.orchestrator.nats_link import nats_server_argv
     from podctl.pods.state import state_root
 
     folder = store or state_root() / ".nats-dev"

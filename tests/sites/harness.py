@@ -41,7 +41,7 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> NatsServer:
-        from podctl.orchestrator.bridge import nats_server_argv
+        from podctl.orchestrator.nats_link import nats_server_argv
 
         self.store.mkdir(parents=True, exist_ok=True)
         argv = nats_server_argv(self.port, self.store)

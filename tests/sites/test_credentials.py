@@ -144,7 +144,7 @@ def test_sites_log_in_with_their_own_creds_files(tmp_path: Path) -> None:
 
 
 def test_a_ca_bundle_that_is_not_there_is_said_with_its_path(tmp_path: Path) -> None:
-    from podctl.orchestrator.bridge import BridgeError, connect_options
+    from podctl.orchestrator.nats_link import BridgeError, connect_options
     from podctl.pods.spec import BridgeSpec
 
     with pytest.raises(BridgeError, match=f"cannot use the bridge's CA bundle {tmp_path}/missing.pem"):
