@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .paths import USER
+
 
 class BatchHook(Protocol):
     """Writes that belong in a batch of messages' own transaction (broker/sites.py: the outbox, imports)."""
@@ -31,6 +33,12 @@ class BatchHook(Protocol):
     def after(self, conn: sqlite3.Connection, fresh: list[NewMessage]) -> None:
         """Called once `fresh` is inserted, before the transaction commits (in the same thread)."""
         ...
+
+
+def wakes(kind: str, urgent: bool, sender: str) -> bool:
+    """Whether a message wakes an idle recipient: an ask, a reply, an urgent tell, or the user's
+    (the same rule as queries.NEEDS_ATTENTION, in SQL)."""
+    return kind in ("ask", "reply") or urgent or sender == USER
 
 
 @dataclass
@@ -68,6 +76,9 @@ class NewMessage:
     def same_as(self, kind: str, recipients: list[str], text: str) -> bool:
         return (self.kind, self.recipients, self.text) == (kind, recipients, text)
 
+    def wakes(self) -> bool:
+        return wakes(self.kind, self.urgent, self.sender)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -82,6 +93,28 @@ class NewMessage:
             "target": self.target,
             "origin": self.origin,
         }
+
+
+Then = Callable[["NewMessage | None", "BaseException | None"], None]
+"""What is told when a message's group commit ended: (the message, None) once it is durable, or
+(None, the error) when it was not stored."""
+
+
+class Waiter:
+    """One message's place in a group commit: told once, when it is durable or failed."""
+
+    __slots__ = ("done", "message", "then")
+
+    def __init__(self, message: NewMessage, then: Then) -> None:
+        self.message = message
+        self.then = then
+        self.done = False
+
+    def settle(self, error: BaseException | None = None) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.then(None if error is not None else self.message, error)
 
 
 def in_transaction(body: Callable[[sqlite3.Connection], None], conn: sqlite3.Connection) -> None:
@@ -121,22 +154,22 @@ def _insert_messages(fresh: list[NewMessage], conn: sqlite3.Connection) -> list[
     """Insert a batch with a fixed number of statements, whatever its size; returns those inserted. A
     message whose (sender, client_msg_id) is already stored is a retry: it gets the stored id and is
     not inserted again."""
-    cur = conn.executemany(
-        "INSERT OR IGNORE INTO messages(id, ts, sender, kind, recipients, target, text, ask_id, urgent, followup,"
-        " client_msg_id, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+    inserted = _insert_rows(
+        conn, "INSERT OR IGNORE INTO messages(id, ts, sender, kind, recipients, target, text, ask_id, urgent, followup,"
+        " client_msg_id, origin) VALUES ", 12,
         [
             (m.id, m.ts, m.sender, m.kind, json.dumps(m.recipients), m.target, m.text, m.ask_id,
              int(m.urgent), int(m.followup), m.client_msg_id, m.origin)
             for m in fresh
         ],
     )
-    if cur.rowcount != len(fresh):
+    if inserted != len(fresh):
         fresh = _drop_retries(conn, fresh)
     if not fresh:
         return fresh
     deliveries = [(r, m.id, m.ts) for m in fresh for r in m.recipients]
     if deliveries:
-        conn.executemany("INSERT INTO deliveries(recipient, message_id, queued_at) VALUES (?,?,?)", deliveries)
+        _insert_rows(conn, "INSERT INTO deliveries(recipient, message_id, queued_at) VALUES ", 3, deliveries)
     asks = [m for m in fresh if m.kind == "ask"]
     if asks:
         conn.executemany(
@@ -153,6 +186,24 @@ def _insert_messages(fresh: list[NewMessage], conn: sqlite3.Connection) -> list[
             [(m.id, m.ts, *m.reply_to) for m in replies if m.reply_to is not None],
         )
     return fresh
+
+
+ROWS_PER_STATEMENT = 64
+"""Rows one INSERT carries: a batch is a few statements, so the writer's thread gives up and takes
+back the interpreter's lock a few times a batch rather than twice a row (the event loop's thread
+holds it most of the time, and each hand-over waits for it)."""
+
+
+def _insert_rows(conn: sqlite3.Connection, head: str, width: int, rows: list[tuple[Any, ...]]) -> int:
+    """INSERT `rows` (each `width` values) with `head` (up to `VALUES `), ROWS_PER_STATEMENT a
+    statement; returns how many rows were inserted."""
+    row_marks = "(" + ",".join("?" * width) + ")"
+    inserted = 0
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start: start + ROWS_PER_STATEMENT]
+        params = [value for row in chunk for value in row]
+        inserted += conn.execute(head + ",".join([row_marks] * len(chunk)), params).rowcount
+    return inserted
 
 
 def _drop_retries(conn: sqlite3.Connection, fresh: list[NewMessage]) -> list[NewMessage]:

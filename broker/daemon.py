@@ -24,8 +24,9 @@ from podctl.pods.spec import SOCKET_PATH_MAX, PodSpec
 from .locks import ALREADY_RUNNING_EXIT, FileLock, write_pid_file
 from .paths import PodPaths
 from .ports import Ports
-from .server import Server, raise_fd_limit
+from .server import Server
 from .service import Broker
+from .slots import raise_fd_limit
 from .store import Store
 from .wake import WakePolicy
 

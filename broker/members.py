@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .paths import USER
+from .commits import wakes
 
 
 def needs_attention(message: dict[str, Any]) -> bool:
-    """Whether a message wakes an idle recipient (the same rule as store.NEEDS_ATTENTION)."""
-    return message["kind"] in ("ask", "reply") or bool(message["urgent"]) or message["from"] == USER
+    """Whether a message (as the wire shows it) wakes an idle recipient."""
+    return wakes(message["kind"], bool(message["urgent"]), message["from"])
 
 
 @dataclass

@@ -8,7 +8,7 @@ engine and the waker. The part knows the rest of the broker only through `Messag
 from __future__ import annotations
 
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from podctl.pods.durations import seconds
@@ -16,8 +16,8 @@ from podctl.pods.errors import PodctlError
 
 from . import wire
 from .args import READ_LIMIT, AskId, ClientMsgId, Cursor, Int64, Recipients
-from .members import Member, needs_attention
-from .optable import OpError, OpResult, op
+from .members import Member
+from .optable import Commit, OpError, OpResult, committing, op
 from .paths import USER
 from .store import NewMessage
 
@@ -39,6 +39,7 @@ class MessagingHost(Protocol):
     routes: dict[str, RouteSpec]
     rules: RuleEngine
     attention: AttentionDesk
+    subscribers: set[Callable[[dict[str, Any]], None]]
 
     def active(self) -> list[str]: ...
     def publish(self, frame: dict[str, Any]) -> None: ...
@@ -116,7 +117,11 @@ class Messaging:
     # -- the one way a message is stored ----------------------------------------------------------
 
     async def commit(self, msg: NewMessage) -> NewMessage:
-        msg = await self.host.store.commit_message(msg)
+        return self.committed(await self.host.store.commit_message(msg))
+
+    def committed(self, msg: NewMessage) -> NewMessage:
+        """A message the store just committed (or found: a retry): a reused client_msg_id is refused;
+        a new message is told to subscribers, the rule engine and the waker."""
         if msg.conflict:
             raise OpError(
                 wire.CONFLICT,
@@ -132,12 +137,12 @@ class Messaging:
         sender = host.members.get(msg.sender)
         if sender is not None:
             sender.last_activity = msg.ts
-        data = msg.as_dict()
-        host.publish(wire.event("message", data))
+        if host.subscribers:
+            host.publish(wire.event("message", msg.as_dict()))
         host.rules.on_message(msg)
         if msg.kind == "reply" and msg.ask_id is not None:
             host.reply_arrived(msg.ask_id)
-        if needs_attention(data):
+        if msg.wakes():
             for name in msg.recipients:
                 host.maybe_wake(name)
         if msg.kind == "reply" and msg.ask_id is not None and host.attention.is_approval(msg.ask_id):
@@ -148,37 +153,42 @@ class Messaging:
 
     # -- operations --------------------------------------------------------------------------------
 
-    @op()
-    async def op_tell(
+    @committing()
+    def op_tell(
         self, agent: str, to: Recipients, text: str, urgent: bool = False, client_msg_id: ClientMsgId | None = None
-    ) -> OpResult:
+    ) -> Commit:
         text = self.check_text(text)
         recipients, target, _ = self.resolve(agent, to)
-        msg = await self.commit(NewMessage(
+        msg = NewMessage(
             sender=agent, kind="tell", recipients=recipients, target=target, text=text,
             urgent=bool(urgent), client_msg_id=client_msg_id,
-        ))
-        return {"message_id": msg.id, "status": "queued", "recipients": self.recipient_states(recipients)}
+        )
+        return Commit(msg, lambda stored: {
+            "message_id": stored.id, "status": "queued", "recipients": self.recipient_states(recipients),
+        })
 
-    @op()
-    async def op_ask(self, agent: str, to: Recipients, text: str, client_msg_id: ClientMsgId | None = None) -> OpResult:
+    @committing()
+    def op_ask(self, agent: str, to: Recipients, text: str, client_msg_id: ClientMsgId | None = None) -> Commit:
         text = self.check_text(text)
         recipients, target, route = self.resolve(agent, to)
         if agent in recipients:
             raise OpError(wire.BAD_REQUEST, "you cannot ask yourself")
         deadline = time.time() + seconds(route.timeout) if route is not None else None
-        msg = await self.commit(NewMessage(
+        msg = NewMessage(
             sender=agent, kind="ask", recipients=recipients, target=target, text=text,
             client_msg_id=client_msg_id, ask_mode=route.mode if route else "all",
             ask_route=route.name if route else None, ask_deadline=deadline,
-        ))
-        if deadline is not None and not msg.duplicate and msg.ask_id is not None:
-            self.host.expire_at(msg.ask_id, deadline)
-        return {
-            "ask_id": msg.ask_id, "message_id": msg.id, "status": "queued",
-            "recipients": self.recipient_states(recipients),
-            "mode": route.mode if route else "all",
-        }
+        )
+
+        def answer(stored: NewMessage) -> OpResult:
+            if deadline is not None and not stored.duplicate and stored.ask_id is not None:
+                self.host.expire_at(stored.ask_id, deadline)
+            return {
+                "ask_id": stored.ask_id, "message_id": stored.id, "status": "queued",
+                "recipients": self.recipient_states(recipients), "mode": route.mode if route else "all",
+            }
+
+        return Commit(msg, answer)
 
     async def mark_read(self, agent: str, ids: list[int]) -> None:
         now = time.time()

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import wire
 from .args import checked
 from .paths import BRIDGE, USER
+
+if TYPE_CHECKING:
+    from .commits import NewMessage
 
 Access = Literal["member", "user", "bridge", "anyone"]
 """Who may call an operation: `member` every agent and the user (not the bridge); `user` the pod's
@@ -25,6 +28,20 @@ nobody); `anyone` every identity (`hello`)."""
 OpResult = dict[str, Any]
 Run = Callable[..., Awaitable[OpResult]]
 F = TypeVar("F", bound=Callable[..., Awaitable[OpResult]])
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What a committing operation stores (one message), and how its answer is made once the message
+    is committed (`answer` takes the committed message: its id, or the stored one of a retry)."""
+
+    message: NewMessage
+    answer: Callable[[NewMessage], OpResult]
+
+
+Front = Callable[..., Commit]
+C = TypeVar("C", bound=Callable[..., Commit])
+Committer = Callable[["NewMessage"], Awaitable["NewMessage"]]
 
 _MARK = "__podctl_op__"
 
@@ -39,6 +56,9 @@ class Op:
     name: str
     access: Access
     run: Run
+    front: Front | None = None
+    """A committing operation's checks and message, run without awaiting anything: the server runs
+    it on the spot and answers from the group commit's callback (no task per request)."""
 
 
 def op(access: Access = "member") -> Callable[[F], F]:
@@ -63,10 +83,27 @@ def declared(*classes: type) -> dict[str, Access]:
     return out
 
 
-class OpTable:
-    """The operations of the given parts, by name (a name registered twice is a bug: it raises)."""
+def committing(access: Access = "member") -> Callable[[C], C]:
+    """Mark a part's `op_<name>` method as the wire operation `<name>` that stores one message: it
+    checks and returns a `Commit` without awaiting anything; the op table commits it."""
 
-    def __init__(self, *parts: object) -> None:
+    def mark(method: C) -> C:
+        wrapped = checked(method)
+        setattr(wrapped, _MARK, (method.__name__.removeprefix("op_"), access))
+        setattr(wrapped, _COMMITS, True)
+        return wrapped
+
+    return mark
+
+
+_COMMITS = "__podctl_commits__"
+
+
+class OpTable:
+    """The operations of the given parts, by name (a name registered twice is a bug: it raises).
+    `commit` stores a committing operation's message (the broker's one way to store a message)."""
+
+    def __init__(self, *parts: object, commit: Committer) -> None:
         self.ops: dict[str, Op] = {}
         for part in parts:
             for attr in dir(type(part)):
@@ -76,7 +113,11 @@ class OpTable:
                 name, access = marked
                 if name in self.ops:
                     raise ValueError(f"operation {name!r} is registered twice")
-                self.ops[name] = Op(name, access, getattr(part, attr))
+                method = getattr(part, attr)
+                if getattr(method, _COMMITS, False):
+                    self.ops[name] = Op(name, access, _committed(method, commit), front=method)
+                else:
+                    self.ops[name] = Op(name, access, method)
         self._bridge_ops = ", ".join(sorted(n for n, o in self.ops.items() if o.access == "bridge"))
 
     def admit(self, name: str, agent: str) -> Op:
@@ -92,3 +133,13 @@ class OpTable:
         if agent == BRIDGE and access not in ("bridge", "anyone"):
             raise OpError(wire.FORBIDDEN, f"the pod's bridge may use only {self._bridge_ops}")
         return found
+
+
+def _committed(front: Front, commit: Committer) -> Run:
+    """A committing operation run as any other: check, commit (awaited), answer."""
+
+    async def run(agent: str, **args: Any) -> OpResult:
+        work = front(agent, **args)
+        return work.answer(await commit(work.message))
+
+    return run

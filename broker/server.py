@@ -1,8 +1,9 @@
 """The broker's Unix socket server: moves frames between connections and `Broker.handle`.
 
 Each request runs as its own task, so a blocking `wait_for_reply` never holds up other requests
-on the same connection. A connection that sent `subscribe` also receives events; one that sent
-`mcp` carries its agent's MCP session (mcp_session.py) from then on.
+on the same connection; a committing request (a tell, an ask) is checked at once and answered from
+its group commit's callback, with no task (`Broker.submit`). A connection that sent `subscribe`
+also receives events; one that sent `mcp` carries its agent's MCP session (mcp_session.py) from then on.
 
 No client can cost the others their service or the broker its memory (docs/architecture.md,
 "Limits and failure behaviour"): a request (frame or MCP line) is at most
@@ -32,7 +33,7 @@ from . import wire
 from .mcp_session import McpSession
 from .paths import USER
 from .service import Broker
-from .slots import MAX_IN_FLIGHT, Slots
+from .slots import MAX_IN_FLIGHT, Budget, Slots, default_max_connections
 
 log = logging.getLogger("podctl.broker.server")
 
@@ -50,23 +51,6 @@ SUBSCRIBER_QUEUE = 1000
 HISTORY_PAGE = 500
 MCP_CLOSE_GRACE_S = 5.0
 """How long a closed connection's MCP session may take to end its own loop before it is cancelled."""
-
-
-class Budget:
-    """The bytes all connections may hold in request frames not yet answered."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-
-    def take(self, n: int) -> bool:
-        if self.used + n > self.limit:
-            return False
-        self.used += n
-        return True
-
-    def give(self, n: int) -> None:
-        self.used = max(0, self.used - n)
 
 
 class Connection:
@@ -89,12 +73,14 @@ class Connection:
         self._out: list[bytes] = []
         """Frames and lines to write, in order, at the end of this turn of the loop (one send for all)."""
         self._flushing = False
+        self.answering = 0
+        """Committing requests answered from the group commit's callback (`_answer_now`), not yet answered."""
         with contextlib.suppress(Exception):
             writer.transport.set_write_buffer_limits(high=MAX_UNSENT_BYTES // 4)
 
     @property
     def idle(self) -> bool:
-        return not self.tasks and not self.subscribed and self.mcp is None
+        return not self.tasks and not self.answering and not self.subscribed and self.mcp is None
 
     @property
     def mcp_busy(self) -> bool:
@@ -146,9 +132,10 @@ class Connection:
                     if b'"mcp"' in line and await self._start_mcp(line):
                         continue
                     await self._slots.acquire()
-                    task = asyncio.create_task(self._answer(line))
-                    self.tasks.add(task)
-                    task.add_done_callback(self.tasks.discard)
+                    if not self._answer_now(line):
+                        task = asyncio.create_task(self._answer(line))
+                        self.tasks.add(task)
+                        task.add_done_callback(self.tasks.discard)
         except (ConnectionError, OSError):
             return
         finally:
@@ -196,19 +183,31 @@ class Connection:
         What is sent in one turn of the loop (a group commit answers many requests at once) goes
         out in one write at the end of it. A client whose unsent answers pass the transport's
         high-water mark is waited for, at most STALL_S, then dropped."""
+        if self._queue(data):
+            await self._drain()
+
+    def _queue(self, data: bytes) -> bool:
+        """Queue `data` for the write at the end of this turn of the loop; True if the client's unsent
+        answers passed the high-water mark (then `_drain`)."""
         if self.closed or self.writer.is_closing():
             raise ConnectionResetError("connection closed")
         self._out.append(data)
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().call_soon(self._flush)
-        if self.writer.transport.get_write_buffer_size() > MAX_UNSENT_BYTES // 4:
-            self._flush()
-            try:
-                await asyncio.wait_for(self.writer.drain(), timeout=STALL_S)
-            except TimeoutError:
-                self.server.drop(self, "it does not read its answers")
-                raise ConnectionResetError("client does not read") from None
+        return self.writer.transport.get_write_buffer_size() > MAX_UNSENT_BYTES // 4
+
+    async def _drain(self) -> None:
+        self._flush()
+        try:
+            await asyncio.wait_for(self.writer.drain(), timeout=STALL_S)
+        except TimeoutError:
+            self.server.drop(self, "it does not read its answers")
+            raise ConnectionResetError("client does not read") from None
+
+    async def _drain_quietly(self) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            await self._drain()
 
     def _flush(self) -> None:
         self._flushing = False
@@ -221,6 +220,42 @@ class Connection:
         with contextlib.suppress(ConnectionError, OSError, asyncio.TimeoutError):
             self.writer.write(wire.encode(wire.error(None, code, message)))
             await asyncio.wait_for(self.writer.drain(), timeout=1.0)
+
+    def _answer_now(self, line: bytes) -> bool:
+        """Answer a committing request (a tell, an ask) without a task: the broker checks it and queues
+        its message now and answers from the group commit's callback. False: `_answer` takes it."""
+        try:
+            frame = wire.decode(line)
+        except ValueError:
+            return False
+        agent = self.broker.identify(frame)
+        if agent is None:
+            return False
+        slots = self.server.slots_of(agent)
+        if slots is not None and not slots.try_acquire():
+            return False
+        size = len(line)
+        self.answering += 1
+
+        def respond(response: dict[str, Any]) -> None:
+            self.answering -= 1
+            if slots is not None:
+                slots.release()
+            self._release(size)
+            self._slots.release()
+            self.last_active = time.monotonic()
+            with contextlib.suppress(ConnectionError, OSError):
+                if self._queue(wire.encode(response)):
+                    task = asyncio.create_task(self._drain_quietly())
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
+
+        if self.broker.submit(frame, agent, respond):
+            return True
+        self.answering -= 1
+        if slots is not None:
+            slots.release()
+        return False
 
     async def _answer(self, line: bytes) -> None:
         size = len(line)
@@ -353,30 +388,6 @@ def _client_gone(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionError | BrokenPipeError)
 
 
-def default_max_connections() -> int:
-    """Room for connections within the open-file limit, keeping some for the store, logs and tmux."""
-    try:
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    except (ImportError, ValueError, OSError):
-        soft = 1024
-    return max(16, min(4096, soft - 128))
-
-
-def raise_fd_limit(target: int = 8192) -> None:
-    """Raise the soft open-file limit towards the hard one, where allowed."""
-    try:
-        import resource
-
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        wanted = target if hard == resource.RLIM_INFINITY else min(target, hard)
-        if soft != resource.RLIM_INFINITY and soft < wanted:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    except (ImportError, ValueError, OSError):
-        pass
-
-
 class Server:
     def __init__(self, broker: Broker, socket_path: Path, max_connections: int | None = None) -> None:
         self.broker = broker
@@ -391,7 +402,10 @@ class Server:
 
     def agent_slots(self, agent: str) -> Slots:
         """The requests an agent (authenticated: one of the pod's) may have running at once."""
-        return self._agent_slots.setdefault(agent, Slots(AGENT_IN_FLIGHT))
+        slots = self._agent_slots.get(agent)
+        if slots is None:
+            slots = self._agent_slots[agent] = Slots(AGENT_IN_FLIGHT)
+        return slots
 
     def slots_of(self, agent: str | None) -> Slots | None:
         """The slots one request of `agent` runs within (None: a request that does not authenticate,

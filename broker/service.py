@@ -44,6 +44,18 @@ from .wake import WakePolicy
 
 log = logging.getLogger("podctl.broker")
 
+def _refusal(op: str, exc: Exception) -> OpError:
+    """What an operation that raised `exc` answers: its own refusal, a bad argument, or an internal error."""
+    if isinstance(exc, OpError):
+        return exc
+    if isinstance(exc, ValidationError):
+        return OpError(wire.BAD_REQUEST, f"bad arguments for {op}: {describe(exc)}")
+    if isinstance(exc, TypeError):
+        return OpError(wire.BAD_REQUEST, f"bad arguments for {op}: {exc}")
+    log.error("%s failed", op, exc_info=exc)
+    return OpError(wire.INTERNAL, f"{op} failed inside the broker: {exc}")
+
+
 PARTS = (Messaging, Replies, Delivery, OwnerOps, UsageOps, SiteOps)
 """The broker's parts: together they declare every operation (broker/optable.py)."""
 OP_ACCESS: dict[str, Access] = declared(*PARTS)
@@ -80,7 +92,10 @@ class Broker:
         self.owner = OwnerOps(self)
         self.usage_ops = UsageOps(self, self.usage)
         self.site_ops = SiteOps(self)
-        self.ops = OpTable(self.messaging, self.replies, self.delivery, self.owner, self.usage_ops, self.site_ops)
+        self.ops = OpTable(
+            self.messaging, self.replies, self.delivery, self.owner, self.usage_ops, self.site_ops,
+            commit=self.messaging.commit,
+        )
 
     # -- setup ----------------------------------------------------------------------
 
@@ -163,39 +178,67 @@ class Broker:
     async def handle(self, frame: dict[str, Any]) -> dict[str, Any]:
         """Answer one request frame: its identity proven by its token, then the operation (see `invoke`)."""
         req_id = frame.get("id")
+        try:
+            op, args = self._request(frame)
+            agent = self._authenticate(frame.get("agent"), frame.get("token"))
+            return wire.ok(req_id, await self.invoke(agent, op, args))
+        except OpError as exc:
+            return wire.error(req_id, exc.code, exc.message)
+
+    @staticmethod
+    def _request(frame: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if frame.get("v") != wire.PROTOCOL_VERSION:
-            return wire.error(
-                req_id, wire.PROTOCOL_MISMATCH,
+            raise OpError(
+                wire.PROTOCOL_MISMATCH,
                 f"client speaks protocol {frame.get('v')!r}, this broker speaks {wire.PROTOCOL_VERSION}:"
                 " use the same podctl version for the broker and its clients (podctl down, then up)",
             )
         op = frame.get("op")
         args = frame.get("args") or {}
         if not isinstance(op, str) or not isinstance(args, dict):
-            return wire.error(req_id, wire.BAD_REQUEST, "a request needs a string 'op' and an object 'args'")
-        try:
-            agent = self._authenticate(frame.get("agent"), frame.get("token"))
-        except OpError as exc:
-            return wire.error(req_id, exc.code, exc.message)
-        try:
-            return wire.ok(req_id, await self.invoke(agent, op, args))
-        except OpError as exc:
-            return wire.error(req_id, exc.code, exc.message)
+            raise OpError(wire.BAD_REQUEST, "a request needs a string 'op' and an object 'args'")
+        return op, args
 
     async def invoke(self, agent: str, op: str, args: dict[str, Any]) -> OpResult:
         """Run operation `op` for `agent`, whose identity is already proven; raises `OpError`."""
         found = self.ops.admit(op, agent)
         try:
             return await found.run(agent, **args)
+        except Exception as exc:  # noqa: BLE001 - every failure is an answer; _refusal logs the unexpected
+            raise _refusal(op, exc) from None
+
+    def submit(self, frame: dict[str, Any], agent: str, respond: Callable[[dict[str, Any]], None]) -> bool:
+        """Run a committing operation (a tell, an ask) without a task of its own: check it and queue its
+        message in the group commit now, answer (`respond`) from the commit's callback. False: the frame
+        is no committing operation `agent` (authenticated by the caller) may call; `handle` answers it."""
+        try:
+            op, args = self._request(frame)
+            found = self.ops.admit(op, agent)
         except OpError:
-            raise
-        except ValidationError as exc:
-            raise OpError(wire.BAD_REQUEST, f"bad arguments for {op}: {describe(exc)}") from None
-        except TypeError as exc:
-            raise OpError(wire.BAD_REQUEST, f"bad arguments for {op}: {exc}") from None
-        except Exception as exc:
-            log.exception("%s failed", op)
-            raise OpError(wire.INTERNAL, f"{op} failed inside the broker: {exc}") from None
+            return False
+        if found.front is None:
+            return False
+        req_id = frame.get("id")
+        try:
+            work = found.front(agent, **args)
+        except Exception as exc:  # noqa: BLE001 - every failure is an answer; _refusal logs the unexpected
+            error = _refusal(op, exc)
+            respond(wire.error(req_id, error.code, error.message))
+            return True
+
+        def committed(stored: NewMessage | None, failed: BaseException | None) -> None:
+            try:
+                if stored is None:
+                    raise failed if isinstance(failed, Exception) else OpError(wire.INTERNAL, "the broker is stopping")
+                result = work.answer(self.messaging.committed(stored))
+            except Exception as exc:  # noqa: BLE001 - every failure is an answer; _refusal logs the unexpected
+                error = _refusal(op, exc)
+                respond(wire.error(req_id, error.code, error.message))
+                return
+            respond(wire.ok(req_id, result))
+
+        self.store.submit(work.message, committed)
+        return True
 
     async def invoke_member(self, agent: str, op: str, args: dict[str, Any]) -> OpResult:
         """`invoke` for an agent's MCP session, authenticated when it opened: refused once the agent

@@ -1,4 +1,5 @@
-"""Slots: how many requests may run at once (of a connection, an MCP session, an agent).
+"""What requests may hold at once: slots (how many run, of a connection, an MCP session, an agent),
+the bytes budget of all connections, and the connections the open-file limit leaves room for.
 
 A counting semaphore like `asyncio.Semaphore`, whose `acquire` in Python 3.11 walks its waiters on
 every call: every request of the broker takes two of these, so the common case (a slot is free and
@@ -36,6 +37,13 @@ class Slots:
                     self._waiters.remove(waiter)
             raise
 
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free now (without waiting)."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
     def release(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
@@ -43,3 +51,44 @@ class Slots:
                 waiter.set_result(None)
                 return
         self._free += 1
+
+
+class Budget:
+    """The bytes all connections may hold in request frames not yet answered."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, n: int) -> bool:
+        if self.used + n > self.limit:
+            return False
+        self.used += n
+        return True
+
+    def give(self, n: int) -> None:
+        self.used = max(0, self.used - n)
+
+
+def default_max_connections() -> int:
+    """Room for connections within the open-file limit, keeping some for the store, logs and tmux."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, ValueError, OSError):
+        soft = 1024
+    return max(16, min(4096, soft - 128))
+
+
+def raise_fd_limit(target: int = 8192) -> None:
+    """Raise the soft open-file limit towards the hard one, where allowed."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = target if hard == resource.RLIM_INFINITY else min(target, hard)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ImportError, ValueError, OSError):
+        pass

@@ -22,11 +22,20 @@ from typing import Any, NoReturn, Self
 
 import aiosqlite
 
-from .commits import BatchHook, BatchWriter, NewMessage, in_transaction, insert_batch, run_statements
+from .commits import BatchHook, BatchWriter, NewMessage, Then, Waiter, in_transaction, insert_batch, run_statements
 from .queries import StoreError, StoreLost
 from .schema import MIGRATIONS
 
 log = logging.getLogger("podctl.broker.store")
+
+
+def _settle_future(fut: asyncio.Future[NewMessage], msg: NewMessage | None, error: BaseException | None) -> None:
+    if fut.done():  # its waiter was cancelled
+        return
+    if error is not None:
+        fut.set_exception(error)
+    elif msg is not None:
+        fut.set_result(msg)
 
 
 def first(row: Any) -> Any:
@@ -53,7 +62,7 @@ class StoreCore:
         self._inode = 0
         self.lost: str | None = None
         self.on_lost: Callable[[str], None] | None = None
-        self._pending: list[tuple[NewMessage, asyncio.Future[NewMessage]]] = []
+        self._pending: list[Waiter] = []
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._next_id = 0
@@ -144,10 +153,15 @@ class StoreCore:
     async def commit_message(self, msg: NewMessage) -> NewMessage:
         """Commit one message (grouped with concurrent ones); returns once it is durable."""
         fut: asyncio.Future[NewMessage] = asyncio.get_running_loop().create_future()
-        self._pending.append((msg, fut))
+        self.submit(msg, partial(_settle_future, fut))
+        return await fut
+
+    def submit(self, msg: NewMessage, then: Then) -> None:
+        """Queue one message for the next group commit; `then` is called once: with the message once it
+        is durable, or with the error that kept it from being stored (in the loop's thread, no task)."""
+        self._pending.append(Waiter(msg, then))
         if self._flush_task is None or self._flush_task.done():
             self._flush_task = asyncio.create_task(self._flush())
-        return await fut
 
     async def _flush(self) -> None:
         while self._pending:
@@ -159,32 +173,29 @@ class StoreCore:
                     for one in batch:
                         await self._commit_batch([one])
                 elif failed is not None:
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(failed)
+                    for waiter in batch:
+                        waiter.settle(failed)
 
-    async def _commit_batch(self, batch: list[tuple[NewMessage, asyncio.Future[NewMessage]]]) -> Exception | None:
-        """Commit `batch` in one transaction and resolve its futures; on failure roll back and return
-        the error (a single message's future gets it)."""
+    async def _commit_batch(self, batch: list[Waiter]) -> Exception | None:
+        """Commit `batch` in one transaction and tell its waiters; on failure roll back and return
+        the error (a single message's waiter gets it)."""
         next_id = self._next_id
         try:
-            await self._in_writer(partial(insert_batch, [msg for msg, _ in batch], self._assign_ids, list(self.hooks)))
+            await self._in_writer(partial(insert_batch, [w.message for w in batch], self._assign_ids, list(self.hooks)))
         except Exception as exc:  # noqa: BLE001 - reported to the callers whose messages failed
             self._next_id = next_id
-            for msg, _ in batch:
-                msg.id, msg.duplicate = None, False
-            if len(batch) == 1 and not batch[0][1].done():
-                batch[0][1].set_exception(exc)
+            for waiter in batch:
+                waiter.message.id, waiter.message.duplicate = None, False
+            if len(batch) == 1:
+                batch[0].settle(exc)
             return exc
         except BaseException:
             # Cancelled (the broker stops): COMMIT may have run, so the ids stay taken; nobody is left waiting.
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(StoreError("the broker stopped before the message was committed: send it again"))
+            for waiter in batch:
+                waiter.settle(StoreError("the broker stopped before the message was committed: send it again"))
             raise
-        for msg, fut in batch:
-            if not fut.done():
-                fut.set_result(msg)
+        for waiter in batch:
+            waiter.settle()
         return None
 
     @contextlib.asynccontextmanager
