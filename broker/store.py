@@ -1,12 +1,6 @@
-"""The pod's durable store: one SQLite file (WAL) through aiosqlite, schema versioned by migrations.
-
-Writes that acknowledge something to a client (a message, a reply) go through `commit_message`,
-which commits before returning: the broker answers only after it. Concurrent writers are
-grouped into one transaction (group commit), which is what makes thousands of durable
-messages a second possible on one core. WAL with `synchronous=NORMAL` survives `kill -9` of the
-broker (every committed transaction is in the WAL file in the OS's hands); only a power cut can
-lose the last transactions.
-"""
+"""The pod's durable store (`Store`): one SQLite file, its core in store_core.py (connections, the
+group commit, durability), its records by concern: deliveries (deliveries_store.py), asks
+(asks_store.py), and here the agents, attention, rules, roles and history."""
 
 from __future__ import annotations
 
