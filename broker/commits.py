@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .paths import USER
 
@@ -95,6 +95,7 @@ class NewMessage:
         }
 
 
+T = TypeVar("T")
 Then = Callable[["NewMessage | None", "BaseException | None"], None]
 """What is told when a message's group commit ended: (the message, None) once it is durable, or
 (None, the error) when it was not stored."""
@@ -117,15 +118,16 @@ class Waiter:
         self.then(None if error is not None else self.message, error)
 
 
-def in_transaction(body: Callable[[sqlite3.Connection], None], conn: sqlite3.Connection) -> None:
+def in_transaction(body: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
     """Run `body` in one write transaction that ends here: COMMIT, or ROLLBACK on any error (run in
-    the BatchWriter's thread)."""
+    the BatchWriter's thread); returns what `body` returns."""
     if conn.in_transaction:
         conn.execute("ROLLBACK")  # only an earlier ROLLBACK that failed leaves one: never build on it
     conn.execute("BEGIN IMMEDIATE")
     try:
-        body(conn)
+        result = body(conn)
         conn.execute("COMMIT")
+        return result
     except BaseException:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")

@@ -3,6 +3,7 @@ the claims hooks take on them, and the messages no model has seen for long."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -40,12 +41,33 @@ def within_budget(rows: list[Any], max_bytes: int) -> list[Any]:
 
 
 
+_MARK_READ = (
+    "UPDATE deliveries SET read_at=? WHERE recipient=? AND read_at IS NULL AND message_id IN ({marks})"
+    " RETURNING message_id"
+)
+
+
 class DeliveryRecords(StoreCore):
     """Deliveries: inboxes, hook claims, read marks, non-delivery notices."""
 
     async def unseen(self, agent: str, limit: int) -> Page:
         """The agent's messages that no hook injected and no read returned yet."""
         return page(await self._fetchall(SQL_UNSEEN, (agent, limit + 1, PAGE_BYTES)), limit)
+
+    async def take_unseen(self, agent: str, limit: int, now: float) -> tuple[Page, list[int]]:
+        """`unseen`, and those messages marked read (the ones that were not read before), in one
+        transaction of the writer's thread: one hand-over where a read and then a mark took two."""
+
+        def take(conn: sqlite3.Connection) -> tuple[Page, list[int]]:
+            found = page(conn.execute(SQL_UNSEEN, (agent, limit + 1, PAGE_BYTES)).fetchall(), limit)
+            ids = [m["id"] for m in found.messages]
+            if not ids:
+                return found, []
+            rows = conn.execute(_MARK_READ.format(marks=",".join("?" * len(ids))), (now, agent, *ids)).fetchall()
+            return found, sorted(int(r[0]) for r in rows)
+
+        async with self._lock:
+            return await self._in_writer(take)
 
     async def inbox(self, agent: str, since: int, limit: int) -> Page:
         return page(await self._fetchall(SQL_INBOX, (agent, since, limit + 1, PAGE_BYTES)), limit)
@@ -54,12 +76,7 @@ class DeliveryRecords(StoreCore):
         """Mark messages read; returns the ones that were not read before."""
         if not ids:
             return []
-        marks = ",".join("?" * len(ids))
-        return await self._write_returning(
-            f"UPDATE deliveries SET read_at=? WHERE recipient=? AND read_at IS NULL AND message_id IN ({marks})"
-            " RETURNING message_id",
-            (now, agent, *ids),
-        )
+        return await self._write_returning(_MARK_READ.format(marks=",".join("?" * len(ids))), (now, agent, *ids))
 
     async def claim(
         self, agent: str, now: float, lease_s: float, *, max_bytes: int, max_count: int, attention_only: bool = False

@@ -204,11 +204,17 @@ class Messaging:
         if not 1 <= limit <= READ_LIMIT:
             raise OpError(wire.BAD_REQUEST, f"limit must be between 1 and {READ_LIMIT}")
         store = self.host.store
-        found = await (store.unseen(agent, limit) if since is None else store.inbox(agent, since, limit))
+        if since is None:
+            now = time.time()
+            found, marked = await store.take_unseen(agent, limit, now)
+            await self.mark_answered(agent, found.messages)
+            self.delivered(agent, marked, "read", now)
+        else:
+            found = await store.inbox(agent, since, limit)
+            await self.mark_answered(agent, found.messages)
+            await self.mark_read(agent, [m["id"] for m in found.messages])
         messages = found.messages
         cursor = messages[-1]["id"] if messages else (since or 0)
-        await self.mark_answered(agent, messages)
-        await self.mark_read(agent, [m["id"] for m in messages])
         return {"messages": messages, "next": cursor, "more": found.more}
 
     @op()

@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn, Self
+from typing import Any, NoReturn, Self, TypeVar
 
 import aiosqlite
 
@@ -27,6 +27,8 @@ from .queries import StoreError, StoreLost
 from .schema import MIGRATIONS
 
 log = logging.getLogger("podctl.broker.store")
+
+T = TypeVar("T")
 
 
 def _settle_future(fut: asyncio.Future[NewMessage], msg: NewMessage | None, error: BaseException | None) -> None:
@@ -232,14 +234,16 @@ class StoreCore:
         except sqlite3.Error as exc:
             self._stuck(exc)
 
-    async def _in_writer(self, body: Callable[[sqlite3.Connection], None]) -> None:
-        """Run `body` in one transaction on the BatchWriter (one hand-over); the caller holds `_lock`."""
+    async def _in_writer(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `body` in one transaction on the BatchWriter (one hand-over) and return what it returns;
+        the caller holds `_lock`."""
         self.check_file()
         if self.conn.in_transaction:
             await self._end_stray()
         if self._batches is None:
             raise StoreError(f"the pod's store {self.path} is closed")
-        await self._batches.run(partial(in_transaction, body))
+        result: T = await self._batches.run(partial(in_transaction, body))
+        return result
 
     async def _end_stray(self) -> None:
         """Roll back a transaction of the writer that nobody ended (logged); give the store up if that fails."""
