@@ -21,6 +21,7 @@ from .members import Member, needs_attention
 from .needs import AnswerError, MemberView
 from .optable import OpError, OpResult, op
 from .paths import USER
+from .ports import Wake, skipped
 from .wake import WakePolicy, Waker
 
 if TYPE_CHECKING:
@@ -268,15 +269,16 @@ class Delivery:
     def waking(self, name: str) -> bool:
         return bool(self.waker and self.waker.pending(name))
 
-    async def nudge(self, agent: str) -> str:
+    async def nudge(self, agent: str) -> Wake:
         """The wake the Waker calls: the port types the agent's CLI's wake text into its pane."""
         member = self.host.members.get(agent)
         if member is None:
-            return "skipped: no such agent"
+            return skipped("no such agent")
         return await self.host.ports.nudge(self.host.spec.name, agent, member.cli)
 
-    async def record_wake(self, name: str, result: str) -> None:
+    async def record_wake(self, name: str, wake: Wake) -> None:
         now = time.time()
+        result = str(wake)
         member = self.host.members.get(name)
         if member is not None:
             member.last_wake, member.last_wake_ts = result, now

@@ -10,15 +10,38 @@ command, the terminal bell). Tests and benchmarks hand it their own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
     from .wire import AttentionKind
 
+WakeOutcome = Literal["sent", "woken", "skipped", "failed"]
+"""What became of a wake, as `status` shows an agent's last one: the nudge was `sent`, it `woken` the
+agent (its turn started), it was `skipped` for now (the pane was not ready: tried again), or it
+`failed` (given up)."""
+
+
+@dataclass(frozen=True)
+class Wake:
+    """A wake's outcome and why (`skipped` and `failed` say why); shown and stored as `outcome: why`."""
+
+    outcome: WakeOutcome
+    why: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.outcome}: {self.why}" if self.why else self.outcome
+
+
+SENT = Wake("sent")
+
+
+def skipped(why: str) -> Wake:
+    return Wake("skipped", why)
+
 
 class Nudger(Protocol):
-    async def __call__(self, pod: str, agent: str, cli: str) -> str:
-        """Wake an idle agent; returns "sent" or "skipped: <reason>". Never message content."""
+    async def __call__(self, pod: str, agent: str, cli: str) -> Wake:
+        """Wake an idle agent: `sent`, or `skipped` with why. Never message content."""
         ...
 
 
@@ -75,8 +98,8 @@ class Notifier(Protocol):
         ...
 
 
-async def no_nudge(pod: str, agent: str, cli: str) -> str:
-    return "skipped: this broker has no way to wake agents"
+async def no_nudge(pod: str, agent: str, cli: str) -> Wake:
+    return skipped("this broker has no way to wake agents")
 
 
 async def no_pane(pod: str, agent: str) -> str:

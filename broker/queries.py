@@ -7,14 +7,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podctl.pods.errors import PodctlError
 
-WOKEN = "woken"
-"""The wake result recorded when a nudge started a turn (broker/wake.py). Earlier versions stored
-`answered`, which read as if the agent had answered: stored results are read in today's words."""
-_OLD_WAKE_WORDS = {"answered": WOKEN}
+if TYPE_CHECKING:
+    from .ports import WakeOutcome
+
+_OLD_WAKE_WORDS: dict[str, WakeOutcome] = {"answered": "woken"}
+"""Earlier versions stored `answered` for a nudge that started a turn, which read as if the agent had
+answered: stored wake results (ports.Wake) are read in today's words."""
 
 
 def readable_wake(result: str) -> str:

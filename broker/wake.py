@@ -15,12 +15,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from .queries import WOKEN
+from .ports import Wake, skipped
 
 log = logging.getLogger("podctl.broker.wake")
 
-Nudge = Callable[[str], Awaitable[str]]
-"""Nudge an agent's pane; returns "sent" or "skipped: <reason>"."""
+Nudge = Callable[[str], Awaitable[Wake]]
+"""Nudge an agent's pane: `sent`, or `skipped` with why."""
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Waker:
         self,
         nudge: Nudge,
         is_idle: Callable[[str], bool],
-        record: Callable[[str, str], Awaitable[None]],
+        record: Callable[[str, Wake], Awaitable[None]],
         policy: WakePolicy | None = None,
     ) -> None:
         self._nudge = nudge
@@ -76,33 +76,33 @@ class Waker:
             await asyncio.sleep(policy.debounce_s)
             confirm = policy.confirm_s
             skip_until = asyncio.get_running_loop().time() + policy.skip_budget_s
-            attempt, last_skip = 0, ""
+            attempt, last_skip = 0, None
             while attempt < policy.attempts:
                 if not self._is_idle(agent):
                     return
                 try:
                     result = await asyncio.wait_for(self._nudge(agent), timeout=10.0)
                 except Exception as exc:  # noqa: BLE001 - a failed nudge is recorded, never fatal
-                    result = f"skipped: nudge failed: {exc}"
+                    result = skipped(f"nudge failed: {exc}")
                 if result != last_skip:  # a pane that stays unready is recorded once, not every second
                     await self._record(agent, result)
-                if result.startswith("skipped"):
+                if result.outcome == "skipped":
                     last_skip = result
                     if asyncio.get_running_loop().time() >= skip_until:
                         break
                     await asyncio.sleep(policy.skipped_retry_s)
                     continue
-                attempt, last_skip = attempt + 1, ""
+                attempt, last_skip = attempt + 1, None
                 try:
                     await asyncio.wait_for(started.wait(), timeout=confirm)
-                    await self._record(agent, WOKEN)
+                    await self._record(agent, Wake("woken"))
                     return
                 except TimeoutError:
                     confirm *= 2
             if self._is_idle(agent):
-                why = (f"no turn started after {attempt} nudges" if attempt else
-                       f"the pane was not ready for {policy.skip_budget_s:g} s ({last_skip.removeprefix('skipped: ')})")
-                await self._record(agent, f"failed: {why}")
+                why = (f"no turn started after {attempt} nudges" if attempt or last_skip is None else
+                       f"the pane was not ready for {policy.skip_budget_s:g} s ({last_skip.why})")
+                await self._record(agent, Wake("failed", why))
         except asyncio.CancelledError:
             raise
         except Exception:

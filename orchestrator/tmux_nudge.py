@@ -18,6 +18,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from podctl.broker.ports import SENT, Wake, skipped
+
 from .tmux_names import socket_name, target
 
 SUBMIT_PAUSE_S = 0.3
@@ -96,17 +98,17 @@ def _screen_problem(screen: str, ready: str | None, blocked: tuple[str, ...]) ->
 async def nudge(
     pod: str, agent: str, text: str, *, ready: str | None = None, clear: tuple[str, ...] = (),
     blocked: tuple[str, ...] = (), deliver: Callable[[str], bool] | None = None,
-) -> str:
-    """Press the `clear` keys, type `text`, pause, press Enter. Returns "sent" or "skipped: <reason>".
+) -> Wake:
+    """Press the `clear` keys, type `text`, pause, press Enter: `sent`, or `skipped` with why.
 
     `deliver`: a way to hand `text` to the CLI without keystrokes (an input file it watches); it
     runs once the pane is ready, as typing would, and only when it returns False is `text` typed."""
     pane = target(pod, agent)
     reason = await pane_state(pane, ready, blocked)
     if reason is not None:
-        return f"skipped: {reason}"
+        return skipped(reason)
     if deliver is not None and deliver(text):
-        return "sent"
+        return SENT
     try:
         for key in clear:
             await tmux("send-keys", "-t", pane, key)
@@ -114,5 +116,5 @@ async def nudge(
         await asyncio.sleep(SUBMIT_PAUSE_S)
         await tmux("send-keys", "-t", pane, "Enter")
     except TmuxFailed as exc:
-        return f"skipped: {exc}"
-    return "sent"
+        return skipped(str(exc))
+    return SENT

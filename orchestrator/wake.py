@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from podctl.broker.paths import PodPaths
+from podctl.broker.ports import SENT, Wake, skipped
 from podctl.hooks.adapter import get_adapter
 
 from . import tmux_nudge
@@ -24,16 +25,16 @@ PLUGIN_ANSWER_S = 3.0
 """How long a plugin has to answer a wake request before the wake is typed instead."""
 
 
-async def wake(pod: str, agent: str, cli: str) -> str:
-    """Wake `agent`; returns "sent" or "skipped: <reason>" (the broker's Nudger)."""
+async def wake(pod: str, agent: str, cli: str) -> Wake:
+    """Wake `agent`: `sent`, or `skipped` with why (the broker's Nudger)."""
     adapter = get_adapter(cli)
     agent_dir = PodPaths.of(pod).agent_dir(agent)
     if adapter.wake_file:
         answer = await ask_plugin(agent_dir / adapter.wake_file)
         if answer == "prompted":
-            return "sent"
+            return SENT
         if answer == "busy":
-            return "skipped: the agent is busy"
+            return skipped("the agent is busy")
     return await tmux_nudge.nudge(
         pod, agent, adapter.wake_text, ready=adapter.wake_ready_text, clear=adapter.wake_clear_keys,
         blocked=adapter.wake_blocked_texts, deliver=partial(adapter.wake_input, agent_dir),

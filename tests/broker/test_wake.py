@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from podctl.broker.ports import Ports
+from podctl.broker.ports import SENT, Ports, Wake, skipped
 from podctl.broker.wake import WakePolicy, Waker
 from podctl.hooks.path.text import injection
 
@@ -22,16 +22,16 @@ def test_a_pane_that_is_not_ready_for_longer_than_three_tries_is_still_woken_and
         tries = 0
         waker: Waker
 
-        async def nudge(agent: str) -> str:
+        async def nudge(agent: str) -> Wake:
             nonlocal tries
             tries += 1
             if tries <= 6:
-                return "skipped: the CLI is not ready for input yet (no 'Ask anything' on screen)"
+                return skipped("the CLI is not ready for input yet (no 'Ask anything' on screen)")
             asyncio.get_running_loop().call_soon(waker.turn_started, agent)
-            return "sent"
+            return SENT
 
-        async def record(agent: str, result: str) -> None:
-            recorded.append((agent, result))
+        async def record(agent: str, result: Wake) -> None:
+            recorded.append((agent, str(result)))
 
         waker = Waker(nudge, lambda agent: True, record,
                       WakePolicy(debounce_s=0.0, skipped_retry_s=0.01, skip_budget_s=5.0, confirm_s=5.0))
@@ -49,11 +49,11 @@ def test_a_pane_never_ready_within_the_budget_is_given_up_with_the_reason() -> N
     async def scenario() -> list[str]:
         recorded: list[str] = []
 
-        async def nudge(agent: str) -> str:
-            return "skipped: a person is typing in this session"
+        async def nudge(agent: str) -> Wake:
+            return skipped("a person is typing in this session")
 
-        async def record(agent: str, result: str) -> None:
-            recorded.append(result)
+        async def record(agent: str, result: Wake) -> None:
+            recorded.append(str(result))
 
         waker = Waker(nudge, lambda agent: True, record, WakePolicy(debounce_s=0.0, skipped_retry_s=0.01, skip_budget_s=0.2))
         waker.request("oc")
@@ -74,9 +74,9 @@ class Nudges:
     def __init__(self) -> None:
         self.sent: list[str] = []
 
-    async def __call__(self, pod: str, agent: str, cli: str) -> str:
+    async def __call__(self, pod: str, agent: str, cli: str) -> Wake:
         self.sent.append(agent)
-        return "sent"
+        return SENT
 
 
 @pytest.fixture
@@ -182,7 +182,7 @@ def test_a_nudge_that_started_a_turn_reads_woken_also_when_stored_by_an_older_po
     from podctl.broker.readonly import ReadOnlyStore
 
     local_broker.run(local_broker.store.record_wake("alice", 1.0, "answered"))
-    local_broker.run(local_broker.broker.delivery.record_wake("bob", "woken"))
+    local_broker.run(local_broker.broker.delivery.record_wake("bob", Wake("woken")))
     wakes = local_broker.run(local_broker.store.overview())["last_wakes"]
     assert wakes["alice"]["result"] == "woken" and wakes["bob"]["result"] == "woken"
     with ReadOnlyStore(local_broker.paths.db) as store:

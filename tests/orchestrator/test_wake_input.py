@@ -29,10 +29,10 @@ def test_a_wake_written_to_the_clis_input_types_nothing_and_one_it_cannot_write_
         return True
 
     result = asyncio.run(tmux_nudge.nudge("p", "a", "WAKE-TEXT", ready=READY, deliver=deliver))
-    assert (result, written) == ("sent", ["WAKE-TEXT"])
+    assert (str(result), written) == ("sent", ["WAKE-TEXT"])
     assert "WAKE-TEXT" not in pane_text("p", "a"), "nothing was typed"
 
-    assert asyncio.run(tmux_nudge.nudge("p", "a", "TYPED-TEXT", ready=READY, deliver=lambda text: False)) == "sent"
+    assert asyncio.run(tmux_nudge.nudge("p", "a", "TYPED-TEXT", ready=READY, deliver=lambda text: False)).outcome == "sent"
     wait_until(lambda: "TYPED-TEXT" in pane_text("p", "a"), timeout=10, message="the fallback typed into the pane")
 
 
@@ -40,4 +40,4 @@ def test_a_wake_input_waits_for_the_ready_prompt_like_typing(tmux_socket: str) -
     subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "p", "-n", "a", "cat"], check=True)
     written: list[str] = []
     result = asyncio.run(tmux_nudge.nudge("p", "a", "WAKE-TEXT", ready=READY, deliver=lambda t: written.append(t) is None))
-    assert result.startswith("skipped: the CLI is not ready") and not written
+    assert str(result).startswith("skipped: the CLI is not ready") and not written
