@@ -56,7 +56,7 @@ from .store import NewMessage, Store
 if TYPE_CHECKING:
     from podctl.pods.spec import ApprovalSpec, PodSpec, RouteSpec
 
-    from .wire import AgentState, AttentionKind, Decision
+    from .records import AgentState, AttentionKind, Decision
 
 log = logging.getLogger("podctl.broker.attention")
 

@@ -11,9 +11,12 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import wire
+
+if TYPE_CHECKING:
+    from .records import AsyncCalls
 
 RETRIED_WRITES = frozenset({"tell", "ask", "post_reply"})
 
@@ -90,7 +93,7 @@ class AsyncClient:
         writer = await self._ensure()
         return wire.unwrap(await self._exchange(writer, op, timeout, args))
 
-    async def call(self, op: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
+    async def _call(self, op: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
         """Call `op`, reconnecting while the broker is away, for at most `timeout` seconds."""
         if op in RETRIED_WRITES and "client_msg_id" not in args:
             args["client_msg_id"] = uuid.uuid4().hex
@@ -105,6 +108,12 @@ class AsyncClient:
                     raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    if TYPE_CHECKING:
+        call: AsyncCalls
+        """`await call(op, timeout=30.0, **args)`: typed per operation (records.AsyncCalls)."""
+    else:
+        call = _call
 
     async def events(self, since: int = 0) -> AsyncIterator[dict[str, Any]]:
         """Subscribe (user only) on a connection of its own and yield event frames as they come.

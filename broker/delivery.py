@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from .attention import AttentionDesk
     from .ports import Ports
+    from .records import AgentState
     from .rules import RuleEngine
     from .store import NewMessage, Store
 
@@ -246,7 +247,7 @@ class Delivery:
             return None
         return MemberView(member.cli, member.state, member.state_ts, member.last_activity, member.tools_ready)
 
-    async def show_state(self, name: str, state: wire.AgentState) -> None:
+    async def show_state(self, name: str, state: AgentState) -> None:
         """The attention desk's view of an agent changed: show it, and wake it if it is idle and messages wait."""
         if name not in self.host.members:
             return

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .wire import AgentState, AttentionKind, Decision
+    from .records import AgentState, AttentionKind, Decision
 
 WATCH_S = 1.0
 """How often screens are read (only those an event cannot speak for)."""

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .attention import AttentionDesk
     from .budget import Verdict
     from .members import Member
+    from .records import Decision
     from .rules import RuleEngine
     from .sites import Sites
     from .store import Store
@@ -250,7 +251,7 @@ class OwnerOps:
     async def op_deny(self, agent: str, name: Name, reason: str = "", request: Int64 | None = None) -> OpResult:
         return await self._answer(name, "deny", reason[:4096], request)
 
-    async def _answer(self, name: str, decision: wire.Decision, reason: str, request: int | None) -> dict[str, Any]:
+    async def _answer(self, name: str, decision: Decision, reason: str, request: int | None) -> dict[str, Any]:
         if name not in self.host.active():
             raise OpError(wire.UNKNOWN_AGENT, f"no agent {name!r} in pod {self.host.spec.name}")
         try:

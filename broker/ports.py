@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
-    from .wire import AttentionKind
+    from .records import AttentionKind
 
 WakeOutcome = Literal["sent", "woken", "skipped", "failed"]
 """What became of a wake, as `status` shows an agent's last one: the nudge was `sent`, it `woken` the

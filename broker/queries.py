@@ -13,6 +13,7 @@ from podctl.pods.errors import PodctlError
 
 if TYPE_CHECKING:
     from .ports import WakeOutcome
+    from .records import AgentStatus
 
 _OLD_WAKE_WORDS: dict[str, WakeOutcome] = {"answered": "woken"}
 """Earlier versions stored `answered` for a nudge that started a turn, which read as if the agent had
@@ -208,10 +209,10 @@ def overview(
     }
 
 
-def agents_of_a_pod_down(stored: dict[str, Any]) -> list[dict[str, Any]]:
+def agents_of_a_pod_down(stored: dict[str, Any]) -> list[AgentStatus]:
     """The agents of a pod that is down, from its store's `overview`: every one `stopped` (nothing
     runs), with its unread count and last wake. `status` and the live view say the same."""
-    rows = []
+    rows: list[AgentStatus] = []
     for row in stored["agents"]:
         if row["removed"]:
             continue

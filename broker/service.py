@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podctl.pods.spec import PodSpec, RouteSpec
 from pydantic import ValidationError
@@ -41,6 +41,9 @@ from .store import NewMessage, RuleRecord, Store
 from .usage_ops import UsageOps
 from .usage_store import UsageStore
 from .wake import WakePolicy
+
+if TYPE_CHECKING:
+    from .records import AgentState
 
 log = logging.getLogger("podctl.broker")
 
@@ -323,7 +326,7 @@ class Broker:
     def member_view(self, name: str) -> MemberView | None:
         return self.delivery.member_view(name)
 
-    async def show_state(self, name: str, state: wire.AgentState) -> None:
+    async def show_state(self, name: str, state: AgentState) -> None:
         await self.delivery.show_state(name, state)
 
     def wakeable(self, name: str) -> bool:

@@ -8,6 +8,7 @@ return) is shown as text instead of being obeyed. The store and `--json` keep th
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 MARKS = {"queued": "…", "injected": "✓", "read": "✓✓"}
@@ -53,7 +54,7 @@ def delivery_marks(delivery: list[dict[str, Any]]) -> str:
     return " [" + " ".join(f"{visible(d['to'])}{MARKS.get(d['state'], '?')}" for d in delivery) + "]"
 
 
-def format_message(message: dict[str, Any], with_delivery: bool = True) -> str:
+def format_message(message: Mapping[str, Any], with_delivery: bool = True) -> str:
     """One message as `HH:MM:SS #id from -> to  kind: text [delivery marks]`, the marks on its first
     line (a long message's last line may be far below), continuation lines indented."""
     clock = time.strftime("%H:%M:%S", time.localtime(message.get("ts") or time.time()))

@@ -177,24 +177,17 @@ SYSTEM_SENDER = "podctl"
 """Sender name of messages the broker writes itself (non-delivery notices)."""
 
 if TYPE_CHECKING:
-    from typing import Literal
+    from .records import AgentState, AttentionKind, Calls, Decision, HookEventName
 
-    HookEvent = Literal[
-        "session_start", "turn_start", "tool_done", "turn_end", "session_end", "permission", "notification", "failure",
-    ]
-    AgentState = Literal["busy", "idle", "stopped", "blocked", "failed"]
-    AttentionKind = Literal["permission", "question", "dialog"]
-    Decision = Literal["allow", "always", "deny"]
-
-HOOK_EVENTS: tuple[HookEvent, ...] = (
+HOOK_EVENTS: tuple[HookEventName, ...] = (
     "session_start", "turn_start", "tool_done", "turn_end", "session_end", "permission", "notification", "failure",
 )
 """podctl's hook events. The first five set busy/idle/stopped; `permission` (the CLI asks to run a tool),
 `notification` (the CLI tells its user something: what, the event's facts say) and `failure` (its turn
 ended with an error) may make the agent `blocked` or `failed` (broker/attention.py)."""
-BUSY_EVENTS: tuple[HookEvent, ...] = ("turn_start", "tool_done")
-IDLE_EVENTS: tuple[HookEvent, ...] = ("session_start", "turn_end")
-ATTENTION_EVENTS: tuple[HookEvent, ...] = ("permission", "notification", "failure")
+BUSY_EVENTS: tuple[HookEventName, ...] = ("turn_start", "tool_done")
+IDLE_EVENTS: tuple[HookEventName, ...] = ("session_start", "turn_end")
+ATTENTION_EVENTS: tuple[HookEventName, ...] = ("permission", "notification", "failure")
 AGENT_STATES: tuple[AgentState, ...] = ("busy", "idle", "stopped", "blocked", "failed")
 """`blocked`: waiting for a person (a permission, a question, a dialog); `failed`: cannot work (not
 logged in, API errors): each with why (status's `blocked` / `failed`)."""
@@ -365,7 +358,7 @@ class Client:
             self._sock = sock
         return self._sock
 
-    def call(self, op: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
+    def _call(self, op: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
         sock = self._connect()
         self._next_id += 1
         req_id = self._next_id
@@ -379,6 +372,13 @@ class Client:
         except (OSError, ValueError) as exc:
             self.close()
             raise BrokerUnavailable(f"broker at {self.socket_path} did not answer {op}: {exc}") from exc
+
+    if TYPE_CHECKING:
+        call: Calls
+        """`call(op, timeout=None, **args)`: the operation's result (typed per operation: records.Calls),
+        or raise the BrokerError it answered; BrokerUnavailable if the broker does not answer."""
+    else:
+        call = _call
 
     def events(self, since: int = 0) -> Iterator[dict[str, Any]]:
         """Subscribe (user only) and yield event frames as they come; blocks between events."""

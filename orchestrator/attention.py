@@ -7,13 +7,16 @@ protocol only: `status` and `ls` print these on their fast path.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from podctl.broker import wire
 from podctl.pods.errors import PodctlError, UsageError
 
-from .talk import call, user_client
+from .talk import user_client
+
+if TYPE_CHECKING:
+    from podctl.broker.records import AgentStatus, Decision
 
 UNTIL = ("blocked", "failed", "idle")
 POLL_S = 0.2
@@ -25,7 +28,7 @@ class WaitTimedOut(PodctlError):
     exit_code = TIMEOUT_EXIT
 
 
-def answer(pod: str, agent: str, decision: wire.Decision, reason: str = "", request: int | None = None) -> str:
+def answer(pod: str, agent: str, decision: Decision, reason: str = "", request: int | None = None) -> str:
     """Answer `agent`'s permission request; the line that says what was answered."""
     args: dict[str, Any] = {"name": agent}
     if request is not None:
@@ -36,7 +39,7 @@ def answer(pod: str, agent: str, decision: wire.Decision, reason: str = "", requ
         args["always"] = True
     with user_client(pod) as client:
         try:
-            result = call(client, "deny" if decision == "deny" else "approve", **args)
+            result = client.call("deny", **args) if decision == "deny" else client.call("approve", **args)
         except wire.BrokerError as exc:
             raise PodctlError(exc.message) from None
     verb = {"allow": "approved", "always": "approved (always)", "deny": "denied"}[decision]
@@ -51,7 +54,7 @@ def line_of(tool: str | None, detail: str) -> str:
     return f"{tool}  {first}{more}" if tool else f"{first}{more}"
 
 
-def need_text(agent: dict[str, Any]) -> str:
+def need_text(agent: Mapping[str, Any]) -> str:
     """What holds an agent, in a few words: `permission: Bash  touch build/x` or the failure."""
     if agent.get("blocked"):
         blocked = agent["blocked"]
@@ -83,7 +86,7 @@ def needing(agents: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda a: (a["state"] != "blocked", (a.get(a["state"]) or {}).get("since") or 0))
 
 
-def _reached(agents: list[dict[str, Any]], until: str, agent: str | None) -> list[dict[str, Any]]:
+def _reached(agents: list[AgentStatus], until: str, agent: str | None) -> list[AgentStatus]:
     """The agents that meet `until` (every chosen one for `idle`, any for blocked and failed)."""
     chosen = [a for a in agents if agent is None or a["name"] == agent]
     if agent is not None and not chosen:
@@ -103,7 +106,7 @@ def wait(pod: str, until: str, agent: str | None = None, timeout: float | None =
     deadline = time.monotonic() + timeout if timeout is not None else None
     with user_client(pod) as client:
         while True:
-            agents = call(client, "status")["agents"]
+            agents = client.call("status")["agents"]
             found = _reached(agents, until, agent)
             if found:
                 return [f"{a['name']} is {a['state']}" + (f": {need_text(a)}" if need_text(a) else "") for a in found]

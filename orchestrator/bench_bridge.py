@@ -112,7 +112,7 @@ async def _round_trips(a: _Site, b: _Site, rounds: int) -> list[float]:
             if ask is not None:
                 break
             await asyncio.sleep(0.0005)
-        await answerer.call("post_reply", ask_id=ask["ask_id"], text=f"a{n}")
+        await answerer.call("post_reply", ask_id=ask["id"], text=f"a{n}")
         replied = await waiting
         if replied["status"] != "replied":
             raise RuntimeError(f"ask {n} was not answered: {replied}")

@@ -25,6 +25,7 @@ from podctl.pods.errors import PodctlError
 from . import processes, tmux
 
 if TYPE_CHECKING:
+    from podctl.broker.records import Status
     from podctl.pods.spec import PodSpec
 from .podref import NoSuchPod, applied_record, find, follow_problem, known_pods, name_of, paths_of, recorded_file
 
@@ -190,9 +191,8 @@ def following_file(paths: PodPaths) -> Path | None:
     """The pod file the running pod follows: the one its broker was handed last (an `up` that did not
     finish records nothing, but its broker follows its file), else the recorded one."""
     live = _broker_status(paths) if processes.broker_running(paths) else None
-    if live is not None and live.get("pod_file"):
-        return Path(live["pod_file"])
-    return recorded_file(paths)
+    pod_file = live["pod_file"] if live is not None else None
+    return Path(pod_file) if pod_file else recorded_file(paths)
 
 
 def stop(paths: PodPaths) -> list[str]:
@@ -266,6 +266,7 @@ def status(paths: PodPaths) -> dict[str, Any]:
     """The pod's parts and agents; from the broker when it runs, else from its store (read-only)."""
     from podctl.broker.queries import agents_of_a_pod_down
     from podctl.broker.readonly import ReadOnlyStore
+    from podctl.broker.records import plain
 
     out: dict[str, Any] = {
         "pod": paths.pod, "state_dir": str(paths.root), "broker": "stopped", "supervisor": "stopped",
@@ -282,7 +283,7 @@ def status(paths: PodPaths) -> dict[str, Any]:
     if live is not None:
         out["broker"] = "running"
         out["pod_file_problem"] = follow_problem(paths)
-        agents = {a["name"]: a for a in live["agents"]}
+        agents = {a["name"]: plain(a) for a in live["agents"]}
         out["routes"] = live["routes"]
         out["pending_deliveries"] = live["pending_deliveries"]
         out["last_message_id"] = live["last_message_id"]
@@ -293,7 +294,7 @@ def status(paths: PodPaths) -> dict[str, Any]:
         with ReadOnlyStore(paths.db) as store:
             stored = store.overview()
             usage, settings = store.usage(0.0), store.settings()
-        agents = {row["name"]: row for row in agents_of_a_pod_down(stored)}
+        agents = {row["name"]: plain(row) for row in agents_of_a_pod_down(stored)}
         out["pending_deliveries"] = stored["unseen"]
         out["last_message_id"] = stored["last_message_id"]
         _add_stored_usage(out, agents, usage, settings)
@@ -395,7 +396,7 @@ def _stopped_reason(agent: dict[str, Any], broker_running: bool) -> str:
     return "its CLI ended its session"
 
 
-def _broker_status(paths: PodPaths) -> dict[str, Any] | None:
+def _broker_status(paths: PodPaths) -> Status | None:
     try:
         token = paths.read_token(USER)
         with wire.Client(paths.socket, USER, token, timeout=5.0) as client:

@@ -6,16 +6,20 @@ import logging
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podctl.broker import wire
 from podctl.broker.paths import USER, PodPaths
+from podctl.broker.records import plain
 from podctl.pods.durations import seconds
 from podctl.pods.spec import PodSpec
 
 from . import processes, tmux
 from .launch import fingerprint, prepare_and_launch, workdir_of
 from .plan import Observed, Step, config_changes, plan
+
+if TYPE_CHECKING:
+    from podctl.broker.records import AgentState
 
 log = logging.getLogger("podctl.orchestrator")
 
@@ -83,7 +87,7 @@ def config_plan(spec: PodSpec, paths: PodPaths) -> list[str]:
     if processes.broker_alive(paths):
         try:
             with user_client(paths) as client:
-                routes = {r["name"]: r for r in client.call("status")["routes"]}
+                routes = {r["name"]: plain(r) for r in client.call("status")["routes"]}
                 rules = {r["name"]: r for r in client.call("rules")["rules"]}
         except (OSError, wire.BrokerError):
             routes = rules = None
@@ -163,7 +167,7 @@ def set_stopped(paths: PodPaths, name: str) -> None:
     set_state(paths, name, "stopped")
 
 
-def set_state(paths: PodPaths, name: str, state: str) -> None:
+def set_state(paths: PodPaths, name: str, state: AgentState) -> None:
     """Tell the broker an agent's CLI started (idle: it can be woken) or stopped.
 
     Some CLIs run their session-start hook only with the first prompt, so the broker would

@@ -21,30 +21,42 @@ from .podref import find
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` and `json` are not imported by `podctl send` (its start-up is its cost)
+    from collections.abc import Mapping
     from typing import Any
+
+    from podctl.broker.records import AskStatus, Message
 
 Emit = Callable[[str], None]
 
 
-def user_client(pod: str, timeout: float = 10.0) -> wire.Client:
+class BrokerDown(wire.BrokerUnavailable, PodctlError):
+    """The pod's broker cannot be reached: says how to start it (and is still a BrokerUnavailable)."""
+
+
+class OwnerClient(wire.Client):
+    """The pod's owner's client: an unreachable broker raises BrokerDown, which says how to start it."""
+
+    def _call(self, op: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
+        try:
+            return super()._call(op, timeout, **args)
+        except wire.BrokerUnavailable:
+            pod = Path(self.socket_path).parent.name
+            raise BrokerDown(
+                f"the broker of pod {pod!r} is not running: start the pod with `podctl resume {pod}` (or `podctl up`)"
+            ) from None
+
+    if not TYPE_CHECKING:
+        call = _call
+
+
+def user_client(pod: str, timeout: float = 10.0) -> OwnerClient:
     """A client acting as the pod's owner (the pod must exist; its broker may be down)."""
     paths = find(pod)
     try:
         token = paths.read_token(USER)
     except FileNotFoundError:
         raise PodctlError(f"pod {paths.pod!r} has no owner token yet: bring it up with `podctl up`") from None
-    return wire.Client(paths.socket, USER, token, timeout=timeout)
-
-
-def call(client: wire.Client, op: str, **args: Any) -> dict[str, Any]:
-    """One operation; an unreachable broker is a PodctlError that says how to start it."""
-    try:
-        return client.call(op, **args)
-    except wire.BrokerUnavailable:
-        pod = Path(client.socket_path).parent.name
-        raise PodctlError(
-            f"the broker of pod {pod!r} is not running: start the pod with `podctl resume {pod}` (or `podctl up`)"
-        ) from None
+    return OwnerClient(paths.socket, USER, token, timeout=timeout)
 
 
 def send(
@@ -63,8 +75,11 @@ def send(
         raise UsageError("the message is not valid UTF-8 text: nothing was sent") from None
     target: str | list[str] = to[0] if len(to) == 1 else to
     with user_client(pod) as client:
-        op, extra = ("ask", {}) if ask else ("tell", {"urgent": urgent})
-        result = call(client, op, to=target, text=text, **extra)
+        result: dict[str, Any] = {}
+        if ask:
+            result.update(client.call("ask", to=target, text=text))
+        else:
+            result.update(client.call("tell", to=target, text=text, urgent=urgent))
         if ask and wait:
             result["reply"] = _wait_for_reply(client, result["ask_id"], wait)
     return result
@@ -86,12 +101,12 @@ def _stdin_text() -> str:
         raise UsageError("standard input is not UTF-8 text: nothing was sent") from None
 
 
-def _wait_for_reply(client: wire.Client, ask_id: int, wait: float) -> dict[str, Any]:
+def _wait_for_reply(client: wire.Client, ask_id: int, wait: float) -> AskStatus:
     """Wait up to `wait` seconds, in calls the broker accepts (each at most wire.MAX_WAIT_MS)."""
     deadline = time.monotonic() + wait
     while True:
         chunk = max(0.0, min(deadline - time.monotonic(), wire.MAX_WAIT_MS / 1000))
-        reply = call(client, "wait_for_reply", timeout=chunk + 10, ask_id=ask_id, timeout_ms=int(chunk * 1000))
+        reply = client.call("wait_for_reply", timeout=chunk + 10, ask_id=ask_id, timeout_ms=int(chunk * 1000))
         if reply["status"] != "timeout" or time.monotonic() >= deadline:
             return reply
 
@@ -133,13 +148,13 @@ def tail(pod: str, emit: Emit, note: Emit, *, follow: bool = False, as_json: boo
             _follow(client, cursor, as_json, emit)
 
 
-def _line(message: dict[str, Any], as_json: bool) -> str:
+def _line(message: Message | dict[str, Any], as_json: bool) -> str:
     from podctl.broker.transcript import format_message
 
     return json_line(message) if as_json else format_message(message)
 
 
-def json_line(value: dict[str, Any]) -> str:
+def json_line(value: Mapping[str, Any]) -> str:
     """One JSON line (`--json`); `json` is imported only for it."""
     import json
 
@@ -150,9 +165,9 @@ def _live(client: wire.Client, as_json: bool, last: int, emit: Emit) -> int:
     """Print the history from the running broker; returns the cursor after it."""
     cursor = 0
     if last:
-        cursor = max(0, (call(client, "status").get("last_message_id") or 0) - last)
+        cursor = max(0, (client.call("status")["last_message_id"] or 0) - last)
     while True:
-        page = call(client, "history", since=cursor, limit=1000)
+        page = client.call("history", since=cursor, limit=1000)
         for message in page["messages"]:
             emit(_line(message, as_json))
         cursor = int(page["next"])

@@ -98,16 +98,16 @@ class UsageFollower:
             await self.client.close()
             self.client = None
 
-    async def _call(self, op: str, **args: Any) -> dict[str, Any]:
+    def _client(self) -> AsyncClient:
         if self.client is None:
             self.client = AsyncClient(self.paths.socket, USER, self.paths.read_token(USER))
-        return await self.client.call(op, timeout=30.0, **args)
+        return self.client
 
     async def scan(self) -> None:
         """Read what every agent's usage files gained since the last look (and what the adapters
         that keep usage elsewhere, `usage_pull`, have new)."""
         if self.cursors is None:
-            files = (await self._call("usage_cursors"))["files"]
+            files = (await self._client().call("usage_cursors", timeout=30.0))["files"]
             self.cursors = {(f["agent"], f["path"]): Cursor.stored(f["inode"], f["offset"], f["state"]) for f in files}
         for name, agent in self.spec().local_agents(self.paths.read_site()).items():
             adapter = get_adapter(agent.cli)
@@ -166,8 +166,8 @@ class UsageFollower:
             await self._report(agent, path, new, records)
 
     async def _report(self, agent: str, path: Path, cursor: Cursor, records: list[dict[str, Any]]) -> None:
-        await self._call("usage_report", of=agent, path=str(path), inode=cursor.inode, offset=cursor.offset,
-                         state=cursor.wire_state(), records=records)
+        await self._client().call("usage_report", timeout=30.0, of=agent, path=str(path), inode=cursor.inode,
+                                  offset=cursor.offset, state=cursor.wire_state(), records=records)
         assert self.cursors is not None
         self.cursors[(agent, str(path))] = cursor
 

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 FOLDERS = {"pods": "pods", "broker": "broker", "hooks": "hooks", "shim": "shim", "scriptagent": "scriptagent",
            "orchestrator": "orchestrator"}
 
-PROTOCOL = {"podctl.broker.wire", "podctl.broker.codec"}
+PROTOCOL = {"podctl.broker.wire", "podctl.broker.codec", "podctl.broker.records"}
 ALLOWED: dict[str, set[str]] = {
     "podctl.pods": {"podctl.pods"},
     "podctl.broker": {"podctl.pods", "podctl.broker"},

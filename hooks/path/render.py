@@ -27,6 +27,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from podctl.broker.records import Permission
+
 
 def render(output: str, text: str | None) -> str:
     if not text or output == "none":
@@ -40,7 +42,7 @@ def render(output: str, text: str | None) -> str:
     raise ValueError(f"unknown hook output {output!r} (one of {', '.join(OUTPUTS)})")
 
 
-def render_decision(output: str, answer: dict[str, Any]) -> str:
+def render_decision(output: str, answer: Permission | dict[str, Any]) -> str:
     """The answer to a permission request in the CLI's shape ("" without one)."""
     decision = answer.get("decision")
     if decision not in ("allow", "always", "deny"):

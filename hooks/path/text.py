@@ -10,6 +10,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from podctl.broker.records import HookAnswer, Message
+
 TOOLS_HELP = (
     "Your podctl tools: list_agents() shows the team; tell(to, text) sends a note; ask(to, text) asks and"
     " returns an ask_id, then wait_for_reply(ask_id) waits (call it again while it says \"pending\");"
@@ -34,7 +36,7 @@ def session_intro(ctx: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_message(message: dict[str, Any]) -> str:
+def format_message(message: Message) -> str:
     kind, sender, mid = message["kind"], message["from"], message["id"]
     urgent = " URGENT" if message.get("urgent") else ""
     if kind == "ask" and message.get("answered"):
@@ -66,7 +68,7 @@ def too_large_note(pointer: dict[str, Any]) -> str:
             " call read_messages() to read it.]")
 
 
-def open_asks_note(asks: list[dict[str, Any]]) -> list[str]:
+def open_asks_note(asks: list[Message]) -> list[str]:
     """The asks to the agent that are still open, shown again to a new session (an earlier one was
     shown them, and they were not answered)."""
     lines = [f"{len(asks)} ask{'s' if len(asks) > 1 else ''} to you still open: shown to you before this session"
@@ -74,13 +76,13 @@ def open_asks_note(asks: list[dict[str, Any]]) -> list[str]:
     for ask in asks:
         if ask.get("too_large"):
             lines.append(f"[podctl ask #{ask['ask_id']} from {ask['from']} is too large to show here"
-                         f" ({ask['too_large']} bytes): call read_messages(since={ask['ask_id'] - 1}) to read it.]")
+                         f" ({ask['too_large']} bytes): call read_messages(since={ask['id'] - 1}) to read it.]")
         else:
             lines.append(format_message(ask))
     return lines
 
 
-def injection(response: dict[str, Any]) -> str | None:
+def injection(response: HookAnswer) -> str | None:
     """The text to inject for one hook response, or None when there is nothing new."""
     parts = []
     if response.get("context"):

@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from podctl.orchestrator.talk import call as call_or_exit
 from podctl.orchestrator.talk import user_client
 from podctl.pods.errors import UsageError
 
 from . import complete
 from .exits import NO_REPLY
 
-__all__ = ["AgentArg", "PodArg", "call_or_exit", "register", "user_client"]
+__all__ = ["AgentArg", "PodArg", "register", "user_client"]
 
 PodArg = Annotated[str, typer.Argument(help="the pod", autocompletion=complete.pods)]
 AgentArg = Annotated[str, typer.Argument(help="the agent", autocompletion=complete.agents)]
@@ -103,7 +102,7 @@ def prune(
         except ValueError as exc:
             raise UsageError(f"--older-than: {exc}") from None
     with user_client(pod) as client:
-        result = call_or_exit(client, "prune", **args)
+        result = client.call("prune", **args)
     typer.echo(f"deleted {result['deleted']} messages")
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from . import complete
-from .bus import PodArg, call_or_exit, user_client
+from .bus import PodArg, user_client
 from .table import Column
 
 
@@ -22,7 +22,7 @@ def handoff(
 ) -> None:
     """Move FROM's thread to TO: TO gets FROM's role, the recent conversation and the task, and is woken."""
     with user_client(pod) as client:
-        result = call_or_exit(client, "handoff", **{"from": source, "to": target, "reason": reason})
+        result = client.call("handoff", **handoff_args(source, target, reason))
     typer.echo(f"{result['from']} handed off to {result['to']} (message #{result['message_id']})")
 
 
@@ -48,7 +48,7 @@ def rules_list(
     from .table import colour_wanted, render
 
     with user_client(pod) as client:
-        result = call_or_exit(client, "rules")
+        result = client.call("rules")
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
@@ -66,7 +66,7 @@ def rules_list(
 def rules_reset(pod: PodArg, name: Annotated[str, typer.Argument(help="the rule")]) -> None:
     """Let a rule that reached max_rounds fire again."""
     with user_client(pod) as client:
-        call_or_exit(client, "reset_rule", name=name)
+        client.call("reset_rule", name=name)
     typer.echo(f"rule {name} reset")
 
 
@@ -76,3 +76,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(rules, name="rules")
     rules.command("list")(rules_list)
     rules.command("reset")(rules_reset)
+
+
+def handoff_args(source: str, target: str, reason: str) -> dict[str, Any]:
+    """`from` is a keyword of Python: the arguments as a dict."""
+    return {"from": source, "to": target, "reason": reason}

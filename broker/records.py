@@ -1,0 +1,317 @@
+"""The wire protocol's data as types: every vocabulary once, and the records operations answer.
+
+Standard library only. What crosses the socket is JSON, so a record is a `TypedDict` (the JSON object
+as it is, no conversion); wire.py's docstring says what each field means. The fenced hook path and the
+relay import this module only under `TYPE_CHECKING` (their start-up is their cost). The clients'
+`call` is overloaded per operation on these (wire.py `Client`, client.py `AsyncClient`), so a
+renamed field fails the type check, not a user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, NotRequired, Protocol, TypedDict, overload
+
+HookEventName = Literal[
+    "session_start", "turn_start", "tool_done", "turn_end", "session_end", "permission", "notification", "failure",
+]
+"""podctl's hook events (wire.HOOK_EVENTS)."""
+AgentState = Literal["busy", "idle", "stopped", "blocked", "failed"]
+"""An agent's state (wire.AGENT_STATES); an agent of another site not heard from yet is `unknown`."""
+ShownState = AgentState | Literal["unknown", "human"]
+"""A state as a message's recipient list shows it: the user is `human`."""
+AttentionKind = Literal["permission", "question", "dialog"]
+Decision = Literal["allow", "always", "deny"]
+MessageKind = Literal["tell", "ask", "reply", "notice", "log"]
+DeliveryState = Literal["queued", "injected", "read"]
+AskState = Literal["replied", "waiting", "timeout", "expired", "pending"]
+"""What `wait_for_reply` / `check_replies` say of an ask (`pending`: the MCP tool's own, past its cap)."""
+AskMode = Literal["all", "first"]
+EventName = Literal["message", "delivery", "state", "attention", "tools", "wake", "usage", "gap", "site"]
+ErrorCode = Literal[
+    "bad_request", "protocol_version", "auth", "forbidden", "unknown_agent", "unknown_ask", "not_asked", "empty_text",
+    "too_large", "conflict", "busy", "internal", "not_waiting", "cannot_answer",
+]
+RecordedOp = Literal[
+    "hello", "tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents", "hook",
+    "set_state", "history", "status",
+]
+"""The operations whose answers have a record below (`Calls`)."""
+OtherOp = Literal[
+    "mcp", "ack_injected", "await_decision", "subscribe", "usage_report", "usage_cursors", "usage", "asks", "sync",
+    "prune", "log", "handoff", "rules", "reset_rule", "approve", "deny", "bridge_pull", "bridge_sent",
+    "bridge_receive", "bridge_link",
+]
+OpName = RecordedOp | OtherOp
+"""Every operation (the broker's op table; tests/test_architecture.py compares them)."""
+
+Message = TypedDict("Message", {
+    "id": int, "ts": float, "from": str, "to": list[str], "kind": MessageKind, "text": str, "ask_id": int | None,
+    "urgent": bool, "followup": bool, "target": str | None, "origin": str | None,
+    "answered": NotRequired[bool], "delivery": NotRequired[list["Delivery"]], "too_large": NotRequired[int],
+})
+"""A stored message (read_messages, history, events, hook injections)."""
+
+
+class Delivery(TypedDict):
+    to: str
+    state: DeliveryState
+    queued_at: float
+    injected_at: float | None
+    read_at: float | None
+
+
+class Recipient(TypedDict):
+    name: str
+    state: ShownState
+    site: NotRequired[str]
+    over_budget: NotRequired[str]
+
+
+class Hello(TypedDict):
+    pod: str
+    protocol: int
+    broker_pid: int
+    agent: str
+    limits: dict[str, int]
+
+
+class Told(TypedDict):
+    message_id: int
+    status: Literal["queued"]
+    recipients: list[Recipient]
+
+
+class Asked(Told):
+    ask_id: int
+    mode: AskMode
+
+
+Reply = TypedDict("Reply", {"from": str, "text": str, "message_id": int, "ts": float})
+OpenAsk = TypedDict("OpenAsk", {"ask_id": int, "from": str})
+
+
+class AskStatus(TypedDict):
+    ask_id: int
+    status: AskState
+    mode: AskMode
+    replies: list[Reply]
+    waiting_on: list[str]
+    route: NotRequired[str]
+    delivery: NotRequired[list[Delivery]]
+
+
+class Page(TypedDict):
+    """A page of messages: read on from `next` while `more`."""
+
+    messages: list[Message]
+    next: int
+    more: bool
+
+
+class Replied(TypedDict):
+    message_id: int
+    ask_id: int
+    followup: bool
+    status: Literal["queued"]
+    to: list[str]
+    note: NotRequired[str]
+    open_asks: NotRequired[list[OpenAsk]]
+
+
+Route = TypedDict("Route", {"name": str, "to": list[str], "mode": AskMode, "timeout": str, "from": list[str] | None})
+
+
+class Member(TypedDict):
+    """An agent as `list_agents` shows it to its team."""
+
+    name: str
+    cli: str
+    role: str
+    state: AgentState | Literal["unknown"]
+    unread: int
+    you: bool
+    workdir: NotRequired[str]
+    branch: NotRequired[str | None]
+    site: NotRequired[str]
+    remote: NotRequired[bool]
+    reported_at: NotRequired[float | None]
+
+
+class Agents(TypedDict):
+    pod: str
+    agents: list[Member]
+    routes: list[Route]
+
+
+class Permission(TypedDict):
+    """A permission request's id, and podctl's answer when it gave one at once."""
+
+    id: int
+    decision: Decision | None
+    message: NotRequired[str]
+
+
+class HookAnswer(TypedDict):
+    state: AgentState
+    claim: str | None
+    messages: list[Message]
+    too_large: list[dict[str, Any]]
+    more: int
+    context: NotRequired[dict[str, Any]]
+    open_asks: NotRequired[list[Message]]
+    request: NotRequired[Permission]
+
+
+class UsageTotals(TypedDict):
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    requests: int
+    cost_usd: float | None
+    cost_usd_known_part: float
+    unpriced_models: list[str]
+
+
+class AgentStatus(TypedDict):
+    """An agent's row of `status`, of a running pod or (fewer fields) of one that is down."""
+
+    name: str
+    cli: str
+    role: str
+    state: AgentState | Literal["unknown"]
+    state_ts: float | None
+    unread: int
+    last_wake: str | None
+    last_wake_ts: float | None
+    tools_ready: bool
+    last_activity: NotRequired[float | None]
+    handed_off_to: NotRequired[str | None]
+    waking: NotRequired[bool]
+    usage: NotRequired[UsageTotals | None]
+    over_budget: NotRequired[str | None]
+    leaving: NotRequired[bool]
+    starting: NotRequired[bool]
+    blocked: NotRequired[dict[str, Any]]
+    failed: NotRequired[dict[str, Any]]
+    site: NotRequired[str]
+    remote: NotRequired[bool]
+    reported_at: NotRequired[float | None]
+
+
+class Status(TypedDict):
+    pod: str
+    pod_file: str | None
+    last_message_id: int | None
+    broker_pid: int
+    started: float
+    agents: list[AgentStatus]
+    routes: list[Route]
+    pending_deliveries: dict[str, int]
+    usage: UsageTotals | None
+    budget: dict[str, Any]
+    sites: NotRequired[dict[str, Any]]
+
+
+class StateSet(TypedDict):
+    name: str
+    state: AgentState
+
+
+class Event(TypedDict):
+    """A frame on a subscribed connection: `data` is the event's record (wire.py)."""
+
+    v: int
+    event: EventName
+    data: dict[str, Any]
+
+
+Recipients = str | list[str]
+Args = Any
+"""The arguments of an operation without a record here (wire.py says them)."""
+
+
+class Calls(Protocol):
+    """A blocking client's `call`, typed per operation (wire.py `Client.call`); `timeout` in seconds."""
+
+    @overload
+    def __call__(self, op: Literal["hello"], timeout: float | None = None, *, shim: bool = ...) -> Hello: ...
+    @overload
+    def __call__(
+        self, op: Literal["tell"], timeout: float | None = None, *, to: Recipients, text: str, urgent: bool = ...,
+        client_msg_id: str = ...,
+    ) -> Told: ...
+    @overload
+    def __call__(
+        self, op: Literal["ask"], timeout: float | None = None, *, to: Recipients, text: str, client_msg_id: str = ...,
+    ) -> Asked: ...
+    @overload
+    def __call__(
+        self, op: Literal["read_messages", "history"], timeout: float | None = None, *, since: int | None = ...,
+        limit: int = ...,
+    ) -> Page: ...
+    @overload
+    def __call__(
+        self, op: Literal["post_reply"], timeout: float | None = None, *, ask_id: int, text: str, client_msg_id: str = ...,
+    ) -> Replied: ...
+    @overload
+    def __call__(
+        self, op: Literal["wait_for_reply", "check_replies"], timeout: float | None = None, *, ask_id: int,
+        timeout_ms: float = ...,
+    ) -> AskStatus: ...
+    @overload
+    def __call__(self, op: Literal["list_agents"], timeout: float | None = None) -> Agents: ...
+    @overload
+    def __call__(self, op: Literal["status"], timeout: float | None = None) -> Status: ...
+    @overload
+    def __call__(self, op: Literal["set_state"], timeout: float | None = None, *, name: str, state: AgentState) -> StateSet: ...
+    @overload
+    def __call__(self, op: Literal["hook"], timeout: float | None = None, **args: Args) -> HookAnswer: ...
+    @overload
+    def __call__(self, op: OtherOp, timeout: float | None = None, **args: Args) -> dict[str, Any]: ...
+
+
+class AsyncCalls(Protocol):
+    """An asyncio client's `call`, typed per operation (client.py `AsyncClient.call`): as `Calls`."""
+
+    @overload
+    async def __call__(self, op: Literal["hello"], timeout: float = ..., *, shim: bool = ...) -> Hello: ...
+    @overload
+    async def __call__(
+        self, op: Literal["tell"], timeout: float = ..., *, to: Recipients, text: str, urgent: bool = ...,
+        client_msg_id: str = ...,
+    ) -> Told: ...
+    @overload
+    async def __call__(
+        self, op: Literal["ask"], timeout: float = ..., *, to: Recipients, text: str, client_msg_id: str = ...,
+    ) -> Asked: ...
+    @overload
+    async def __call__(
+        self, op: Literal["read_messages", "history"], timeout: float = ..., *, since: int | None = ..., limit: int = ...,
+    ) -> Page: ...
+    @overload
+    async def __call__(
+        self, op: Literal["post_reply"], timeout: float = ..., *, ask_id: int, text: str, client_msg_id: str = ...,
+    ) -> Replied: ...
+    @overload
+    async def __call__(
+        self, op: Literal["wait_for_reply", "check_replies"], timeout: float = ..., *, ask_id: int,
+        timeout_ms: float = ...,
+    ) -> AskStatus: ...
+    @overload
+    async def __call__(self, op: Literal["list_agents"], timeout: float = ...) -> Agents: ...
+    @overload
+    async def __call__(self, op: Literal["status"], timeout: float = ...) -> Status: ...
+    @overload
+    async def __call__(self, op: Literal["set_state"], timeout: float = ..., *, name: str, state: AgentState) -> StateSet: ...
+    @overload
+    async def __call__(self, op: Literal["hook"], timeout: float = ..., **args: Args) -> HookAnswer: ...
+    @overload
+    async def __call__(self, op: OtherOp, timeout: float = ..., **args: Args) -> dict[str, Any]: ...
+
+
+def plain(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record as a plain dict, for a caller that adds its own fields to it (`podctl status` adds
+    each agent's window)."""
+    return dict(record)
