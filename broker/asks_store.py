@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .queries import (
     ASK_PREVIEW_CHARS,
@@ -17,6 +17,9 @@ from .queries import (
 )
 from .store_core import StoreCore
 from .wire import SYSTEM_SENDER
+
+if TYPE_CHECKING:
+    from .records import Message
 
 
 class AskRecords(StoreCore):
@@ -38,7 +41,7 @@ class AskRecords(StoreCore):
             "targets": {r[7]: r[8] for r in rows if r[7] is not None},
         }
 
-    async def seen_open_asks(self, agent: str, now: float, limit: int) -> list[tuple[dict[str, Any], int]]:
+    async def seen_open_asks(self, agent: str, now: float, limit: int) -> list[tuple[Message, int]]:
         """Open asks to `agent` that a model of it was shown and it has not answered, with their sizes
         (queries.SQL_SEEN_OPEN_ASKS)."""
         return [(message_row(r), int(r[-1])) for r in await self._fetchall(SQL_SEEN_OPEN_ASKS, (agent, now, limit))]
@@ -103,7 +106,7 @@ class AskRecords(StoreCore):
             await self._write_many(statements)
         return ids
 
-    async def messages_by_id(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+    async def messages_by_id(self, ids: Sequence[int]) -> list[Message]:
         if not ids:
             return []
         marks = ",".join("?" * len(ids))

@@ -56,7 +56,7 @@ from .store import NewMessage, Store
 if TYPE_CHECKING:
     from podctl.pods.spec import ApprovalSpec, PodSpec, RouteSpec
 
-    from .records import AgentState, AttentionKind, Decision
+    from .records import AgentState, AttentionKind, Decision, Permission
 
 log = logging.getLogger("podctl.broker.attention")
 
@@ -112,7 +112,7 @@ class AttentionDesk:
 
     async def on_hook(
         self, agent: str, event: str, base: str | None, facts: dict[str, Any], hold_ms: int
-    ) -> tuple[str, dict[str, Any] | None]:
+    ) -> tuple[str, Permission | None]:
         """The agent's state after a hook event (its base state `base`, None for the attention
         events), and for a permission request what its hook waits on."""
         now = time.time()
@@ -150,7 +150,7 @@ class AttentionDesk:
         return (str(facts.get("tool_name")) == pending.tool
                 and describe(pending.tool, facts.get("tool_input")) == pending.detail)
 
-    async def _permission(self, agent: str, facts: dict[str, Any], hold_ms: int, now: float) -> dict[str, Any]:
+    async def _permission(self, agent: str, facts: dict[str, Any], hold_ms: int, now: float) -> Permission:
         tool = text_of(facts.get("tool_name"), 200) or "a tool"
         detail = describe(tool, facts.get("tool_input"))
         kind: AttentionKind = "question" if tool in QUESTION_TOOLS else "permission"

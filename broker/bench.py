@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from podctl.pods import layout
+
 from . import wire
 from .client import AsyncClient
 from .paths import PodPaths
@@ -136,7 +138,7 @@ def pipelined_load(state: str, per_client: int, window: int = WINDOW) -> dict[st
     clients = []
     for i in range(8):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(f"{state}/broker.sock")
+        sock.connect(layout.socket_of(state))
         client = _LoadClient(sock, f"w{i}", Path(f"{state}/agents/w{i}/token").read_text().strip())
         clients.append(client)
         selector.register(sock, selectors.EVENT_READ, client)

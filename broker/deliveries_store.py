@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .queries import (
     MAX_POINTERS,
@@ -24,6 +24,9 @@ from .queries import (
     page,
 )
 from .store_core import StoreCore, first
+
+if TYPE_CHECKING:
+    from .records import Delivery, Message
 
 
 def within_budget(rows: list[Any], max_bytes: int) -> list[Any]:
@@ -80,7 +83,7 @@ class DeliveryRecords(StoreCore):
 
     async def claim(
         self, agent: str, now: float, lease_s: float, *, max_bytes: int, max_count: int, attention_only: bool = False
-    ) -> tuple[str | None, list[dict[str, Any]], list[dict[str, Any]], int]:
+    ) -> tuple[str | None, list[Message], list[dict[str, Any]], int]:
         """Claim a bounded batch of the agent's messages that no model has seen yet, for a hook to inject.
 
         Oldest first, at most `max_count` messages and `max_bytes` of text (UTF-8), so one hook's
@@ -141,7 +144,7 @@ class DeliveryRecords(StoreCore):
         )
         return injected
 
-    async def deliveries_of(self, message_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    async def deliveries_of(self, message_ids: Sequence[int]) -> dict[int, list[Delivery]]:
         if not message_ids:
             return {}
         return deliveries_map(await self._fetchall(deliveries_sql(len(message_ids)), tuple(message_ids)))

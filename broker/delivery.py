@@ -22,6 +22,7 @@ from .needs import AnswerError, MemberView
 from .optable import OpError, OpResult, op
 from .paths import USER
 from .ports import Wake, skipped
+from .records import AgentState, Hello, HookAnswer, Message, Route, SiteFields
 from .wake import WakePolicy, Waker
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
     from .attention import AttentionDesk
     from .ports import Ports
-    from .records import AgentState
     from .rules import RuleEngine
     from .store import NewMessage, Store
 
@@ -49,10 +49,10 @@ class DeliveryHost(Protocol):
 
     def publish(self, frame: dict[str, Any]) -> None: ...
     def over_budget(self, name: str) -> str | None: ...
-    def site_of(self, name: str) -> dict[str, Any]: ...
-    def route_list(self) -> list[dict[str, Any]]: ...
+    def site_of(self, name: str) -> SiteFields: ...
+    def route_list(self) -> list[Route]: ...
     def delivered(self, agent: str, ids: list[int], state: str, ts: float) -> None: ...
-    async def mark_answered(self, agent: str, messages: list[dict[str, Any]]) -> None: ...
+    async def mark_answered(self, agent: str, messages: list[Message]) -> None: ...
     async def system_message(self, recipients: list[str], text: str) -> NewMessage: ...
     async def left_ask(self, name: str, ask_id: int) -> None: ...
 
@@ -67,7 +67,7 @@ class Delivery:
     # -- tools --------------------------------------------------------------------------------------
 
     @op("anyone")
-    async def op_hello(self, agent: str, shim: bool = False) -> OpResult:
+    async def op_hello(self, agent: str, shim: bool = False) -> Hello:
         if shim:
             await self._tools_up(agent)
         limits = self.host.spec.limits
@@ -116,7 +116,7 @@ class Delivery:
     async def op_hook(
         self, agent: str, event: str, *, inject: bool = True, attention_only: bool = False, shows: bool = True,
         intro: bool = False, facts: Facts | None = None, hold_ms: Int64 = 0,
-    ) -> OpResult:
+    ) -> HookAnswer:
         if event not in wire.HOOK_EVENTS:
             raise OpError(wire.BAD_REQUEST, f"event must be one of {', '.join(wire.HOOK_EVENTS)}")
         if agent == USER:
@@ -135,7 +135,7 @@ class Delivery:
         if event == "turn_end":
             host.rules.on_turn_end(agent)
         claim: str | None = None
-        messages: list[dict[str, Any]] = []
+        messages: list[Message] = []
         pointers: list[dict[str, Any]] = []
         more = 0
         if inject and state not in ("stopped", "blocked", "failed"):
@@ -144,7 +144,7 @@ class Delivery:
                 max_bytes=wire.HOOK_BATCH_BYTES, max_count=wire.HOOK_BATCH_COUNT,
             )
             await host.mark_answered(agent, messages)
-        result: dict[str, Any] = {
+        result: HookAnswer = {
             "state": state, "claim": claim, "messages": messages, "too_large": pointers, "more": more,
         }
         if request is not None:
@@ -162,7 +162,7 @@ class Delivery:
                 self.maybe_wake(agent)
         return result
 
-    async def _session_start(self, member: Member, result: dict[str, Any], shows: bool) -> None:
+    async def _session_start(self, member: Member, result: HookAnswer, shows: bool) -> None:
         """A new session of the agent's CLI: its model's context is new. It gets the pod (its role, its
         team) and, besides the messages no model of it has seen, the asks to it that are still open and
         that it has not answered (it was shown them in an earlier session), when its hook shows what it
@@ -184,7 +184,7 @@ class Delivery:
         result["open_asks"] = reshown
         member.owed_turn = bool(reshown) or bool(result["too_large"]) or any(needs_attention(m) for m in result["messages"])
 
-    async def _open_asks_again(self, agent: str, shown: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _open_asks_again(self, agent: str, shown: list[Message]) -> list[Message]:
         """The open asks to `agent` that it was shown before and has not answered, oldest first, within
         what one hook shows beside `shown`; one too large to show has its text left out (`too_large`)."""
         room = wire.HOOK_BATCH_BYTES - sum(len(m["text"].encode("utf-8")) for m in shown)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -28,7 +28,7 @@ from .slots import MAX_IN_FLIGHT, Slots
 
 log = logging.getLogger("podctl.broker.mcp")
 
-Invoke = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+Invoke = Callable[[str, dict[str, Any]], Awaitable[Mapping[str, Any]]]
 """Run a broker operation as the session's agent: (op, args) -> result, or raise wire.BrokerError."""
 SendLine = Callable[[bytes], Awaitable[None]]
 Release = Callable[[], None]
@@ -214,7 +214,7 @@ async def _answers(requests: list[dict[str, Any]]) -> dict[str, Any]:
         if len(lines) == wanted:
             answered.set()
 
-    async def invoke(op: str, args: dict[str, Any]) -> dict[str, Any]:
+    async def invoke(op: str, args: dict[str, Any]) -> Mapping[str, Any]:
         raise wire.BrokerError("broker_unavailable", "TEXT")
 
     session = McpSession(

@@ -13,7 +13,7 @@ once.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -43,7 +43,7 @@ message each other with these tools.
 
 Recipients = Annotated[str | list[str], Field(description='A name, a route, a list of names, or "all".')]
 
-Call = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+Call = Callable[[str, dict[str, Any]], Awaitable[Mapping[str, Any]]]
 """Run a broker operation as the session's agent: (op, args) -> result, or raise wire.BrokerError."""
 
 
@@ -51,11 +51,11 @@ def instructions(pod: str, agent: str) -> str:
     return INSTRUCTIONS + f"\nYou are agent `{agent}` of pod `{pod}`.\n"
 
 
-def _dump(result: dict[str, Any]) -> str:
+def _dump(result: Mapping[str, Any]) -> str:
     return json.dumps(result, ensure_ascii=False, indent=1)
 
 
-def _result(data: dict[str, Any]) -> CallToolResult:
+def _result(data: Mapping[str, Any]) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=_dump(data))])
 
 
@@ -91,7 +91,7 @@ class Tools:
             return tool_error(wire.BAD_REQUEST, "timeout_ms must be >= 0")
         this_call = min(timeout_ms, self.wait_cap_ms)
         try:
-            result = await self._call("wait_for_reply", {"ask_id": ask_id, "timeout_ms": this_call})
+            result = dict(await self._call("wait_for_reply", {"ask_id": ask_id, "timeout_ms": this_call}))
         except wire.BrokerError as exc:
             return tool_error(exc.code, exc.message)
         if result.get("status") == "timeout" and timeout_ms > this_call:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .commits import wakes
 
 
-def needs_attention(message: dict[str, Any]) -> bool:
+def needs_attention(message: Mapping[str, Any]) -> bool:
     """Whether a message (as the wire shows it) wakes an idle recipient."""
     return wakes(message["kind"], bool(message["urgent"]), message["from"])
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from podctl.pods.durations import seconds
 from podctl.pods.errors import PodctlError
@@ -17,8 +17,21 @@ from podctl.pods.errors import PodctlError
 from . import wire
 from .args import READ_LIMIT, AskId, ClientMsgId, Cursor, Int64, Recipients
 from .members import Member
-from .optable import Commit, OpError, OpResult, committing, op
+from .optable import Commit, OpError, committing, op
 from .paths import USER
+from .records import (
+    Agents,
+    Asked,
+    Message,
+    MessagePage,
+    Recipient,
+    Replied,
+    Route,
+    SiteFields,
+    TeamMember,
+    Told,
+    Where,
+)
 from .store import NewMessage
 
 if TYPE_CHECKING:
@@ -45,8 +58,8 @@ class MessagingHost(Protocol):
     def publish(self, frame: dict[str, Any]) -> None: ...
     def maybe_wake(self, name: str) -> None: ...
     def over_budget(self, name: str) -> str | None: ...
-    def site_of(self, name: str) -> dict[str, Any]: ...
-    def site_fields(self, member: Member) -> dict[str, Any]: ...
+    def site_of(self, name: str) -> SiteFields: ...
+    def site_fields(self, member: Member) -> SiteFields: ...
     def gathered_elsewhere(self, ask: dict[str, Any]) -> bool: ...
     def reply_arrived(self, ask_id: int) -> None: ...
     def expire_at(self, ask_id: int, deadline: float) -> None: ...
@@ -103,11 +116,12 @@ class Messaging:
             raise OpError(wire.UNKNOWN_AGENT, "nobody to send to: the pod has no other agent")
         return out, target, None
 
-    def recipient_states(self, names: list[str]) -> list[dict[str, str]]:
+    def recipient_states(self, names: list[str]) -> list[Recipient]:
         """Each recipient's state; one over budget says so (its message waits until the budget is raised)."""
         out = []
         for n in names:
-            entry = {"name": n, "state": "human" if n == USER else self.host.members[n].state, **self.host.site_of(n)}
+            state = "human" if n == USER else self.host.members[n].state
+            entry = cast("Recipient", {"name": n, "state": state, **self.host.site_of(n)})  # the site's fields typed apart
             reason = self.host.over_budget(n) if n != USER else None
             if reason:
                 entry["over_budget"] = f"{reason}: not woken until the budget is raised"
@@ -163,9 +177,11 @@ class Messaging:
             sender=agent, kind="tell", recipients=recipients, target=target, text=text,
             urgent=bool(urgent), client_msg_id=client_msg_id,
         )
-        return Commit(msg, lambda stored: {
-            "message_id": stored.id, "status": "queued", "recipients": self.recipient_states(recipients),
-        })
+        def answer(stored: NewMessage) -> Told:
+            assert stored.id is not None
+            return {"message_id": stored.id, "status": "queued", "recipients": self.recipient_states(recipients)}
+
+        return Commit(msg, answer)
 
     @committing()
     def op_ask(self, agent: str, to: Recipients, text: str, client_msg_id: ClientMsgId | None = None) -> Commit:
@@ -180,8 +196,9 @@ class Messaging:
             ask_route=route.name if route else None, ask_deadline=deadline,
         )
 
-        def answer(stored: NewMessage) -> OpResult:
-            if deadline is not None and not stored.duplicate and stored.ask_id is not None:
+        def answer(stored: NewMessage) -> Asked:
+            assert stored.id is not None and stored.ask_id is not None
+            if deadline is not None and not stored.duplicate:
                 self.host.expire_at(stored.ask_id, deadline)
             return {
                 "ask_id": stored.ask_id, "message_id": stored.id, "status": "queued",
@@ -200,7 +217,7 @@ class Messaging:
             self.host.publish(wire.event("delivery", {"to": agent, "ids": ids, "state": state, "ts": ts}))
 
     @op()
-    async def op_read_messages(self, agent: str, since: Cursor | None = None, limit: Int64 = 100) -> OpResult:
+    async def op_read_messages(self, agent: str, since: Cursor | None = None, limit: Int64 = 100) -> MessagePage:
         if not 1 <= limit <= READ_LIMIT:
             raise OpError(wire.BAD_REQUEST, f"limit must be between 1 and {READ_LIMIT}")
         store = self.host.store
@@ -220,7 +237,7 @@ class Messaging:
     @op()
     async def op_post_reply(
         self, agent: str, ask_id: AskId, text: str, client_msg_id: ClientMsgId | None = None
-    ) -> OpResult:
+    ) -> Replied:
         text = self.check_text(text)
         if isinstance(ask_id, str) and ask_id.isdigit():
             ask_id = int(ask_id)
@@ -236,11 +253,12 @@ class Messaging:
             text=text, ask_id=ask["id"], followup=followup, client_msg_id=client_msg_id,
             reply_to=None if followup else (ask["id"], agent),
         ))
-        out: dict[str, Any] = {
+        assert msg.id is not None
+        out: Replied = {
             "message_id": msg.id, "ask_id": ask["id"], "followup": followup, "status": "queued", "to": recipients,
         }
         if followup:
-            out.update(await self._followup_note(agent, ask["id"], recipients))
+            await self._followup_note(out, agent, ask["id"], recipients)
         return out
 
     def reply_recipients(self, ask: dict[str, Any], followup: bool) -> list[str]:
@@ -253,40 +271,43 @@ class Messaging:
         behalf = ask["behalf"]
         return [behalf] if behalf in self.host.active() else []
 
-    async def _followup_note(self, agent: str, ask_id: int, recipients: list[str]) -> dict[str, Any]:
+    async def _followup_note(self, out: Replied, agent: str, ask_id: int, recipients: list[str]) -> None:
         """A reply to an ask the agent already answered is a follow-up: say so, and name the asks to it
         that are still open (it may have meant one of them: models copy the first ask_id they see)."""
         sent = f"sent to {', '.join(recipients)} as a follow-up" if recipients else "kept in the transcript"
         note = f"You had already answered ask #{ask_id}: this reply was {sent}; it does not answer another ask."
         still = [(i, a) for i, a in await self.host.store.open_asks_to(agent, time.time(), 10) if i != ask_id]
-        if not still:
-            return {"note": note}
-        listed = ", ".join(f"ask #{i} from {a}" for i, a in still)
-        note += f" Still open and waiting for your answer: {listed}. Answer with post_reply(ask_id={still[0][0]}, text=...)."
-        return {"note": note, "open_asks": [{"ask_id": i, "from": a} for i, a in still]}
+        if still:
+            listed = ", ".join(f"ask #{i} from {a}" for i, a in still)
+            note += f" Still open and waiting for your answer: {listed}. Answer with post_reply(ask_id={still[0][0]}, text=...)."
+            out["open_asks"] = [{"ask_id": i, "from": a} for i, a in still]
+        out["note"] = note
 
-    async def mark_answered(self, agent: str, messages: list[dict[str, Any]]) -> None:
+    async def mark_answered(self, agent: str, messages: list[Message]) -> None:
         """Each ask to `agent` among `messages` says whether it already answered it (`answered`): a model
         copying the first ask_id it sees would otherwise reply to an answered ask."""
         asks = [m for m in messages if m["kind"] == "ask" and agent in m["to"]]
         if not asks:
             return
-        answered = await self.host.store.answered_by(agent, [m["ask_id"] for m in asks])
+        answered = await self.host.store.answered_by(agent, [m["ask_id"] for m in asks if m["ask_id"] is not None])
         for m in asks:
             m["answered"] = m["ask_id"] in answered
 
     @op()
-    async def op_list_agents(self, agent: str) -> OpResult:
+    async def op_list_agents(self, agent: str) -> Agents:
         host = self.host
         unread = await host.store.unread_counts()
-        agents = [
-            {"name": m.name, "cli": m.cli, "role": m.role, "state": m.state, "unread": unread.get(m.name, 0),
-             "you": m.name == agent, **self._where(m.name), **host.site_fields(m)}
-            for m in host.members.values() if not m.removed
-        ]
+        agents = []
+        for m in host.members.values():
+            if m.removed:
+                continue
+            agents.append(cast("TeamMember", {  # the worktree's and the site's fields are typed apart
+                "name": m.name, "cli": m.cli, "role": m.role, "state": m.state, "unread": unread.get(m.name, 0),
+                "you": m.name == agent, **self._where(m.name), **host.site_fields(m),
+            }))
         return {"pod": host.spec.name, "agents": agents, "routes": self.route_list()}
 
-    def _where(self, name: str) -> dict[str, Any]:
+    def _where(self, name: str) -> Where:
         """The folder an agent works in (and its worktree's branch): where a reviewer finds its files."""
         host = self.host
         if name not in host.spec.agents or (name in host.members and host.members[name].remote):
@@ -296,7 +317,7 @@ class Messaging:
         except PodctlError:
             return {}
 
-    def route_list(self) -> list[dict[str, Any]]:
+    def route_list(self) -> list[Route]:
         return [
             {"name": r.name, "to": list(r.to), "mode": r.mode, "timeout": r.timeout,
              "from": list(r.from_) if r.from_ is not None else None}

@@ -9,7 +9,7 @@ operation is in wire.py's docstring (a test keeps the two equal).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -25,7 +25,8 @@ Access = Literal["member", "user", "bridge", "anyone"]
 owner only; `bridge` the pod's bridge only (it carries messages between sites and speaks for
 nobody); `anyone` every identity (`hello`)."""
 
-OpResult = dict[str, Any]
+OpResult = Mapping[str, Any]
+"""An operation's answer: its record (broker/records.py), JSON on the wire."""
 Run = Callable[..., Awaitable[OpResult]]
 F = TypeVar("F", bound=Callable[..., Awaitable[OpResult]])
 

@@ -10,7 +10,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, cast
 
 from podctl.pods.durations import seconds
 from podctl.pods.errors import PodctlError
@@ -22,6 +22,7 @@ from .args import READ_LIMIT, Cursor, Int64, Level, Name, Seconds
 from .needs import AnswerError
 from .optable import OpError, OpResult, op
 from .paths import USER
+from .records import AgentStatus, Decision, MessagePage, Route, SiteFields, StateSet, Status, UsageTotals
 from .store import NewMessage
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from .attention import AttentionDesk
     from .budget import Verdict
     from .members import Member
-    from .records import Decision
     from .rules import RuleEngine
     from .sites import Sites
     from .store import Store
@@ -56,13 +56,13 @@ class OwnerHost(Protocol):
     def sites(self) -> Sites | None: ...
 
     def active(self) -> list[str]: ...
-    def route_list(self) -> list[dict[str, Any]]: ...
+    def route_list(self) -> list[Route]: ...
     def maybe_wake(self, name: str) -> None: ...
     def waking(self, name: str) -> bool: ...
-    def usage_of(self, name: str) -> dict[str, Any] | None: ...
+    def usage_of(self, name: str) -> UsageTotals | None: ...
     def over_budget(self, name: str) -> str | None: ...
     def budget_limits(self) -> dict[str, Any]: ...
-    def site_fields(self, member: Member) -> dict[str, Any]: ...
+    def site_fields(self, member: Member) -> SiteFields: ...
     async def set_state(self, name: str, state: str, fresh: bool = False) -> None: ...
     async def commit(self, msg: NewMessage) -> NewMessage: ...
     async def apply_spec(self, spec: PodSpec) -> dict[str, list[str]]: ...
@@ -73,7 +73,7 @@ class OwnerOps:
         self.host = host
 
     @op("user")
-    async def op_set_state(self, agent: str, name: Name, state: str) -> OpResult:
+    async def op_set_state(self, agent: str, name: Name, state: str) -> StateSet:
         host = self.host
         if name not in host.members or host.members[name].removed:
             raise OpError(wire.UNKNOWN_AGENT, f"no agent {name!r} in pod {host.spec.name}")
@@ -93,7 +93,7 @@ class OwnerOps:
         return {"subscribed": True}
 
     @op("user")
-    async def op_history(self, agent: str, since: Cursor = 0, limit: Int64 = 200) -> OpResult:
+    async def op_history(self, agent: str, since: Cursor = 0, limit: Int64 = 200) -> MessagePage:
         if not 1 <= limit <= 5000:
             raise OpError(wire.BAD_REQUEST, "limit must be between 1 and 5000")
         store = self.host.store
@@ -105,11 +105,11 @@ class OwnerOps:
         return {"messages": messages, "next": messages[-1]["id"] if messages else since, "more": found.more}
 
     @op("user")
-    async def op_status(self, agent: str) -> OpResult:
+    async def op_status(self, agent: str) -> Status:
         host = self.host
         stored = await host.store.overview()
         unseen = stored["unseen"]
-        return {
+        status: Status = {
             "pod": host.spec.name,
             "pod_file": str(host.pod_file) if host.pod_file else None,
             "last_message_id": stored["last_message_id"],
@@ -123,13 +123,15 @@ class OwnerOps:
             "pending_deliveries": unseen,
             "usage": host.verdict.pod.as_json() if host.verdict else None,
             "budget": host.budget_limits(),
-            **({"sites": host.sites.status()} if host.sites is not None else {}),
         }
+        if host.sites is not None:
+            status["sites"] = host.sites.status()
+        return status
 
-    def status_row(self, m: Member, unread: int) -> dict[str, Any]:
+    def status_row(self, m: Member, unread: int) -> AgentStatus:
         """One agent's row of `status`."""
         host = self.host
-        return {
+        return cast("AgentStatus", {  # attention's and the site's fields are typed apart
             "name": m.name, "cli": m.cli, "role": m.role, "state": m.state, "state_ts": m.state_ts or None,
             "last_activity": m.last_activity, "unread": unread,
             "last_wake": m.last_wake, "last_wake_ts": m.last_wake_ts,
@@ -138,7 +140,7 @@ class OwnerOps:
             "usage": host.usage_of(m.name), "over_budget": host.over_budget(m.name),
             **host.attention.status_fields(m.name), **({"leaving": True} if m.leaving else {}),
             **({"starting": True} if m.starting else {}), **host.site_fields(m),
-        }
+        })
 
     @op("user")
     async def op_sync(self, agent: str, spec: dict[str, Any], source: str) -> OpResult:

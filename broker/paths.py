@@ -1,28 +1,12 @@
-"""Where a pod's state lives on disk, and the rules for what may name it. Standard library only.
-
-```
-$PODCTL_HOME/<pod>/          0700
-  .podctl-pod                marks a folder podctl made (only such folders are ever deleted)
-  broker.sock                0600
-  pod.db                     SQLite, WAL
-  pod.yaml.path              the pod file this pod was brought up from: its desired state
-  broker.lock, broker.pid    held / written by the broker daemon for its whole life
-  supervisor.lock, .pid      the same for the supervisor daemon
-  pod.lock                   held by whoever applies a change to the pod (up, down, the supervisor, ...)
-  agents/<name>/             per-agent config the CLIs read, and its token (0600)
-  site                       the site this machine runs of a pod across machines (`up --site`; docs/sites.md)
-  bridge.lock, bridge.pid    held / written by the bridge to the other sites, for its whole life
-  bridge.token               0600, the bridge's identity towards this broker (only bridge operations take it)
-  logs/                      broker, supervisor, per-agent logs
-  worktrees/                 agents' git worktrees and their records (pods/worktree.py)
-```
-"""
+"""Where a pod's state lives on disk (its names: pods/layout.py), and the rules for what may name it.
+Standard library only."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from podctl.pods import layout
 from podctl.pods.state import state_root as state_root  # noqa: PLC0414 - re-exported: the state root rule is one
 
 USER = "user"
@@ -90,51 +74,51 @@ class PodPaths:
 
     @property
     def marker(self) -> Path:
-        return self.root / ".podctl-pod"
+        return self.root / layout.MARK
 
     @property
     def broker_lock(self) -> Path:
-        return self.root / "broker.lock"
+        return self.root / layout.BROKER_LOCK
 
     @property
     def supervisor_lock(self) -> Path:
-        return self.root / "supervisor.lock"
+        return self.root / layout.SUPERVISOR_LOCK
 
     @property
     def supervisor_pid(self) -> Path:
-        return self.root / "supervisor.pid"
+        return self.root / layout.SUPERVISOR_PID
 
     @property
     def apply_lock(self) -> Path:
-        return self.root / "pod.lock"
+        return self.root / layout.APPLY_LOCK
 
     @property
     def socket(self) -> Path:
-        return self.root / "broker.sock"
+        return self.root / layout.SOCKET
 
     @property
     def db(self) -> Path:
-        return self.root / "pod.db"
+        return self.root / layout.DB
 
     @property
     def broker_pid(self) -> Path:
-        return self.root / "broker.pid"
+        return self.root / layout.BROKER_PID
 
     @property
     def pod_file_record(self) -> Path:
-        return self.root / "pod.yaml.path"
+        return self.root / layout.POD_FILE_RECORD
 
     @property
     def site_record(self) -> Path:
-        return self.root / "site"
+        return self.root / layout.SITE
 
     @property
     def bridge_lock(self) -> Path:
-        return self.root / "bridge.lock"
+        return self.root / layout.BRIDGE_LOCK
 
     @property
     def bridge_pid(self) -> Path:
-        return self.root / "bridge.pid"
+        return self.root / layout.BRIDGE_PID
 
     def read_site(self) -> str | None:
         """The site this machine runs of the pod (None: the pod is not split across machines here)."""
@@ -148,25 +132,37 @@ class PodPaths:
         if site is None:
             self.site_record.unlink(missing_ok=True)
             return
-        tmp = self.site_record.with_name("site.tmp")
+        tmp = self.site_record.with_name(layout.SITE + ".tmp")
         tmp.write_text(site + "\n", encoding="utf-8")
         os.replace(tmp, self.site_record)
 
     @property
+    def applied(self) -> Path:
+        """What the supervisor (or up) last applied (orchestrator/pod.py)."""
+        return self.root / layout.APPLIED
+
+    def log(self, name: str) -> Path:
+        """A log file in `logs/` (layout.BROKER_LOG, ...)."""
+        return self.logs / name
+
+    def exit_log(self, agent: str) -> Path:
+        return self.logs / layout.exit_log(agent)
+
+    @property
     def logs(self) -> Path:
-        return self.root / "logs"
+        return self.root / layout.LOGS
 
     @property
     def agents(self) -> Path:
-        return self.root / "agents"
+        return self.root / layout.AGENTS
 
     def agent_dir(self, name: str) -> Path:
         return self.agents / name
 
     def token_file(self, name: str) -> Path:
         if name == BRIDGE:
-            return self.root / "bridge.token"
-        return self.agent_dir(name) / "token"
+            return self.root / layout.BRIDGE_TOKEN
+        return self.agent_dir(name) / layout.TOKEN
 
     def ensure(self) -> PodPaths:
         """Create the pod's folders with private permissions, marked as podctl's own."""

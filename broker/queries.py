@@ -13,7 +13,7 @@ from podctl.pods.errors import PodctlError
 
 if TYPE_CHECKING:
     from .ports import WakeOutcome
-    from .records import AgentStatus
+    from .records import AgentStatus, Delivery, DeliveryState, Message
 
 _OLD_WAKE_WORDS: dict[str, WakeOutcome] = {"answered": "woken"}
 """Earlier versions stored `answered` for a nudge that started a turn, which read as if the agent had
@@ -63,7 +63,7 @@ def paged(sql: str) -> str:
 class Page:
     """Messages in id order, and whether more come after the last of them (ask again from its id)."""
 
-    messages: list[dict[str, Any]]
+    messages: list[Message]
     more: bool
 
 
@@ -159,8 +159,8 @@ def deliveries_sql(count: int) -> str:
     )
 
 
-def deliveries_map(rows: Iterable[Sequence[Any]]) -> dict[int, list[dict[str, Any]]]:
-    out: dict[int, list[dict[str, Any]]] = {}
+def deliveries_map(rows: Iterable[Sequence[Any]]) -> dict[int, list[Delivery]]:
+    out: dict[int, list[Delivery]] = {}
     for mid, rcpt, queued, injected, read in rows:
         out.setdefault(mid, []).append({
             "to": rcpt, "state": delivery_state(injected, read),
@@ -169,7 +169,7 @@ def deliveries_map(rows: Iterable[Sequence[Any]]) -> dict[int, list[dict[str, An
     return out
 
 
-def message_row(row: Sequence[Any]) -> dict[str, Any]:
+def message_row(row: Sequence[Any]) -> Message:
     """A messages row (MESSAGE_COLUMNS) as the wire's message dict."""
     return {
         "id": row[0],
@@ -186,7 +186,7 @@ def message_row(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def delivery_state(injected_at: float | None, read_at: float | None) -> str:
+def delivery_state(injected_at: float | None, read_at: float | None) -> DeliveryState:
     if read_at is not None:
         return "read"
     if injected_at is not None:

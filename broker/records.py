@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, NotRequired, Protocol, TypedDict, overload
 
+from podctl.pods.usage import UsageTotals as UsageTotals  # noqa: PLC0414 - a record of the wire, defined where usage is
+
 HookEventName = Literal[
     "session_start", "turn_start", "tool_done", "turn_end", "session_end", "permission", "notification", "failure",
 ]
@@ -42,7 +44,7 @@ OtherOp = Literal[
     "prune", "log", "handoff", "rules", "reset_rule", "approve", "deny", "bridge_pull", "bridge_sent",
     "bridge_receive", "bridge_link",
 ]
-OpName = RecordedOp | OtherOp
+OpName = Literal[RecordedOp, OtherOp]
 """Every operation (the broker's op table; tests/test_architecture.py compares them)."""
 
 Message = TypedDict("Message", {
@@ -61,10 +63,27 @@ class Delivery(TypedDict):
     read_at: float | None
 
 
-class Recipient(TypedDict):
+class SiteFields(TypedDict, total=False):
+    """What a pod across machines adds about a member (docs/sites.md): an agent of another site is
+    `remote`, with its state and unread count as its site reported them at `reported_at`."""
+
+    site: str
+    remote: bool
+    reported_at: float | None
+    unread: int
+
+
+class Where(TypedDict, total=False):
+    """The folder an agent works in, and its worktree's branch."""
+
+    workdir: str
+    branch: str | None
+
+
+class Recipient(SiteFields):
     name: str
-    state: ShownState
-    site: NotRequired[str]
+    state: str
+    """A ShownState."""
     over_budget: NotRequired[str]
 
 
@@ -101,7 +120,7 @@ class AskStatus(TypedDict):
     delivery: NotRequired[list[Delivery]]
 
 
-class Page(TypedDict):
+class MessagePage(TypedDict):
     """A page of messages: read on from `next` while `more`."""
 
     messages: list[Message]
@@ -122,25 +141,20 @@ class Replied(TypedDict):
 Route = TypedDict("Route", {"name": str, "to": list[str], "mode": AskMode, "timeout": str, "from": list[str] | None})
 
 
-class Member(TypedDict):
+class TeamMember(SiteFields, Where):
     """An agent as `list_agents` shows it to its team."""
 
     name: str
     cli: str
     role: str
-    state: AgentState | Literal["unknown"]
-    unread: int
+    state: str
+    """An AgentState, or `unknown` (an agent of another site not heard from yet)."""
     you: bool
-    workdir: NotRequired[str]
-    branch: NotRequired[str | None]
-    site: NotRequired[str]
-    remote: NotRequired[bool]
-    reported_at: NotRequired[float | None]
 
 
 class Agents(TypedDict):
     pod: str
-    agents: list[Member]
+    agents: list[TeamMember]
     routes: list[Route]
 
 
@@ -153,7 +167,8 @@ class Permission(TypedDict):
 
 
 class HookAnswer(TypedDict):
-    state: AgentState
+    state: str
+    """An AgentState."""
     claim: str | None
     messages: list[Message]
     too_large: list[dict[str, Any]]
@@ -163,24 +178,14 @@ class HookAnswer(TypedDict):
     request: NotRequired[Permission]
 
 
-class UsageTotals(TypedDict):
-    input_tokens: int
-    cached_input_tokens: int
-    output_tokens: int
-    reasoning_tokens: int
-    requests: int
-    cost_usd: float | None
-    cost_usd_known_part: float
-    unpriced_models: list[str]
-
-
 class AgentStatus(TypedDict):
     """An agent's row of `status`, of a running pod or (fewer fields) of one that is down."""
 
     name: str
     cli: str
     role: str
-    state: AgentState | Literal["unknown"]
+    state: str
+    """An AgentState, or `unknown` (an agent of another site not heard from yet)."""
     state_ts: float | None
     unread: int
     last_wake: str | None
@@ -250,7 +255,7 @@ class Calls(Protocol):
     def __call__(
         self, op: Literal["read_messages", "history"], timeout: float | None = None, *, since: int | None = ...,
         limit: int = ...,
-    ) -> Page: ...
+    ) -> MessagePage: ...
     @overload
     def __call__(
         self, op: Literal["post_reply"], timeout: float | None = None, *, ask_id: int, text: str, client_msg_id: str = ...,
@@ -289,7 +294,7 @@ class AsyncCalls(Protocol):
     @overload
     async def __call__(
         self, op: Literal["read_messages", "history"], timeout: float = ..., *, since: int | None = ..., limit: int = ...,
-    ) -> Page: ...
+    ) -> MessagePage: ...
     @overload
     async def __call__(
         self, op: Literal["post_reply"], timeout: float = ..., *, ask_id: int, text: str, client_msg_id: str = ...,

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import wire
 from .args import AskId, Millis
-from .optable import OpError, OpResult, op
+from .optable import OpError, op
 from .paths import USER
+from .records import AskState, AskStatus, Reply
 from .store import NewMessage
 
 if TYPE_CHECKING:
@@ -72,22 +73,23 @@ class Replies:
             raise OpError(wire.FORBIDDEN, f"ask {ask_id} was sent by {ask['asker']}; only they can wait for its replies")
         return ask
 
-    async def ask_status(self, ask: dict[str, Any]) -> dict[str, Any]:
+    async def ask_status(self, ask: dict[str, Any]) -> AskStatus:
         targets: dict[str, int | None] = ask["targets"]
         reply_ids = [rid for rid in targets.values() if rid]
-        replies = [
+        replies: list[Reply] = [
             {"from": m["from"], "text": m["text"], "message_id": m["id"], "ts": m["ts"]}
             for m in await self.host.store.messages_by_id(reply_ids)
         ]
         waiting_on = sorted(a for a, rid in targets.items() if not rid)
         done = (bool(replies) if ask["mode"] == "first" else not waiting_on) or not targets
+        status: AskState
         if done:
             status = "replied"
         elif ask["deadline"] is not None and time.time() >= ask["deadline"]:
             status = "expired"
         else:
             status = "waiting"
-        out: dict[str, Any] = {
+        out: AskStatus = {
             "ask_id": ask["id"], "status": status, "mode": ask["mode"], "replies": replies, "waiting_on": waiting_on,
         }
         if ask["route"]:
@@ -95,7 +97,7 @@ class Replies:
         return out
 
     @op()
-    async def op_wait_for_reply(self, agent: str, ask_id: AskId, timeout_ms: Millis = 30_000) -> OpResult:
+    async def op_wait_for_reply(self, agent: str, ask_id: AskId, timeout_ms: Millis = 30_000) -> AskStatus:
         ask = await self._ask_for(agent, ask_id)
         self._waiting[ask["id"]] = self._waiting.get(ask["id"], 0) + 1
         try:
@@ -105,7 +107,7 @@ class Replies:
             if left:
                 self._waiting[ask["id"]] = left
 
-    async def _wait_for_reply(self, agent: str, ask: dict[str, Any], wait_s: float) -> dict[str, Any]:
+    async def _wait_for_reply(self, agent: str, ask: dict[str, Any], wait_s: float) -> AskStatus:
         deadline = time.monotonic() + wait_s
         while True:
             event = self._reply_events.setdefault(ask["id"], asyncio.Event())
@@ -126,7 +128,7 @@ class Replies:
                 pass
 
     @op()
-    async def op_check_replies(self, agent: str, ask_id: AskId) -> OpResult:
+    async def op_check_replies(self, agent: str, ask_id: AskId) -> AskStatus:
         ask = await self._ask_for(agent, ask_id)
         result = await self.ask_status(ask)
         if result["status"] not in ("replied", "expired"):
@@ -134,7 +136,7 @@ class Replies:
         result["delivery"] = (await self.host.store.deliveries_of([ask["id"]])).get(ask["id"], [])
         return await self._returned(agent, result)
 
-    async def _returned(self, agent: str, result: dict[str, Any]) -> dict[str, Any]:
+    async def _returned(self, agent: str, result: AskStatus) -> AskStatus:
         """Replies a tool call hands to the caller are delivered: marked read, so no hook shows them again.
         An asker who is handed "expired" knows it: no expiry notice follows."""
         await self.host.mark_read(agent, [r["message_id"] for r in result["replies"]])

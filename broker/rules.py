@@ -24,7 +24,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from podctl.pods.durations import seconds
 from podctl.pods.globs import matches as globs_match
@@ -40,6 +40,9 @@ DIFF_CAP_BYTES = 24_000
 PANE_POLL_S = 1.0
 DEFAULT_ASK_TIMEOUT_S = 600.0
 
+if TYPE_CHECKING:
+    from .records import AskStatus
+
 
 class RuleHost(Protocol):
     """What the rule engine needs of the broker, and nothing more."""
@@ -52,7 +55,7 @@ class RuleHost(Protocol):
     async def commit(self, msg: NewMessage) -> NewMessage: ...
     async def log(self, text: str, level: str = "info", origin: str | None = None) -> int | None: ...
     async def handoff(self, source: str, target: str, reason: str) -> dict[str, Any]: ...
-    async def ask_status(self, ask: dict[str, Any]) -> dict[str, Any]: ...
+    async def ask_status(self, ask: dict[str, Any]) -> AskStatus: ...
     async def ask_record(self, ask_id: int) -> dict[str, Any] | None: ...
     async def last_said(self, agent: str) -> str: ...
     async def read_pane(self, agent: str) -> str: ...

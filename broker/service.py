@@ -43,7 +43,7 @@ from .usage_store import UsageStore
 from .wake import WakePolicy
 
 if TYPE_CHECKING:
-    from .records import AgentState
+    from .records import AgentState, AskStatus, Message, Route, SiteFields, UsageTotals
 
 log = logging.getLogger("podctl.broker")
 
@@ -293,7 +293,7 @@ class Broker:
     async def mark_read(self, agent: str, ids: list[int]) -> None:
         await self.messaging.mark_read(agent, ids)
 
-    async def mark_answered(self, agent: str, messages: list[dict[str, Any]]) -> None:
+    async def mark_answered(self, agent: str, messages: list[Message]) -> None:
         await self.messaging.mark_answered(agent, messages)
 
     def delivered(self, agent: str, ids: list[int], state: str, ts: float) -> None:
@@ -302,7 +302,7 @@ class Broker:
     def reply_recipients(self, ask: dict[str, Any], followup: bool) -> list[str]:
         return self.messaging.reply_recipients(ask, followup)
 
-    def route_list(self) -> list[dict[str, Any]]:
+    def route_list(self) -> list[Route]:
         return self.messaging.route_list()
 
     def reply_arrived(self, ask_id: int) -> None:
@@ -311,7 +311,7 @@ class Broker:
     def expire_at(self, ask_id: int, deadline: float) -> None:
         self.replies.expire_at(ask_id, deadline)
 
-    async def ask_status(self, ask: dict[str, Any]) -> dict[str, Any]:
+    async def ask_status(self, ask: dict[str, Any]) -> AskStatus:
         return await self.replies.ask_status(ask)
 
     async def left_ask(self, name: str, ask_id: int) -> None:
@@ -354,7 +354,7 @@ class Broker:
     def verdict(self) -> Verdict | None:
         return self.usage_ops.verdict
 
-    def usage_of(self, name: str) -> dict[str, Any] | None:
+    def usage_of(self, name: str) -> UsageTotals | None:
         return self.usage_ops.usage_of(name)
 
     def over_budget(self, name: str) -> str | None:
@@ -370,10 +370,10 @@ class Broker:
     def sites(self) -> Sites | None:
         return self.site_ops.sites
 
-    def site_of(self, name: str) -> dict[str, Any]:
+    def site_of(self, name: str) -> SiteFields:
         return self.site_ops.site_of(name)
 
-    def site_fields(self, member: Member) -> dict[str, Any]:
+    def site_fields(self, member: Member) -> SiteFields:
         return self.site_ops.site_fields(member)
 
     def gathered_elsewhere(self, ask: dict[str, Any]) -> bool:

@@ -18,6 +18,7 @@ from .args import MAX_NAME, Millis
 from .envelopes import PULL_LIMIT
 from .optable import OpError, OpResult, op
 from .paths import BRIDGE
+from .records import SiteFields
 from .sites import Sites, SitesHost
 
 if TYPE_CHECKING:
@@ -98,10 +99,10 @@ class SiteOps:
             self.sites = None
             self.host.tokens.pop(BRIDGE, None)
 
-    def site_fields(self, member: Member) -> dict[str, Any]:
+    def site_fields(self, member: Member) -> SiteFields:
         return self.sites.member_fields(member) if self.sites is not None else {}
 
-    def site_of(self, name: str) -> dict[str, Any]:
+    def site_of(self, name: str) -> SiteFields:
         member = self.host.members.get(name)
         if self.sites is None or member is None or member.site is None:
             return {}

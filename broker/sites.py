@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from podctl.pods.spec import PodSpec
 
     from .members import Member
+    from .records import SiteFields
 
 log = logging.getLogger("podctl.broker.sites")
 
@@ -114,10 +115,12 @@ class Sites:
         self.state_due = True
         self.changed.set()
 
-    def member_fields(self, member: Member) -> dict[str, Any]:
+    def member_fields(self, member: Member) -> SiteFields:
         """What `status` and `list_agents` add about a member's site."""
+        if member.site is None:
+            return {}
         if not member.remote:
-            return {"site": member.site} if member.site else {}
+            return {"site": member.site}
         return {"site": member.site, "remote": True, "reported_at": member.reported_at, "unread": member.unread}
 
     def status(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .asks_store import AskRecords
 from .commits import BatchHook, NewMessage
@@ -31,6 +31,9 @@ from .schema import MIGRATIONS
 from .store_core import StoreCore
 
 __all__ = ["MIGRATIONS", "BatchHook", "NewMessage", "RuleRecord", "Store"]
+
+if TYPE_CHECKING:
+    from .records import Message
 
 
 @dataclass
@@ -152,7 +155,7 @@ class Store(DeliveryRecords, AskRecords, StoreCore):
     async def set_told_role(self, agent: str, role: str) -> None:
         await self._write("UPDATE agents SET told_role=? WHERE name=?", (role, agent))
 
-    async def conversation_of(self, agent: str, limit: int) -> list[dict[str, Any]]:
+    async def conversation_of(self, agent: str, limit: int) -> list[Message]:
         """The agent's recent tells, asks and replies (sent or received), oldest first."""
         rows = await self._fetchall(
             f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.kind IN ('tell','ask','reply')"

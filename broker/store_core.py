@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Self, TypeVar
 
 import aiosqlite
+from podctl.pods import layout
 
 from .commits import BatchHook, BatchWriter, NewMessage, Then, Waiter, in_transaction, insert_batch, run_statements
 from .queries import StoreError, StoreLost
@@ -145,7 +146,7 @@ class StoreCore:
             version = int(first(await cur.fetchone()))
         if version > len(MIGRATIONS):
             raise StoreError(
-                f"pod.db has schema version {version}, newer than this podctl knows ({len(MIGRATIONS)}): upgrade podctl"
+                f"{layout.DB} has schema version {version}, newer than this podctl knows ({len(MIGRATIONS)}): upgrade podctl"
             )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             await conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")

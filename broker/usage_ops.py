@@ -13,7 +13,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
-from podctl.pods.usage import MAX_COUNT, MAX_KEY, MAX_MODEL, MAX_TS, Tokens
+from podctl.pods.usage import MAX_COUNT, MAX_KEY, MAX_MODEL, MAX_TS, Tokens, UsageTotals
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import wire
@@ -149,6 +149,6 @@ class UsageOps:
     def over_budget(self, name: str) -> str | None:
         return self.verdict.over.get(name) if self.verdict else None
 
-    def usage_of(self, name: str) -> dict[str, Any] | None:
+    def usage_of(self, name: str) -> UsageTotals | None:
         summary = self.verdict.agents.get(name) if self.verdict else None
         return summary.as_json() if summary else None

@@ -177,7 +177,9 @@ SYSTEM_SENDER = "podctl"
 """Sender name of messages the broker writes itself (non-delivery notices)."""
 
 if TYPE_CHECKING:
-    from .records import AgentState, AttentionKind, Calls, Decision, HookEventName
+    from collections.abc import Mapping
+
+    from .records import AgentState, AttentionKind, Calls, Decision, EventName, HookEventName
 
 HOOK_EVENTS: tuple[HookEventName, ...] = (
     "session_start", "turn_start", "tool_done", "turn_end", "session_end", "permission", "notification", "failure",
@@ -298,7 +300,7 @@ def request(req_id: int, op: str, agent: str, token: str, args: dict[str, Any]) 
     return {"v": PROTOCOL_VERSION, "id": req_id, "op": op, "agent": agent, "token": token, "args": args}
 
 
-def ok(req_id: Any, result: dict[str, Any]) -> dict[str, Any]:
+def ok(req_id: Any, result: Mapping[str, Any]) -> dict[str, Any]:
     return {"v": PROTOCOL_VERSION, "id": req_id, "ok": True, "result": result}
 
 
@@ -306,7 +308,7 @@ def error(req_id: Any, code: str, message: str) -> dict[str, Any]:
     return {"v": PROTOCOL_VERSION, "id": req_id, "ok": False, "error": {"code": code, "message": message}}
 
 
-def event(name: str, data: dict[str, Any]) -> dict[str, Any]:
+def event(name: EventName, data: Mapping[str, Any]) -> dict[str, Any]:
     return {"v": PROTOCOL_VERSION, "event": name, "data": data}
 
 

@@ -24,8 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from podctl.pods import clis
-from podctl.pods.state import CLI_CACHE
+from podctl.pods import clis, layout
 
 from .usage import NoUsage, UsageParser, UsageRecord, UsageSource
 
@@ -137,12 +136,12 @@ class AgentContext:
 
     @property
     def socket(self) -> Path:
-        return self.state_dir / "broker.sock"
+        return self.state_dir / layout.SOCKET
 
     def shared_cache(self, name: str) -> Path:
         """`<state root>/.cache/<name>/`, made 0700: what the CLI would cache in the user's home (an
         unpacked package, downloaded providers), one copy for its agents of every pod of this state root."""
-        folder = self.state_dir.parent / CLI_CACHE / name
+        folder = self.state_dir.parent / layout.CLI_CACHE / name
         for path in (folder.parent, folder):
             path.mkdir(mode=0o700, exist_ok=True)
             path.chmod(0o700)
@@ -150,7 +149,7 @@ class AgentContext:
 
     @property
     def token_file(self) -> Path:
-        return self.agent_dir / "token"
+        return self.agent_dir / layout.TOKEN
 
     def hook_command(self, how: HookEvent) -> list[str]:
         """The command line a CLI runs for one of its hook events.

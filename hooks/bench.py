@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from podctl.broker import wire
+from podctl.pods import layout
 
 from .adapter import HOOKS_DIR
 from .script import ADAPTER
@@ -54,7 +55,7 @@ def run_hooks_bench(runs: int = 60, wakes: int = 15) -> dict[str, Any]:
         state = home / "benchhooks"
         try:
             deadline = time.monotonic() + 30
-            while not (state / "broker.sock").exists() or not (state / "agents" / "peer" / "token").exists():
+            while not Path(layout.socket_of(str(state))).exists() or not Path(layout.token_of(str(state), "peer")).exists():
                 if time.monotonic() > deadline:
                     raise RuntimeError("the benchmark's broker did not start")
                 time.sleep(0.02)
@@ -91,7 +92,7 @@ def _wake_latency(state: Path, socket: str, env: dict[str, str], rounds: int) ->
                    check=True, env=env, timeout=10)
 
     def client(name: str) -> wire.Client:
-        return wire.Client(state / "broker.sock", name, (state / "agents" / name / "token").read_text().strip())
+        return wire.Client(layout.socket_of(str(state)), name, Path(layout.token_of(str(state), name)).read_text().strip())
 
     def pane() -> str:
         return subprocess.run(["tmux", "-L", socket, "capture-pane", "-p", "-t", "=benchhooks:=agent"],

@@ -2,7 +2,7 @@
 (the options: hooks/path/run.py).
 
 `-S` skips site-packages, so `podctl` is not importable the usual way: this file registers the
-`podctl`, `podctl.broker` and `podctl.hooks` packages by hand, pointing at the folders beside it,
+`podctl`, `podctl.pods`, `podctl.broker` and `podctl.hooks` packages by hand, pointing at the folders beside it,
 and Python's own path finder loads their modules from there. Nothing else is imported, and the
 process ends with `_exit` once its output is flushed (tearing the interpreter down costs more than
 the hook's own work): a hook costs little more than a bare interpreter start.
@@ -23,6 +23,7 @@ def _package(name: str, folder: str) -> None:
 def main() -> int:
     if "podctl.hooks" not in sys.modules:
         _package("podctl", "")
+        _package("podctl.pods", HERE.rsplit("/", 1)[0] + "/pods")
         _package("podctl.broker", HERE.rsplit("/", 1)[0] + "/broker")
         _package("podctl.hooks", HERE)
     from podctl.hooks.path.run import main as run

@@ -23,6 +23,7 @@ from typing import Any
 
 from podctl.broker.bench import peak_rss_mb
 from podctl.hooks.adapter import SHIM_DIR
+from podctl.pods import layout
 
 from .bench import UP_OF_TEN_GOAL, all_ready
 from .processes import PODCTL
@@ -141,7 +142,7 @@ def _shim_times(env: dict[str, str], pod: str, runs: int = 20) -> dict[str, floa
     that echoes one line, interleaved; and the shim's peak RSS."""
     state = Path(env["PODCTL_HOME"]) / pod
     argv = [sys.executable, "-I", "-S", str(SHIM_DIR / "fast.py"), "--pod", pod, "--agent", "a1",
-            "--socket", str(state / "broker.sock"), "--token-file", str(state / "agents" / "a1" / "token")]
+            "--socket", layout.socket_of(str(state)), "--token-file", layout.token_of(str(state), "a1")]
     echo = [sys.executable, "-I", "-S", "-c", "import sys; sys.stdout.write(sys.stdin.readline()); sys.stdout.flush()"]
     request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}})

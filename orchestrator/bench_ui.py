@@ -22,6 +22,7 @@ from typing import Any
 
 from podctl.broker.bench import peak_rss_mb
 from podctl.broker.client import AsyncClient
+from podctl.pods import layout
 
 from .processes import PODCTL
 
@@ -56,7 +57,7 @@ def _view_pid(home: str) -> int | None:
 
 async def _burst(state: Path, count: int) -> tuple[int, float]:
     """Send `count` tells from alice to bob, 50 in flight; returns the last id and when it was acked."""
-    client = AsyncClient(state / "broker.sock", "alice", (state / "agents" / "alice" / "token").read_text().strip())
+    client = AsyncClient(layout.socket_of(str(state)), "alice", Path(layout.token_of(str(state), "alice")).read_text().strip())
     try:
         last = 0
         for start in range(0, count, 50):
@@ -96,7 +97,7 @@ def run_ui_bench(paints: int = 5, burst: int = 1000) -> dict[str, Any]:
             return painted - start
 
         try:
-            _wait(lambda: (state / "agents" / "alice" / "token").exists() and (state / "broker.sock").exists(), 30,
+            _wait(lambda: Path(layout.token_of(str(state), "alice")).exists() and Path(layout.socket_of(str(state))).exists(), 30,
                   "a running broker")
             first_paint = []
             for n in range(paints):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from podctl.broker import wire
 from podctl.broker.locks import FileLock, LockBusy
 from podctl.broker.paths import USER, PodPaths
+from podctl.pods import layout
 from podctl.pods.errors import PodctlError
 
 from . import processes, tmux
@@ -47,7 +48,7 @@ def record_applied(paths: PodPaths, digest: str, ok: bool, summary: str, spec: P
     works (`agents`: `status` says it), the spec itself (`spec`: the supervisor starts from what was
     applied, whatever the file holds by then) and the digests of the files it names (`named`); a
     refused save keeps the last ones."""
-    target = paths.root / "applied.json"
+    target = paths.applied
     record: dict[str, Any] = {"digest": digest, "ok": ok, "summary": summary, "ts": time.time()}
     if spec is not None:
         from podctl.pods.transfer import to_wire
@@ -57,7 +58,7 @@ def record_applied(paths: PodPaths, digest: str, ok: bool, summary: str, spec: P
     else:
         previous = applied_record(paths)
         record.update({key: previous.get(key) for key in ("agents", "spec", "named")})
-    tmp = target.with_name("applied.json.tmp")
+    tmp = target.with_name(layout.APPLIED + ".tmp")
     tmp.write_text(json.dumps(record))
     os.replace(tmp, target)
 
@@ -123,7 +124,7 @@ def wait_applied(paths: PodPaths, pod_file: Path, digest: str, timeout: float = 
         time.sleep(0.05)
     raise PodctlError(
         f"the supervisor of pod {paths.pod} did not apply the change within {timeout:.0f}s;"
-        f" see {paths.logs / 'supervisor.log'} and `podctl status {paths.pod}`"
+        f" see {paths.log(layout.SUPERVISOR_LOG)} and `podctl status {paths.pod}`"
     )
 
 
@@ -405,21 +406,17 @@ def _broker_status(paths: PodPaths) -> Status | None:
         return None
 
 
-def exit_log(paths: PodPaths, agent: str) -> Path:
-    return paths.logs / f"{agent}.exit.log"
-
-
 def save_exit_screen(paths: PodPaths, agent: str) -> str:
     """Keep the last screen of an agent whose CLI exited (it goes when the pane is respawned)."""
     text = tmux.capture(tmux.server(), paths.pod, agent, lines=200)
     if text.strip():
-        exit_log(paths, agent).write_text(text)
+        paths.exit_log(agent).write_text(text)
     return text
 
 
 def exit_reason(paths: PodPaths, agent: str, lines: int = 4) -> dict[str, Any] | None:
     """The last lines an exited agent printed, and where to read more; None if nothing was kept."""
-    path = exit_log(paths, agent)
+    path = paths.exit_log(agent)
     try:
         text = path.read_text(errors="replace")
     except OSError:

@@ -91,7 +91,7 @@ def applied_record(paths: PodPaths) -> dict[str, Any]:
     import json
 
     try:
-        record: dict[str, Any] = json.loads((paths.root / "applied.json").read_text())
+        record: dict[str, Any] = json.loads(paths.applied.read_text())
     except (OSError, ValueError):
         return {}
     return record if isinstance(record, dict) else {}

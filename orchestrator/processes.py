@@ -18,6 +18,7 @@ from pathlib import Path
 from podctl.broker import wire
 from podctl.broker.locks import ALREADY_RUNNING_EXIT, verified_pid, write_pid_file
 from podctl.broker.paths import USER, PodPaths
+from podctl.pods import layout
 from podctl.pods.errors import PodctlError
 
 from . import proctree
@@ -90,7 +91,7 @@ def _log_since(log: Path, offset: int, lines: int = 6) -> str:
 def start_broker(pod_file: Path, paths: PodPaths, timeout: float = 20.0) -> None:
     """Start the pod's broker and wait until it answers; raise DaemonFailed with its own reason.
     A broker whose process still lives (busy, not answering yet) is waited for, never doubled."""
-    log = paths.logs / "broker.log"
+    log = paths.log(layout.BROKER_LOG)
     running = broker_pid(paths)
     if running is not None:
         _wait_for_running_broker(paths, running, timeout)
@@ -119,11 +120,11 @@ def _wait_for_running_broker(paths: PodPaths, pid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not broker_alive(paths, timeout=0.5):
         if broker_pid(paths) != pid:
-            raise DaemonFailed(f"the broker of pod {paths.pod} (pid {pid}) exited; see {paths.logs / 'broker.log'}")
+            raise DaemonFailed(f"the broker of pod {paths.pod} (pid {pid}) exited; see {paths.log(layout.BROKER_LOG)}")
         if time.monotonic() > deadline:
             raise DaemonFailed(
                 f"the broker of pod {paths.pod} (pid {pid}) runs but did not answer within {timeout:.0f}s (busy?):"
-                f" it is left running; `podctl down {paths.pod}` stops it; see {paths.logs / 'broker.log'}"
+                f" it is left running; `podctl down {paths.pod}` stops it; see {paths.log(layout.BROKER_LOG)}"
             )
         time.sleep(0.05)
 
@@ -134,7 +135,7 @@ def start_supervisor(pod_file: Path, paths: PodPaths) -> None:
     if supervisor_pid(paths) is not None:
         return
     proc = spawn([sys.executable, "-m", "podctl.orchestrator.supervisor", str(pod_file), paths.pod],
-                 paths.logs / "supervisor.log")
+                 paths.log(layout.SUPERVISOR_LOG))
     write_pid_file(paths.supervisor_pid, proc.pid)
 
 
@@ -143,7 +144,7 @@ def start_bridge(pod_file: Path, paths: PodPaths) -> bool:
     and says in logs/bridge.log how its link to NATS is. True if one was started."""
     if bridge_pid(paths) is not None:
         return False
-    proc = spawn([sys.executable, "-m", "podctl.orchestrator.bridge", str(pod_file)], paths.logs / "bridge.log")
+    proc = spawn([sys.executable, "-m", "podctl.orchestrator.bridge", str(pod_file)], paths.log(layout.BRIDGE_LOG))
     write_pid_file(paths.bridge_pid, proc.pid)
     return True
 

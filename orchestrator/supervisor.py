@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import libtmux
 from podctl.broker.locks import ALREADY_RUNNING_EXIT, FileLock, write_pid_file
 from podctl.broker.paths import PodPaths
+from podctl.pods import layout
 from podctl.pods.errors import PodctlError
 from podctl.pods.load import PodFileError, PodFileMissing, load_pod, load_pod_text, read_pod_text
 from podctl.pods.spec import PodSpec
@@ -208,8 +209,8 @@ class Supervisor:
         if processes.start_bridge(self.pod_file, self.paths):
             self.bridge_started = time.monotonic()
             self.bridge_backoff.failed()  # a bridge that dies at once is not started again at every tick
-            reconcile.report(self.paths, "the bridge to the other sites was not running: restarted it (logs/bridge.log)",
-                             "warning")
+            where = f"{layout.LOGS}/{layout.BRIDGE_LOG}"
+            reconcile.report(self.paths, f"the bridge to the other sites was not running: restarted it ({where})", "warning")
 
     def _broker_answers(self, pid: int, answers: bool) -> None:
         if answers and self.broker_silent:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from podctl.broker import wire
 from podctl.broker.paths import USER
+from podctl.pods import layout
 from podctl.pods.errors import PodctlError, UsageError
 
 from .podref import find
@@ -180,8 +181,8 @@ def _stored(client: wire.Client, as_json: bool, last: int, emit: Emit, note: Emi
     from podctl.broker.readonly import ReadOnlyStore
 
     folder = Path(client.socket_path).parent
-    note(f"(pod {folder.name} is down: its history, from {folder / 'pod.db'})")
-    with ReadOnlyStore(folder / "pod.db") as store:
+    note(f"(pod {folder.name} is down: its history, from {folder / layout.DB})")
+    with ReadOnlyStore(folder / layout.DB) as store:
         cursor = 0
         if last:
             cursor = max(0, (store.overview()["last_message_id"] or 0) - last)

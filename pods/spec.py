@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from . import worktree
+from . import layout, worktree
 from .errors import PodctlError
 from .globs import GlobError, compile_glob
 from .state import state_root
@@ -58,7 +58,7 @@ def socket_path_problem(pod_name: str, state_root: Path) -> str | None:
 
     Binding a longer path fails only at `podctl up`; saying it at validation names the fix.
     """
-    path = state_root / pod_name / "broker.sock"
+    path = state_root / pod_name / layout.SOCKET
     size = len(os.fsencode(path))
     if size <= SOCKET_PATH_MAX:
         return None

@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-CLI_CACHE = ".cache"
-"""`<state root>/.cache/<cli>/`: what a CLI would otherwise cache in the user's home, shared by its
-agents of every pod of the state root (no pod can be named `.cache`)."""
+from .layout import CLI_CACHE as CLI_CACHE  # noqa: PLC0414 - re-exported for its readers
 
 
 def state_root() -> Path:

@@ -15,10 +15,30 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypedDict
 
 from .prices import PRICES
 
 FIELDS = ("input", "cached", "output", "reasoning", "requests")
+
+
+class TokenCounts(TypedDict):
+    """Tokens as `podctl usage --json` and `status --json` name them."""
+
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    requests: int
+
+
+class UsageTotals(TokenCounts):
+    """An agent's or the pod's usage and cost so far (`status`; broker/records.py)."""
+
+    cost_usd: float | None
+    """None when a model has no price."""
+    cost_usd_known_part: float
+    unpriced_models: list[str]
 
 MAX_KEY = 256
 MAX_MODEL = 128
@@ -64,7 +84,7 @@ class Tokens:
         """What a token budget counts: every input token, cached or not, and every output token."""
         return self.input + self.cached + self.output
 
-    def as_json(self) -> dict[str, int]:
+    def as_json(self) -> TokenCounts:
         """The names `podctl usage --json` and `status --json` use."""
         return {
             "input_tokens": self.input, "cached_input_tokens": self.cached, "output_tokens": self.output,
@@ -134,7 +154,7 @@ class Summary:
     def cost_known(self) -> bool:
         return not self.unpriced
 
-    def as_json(self) -> dict[str, object]:
+    def as_json(self) -> UsageTotals:
         return {**self.tokens.as_json(), "cost_usd": round(self.cost_usd, 6) if self.cost_known else None,
                 "cost_usd_known_part": round(self.cost_usd, 6), "unpriced_models": self.unpriced}
 

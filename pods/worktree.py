@@ -19,7 +19,9 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-FOLDER = "worktrees"
+from .layout import WORKTREES
+
+FOLDER = WORKTREES
 GIT_TIMEOUT_S = 30.0
 GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX")
 """Inherited from a git hook that started podctl, these would point git at another repository:

@@ -23,6 +23,7 @@ def _package(name: str, folder: str) -> None:
 def main() -> int:
     if "podctl.shim" not in sys.modules:
         _package("podctl", "")
+        _package("podctl.pods", HERE.rsplit("/", 1)[0] + "/pods")
         _package("podctl.broker", HERE.rsplit("/", 1)[0] + "/broker")
         _package("podctl.shim", HERE)
     from podctl.shim.relay import main as relay

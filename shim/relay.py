@@ -28,6 +28,7 @@ import sys
 import time
 
 from podctl.broker import codec, wire
+from podctl.pods import layout
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -361,15 +362,17 @@ the CLI's MCP session on stdin/stdout to the pod's broker, which serves the seve
 
   --pod POD           the pod
   --agent NAME        the agent it acts for
-  --socket SOCKET     the broker's socket (default: FOLDER/broker.sock)
-  --token-file FILE   the agent's token (default: FOLDER/agents/NAME/token; it wins over PODCTL_TOKEN)
+  --socket SOCKET     the broker's socket (default: FOLDER/{socket})
+  --token-file FILE   the agent's token (default: FOLDER/{token}; it wins over PODCTL_TOKEN)
   --state FOLDER      the pod's state folder, for the two defaults above
   --wait-cap-ms N     the longest one wait_for_reply call blocks (default: PODCTL_WAIT_CAP_MS, else the
                       pod's limits.wait_cap_ms; the smaller of this and the pod's limit applies)
   -h, --help          this help
 
 Environment: PODCTL_TOKEN (the token when no --token-file is given), PODCTL_WAIT_CAP_MS,
-PODCTL_HOLD_MS (how long a call waits for a restarting broker, default 30000)."""
+PODCTL_HOLD_MS (how long a call waits for a restarting broker, default 30000).""".format(
+    socket=layout.SOCKET, token=layout.token_of("", "NAME").lstrip("/"),
+)
 
 
 def main(argv: list[str]) -> int:
@@ -386,8 +389,8 @@ def main(argv: list[str]) -> int:
             return 2
     pod, agent = opts.get("pod"), opts.get("agent")
     state = opts.get("state")
-    socket_path = opts.get("socket") or (state + "/broker.sock" if state else None)
-    token_file = opts.get("token-file") or (f"{state}/agents/{agent}/token" if state and agent else None)
+    socket_path = opts.get("socket") or (layout.socket_of(state) if state else None)
+    token_file = opts.get("token-file") or (layout.token_of(state, agent) if state and agent else None)
     if not pod or not agent or not socket_path or not token_file:
         print("usage: podctl shim --pod POD --agent NAME --socket SOCKET --token-file FILE", file=sys.stderr)
         return 2

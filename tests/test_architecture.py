@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 FOLDERS = {"pods": "pods", "broker": "broker", "hooks": "hooks", "shim": "shim", "scriptagent": "scriptagent",
            "orchestrator": "orchestrator"}
 
-PROTOCOL = {"podctl.broker.wire", "podctl.broker.codec", "podctl.broker.records"}
+PROTOCOL = {"podctl.broker.wire", "podctl.broker.codec", "podctl.broker.records", "podctl.pods.layout"}
+"""What the fenced hook path and the relay may know: the wire protocol, its records, the state folder's names."""
 ALLOWED: dict[str, set[str]] = {
     "podctl.pods": {"podctl.pods"},
     "podctl.broker": {"podctl.pods", "podctl.broker"},
@@ -208,3 +209,49 @@ def test_other_libraries_are_used_through_their_public_names_only() -> None:
             elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.endswith("__"):
                 found += [f"{where} reads .{node.attr}"] if node.attr not in own else []
     assert not found, found
+
+
+def test_each_vocabulary_is_written_once_and_the_runtime_tuples_follow_it() -> None:
+    """records.py holds the vocabularies; wire.py's tuples (what the hook path checks at run time)
+    and the op table must say the same words, no more, no fewer."""
+    from typing import get_args
+
+    from podctl.broker import records, service, wire
+
+    assert set(get_args(records.OpName)) == set(service.OP_ACCESS)
+    assert get_args(records.HookEventName) == wire.HOOK_EVENTS
+    assert get_args(records.AgentState) == wire.AGENT_STATES
+    assert get_args(records.AttentionKind) == wire.ATTENTION_KINDS
+    assert get_args(records.Decision) == wire.DECISIONS
+    codes = {value for name, value in vars(wire).items() if name.isupper() and isinstance(value, str)
+             and name not in ("SYSTEM_SENDER",)}
+    assert codes == set(get_args(records.ErrorCode))
+
+
+LAYOUT_NAMES = (
+    "broker.sock", "pod.db", "pod.yaml.path", "applied.json", "broker.lock", "broker.pid", "supervisor.lock",
+    "supervisor.pid", "pod.lock", "bridge.lock", "bridge.pid", "bridge.token", ".podctl-pod", "hooks.log",
+    "broker.log", "supervisor.log", "bridge.log", ".exit.log",
+)
+
+
+def test_the_state_folders_names_are_written_only_in_its_layout() -> None:
+    """pods/layout.py names every file of a pod's state folder; product code takes them from there
+    (docstrings and comments may say them)."""
+    from podctl.pods import layout
+
+    assert not [n for n in ast.walk(ast.parse(Path(layout.__file__).read_text())) if isinstance(n, ast.Import | ast.ImportFrom)], (
+        "pods/layout.py imports nothing (the fenced hook path imports it)"
+    )
+    found = []
+    for name, path in sorted(modules().items()):
+        if name == "podctl.pods.layout":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                hits = [n for n in LAYOUT_NAMES if n in node.value]
+                if hits:
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno}: {hits}")
+    assert not found, "take these names from pods/layout.py: " + "; ".join(found)

@@ -23,6 +23,7 @@ import posix as os  # `os` itself costs a millisecond more (stat, posixpath, abc
 import sys
 
 from podctl.broker import codec, wire
+from podctl.pods import layout
 
 from .render import render, render_decision
 from .text import injection
@@ -129,7 +130,7 @@ def _log(state: str | None, text: str) -> None:
     import time
 
     try:
-        with open(f"{state}/logs/hooks.log", "a", encoding="utf-8") as fh:
+        with open(layout.hooks_log_of(state), "a", encoding="utf-8") as fh:
             fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
     except OSError:
         pass
@@ -235,9 +236,9 @@ def main(argv: list[str]) -> int:
     opts = _parse(argv)
     agent = (opts or {}).get("agent")
     state_dir = (opts or {}).get("state")
-    socket = (opts or {}).get("socket") or (f"{state_dir}/broker.sock" if state_dir else None)
+    socket = (opts or {}).get("socket") or (layout.socket_of(state_dir) if state_dir else None)
     token_file = (opts or {}).get("token-file") or (
-        f"{state_dir}/agents/{agent}/token" if state_dir and agent else None
+        layout.token_of(state_dir, agent) if state_dir and agent else None
     )
     if opts is None or not socket or not token_file or not agent:
         print("usage: fast.py --socket SOCKET --token-file FILE --agent NAME --event EVENT --output OUTPUT"

@@ -5,7 +5,7 @@ read by the widgets (app.py); no Textual, no I/O, so it is tested on its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -116,7 +116,7 @@ class PodView:
             self.routes = [r["name"] for r in status["routes"]]
         return Changes(agents=True)
 
-    def set_history(self, messages: list[dict[str, Any]]) -> Changes:
+    def set_history(self, messages: Sequence[Mapping[str, Any]]) -> Changes:
         """Messages with their `delivery` lists (the broker's `history`): added, or marks refreshed."""
         changes = Changes()
         for message in messages:
@@ -186,7 +186,7 @@ class PodView:
             return Changes()
         return Changes(agents=True)
 
-    def _add(self, message: dict[str, Any], marks: dict[str, str]) -> Changes:
+    def _add(self, message: Mapping[str, Any], marks: dict[str, str]) -> Changes:
         changes = Changes(messages=[message["id"]])
         self.messages[message["id"]] = {**message, "delivery": marks}
         if len(self.messages) > MAX_MESSAGES:

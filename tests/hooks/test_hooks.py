@@ -15,7 +15,7 @@ from podctl.pods import clis
 from ..helpers import BrokerProcess, hook_argv
 
 PODCTL_ALLOWED = {
-    "podctl", "podctl.broker", "podctl.broker.wire", "podctl.broker.codec",
+    "podctl", "podctl.broker", "podctl.broker.wire", "podctl.broker.codec", "podctl.pods", "podctl.pods.layout",
     "podctl.hooks", "podctl.hooks.path", "podctl.hooks.path.run", "podctl.hooks.path.render", "podctl.hooks.path.text",
 }
 STDLIB_ALLOWED = {

@@ -20,8 +20,8 @@ from podctl.hooks.adapter import SHIM_DIR
 from ..helpers import BrokerProcess, broker_call, scaled, wait_until
 from .test_shim import TOOLS, call, run, shim_params
 
-SHIM_ALLOWED = {"podctl", "podctl.broker", "podctl.broker.wire", "podctl.broker.codec", "podctl.shim",
-                "podctl.shim.relay"}
+SHIM_ALLOWED = {"podctl", "podctl.broker", "podctl.broker.wire", "podctl.broker.codec", "podctl.pods",
+                "podctl.pods.layout", "podctl.shim", "podctl.shim.relay"}
 STDLIB_ALLOWED = {"_json", "_socket", "time", "select", "__future__", "os", "stat", "_stat", "posixpath",
                   "genericpath", "_collections_abc"}
 
