@@ -115,6 +115,9 @@ class AsyncClient:
     else:
         call = _call
 
+    call_untyped = _call
+    """`call` for an operation named at run time: untyped."""
+
     async def events(self, since: int = 0) -> AsyncIterator[dict[str, Any]]:
         """Subscribe (user only) on a connection of its own and yield event frames as they come.
 

@@ -382,6 +382,9 @@ class Client:
     else:
         call = _call
 
+    call_untyped = _call
+    """`call` for an operation named at run time (a test helper, a loop over operations): untyped."""
+
     def events(self, since: int = 0) -> Iterator[dict[str, Any]]:
         """Subscribe (user only) and yield event frames as they come; blocks between events."""
         self.call("subscribe", since=since)

@@ -60,7 +60,7 @@ def podctl_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
 
 
 @pytest.fixture(autouse=True)
-def tmux_socket(monkeypatch: pytest.MonkeyPatch):
+def tmux_socket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A private tmux server for this test, killed afterwards."""
     name = f"podctl-test-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("PODCTL_TMUX_SOCKET", name)

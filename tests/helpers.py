@@ -7,15 +7,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from podctl.broker.ports import Ports
     from podctl.broker.wake import WakePolicy
+    from podctl.broker.wire import Client
 
 T = TypeVar("T")
 
@@ -74,10 +75,10 @@ def interruptible() -> None:
 
 
 def wait_until(
-    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, message: str = ""
+    predicate: Callable[[], T | Literal[False] | None], timeout: float = 10.0, interval: float = 0.02, message: str = ""
 ) -> T:
     """Poll `predicate` until it returns something truthy, failing after `timeout` seconds (as
-    on a quiet machine: `scaled`)."""
+    on a quiet machine: `scaled`); returns that value (never None or False, as its type says)."""
     timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     last_exc: BaseException | None = None
@@ -94,7 +95,7 @@ def wait_until(
         time.sleep(interval)
 
 
-def podctl(*args: str, check: bool = True, timeout: float = 60.0, **kw) -> subprocess.CompletedProcess[str]:
+def podctl(*args: str, check: bool = True, timeout: float = 60.0, **kw: Any) -> subprocess.CompletedProcess[str]:
     """Run `podctl ARGS` to completion and return its output."""
     proc = subprocess.run([*PODCTL, *args], capture_output=True, text=True, timeout=scaled(timeout), **kw)
     if check and proc.returncode != 0:
@@ -172,7 +173,7 @@ class BrokerProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
 
-    def sync(self) -> dict:
+    def sync(self) -> dict[str, Any]:
         """What an applier does after loading the pod file: hand the broker the spec it applied."""
         from podctl.pods.load import load_pod
         from podctl.pods.transfer import to_wire
@@ -180,7 +181,7 @@ class BrokerProcess:
         with self.client("user") as user:
             return user.call("sync", **to_wire(load_pod(self.pod_file)))
 
-    def client(self, agent: str, timeout: float = 5.0):
+    def client(self, agent: str, timeout: float = 5.0) -> Client:
         from podctl.broker.wire import Client
 
         return Client(self.socket, agent, self.token(agent), timeout=timeout)
@@ -235,20 +236,21 @@ def pane_text(pod: str, window: str) -> str:
 
 def window_pids(pod: str) -> dict[str, int]:
     """Each window's first pane pid, by window name."""
-    out = {}
+    out: dict[str, int] = {}
     for line in tmux_out("list-panes", "-s", "-t", f"={pod}", "-F", "#{window_name} #{pane_pid}").splitlines():
         name, pid = line.split()
         out.setdefault(name, int(pid))
     return out
 
 
-def status_of(pod: str) -> dict:
+def status_of(pod: str) -> dict[str, Any]:
     import json
 
-    return json.loads(podctl("status", pod, "--json").stdout)
+    status: dict[str, Any] = json.loads(podctl("status", pod, "--json").stdout)
+    return status
 
 
-def broker_call(pod: str, op: str, **args: object) -> dict:
+def broker_call(pod: str, op: str, **args: Any) -> dict[str, Any]:
     """Ask the pod's running broker as its owner, in this process (polling loops use this rather
     than a `podctl` subprocess each time)."""
     from podctl.broker.paths import USER, PodPaths
@@ -256,19 +258,20 @@ def broker_call(pod: str, op: str, **args: object) -> dict:
 
     paths = PodPaths.of(pod)
     with Client(paths.socket, USER, paths.read_token(USER), timeout=10.0) as client:
-        return client.call(op, **args)
+        return client.call_untyped(op, **args)
 
 
 def agent_state(pod: str, agent: str) -> str:
     """The agent's busy/idle/stopped state as the broker knows it."""
-    return next(a["state"] for a in broker_call(pod, "status")["agents"] if a["name"] == agent)
+    return str(next(a["state"] for a in broker_call(pod, "status")["agents"] if a["name"] == agent))
 
 
 def transcript(pod: str) -> str:
     """The pod's history as `podctl tail` prints it (from the running broker, in this process)."""
     from podctl.broker.transcript import format_message
 
-    lines, cursor = [], 0
+    lines: list[str] = []
+    cursor = 0
     while True:
         page = broker_call(pod, "history", since=cursor, limit=1000)
         lines += [format_message(m) for m in page["messages"]]
@@ -280,7 +283,11 @@ def transcript(pod: str) -> str:
 def wait_for_pane(pod: str, window: str, text: str, timeout: float = 90.0) -> str:
     """Wait for `text` on a pane's screen; on timeout the failure shows the screen."""
     try:
-        return wait_until(lambda: (t := pane_text(pod, window)) and text in t and t, timeout=timeout,
+        def screen() -> str:
+            shown = pane_text(pod, window)
+            return shown if text in shown else ""
+
+        return wait_until(screen, timeout=timeout,
                           message=f"{text!r} in the {window} pane of {pod}")
     except WaitTimeout as exc:
         raise WaitTimeout(f"{exc}\n--- {pod}:{window} pane ---\n{pane_text(pod, window)}") from None
@@ -306,16 +313,16 @@ class LocalBroker:
         self.run(self.broker.load())
         self._next = 0
 
-    def run(self, coro):  # type: ignore[no-untyped-def]
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)
 
-    def frame(self, agent: str, op: str, args: dict) -> dict:
+    def frame(self, agent: str, op: str, args: dict[str, Any]) -> dict[str, Any]:
         from podctl.broker import wire
 
         self._next += 1
         return wire.request(self._next, op, agent, self.paths.read_token(agent), args)
 
-    def call(self, agent: str, op: str, **args: object) -> dict:
+    def call(self, agent: str, op: str, **args: object) -> dict[str, Any]:
         from podctl.broker import wire
 
         return wire.unwrap(self.run(self.broker.handle(self.frame(agent, op, args))))

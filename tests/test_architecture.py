@@ -160,7 +160,7 @@ def test_the_nats_client_is_needed_only_by_the_bridge() -> None:
     for name, path in modules().items():
         tree = ast.parse(path.read_text(), str(path))
         if name != "podctl.orchestrator.bridge":
-            found = [node.lineno for node in ast.walk(tree) if _imports_nats(node)]
+            found = [getattr(node, "lineno", 0) for node in ast.walk(tree) if _imports_nats(node)]
             assert found == [], f"{path}:{found} imports nats: only the bridge may"
             continue
         eager = [node.lineno for node in _run_on_import(tree.body) if _imports_nats(node)]

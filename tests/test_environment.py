@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from .conftest import HOME_VARS
 
 
-def test_every_test_runs_with_a_throwaway_home_of_its_own(home: Path, tmp_path_factory) -> None:
+def test_every_test_runs_with_a_throwaway_home_of_its_own(home: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     user_home = os.environ.get("PODCTL_TEST_USER_HOME")
     assert user_home is not None, "the user's home is known (read only) ..."
     assert Path.home() == home and home != Path(user_home).expanduser(), "... and is not HOME"

@@ -19,7 +19,7 @@ EDGES: list[Any] = [
 ]
 
 
-def pydantic_accepts(kind: object, value: Any) -> bool:
+def pydantic_accepts(kind: Any, value: Any) -> bool:
     try:
         TypeAdapter(kind, config=ConfigDict(strict=True)).validate_python(value)
     except ValidationError:

@@ -20,7 +20,7 @@ from ..helpers import BrokerProcess, hook_argv, scaled, wait_until
 BASH = {"tool_name": "Bash", "tool_input": {"command": "touch build/x", "description": "make x"}}
 
 
-def held_hook(broker: BrokerProcess, agent: str, payload: dict, hold_ms: int = 20_000) -> subprocess.Popen[str]:
+def held_hook(broker: BrokerProcess, agent: str, payload: dict[str, Any], hold_ms: int = 20_000) -> subprocess.Popen[str]:
     """Claude Code's PermissionRequest hook of `agent`, waiting up to `hold_ms` for podctl's answer."""
     proc = subprocess.Popen([*hook_argv(broker.state, agent, "claude", "PermissionRequest"), "--hold-ms", str(hold_ms)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -30,17 +30,17 @@ def held_hook(broker: BrokerProcess, agent: str, payload: dict, hold_ms: int = 2
     return proc
 
 
-def hook(broker: BrokerProcess, agent: str, native: str, payload: dict | None = None) -> str:
+def hook(broker: BrokerProcess, agent: str, native: str, payload: dict[str, Any] | None = None) -> str:
     return subprocess.run(hook_argv(broker.state, agent, "claude", native), input=json.dumps(payload or {}),
                           capture_output=True, text=True, timeout=30).stdout
 
 
-def agent(broker: BrokerProcess, name: str) -> dict:
+def agent(broker: BrokerProcess, name: str) -> dict[str, Any]:
     with broker.client("user") as user:
-        return next(a for a in user.call("status")["agents"] if a["name"] == name)
+        return dict(next(a for a in user.call("status")["agents"] if a["name"] == name))
 
 
-def output(proc: subprocess.Popen[str]) -> dict | None:
+def output(proc: subprocess.Popen[str]) -> dict[str, Any] | None:
     """What the hook printed, once it exited (0, always)."""
     assert proc.stdout is not None
     proc.wait(timeout=scaled(30))
@@ -160,7 +160,7 @@ def test_the_cli_waiting_at_its_prompt_clears_a_blocked_agent_but_not_a_failed_o
     assert agent(broker, "bob")["state"] == "failed"
 
 
-def copilot_hook(broker: BrokerProcess, agent: str, native: str, payload: dict) -> None:
+def copilot_hook(broker: BrokerProcess, agent: str, native: str, payload: dict[str, Any]) -> None:
     subprocess.run(hook_argv(broker.state, agent, "copilot", native), input=json.dumps(payload),
                    capture_output=True, text=True, timeout=30, check=True)
 
@@ -239,7 +239,7 @@ class InProcess:
         self.broker = Broker(spec, pod_file, self.paths, self.store, Ports(notify=notify))
         self.loop.run_until_complete(self.broker.load())
 
-    def call(self, agent: str, op: str, **args: object) -> dict:
+    def call(self, agent: str, op: str, **args: object) -> dict[str, Any]:
         from podctl.broker import wire
 
         frame = wire.request(1, op, agent, self.paths.read_token(agent), args)

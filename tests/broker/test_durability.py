@@ -6,9 +6,10 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
-from ..helpers import scaled, wait_until, write_pod
+from ..helpers import BrokerProcess, scaled, wait_until, write_pod
 
 SENDER = textwrap.dedent(
     """
@@ -45,7 +46,7 @@ agents:
 """
 
 
-def test_kill9_during_burst_loses_nothing_acknowledged(tmp_path: Path, podctl_home: Path, start_broker) -> None:
+def test_kill9_during_burst_loses_nothing_acknowledged(tmp_path: Path, podctl_home: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     broker = start_broker(write_pod(tmp_path / "durable", POD))
     senders = {}
     for name in ("s1", "s2", "s3", "s4"):

@@ -7,6 +7,7 @@ import socket
 import sys
 import threading
 import time
+from typing import Any
 
 import pytest
 from podctl.broker import wire
@@ -14,7 +15,7 @@ from podctl.broker import wire
 from ..helpers import BrokerProcess, LocalBroker
 
 
-def raw_call(broker: BrokerProcess, payload: bytes, timeout: float = 10.0) -> dict:
+def raw_call(broker: BrokerProcess, payload: bytes, timeout: float = 10.0) -> dict[str, Any]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(str(broker.socket))
@@ -24,7 +25,8 @@ def raw_call(broker: BrokerProcess, payload: bytes, timeout: float = 10.0) -> di
             chunk = sock.recv(65536)
             assert chunk, "the broker closed the connection without answering"
             data += chunk
-    return json.loads(data)
+    frame: dict[str, Any] = json.loads(data)
+    return frame
 
 
 def frame(broker: BrokerProcess, op: str, args_json: str, agent: str = "alice") -> bytes:
@@ -69,7 +71,7 @@ def test_numbers_json_cannot_carry_are_bad_requests_answered_as_valid_json(
         ("ack_injected", {"claim": 7}),
     ],
 )
-def test_bad_numbers_and_types_are_bad_requests_naming_the_argument(local_broker: LocalBroker, op: str, args: dict) -> None:
+def test_bad_numbers_and_types_are_bad_requests_naming_the_argument(local_broker: LocalBroker, op: str, args: dict[str, Any]) -> None:
     with pytest.raises(wire.BrokerError) as err:
         local_broker.call("alice", op, **args)
     assert err.value.code == wire.BAD_REQUEST and f"bad arguments for {op}" in err.value.message
@@ -78,14 +80,14 @@ def test_bad_numbers_and_types_are_bad_requests_naming_the_argument(local_broker
 
 def test_one_malformed_request_never_fails_the_tells_of_others(broker: BrokerProcess) -> None:
     """A dict as client_msg_id used to fail every tell of the same group commit ("unhashable type")."""
-    results: list[dict] = []
+    results: list[dict[str, Any]] = []
     errors: list[BaseException] = []
 
     def sender(agent: str, count: int) -> None:
         try:
             with broker.client(agent, timeout=30) as client:
                 for i in range(count):
-                    results.append(client.call("tell", to="carol", text=f"{agent} {i}"))
+                    results.append(dict(client.call("tell", to="carol", text=f"{agent} {i}")))
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from podctl.broker import wire
 
-from ..helpers import BrokerProcess, git_repo, wait_until, write_pod
+from ..helpers import BrokerProcess, LocalBroker, git_repo, wait_until, write_pod
 
 
 def test_read_cursor_and_history_survive_restart(broker: BrokerProcess) -> None:
@@ -63,7 +65,7 @@ def test_the_broker_never_rereads_its_pod_file(broker: BrokerProcess) -> None:
         assert err.value.code == wire.FORBIDDEN
 
 
-def test_file_change_rule_asks_after_a_save(tmp_path: Path, start_broker) -> None:
+def test_file_change_rule_asks_after_a_save(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     folder = tmp_path / "fc"
     repo = git_repo(folder / "repo")
     pod = write_pod(
@@ -106,11 +108,11 @@ def test_a_role_changed_while_the_pod_was_down_is_told_to_the_agent(broker: Brok
         assert alice.call("hook", event="session_start")["messages"] == [], "told once"
 
 
-def test_a_cli_just_started_has_a_fresh_clock_and_is_starting_until_it_shows_it_is_up(local_broker) -> None:
+def test_a_cli_just_started_has_a_fresh_clock_and_is_starting_until_it_shows_it_is_up(local_broker: LocalBroker) -> None:
     """After `restart` or `resume`, agents showed `idle for 1m` (the state's time carried over) and
     `idle` before their CLI was even up."""
 
-    def row(name: str) -> dict:
+    def row(name: str) -> dict[str, Any]:
         return next(a for a in local_broker.call("user", "status")["agents"] if a["name"] == name)
 
     local_broker.call("alice", "hook", event="turn_end", inject=False)
@@ -129,7 +131,7 @@ def test_a_cli_just_started_has_a_fresh_clock_and_is_starting_until_it_shows_it_
 
 
 def test_a_removed_agent_is_dropped_from_the_asks_waiting_for_it_and_the_asker_is_told(
-    tmp_path: Path, start_broker
+    tmp_path: Path, start_broker: Callable[..., BrokerProcess]
 ) -> None:
     """A removed member left open asks waiting on it until their timeout, holding up a `mode: all` route."""
     import threading
@@ -142,7 +144,7 @@ def test_a_removed_agent_is_dropped_from_the_asks_waiting_for_it_and_the_asker_i
         alone = alice.call("ask", to="carol", text="only you")["ask_id"]
     with broker.client("bob") as bob:
         bob.call("post_reply", ask_id=ask_id, text="LGTM")
-    waited: dict = {}
+    waited: dict[str, Any] = {}
 
     def wait() -> None:
         with broker.client("alice", timeout=60) as alice:

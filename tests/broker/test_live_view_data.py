@@ -6,7 +6,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from podctl.broker import wire
 from podctl.broker.readonly import ReadOnlyStore
@@ -15,7 +17,7 @@ from ..helpers import BrokerProcess, scaled
 from .test_routes import start
 
 
-def collect_events(broker: BrokerProcess, frames: list[dict], stop: threading.Event) -> threading.Thread:
+def collect_events(broker: BrokerProcess, frames: list[dict[str, Any]], stop: threading.Event) -> threading.Thread:
     """Follow the broker's event stream in a thread (the way `tail -f` and `podctl ui` do)."""
 
     def follow() -> None:
@@ -33,7 +35,7 @@ def collect_events(broker: BrokerProcess, frames: list[dict], stop: threading.Ev
     return thread
 
 
-def wait_for(frames: list[dict], predicate, timeout: float = 10.0) -> dict:
+def wait_for(frames: list[dict[str, Any]], predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict[str, Any]:
     deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         for frame in list(frames):
@@ -44,7 +46,7 @@ def wait_for(frames: list[dict], predicate, timeout: float = 10.0) -> dict:
 
 
 def test_injection_and_reads_are_published_as_delivery_events(broker: BrokerProcess) -> None:
-    frames: list[dict] = []
+    frames: list[dict[str, Any]] = []
     stop = threading.Event()
     with broker.client("alice") as alice, broker.client("bob") as bob, broker.client("carol") as carol:
         told = alice.call("tell", to=["bob", "carol"], text="heads up")["message_id"]
@@ -63,7 +65,7 @@ def test_injection_and_reads_are_published_as_delivery_events(broker: BrokerProc
     assert len(carol_events) == 1, "reading a message again changes nothing and says nothing"
 
 
-def test_open_asks_list_who_has_not_answered_until_everyone_has(tmp_path: Path, start_broker) -> None:
+def test_open_asks_list_who_has_not_answered_until_everyone_has(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     broker = start(start_broker, tmp_path, "all")
     with broker.client("writer") as w, broker.client("rev-a") as a, broker.client("rev-b") as b, \
             broker.client("user") as user:
@@ -87,7 +89,7 @@ def test_open_asks_list_who_has_not_answered_until_everyone_has(tmp_path: Path, 
             raise AssertionError("an agent may not list the pod's asks")
 
 
-def test_an_ask_in_mode_first_is_answered_by_one_reply(tmp_path: Path, start_broker) -> None:
+def test_an_ask_in_mode_first_is_answered_by_one_reply(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     broker = start(start_broker, tmp_path, "first")
     with broker.client("writer") as w, broker.client("rev-b") as b, broker.client("user") as user:
         asked = w.call("ask", to="review", text="anyone?")
@@ -101,7 +103,7 @@ def test_status_says_since_when_and_last_activity(broker: BrokerProcess) -> None
         before = time.time()
         bob.call("hook", event="turn_start", inject=False)
         [row] = [a for a in user.call("status")["agents"] if a["name"] == "bob"]
-        assert row["state"] == "busy" and row["state_ts"] >= before and row["last_activity"] >= before
+        assert row["state"] == "busy" and (row["state_ts"] or 0) >= before and (row.get("last_activity") or 0) >= before
         [carol] = [a for a in user.call("status")["agents"] if a["name"] == "carol"]
         assert carol["last_activity"] is None
 
@@ -123,7 +125,7 @@ def test_a_store_from_before_origins_is_read_without_them(tmp_path: Path) -> Non
     assert message["text"] == "hello" and message["origin"] is None
 
 
-def test_a_pod_with_routes_lists_its_open_asks_while_down(tmp_path: Path, start_broker) -> None:
+def test_a_pod_with_routes_lists_its_open_asks_while_down(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     broker = start(start_broker, tmp_path, "all")
     with broker.client("writer") as w:
         w.call("ask", to="review", text="still open when the pod goes down")

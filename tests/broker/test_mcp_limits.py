@@ -14,10 +14,12 @@ import socket
 import threading
 import time
 import weakref
+from functools import partial
 from typing import Any
 
 from podctl.broker import wire
-from podctl.broker.server import AGENT_IN_FLIGHT, MAX_IN_FLIGHT, MCP_SESSIONS_PER_AGENT
+from podctl.broker.server import AGENT_IN_FLIGHT, MCP_SESSIONS_PER_AGENT
+from podctl.broker.slots import MAX_IN_FLIGHT
 
 from ..helpers import BrokerProcess, scaled, wait_until
 from ..shim.test_relay import mcp_connection
@@ -168,7 +170,7 @@ def test_an_agent_has_at_most_its_cap_of_mcp_sessions_and_a_new_one_always_gets_
         newest = opened[-(MCP_SESSIONS_PER_AGENT - 1):]
         for n, sock in enumerate(newest):
             ping(sock, 100 + n)
-        assert all(wait_until(lambda s=sock: closed(s), timeout=10) for sock in opened[:-(MCP_SESSIONS_PER_AGENT - 1)])
+        assert all(wait_until(partial(closed, sock), timeout=10) for sock in opened[:-(MCP_SESSIONS_PER_AGENT - 1)])
         ping(busy, 4)
         assert grown < 30, f"300 sessions of one agent grew the broker by {grown:.0f} MB"
         with broker.client("bob") as bob:

@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from podctl.broker import wire
+from podctl.broker.records import HookAnswer, Message
+from podctl.broker.wire import Client
 
 from ..helpers import BrokerProcess, LocalBroker, podctl, wait_until, write_pod
 
@@ -48,7 +53,7 @@ def test_ask_reply_round_trip_with_delivery_states(broker: BrokerProcess) -> Non
         assert checked["status"] == "waiting" and checked["waiting_on"] == ["bob"]
         assert [d["state"] for d in checked["delivery"]] == ["queued"]
 
-        result: dict = {}
+        result: dict[str, Any] = {}
         waiter = threading.Thread(
             target=lambda: result.update(
                 broker.client("alice", timeout=20).call("wait_for_reply", ask_id=ask_id, timeout_ms=15000)
@@ -108,7 +113,7 @@ def test_ask_to_several_waits_for_all(broker: BrokerProcess) -> None:
         ("status", {}, wire.FORBIDDEN),
     ],
 )
-def test_bad_requests_get_clear_errors(local_broker: LocalBroker, op: str, args: dict, code: str) -> None:
+def test_bad_requests_get_clear_errors(local_broker: LocalBroker, op: str, args: dict[str, Any], code: str) -> None:
     with pytest.raises(wire.BrokerError) as err:
         local_broker.call("alice", op, **args)
     assert err.value.code == code and err.value.message
@@ -165,7 +170,7 @@ def test_hook_claims_inject_exactly_once(broker: BrokerProcess) -> None:
         assert bob.call("hook", event="turn_end")["messages"] == []
 
 
-def test_unacknowledged_claim_is_offered_again(tmp_path, podctl_home, start_broker) -> None:
+def test_unacknowledged_claim_is_offered_again(tmp_path: Path, podctl_home: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     """A hook that dies before printing loses nothing: its claim lapses and the messages come back."""
     pod = write_pod(tmp_path / "lease", "name: lease\nagents:\n  a: {cli: script}\n  b: {cli: script}\n")
     proc = start_broker(pod)
@@ -185,7 +190,7 @@ def test_message_to_stopped_agent_is_queued_and_says_so(broker: BrokerProcess) -
         assert states == {"bob": "idle", "carol": "stopped"}
 
 
-def test_undelivered_message_produces_notice(tmp_path, podctl_home, start_broker) -> None:
+def test_undelivered_message_produces_notice(tmp_path: Path, podctl_home: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     pod = write_pod(
         tmp_path / "nd",
         "name: nd\nlimits: {undelivered_notice_s: 0.5}\nagents:\n  a: {cli: script}\n  b: {cli: script}\n",
@@ -194,7 +199,7 @@ def test_undelivered_message_produces_notice(tmp_path, podctl_home, start_broker
     with proc.client("a") as a:
         mid = a.call("tell", to="b", text="are you there?")["message_id"]
 
-        def notice():
+        def notice() -> list[Message]:
             return [m for m in a.call("read_messages", since=0)["messages"] if m["kind"] == "notice"]
 
         [msg] = wait_until(notice, timeout=20, message="a non-delivery notice")
@@ -202,7 +207,7 @@ def test_undelivered_message_produces_notice(tmp_path, podctl_home, start_broker
         assert len(notice()) == 1, "one notice per undelivered message"
 
 
-def test_message_size_limit_comes_from_the_pod_file(tmp_path, podctl_home, start_broker) -> None:
+def test_message_size_limit_comes_from_the_pod_file(tmp_path: Path, podctl_home: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     pod = write_pod(
         tmp_path / "lim", "name: lim\nlimits: {message_bytes: 100}\nagents:\n  a: {cli: script}\n  b: {cli: script}\n"
     )
@@ -236,6 +241,7 @@ def test_tail_follow_streams_new_messages(broker: BrokerProcess) -> None:
 
     podctl("send", "bus", "--to", "bob", "before")
     follower = subprocess.Popen([*PODCTL, "tail", "bus", "--follow"], stdout=subprocess.PIPE, text=True)
+    assert follower.stdout is not None
     try:
         assert "before" in follower.stdout.readline()
         with broker.client("alice") as alice:
@@ -296,10 +302,10 @@ def test_transcript_shows_terminal_controls_instead_of_obeying_them() -> None:
     message = {"id": 7, "ts": 0, "from": "ali\x1bce", "to": ["bob\r"], "kind": "tell", "text": ESCAPES + "\nline\ttwo",
                "delivery": [{"to": "bob\x1b[1A", "state": "queued"}]}
     for line in (
-        format_message(message),
-        format_event({"event": "message", "data": message}),
-        format_event({"event": "state", "data": {"name": "bob\x1b]2;x\x07", "state": "busy\r"}}),
-        format_event({"event": "wake", "data": {"name": "bob", "result": "sent\x1b[2J\x9d"}}),
+        format_message(message) or "",
+        format_event({"event": "message", "data": message}) or "",
+        format_event({"event": "state", "data": {"name": "bob\x1b]2;x\x07", "state": "busy\r"}}) or "",
+        format_event({"event": "wake", "data": {"name": "bob", "result": "sent\x1b[2J\x9d"}}) or "",
     ):
         assert not [c for c in line if (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0], repr(line)
     shown = format_message(message)
@@ -358,7 +364,7 @@ def test_read_messages_and_hooks_mark_the_asks_already_answered(local_broker: Lo
     local_broker.call("bob", "post_reply", ask_id=third, text="guessed it")
     shown = local_broker.call("bob", "hook", event="turn_start")
     assert [(m["ask_id"], m["answered"]) for m in shown["messages"]] == [(third, True)]
-    assert f"ask #{third} from carol (you already answered this" in injection(shown)
+    assert f"ask #{third} from carol (you already answered this" in (injection(cast("HookAnswer", shown)) or "")
 
 
 def test_a_reply_to_an_answered_ask_is_a_follow_up_that_names_the_ask_still_open(local_broker: LocalBroker) -> None:
@@ -389,11 +395,11 @@ routes:
 """
 
 
-def expiry_notices(client) -> list[dict]:
+def expiry_notices(client: Client) -> list[Message]:
     return [m for m in client.call("read_messages")["messages"] if m["kind"] == "notice" and "expired" in m["text"]]
 
 
-def test_an_expired_ask_tells_its_asker_what_arrived_and_who_did_not_answer(tmp_path, start_broker) -> None:
+def test_an_expired_ask_tells_its_asker_what_arrived_and_who_did_not_answer(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     proc = start_broker(write_pod(tmp_path / "exp", ROUTED.format(name="exp", timeout="1s")))
     with proc.client("lead") as lead, proc.client("bob") as bob:
         ask_id = lead.call("ask", to="review", text="ship it?")["ask_id"]
@@ -407,7 +413,7 @@ def test_an_expired_ask_tells_its_asker_what_arrived_and_who_did_not_answer(tmp_
 
 
 def test_an_asker_told_expired_by_its_wait_gets_no_notice_and_an_expiry_survives_a_restart(
-    tmp_path, start_broker
+    tmp_path: Path, start_broker: Callable[..., BrokerProcess]
 ) -> None:
     proc = start_broker(write_pod(tmp_path / "exr", ROUTED.format(name="exr", timeout="2s")))
     with proc.client("lead") as lead:
@@ -422,7 +428,7 @@ def test_an_asker_told_expired_by_its_wait_gets_no_notice_and_an_expiry_survives
         assert expiry_notices(lead) == []
 
 
-def test_asks_that_expired_before_the_upgrade_give_no_notice(tmp_path, start_broker) -> None:
+def test_asks_that_expired_before_the_upgrade_give_no_notice(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     """A store of schema 4 holds route asks that expired long ago: opening it under schema 5 does not
     tell their askers now (only asks expiring from then on are told)."""
     import sqlite3

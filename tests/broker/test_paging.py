@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from podctl.broker import wire
 from podctl.broker.queries import PAGE_BYTES
@@ -83,7 +85,7 @@ def test_the_store_of_a_pod_that_is_down_pages_by_size_too(local_broker: LocalBr
     assert texts == sent and pages > 1
 
 
-def test_tail_and_a_subscriber_get_every_message_of_a_long_history(tmp_path: Path, start_broker) -> None:
+def test_tail_and_a_subscriber_get_every_message_of_a_long_history(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     broker: BrokerProcess = start_broker(write_pod(tmp_path / "bus", TWO_AGENTS.format(name="bus")))
     with broker.client("alice") as alice:
         sent = send_burst(lambda _agent, op, **args: alice.call(op, **args))
@@ -97,7 +99,7 @@ def test_tail_and_a_subscriber_get_every_message_of_a_long_history(tmp_path: Pat
         sub.settimeout(10)
         sub.connect(str(broker.socket))
         sub.sendall(wire.encode(wire.request(1, "subscribe", "user", broker.token("user"), {"since": 0})))
-        buf, seen = b"", []
+        buf, seen = b"", cast("list[str]", [])
         while len(seen) < COUNT:
             chunk = sub.recv(1 << 20)
             assert chunk, "the broker closed the subscription"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,11 +25,11 @@ routes:
 """
 
 
-def start(start_broker, tmp_path: Path, mode: str, timeout: str = "10m") -> BrokerProcess:
+def start(start_broker: Callable[..., BrokerProcess], tmp_path: Path, mode: str, timeout: str = "10m") -> BrokerProcess:
     return start_broker(write_pod(tmp_path / "routes", POD.format(mode=mode, timeout=timeout)))
 
 
-def test_mode_all_gathers_every_answer(tmp_path: Path, start_broker) -> None:
+def test_mode_all_gathers_every_answer(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     broker = start(start_broker, tmp_path, "all")
     with broker.client("writer") as w, broker.client("rev-a") as a, broker.client("rev-b") as b:
         listed = w.call("list_agents")
@@ -43,7 +44,7 @@ def test_mode_all_gathers_every_answer(tmp_path: Path, start_broker) -> None:
         assert sorted((r["from"], r["text"]) for r in done["replies"]) == [("rev-a", "a: fine"), ("rev-b", "b: one nit")]
 
 
-def test_mode_first_takes_the_first_answer(tmp_path: Path, start_broker) -> None:
+def test_mode_first_takes_the_first_answer(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     broker = start(start_broker, tmp_path, "first")
     with broker.client("writer") as w, broker.client("rev-b") as b:
         asked = w.call("ask", to="review", text="anyone?")
@@ -53,7 +54,7 @@ def test_mode_first_takes_the_first_answer(tmp_path: Path, start_broker) -> None
         assert done["waiting_on"] == ["rev-a"]
 
 
-def test_route_timeout_returns_answers_so_far_and_who_is_missing(tmp_path: Path, start_broker) -> None:
+def test_route_timeout_returns_answers_so_far_and_who_is_missing(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     broker = start(start_broker, tmp_path, "all", timeout="1s")
     with broker.client("writer") as w, broker.client("rev-a") as a:
         asked = w.call("ask", to="review", text="quick one")
@@ -63,7 +64,7 @@ def test_route_timeout_returns_answers_so_far_and_who_is_missing(tmp_path: Path,
         assert [r["from"] for r in done["replies"]] == ["rev-a"] and done["waiting_on"] == ["rev-b"]
 
 
-def test_route_is_only_for_its_senders(tmp_path: Path, start_broker) -> None:
+def test_route_is_only_for_its_senders(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     broker = start(start_broker, tmp_path, "all")
     with broker.client("rev-a") as a:
         with pytest.raises(wire.BrokerError) as err:

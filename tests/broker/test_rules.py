@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from podctl.broker import gitdiff
+from podctl.broker.records import Message
+from podctl.broker.wire import Client
 
 from ..helpers import BrokerProcess, git_repo, podctl, wait_until, write_pod
 
@@ -64,19 +68,19 @@ def assert_untouched(repo: Path, before: dict[str, object], *, new_status: tuple
     assert sorted(str(after["status"]).splitlines()) == sorted(expected)
 
 
-def asks_to(client) -> list[dict]:
+def asks_to(client: Client) -> list[Message]:
     """The asks among the client's unread messages (each is returned once)."""
     return [m for m in client.call("read_messages")["messages"] if m["kind"] == "ask"]
 
 
-def start(start_broker, tmp_path: Path, max_rounds: int = 3) -> tuple[BrokerProcess, Path]:
+def start(start_broker: Callable[..., BrokerProcess], tmp_path: Path, max_rounds: int = 3) -> tuple[BrokerProcess, Path]:
     folder = tmp_path / "autorev"
     repo = git_repo(folder / "repo")
     pod = write_pod(folder, REVIEW_POD.format(max_rounds=max_rounds))
     return start_broker(pod), repo
 
 
-def test_turn_end_with_changes_asks_both_reviewers_and_gathers_one_answer(tmp_path: Path, start_broker) -> None:
+def test_turn_end_with_changes_asks_both_reviewers_and_gathers_one_answer(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     broker, repo = start(start_broker, tmp_path)
     with broker.client("writer") as w, broker.client("rev-a") as a, broker.client("rev-b") as b:
         w.call("hello", shim=True)
@@ -93,11 +97,11 @@ def test_turn_end_with_changes_asks_both_reviewers_and_gathers_one_answer(tmp_pa
         assert ask_a["id"] == ask_b["id"] and ask_a["from"] == "podctl" and ask_a["origin"] == "rule:auto-review"
         assert "writer changed src/app.py" in ask_a["text"] and "+print('hi')" in ask_a["text"]
         assert "notes.txt" not in ask_a["text"], "only files matching the rule's globs are reviewed"
-        a.call("post_reply", ask_id=ask_a["ask_id"], text="A: looks fine")
+        a.call("post_reply", ask_id=ask_a["id"], text="A: looks fine")
         assert [m for m in w.call("read_messages", since=0)["messages"] if m["from"] == "podctl"] == []
-        b.call("post_reply", ask_id=ask_b["ask_id"], text="B: add a test")
+        b.call("post_reply", ask_id=ask_b["id"], text="B: add a test")
 
-        def gathered():
+        def gathered() -> list[Message]:
             return [m for m in w.call("read_messages", since=0)["messages"] if m["from"] == "podctl"]
 
         [answer] = wait_until(gathered, timeout=20, message="the gathered answer")
@@ -105,7 +109,7 @@ def test_turn_end_with_changes_asks_both_reviewers_and_gathers_one_answer(tmp_pa
         assert answer["origin"] == "rule:auto-review"
         with broker.client("user") as user:
 
-            def writer_woken():
+            def writer_woken() -> str | None:
                 [writer] = [ag for ag in user.call("status")["agents"] if ag["name"] == "writer"]
                 return writer["last_wake"]
 
@@ -114,7 +118,7 @@ def test_turn_end_with_changes_asks_both_reviewers_and_gathers_one_answer(tmp_pa
         assert any("rule auto-review fired for writer" in t and o == "rule:auto-review" for t, o in logs)
 
 
-def test_loop_guard_stops_at_max_rounds_until_the_user_gives_a_new_task(tmp_path: Path, start_broker) -> None:
+def test_loop_guard_stops_at_max_rounds_until_the_user_gives_a_new_task(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     broker, repo = start(start_broker, tmp_path, max_rounds=2)
     (repo / "src").mkdir()
     with broker.client("writer") as w, broker.client("rev-a") as a, broker.client("rev-b") as b:
@@ -126,9 +130,9 @@ def test_loop_guard_stops_at_max_rounds_until_the_user_gives_a_new_task(tmp_path
             if round_no < 2:
                 [ask] = wait_until(lambda: asks_to(a), timeout=20, message=f"ask of round {round_no}")
                 assert f"src/f{round_no}.py" in ask["text"] and f"f{round_no - 1}.py" not in ask["text"]
-                a.call("post_reply", ask_id=ask["ask_id"], text="ok")
+                a.call("post_reply", ask_id=ask["id"], text="ok")
                 b.call("read_messages")
-                b.call("post_reply", ask_id=ask["ask_id"], text="ok")
+                b.call("post_reply", ask_id=ask["id"], text="ok")
                 wait_until(lambda: w.call("read_messages")["messages"], timeout=20, message="gathered answer")
         with broker.client("user") as user:
             wait_until(
@@ -145,7 +149,7 @@ def test_loop_guard_stops_at_max_rounds_until_the_user_gives_a_new_task(tmp_path
         assert "src/f2.py" in ask["text"] and "src/f3.py" in ask["text"]
 
 
-def test_handoff_gives_role_digest_and_task(tmp_path: Path, start_broker) -> None:
+def test_handoff_gives_role_digest_and_task(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     pod = write_pod(
         tmp_path / "relay",
         "name: relay\nagents:\n  primary: {cli: script, role: implements the parser}\n  backup: {cli: script}\n",
@@ -165,7 +169,7 @@ def test_handoff_gives_role_digest_and_task(tmp_path: Path, start_broker) -> Non
     assert primary["handed_off_to"] == "backup"
 
 
-def test_pattern_in_a_pane_hands_off(tmp_path: Path, start_broker, tmux_socket: str) -> None:
+def test_pattern_in_a_pane_hands_off(tmp_path: Path, start_broker: Callable[..., BrokerProcess], tmux_socket: str) -> None:
     pod = write_pod(
         tmp_path / "patt",
         "name: patt\nagents:\n  primary: {cli: script, role: main}\n  backup: {cli: script}\n"
@@ -216,20 +220,20 @@ SRC_RULE = """\
 """
 
 
-def turn(writer, edit) -> None:
+def turn(writer: Client, edit: Callable[[], object]) -> None:
     writer.call("hook", event="turn_start")
     edit()
     writer.call("hook", event="turn_end")
 
 
-def answer(writer, rev, ask: dict) -> None:
+def answer(writer: Client, rev: Client, ask: Message) -> None:
     """Reply to an auto-ask and wait until the writer has the gathered answer (the rule is free again)."""
-    rev.call("post_reply", ask_id=ask["ask_id"], text="ok")
+    rev.call("post_reply", ask_id=ask["id"], text="ok")
     wait_until(lambda: writer.call("read_messages")["messages"], timeout=20, message="the gathered answer")
 
 
 def test_workdir_in_a_subfolder_reviews_only_the_agents_files_with_workdir_relative_paths(
-    tmp_path: Path, start_broker
+    tmp_path: Path, start_broker: Callable[..., BrokerProcess]
 ) -> None:
     repo = git_repo(tmp_path / "mono")
     (repo / "lib").mkdir()
@@ -259,7 +263,7 @@ def test_workdir_in_a_subfolder_reviews_only_the_agents_files_with_workdir_relat
     assert_untouched(repo, before, new_status=("?? team/src/app.py",))
 
 
-def test_changes_uncommitted_before_the_broker_started_are_the_baseline(tmp_path: Path, start_broker) -> None:
+def test_changes_uncommitted_before_the_broker_started_are_the_baseline(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     folder = tmp_path / "base"
     repo = git_repo(folder / "repo")
     (repo / "src").mkdir()
@@ -286,7 +290,7 @@ def test_changes_uncommitted_before_the_broker_started_are_the_baseline(tmp_path
     assert_untouched(repo, before, new_status=("?? src/new.py",))
 
 
-def test_a_rule_added_by_a_reload_takes_its_baseline_then(tmp_path: Path, start_broker) -> None:
+def test_a_rule_added_by_a_reload_takes_its_baseline_then(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     folder = tmp_path / "later"
     repo = git_repo(folder / "repo")
     text = EXACT_POD.format(name="later", workdir="repo")
@@ -302,7 +306,7 @@ def test_a_rule_added_by_a_reload_takes_its_baseline_then(tmp_path: Path, start_
         assert "changed=[late.py]" in ask["text"] and "early" not in ask["text"]
 
 
-def test_workdir_in_a_repository_nested_in_another_repositorys_folder(tmp_path: Path, start_broker) -> None:
+def test_workdir_in_a_repository_nested_in_another_repositorys_folder(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     outer = git_repo(tmp_path / "outer")
     inner = git_repo(outer / "vendor" / "inner")
     (inner / "app").mkdir()
@@ -408,7 +412,7 @@ def test_snapshot_works_mid_merge_with_conflicts_outside_the_workdir(tmp_path: P
     assert_untouched(repo, before)
 
 
-def test_a_single_star_glob_stays_within_its_folder(tmp_path: Path, start_broker) -> None:
+def test_a_single_star_glob_stays_within_its_folder(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     folder = tmp_path / "star"
     repo = git_repo(folder / "repo")
     (repo / "src" / "deep").mkdir(parents=True)
@@ -432,7 +436,7 @@ RESTART_POD = (
 """The review pod with the writer in a worktree of its own."""
 
 
-def start_in_a_worktree(start_broker, tmp_path: Path, name: str, timeout: str = "10m") -> tuple[BrokerProcess, Path]:
+def start_in_a_worktree(start_broker: Callable[..., BrokerProcess], tmp_path: Path, name: str, timeout: str = "10m") -> tuple[BrokerProcess, Path]:
     """A writer in its own worktree (made as `up` makes it): its first diff is against its starting commit."""
     from podctl.broker.paths import PodPaths
     from podctl.orchestrator import worktrees
@@ -446,18 +450,19 @@ def start_in_a_worktree(start_broker, tmp_path: Path, name: str, timeout: str = 
     return start_broker(pod), Path(record.path)
 
 
-def rule_row(broker: BrokerProcess) -> dict:
+def rule_row(broker: BrokerProcess) -> dict[str, Any]:
     with broker.client("user") as user:
         [row] = user.call("rules")["rules"]
-    return row
+    found: dict[str, Any] = row
+    return found
 
 
-def gathered(writer) -> list[dict]:
+def gathered(writer: Client) -> list[Message]:
     return [m for m in writer.call("read_messages")["messages"] if m["from"] == "podctl" and m["urgent"]]
 
 
 def test_a_restart_keeps_the_rules_baseline_and_rounds_so_reviewed_work_is_not_sent_again(
-    tmp_path: Path, start_broker
+    tmp_path: Path, start_broker: Callable[..., BrokerProcess]
 ) -> None:
     broker, work = start_in_a_worktree(start_broker, tmp_path, "keep")
     (work / "src").mkdir()
@@ -467,7 +472,7 @@ def test_a_restart_keeps_the_rules_baseline_and_rounds_so_reviewed_work_is_not_s
         [ask] = wait_until(lambda: asks_to(a), timeout=20, message="the first review")
         assert ask["text"].startswith("[auto-ask by rule auto-review, on behalf of writer] writer changed src/app.py.")
         for reviewer in (a, b):
-            reviewer.call("post_reply", ask_id=ask["ask_id"], text="ok")
+            reviewer.call("post_reply", ask_id=ask["id"], text="ok")
         wait_until(lambda: gathered(w), timeout=20, message="the gathered answer")
     broker.stop()
     broker.start()
@@ -482,7 +487,7 @@ def test_a_restart_keeps_the_rules_baseline_and_rounds_so_reviewed_work_is_not_s
 
 
 def test_an_auto_ask_open_across_a_restart_still_gathers_its_answers_for_the_writer(
-    tmp_path: Path, start_broker
+    tmp_path: Path, start_broker: Callable[..., BrokerProcess]
 ) -> None:
     broker, work = start_in_a_worktree(start_broker, tmp_path, "open")
     (work / "src").mkdir()
@@ -494,11 +499,11 @@ def test_an_auto_ask_open_across_a_restart_still_gathers_its_answers_for_the_wri
     broker.start()
     assert rule_row(broker)["open_ask"] == ask["ask_id"]
     with broker.client("writer") as w, broker.client("rev-a") as a, broker.client("rev-b") as b:
-        a.call("post_reply", ask_id=ask["ask_id"], text="A: fine")
-        b.call("post_reply", ask_id=ask["ask_id"], text="B: add a test")
+        a.call("post_reply", ask_id=ask["id"], text="A: fine")
+        b.call("post_reply", ask_id=ask["id"], text="B: add a test")
         [answer] = wait_until(lambda: gathered(w), timeout=20, message="the gathered answer after the restart")
         assert "[rev-a]\nA: fine" in answer["text"] and "[rev-b]\nB: add a test" in answer["text"]
-        follow = b.call("post_reply", ask_id=ask["ask_id"], text="B: and a docstring")
+        follow = b.call("post_reply", ask_id=ask["id"], text="B: and a docstring")
         assert follow["followup"] and follow["to"] == ["writer"]
         [late] = wait_until(lambda: w.call("read_messages")["messages"], timeout=10, message="the follow-up")
     assert (late["from"], late["text"], late["followup"]) == ("rev-b", "B: and a docstring", True), (
@@ -508,7 +513,7 @@ def test_an_auto_ask_open_across_a_restart_still_gathers_its_answers_for_the_wri
 
 
 def test_an_auto_ask_that_expires_while_the_broker_is_down_tells_the_writer_after_the_restart(
-    tmp_path: Path, start_broker
+    tmp_path: Path, start_broker: Callable[..., BrokerProcess]
 ) -> None:
     broker, work = start_in_a_worktree(start_broker, tmp_path, "exp", timeout="2s")
     (work / "src").mkdir()
@@ -516,33 +521,33 @@ def test_an_auto_ask_that_expires_while_the_broker_is_down_tells_the_writer_afte
         w.call("hook", event="session_start")
         turn(w, lambda: (work / "src" / "app.py").write_text("print('hi')\n"))
         [ask] = wait_until(lambda: asks_to(a), timeout=20, message="the review")
-        a.call("post_reply", ask_id=ask["ask_id"], text="A: fine")
+        a.call("post_reply", ask_id=ask["id"], text="A: fine")
     broker.stop()
     broker.start()
     with broker.client("writer") as w, broker.client("rev-b") as b:
         [answer] = wait_until(lambda: gathered(w), timeout=20, message="the expiry, told to the writer")
         assert "no answer from rev-b before the timeout" in answer["text"] and "[rev-a]\nA: fine" in answer["text"]
-        late = b.call("post_reply", ask_id=ask["ask_id"], text="B: sorry, late")
+        late = b.call("post_reply", ask_id=ask["id"], text="B: sorry, late")
         assert late["to"] == ["writer"], "a late answer to a rule's ask reaches the agent it asked for"
 
 
-def test_a_follow_up_to_a_rules_ask_reaches_the_agent_it_asked_for(tmp_path: Path, start_broker) -> None:
+def test_a_follow_up_to_a_rules_ask_reaches_the_agent_it_asked_for(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     broker, repo = start(start_broker, tmp_path)
     (repo / "src").mkdir()
     with broker.client("writer") as w, broker.client("rev-a") as a, broker.client("rev-b") as b:
         w.call("hook", event="session_start")
         turn(w, lambda: (repo / "src" / "app.py").write_text("print('hi')\n"))
         [ask] = wait_until(lambda: asks_to(a), timeout=20, message="the review")
-        first = a.call("post_reply", ask_id=ask["ask_id"], text="A: fine")
+        first = a.call("post_reply", ask_id=ask["id"], text="A: fine")
         assert first["to"] == [], "gathered by the rule while it waits for rev-b"
-        b.call("post_reply", ask_id=ask["ask_id"], text="B: fine")
+        b.call("post_reply", ask_id=ask["id"], text="B: fine")
         wait_until(lambda: gathered(w), timeout=20, message="the gathered answer")
-        assert a.call("post_reply", ask_id=ask["ask_id"], text="A: one more thing")["to"] == ["writer"]
+        assert a.call("post_reply", ask_id=ask["id"], text="A: one more thing")["to"] == ["writer"]
         [follow] = wait_until(lambda: w.call("read_messages")["messages"], timeout=10, message="the follow-up")
     assert (follow["from"], follow["text"], follow["followup"]) == ("rev-a", "A: one more thing", True)
 
 
-def test_a_reviewer_removed_while_a_rule_waits_for_it_completes_the_rules_ask(tmp_path: Path, start_broker) -> None:
+def test_a_reviewer_removed_while_a_rule_waits_for_it_completes_the_rules_ask(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     """The rule's ask held out for a removed reviewer until its timeout: now the others' answers are
     gathered at once and the writer hears who left."""
     broker, repo = start(start_broker, tmp_path)
@@ -552,7 +557,7 @@ def test_a_reviewer_removed_while_a_rule_waits_for_it_completes_the_rules_ask(tm
         (repo / "src" / "app.py").write_text("print('hi')\n")
         w.call("hook", event="turn_end")
         [ask] = wait_until(lambda: asks_to(a), timeout=20, message="rev-a to be asked")
-        a.call("post_reply", ask_id=ask["ask_id"], text="A: fine")
+        a.call("post_reply", ask_id=ask["id"], text="A: fine")
         broker.pod_file.write_text(broker.pod_file.read_text().replace("  rev-b: {cli: script}\n", "")
                                    .replace("[rev-a, rev-b]", "[rev-a]"))
         broker.sync()

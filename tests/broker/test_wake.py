@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from podctl.broker.ports import SENT, Ports, Wake, skipped
+from podctl.broker.records import HookAnswer
 from podctl.broker.wake import WakePolicy, Waker
 from podctl.hooks.path.text import injection
 
@@ -101,7 +103,7 @@ def after_a_tick(local: LocalBroker, check):  # type: ignore[no-untyped-def]
     return run
 
 
-def session(local: LocalBroker, agent: str, tools_first: bool) -> dict:
+def session(local: LocalBroker, agent: str, tools_first: bool) -> dict[str, Any]:
     """A new session of the agent's CLI: its session_start hook and its MCP server, in either order."""
     if tools_first:
         local.call(agent, "hello", shim=True)
@@ -111,7 +113,7 @@ def session(local: LocalBroker, agent: str, tools_first: bool) -> dict:
     return started
 
 
-def turn(local: LocalBroker, agent: str) -> dict:
+def turn(local: LocalBroker, agent: str) -> dict[str, Any]:
     """One model turn: its start injects what is new (claimed, printed, acknowledged), then it ends."""
     shown = local.call(agent, "hook", event="turn_start")
     if shown["claim"]:
@@ -162,7 +164,7 @@ def test_a_new_session_is_shown_the_asks_it_never_answered_and_woken_once_for_th
 
     started = session(local_broker, "alice", tools_first=False)
     assert [(a["ask_id"], a["from"]) for a in started["open_asks"]] == [(open_id, "bob")], "not the answered one"
-    text = injection(started)
+    text = injection(cast("HookAnswer", started)) or ""
     assert f"ask #{open_id} from bob; answer it with post_reply(ask_id={open_id}" in text and "is the API frozen?" in text
     assert "lunch?" not in text
     assert local_broker.broker.delivery.waking("alice"), "woken for the ask it was shown again"
@@ -177,7 +179,7 @@ def test_a_new_session_is_shown_the_asks_it_never_answered_and_woken_once_for_th
     assert nudges.sent == ["alice", "alice"]
 
 
-def test_a_nudge_that_started_a_turn_reads_woken_also_when_stored_by_an_older_podctl(local_broker) -> None:
+def test_a_nudge_that_started_a_turn_reads_woken_also_when_stored_by_an_older_podctl(local_broker: LocalBroker) -> None:
     """`answered` read as if the agent had answered; it meant the nudge started a turn: `woken`."""
     from podctl.broker.readonly import ReadOnlyStore
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import Pods
+
 INHERITED = (
     "OPENAI_API_KEY", "CODEX_HOME", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMINI_CLI_HOME", "ANTHROPIC_API_KEY",
     "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CONFIG_DIR", "HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy",
@@ -51,7 +53,7 @@ class CliHome:
 
 
 @pytest.fixture
-def cli_env(cli_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pods, podctl_home: Path) -> Iterator[CliHome]:
+def cli_env(cli_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pods: Pods, podctl_home: Path) -> Iterator[CliHome]:
     """A throwaway HOME; once the test is over and its pods are down, nothing may be in it that the
     test did not put there (docs/adapters.md, "Writes outside the agent's folder")."""
     home = tmp_path / "home"

@@ -6,11 +6,13 @@ import os
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from podctl.hooks.adapter import AgentContext
 from podctl.hooks.claude import ADAPTER
 
+from ..conftest import Pods
 from ..fakes.anthropic_api import FakeAnthropic, request_text, tool_names
 from ..helpers import agent_state, broker_call, pane_text, podctl, transcript, wait_for_pane, wait_until, write_pod
 from .conftest import CliHome
@@ -26,7 +28,7 @@ class FakeAnthropicWithBash(FakeAnthropic):
     """The fake Messages API, where a script step `{"call": "Bash", ...}` calls Claude Code's
     built-in Bash tool instead of a podctl tool."""
 
-    def answer(self, body: dict) -> list[dict]:
+    def answer(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         events = super().answer(body)
         for event in events:
             blocks = [event.get("content_block"), *event.get("message", {}).get("content", [])]
@@ -46,12 +48,12 @@ def pod_text(base_url: str, name: str = "cl") -> str:
     )
 
 
-def ask_id_in(body: dict) -> int:
+def ask_id_in(body: dict[str, Any]) -> int:
     return int(re.findall(r"ask #(\d+) from user", request_text(body))[-1])
 
 
 def test_claude_agent_is_woken_injected_and_answers_through_the_tools(
-    cli_env: CliHome, tmp_path: Path, pods, podctl_home: Path
+    cli_env: CliHome, tmp_path: Path, pods: Pods, podctl_home: Path
 ) -> None:
     with FakeAnthropicWithBash() as fake:
         fake.hold()
@@ -125,18 +127,18 @@ def attention_pod(base_url: str, approvals: str = "") -> str:
     )
 
 
-def bash(command: str) -> dict:
+def bash(command: str) -> dict[str, Any]:
     return {"call": "Bash", "arguments": {"command": command, "description": "make a file"}}
 
 
-def blocked_on(pod: str, agent: str, detail: str) -> dict:
+def blocked_on(pod: str, agent: str, detail: str) -> dict[str, Any]:
     row = next(a for a in broker_call(pod, "status")["agents"] if a["name"] == agent)
     blocked = row.get("blocked") or {}
     return blocked if row["state"] == "blocked" and blocked.get("detail") == detail else {}
 
 
 def test_claude_permission_requests_block_the_agent_and_are_answered_without_attaching(
-    cli_env: CliHome, tmp_path: Path, pods
+    cli_env: CliHome, tmp_path: Path, pods: Pods
 ) -> None:
     """One Claude Code agent: a Bash call that needs permission blocks it with the tool and the
     command; `podctl approve` runs it; `podctl deny` does not, and the model reads the reason; a

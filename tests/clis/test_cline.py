@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from podctl.hooks.cline import ADAPTER
 
+from ..conftest import Pods
 from ..fakes.openai_chat import FakeChat, request_text, tool_names
 from ..helpers import agent_state, podctl, tmux_out, wait_for_pane, wait_until, write_pod
 from . import flow
@@ -20,7 +22,7 @@ COUNTED = ("input_tokens", "cached_input_tokens", "output_tokens", "requests")
 """Cline records no reasoning tokens apart (docs/usage.md)."""
 
 
-def test_cline_agent_is_woken_injected_answers_and_gets_a_review(cli_env: CliHome, tmp_path: Path, pods) -> None:
+def test_cline_agent_is_woken_injected_answers_and_gets_a_review(cli_env: CliHome, tmp_path: Path, pods: Pods) -> None:
     with FakeChat(tool_prefix="podctl__") as fake:
         fake.script = flow.agent_script("cl", "rev") + flow.probe_steps("run_commands", {"commands": [flow.PROBE]})
         # The user's own provider settings, made as a user makes them (in the test's HOME).
@@ -51,7 +53,7 @@ def test_cline_is_a_cli_like_any_other_for_add_templates_and_doctor(tmp_path: Pa
 
 
 def test_cline_tool_calls_under_permissions_ask_block_the_agent_and_are_answered_without_attaching(
-    cli_env: CliHome, tmp_path: Path, pods
+    cli_env: CliHome, tmp_path: Path, pods: Pods
 ) -> None:
     """Cline approves every tool call by default; under `permissions: ask` (auto-approve off) each
     call but podctl's (they never ask) blocks the agent with the tool and command (podctl's plugin asks podctl first);
@@ -89,6 +91,6 @@ def test_cline_tool_calls_under_permissions_ask_block_the_agent_and_are_answered
         assert "Incorrect API key provided" in failed["reason"], failed  # the 401's own words, as Cline gives them
 
 
-def run(command: str) -> dict:
+def run(command: str) -> dict[str, Any]:
     """Cline's own shell tool."""
     return {"call": "run_commands", "builtin": True, "arguments": {"commands": [command]}}

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from podctl.hooks.codex import ADAPTER
 
+from ..conftest import Pods
 from ..fakes.openai_responses import FakeResponses, request_text, tool_names
 from ..helpers import agent_state, broker_call, podctl, transcript, wait_for_pane, wait_until, write_pod
 from .conftest import CliHome
@@ -25,12 +27,12 @@ def pod_text(base_url: str) -> str:
     )
 
 
-def ask_id_in(body: dict) -> int:
+def ask_id_in(body: dict[str, Any]) -> int:
     return int(re.findall(r"ask #(\d+) from user", request_text(body))[-1])
 
 
 def test_codex_agent_is_woken_injected_and_answers_through_the_tools(
-    cli_env: CliHome, tmp_path: Path, pods, podctl_home: Path
+    cli_env: CliHome, tmp_path: Path, pods: Pods, podctl_home: Path
 ) -> None:
     with FakeResponses() as fake:
         fake.hold()
@@ -74,20 +76,20 @@ def attention_pod(base_url: str, approvals: str = "") -> str:
     )
 
 
-def escalated(command: str) -> dict:
+def escalated(command: str) -> dict[str, Any]:
     """Codex's own shell tool, asking to run outside its sandbox: an approval under `permissions: ask`."""
     return {"call": "exec_command", "builtin": True,
             "arguments": {"cmd": command, "sandbox_permissions": "require_escalated", "justification": "make a file"}}
 
 
-def blocked_on(pod: str, agent: str, detail: str) -> dict:
+def blocked_on(pod: str, agent: str, detail: str) -> dict[str, Any]:
     row = next(a for a in broker_call(pod, "status")["agents"] if a["name"] == agent)
     blocked = row.get("blocked") or {}
     return blocked if row["state"] == "blocked" and blocked.get("detail") == detail else {}
 
 
 def test_codex_permission_requests_block_the_agent_and_are_answered_without_attaching(
-    cli_env: CliHome, tmp_path: Path, pods
+    cli_env: CliHome, tmp_path: Path, pods: Pods
 ) -> None:
     """One Codex agent under `permissions: ask`: an escalated command blocks it with the tool and the
     command (its PermissionRequest hook, trusted like the others); `approve` runs it; `deny` does not,
@@ -132,12 +134,12 @@ def test_codex_permission_requests_block_the_agent_and_are_answered_without_atta
         assert "401" in failed["reason"], failed
 
 
-def test_codex_at_its_login_screen_is_blocked_not_idle(cli_env: CliHome, tmp_path: Path, pods) -> None:
+def test_codex_at_its_login_screen_is_blocked_not_idle(cli_env: CliHome, tmp_path: Path, pods: Pods) -> None:
     """No provider and no login: Codex shows its sign-in screen. It waits for a person: blocked on a
     dialog, not `idle` (issue 19)."""
     pods.up(write_pod(tmp_path / "cl", "name: cl\nagents:\n  w: {cli: codex}\n"))
 
-    def blocked() -> dict:
+    def blocked() -> dict[str, Any]:
         row = next(a for a in broker_call("cl", "status")["agents"] if a["name"] == "w")
         return row.get("blocked") or {} if row["state"] == "blocked" else {}
 

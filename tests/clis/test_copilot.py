@@ -6,9 +6,11 @@ a real Qwen Code agent."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from podctl.hooks.copilot import ADAPTER
 
+from ..conftest import Pods
 from ..fakes.openai_chat import FakeChat, request_text, tool_names
 from ..helpers import agent_state, podctl, tmux_out, transcript, wait_for_pane, wait_until, write_pod
 from . import flow
@@ -25,7 +27,7 @@ def copilot_agent(name: str, base_url: str, args: str = "    args: ['--allow-all
 
 
 def test_copilot_agent_is_woken_injected_answers_and_reviews_with_a_qwen_agent(
-    cli_env: CliHome, tmp_path: Path, pods
+    cli_env: CliHome, tmp_path: Path, pods: Pods
 ) -> None:
     with FakeChat(tool_prefix="podctl-") as fake, FakeChat(tool_prefix="mcp__podctl__") as qwen_fake:
         fake.script = flow.agent_script("cp", "qw") + flow.probe_steps(
@@ -58,13 +60,13 @@ def test_copilot_is_a_cli_like_any_other_for_add_templates_and_doctor(tmp_path: 
     flow.is_a_cli_like_any_other(tmp_path, "copilot", "1.0.102")
 
 
-def shell(command: str) -> dict:
+def shell(command: str) -> dict[str, Any]:
     """Copilot CLI's own shell tool: it asks under `permissions: ask`."""
     return {"call": "bash", "builtin": True, "arguments": {"command": command, "description": "make a file"}}
 
 
 def test_copilot_permission_prompts_block_the_agent_and_podctl_says_to_answer_in_the_pane(
-    cli_env: CliHome, tmp_path: Path, pods
+    cli_env: CliHome, tmp_path: Path, pods: Pods
 ) -> None:
     """A Copilot CLI agent under `permissions: ask`: its permission dialog blocks the agent with the
     tool and the command (its notification hook); no hook can answer it for a person, so `approve`
@@ -92,7 +94,7 @@ def test_copilot_permission_prompts_block_the_agent_and_podctl_says_to_answer_in
 
 
 def test_copilot_under_permissions_edits_writes_files_unasked_and_commands_still_ask(
-    cli_env: CliHome, tmp_path: Path, pods
+    cli_env: CliHome, tmp_path: Path, pods: Pods
 ) -> None:
     """`permissions: edits` (`--allow-tool write`): its file tool writes without a dialog, and a shell
     command still asks (the mode does not widen to commands)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import Pods
 from ..fakes import anthropic_api, gemini_api, openai_responses
 from ..helpers import git_repo, podctl, tmux_out, wait_until, write_pod
 from .conftest import CliHome
@@ -45,7 +46,7 @@ def last_ask_id(text: str) -> int:
 
 
 @pytest.mark.parametrize("reviewer", ["codex", "gemini"])
-def test_claude_writer_gets_a_review_from_another_model_family(cli_env: CliHome, tmp_path: Path, pods, reviewer: str) -> None:
+def test_claude_writer_gets_a_review_from_another_model_family(cli_env: CliHome, tmp_path: Path, pods: Pods, reviewer: str) -> None:
     reviewer_fake = openai_responses.FakeResponses() if reviewer == "codex" else gemini_api.FakeGemini()
     reviewer_text = openai_responses.request_text if reviewer == "codex" else gemini_api.request_text
     with anthropic_api.FakeAnthropic() as writer_fake, reviewer_fake:

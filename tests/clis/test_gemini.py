@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from podctl.hooks.gemini import ADAPTER
 
+from ..conftest import Pods
 from ..fakes.gemini_api import FakeGemini, request_text, tool_names
 from ..helpers import agent_state, broker_call, podctl, tmux_out, transcript, wait_for_pane, wait_until, write_pod
 from .conftest import CliHome
@@ -22,12 +24,12 @@ def pod_text(base_url: str) -> str:
     )
 
 
-def ask_id_in(body: dict) -> int:
+def ask_id_in(body: dict[str, Any]) -> int:
     return int(re.findall(r"ask #(\d+) from user", request_text(body))[-1])
 
 
 def test_gemini_agent_is_woken_injected_and_answers_through_the_tools(
-    cli_env: CliHome, tmp_path: Path, pods
+    cli_env: CliHome, tmp_path: Path, pods: Pods
 ) -> None:
     with FakeGemini() as fake:
         fake.hold()
@@ -64,12 +66,12 @@ def attention_pod(base_url: str) -> str:
     )
 
 
-def shell(command: str) -> dict:
+def shell(command: str) -> dict[str, Any]:
     return {"call": "run_shell_command", "builtin": True, "arguments": {"command": command, "description": "make a file"}}
 
 
 def test_gemini_confirmations_block_the_agent_and_podctl_says_to_answer_in_the_pane(
-    cli_env: CliHome, tmp_path: Path, pods
+    cli_env: CliHome, tmp_path: Path, pods: Pods
 ) -> None:
     """Gemini CLI's ToolPermission notification blocks the agent with the tool and the command; it
     offers no way to answer from outside, so `approve` says where to answer and the pane's answer
@@ -81,7 +83,7 @@ def test_gemini_confirmations_block_the_agent_and_podctl_says_to_answer_in_the_p
         wait_for_pane("ga", "w", "Type your message", timeout=120)
         podctl("send", "ga", "--to", "w", "make the file")
 
-        def blocked() -> dict:
+        def blocked() -> dict[str, Any]:
             row = next(a for a in broker_call("ga", "status")["agents"] if a["name"] == "w")
             return row.get("blocked") or {} if row["state"] == "blocked" else {}
 
@@ -102,12 +104,12 @@ def test_gemini_confirmations_block_the_agent_and_podctl_says_to_answer_in_the_p
         assert "401" in failed["reason"], failed
 
 
-def test_gemini_at_its_google_sign_in_is_blocked_never_idle_or_stopped(cli_env: CliHome, tmp_path: Path, pods) -> None:
+def test_gemini_at_its_google_sign_in_is_blocked_never_idle_or_stopped(cli_env: CliHome, tmp_path: Path, pods: Pods) -> None:
     """No API key and no login: Gemini CLI waits for an OAuth authorization code. A live CLI waiting
     for input is blocked on a dialog, never `idle` nor `stopped` (issue 20: it read as stopped)."""
     pods.up(write_pod(tmp_path / "gl", "name: gl\nagents:\n  w: {cli: gemini, model: gemini-2.5-flash}\n"))
 
-    def blocked() -> dict:
+    def blocked() -> dict[str, Any]:
         row = next(a for a in broker_call("gl", "status")["agents"] if a["name"] == "w")
         return row.get("blocked") or {} if row["state"] == "blocked" else {}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from podctl.hooks.kilo import ADAPTER
 
+from ..conftest import Pods
 from ..fakes.openai_chat import FakeChat, request_text, tool_names
 from ..helpers import wait_for_pane, write_pod
 from . import flow
@@ -16,7 +17,7 @@ from .test_opencode import opencode_agent
 from .test_qwen import REVIEWER
 
 
-def test_kilo_agent_is_woken_injected_answers_and_gets_a_review(cli_env: CliHome, tmp_path: Path, pods) -> None:
+def test_kilo_agent_is_woken_injected_answers_and_gets_a_review(cli_env: CliHome, tmp_path: Path, pods: Pods) -> None:
     with FakeChat() as fake:
         fake.script = flow.agent_script("ki", "rev") + flow.probe_steps(
             "bash", {"command": flow.PROBE, "description": "print the cache and data folders"})

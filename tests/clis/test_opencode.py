@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from podctl.hooks.opencode import ADAPTER
 
+from ..conftest import Pods
 from ..fakes.openai_chat import FakeChat, request_text, tool_names
 from ..fakes.openai_responses import FakeResponses
 from ..fakes.openai_responses import request_text as responses_text
@@ -35,18 +37,18 @@ def opencode_agent(name: str, base_url: str, cli: str = "opencode", env: str = "
     )
 
 
-def last_user_text(body: dict) -> str:
+def last_user_text(body: dict[str, Any]) -> str:
     """What the newest user message of a request says."""
     last = [m for m in body.get("messages", []) if m.get("role") == "user"][-1]
     return json.dumps(last.get("content"), ensure_ascii=False)
 
 
-def ask_id_in(body: dict, asker: str = "user") -> int:
+def ask_id_in(body: dict[str, Any], asker: str = "user") -> int:
     return int(re.findall(rf"ask #(\d+) from {asker}", request_text(body))[-1])
 
 
 def test_opencode_agent_is_woken_injected_and_answers_through_the_tools(
-    cli_env: CliHome, tmp_path: Path, pods
+    cli_env: CliHome, tmp_path: Path, pods: Pods
 ) -> None:
     with FakeChat() as fake:
         fake.script = [
@@ -108,7 +110,7 @@ def test_opencode_agent_is_woken_injected_and_answers_through_the_tools(
         )
 
 
-def test_a_codex_agent_asks_an_opencode_agent_and_gets_its_answer(cli_env: CliHome, tmp_path: Path, pods) -> None:
+def test_a_codex_agent_asks_an_opencode_agent_and_gets_its_answer(cli_env: CliHome, tmp_path: Path, pods: Pods) -> None:
     with FakeChat() as oc_fake, FakeResponses() as codex_fake:
         oc_fake.script = [
             {"call": "post_reply", "arguments": lambda body: {"ask_id": ask_id_in(body, "lead"), "text": "42, from opencode"}},
@@ -147,7 +149,7 @@ def test_opencode_is_a_cli_like_any_other_for_add_templates_and_doctor(tmp_path:
 
 
 def test_opencode_permission_requests_block_the_agent_and_are_answered_without_attaching(
-    cli_env: CliHome, tmp_path: Path, pods
+    cli_env: CliHome, tmp_path: Path, pods: Pods
 ) -> None:
     """One OpenCode agent under `permissions: ask`: a bash call blocks it (its plugin's
     permission.asked) with the tool and the command; `approve` runs it through OpenCode's reply
@@ -156,10 +158,10 @@ def test_opencode_permission_requests_block_the_agent_and_are_answered_without_a
     from podctl.broker.paths import PodPaths
     from podctl.orchestrator.pod import file_digest, wait_applied
 
-    def bash(command: str) -> dict:
+    def bash(command: str) -> dict[str, Any]:
         return {"call": "bash", "builtin": True, "arguments": {"command": command, "description": "make a file"}}
 
-    def blocked_on(detail: str) -> dict:
+    def blocked_on(detail: str) -> dict[str, Any]:
         row = next(a for a in broker_call("oa", "status")["agents"] if a["name"] == "w")
         found = row.get("blocked") or {}
         return found if row["state"] == "blocked" and found.get("detail") == detail else {}

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from podctl.hooks.qwen import ADAPTER, INPUT_FILE
 
+from ..conftest import Pods
 from ..fakes.openai_chat import FakeChat, request_text, tool_names
 from ..helpers import podctl, status_of, wait_for_pane, write_pod
 from . import flow
@@ -26,7 +28,7 @@ REVIEWER = "  rev:\n    cli: script\n    role: reviews code\n    script: {replie
 
 
 def test_qwen_agent_is_woken_injected_answers_and_gets_a_review(
-    cli_env: CliHome, tmp_path: Path, pods, podctl_home: Path
+    cli_env: CliHome, tmp_path: Path, pods: Pods, podctl_home: Path
 ) -> None:
     with FakeChat(tool_prefix="mcp__podctl__") as fake:
         fake.script = flow.agent_script("qw", "rev")
@@ -52,13 +54,13 @@ def test_qwen_is_a_cli_like_any_other_for_add_templates_and_doctor(tmp_path: Pat
     flow.is_a_cli_like_any_other(tmp_path, "qwen", "0.24.4")
 
 
-def shell(command: str) -> dict:
+def shell(command: str) -> dict[str, Any]:
     """Qwen Code's own shell tool: it asks under `permissions: ask`."""
     return {"call": "run_shell_command", "builtin": True, "arguments": {"command": command, "description": "make a file"}}
 
 
 def test_qwen_permission_requests_block_the_agent_and_are_answered_without_attaching(
-    cli_env: CliHome, tmp_path: Path, pods
+    cli_env: CliHome, tmp_path: Path, pods: Pods
 ) -> None:
     """A Qwen Code agent under `permissions: ask` (its approval mode default): a shell command blocks it
     with the tool and the command (its PermissionRequest hook); `approve` runs it; `deny` does not,

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from podctl.hooks.adapter import get_adapter
@@ -26,7 +27,7 @@ STDLIB_ALLOWED = {
 the deadline, `time` for the log line, `__future__` for annotations, and `os` with what it needs."""
 
 
-def run_hook(state: Path, agent: str, cli: str, event: str, payload: dict | None = None) -> subprocess.CompletedProcess[str]:
+def run_hook(state: Path, agent: str, cli: str, event: str, payload: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         hook_argv(state, agent, cli, event), input=json.dumps(payload or {}), capture_output=True, text=True, timeout=30,
     )
@@ -184,7 +185,7 @@ def test_an_agent_is_handed_only_its_own_identity(tmp_path: Path) -> None:
                 assert rest == "/broker.sock" or rest.startswith(f"/agents/{cli}"), (cli, match.group(0))
 
 
-def test_doctor_reports_tmux_clis_and_state_folder(tmp_path: Path, monkeypatch) -> None:
+def test_doctor_reports_tmux_clis_and_state_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
     import shutil
 
@@ -194,7 +195,7 @@ def test_doctor_reports_tmux_clis_and_state_folder(tmp_path: Path, monkeypatch) 
     bin_dir.mkdir()
     (bin_dir / "codex").write_text("#!/bin/sh\necho codex-cli 0.1.0\n")
     (bin_dir / "codex").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{Path(shutil.which('tmux')).parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{Path(shutil.which('tmux') or '/usr/bin/tmux').parent}:{os.environ['PATH']}")
     answer = podctl("doctor", "--json", check=False)
     assert answer.returncode == 1, "a failing check (codex's version) makes doctor exit 1"
     rows = {r["check"]: r for r in __import__("json").loads(answer.stdout)}

@@ -39,6 +39,7 @@ def test_stdin_never_closed_exits_0_at_the_deadline(podctl_home: Path) -> None:
         hook_command(state, "bob"), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=hook_env(PODCTL_HOOK_DEADLINE_MS="500"),
     )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     try:
         proc.stdin.write(b'{"hook_event_name": "PostToolUse"')
         proc.stdin.flush()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import Pods
 from ..helpers import agent_state, podctl, wait_until, write_pod
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +29,7 @@ def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def test_an_installed_adapter_is_accepted_everywhere(plugin_path: Path, tmp_path: Path, pods, monkeypatch) -> None:
+def test_an_installed_adapter_is_accepted_everywhere(plugin_path: Path, tmp_path: Path, pods: Pods, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", str(plugin_path))
     pod_file = write_pod(tmp_path / "plug", "name: plug\nagents:\n  echoer: {cli: echo, role: repeats}\n")
 
@@ -46,7 +47,7 @@ def test_an_installed_adapter_is_accepted_everywhere(plugin_path: Path, tmp_path
     assert any(a["name"] == "echoer" and a["cli"] == "echo" for a in json.loads(podctl("status", "plug", "--json").stdout)["agents"])
 
 
-def test_without_the_package_the_cli_is_unknown(tmp_path: Path, monkeypatch) -> None:
+def test_without_the_package_the_cli_is_unknown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PYTHONPATH", raising=False)
     pod_file = write_pod(tmp_path / "plug", "name: plug\nagents:\n  echoer: {cli: echo}\n")
     out = podctl("validate", str(pod_file), check=False)
@@ -82,7 +83,7 @@ def test_an_adapter_types_against_the_types_podctl_ships(tmp_path: Path) -> None
     assert 'Cannot instantiate abstract class "EchoAdapter" with abstract attribute "wake_text"' in refused.stdout
 
 
-def test_a_registered_object_that_is_no_adapter_is_refused_with_what_to_do(tmp_path: Path, monkeypatch) -> None:
+def test_a_registered_object_that_is_no_adapter_is_refused_with_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An entry point whose object does not inherit `Adapter` is named as such (doctor's row, up), not
     a traceback of a missing attribute."""
     plugin = tmp_path / "plugin"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from podctl.hooks.adapter import get_adapter
+from podctl.hooks.usage import UsageRecord
 
 CLAUDE_TEXT = json.loads(
     '{"parentUuid":"8073b337","isSidechain":false,"message":{"id":"msg_b3f1fb11e428481aa824","type":"message",'
@@ -55,7 +56,8 @@ COPILOT_REQUEST = json.loads(
 )
 
 
-def counts(record) -> tuple[str, str, int, int, int, int]:
+def counts(record: UsageRecord | None) -> tuple[str, str, int, int, int, int]:
+    assert record is not None
     return record.key, record.model, record.input, record.cached, record.output, record.reasoning
 
 
@@ -66,7 +68,7 @@ def test_claude_counts_cache_writes_as_input_and_repeats_a_response_under_one_ke
     tool_block["message"]["content"] = [{"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {}}]
     second = parser.feed(tool_block, "f:900")
     assert counts(first) == ("msg_b3f1fb11e428481aa824", "claude-opus-5-5", 1534, 700, 56, 33)
-    assert second is not None and second.key == first.key, "the line per content block is the same request"
+    assert first is not None and second is not None and second.key == first.key, "the line per content block is the same request"
     assert first.ts == 1795617054.467
     assert parser.feed({"type": "user", "message": {"role": "user", "content": "hi"}}, "f:1") is None
 
@@ -79,7 +81,7 @@ def test_codex_takes_the_model_from_the_turn_context_and_reads_only_the_per_resp
     assert counts(record) == ("resp_a9014b4deb4f4a02", "gpt-5.5", 534, 700, 56, 33)
     assert parser.feed(CODEX_COUNT, "r:200") is None, "token_count repeats the totals: not counted"
     resumed = adapter.usage_parser(dict(parser.state))
-    assert resumed.feed(CODEX_USAGE, "r:100").model == "gpt-5.5", "the turn's model survives a restart of the reader"
+    assert counts(resumed.feed(CODEX_USAGE, "r:100"))[1] == "gpt-5.5", "the turn's model survives a restart of the reader"
 
 
 def test_gemini_subtracts_cached_from_input_adds_thoughts_to_output_and_keys_a_reappended_record_once() -> None:
@@ -87,7 +89,7 @@ def test_gemini_subtracts_cached_from_input_adds_thoughts_to_output_and_keys_a_r
     record = parser.feed(GEMINI, "s:0")
     assert counts(record) == ("d899d66d-9fa8-4b5f-820a-65a4c0520876", "gemini-2.5-flash", 534, 700, 89, 33)
     again = parser.feed({**GEMINI, "toolCalls": [{"id": "c1", "name": "read_file", "status": "success"}]}, "s:500")
-    assert again is not None and again.key == record.key
+    assert again is not None and record is not None and again.key == record.key
     assert parser.feed({"$set": {"messages": [GEMINI]}}, "s:900") is None
 
 
@@ -103,7 +105,7 @@ def test_qwen_reads_each_request_from_its_telemetry_record_not_the_message_that_
     parser = get_adapter("qwen").usage_parser()
     record = parser.feed(QWEN_REQUEST, "c:0")
     assert counts(record) == ("chatcmpl-1", "qwen3-coder-plus", 1234, 700, 56, 33)
-    assert record.ts == 1796412753.461
+    assert record is not None and record.ts == 1796412753.461
     assert parser.feed(QWEN_ASSISTANT, "c:700") is None, "the assistant message carries the same request's tokens"
     tool_call = {**QWEN_REQUEST, "systemPayload": {"uiEvent": {"event.name": "qwen-code.tool_call", "call_id": "call_1"}}}
     assert parser.feed(tool_call, "c:900") is None
@@ -113,5 +115,5 @@ def test_copilot_reads_its_usage_records_with_cache_reads_inside_the_input() -> 
     parser = get_adapter("copilot").usage_parser()
     record = parser.feed(COPILOT_REQUEST, "e:0")
     assert counts(record) == ("chatcmpl-5", "gpt-5.5", 1234, 700, 56, 33)
-    assert record.ts == 1796413893.946
+    assert record is not None and record.ts == 1796413893.946
     assert parser.feed({"type": "assistant.message", "data": {"content": "Done."}, "id": "x"}, "e:900") is None

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import Pods
 from ..helpers import (
     PODCTL,
     agent_state,
@@ -65,7 +66,7 @@ def daemons(pod_file: Path) -> dict[str, list[int]]:
     return found
 
 
-def test_up_of_another_file_with_a_running_pods_name_is_refused_unless_replace(tmp_path: Path, pods) -> None:
+def test_up_of_another_file_with_a_running_pods_name_is_refused_unless_replace(tmp_path: Path, pods: Pods) -> None:
     first = write_pod(tmp_path / "a", "name: dup\nagents:\n  one: {cli: script}\n")
     second = write_pod(tmp_path / "b", "name: dup\nagents:\n  one: {cli: script}\n  two: {cli: script, script: {replies: 'two: {text}'}}\n")
     pods.up(first)
@@ -90,7 +91,7 @@ def test_up_of_another_file_with_a_running_pods_name_is_refused_unless_replace(t
     assert [r["pod_file"] for r in json.loads(podctl("ls", "--json").stdout)] == [str(second)]
 
 
-def test_add_and_remove_are_applied_once_by_the_supervisor(tmp_path: Path, pods) -> None:
+def test_add_and_remove_are_applied_once_by_the_supervisor(tmp_path: Path, pods: Pods) -> None:
     pod_file = write_pod(tmp_path / "once", TWO.format(name="once"))
     pods.up(pod_file)
     wait_until(lambda: agent_state("once", "writer") == "idle", timeout=30, message="writer idle")
@@ -135,7 +136,7 @@ def stand_in_codex(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_the_supervisor_stays_responsive_while_an_apply_is_slow(
-    tmp_path: Path, pods, podctl_home: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pods: Pods, podctl_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bin_dir = stand_in_codex(tmp_path, monkeypatch)
     pod_file = write_pod(tmp_path / "slow", "name: slow\nagents:\n  solo: {cli: script, role: v1}\n")
@@ -165,7 +166,7 @@ def test_the_supervisor_stays_responsive_while_an_apply_is_slow(
         (bin_dir / "release").touch()
 
 
-def test_concurrent_ups_serialize_and_leave_one_broker_and_one_supervisor(tmp_path: Path, pods) -> None:
+def test_concurrent_ups_serialize_and_leave_one_broker_and_one_supervisor(tmp_path: Path, pods: Pods) -> None:
     pod_file = write_pod(tmp_path / "race", TWO.format(name="race"))
     pods.names.add("race")
     ups = [subprocess.Popen([*PODCTL, "up", str(pod_file), "--no-attach"], stdout=subprocess.PIPE,
@@ -193,7 +194,7 @@ def test_concurrent_ups_serialize_and_leave_one_broker_and_one_supervisor(tmp_pa
     assert daemons(pod_file) == {"broker": [], "supervisor": []}, "no orphan survives down"
 
 
-def test_a_stale_pid_file_never_signals_an_unrelated_process(tmp_path: Path, pods, podctl_home: Path) -> None:
+def test_a_stale_pid_file_never_signals_an_unrelated_process(tmp_path: Path, pods: Pods, podctl_home: Path) -> None:
     pod_folder("stale", write_pod(tmp_path / "stale", "name: stale\nagents:\n  solo: {cli: script}\n"))
     bystander = subprocess.Popen(["sleep", "60"])
     try:
@@ -207,7 +208,7 @@ def test_a_stale_pid_file_never_signals_an_unrelated_process(tmp_path: Path, pod
         bystander.wait()
 
 
-def test_a_broker_that_cannot_start_fails_up_at_once_naming_the_store(tmp_path: Path, pods, podctl_home: Path) -> None:
+def test_a_broker_that_cannot_start_fails_up_at_once_naming_the_store(tmp_path: Path, pods: Pods, podctl_home: Path) -> None:
     pod_file = write_pod(tmp_path / "bad", "name: bad\nagents:\n  solo: {cli: script}\n")
     pods.names.add("bad")
     db = pod_folder("bad", pod_file) / "pod.db"
@@ -217,7 +218,7 @@ def test_a_broker_that_cannot_start_fails_up_at_once_naming_the_store(tmp_path: 
     assert daemons(pod_file)["broker"] == [], "no broker is left behind"
 
 
-def test_readiness_survives_a_broker_restart(tmp_path: Path, pods, podctl_home: Path) -> None:
+def test_readiness_survives_a_broker_restart(tmp_path: Path, pods: Pods, podctl_home: Path) -> None:
     pod_file = write_pod(tmp_path / "phoenix", TWO.format(name="phoenix"))
     pods.up(pod_file)
 
@@ -236,7 +237,7 @@ def test_readiness_survives_a_broker_restart(tmp_path: Path, pods, podctl_home: 
 
 
 def test_state_folders_are_private_whatever_the_umask(
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, pods
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, pods: Pods
 ) -> None:
     fresh = tmp_path_factory.mktemp("um") / "a"
     home = fresh / "b" / "home"
@@ -252,7 +253,7 @@ def test_state_folders_are_private_whatever_the_umask(
     assert stat.S_IMODE((home / "priv" / "broker.sock").stat().st_mode) == 0o600
 
 
-def test_the_supervisor_backs_off_from_a_broker_that_cannot_start(tmp_path: Path, pods, podctl_home: Path) -> None:
+def test_the_supervisor_backs_off_from_a_broker_that_cannot_start(tmp_path: Path, pods: Pods, podctl_home: Path) -> None:
     pod_file = write_pod(tmp_path / "flaky", "name: flaky\nagents:\n  solo: {cli: script}\n")
     pods.up(pod_file)
     state = podctl_home / "flaky"
@@ -275,7 +276,7 @@ def test_the_supervisor_backs_off_from_a_broker_that_cannot_start(tmp_path: Path
                message="the supervisor to start the broker once the store is usable again")
 
 
-def test_a_sighup_as_soon_as_the_supervisor_is_recorded_never_kills_it(tmp_path: Path, pods) -> None:
+def test_a_sighup_as_soon_as_the_supervisor_is_recorded_never_kills_it(tmp_path: Path, pods: Pods) -> None:
     """`podctl add/remove` send SIGHUP to the recorded supervisor at once, and `up` records it the moment
     it is spawned, while it still imports: the default action of SIGHUP ended it without a word, and the
     edit waited for nobody ("the supervisor ... stopped before applying the change")."""
@@ -301,7 +302,7 @@ def test_a_sighup_as_soon_as_the_supervisor_is_recorded_never_kills_it(tmp_path:
 
 
 def test_ctrl_c_during_up_says_what_was_left_and_ls_shows_it(
-    tmp_path: Path, pods, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pods: Pods, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ctrl-C during `up` left a half-up pod (broker running, no supervisor) without a word, and `ls` said `up`."""
     bin_dir = stand_in_codex(tmp_path, monkeypatch)
@@ -331,7 +332,7 @@ def test_ctrl_c_during_up_says_what_was_left_and_ls_shows_it(
 
 
 def test_a_supervisor_that_starts_while_the_pod_file_is_unreadable_supervises_the_pod_as_applied(
-    tmp_path: Path, pods
+    tmp_path: Path, pods: Pods
 ) -> None:
     """The supervisor loaded the pod file as it started: one replaced by a FIFO (or saved invalid) between
     `up` applying it and the supervisor's start killed it, and with it hot reload."""

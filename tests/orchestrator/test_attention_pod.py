@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
+from ..conftest import Pods
 from ..helpers import broker_call, pane_text, podctl, transcript, wait_until, write_pod
 
 POD = """\
@@ -23,16 +25,16 @@ agents:
 {more}"""
 
 
-def agent_row(pod: str, name: str) -> dict:
+def agent_row(pod: str, name: str) -> dict[str, Any]:
     return next(a for a in broker_call(pod, "status")["agents"] if a["name"] == name)
 
 
-def blocked(pod: str, name: str = "writer") -> dict:
+def blocked(pod: str, name: str = "writer") -> dict[str, Any]:
     row = agent_row(pod, name)
     return row.get("blocked") or {} if row["state"] == "blocked" else {}
 
 
-def test_a_permission_step_blocks_until_approved_and_then_runs(tmp_path: Path, pods) -> None:
+def test_a_permission_step_blocks_until_approved_and_then_runs(tmp_path: Path, pods: Pods) -> None:
     work = tmp_path / "pa"
     pods.up(write_pod(work, POD.format(name="pa", more="")))
     found = wait_until(lambda: blocked("pa"), timeout=30, message="writer blocked")
@@ -52,7 +54,7 @@ def test_a_permission_step_blocks_until_approved_and_then_runs(tmp_path: Path, p
     assert "writer needs you: Bash  touch build/x" in transcript("pa")
 
 
-def test_deny_skips_the_guarded_step_and_says_why_in_the_pane(tmp_path: Path, pods) -> None:
+def test_deny_skips_the_guarded_step_and_says_why_in_the_pane(tmp_path: Path, pods: Pods) -> None:
     work = tmp_path / "pd"
     pods.up(write_pod(work, POD.format(name="pd", more="")))
     wait_until(lambda: blocked("pd"), timeout=30, message="writer blocked")
@@ -64,7 +66,7 @@ def test_deny_skips_the_guarded_step_and_says_why_in_the_pane(tmp_path: Path, po
     assert late.returncode == 1 and "already answered: denied by user" in late.stderr
 
 
-def test_an_approver_agent_answers_for_the_person(tmp_path: Path, pods) -> None:
+def test_an_approver_agent_answers_for_the_person(tmp_path: Path, pods: Pods) -> None:
     work = tmp_path / "pr"
     more = ("  guard:\n    cli: script\n    script: {replies: 'allow, it only touches build/'}\n"
             "approvals: [{agents: [writer], to: guard, timeout: 1m}]\n")
@@ -76,7 +78,7 @@ def test_an_approver_agent_answers_for_the_person(tmp_path: Path, pods) -> None:
     assert "writer: Bash  touch build/x: allowed by guard" in text
 
 
-def test_an_approver_that_answers_anything_else_denies_with_its_reply_as_the_reason(tmp_path: Path, pods) -> None:
+def test_an_approver_that_answers_anything_else_denies_with_its_reply_as_the_reason(tmp_path: Path, pods: Pods) -> None:
     work = tmp_path / "pn"
     more = ("  guard:\n    cli: script\n    script: {replies: 'Looks risky to me'}\n"
             "approvals: [{agents: [writer], to: guard}]\n")
@@ -87,7 +89,7 @@ def test_an_approver_that_answers_anything_else_denies_with_its_reply_as_the_rea
     assert not (work / "build" / "x").exists()
 
 
-def test_a_failed_turn_is_failed_and_notify_runs_once_per_episode(tmp_path: Path, pods) -> None:
+def test_a_failed_turn_is_failed_and_notify_runs_once_per_episode(tmp_path: Path, pods: Pods) -> None:
     """`notify:` runs its command (argv, placeholders filled, no shell) once for the episode: the
     person is not nagged while it lasts, nor when status is asked again."""
     work = tmp_path / "pf"
@@ -108,7 +110,7 @@ def test_a_failed_turn_is_failed_and_notify_runs_once_per_episode(tmp_path: Path
     assert log.read_text() == "pf | writer | failed | API Error: 401 invalid x-api-key\n"
 
 
-def test_wait_times_out_with_exit_3_and_says_how_things_are(tmp_path: Path, pods) -> None:
+def test_wait_times_out_with_exit_3_and_says_how_things_are(tmp_path: Path, pods: Pods) -> None:
     pods.up(write_pod(tmp_path / "pw", "name: pw\nagents:\n  a: {cli: script}\n"))
     wait_until(lambda: agent_row("pw", "a")["state"] == "idle", timeout=30, message="a idle")
     proc = podctl("wait", "pw", "--until", "blocked", "--timeout", "0.5", check=False)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..conftest import Pods
 from ..helpers import PODCTL, holding_apply_lock, pod_folder, podctl, run_on_terminal, tmux_out, wait_until, write_pod
 
 SLOW = "name: {name}\nagents:\n  quick: {{cli: script}}\n  slow: {{cli: claude}}\n"
@@ -92,7 +93,7 @@ def test_a_missing_cli_says_how_to_install_it(tmp_path: Path) -> None:
     assert "npm install -g @anthropic-ai/claude-code@2.1.328" in out.stderr, out.stderr
 
 
-def test_up_prints_each_step_while_it_works(tmp_path: Path, pods) -> None:
+def test_up_prints_each_step_while_it_works(tmp_path: Path, pods: Pods) -> None:
     """A CLI that never becomes ready keeps `up` watching for EARLY_EXIT_S: the steps printed before
     that must reach the reader while `up` still runs."""
     bin_dir = stand_in(tmp_path / "bin", "claude", "exec sleep 300")
@@ -115,7 +116,7 @@ def test_up_prints_each_step_while_it_works(tmp_path: Path, pods) -> None:
     assert "pod prog: up" in rest
 
 
-def test_up_on_a_terminal_shows_a_spinner_while_a_cli_starts(tmp_path: Path, pods) -> None:
+def test_up_on_a_terminal_shows_a_spinner_while_a_cli_starts(tmp_path: Path, pods: Pods) -> None:
     bin_dir = stand_in(tmp_path / "bin", "claude", "exec sleep 300")
     pod_file = write_pod(tmp_path / "spin", SLOW.format(name="spin"))
     pods.names.add("spin")

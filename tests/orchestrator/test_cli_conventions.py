@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ..helpers import pod_folder, podctl, write_pod
+from ..helpers import BrokerProcess, pod_folder, podctl, write_pod
 
 SOLO = "name: {name}\nagents:\n  solo: {{cli: script}}\n  helper: {{cli: script}}\n"
 TYPE_NAMES = re.compile(r"<(bool|str|int|float|path|list\[[^\]]*\])>|\{[a-z_]+\}")
@@ -22,7 +24,7 @@ def command_paths() -> list[list[str]]:
     """Every command and sub-command of the app, as the words that name it."""
     from podctl.orchestrator.cli.app import build_command
 
-    def walk(command, prefix: list[str]) -> list[list[str]]:
+    def walk(command: Any, prefix: list[str]) -> list[list[str]]:
         subs = getattr(command, "commands", {})
         found = [prefix] if prefix else []
         for name, sub in subs.items():
@@ -88,7 +90,7 @@ def test_completion_of_pod_agent_and_template_names(tmp_path: Path) -> None:
     assert fish.split() == ["helper", "solo"]
 
 
-def test_completion_of_send_to_offers_agents_routes_and_all(tmp_path: Path, start_broker) -> None:
+def test_completion_of_send_to_offers_agents_routes_and_all(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     pod = "name: routed\nagents:\n  a: {cli: script}\n  b: {cli: script}\nroutes:\n  - {name: review, to: [b]}\n"
     broker = start_broker(write_pod(tmp_path / "routed", pod))
     assert sorted(complete("podctl send routed --to ")) == ["a", "all", "b", "review"]

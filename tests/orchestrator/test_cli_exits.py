@@ -84,7 +84,7 @@ def test_send_wait_without_a_reply_says_so_and_exits_3(broker: BrokerProcess) ->
     assert as_json.returncode == 3 and json.loads(as_json.stdout)["reply"]["status"] == "timeout"
     with broker.client("bob") as bob:
         asked = next(m for m in bob.call("read_messages")["messages"] if m["kind"] == "ask")
-        bob.call("post_reply", ask_id=asked["ask_id"], text="late, but here")
+        bob.call("post_reply", ask_id=asked["id"], text="late, but here")
     replied = podctl("send", "bus", "--to", "bob", "--ask", "--wait", "0.2", "again?", check=False)
     assert replied.returncode == 3, "the first ask's reply does not answer the next one"
 
@@ -96,7 +96,7 @@ def test_a_wait_longer_than_one_broker_call_is_waited_in_several(broker: BrokerP
         with broker.client("bob") as bob:
             asked = wait_until(lambda: [m for m in bob.call("read_messages")["messages"] if m["kind"] == "ask"],
                                message="the ask to reach bob")
-            bob.call("post_reply", ask_id=asked[0]["ask_id"], text="done")
+            bob.call("post_reply", ask_id=asked[0]["id"], text="done")
         out, err = proc.communicate(timeout=scaled(30))
     finally:
         if proc.poll() is None:

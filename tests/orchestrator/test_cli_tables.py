@@ -8,7 +8,9 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
+from ..conftest import Pods
 from ..helpers import PODCTL, BrokerProcess, podctl, run_on_terminal, wait_until, write_pod
 
 ESC = "\x1b["
@@ -41,7 +43,7 @@ def aligned(header: str, line: str) -> bool:
     return line[end - 1].isdigit() and line[end] == " "
 
 
-def test_status_ls_and_rules_as_tables_piped_and_on_a_terminal(tmp_path: Path, pods) -> None:
+def test_status_ls_and_rules_as_tables_piped_and_on_a_terminal(tmp_path: Path, pods: Pods) -> None:
     pods.up(write_pod(tmp_path / "tab", POD.format(name="tab")))
     assert "reply from writer: done: hi" in podctl("send", "tab", "--to", "writer", "--ask", "hi", "--wait", "30").stdout
     wait_until(lambda: "woken" in podctl("status", "tab").stdout, timeout=30, message="the writer woken")
@@ -81,7 +83,7 @@ def test_status_ls_and_rules_as_tables_piped_and_on_a_terminal(tmp_path: Path, p
     assert f"{ESC}32m" in in_terminal("status", "tab"), "idle agents in green"
 
 
-def test_status_says_why_a_stopped_agent_stopped(tmp_path: Path, pods) -> None:
+def test_status_says_why_a_stopped_agent_stopped(tmp_path: Path, pods: Pods) -> None:
     pods.up(write_pod(tmp_path / "halt", POD.format(name="halt")))
     podctl("down", "halt")
     out = podctl("status", "halt").stdout
@@ -105,11 +107,11 @@ def test_tokens_and_cost_have_a_column_each_and_small_costs_keep_their_digits() 
     from podctl.orchestrator.cli.render import STATUS_COLUMNS, agent_row
     from podctl.orchestrator.cli.table import render
 
-    def usage(tokens: int, cost: float | None, known: float = 0.0) -> dict:
+    def usage(tokens: int, cost: float | None, known: float = 0.0) -> dict[str, Any]:
         return {"input_tokens": tokens, "cached_input_tokens": 0, "output_tokens": 0, "cost_usd": cost,
                 "cost_usd_known_part": cost if cost is not None else known, "unpriced_models": [] if cost else ["x"]}
 
-    agents = [{"name": "cheap", "state": "idle", "usage": usage(171, 0.000513)},
+    agents: list[dict[str, Any]] = [{"name": "cheap", "state": "idle", "usage": usage(171, 0.000513)},
               {"name": "big", "state": "idle", "usage": usage(785_000, 0.92)},
               {"name": "unpriced", "state": "idle", "usage": usage(1500, None, known=0.25)},
               {"name": "unused", "state": "idle"}]

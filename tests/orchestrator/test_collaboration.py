@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
 from podctl.pods import catalog
 
+from ..conftest import Pods
 from ..helpers import git_repo, pane_text, podctl, status_of, tmux_out, wait_until, write_pod
 
 REVIEW = """\
@@ -34,12 +36,12 @@ rules:
 """
 
 
-def test_writer_turn_end_is_reviewed_by_both_and_the_gathered_answer_wakes_it(tmp_path: Path, pods) -> None:
+def test_writer_turn_end_is_reviewed_by_both_and_the_gathered_answer_wakes_it(tmp_path: Path, pods: Pods) -> None:
     repo = git_repo(tmp_path / "autoreview")
     pod_file = write_pod(repo, REVIEW)
     pods.up(pod_file)
     for reviewer in ("codex-reviewer", "gemini-reviewer"):
-        wait_until(lambda r=reviewer: "+    return 42" in pane_text("autoreview", r), timeout=40,
+        wait_until(partial(lambda r: "+    return 42" in pane_text("autoreview", r), reviewer), timeout=40,
                    message=f"{reviewer} to be asked with the diff")
     text = wait_until(
         lambda: (t := pane_text("autoreview", "writer")) and "Answers to the auto-ask of rule auto-review" in t and t,
@@ -53,7 +55,7 @@ def test_writer_turn_end_is_reviewed_by_both_and_the_gathered_answer_wakes_it(tm
 
 
 @pytest.mark.parametrize("template", catalog.names())
-def test_each_builtin_template_comes_up(tmp_path: Path, pods, template: str) -> None:
+def test_each_builtin_template_comes_up(tmp_path: Path, pods: Pods, template: str) -> None:
     spec_agents = {
         "review-pod": ["writer", "codex-reviewer", "gemini-reviewer"],
         "pair": ["left", "right"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from podctl.orchestrator.plan import Observed, Step, plan
 from podctl.orchestrator.tmux import WindowState
 
@@ -75,7 +77,7 @@ def test_changes_the_broker_applies_without_a_step_are_named() -> None:
     from podctl.orchestrator.plan import settings_changes
     from podctl.pods.spec import PodSpec
 
-    def spec(extra: dict) -> PodSpec:
+    def spec(extra: dict[str, Any]) -> PodSpec:
         return PodSpec.model_validate({"name": "p", "agents": {"a": {"cli": "script"}, "b": {"cli": "script"}}, **extra})
 
     old = spec({"limits": {"budget_usd": 0.001}, "routes": [{"name": "r", "to": ["a"]}],

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import Pods
 from ..helpers import pane_text, pod_folder, podctl, status_of, tmux_out, transcript, wait_until, write_pod
 
 SOLO = "name: {name}\nagents:\n  solo: {{cli: script}}\n"
@@ -77,14 +78,14 @@ def test_delete_refuses_a_folder_with_a_pod_file_record_but_no_mark(tmp_path: Pa
     assert "lookalike" not in podctl("ls").stdout
 
 
-def test_delete_of_a_running_pod_only_says_deleted(tmp_path: Path, pods, podctl_home: Path) -> None:
+def test_delete_of_a_running_pod_only_says_deleted(tmp_path: Path, pods: Pods, podctl_home: Path) -> None:
     pods.up(write_pod(tmp_path / "gone", SOLO.format(name="gone")))
     out = podctl("delete", "gone", "--yes")
     assert out.stdout.strip() == "deleted pod gone", out.stdout
     assert not (podctl_home / "gone").exists() and tmux_out("has-session", "-t", "=gone") == ""
 
 
-def test_history_and_status_of_a_pod_that_is_down(tmp_path: Path, pods) -> None:
+def test_history_and_status_of_a_pod_that_is_down(tmp_path: Path, pods: Pods) -> None:
     pod_file = write_pod(
         tmp_path / "hist",
         "name: hist\nagents:\n  solo: {cli: script, script: {replies: 'ok: {text}'}}\n  mute: {cli: script}\n",
@@ -112,7 +113,7 @@ def test_history_and_status_of_a_pod_that_is_down(tmp_path: Path, pods) -> None:
     assert "the pod is down" in podctl("status", "hist").stdout
 
 
-def test_an_agent_that_dies_at_start_fails_up_and_status_says_why(tmp_path: Path, pods) -> None:
+def test_an_agent_that_dies_at_start_fails_up_and_status_says_why(tmp_path: Path, pods: Pods) -> None:
     folder = tmp_path / "dies"
     (folder / "scripts").mkdir(parents=True)
     (folder / "scripts" / "bad.yaml").write_text("steps:\n  - dance: {with: everyone}\n")

@@ -32,7 +32,7 @@ routes:
 
 
 @pytest.fixture
-def live(tmp_path: Path, start_broker) -> BrokerProcess:
+def live(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> BrokerProcess:
     return start_broker(write_pod(tmp_path / "live", POD))
 
 
@@ -338,7 +338,7 @@ def test_a_clock_tick_while_the_view_closes_is_harmless(live: BrokerProcess) -> 
     drive(scenario)
 
 
-def test_spending_shows_in_the_tokens_and_cost_columns_and_an_agent_over_budget_says_so(tmp_path: Path, start_broker) -> None:
+def test_spending_shows_in_the_tokens_and_cost_columns_and_an_agent_over_budget_says_so(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     """The supervisor reports usage (here the test, with the user's token, as the supervisor does);
     the view follows the broker's usage events, no refresh needed."""
     pod = POD.replace("name: live", "name: spend") + "limits: {budget_tokens_per_agent: 1000000}\n"
@@ -405,7 +405,7 @@ def test_a_cli_just_started_shows_starting_with_a_fresh_clock_until_it_is_up(liv
     drive(scenario)
 
 
-def test_at_80x24_over_budget_and_the_restart_question_are_never_cut(tmp_path: Path, start_broker) -> None:
+def test_at_80x24_over_budget_and_the_restart_question_are_never_cut(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     long_name = "the-agent-with-a-rather-long-name"
     pod = (f"name: narrow\nlimits: {{budget_tokens_per_agent: 1000}}\nagents:\n  {long_name}: {{cli: script}}\n"
            "  other: {cli: script}\n")

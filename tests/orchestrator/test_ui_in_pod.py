@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..conftest import Pods
 from ..helpers import pane_text, tmux_out, wait_until, window_pids, write_pod
 
 POD = """\
@@ -20,7 +21,7 @@ def keys(pod: str, *sent: str) -> None:
     tmux_out("send-keys", "-t", f"={pod}:=podctl", *sent)
 
 
-def test_up_runs_the_live_view_and_its_keys_restart_and_jump(tmp_path: Path, pods) -> None:
+def test_up_runs_the_live_view_and_its_keys_restart_and_jump(tmp_path: Path, pods: Pods) -> None:
     pods.up(write_pod(tmp_path / "view", POD.format(name="view")))
     screen = wait_until(
         lambda: (text := pane_text("view", "podctl")) and " live " in text and "reviewer" in text and text,
@@ -40,7 +41,7 @@ def test_up_runs_the_live_view_and_its_keys_restart_and_jump(tmp_path: Path, pod
                timeout=10, message="Enter to select the reviewer's window")
 
 
-def test_transcript_tail_swaps_the_view_for_the_plain_stream_without_touching_agents(tmp_path: Path, pods) -> None:
+def test_transcript_tail_swaps_the_view_for_the_plain_stream_without_touching_agents(tmp_path: Path, pods: Pods) -> None:
     pod_file = write_pod(tmp_path / "swap", POD.format(name="swap"))
     pods.up(pod_file)
     wait_until(lambda: " live " in pane_text("swap", "podctl"), timeout=30, message="the live view")
@@ -53,7 +54,7 @@ def test_transcript_tail_swaps_the_view_for_the_plain_stream_without_touching_ag
     assert {k: v for k, v in window_pids("swap").items() if k != "podctl"} == agents, "no agent restarted"
 
 
-def test_a_view_left_open_follows_a_broker_restart_and_a_down_and_up(tmp_path: Path, pods) -> None:
+def test_a_view_left_open_follows_a_broker_restart_and_a_down_and_up(tmp_path: Path, pods: Pods) -> None:
     """A restarted broker is `reconnecting`, then `reconnected` for a moment; after `podctl down` the
     agents are stopped (as `status` says), and after `up` they start again with a fresh clock."""
     import asyncio
@@ -98,7 +99,7 @@ def test_a_view_left_open_follows_a_broker_restart_and_a_down_and_up(tmp_path: P
     asyncio.run(asyncio.wait_for(main(), 240))
 
 
-def test_the_live_view_puts_an_agent_that_needs_you_first_and_its_keys_answer_it(tmp_path: Path, pods) -> None:
+def test_the_live_view_puts_an_agent_that_needs_you_first_and_its_keys_answer_it(tmp_path: Path, pods: Pods) -> None:
     """A blocked agent is listed first, its request shown in full above the table; `n` asks the
     reason and denies, `y` allows the next one, with no attaching."""
     work = tmp_path / "lv"

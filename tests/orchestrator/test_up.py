@@ -5,6 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
+from ..conftest import Pods
 from ..helpers import (
     PODCTL,
     agent_state,
@@ -45,7 +48,7 @@ def windows(pod: str) -> list[str]:
     return tmux_out("list-windows", "-t", f"={pod}", "-F", "#{window_name}:#{window_panes}").split()
 
 
-def test_up_brings_exactly_the_expected_windows_and_a_second_up_is_a_noop(tmp_path: Path, pods) -> None:
+def test_up_brings_exactly_the_expected_windows_and_a_second_up_is_a_noop(tmp_path: Path, pods: Pods) -> None:
     pod_file = write_pod(tmp_path / "p1", POD.format(name="p1"))
     first = pods.up(pod_file)
     assert "start broker" in first and "add agent writer" in first and "add agent reviewer" in first
@@ -62,7 +65,7 @@ def test_up_brings_exactly_the_expected_windows_and_a_second_up_is_a_noop(tmp_pa
     assert "nothing to do" in podctl("plan", str(pod_file)).stdout
 
 
-def test_down_then_up_keeps_history_and_restart_keeps_identity(tmp_path: Path, pods, podctl_home: Path) -> None:
+def test_down_then_up_keeps_history_and_restart_keeps_identity(tmp_path: Path, pods: Pods, podctl_home: Path) -> None:
     pod_file = write_pod(tmp_path / "p2", POD.format(name="p2"))
     pods.up(pod_file)
     wait_until(lambda: "LGTM from reviewer" in transcript("p2"), timeout=30, message="the first exchange")
@@ -81,7 +84,7 @@ def test_down_then_up_keeps_history_and_restart_keeps_identity(tmp_path: Path, p
     assert "reply from reviewer: LGTM from reviewer: still you?" in out
 
 
-def test_hot_reload_adds_changes_removes_and_rejects_bad_edits(tmp_path: Path, pods) -> None:
+def test_hot_reload_adds_changes_removes_and_rejects_bad_edits(tmp_path: Path, pods: Pods) -> None:
     pod_file = write_pod(tmp_path / "p3", POD.format(name="p3"))
     pods.up(pod_file)
     wait_until(lambda: agent_state("p3", "reviewer") == "idle", timeout=30, message="reviewer idle")
@@ -118,7 +121,7 @@ def test_hot_reload_adds_changes_removes_and_rejects_bad_edits(tmp_path: Path, p
     assert window_pids("p3")["reviewer"] == before["reviewer"]
 
 
-def test_add_and_remove_edit_the_file_keeping_comments(tmp_path: Path, pods) -> None:
+def test_add_and_remove_edit_the_file_keeping_comments(tmp_path: Path, pods: Pods) -> None:
     pod_file = write_pod(tmp_path / "p4", POD.format(name="p4"))
     pods.up(pod_file)
     podctl("add", "p4", "script", "--name", "helper", "--role", "helps out")
@@ -132,7 +135,7 @@ def test_add_and_remove_edit_the_file_keeping_comments(tmp_path: Path, pods) -> 
     assert bad.returncode == 1 and "no agent 'nobody'" in bad.stderr
 
 
-def test_exited_agent_is_stopped_and_restart_policy_brings_it_back(tmp_path: Path, pods) -> None:
+def test_exited_agent_is_stopped_and_restart_policy_brings_it_back(tmp_path: Path, pods: Pods) -> None:
     pod_file = write_pod(
         tmp_path / "p5",
         "name: p5\nagents:\n  keeper: {cli: script, restart: always}\n  quitter: {cli: script}\n",
@@ -152,7 +155,7 @@ def test_exited_agent_is_stopped_and_restart_policy_brings_it_back(tmp_path: Pat
     assert agent_state("p5", "quitter") == "stopped", "restart: never leaves it stopped"
 
 
-def test_dead_broker_is_reported_and_repaired(tmp_path: Path, pods, podctl_home: Path) -> None:
+def test_dead_broker_is_reported_and_repaired(tmp_path: Path, pods: Pods, podctl_home: Path) -> None:
     import os
     import signal
 
@@ -172,7 +175,7 @@ def test_dead_broker_is_reported_and_repaired(tmp_path: Path, pods, podctl_home:
                message="the supervisor to restart a killed broker")
 
 
-def test_a_busy_broker_is_left_alone_not_restarted(tmp_path: Path, pods, podctl_home: Path) -> None:
+def test_a_busy_broker_is_left_alone_not_restarted(tmp_path: Path, pods: Pods, podctl_home: Path) -> None:
     """A broker too busy to answer the supervisor's 1 s probe was logged as "not running" and
     "restarted" (8 times in one attack): only a broker whose process is gone is started again."""
     import os
@@ -201,7 +204,7 @@ def test_a_busy_broker_is_left_alone_not_restarted(tmp_path: Path, pods, podctl_
     assert broker_log.count("listening on") == 1 and "already running" not in broker_log, broker_log
 
 
-def test_ls_and_delete(tmp_path: Path, pods, podctl_home: Path) -> None:
+def test_ls_and_delete(tmp_path: Path, pods: Pods, podctl_home: Path) -> None:
     import json
 
     pod_file = write_pod(tmp_path / "p9", "name: p9\nagents:\n  solo: {cli: script}\n")
@@ -215,14 +218,14 @@ def test_ls_and_delete(tmp_path: Path, pods, podctl_home: Path) -> None:
     assert json.loads(podctl("ls", "--json").stdout) == [r for r in rows if r["pod"] != "p9"]
 
 
-def test_up_fails_early_without_the_cli(tmp_path: Path, monkeypatch) -> None:
+def test_up_fails_early_without_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pod_file = write_pod(tmp_path / "p7", "name: p7\nagents:\n  a: {cli: codex}\n")
-    monkeypatch.setenv("PATH", str(Path(shutil.which("tmux")).parent))
+    monkeypatch.setenv("PATH", str(Path(shutil.which("tmux") or "/usr/bin/tmux").parent))
     out = podctl("up", str(pod_file), "--no-attach", check=False)
     assert out.returncode == 1 and "`codex` (codex) is not on PATH" in out.stderr
 
 
-def test_demo_example_comes_up(tmp_path: Path, pods) -> None:
+def test_demo_example_comes_up(tmp_path: Path, pods: Pods) -> None:
     demo = tmp_path / "demo"
     shutil.copytree(REPO / "examples" / "demo", demo)
     pods.up(demo / "pod.yaml")
@@ -230,7 +233,7 @@ def test_demo_example_comes_up(tmp_path: Path, pods) -> None:
                message="the demo's exchange in the transcript")
 
 
-def test_plan_cli_prints_the_steps_and_changes_nothing(tmp_path: Path, pods) -> None:
+def test_plan_cli_prints_the_steps_and_changes_nothing(tmp_path: Path, pods: Pods) -> None:
     pod_file = write_pod(tmp_path / "p8", POD.format(name="p8"))
     fresh = podctl("plan", str(pod_file)).stdout
     assert "start broker" in fresh and "add agent writer" in fresh
@@ -245,7 +248,7 @@ def test_plan_cli_prints_the_steps_and_changes_nothing(tmp_path: Path, pods) -> 
     assert "extra" not in tmux_out("list-windows", "-t", "=p8", "-F", "#{window_name}"), "plan changes nothing"
 
 
-def test_a_reload_that_removes_a_busy_agent_lets_its_turn_finish_first(tmp_path: Path, pods) -> None:
+def test_a_reload_that_removes_a_busy_agent_lets_its_turn_finish_first(tmp_path: Path, pods: Pods) -> None:
     """The broker used to forget a removed agent at once (stopped, no identity), so the supervisor's
     next tick removed its window mid-turn although the plan said it waits until the agent is idle."""
     folder = tmp_path / "p9"
@@ -268,7 +271,7 @@ def test_a_reload_that_removes_a_busy_agent_lets_its_turn_finish_first(tmp_path:
     assert "worker" not in {a["name"] for a in status_of("p9")["agents"]}
 
 
-def test_any_edit_of_a_pod_that_is_down_comes_up_and_keeps_the_removed_agents_history(tmp_path: Path, pods) -> None:
+def test_any_edit_of_a_pod_that_is_down_comes_up_and_keeps_the_removed_agents_history(tmp_path: Path, pods: Pods) -> None:
     """`up` of a1, a2, `down`, the file edited to b1, `up`: the broker died with KeyError 'a1' (it
     marked a1 removed in the store but had never loaded it), and putting the old file back failed too."""
     pod_file = write_pod(tmp_path / "ed", "name: ed\nagents:\n  a1: {cli: script, script: {replies: 'a1 says {text}'}}\n"
@@ -296,7 +299,7 @@ def test_any_edit_of_a_pod_that_is_down_comes_up_and_keeps_the_removed_agents_hi
     assert {a["name"] for a in status_of("ed")["agents"]} == {"a1", "a3"}
 
 
-def test_a_failed_up_records_nothing(tmp_path: Path, pods, podctl_home: Path) -> None:
+def test_a_failed_up_records_nothing(tmp_path: Path, pods: Pods, podctl_home: Path) -> None:
     """A failed `up` recorded its pod file first, so the pod then followed a file it never ran."""
     import json
 
@@ -318,7 +321,7 @@ def test_a_failed_up_records_nothing(tmp_path: Path, pods, podctl_home: Path) ->
     assert "add agent solo" in pods.up(first)
 
 
-def test_a_fifo_in_place_of_the_pod_file_is_refused_and_later_saves_are_applied(tmp_path: Path, pods) -> None:
+def test_a_fifo_in_place_of_the_pod_file_is_refused_and_later_saves_are_applied(tmp_path: Path, pods: Pods) -> None:
     """A pod file replaced by a FIFO blocked the supervisor's reload thread forever (it opened it
     to read, waiting for a writer): later valid saves were never applied."""
     import os
@@ -339,7 +342,7 @@ def test_a_fifo_in_place_of_the_pod_file_is_refused_and_later_saves_are_applied(
     assert status_of("ff")["pod_file_problem"] is None
 
 
-def test_status_says_when_the_pod_file_is_invalid_or_gone_and_resume_says_where_it_was(tmp_path: Path, pods) -> None:
+def test_status_says_when_the_pod_file_is_invalid_or_gone_and_resume_says_where_it_was(tmp_path: Path, pods: Pods) -> None:
     pod_file = write_pod(tmp_path / "gone", "name: gone\nagents:\n  solo: {cli: script}\n")
     pods.up(pod_file)
     assert status_of("gone")["pod_file_problem"] is None
@@ -361,7 +364,7 @@ def test_status_says_when_the_pod_file_is_invalid_or_gone_and_resume_says_where_
     assert "podctl init" not in out.stderr
 
 
-def test_a_change_to_a_script_file_restarts_its_agent(tmp_path: Path, pods) -> None:
+def test_a_change_to_a_script_file_restarts_its_agent(tmp_path: Path, pods: Pods) -> None:
     """docs/pod-file.md says a change to a `script:` file restarts the agent; it did nothing until the
     pod file itself was saved (the supervisor watched the pod file only)."""
     folder = tmp_path / "sf"
@@ -381,7 +384,7 @@ def test_a_change_to_a_script_file_restarts_its_agent(tmp_path: Path, pods) -> N
     assert "v2 two" in podctl("send", "sf", "--to", "rev", "--ask", "two", "--wait", "30").stdout
 
 
-def test_a_change_to_a_pod_file_it_extends_is_applied(tmp_path: Path, pods) -> None:
+def test_a_change_to_a_pod_file_it_extends_is_applied(tmp_path: Path, pods: Pods) -> None:
     folder = tmp_path / "ext"
     base = write_pod(folder, "agents:\n  solo: {cli: script}\n", name="base.yaml")
     pod_file = write_pod(folder, "name: ext\nextends: ./base.yaml\n")
@@ -390,7 +393,7 @@ def test_a_change_to_a_pod_file_it_extends_is_applied(tmp_path: Path, pods) -> N
     wait_until(lambda: "more:1" in windows("ext"), timeout=20, message="the base file's new agent")
 
 
-def test_restart_of_a_pod_that_is_down_says_so_and_fails(tmp_path: Path, pods) -> None:
+def test_restart_of_a_pod_that_is_down_says_so_and_fails(tmp_path: Path, pods: Pods) -> None:
     """It printed `restarted` and did nothing."""
     pod_file = write_pod(tmp_path / "rd", "name: rd\nagents:\n  solo: {cli: script}\n")
     pods.up(pod_file)
@@ -400,7 +403,7 @@ def test_restart_of_a_pod_that_is_down_says_so_and_fails(tmp_path: Path, pods) -
     assert f"pod rd is down: nothing restarted; `podctl up {pod_file}` brings it up" in out.stderr, out.stderr
 
 
-def test_restart_says_for_whom_it_waits(tmp_path: Path, pods, podctl_home: Path) -> None:
+def test_restart_says_for_whom_it_waits(tmp_path: Path, pods: Pods, podctl_home: Path) -> None:
     """`restart` waited for the pod's lock without a word (up and down say for whom they wait)."""
     import subprocess
 

@@ -6,14 +6,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from podctl.broker.paths import PodPaths
 from podctl.orchestrator.usage_follow import UsageFollower
 from podctl.pods.load import load_pod
 from podctl.pods.usage import Tokens, price_of, summarize
 
-from ..helpers import pane_text, podctl, status_of, transcript, wait_until, write_pod
+from ..conftest import Pods
+from ..helpers import BrokerProcess, pane_text, podctl, status_of, transcript, wait_until, write_pod
 
 
 def line(key: str, model: str = "m", inp: int = 100, out: int = 10) -> str:
@@ -21,13 +25,13 @@ def line(key: str, model: str = "m", inp: int = 100, out: int = 10) -> str:
                        "cached_input": 5, "output": out, "reasoning": 1}) + "\n"
 
 
-def test_the_follower_reads_each_complete_line_once_and_a_replaced_file_again(broker) -> None:
+def test_the_follower_reads_each_complete_line_once_and_a_replaced_file_again(broker: BrokerProcess) -> None:
     paths = PodPaths.of("bus")
     spec = load_pod(broker.pod_file)
     usage_file = paths.agent_dir("alice") / "script-usage.jsonl"
     usage_file.write_text(line("a") + line("b") + '{"type": "usage", "id": "c", "ts": 1795000000, "mod')
 
-    def scan() -> dict:
+    def scan() -> dict[str, Any]:
         async def once() -> None:
             follower = UsageFollower(paths, lambda: spec)  # a new one each time: as after a supervisor restart
             await follower.scan()
@@ -59,7 +63,8 @@ def test_prices_come_from_the_pod_file_then_the_shipped_table_and_an_unknown_mod
     assert price_of("claude-sonnet-4-5-20250929") == price_of("claude-sonnet-4-5")
     assert price_of("claude-sonnet-4-5") is not None
     override = {"claude-sonnet-4-5": {"input": 1.0, "cached_input": 0.5, "output": 2.0}}
-    assert price_of("claude-sonnet-4-5-20250929", override).input == 1.0
+    price = price_of("claude-sonnet-4-5-20250929", override)
+    assert price is not None and price.input == 1.0
     assert price_of("gpt-5-turbo-max") is None
     summary = summarize([("fake", Tokens(1_000_000, 0, 0, 0, 1)), ("claude-sonnet-4-5", Tokens(0, 1_000_000, 1_000_000, 0, 1))],
                         override)
@@ -84,7 +89,7 @@ agents:
 
 
 def test_a_crossed_budget_stops_the_agents_wakes_and_says_so_and_a_raised_budget_in_the_yaml_resumes_them(
-    tmp_path: Path, pods,
+    tmp_path: Path, pods: Pods,
 ) -> None:
     pod_file = write_pod(tmp_path / "budget", BUDGET_POD.format(name="budget", tokens=500000))
     pods.up(pod_file)
@@ -133,7 +138,7 @@ agents:
 """
 
 
-def test_usage_groups_by_model_and_hour_and_reads_a_pod_that_is_down(tmp_path: Path, pods) -> None:
+def test_usage_groups_by_model_and_hour_and_reads_a_pod_that_is_down(tmp_path: Path, pods: Pods) -> None:
     pod_file = write_pod(tmp_path / "spend", SPEND_POD)
     pods.up(pod_file)
     wait_until(lambda: json.loads(podctl("usage", "spend", "--json").stdout)["total"]["requests"] == 2, timeout=30,
@@ -173,7 +178,7 @@ def scan_once(paths: PodPaths, spec) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_an_out_of_range_usage_line_is_skipped_with_one_log_line_and_the_rest_counted(
-    tmp_path: Path, start_broker, caplog,
+    tmp_path: Path, start_broker: Callable[..., BrokerProcess], caplog: pytest.LogCaptureFixture,
 ) -> None:
     broker = start_broker(write_pod(tmp_path / "guarded", GUARDED_POD))
     paths, spec = PodPaths.of("guarded"), load_pod(broker.pod_file)
@@ -191,7 +196,7 @@ def test_an_out_of_range_usage_line_is_skipped_with_one_log_line_and_the_rest_co
     assert len(said) == 1 and "3 lines" in said[0] and "model" in said[0], said
 
 
-def test_the_broker_refuses_an_out_of_range_record_alone_and_stores_the_rest(broker) -> None:
+def test_the_broker_refuses_an_out_of_range_record_alone_and_stores_the_rest(broker: BrokerProcess) -> None:
     good = {"key": "g", "model": "m", "ts": 1_795_000_000.0, "input": 5, "cached": 0, "output": 1, "reasoning": 0}
     records = [good, {**good, "key": "x", "model": "m" * 200}, {**good, "key": "y", "output": 10**13},
                {**good, "key": "z", "extra": 1}, "not a record"]
@@ -201,7 +206,7 @@ def test_the_broker_refuses_an_out_of_range_record_alone_and_stores_the_rest(bro
         assert user.call("usage_cursors")["files"][0]["offset"] == 10, "the file's position is kept"
 
 
-def test_a_line_longer_than_the_limit_is_skipped_once_without_being_held_or_read_again(broker) -> None:
+def test_a_line_longer_than_the_limit_is_skipped_once_without_being_held_or_read_again(broker: BrokerProcess) -> None:
     from podctl.orchestrator import usage_follow
 
     paths = PodPaths.of("bus")

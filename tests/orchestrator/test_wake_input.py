@@ -39,5 +39,9 @@ def test_a_wake_written_to_the_clis_input_types_nothing_and_one_it_cannot_write_
 def test_a_wake_input_waits_for_the_ready_prompt_like_typing(tmux_socket: str) -> None:
     subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "p", "-n", "a", "cat"], check=True)
     written: list[str] = []
-    result = asyncio.run(tmux_nudge.nudge("p", "a", "WAKE-TEXT", ready=READY, deliver=lambda t: written.append(t) is None))
+    def record(text: str) -> bool:
+        written.append(text)
+        return True
+
+    result = asyncio.run(tmux_nudge.nudge("p", "a", "WAKE-TEXT", ready=READY, deliver=record))
     assert str(result).startswith("skipped: the CLI is not ready") and not written

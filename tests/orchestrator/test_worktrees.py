@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
+from ..conftest import Pods
 from ..helpers import (
     agent_state,
     broker_call,
@@ -54,7 +56,7 @@ def user_git_state(repo: Path) -> dict[str, str]:
     }
 
 
-def asks_to_reviewer(pod: str) -> list[dict]:
+def asks_to_reviewer(pod: str) -> list[dict[str, Any]]:
     messages = broker_call(pod, "history", since=0, limit=1000)["messages"]
     return [m for m in messages if m["kind"] == "ask" and "reviewer" in m["to"]]
 
@@ -64,7 +66,7 @@ def worktree_of(podctl_home: Path, pod: str, agent: str) -> Path:
 
 
 def test_a_writer_in_its_own_worktree_is_reviewed_on_exactly_its_diff_and_keeps_it_across_down_and_up(
-    tmp_path: Path, pods, podctl_home: Path,
+    tmp_path: Path, pods: Pods, podctl_home: Path,
 ) -> None:
     repo = git_repo(tmp_path / "repo")
     pod_file = write_pod(repo, POD.format(name="wt", workdir="."))
@@ -105,7 +107,7 @@ def test_a_writer_in_its_own_worktree_is_reviewed_on_exactly_its_diff_and_keeps_
 
 
 def test_delete_refuses_a_worktree_with_uncommitted_work_and_force_removes_it_keeping_the_branch(
-    tmp_path: Path, pods, podctl_home: Path,
+    tmp_path: Path, pods: Pods, podctl_home: Path,
 ) -> None:
     repo = git_repo(tmp_path / "repo")
     pods.up(write_pod(repo, POD.format(name="wtdel", workdir=".")))
@@ -125,7 +127,7 @@ def test_delete_refuses_a_worktree_with_uncommitted_work_and_force_removes_it_ke
 
 
 def test_remove_takes_the_worktree_and_its_branch_once_its_commits_are_merged(
-    tmp_path: Path, pods, podctl_home: Path,
+    tmp_path: Path, pods: Pods, podctl_home: Path,
 ) -> None:
     repo = git_repo(tmp_path / "repo")
     no_rules = POD.split("rules:", maxsplit=1)[0]  # a rule acting for the writer would keep `remove` from editing the file
@@ -149,7 +151,7 @@ def test_remove_takes_the_worktree_and_its_branch_once_its_commits_are_merged(
 
 
 def test_a_worktree_agent_of_a_pod_in_a_subfolder_works_in_that_subfolder_of_its_worktree(
-    tmp_path: Path, pods, podctl_home: Path,
+    tmp_path: Path, pods: Pods, podctl_home: Path,
 ) -> None:
     repo = git_repo(tmp_path / "mono")
     (repo / "svc").mkdir()
@@ -168,7 +170,7 @@ def test_a_worktree_agent_of_a_pod_in_a_subfolder_works_in_that_subfolder_of_its
     assert listed["reviewer"]["workdir"] == str(repo / "svc") and listed["reviewer"]["branch"] is None
 
 
-def test_status_json_of_a_pod_that_is_down_still_shows_the_worktree(tmp_path: Path, pods, podctl_home: Path) -> None:
+def test_status_json_of_a_pod_that_is_down_still_shows_the_worktree(tmp_path: Path, pods: Pods, podctl_home: Path) -> None:
     repo = git_repo(tmp_path / "repo")
     pods.up(write_pod(repo, POD.format(name="wtdown", workdir=".")))
     wait_until(lambda: (worktree_of(podctl_home, "wtdown", "writer") / "app.py").is_file(), timeout=30,
@@ -184,7 +186,7 @@ def pane_path(pod: str, agent: str) -> str:
 
 
 def test_turning_worktree_on_in_a_running_pod_restarts_the_agent_there_and_a_new_branch_name_is_refused(
-    tmp_path: Path, pods, podctl_home: Path,
+    tmp_path: Path, pods: Pods, podctl_home: Path,
 ) -> None:
     repo = git_repo(tmp_path / "repo")
     pod_file = write_pod(repo, "name: wtlive\nagents:\n  writer: {cli: script}\n  reviewer: {cli: script}\n")
@@ -205,7 +207,7 @@ def test_turning_worktree_on_in_a_running_pod_restarts_the_agent_there_and_a_new
 
 
 def test_remove_of_a_busy_worktree_agent_keeps_its_worktree_until_it_has_stopped(
-    tmp_path: Path, pods, podctl_home: Path,
+    tmp_path: Path, pods: Pods, podctl_home: Path,
 ) -> None:
     """The running pod removes a busy agent only once it is idle: its worktree must not go from under it."""
     repo = git_repo(tmp_path / "repo")
@@ -295,7 +297,7 @@ def test_a_record_whose_folder_its_repository_does_not_list_is_left_alone(tmp_pa
 
 
 def test_after_worktree_false_status_and_diff_show_where_the_agent_works_and_the_kept_worktree(
-    tmp_path: Path, pods, podctl_home: Path,
+    tmp_path: Path, pods: Pods, podctl_home: Path,
 ) -> None:
     """After `worktree: false` the agent restarted in the main checkout, but `status` (and --json) still
     said it worked in its worktree and `podctl diff` showed the old worktree; an agent removed by a

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from podctl.hooks.script import ADAPTER
 
+from ..conftest import Pods
 from ..helpers import agent_state, pane_text, podctl, status_of, transcript, wait_until, write_pod
 
 POD = """\
@@ -24,7 +25,7 @@ agents:
 """
 
 
-def up(tmp_path: Path, pods, name: str, steps: str = "        - say: ready") -> Path:
+def up(tmp_path: Path, pods: Pods, name: str, steps: str = "        - say: ready") -> Path:
     """Bring the pod up; returns its workdir."""
     pods.up(write_pod(tmp_path / name, POD.format(name=name, steps=steps)))
     wait_until(lambda: agent_state(name, "boss") == "idle", timeout=40, message="boss idle")
@@ -36,7 +37,7 @@ def settled(pod: str, agent: str = "worker") -> None:
     wait_until(lambda: "waiting for a wake" in pane_text(pod, agent), timeout=40, message=f"{agent} to settle")
 
 
-def test_message_while_busy_is_injected_at_the_next_hook_once_and_status_shows_busy_then_idle(tmp_path: Path, pods) -> None:
+def test_message_while_busy_is_injected_at_the_next_hook_once_and_status_shows_busy_then_idle(tmp_path: Path, pods: Pods) -> None:
     workdir = up(tmp_path, pods, "busy", steps="        - wait_for: go\n        - tell: {to: boss, text: once it may go on}")
     wait_until(lambda: agent_state("busy", "worker") == "busy", timeout=40, message="worker busy during its turn")
     podctl("send", "busy", "--to", "worker", "--ask", "sent while busy")
@@ -55,7 +56,7 @@ def test_message_while_busy_is_injected_at_the_next_hook_once_and_status_shows_b
     assert "done: sent while busy" in podctl("tail", "busy").stdout
 
 
-def test_idle_agent_is_woken_once_per_burst(tmp_path: Path, pods, podctl_home: Path) -> None:
+def test_idle_agent_is_woken_once_per_burst(tmp_path: Path, pods: Pods, podctl_home: Path) -> None:
     from podctl.broker import wire
 
     up(tmp_path, pods, "burst")
@@ -72,7 +73,7 @@ def test_idle_agent_is_woken_once_per_burst(tmp_path: Path, pods, podctl_home: P
                timeout=20, message="the wake recorded as woken")
 
 
-def test_no_nudge_while_a_person_scrolls_the_pane_then_it_is_retried(tmp_path: Path, pods) -> None:
+def test_no_nudge_while_a_person_scrolls_the_pane_then_it_is_retried(tmp_path: Path, pods: Pods) -> None:
     from ..helpers import tmux_out
 
     up(tmp_path, pods, "scroll")
@@ -87,7 +88,7 @@ def test_no_nudge_while_a_person_scrolls_the_pane_then_it_is_retried(tmp_path: P
                message="the retried wake to get the ask answered")
 
 
-def test_an_agent_whose_window_is_gone_is_stopped_and_messages_wait(tmp_path: Path, pods) -> None:
+def test_an_agent_whose_window_is_gone_is_stopped_and_messages_wait(tmp_path: Path, pods: Pods) -> None:
     from ..helpers import tmux_out
 
     up(tmp_path, pods, "gone")
@@ -99,7 +100,7 @@ def test_an_agent_whose_window_is_gone_is_stopped_and_messages_wait(tmp_path: Pa
     assert "worker (stopped)" in out
 
 
-def test_message_text_cannot_drive_the_agent_pane(tmp_path: Path, pods, podctl_home: Path) -> None:
+def test_message_text_cannot_drive_the_agent_pane(tmp_path: Path, pods: Pods, podctl_home: Path) -> None:
     """Escape sequences in a message are shown as text in the script agent's pane, not obeyed."""
     from podctl.broker import wire
 

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+from typing import Any
 
 import anyio
 from podctl.broker import wire
@@ -137,7 +138,7 @@ def test_a_tool_call_sent_again_after_a_reconnect_is_stored_once(broker: BrokerP
 
 def test_an_agents_tools_are_up_while_its_relay_is_connected(broker: BrokerProcess) -> None:
     def ready() -> bool:
-        return next(a for a in broker_call("bus", "status")["agents"] if a["name"] == "alice")["tools_ready"]
+        return bool(next(a for a in broker_call("bus", "status")["agents"] if a["name"] == "alice")["tools_ready"])
 
     assert not ready()
     sock = mcp_connection(broker, "fedcba9876543210")
@@ -172,11 +173,18 @@ def test_the_relay_answers_any_line_and_never_forwards_a_lines_tail(broker: Brok
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert relay.stdin is not None and relay.stdout is not None
     out: queue.Queue[bytes] = queue.Queue()
-    threading.Thread(target=lambda: [out.put(line) for line in iter(relay.stdout.readline, b"")], daemon=True).start()
+    stdout = relay.stdout
 
-    def answer_line() -> dict:
+    def pump() -> None:
+        for line in iter(stdout.readline, b""):
+            out.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+
+    def answer_line() -> dict[str, Any]:
         try:
-            return json.loads(out.get(timeout=scaled(20)))
+            answer: dict[str, Any] = json.loads(out.get(timeout=scaled(20)))
+            return answer
         except queue.Empty:
             raise AssertionError(f"no answer from the relay (exit status {relay.poll()})") from None
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp.types import TextContent
 
 from ..helpers import BrokerProcess
 
@@ -28,10 +30,12 @@ def shim_params(broker: BrokerProcess, agent: str, **env: str) -> StdioServerPar
 
 async def call(client: Client, tool: str, **args: Any) -> tuple[bool, dict[str, Any]]:
     result = await asyncio.wait_for(client.call_tool(tool, args), timeout=60)
-    return bool(result.is_error), json.loads(result.content[0].text)
+    content = result.content[0]
+    assert isinstance(content, TextContent)
+    return bool(result.is_error), json.loads(content.text)
 
 
-def run(coro) -> Any:
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(asyncio.wait_for(coro, timeout=120))
 
 
@@ -91,7 +95,7 @@ def test_ask_and_wait_for_reply_between_two_shims(broker: BrokerProcess) -> None
         ("post_reply", {"ask_id": 4242, "text": "x"}, "unknown_ask"),
     ],
 )
-def test_errors_are_tool_errors_a_model_can_read(broker: BrokerProcess, tool: str, args: dict, code: str) -> None:
+def test_errors_are_tool_errors_a_model_can_read(broker: BrokerProcess, tool: str, args: dict[str, Any], code: str) -> None:
     async def scenario() -> None:
         async with Client(shim_params(broker, "alice"), read_timeout_seconds=60) as alice:
             err, body = await call(alice, tool, **args)

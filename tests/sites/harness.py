@@ -107,7 +107,7 @@ class SiteProcesses:
 
     def call(self, agent: str, op: str, **args: Any) -> dict[str, Any]:
         with self.client(agent) as client:
-            return client.call(op, **args)
+            return client.call_untyped(op, **args)
 
     def _spawn(self, *args: str, log: str) -> subprocess.Popen[bytes]:
         self.home.mkdir(parents=True, exist_ok=True)

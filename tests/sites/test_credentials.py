@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ def private_ca(folder: Path) -> tuple[Path, Path, Path]:
     """A CA (ca.pem) and a certificate it signed for 127.0.0.1: (ca, server certificate, server key)."""
     folder.mkdir(parents=True, exist_ok=True)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    run = lambda *args: subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)  # noqa: E731
+    run = partial(openssl, folder)
     run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=podctl test CA")
     run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
     (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
@@ -43,7 +44,7 @@ def private_ca(folder: Path) -> tuple[Path, Path, Path]:
 
 def nkey_user(folder: Path, site: str) -> tuple[Path, str]:
     """A site's nkey seed file (0600) and its public key, for the server's `users`."""
-    import nkeys
+    import nkeys  # type: ignore[import-untyped]  # nkeys ships no type information
 
     seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
     path = folder / f"{site}.nk"
@@ -149,3 +150,7 @@ def test_a_ca_bundle_that_is_not_there_is_said_with_its_path(tmp_path: Path) -> 
 
     with pytest.raises(BridgeError, match=f"cannot use the bridge's CA bundle {tmp_path}/missing.pem"):
         connect_options(BridgeSpec(url="tls://127.0.0.1:4222", ca="missing.pem"), tmp_path)
+
+
+def openssl(folder: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)

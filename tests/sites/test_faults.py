@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from podctl.broker.wire import BrokerError, BrokerUnavailable
@@ -188,7 +189,7 @@ def test_a_message_too_large_for_nats_tells_its_sender(two_sites: Callable[..., 
     except BrokerError as exc:
         raise AssertionError(exc) from None
 
-    def told() -> list[dict]:
+    def told() -> list[dict[str, Any]]:
         return [m for m in a.call("writer", "read_messages")["messages"] if m["kind"] == "notice"]
 
     notice = wait_until(told, timeout=30, message="the notice that it cannot cross")

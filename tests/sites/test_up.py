@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from ..helpers import PODCTL, git_repo, scaled, wait_until, write_pod
 from .harness import NatsServer, python_children_named, site_env
@@ -48,7 +50,7 @@ def down_everywhere(envs: dict[str, dict[str, str]]) -> None:
         subprocess.run(["tmux", "-L", env["PODCTL_TMUX_SOCKET"], "kill-server"], capture_output=True, check=False)
 
 
-def history(env: dict[str, str]) -> list[dict]:
+def history(env: dict[str, str]) -> list[dict[str, Any]]:
     out = run(env, "tail", "span", "--json", "--last", "1000")
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{") and '"kind"' in line]
 
@@ -66,21 +68,21 @@ def test_two_sites_brought_up_apart_work_as_one_pod(tmp_path: Path, nats_server:
             out = run(envs[name], "up", str(pod_file), "--site", name, "--no-attach")
             assert out.returncode == 0, out.stdout + out.stderr
             assert f"started the bridge of site {name}" in out.stdout
-        at_a = lambda: history(envs["a"])  # noqa: E731
+        at_a = partial(history, envs["a"])
 
-        def answered() -> list[dict]:
+        def answered() -> list[dict[str, Any]]:
             return [m for m in at_a() if m["kind"] == "reply" and m["from"] == "reviewer"]
 
         replies = wait_until(answered, timeout=60, message="the reviewer's answer at site a")
         assert "LGTM from reviewer: is app.py right?" in replies[0]["text"]
 
-        def rule_asked() -> list[dict]:
+        def rule_asked() -> list[dict[str, Any]]:
             return [m for m in history(envs["b"]) if m["kind"] == "ask" and m.get("origin") == "rule:review"]
 
         asked = wait_until(rule_asked, timeout=60, message="the rule's ask with the diff at site b")
         assert "print('hello across machines')" in asked[0]["text"] and asked[0]["from"] == "podctl"
 
-        def gathered() -> list[dict]:
+        def gathered() -> list[dict[str, Any]]:
             return [m for m in at_a() if m["kind"] == "tell" and m.get("origin") == "rule:review"]
 
         answer = wait_until(gathered, timeout=60, message="the rule's gathered answer at site a")

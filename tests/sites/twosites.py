@@ -50,7 +50,8 @@ class Site:
 
     def answer(self, agent: str, op: str, **args: Any) -> dict[str, Any]:
         """The raw response frame (for refusals)."""
-        return self.run(self.broker.handle(self.frame(agent, op, args)))
+        answer: dict[str, Any] = self.run(self.broker.handle(self.frame(agent, op, args)))
+        return answer
 
     def pull(self, timeout_ms: int = 0) -> dict[str, Any]:
         return self.call(BRIDGE, "bridge_pull", timeout_ms=timeout_ms)
