@@ -192,6 +192,9 @@ class AttentionDesk:
             need.episode, need.notified = last_ts, last_notified
         else:
             need.episode = need.since
+        # stored before anyone can see it (a status call while the write is under way): a blocked agent
+        # seen blocked is still blocked, and why, after a kill -9 of the broker
+        await self.host.store.save_attention(agent, need.stored(self.base.get(agent, "busy")))
         self.needs[agent] = need
         await self._changed(agent)
         if need.episode == need.since and (old is None or not old.same_episode(need)):

@@ -10,7 +10,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, cast
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from podctl.pods.durations import seconds
 from podctl.pods.errors import PodctlError
@@ -22,6 +22,7 @@ from .args import READ_LIMIT, Cursor, Int64, Level, Name, Seconds
 from .needs import AnswerError
 from .optable import OpError, OpResult, op
 from .paths import USER
+from .queries import status_row
 from .records import AgentStatus, Decision, MessagePage, Route, SiteFields, StateSet, Status, UsageTotals
 from .store import NewMessage
 
@@ -131,16 +132,19 @@ class OwnerOps:
     def status_row(self, m: Member, unread: int) -> AgentStatus:
         """One agent's row of `status`."""
         host = self.host
-        return cast("AgentStatus", {  # attention's and the site's fields are typed apart
-            "name": m.name, "cli": m.cli, "role": m.role, "state": m.state, "state_ts": m.state_ts or None,
-            "last_activity": m.last_activity, "unread": unread,
-            "last_wake": m.last_wake, "last_wake_ts": m.last_wake_ts,
-            "handed_off_to": host.handed_off.get(m.name),
-            "waking": host.waking(m.name), "tools_ready": m.tools_ready,
+        more: dict[str, Any] = {
+            "last_activity": m.last_activity, "handed_off_to": host.handed_off.get(m.name), "waking": host.waking(m.name),
             "usage": host.usage_of(m.name), "over_budget": host.over_budget(m.name),
             **host.attention.status_fields(m.name), **({"leaving": True} if m.leaving else {}),
-            **({"starting": True} if m.starting else {}), **host.site_fields(m),
-        })
+            **({"starting": True} if m.starting else {}),
+        }
+        site = host.site_fields(m)
+        more.update(site)
+        unread = more.pop("unread", unread)  # an agent of another site: as its site reported it
+        return status_row(
+            m.name, m.cli, m.role, m.state, m.state_ts, unread=unread, last_wake=m.last_wake,
+            last_wake_ts=m.last_wake_ts, tools_ready=m.tools_ready, **more,
+        )
 
     @op("user")
     async def op_sync(self, agent: str, spec: dict[str, Any], source: str) -> OpResult:

@@ -209,6 +209,20 @@ def overview(
     }
 
 
+def status_row(
+    name: str, cli: str, role: str, state: str, state_ts: float | None, *, unread: int, last_wake: str | None,
+    last_wake_ts: float | None, tools_ready: bool, **more: Any,
+) -> AgentStatus:
+    """An agent's row of `status`: the one place it is built, for a running pod (the broker adds what it
+    knows: `more`, each key one of AgentStatus's) and for one that is down (its store's)."""
+    row: AgentStatus = {
+        "name": name, "cli": cli, "role": role, "state": state, "state_ts": state_ts or None, "unread": unread,
+        "last_wake": last_wake, "last_wake_ts": last_wake_ts, "tools_ready": tools_ready,
+    }
+    row.update(more)  # type: ignore[typeddict-item]  # the optional fields, each typed where it is made
+    return row
+
+
 def agents_of_a_pod_down(stored: dict[str, Any]) -> list[AgentStatus]:
     """The agents of a pod that is down, from its store's `overview`: every one `stopped` (nothing
     runs), with its unread count and last wake. `status` and the live view say the same."""
@@ -217,11 +231,10 @@ def agents_of_a_pod_down(stored: dict[str, Any]) -> list[AgentStatus]:
         if row["removed"]:
             continue
         wake = stored["last_wakes"].get(row["name"]) or {}
-        rows.append({
-            "name": row["name"], "cli": row["cli"], "role": row["role"], "state": "stopped",
-            "unread": stored["unseen"].get(row["name"], 0), "last_wake": wake.get("result"),
-            "last_wake_ts": wake.get("ts"), "tools_ready": False, "state_ts": row["state_ts"] or None,
-        })
+        rows.append(status_row(
+            row["name"], row["cli"], row["role"], "stopped", row["state_ts"], unread=stored["unseen"].get(row["name"], 0),
+            last_wake=wake.get("result"), last_wake_ts=wake.get("ts"), tools_ready=False,
+        ))
     return rows
 
 
