@@ -238,7 +238,9 @@ Args = Any
 
 
 class Calls(Protocol):
-    """A blocking client's `call`, typed per operation (wire.py `Client.call`); `timeout` in seconds."""
+    """A blocking client's `call`, typed per operation (wire.py `Client.call`); `timeout` in seconds.
+    Each operation runs as the `op_<name>` method of one of the broker's parts (broker/service.py
+    `PARTS`: `tell` is `Messaging.op_tell`)."""
 
     @overload
     def __call__(self, op: Literal["hello"], timeout: float | None = None, *, shim: bool = ...) -> Hello: ...
