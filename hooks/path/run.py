@@ -23,7 +23,6 @@ import posix as os  # `os` itself costs a millisecond more (stat, posixpath, abc
 import sys
 
 from podctl.broker import codec, wire
-from podctl.pods import layout
 
 from .render import render, render_decision
 from .text import injection
@@ -130,6 +129,8 @@ def _log(state: str | None, text: str) -> None:
     import time
 
     try:
+        from podctl.pods import layout  # here: a hook that goes well never writes its log
+
         with open(layout.hooks_log_of(state), "a", encoding="utf-8") as fh:
             fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
     except OSError:
@@ -236,10 +237,12 @@ def main(argv: list[str]) -> int:
     opts = _parse(argv)
     agent = (opts or {}).get("agent")
     state_dir = (opts or {}).get("state")
-    socket = (opts or {}).get("socket") or (layout.socket_of(state_dir) if state_dir else None)
-    token_file = (opts or {}).get("token-file") or (
-        layout.token_of(state_dir, agent) if state_dir and agent else None
-    )
+    socket, token_file = (opts or {}).get("socket"), (opts or {}).get("token-file")
+    if state_dir and not (socket and token_file):  # here: the adapters name both (a hook counts its imports)
+        from podctl.pods import layout
+
+        socket = socket or layout.socket_of(state_dir)
+        token_file = token_file or (layout.token_of(state_dir, agent) if agent else None)
     if opts is None or not socket or not token_file or not agent:
         print("usage: fast.py --socket SOCKET --token-file FILE --agent NAME --event EVENT --output OUTPUT"
               " [--attention-only] [--no-inject] [--intro] [--hold-ms N]", file=sys.stderr)
