@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -258,7 +259,7 @@ class InProcess:
 
 
 @pytest.fixture
-def pod(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+def pod(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[InProcess]:
     from ..helpers import write_pod
 
     extra = getattr(request, "param", "")
