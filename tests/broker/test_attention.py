@@ -72,7 +72,9 @@ def test_deny_gives_the_model_the_reason_and_a_late_answer_is_told_it_was_answer
     wait_until(lambda: agent(broker, "bob").get("blocked"), message="bob blocked")
     with broker.client("user") as user:
         user.call("deny", name="bob", reason="use the build/ folder of the worktree")
-        decision = output(proc)["hookSpecificOutput"]["decision"]  # type: ignore[index]
+        printed = output(proc)
+        assert printed is not None, "the hook printed its decision"
+        decision = printed["hookSpecificOutput"]["decision"]
         assert decision["behavior"] == "deny" and "use the build/ folder of the worktree" in decision["message"]
         with pytest.raises(BrokerError) as late:
             user.call("approve", name="bob")
