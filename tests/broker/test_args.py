@@ -45,7 +45,7 @@ class Part:
 ])
 def test_a_checked_operation_answers_as_pydantic_alone_would(args: dict[str, Any]) -> None:
     """Plainly right arguments skip pydantic; every other call gets pydantic's verdict and words."""
-    strict = Part.op_thing.__wrapped__  # type: ignore[attr-defined]
+    strict = Part.op_thing.__wrapped__  # type: ignore[attr-defined]  # functools.wraps sets it; typeshed's callables do not declare it
     from pydantic import validate_call
 
     alone = validate_call(config=ConfigDict(strict=True))(strict)

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,9 @@ def test_deny_gives_the_model_the_reason_and_a_late_answer_is_told_it_was_answer
     wait_until(lambda: agent(broker, "bob").get("blocked"), message="bob blocked")
     with broker.client("user") as user:
         user.call("deny", name="bob", reason="use the build/ folder of the worktree")
-        decision = output(proc)["hookSpecificOutput"]["decision"]  # type: ignore[index]
+        printed = output(proc)
+        assert printed is not None, "the hook printed its decision"
+        decision = printed["hookSpecificOutput"]["decision"]
         assert decision["behavior"] == "deny" and "use the build/ folder of the worktree" in decision["message"]
         with pytest.raises(BrokerError) as late:
             user.call("approve", name="bob")
@@ -258,7 +261,7 @@ class InProcess:
 
 
 @pytest.fixture
-def pod(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+def pod(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[InProcess]:
     from ..helpers import write_pod
 
     extra = getattr(request, "param", "")

@@ -11,7 +11,7 @@ import json
 import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import Any, Protocol, cast
 
 from podctl.broker import wire
 from podctl.broker.queries import PAGE_BYTES
@@ -24,7 +24,19 @@ BIG = 65_000
 COUNT = 81
 
 
-def send_burst(call) -> list[str]:  # type: ignore[no-untyped-def]
+class AgentCall(Protocol):
+    """An operation as one agent that answers the wire's JSON: LocalBroker.call."""
+
+    def __call__(self, agent: str, op: str, **args: object) -> dict[str, Any]: ...
+
+
+class Sender(Protocol):
+    """An operation as one agent whose answer is not read: LocalBroker.call, or one agent's client."""
+
+    def __call__(self, agent: str, op: str, **args: object) -> object: ...
+
+
+def send_burst(call: Sender) -> list[str]:
     texts = []
     for i in range(COUNT):
         text = f"big {i} " + "x" * BIG if i % 2 else f"small {i}"
@@ -34,7 +46,7 @@ def send_burst(call) -> list[str]:  # type: ignore[no-untyped-def]
     return texts
 
 
-def read_all(call, agent: str, op: str, **args: object) -> tuple[list[str], list[bool]]:  # type: ignore[no-untyped-def]
+def read_all(call: AgentCall, agent: str, op: str, **args: object) -> tuple[list[str], list[bool]]:
     texts, mores = [], []
     while True:
         page = call(agent, op, **args)
@@ -88,7 +100,7 @@ def test_the_store_of_a_pod_that_is_down_pages_by_size_too(local_broker: LocalBr
 def test_tail_and_a_subscriber_get_every_message_of_a_long_history(tmp_path: Path, start_broker: Callable[..., BrokerProcess]) -> None:
     broker: BrokerProcess = start_broker(write_pod(tmp_path / "bus", TWO_AGENTS.format(name="bus")))
     with broker.client("alice") as alice:
-        sent = send_burst(lambda _agent, op, **args: alice.call(op, **args))
+        sent = send_burst(lambda agent, op, **args: alice.call(op, **args))
     lines: list[str] = []
     talk.tail("bus", lines.append, lambda _note: None, as_json=True)
     assert [json.loads(line)["text"] for line in lines] == sent, "podctl tail --json reads to the end"

@@ -5,9 +5,9 @@ what the broker asks it to wake for: a new session is woken only for what its mo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import pytest
 from podctl.broker.ports import SENT, Ports, Wake, skipped
@@ -16,6 +16,8 @@ from podctl.broker.wake import WakePolicy, Waker
 from podctl.hooks.path.text import injection
 
 from ..helpers import TWO_AGENTS, LocalBroker, wait_until, write_pod
+
+T = TypeVar("T")
 
 
 def test_a_pane_that_is_not_ready_for_longer_than_three_tries_is_still_woken_and_recorded_once() -> None:
@@ -95,9 +97,9 @@ def waking_broker(tmp_path: Path, podctl_home: Path, nudges: Nudges) -> Iterator
     handle.close()
 
 
-def after_a_tick(local: LocalBroker, check):  # type: ignore[no-untyped-def]
+def after_a_tick(local: LocalBroker, check: Callable[[], T]) -> Callable[[], T]:
     """A `wait_until` predicate that lets the broker's tasks (the wake) run first."""
-    def run():  # type: ignore[no-untyped-def]
+    def run() -> T:
         local.run(asyncio.sleep(0.01))
         return check()
     return run

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from podctl.hooks.adapter import get_adapter
+from podctl.hooks.cline import ClineAdapter
+from podctl.hooks.opencode import OpenCodeAdapter
 from podctl.pods import clis
 
 from ..helpers import BrokerProcess, hook_argv
@@ -240,7 +242,9 @@ def test_the_opencode_plugin_is_valid_javascript(tmp_path: Path) -> None:
     ctx = AgentContext(pod="p", agent="a", cli="opencode", role="", workdir=tmp_path, state_dir=tmp_path,
                        agent_dir=tmp_path / "a", token="t")
     plugin = tmp_path / "podctl.mjs"
-    plugin.write_text(get_adapter("opencode").plugin(ctx))  # type: ignore[attr-defined]
+    adapter = get_adapter("opencode")
+    assert isinstance(adapter, OpenCodeAdapter)
+    plugin.write_text(adapter.plugin(ctx))
     proc = subprocess.run(["node", "--check", str(plugin)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 
@@ -255,7 +259,9 @@ def test_the_cline_plugin_is_valid_javascript_and_holds_tool_calls_only_where_cl
 
     ctx = AgentContext(pod="p", agent="a", cli="cline", role="", workdir=tmp_path, state_dir=tmp_path,
                        agent_dir=tmp_path / "a", token="t", permissions=permissions, hold_s=30)
-    text = get_adapter("cline").plugin(ctx)  # type: ignore[attr-defined]
+    adapter = get_adapter("cline")
+    assert isinstance(adapter, ClineAdapter)
+    text = adapter.plugin(ctx)
     plugin = tmp_path / "podctl.mjs"
     plugin.write_text(text)
     proc = subprocess.run(["node", "--check", str(plugin)], capture_output=True, text=True, timeout=60)

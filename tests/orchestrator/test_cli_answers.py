@@ -71,7 +71,9 @@ def test_doctor_runs_the_clis_version_checks_in_a_throwaway_home_and_never_write
     rows = {r["check"]: r for r in json.loads(podctl("doctor", "--json", env=env, check=False).stdout)}
     assert "0.61.0" in rows["gemini"]["detail"], rows["gemini"]
     assert list(user_home.iterdir()) == [], "the user's home is untouched"
-    seen = Path(re.search(r"home=(\S+)", rows["gemini"]["detail"]).group(1))  # type: ignore[union-attr]
+    home = re.search(r"home=(\S+)", rows["gemini"]["detail"])
+    assert home, rows["gemini"]
+    seen = Path(home.group(1))
     assert seen != user_home and not seen.exists(), "the throwaway home is removed afterwards"
 
 

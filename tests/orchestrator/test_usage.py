@@ -14,6 +14,7 @@ import pytest
 from podctl.broker.paths import PodPaths
 from podctl.orchestrator.usage_follow import UsageFollower
 from podctl.pods.load import load_pod
+from podctl.pods.spec import PodSpec
 from podctl.pods.usage import Tokens, price_of, summarize
 
 from ..conftest import Pods
@@ -168,7 +169,7 @@ agents:
 """
 
 
-def scan_once(paths: PodPaths, spec) -> None:  # type: ignore[no-untyped-def]
+def scan_once(paths: PodPaths, spec: PodSpec) -> None:
     async def once() -> None:
         follower = UsageFollower(paths, lambda: spec)  # a new one each time: as after a supervisor restart
         await follower.scan()

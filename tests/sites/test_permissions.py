@@ -4,6 +4,7 @@ publish only as itself: site a works, and cannot publish on site b's subjects no
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ def site_permissions(pod: str, site: str) -> str:
 
 
 @pytest.fixture
-def guarded_nats(tmp_path: Path):  # type: ignore[no-untyped-def]
+def guarded_nats(tmp_path: Path) -> Iterator[NatsServer]:
     users = ", ".join(site_permissions("span", s) for s in ("a", "b"))
     server = NatsServer(tmp_path / "nats", config=f"authorization: {{users: [{users}]}}\n").start()
     yield server

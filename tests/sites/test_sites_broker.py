@@ -3,7 +3,7 @@ bridge would): exactly once, receipts, asks and replies across sites, refusals, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from podctl.broker import wire
 from podctl.broker.paths import BRIDGE
 
 from ..helpers import wait_until
-from .twosites import Sites
+from .twosites import Site, Sites
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def sites(tmp_path: Path) -> Iterator[Sites]:
     handle.close()
 
 
-def texts(site, agent: str) -> list[str]:  # type: ignore[no-untyped-def]
+def texts(site: Site, agent: str) -> list[str]:
     return [m["text"] for m in site.call("user", "history", limit=1000)["messages"] if m["kind"] != "log"]
 
 
@@ -197,7 +197,7 @@ def test_a_rule_at_one_site_asks_a_reviewer_at_another_with_the_diff(tmp_path: P
         sites.close()
 
 
-async def wait_until_async(predicate, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+async def wait_until_async(predicate: Callable[[], object], timeout: float = 10.0) -> None:
     import asyncio
     import time
 
