@@ -132,8 +132,9 @@ class Connection:
                     if b'"mcp"' in line and await self._start_mcp(line):
                         continue
                     await self._slots.acquire()
-                    if not self._answer_now(line):
-                        task = asyncio.create_task(self._answer(line))
+                    frame, problem = _decoded(line)
+                    if frame is None or not self._answer_now(frame, len(line)):
+                        task = asyncio.create_task(self._answer(line, frame, problem))
                         self.tasks.add(task)
                         task.add_done_callback(self.tasks.discard)
         except (ConnectionError, OSError):
@@ -221,12 +222,10 @@ class Connection:
             self.writer.write(wire.encode(wire.error(None, code, message)))
             await asyncio.wait_for(self.writer.drain(), timeout=1.0)
 
-    def _answer_now(self, line: bytes) -> bool:
+    def _answer_now(self, frame: dict[str, Any], size: int) -> bool:
         """Answer a committing request (a tell, an ask) without a task: the broker checks it and queues
         its message now and answers from the group commit's callback. False: `_answer` takes it."""
-        try:
-            frame = wire.decode(line)
-        except ValueError:
+        if not self.broker.commits(frame):
             return False
         agent = self.broker.identify(frame)
         if agent is None:
@@ -234,7 +233,6 @@ class Connection:
         slots = self.server.slots_of(agent)
         if slots is not None and not slots.try_acquire():
             return False
-        size = len(line)
         self.answering += 1
 
         def respond(response: dict[str, Any]) -> None:
@@ -257,13 +255,12 @@ class Connection:
             slots.release()
         return False
 
-    async def _answer(self, line: bytes) -> None:
+    async def _answer(self, line: bytes, frame: dict[str, Any] | None, problem: str) -> None:
+        """Answer one request in a task of its own (`frame`: the line decoded; None: why not, `problem`)."""
         size = len(line)
         try:
-            try:
-                frame = wire.decode(line)
-            except ValueError as exc:
-                await self.send(wire.error(_lenient_id(line), wire.BAD_REQUEST, f"not a valid frame: {exc}"))
+            if frame is None:
+                await self.send(wire.error(_lenient_id(line), wire.BAD_REQUEST, f"not a valid frame: {problem}"))
                 return
             if frame.get("op") == "subscribe" and frame.get("v") == wire.PROTOCOL_VERSION:
                 self._release(size)
@@ -368,6 +365,14 @@ class Connection:
         with contextlib.suppress(Exception):
             self.writer.close()
             await asyncio.wait_for(self.writer.wait_closed(), timeout=1.0)
+
+
+def _decoded(line: bytes) -> tuple[dict[str, Any] | None, str]:
+    """A request line's frame, or None and why it is none."""
+    try:
+        return wire.decode(line), ""
+    except ValueError as exc:
+        return None, str(exc)
 
 
 def _lenient_id(line: bytes) -> Any:

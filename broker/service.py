@@ -210,6 +210,12 @@ class Broker:
         except Exception as exc:  # noqa: BLE001 - every failure is an answer; _refusal logs the unexpected
             raise _refusal(op, exc) from None
 
+    def commits(self, frame: dict[str, Any]) -> bool:
+        """Whether `frame` asks for a committing operation (`submit` may answer it without a task)."""
+        op = frame.get("op")
+        found = self.ops.ops.get(op) if isinstance(op, str) else None
+        return found is not None and found.front is not None
+
     def submit(self, frame: dict[str, Any], agent: str, respond: Callable[[dict[str, Any]], None]) -> bool:
         """Run a committing operation (a tell, an ask) without a task of its own: check it and queue its
         message in the group commit now, answer (`respond`) from the commit's callback. False: the frame
