@@ -56,7 +56,7 @@ from .store import NewMessage, Store
 if TYPE_CHECKING:
     from podctl.pods.spec import ApprovalSpec, PodSpec, RouteSpec
 
-    from .records import AgentState, AttentionKind, Decision, Permission
+    from .records import AgentState, Answered, AttentionKind, Decision, DecisionAnswer, Permission
 
 log = logging.getLogger("podctl.broker.attention")
 
@@ -267,7 +267,7 @@ class AttentionDesk:
 
     async def answer(
         self, agent: str, decision: Decision, by: str, reason: str = "", request_id: int | None = None
-    ) -> dict[str, Any]:
+    ) -> Answered:
         """Answer the agent's permission request (the oldest one, or `request_id`)."""
         request = self.requests.get(request_id) if request_id is not None else self.pending(agent)
         if request is None or request.agent != agent or request.answer.done():
@@ -319,7 +319,7 @@ class AttentionDesk:
                     f" {need.how or 'see its pane'}")
         return f"{agent} is not waiting for an answer"
 
-    async def await_decision(self, agent: str, request_id: int, timeout_ms: float, final: bool) -> dict[str, Any]:
+    async def await_decision(self, agent: str, request_id: int, timeout_ms: float, final: bool) -> DecisionAnswer:
         """What a holding hook asks: the answer, or after `timeout_ms` none yet. `final`: the hook
         waits no longer, and its CLI's own dialog takes the request from now on."""
         request = self.requests.get(request_id)
@@ -331,7 +331,7 @@ class AttentionDesk:
         if request.agent != agent:
             raise AnswerError(wire.FORBIDDEN, f"request {request_id} is not {agent}'s")
         try:
-            return dict(await asyncio.wait_for(asyncio.shield(request.answer), timeout=timeout_ms / 1000.0))
+            return await asyncio.wait_for(asyncio.shield(request.answer), timeout=timeout_ms / 1000.0)
         except TimeoutError:
             if final:
                 await self._hook_gone(request, "podctl's wait ended: its CLI asks in its pane now; answer there")

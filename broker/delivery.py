@@ -19,10 +19,10 @@ from . import wire
 from .args import Claim, Facts, Int64, Millis, SessionId
 from .members import Member, needs_attention
 from .needs import AnswerError, MemberView
-from .optable import OpError, OpResult, op
+from .optable import OpError, op
 from .paths import USER
 from .ports import Wake, skipped
-from .records import AgentState, Hello, HookAnswer, Message, Route, SiteFields
+from .records import AgentState, DecisionAnswer, Hello, HookAnswer, Injected, McpOpened, Message, Route, SiteFields
 from .wake import WakePolicy, Waker
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class Delivery:
         }
 
     @op()
-    async def op_mcp(self, agent: str, session: SessionId, wait_cap_ms: Int64 | None = None) -> OpResult:
+    async def op_mcp(self, agent: str, session: SessionId, wait_cap_ms: Int64 | None = None) -> McpOpened:
         """The relay of the agent's CLI opens its MCP session (server.py switches the connection):
         the agent's tools are up from now on, so it may be woken."""
         if agent == USER:
@@ -198,14 +198,16 @@ class Delivery:
         return out
 
     @op()
-    async def op_ack_injected(self, agent: str, claim: Claim) -> OpResult:
+    async def op_ack_injected(self, agent: str, claim: Claim) -> Injected:
         now = time.time()
         ids = await self.host.store.ack_claim(agent, claim, now)
         self.host.delivered(agent, ids, "injected", now)
         return {"injected": len(ids)}
 
     @op()
-    async def op_await_decision(self, agent: str, request: Int64, timeout_ms: Millis = 0, final: bool = False) -> OpResult:
+    async def op_await_decision(
+        self, agent: str, request: Int64, timeout_ms: Millis = 0, final: bool = False
+    ) -> DecisionAnswer:
         """A permission hook waits for its answer (at most MAX_WAIT_MS a call)."""
         try:
             return await self.host.attention.await_decision(

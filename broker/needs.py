@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .records import AgentState, AttentionKind, Decision
+    from .records import AgentState, AttentionKind, Decision, DecisionAnswer
 
 WATCH_S = 1.0
 """How often screens are read (only those an event cannot speak for)."""
@@ -121,7 +121,7 @@ class Request:
     detail: str
     since: float
     holding: bool
-    answer: asyncio.Future[dict[str, Any]]
+    answer: asyncio.Future[DecisionAnswer]
     settled: str = ""
     """How it ended without podctl's answer: answered in the pane, the hook gone."""
     decided: str = ""

@@ -20,10 +20,28 @@ from pydantic import Field
 from . import wire
 from .args import READ_LIMIT, Cursor, Int64, Level, Name, Seconds
 from .needs import AnswerError
-from .optable import OpError, OpResult, op
+from .optable import OpError, op
 from .paths import USER
 from .queries import status_row
-from .records import AgentStatus, Decision, MessagePage, Route, SiteFields, StateSet, Status, UsageTotals
+from .records import (
+    AgentStatus,
+    Answered,
+    Decision,
+    HandedOff,
+    Logged,
+    MessagePage,
+    OpenAsks,
+    Pruned,
+    Route,
+    RuleReset,
+    Rules,
+    SiteFields,
+    StateSet,
+    Status,
+    Subscribed,
+    Synced,
+    UsageTotals,
+)
 from .store import NewMessage
 
 if TYPE_CHECKING:
@@ -66,7 +84,7 @@ class OwnerHost(Protocol):
     def site_fields(self, member: Member) -> SiteFields: ...
     async def set_state(self, name: str, state: str, fresh: bool = False) -> None: ...
     async def commit(self, msg: NewMessage) -> NewMessage: ...
-    async def apply_spec(self, spec: PodSpec) -> dict[str, list[str]]: ...
+    async def apply_spec(self, spec: PodSpec) -> Synced: ...
 
 
 class OwnerOps:
@@ -89,7 +107,7 @@ class OwnerOps:
         return {"name": name, "state": state}
 
     @op("user")
-    async def op_subscribe(self, agent: str, since: Cursor = 0) -> OpResult:
+    async def op_subscribe(self, agent: str, since: Cursor = 0) -> Subscribed:
         """Checked here; server.py then streams the events on the connection."""
         return {"subscribed": True}
 
@@ -147,7 +165,7 @@ class OwnerOps:
         )
 
     @op("user")
-    async def op_sync(self, agent: str, spec: dict[str, Any], source: str) -> OpResult:
+    async def op_sync(self, agent: str, spec: dict[str, Any], source: str) -> Synced:
         """Take the desired state the applier just applied (never a file the broker reads itself)."""
         try:
             new = from_wire(spec, source)
@@ -159,7 +177,7 @@ class OwnerOps:
         return await self.host.apply_spec(new)
 
     @op("user")
-    async def op_prune(self, agent: str, older_than_s: Seconds | None = None) -> OpResult:
+    async def op_prune(self, agent: str, older_than_s: Seconds | None = None) -> Pruned:
         if older_than_s is None:
             days = self.host.spec.limits.retention_days
             if days is None:
@@ -171,7 +189,7 @@ class OwnerOps:
         return {"deleted": await self.host.store.prune(time.time() - older_than_s)}
 
     @op("user")
-    async def op_log(self, agent: str, text: str, level: Level = "info") -> OpResult:
+    async def op_log(self, agent: str, text: str, level: Level = "info") -> Logged:
         if not text:
             raise OpError(wire.EMPTY_TEXT, "nothing to log")
         return {"message_id": await self.log(text, str(level))}
@@ -187,7 +205,7 @@ class OwnerOps:
     @op("user")
     async def op_handoff(
         self, agent: str, source: Annotated[Name, Field(alias="from")], to: Name, reason: str = "asked by the user"
-    ) -> OpResult:
+    ) -> HandedOff:
         target = to
         for name in (source, target):
             if name not in self.host.active():
@@ -196,7 +214,7 @@ class OwnerOps:
             raise OpError(wire.BAD_REQUEST, "hand-off needs two different agents")
         return await self.handoff(source, target, reason=reason or "asked by the user")
 
-    async def handoff(self, source: str, target: str, reason: str) -> dict[str, Any]:
+    async def handoff(self, source: str, target: str, reason: str) -> HandedOff:
         """Give `target` what it needs to take over `source`'s thread, wake it, mark `source`."""
         host = self.host
         recent = await host.store.conversation_of(source, 20)
@@ -219,10 +237,11 @@ class OwnerOps:
         ))
         host.handed_off[source] = target
         await self.log(f"hand-off: {source} -> {target} ({reason})", origin="handoff")
+        assert msg.id is not None
         return {"from": source, "to": target, "message_id": msg.id}
 
     @op("user")
-    async def op_rules(self, agent: str) -> OpResult:
+    async def op_rules(self, agent: str) -> Rules:
         states = self.host.rules.states
         return {"rules": [
             {"name": r.name, "on": r.on, "agent": r.agent, "rounds": states[r.name].rounds,
@@ -233,14 +252,14 @@ class OwnerOps:
         ]}
 
     @op("user")
-    async def op_asks(self, agent: str, limit: Int64 = 50) -> OpResult:
+    async def op_asks(self, agent: str, limit: Int64 = 50) -> OpenAsks:
         if not 1 <= limit <= READ_LIMIT:
             raise OpError(wire.BAD_REQUEST, f"limit must be between 1 and {READ_LIMIT}")
         now = time.time()
         return {"asks": await self.host.store.open_asks(now, limit), "now": now}
 
     @op("user")
-    async def op_reset_rule(self, agent: str, name: Name) -> OpResult:
+    async def op_reset_rule(self, agent: str, name: Name) -> RuleReset:
         try:
             self.host.rules.reset(str(name))
         except KeyError as exc:
@@ -250,14 +269,14 @@ class OwnerOps:
     # -- answering a permission request -----------------------------------------------------------
 
     @op("user")
-    async def op_approve(self, agent: str, name: Name, always: bool = False, request: Int64 | None = None) -> OpResult:
+    async def op_approve(self, agent: str, name: Name, always: bool = False, request: Int64 | None = None) -> Answered:
         return await self._answer(name, "always" if always else "allow", "", request)
 
     @op("user")
-    async def op_deny(self, agent: str, name: Name, reason: str = "", request: Int64 | None = None) -> OpResult:
+    async def op_deny(self, agent: str, name: Name, reason: str = "", request: Int64 | None = None) -> Answered:
         return await self._answer(name, "deny", reason[:4096], request)
 
-    async def _answer(self, name: str, decision: Decision, reason: str, request: int | None) -> dict[str, Any]:
+    async def _answer(self, name: str, decision: Decision, reason: str, request: int | None) -> Answered:
         if name not in self.host.active():
             raise OpError(wire.UNKNOWN_AGENT, f"no agent {name!r} in pod {self.host.spec.name}")
         try:

@@ -34,18 +34,14 @@ ErrorCode = Literal[
     "bad_request", "protocol_version", "auth", "forbidden", "unknown_agent", "unknown_ask", "not_asked", "empty_text",
     "too_large", "conflict", "busy", "internal", "not_waiting", "cannot_answer",
 ]
-RecordedOp = Literal[
+OpName = Literal[
     "hello", "tell", "ask", "wait_for_reply", "check_replies", "read_messages", "post_reply", "list_agents", "hook",
-    "set_state", "history", "status",
+    "set_state", "history", "status", "mcp", "ack_injected", "await_decision", "subscribe", "usage_report",
+    "usage_cursors", "usage", "asks", "sync", "prune", "log", "handoff", "rules", "reset_rule", "approve", "deny",
+    "bridge_pull", "bridge_sent", "bridge_receive", "bridge_link",
 ]
-"""The operations whose answers have a record below (`Calls`)."""
-OtherOp = Literal[
-    "mcp", "ack_injected", "await_decision", "subscribe", "usage_report", "usage_cursors", "usage", "asks", "sync",
-    "prune", "log", "handoff", "rules", "reset_rule", "approve", "deny", "bridge_pull", "bridge_sent",
-    "bridge_receive", "bridge_link",
-]
-OpName = Literal[RecordedOp, OtherOp]
-"""Every operation (the broker's op table; tests/test_architecture.py compares them)."""
+"""Every operation (the broker's op table; tests/test_architecture.py compares them). Each answers a
+record below (`Calls` says which)."""
 
 Message = TypedDict("Message", {
     "id": int, "ts": float, "from": str, "to": list[str], "kind": MessageKind, "text": str, "ask_id": int | None,
@@ -224,6 +220,123 @@ class StateSet(TypedDict):
     state: AgentState
 
 
+class McpOpened(TypedDict):
+    mcp: bool
+    session: str
+    wait_cap_ms: int
+
+
+class Injected(TypedDict):
+    injected: int
+
+
+class DecisionAnswer(TypedDict, total=False):
+    """What a permission hook waiting with `await_decision` gets: podctl's decision (None: none yet),
+    the message its model reads, who answered, or that it was settled without podctl."""
+
+    decision: Decision | None
+    message: str
+    by: str
+    settled: str
+
+
+class Answered(TypedDict):
+    """`approve` / `deny`: the request answered, and by whom."""
+
+    name: str
+    request: int
+    decision: Decision
+    tool: str
+    detail: str
+    by: str
+
+
+class Subscribed(TypedDict):
+    subscribed: bool
+
+
+class UsageReported(TypedDict):
+    added: int
+    refused: int
+
+
+class UsageCursors(TypedDict):
+    files: list[dict[str, Any]]
+
+
+class UsageRows(TypedDict):
+    rows: list[dict[str, Any]]
+    pricing: dict[str, dict[str, float]]
+    limits: dict[str, Any]
+    now: float
+
+
+class OpenAsks(TypedDict):
+    asks: list[dict[str, Any]]
+    now: float
+
+
+class Synced(TypedDict):
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+
+class Pruned(TypedDict):
+    deleted: int
+
+
+class Logged(TypedDict):
+    message_id: int | None
+
+
+HandedOff = TypedDict("HandedOff", {"from": str, "to": str, "message_id": int})
+
+
+class RuleRow(TypedDict):
+    name: str
+    on: str
+    agent: str | None
+    rounds: int
+    max_rounds: int
+    open_ask: int | None
+    last_fired: float | None
+    cooldown_s: float
+    ask: str | list[str] | None
+    handoff: str | None
+
+
+class Rules(TypedDict):
+    rules: list[RuleRow]
+
+
+class RuleReset(TypedDict):
+    name: str
+    rounds: int
+
+
+class BridgeDue(TypedDict):
+    """What is due for the other sites (`bridge_pull`)."""
+
+    messages: list[dict[str, Any]]
+    receipts: list[dict[str, Any]]
+    state: dict[str, Any] | None
+
+
+class BridgeMarked(TypedDict):
+    marked: int
+
+
+class BridgeReceived(TypedDict):
+    results: list[dict[str, Any]]
+
+
+class BridgeLink(TypedDict):
+    link: dict[str, Any]
+    site: str
+    pod: str
+
+
 class Event(TypedDict):
     """A frame on a subscribed connection: `data` is the event's record (wire.py)."""
 
@@ -234,7 +347,7 @@ class Event(TypedDict):
 
 Recipients = str | list[str]
 Args = Any
-"""The arguments of an operation without a record here (wire.py says them)."""
+"""The arguments of an operation not spelled out here (wire.py says them)."""
 
 
 class Calls(Protocol):
@@ -276,7 +389,43 @@ class Calls(Protocol):
     @overload
     def __call__(self, op: Literal["hook"], timeout: float | None = None, **args: Args) -> HookAnswer: ...
     @overload
-    def __call__(self, op: OtherOp, timeout: float | None = None, **args: Args) -> dict[str, Any]: ...
+    def __call__(self, op: Literal["mcp"], timeout: float | None = None, **args: Args) -> McpOpened: ...
+    @overload
+    def __call__(self, op: Literal["ack_injected"], timeout: float | None = None, **args: Args) -> Injected: ...
+    @overload
+    def __call__(self, op: Literal["await_decision"], timeout: float | None = None, **args: Args) -> DecisionAnswer: ...
+    @overload
+    def __call__(self, op: Literal["subscribe"], timeout: float | None = None, **args: Args) -> Subscribed: ...
+    @overload
+    def __call__(self, op: Literal["usage_report"], timeout: float | None = None, **args: Args) -> UsageReported: ...
+    @overload
+    def __call__(self, op: Literal["usage_cursors"], timeout: float | None = None, **args: Args) -> UsageCursors: ...
+    @overload
+    def __call__(self, op: Literal["usage"], timeout: float | None = None, **args: Args) -> UsageRows: ...
+    @overload
+    def __call__(self, op: Literal["asks"], timeout: float | None = None, **args: Args) -> OpenAsks: ...
+    @overload
+    def __call__(self, op: Literal["sync"], timeout: float | None = None, **args: Args) -> Synced: ...
+    @overload
+    def __call__(self, op: Literal["prune"], timeout: float | None = None, **args: Args) -> Pruned: ...
+    @overload
+    def __call__(self, op: Literal["log"], timeout: float | None = None, **args: Args) -> Logged: ...
+    @overload
+    def __call__(self, op: Literal["handoff"], timeout: float | None = None, **args: Args) -> HandedOff: ...
+    @overload
+    def __call__(self, op: Literal["rules"], timeout: float | None = None, **args: Args) -> Rules: ...
+    @overload
+    def __call__(self, op: Literal["reset_rule"], timeout: float | None = None, **args: Args) -> RuleReset: ...
+    @overload
+    def __call__(self, op: Literal["approve", "deny"], timeout: float | None = None, **args: Args) -> Answered: ...
+    @overload
+    def __call__(self, op: Literal["bridge_pull"], timeout: float | None = None, **args: Args) -> BridgeDue: ...
+    @overload
+    def __call__(self, op: Literal["bridge_sent"], timeout: float | None = None, **args: Args) -> BridgeMarked: ...
+    @overload
+    def __call__(self, op: Literal["bridge_receive"], timeout: float | None = None, **args: Args) -> BridgeReceived: ...
+    @overload
+    def __call__(self, op: Literal["bridge_link"], timeout: float | None = None, **args: Args) -> BridgeLink: ...
 
 
 class AsyncCalls(Protocol):
@@ -315,7 +464,43 @@ class AsyncCalls(Protocol):
     @overload
     async def __call__(self, op: Literal["hook"], timeout: float = ..., **args: Args) -> HookAnswer: ...
     @overload
-    async def __call__(self, op: OtherOp, timeout: float = ..., **args: Args) -> dict[str, Any]: ...
+    async def __call__(self, op: Literal["mcp"], timeout: float = ..., **args: Args) -> McpOpened: ...
+    @overload
+    async def __call__(self, op: Literal["ack_injected"], timeout: float = ..., **args: Args) -> Injected: ...
+    @overload
+    async def __call__(self, op: Literal["await_decision"], timeout: float = ..., **args: Args) -> DecisionAnswer: ...
+    @overload
+    async def __call__(self, op: Literal["subscribe"], timeout: float = ..., **args: Args) -> Subscribed: ...
+    @overload
+    async def __call__(self, op: Literal["usage_report"], timeout: float = ..., **args: Args) -> UsageReported: ...
+    @overload
+    async def __call__(self, op: Literal["usage_cursors"], timeout: float = ..., **args: Args) -> UsageCursors: ...
+    @overload
+    async def __call__(self, op: Literal["usage"], timeout: float = ..., **args: Args) -> UsageRows: ...
+    @overload
+    async def __call__(self, op: Literal["asks"], timeout: float = ..., **args: Args) -> OpenAsks: ...
+    @overload
+    async def __call__(self, op: Literal["sync"], timeout: float = ..., **args: Args) -> Synced: ...
+    @overload
+    async def __call__(self, op: Literal["prune"], timeout: float = ..., **args: Args) -> Pruned: ...
+    @overload
+    async def __call__(self, op: Literal["log"], timeout: float = ..., **args: Args) -> Logged: ...
+    @overload
+    async def __call__(self, op: Literal["handoff"], timeout: float = ..., **args: Args) -> HandedOff: ...
+    @overload
+    async def __call__(self, op: Literal["rules"], timeout: float = ..., **args: Args) -> Rules: ...
+    @overload
+    async def __call__(self, op: Literal["reset_rule"], timeout: float = ..., **args: Args) -> RuleReset: ...
+    @overload
+    async def __call__(self, op: Literal["approve", "deny"], timeout: float = ..., **args: Args) -> Answered: ...
+    @overload
+    async def __call__(self, op: Literal["bridge_pull"], timeout: float = ..., **args: Args) -> BridgeDue: ...
+    @overload
+    async def __call__(self, op: Literal["bridge_sent"], timeout: float = ..., **args: Args) -> BridgeMarked: ...
+    @overload
+    async def __call__(self, op: Literal["bridge_receive"], timeout: float = ..., **args: Args) -> BridgeReceived: ...
+    @overload
+    async def __call__(self, op: Literal["bridge_link"], timeout: float = ..., **args: Args) -> BridgeLink: ...
 
 
 def plain(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from .usage_store import UsageStore
 from .wake import WakePolicy
 
 if TYPE_CHECKING:
-    from .records import AgentState, AskStatus, Message, Route, SiteFields, UsageTotals
+    from .records import AgentState, AskStatus, HandedOff, Message, Route, SiteFields, Synced, UsageTotals
 
 log = logging.getLogger("podctl.broker")
 
@@ -120,7 +120,7 @@ class Broker:
             self.replies.expire_at(ask_id, deadline)
         await self.attention.load()
 
-    async def apply_spec(self, spec: PodSpec) -> dict[str, list[str]]:
+    async def apply_spec(self, spec: PodSpec) -> Synced:
         self.spec = spec
         self.tokens[USER] = self.paths.issue_token(USER)
         self.site_ops.configure(spec)
@@ -353,7 +353,7 @@ class Broker:
     async def log(self, text: str, level: str = "info", origin: str | None = None) -> int | None:
         return await self.owner.log(text, level, origin)
 
-    async def handoff(self, source: str, target: str, reason: str) -> dict[str, Any]:
+    async def handoff(self, source: str, target: str, reason: str) -> HandedOff:
         return await self.owner.handoff(source, target, reason)
 
     @property

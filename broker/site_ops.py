@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import wire
 from .args import MAX_NAME, Millis
 from .envelopes import PULL_LIMIT
-from .optable import OpError, OpResult, op
+from .optable import OpError, op
 from .paths import BRIDGE
-from .records import SiteFields
+from .records import BridgeDue, BridgeLink, BridgeMarked, BridgeReceived, SiteFields
 from .sites import Sites, SitesHost
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ class SiteOps:
     @op("bridge")
     async def op_bridge_pull(
         self, agent: str, timeout_ms: Millis = 10_000, limit: Id = PULL_LIMIT, report: bool = False
-    ) -> OpResult:
+    ) -> BridgeDue:
         sites = self._sites()
         if report:
             sites.state_due = True
@@ -137,7 +137,7 @@ class SiteOps:
         self, agent: str, messages: Annotated[list[SentMessage], Field(max_length=MAX_BATCH)] = [],  # noqa: B006
         receipts: Annotated[list[SentReceipt], Field(max_length=MAX_BATCH)] = [],  # noqa: B006
         failed: Annotated[list[Failed], Field(max_length=MAX_BATCH)] = [],  # noqa: B006
-    ) -> OpResult:
+    ) -> BridgeMarked:
         marked = await self._sites().sent(
             [(m.id, m.site) for m in messages], [(r.id, r.to, r.rank) for r in receipts],
             [(f.id, f.site, f.why) for f in failed],
@@ -148,11 +148,11 @@ class SiteOps:
     async def op_bridge_receive(
         self, agent: str, site: SiteName, envelopes: Batch,
         attempts: Annotated[list[Annotated[int, Field(ge=0, le=2**31)]], Field(max_length=MAX_BATCH)] = [],  # noqa: B006
-    ) -> OpResult:
+    ) -> BridgeReceived:
         return {"results": await self._sites().receive(site, envelopes, list(attempts))}
 
     @op("bridge")
-    async def op_bridge_link(self, agent: str, up: bool, detail: Reason = "") -> OpResult:
+    async def op_bridge_link(self, agent: str, up: bool, detail: Reason = "") -> BridgeLink:
         sites = self._sites()
         sites.set_link(up, detail)
         return {"link": sites.link, "site": sites.here, "pod": self.host.spec.name}

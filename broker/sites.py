@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from podctl.pods.spec import PodSpec
 
     from .members import Member
-    from .records import SiteFields
+    from .records import BridgeDue, SiteFields
 
 log = logging.getLogger("podctl.broker.sites")
 
@@ -143,7 +143,7 @@ class Sites:
 
     # -- what the bridge publishes ----------------------------------------------------------------
 
-    async def pull(self, limit: int, timeout_s: float) -> dict[str, Any]:
+    async def pull(self, limit: int, timeout_s: float) -> BridgeDue:
         """What is due for the other sites, at once if anything is, else once something is (or the timeout)."""
         deadline = time.monotonic() + timeout_s
         while True:

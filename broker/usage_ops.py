@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from . import wire
 from .args import Int64, Name, Seconds
 from .budget import Verdict, evaluate
-from .optable import OpResult, op
+from .optable import op
+from .records import UsageCursors, UsageReported, UsageRows
 from .usage_store import UsageStore
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class UsageOps:
         self, agent: str, *, of: Name, path: Annotated[str, Field(min_length=1, max_length=4096)],
         inode: Int64, offset: Annotated[int, Field(ge=0)], state: dict[str, Any],
         records: Annotated[list[Any], Field(max_length=MAX_RECORDS)],
-    ) -> OpResult:
+    ) -> UsageReported:
         """Store a batch read from one file, with the file's new position. A record out of range
         (a corrupt line) is refused alone and counted in `refused`: it never fails the batch, so
         one bad line cannot stop a pod's accounting (and its budgets)."""
@@ -98,11 +99,11 @@ class UsageOps:
         return {"added": added, "refused": len(refused)}
 
     @op("user")
-    async def op_usage_cursors(self, agent: str) -> OpResult:
+    async def op_usage_cursors(self, agent: str) -> UsageCursors:
         return {"files": await self.usage.cursors()}
 
     @op("user")
-    async def op_usage(self, agent: str, since: Seconds = 0.0) -> OpResult:
+    async def op_usage(self, agent: str, since: Seconds = 0.0) -> UsageRows:
         """Usage per agent, model and hour since `since` (epoch seconds), with the pricing it is priced by."""
         return {
             "rows": await self.usage.rows(since), "pricing": self._pricing(), "limits": self.budget_limits(),

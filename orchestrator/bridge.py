@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from nats.aio.client import Client as Nats
     from nats.aio.msg import Msg
     from nats.js import JetStreamContext
+    from podctl.broker.records import BridgeDue
 
 log = logging.getLogger("podctl.bridge")
 
@@ -213,7 +214,7 @@ class Bridge:
                 await self._sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
 
-    async def _publish_all(self, due: dict[str, Any]) -> bool:
+    async def _publish_all(self, due: BridgeDue) -> bool:
         """Publish what is due; mark sent what JetStream acknowledged. False if some could not be published."""
         items = [("msg", i) for i in due.get("messages", [])] + [("rcpt", i) for i in due.get("receipts", [])]
         if not items:

@@ -88,7 +88,7 @@ def config_plan(spec: PodSpec, paths: PodPaths) -> list[str]:
         try:
             with user_client(paths) as client:
                 routes = {r["name"]: plain(r) for r in client.call("status")["routes"]}
-                rules = {r["name"]: r for r in client.call("rules")["rules"]}
+                rules = {r["name"]: plain(r) for r in client.call("rules")["rules"]}
         except (OSError, wire.BrokerError):
             routes = rules = None
     return config_changes("route", route_fields(spec), routes) + config_changes("rule", rule_fields(spec), rules)

@@ -19,6 +19,7 @@ COLUMNS = (("IN", "input_tokens"), ("CACHED", "cached_input_tokens"), ("OUT", "o
 
 def usage(paths: PodPaths, since_s: float | None, by: str) -> dict[str, Any]:
     since = time.time() - since_s if since_s is not None else 0.0
+    limits: dict[str, Any] | None
     try:
         with wire.Client(paths.socket, USER, paths.read_token(USER), timeout=10.0) as client:
             answer = client.call("usage", since=since)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from podctl.broker.ports import Ports
+    from podctl.broker.records import Synced
     from podctl.broker.wake import WakePolicy
     from podctl.broker.wire import Client
 
@@ -173,7 +174,7 @@ class BrokerProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
 
-    def sync(self) -> dict[str, Any]:
+    def sync(self) -> Synced:
         """What an applier does after loading the pod file: hand the broker the spec it applied."""
         from podctl.pods.load import load_pod
         from podctl.pods.transfer import to_wire

@@ -27,7 +27,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from podctl.broker.records import Permission
+    from podctl.broker.records import DecisionAnswer, Permission
 
 
 def render(output: str, text: str | None) -> str:
@@ -42,7 +42,7 @@ def render(output: str, text: str | None) -> str:
     raise ValueError(f"unknown hook output {output!r} (one of {', '.join(OUTPUTS)})")
 
 
-def render_decision(output: str, answer: Permission | dict[str, Any]) -> str:
+def render_decision(output: str, answer: Permission | DecisionAnswer) -> str:
     """The answer to a permission request in the CLI's shape ("" without one)."""
     decision = answer.get("decision")
     if decision not in ("allow", "always", "deny"):

@@ -31,7 +31,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from podctl.broker.records import Permission
+    from podctl.broker.records import DecisionAnswer, Permission
 
 DEFAULT_TIMEOUT_MS = 90
 """Per broker call (PODCTL_HOOK_TIMEOUT_MS): how long one request may wait for its answer."""
@@ -202,7 +202,7 @@ def _hook(socket: str, token_file: str, agent: str, opts: dict[str, str], starte
             client.call("ack_injected", claim=response["claim"])
 
 
-def _await(client: wire.Client, request: Permission, until: float) -> dict[str, Any]:
+def _await(client: wire.Client, request: Permission, until: float) -> DecisionAnswer:
     """The answer to a permission request, waited for until `until` (monotonic); {} if none came.
     The last call says it is the last, so the broker knows the CLI's own dialog answers from then on."""
     import time

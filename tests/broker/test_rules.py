@@ -7,10 +7,9 @@ import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from podctl.broker import gitdiff
-from podctl.broker.records import Message
+from podctl.broker.records import Message, RuleRow
 from podctl.broker.wire import Client
 
 from ..helpers import BrokerProcess, git_repo, podctl, wait_until, write_pod
@@ -450,11 +449,10 @@ def start_in_a_worktree(start_broker: Callable[..., BrokerProcess], tmp_path: Pa
     return start_broker(pod), Path(record.path)
 
 
-def rule_row(broker: BrokerProcess) -> dict[str, Any]:
+def rule_row(broker: BrokerProcess) -> RuleRow:
     with broker.client("user") as user:
         [row] = user.call("rules")["rules"]
-    found: dict[str, Any] = row
-    return found
+    return row
 
 
 def gathered(writer: Client) -> list[Message]:
