@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import wire
 
 if TYPE_CHECKING:
-    from .records import AsyncCalls
+    from .calls import AsyncCalls
 
 RETRIED_WRITES = frozenset({"tell", "ask", "post_reply"})
 
@@ -111,7 +111,7 @@ class AsyncClient:
 
     if TYPE_CHECKING:
         call: AsyncCalls
-        """`await call(op, timeout=30.0, **args)`: typed per operation (records.AsyncCalls)."""
+        """`await call(op, timeout=30.0, **args)`: typed per operation (calls.AsyncCalls)."""
     else:
         call = _call
 

@@ -179,7 +179,8 @@ SYSTEM_SENDER = "podctl"
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from .records import AgentState, AttentionKind, Calls, Decision, EventName, HookEventName
+    from .calls import Calls
+    from .records import AgentState, AttentionKind, Decision, EventName, HookEventName
 
 HOOK_EVENTS: tuple[HookEventName, ...] = (
     "session_start", "turn_start", "tool_done", "turn_end", "session_end", "permission", "notification", "failure",
@@ -377,7 +378,7 @@ class Client:
 
     if TYPE_CHECKING:
         call: Calls
-        """`call(op, timeout=None, **args)`: the operation's result (typed per operation: records.Calls),
+        """`call(op, timeout=None, **args)`: the operation's result (typed per operation: calls.Calls),
         or raise the BrokerError it answered; BrokerUnavailable if the broker does not answer."""
     else:
         call = _call

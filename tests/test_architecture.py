@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 FOLDERS = {"pods": "pods", "broker": "broker", "hooks": "hooks", "shim": "shim", "scriptagent": "scriptagent",
            "orchestrator": "orchestrator"}
 
-PROTOCOL = {"podctl.broker.wire", "podctl.broker.codec", "podctl.broker.records", "podctl.pods.layout"}
+PROTOCOL = {"podctl.broker.wire", "podctl.broker.codec", "podctl.broker.records", "podctl.broker.calls",
+            "podctl.pods.layout"}
 """What the fenced hook path and the relay may know: the wire protocol, its records, the state folder's names."""
 ALLOWED: dict[str, set[str]] = {
     "podctl.pods": {"podctl.pods"},

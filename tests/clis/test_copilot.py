@@ -108,6 +108,7 @@ def test_copilot_under_permissions_edits_writes_files_unasked_and_commands_still
 
         wait_until(lambda: flow.blocked_on("ce", "w", "touch asked.txt"), timeout=60, message="w blocked on the command")
         assert (work / "notes.txt").read_text() == "hi\n", "the edit ran without asking"
-        assert "w needs you: Run command  touch asked.txt" in transcript("ce")
+        wait_until(lambda: "w needs you: Run command  touch asked.txt" in transcript("ce"), timeout=10,
+                   message="the blocked line in the transcript (written just after the state is shown)")
         assert "needs you" not in transcript("ce").replace("w needs you: Run command  touch asked.txt", ""), "one ask only"
         assert not (work / "asked.txt").exists()
